@@ -1,0 +1,159 @@
+package rowdrop
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rows"
+	"rowdrop/internal/state"
+)
+
+// Conflict is a readable conflict-log entry.
+type Conflict struct {
+	ID       int64             `json:"id"`
+	At       string            `json:"at"`
+	Kind     string            `json:"kind"`
+	Table    string            `json:"table"`
+	Key      string            `json:"key"`
+	Columns  []string          `json:"columns"`
+	Winner   map[string]string `json:"winner,omitempty"`
+	Loser    map[string]string `json:"loser,omitempty"`
+	WinnerBy string            `json:"winner_device"`
+	LoserBy  string            `json:"loser_device"`
+	WinnerAt string            `json:"winner_clock,omitempty"`
+	LoserAt  string            `json:"loser_clock,omitempty"`
+	File     string            `json:"file,omitempty"`
+	Note     string            `json:"note,omitempty"`
+	Restored string            `json:"restored,omitempty"`
+}
+
+func view(c *state.Conflict) *Conflict {
+	v := &Conflict{ID: c.ID, At: msTime(c.AtMS), Kind: c.Kind, Table: c.Table, Key: c.PKText, WinnerBy: c.WinnerDev, LoserBy: c.LoserDev,
+		File: c.File, Note: c.Note, Restored: msTime(c.Restored)}
+	_ = json.Unmarshal([]byte(c.Cols), &v.Columns)
+	render := func(b []byte) map[string]string {
+		if b == nil {
+			return nil
+		}
+		vals, err := changeset.DecodeKey(b)
+		if err != nil {
+			return nil
+		}
+		m := map[string]string{}
+		for i, col := range v.Columns {
+			if i < len(vals) {
+				m[col] = vals[i].String()
+			}
+		}
+		return m
+	}
+	v.Winner, v.Loser = render(c.Winner), render(c.Loser)
+	if c.WinnerHLC != 0 {
+		v.WinnerAt = hlc.Timestamp(c.WinnerHLC).String()
+	}
+	if c.LoserHLC != 0 {
+		v.LoserAt = hlc.Timestamp(c.LoserHLC).String()
+	}
+	return v
+}
+
+// Conflicts lists the conflict log, newest first.
+func (s *Syncer) Conflicts() ([]*Conflict, error) {
+	cs, err := s.st.Conflicts(0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Conflict, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, view(c))
+	}
+	return out, nil
+}
+
+// Conflict returns one entry.
+func (s *Syncer) Conflict(id int64) (*Conflict, error) {
+	cs, err := s.st.Conflicts(id)
+	if err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return nil, fmt.Errorf("no conflict with id %d (list them with `rowdrop conflicts`)", id)
+	}
+	return view(cs[0]), nil
+}
+
+// Restore writes an entry's losing value(s) back into the live database as
+// a new local edit, which the next export publishes like any edit.
+func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
+	cs, err := s.st.Conflicts(id)
+	if err != nil {
+		return err
+	}
+	if len(cs) == 0 {
+		return fmt.Errorf("no conflict with id %d (list them with `rowdrop conflicts`)", id)
+	}
+	c := cs[0]
+	if c.Loser == nil {
+		return fmt.Errorf("conflict %d (%s) has no losing value to restore", id, c.Kind)
+	}
+	tables, _, err := s.tables()
+	if err != nil {
+		return err
+	}
+	var t = tables[0]
+	found := false
+	for _, x := range tables {
+		if x.Name == c.Table {
+			t, found = x, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("conflict %d is about table %s, which is not synced here any more", id, c.Table)
+	}
+	var cols []string
+	_ = json.Unmarshal([]byte(c.Cols), &cols)
+	vals, err := changeset.DecodeKey(c.Loser)
+	if err != nil || len(vals) != len(cols) {
+		return fmt.Errorf("conflict %d: stored value is unreadable", id)
+	}
+	key, err := changeset.DecodeKey(c.PK)
+	if err != nil {
+		return fmt.Errorf("conflict %d: stored key is unreadable", id)
+	}
+	end, err := db.Begin(s.live, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("restore conflict %d: %w", id, err)
+	}
+	defer end(&err)
+	rt := rows.Open(s.live, "main", t)
+	defer rt.Close()
+	cur, err := rt.Get(key)
+	if err != nil {
+		return err
+	}
+	if cur == nil {
+		if len(cols) != len(t.Columns) {
+			return fmt.Errorf("conflict %d: the row no longer exists and the entry holds only some columns; re-create the row in the app first", id)
+		}
+		if err = rt.Insert(vals); err != nil {
+			return err
+		}
+	} else {
+		var idx []int
+		for _, name := range cols {
+			i := t.ColIndex(name)
+			if i < 0 {
+				return fmt.Errorf("conflict %d: table %s has no column %s any more", id, t.Name, name)
+			}
+			idx = append(idx, i)
+		}
+		if err = rt.Update(key, idx, vals); err != nil {
+			return err
+		}
+	}
+	return db.Exec(s.st.Base, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", s.cfg.Now().UnixMilli(), id)
+}

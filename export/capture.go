@@ -1,0 +1,309 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
+	"rowdrop/internal/schema"
+)
+
+// Capture writes, as one SQLite changeset, every difference between the
+// base copy and the live database. Two ways, same output:
+//
+//   - full: sqlite3session_diff of every synced table, base -> live. Always
+//     right; costs a scan of both databases.
+//   - fast: only the keys the opt-in hint triggers recorded in
+//     rowdrop_dirty are copied (live and base versions) into private
+//     in-memory tables, and sqlite3session_diff runs on those. Cost follows
+//     the edit, and the semantics are SQLite's own by construction.
+//
+// dirtyMax is the highest rowdrop_dirty rowid the capture accounts for
+// (0 if the table is absent); rows up to it may be cleared after publishing.
+
+// snapshotThreshold: rollback-journal databases are copied with the backup
+// API in steps of this many pages, so the app's writers are never blocked
+// for long, and diffed from the copy.
+const snapshotStepPages = 256
+
+func openCapture(mainURI string, readOnly bool) (*sqlite.Conn, error) {
+	flags := sqlite.OpenReadWrite | sqlite.OpenCreate | sqlite.OpenURI
+	if readOnly {
+		flags = sqlite.OpenReadOnly | sqlite.OpenURI
+	}
+	conn, err := sqlite.OpenConn(mainURI, flags)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetBusyTimeout(db.BusyTimeout)
+	return conn, nil
+}
+
+func attach(conn *sqlite.Conn, path, name string) error {
+	return db.Exec(conn, "ATTACH DATABASE ? AS "+db.Quote(name), db.FileURI(path)+"?mode=ro")
+}
+
+// journalMode reads the live database's journal mode without changing it.
+func journalMode(conn *sqlite.Conn) (string, error) {
+	var mode string
+	err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		mode = strings.ToLower(s.ColumnText(0))
+		return nil
+	}})
+	return mode, err
+}
+
+func hasDirtyTable(conn *sqlite.Conn, dbName string) (bool, error) {
+	n := 0
+	err := sqlitex.ExecuteTransient(conn, fmt.Sprintf("SELECT count(*) FROM %s.sqlite_master WHERE type='table' AND name='rowdrop_dirty'", db.Quote(dbName)),
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
+	return n > 0, err
+}
+
+func dirtyMax(conn *sqlite.Conn, dbName string) (int64, error) {
+	ok, err := hasDirtyTable(conn, dbName)
+	if err != nil || !ok {
+		return 0, err
+	}
+	var m int64
+	err = sqlitex.ExecuteTransient(conn, fmt.Sprintf("SELECT coalesce(max(rowid),0) FROM %s.rowdrop_dirty", db.Quote(dbName)),
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { m = s.ColumnInt64(0); return nil }})
+	return m, err
+}
+
+// captureFull diffs every synced table. In WAL mode it reads the live
+// database in one read transaction (readers never block WAL writers); in
+// rollback-journal mode it first copies the database with the backup API in
+// small steps, then diffs the private copy, so no long read lock is held.
+func captureFull(ctx context.Context, livePath, basePath, stateDir string, tables []*schema.Table, out io.Writer) (int64, error) {
+	probe, err := openCapture(db.FileURI(livePath), true)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", livePath, err)
+	}
+	mode, err := journalMode(probe)
+	if err != nil {
+		probe.Close()
+		return 0, fmt.Errorf("read journal mode of %s: %w", livePath, err)
+	}
+	mainPath := livePath
+	if mode != "wal" {
+		snap := filepath.Join(stateDir, "snapshot.db")
+		err := snapshot(ctx, probe, snap)
+		probe.Close()
+		if err != nil {
+			return 0, fmt.Errorf("copy %s for diffing: %w", livePath, err)
+		}
+		mainPath = snap
+	} else {
+		probe.Close()
+	}
+	conn, err := openCapture(db.FileURI(mainPath)+"?mode=ro", true)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", mainPath, err)
+	}
+	defer conn.Close()
+	defer db.Interruptible(ctx, conn)()
+	if err := attach(conn, basePath, "base"); err != nil {
+		return 0, fmt.Errorf("attach base copy: %w", err)
+	}
+	end, err := db.Begin(conn, "DEFERRED")
+	if err != nil {
+		return 0, err
+	}
+	defer end(&err)
+	dmax, err := dirtyMax(conn, "main")
+	if err != nil {
+		return 0, err
+	}
+	sess, err := conn.CreateSession("main")
+	if err != nil {
+		return 0, fmt.Errorf("create session: %w", err)
+	}
+	defer sess.Delete()
+	for _, t := range tables {
+		if err = sess.Attach(t.Name); err != nil {
+			return 0, fmt.Errorf("session attach %s: %w", t.Name, err)
+		}
+		if err = sess.Diff("base", t.Name); err != nil {
+			return 0, fmt.Errorf("diff table %s against the base copy: %w", t.Name, err)
+		}
+	}
+	if err = sess.WriteChangeset(out); err != nil {
+		return 0, fmt.Errorf("write changeset: %w", err)
+	}
+	return dmax, nil
+}
+
+func snapshot(ctx context.Context, src *sqlite.Conn, path string) error {
+	dst, err := sqlite.OpenConn(db.FileURI(path), sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenURI)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	b, err := sqlite.NewBackup(dst, "main", src, "main")
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			b.Close()
+			return err
+		}
+		step := snapshotStepPages
+		if time.Since(start) > 30*time.Second {
+			step = -1 // a very busy app keeps restarting the copy: finish in one go
+		}
+		more, err := b.Step(step)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		if !more {
+			break
+		}
+		time.Sleep(time.Millisecond) // let the app's writers in between steps
+	}
+	return b.Close()
+}
+
+// captureFast diffs only the keys recorded by the hint triggers.
+func captureFast(ctx context.Context, livePath, basePath string, tables []*schema.Table, out io.Writer) (int64, error) {
+	conn, err := openCapture("file:rowdrop-fast?mode=memory", false)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	defer db.Interruptible(ctx, conn)()
+	if err := attach(conn, livePath, "live"); err != nil {
+		return 0, fmt.Errorf("attach %s: %w", livePath, err)
+	}
+	if err := attach(conn, basePath, "base"); err != nil {
+		return 0, fmt.Errorf("attach base copy: %w", err)
+	}
+	if err := db.Exec(conn, "ATTACH DATABASE ':memory:' AS old"); err != nil {
+		return 0, err
+	}
+	byName := map[string]*schema.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	// One read transaction over live and base: the keys and the row
+	// versions come from the same snapshot.
+	end, err := db.Begin(conn, "DEFERRED")
+	if err != nil {
+		return 0, err
+	}
+	dmax, err := dirtyMax(conn, "live")
+	if err != nil {
+		end(&err)
+		return 0, err
+	}
+	type key struct {
+		tbl  string
+		vals []changeset.Value
+	}
+	seen := map[string]bool{}
+	var keys []key
+	err = sqlitex.Execute(conn, "SELECT DISTINCT tbl,k1,k2,k3,k4,k5,k6,k7,k8 FROM live.rowdrop_dirty WHERE rowid<=?",
+		&sqlitex.ExecOptions{Args: []any{dmax}, ResultFunc: func(s *sqlite.Stmt) error {
+			t := byName[s.ColumnText(0)]
+			if t == nil {
+				return nil // table no longer synced
+			}
+			k := key{tbl: t.Name}
+			for i := range t.PKCols() {
+				k.vals = append(k.vals, db.Column(s, 1+i))
+			}
+			id := t.Name + "\x00" + string(changeset.EncodeKey(k.vals))
+			if !seen[id] {
+				seen[id] = true
+				keys = append(keys, k)
+			}
+			return nil
+		}})
+	if err != nil {
+		end(&err)
+		return 0, fmt.Errorf("read dirty keys: %w", err)
+	}
+	copyStmts := map[string][2]*sqlite.Stmt{}
+	var used []*schema.Table
+	for _, k := range keys {
+		t := byName[k.tbl]
+		st, ok := copyStmts[t.Name]
+		if !ok {
+			for _, d := range []string{"main", "old"} {
+				ddl, derr := t.CreateIn(d)
+				if derr == nil {
+					derr = db.Exec(conn, ddl)
+				}
+				if derr != nil {
+					err = fmt.Errorf("prepare fast diff of %s: %w", t.Name, derr)
+					end(&err)
+					return 0, err
+				}
+			}
+			var where []string
+			for _, i := range t.PKCols() {
+				where = append(where, db.Quote(t.Columns[i].Name)+" IS ?")
+			}
+			w := strings.Join(where, " AND ")
+			q := db.Quote(t.Name)
+			for i, pair := range [][2]string{{"main", "live"}, {"old", "base"}} {
+				st[i], err = conn.Prepare(fmt.Sprintf("INSERT INTO %s.%s SELECT * FROM %s.%s WHERE %s", pair[0], q, pair[1], q, w))
+				if err != nil {
+					end(&err)
+					return 0, fmt.Errorf("prepare fast diff of %s: %w", t.Name, err)
+				}
+			}
+			copyStmts[t.Name] = st
+			used = append(used, t)
+		}
+		for _, s := range st {
+			for i, v := range k.vals {
+				db.Bind(s, i+1, v)
+			}
+			_, err = s.Step()
+			s.Reset()
+			if err != nil {
+				end(&err)
+				return 0, fmt.Errorf("copy dirty row of %s: %w", t.Name, err)
+			}
+		}
+	}
+	for _, st := range copyStmts {
+		st[0].Finalize()
+		st[1].Finalize()
+	}
+	if end(&err); err != nil {
+		return 0, err
+	}
+	if len(used) == 0 {
+		return dmax, nil
+	}
+	sess, err := conn.CreateSession("main")
+	if err != nil {
+		return 0, err
+	}
+	defer sess.Delete()
+	for _, t := range used {
+		if err := sess.Attach(t.Name); err != nil {
+			return 0, err
+		}
+		if err := sess.Diff("old", t.Name); err != nil {
+			return 0, fmt.Errorf("fast diff of %s: %w", t.Name, err)
+		}
+	}
+	if err := sess.WriteChangeset(out); err != nil {
+		return 0, err
+	}
+	return dmax, nil
+}

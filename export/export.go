@@ -1,0 +1,457 @@
+// Package export captures what changed in the app's live database since the
+// last export and publishes it as one immutable changeset file of this
+// device: captured (capture.go), written to the outbox with the base copy
+// advanced in the same step (this file), then published into the shared
+// folder (publish.go).
+package export
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/rows"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+)
+
+// Capture modes.
+const (
+	ModeNone = "none" // nothing changed
+	ModeFull = "full" // session diff of whole tables
+	ModeFast = "fast" // session diff of the hinted keys only
+)
+
+// Exporter captures and publishes this device's changes.
+type Exporter struct {
+	LivePath string
+	Folder   string
+	State    *state.Dir
+	ID       state.Identity
+	Clock    *hlc.Clock
+	// Live is a read-write connection to the live database, used only to
+	// install hint triggers and clear consumed hints (opt-in fast path).
+	Live *sqlite.Conn
+	// Hints enables the trigger-based fast path.
+	Hints bool
+	// SweepEvery forces a full diff this often even when hints are valid.
+	SweepEvery time.Duration
+	Log        *slog.Logger
+	Now        func() time.Time
+	// ForceFull makes the next export a full diff.
+	ForceFull bool
+}
+
+// Result describes one export.
+type Result struct {
+	Mode    string
+	Seq     uint64
+	Changes int64
+	Bytes   int64
+	File    string // path in the shared folder ("" if nothing published)
+	Tables  []string
+	// Pending is set when the file was built but the folder is unavailable:
+	// it waits in the outbox and is published on the next run.
+	Pending bool
+}
+
+func (e *Exporter) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// Export runs one capture-and-publish step for the given synced tables.
+func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Result, err error) {
+	log := e.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Finish an interrupted earlier export first: the outbox is its log.
+	if err := e.recoverOutbox(); err != nil {
+		return res, err
+	}
+	if err := EnsureBase(e.State, tables); err != nil {
+		return res, err
+	}
+	mode := ModeFull
+	if e.Hints && !e.ForceFull {
+		mode, err = e.chooseMode(tables)
+		if err != nil {
+			return res, err
+		}
+	}
+	raw, err := os.CreateTemp(e.State.Path, ".capture-")
+	if err != nil {
+		return res, fmt.Errorf("create capture file in state directory %s: %w", e.State.Path, err)
+	}
+	defer func() { raw.Close(); os.Remove(raw.Name()) }()
+	basePath := filepath.Join(e.State.Path, "base.db")
+	w := bufio.NewWriterSize(raw, 1<<20)
+	var dmax int64
+	start := time.Now()
+	if mode == ModeFast {
+		dmax, err = captureFast(ctx, e.LivePath, basePath, tables, w)
+		if err != nil {
+			log.Warn("fast capture failed; falling back to a full diff", "err", err)
+			mode = ModeFull
+			if _, serr := raw.Seek(0, io.SeekStart); serr != nil {
+				return res, serr
+			}
+			if terr := raw.Truncate(0); terr != nil {
+				return res, terr
+			}
+			w.Reset(raw)
+		}
+	}
+	if mode == ModeFull {
+		dmax, err = captureFull(ctx, e.LivePath, basePath, e.State.Path, tables, w)
+		if err != nil {
+			return res, fmt.Errorf("capture changes of %s: %w", e.LivePath, err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return res, fmt.Errorf("write capture file: %w", err)
+	}
+	log.Debug("captured", "mode", mode, "took", time.Since(start))
+	res.Mode = mode
+	changes, touched, err := e.filter(raw, tables)
+	if err != nil {
+		return res, err
+	}
+	defer os.Remove(changes.Name())
+	defer changes.Close()
+	if touched.n == 0 {
+		// Nothing to publish, but device-local columns may have changed:
+		// record them in base so they are not captured again.
+		res.Mode = ModeNone
+		if _, err := raw.Seek(0, io.SeekStart); err != nil {
+			return res, err
+		}
+		if err := e.advanceBase(ctx, raw, tables, 0, 0); err != nil {
+			return res, err
+		}
+		if err := e.afterFull(mode); err != nil {
+			return res, err
+		}
+		return res, e.clear(dmax)
+	}
+	seq := uint64(e.State.GetInt("next_seq"))
+	if seq == 0 {
+		return res, errors.New("state directory is not initialised (no next_seq)")
+	}
+	ts := e.Clock.Now()
+	h := rdfile.Header{
+		Device: e.ID.Device, DeviceName: e.ID.Name, Install: e.ID.Install,
+		Seq: seq, HLC: uint64(ts), CreatedMS: e.now().UnixMilli(), Changes: touched.n,
+	}
+	for _, t := range tables {
+		if touched.tables[t.Name] {
+			h.Tables = append(h.Tables, rdfile.Table{Name: t.Name, Columns: t.Columns, Fingerprint: t.Fingerprint()})
+			res.Tables = append(res.Tables, t.Name)
+		}
+	}
+	outPath := filepath.Join(e.State.Outbox(), rdfile.FileName(seq))
+	if _, err := changes.Seek(0, io.SeekStart); err != nil {
+		return res, err
+	}
+	h, err = rdfile.Build(outPath, h, changes)
+	if err != nil {
+		return res, fmt.Errorf("build changeset file in %s: %w", e.State.Outbox(), err)
+	}
+	// The file is durable in the outbox; now advance base, clocks and the
+	// sequence in one transaction. A crash before this commit leaves an
+	// outbox file with seq >= next_seq, which recovery discards.
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return res, err
+	}
+	if err := e.advanceBase(ctx, raw, tables, seq, ts); err != nil {
+		os.Remove(outPath)
+		return res, err
+	}
+	res.Seq, res.Changes, res.Bytes = seq, touched.n, h.PayloadLen
+	if err := e.afterFull(mode); err != nil {
+		return res, err
+	}
+	// Hints are consumed once the base copy accounts for them.
+	if err := e.clear(dmax); err != nil {
+		log.Warn("could not clear consumed capture hints (harmless, retried next time)", "err", err)
+	}
+	published, err := e.Publish()
+	if err != nil {
+		res.Pending = true
+		log.Warn("changeset built but not yet published; it waits in the outbox", "seq", seq, "err", err)
+		return res, nil
+	}
+	if len(published) > 0 {
+		res.File = published[len(published)-1]
+	}
+	return res, nil
+}
+
+func (e *Exporter) afterFull(mode string) error {
+	if mode != ModeFull {
+		return nil
+	}
+	e.ForceFull = false
+	return e.State.Set("last_full_ms", e.now().UnixMilli())
+}
+
+func (e *Exporter) clear(dmax int64) error {
+	if e.Live == nil || dmax == 0 {
+		return nil
+	}
+	return clearHints(e.Live, dmax)
+}
+
+// chooseMode decides between the fast path and a full diff, (re)installing
+// the hint triggers when they are missing or stale.
+func (e *Exporter) chooseMode(tables []*schema.Table) (string, error) {
+	if e.Live == nil || !HintsSupported(tables) {
+		return ModeFull, nil
+	}
+	ok, err := hintsValid(e.Live, "main", tables)
+	if err != nil {
+		return "", fmt.Errorf("check capture triggers in %s: %w", e.LivePath, err)
+	}
+	if !ok {
+		// Install before the full diff's snapshot: every later edit is
+		// hinted, every earlier one is seen by the diff.
+		if err := InstallHints(e.Live, tables); err != nil {
+			return "", fmt.Errorf("install capture triggers in %s: %w", e.LivePath, err)
+		}
+		return ModeFull, nil
+	}
+	if e.State.Get("base_ready") != "1" {
+		return ModeFull, nil
+	}
+	if e.SweepEvery > 0 {
+		last := time.UnixMilli(e.State.GetInt("last_full_ms"))
+		if e.now().Sub(last) > e.SweepEvery {
+			return ModeFull, nil
+		}
+	}
+	return ModeFast, nil
+}
+
+type touchedSet struct {
+	n      int64
+	tables map[string]bool
+}
+
+// filter decodes the captured changeset and writes the exported one:
+// device-local columns are removed (an UPDATE of only local columns is
+// dropped; INSERT/DELETE carry NULL there).
+func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touchedSet, error) {
+	ts := touchedSet{tables: map[string]bool{}}
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return nil, ts, err
+	}
+	out, err := os.CreateTemp(e.State.Path, ".export-")
+	if err != nil {
+		return nil, ts, fmt.Errorf("create export file in state directory %s: %w", e.State.Path, err)
+	}
+	byName := map[string]*schema.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	bw := bufio.NewWriterSize(out, 1<<20)
+	cw := changeset.NewWriter(bw)
+	rd := changeset.NewReader(bufio.NewReaderSize(raw, 1<<20), changeset.Limits{})
+	for {
+		c, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+			return nil, ts, fmt.Errorf("decode captured changeset: %w", err)
+		}
+		t := byName[c.Table.Name]
+		if t == nil {
+			continue
+		}
+		if len(t.Local) > 0 && !stripLocal(t, c) {
+			continue
+		}
+		if err := cw.Write(c); err != nil {
+			out.Close()
+			os.Remove(out.Name())
+			return nil, ts, fmt.Errorf("write export changeset: %w", err)
+		}
+		ts.n++
+		ts.tables[t.Name] = true
+	}
+	if err := cw.Flush(); err == nil {
+		err = bw.Flush()
+	} else {
+		out.Close()
+		return nil, ts, err
+	}
+	return out, ts, nil
+}
+
+// stripLocal removes device-local columns from c; false means nothing is left.
+func stripLocal(t *schema.Table, c *changeset.Change) bool {
+	any := false
+	for i, col := range t.Columns {
+		if !t.Local[col.Name] {
+			if c.Op == changeset.OpUpdate && col.PK == 0 && c.New[i].Kind != changeset.KindUndefined {
+				any = true
+			}
+			continue
+		}
+		switch c.Op {
+		case changeset.OpUpdate:
+			c.Old[i] = changeset.Value{}
+			c.New[i] = changeset.Value{}
+		case changeset.OpInsert:
+			c.New[i] = changeset.Null()
+		case changeset.OpDelete:
+			c.Old[i] = changeset.Null()
+		}
+	}
+	return c.Op != changeset.OpUpdate || any
+}
+
+// advanceBase applies the captured (unfiltered) changes to the base copy and
+// records their clocks, the new sequence number and the HLC, atomically.
+func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp) (err error) {
+	base := e.State.Base
+	defer db.Interruptible(ctx, base)()
+	end, err := db.Begin(base, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("advance base copy: %w", err)
+	}
+	defer end(&err)
+	meta, err := e.State.NewMeta()
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	access := map[string]*rows.Table{}
+	defer func() {
+		for _, a := range access {
+			a.Close()
+		}
+	}()
+	byName := map[string]*schema.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	clock := state.Clock{HLC: ts, Dev: e.ID.Device}
+	rd := changeset.NewReader(bufio.NewReaderSize(raw, 1<<20), changeset.Limits{})
+	for {
+		c, rerr := rd.Next()
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("decode captured changeset: %w", rerr)
+		}
+		t := byName[c.Table.Name]
+		if t == nil {
+			continue
+		}
+		a := access[t.Name]
+		if a == nil {
+			a = rows.Open(base, "main", t)
+			access[t.Name] = a
+		}
+		if err = recordLocal(meta, a, t, c, clock); err != nil {
+			return err
+		}
+	}
+	if seq == 0 {
+		return nil
+	}
+	if err = e.State.Set("next_seq", strconv.FormatUint(seq+1, 10)); err != nil {
+		return err
+	}
+	if err = e.State.Set("hlc", strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
+		return err
+	}
+	if err = e.State.Set("base_ready", "1"); err != nil {
+		return err
+	}
+	return e.State.Set("last_export_ms", e.now().UnixMilli())
+}
+
+// recordLocal applies one local change to the base copy and stamps its
+// clock in the metadata. Local columns are applied to base too (so they
+// never show up as differences) but get no clocks.
+func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.Change, clock state.Clock) error {
+	var key []changeset.Value
+	if c.Op == changeset.OpInsert {
+		key = rows.Key(t, c.New)
+	} else {
+		key = rows.Key(t, c.Old)
+	}
+	pk := changeset.EncodeKey(key)
+	old, err := meta.Get(t.Name, pk)
+	if err != nil {
+		return err
+	}
+	m := &state.RowMeta{}
+	if old != nil {
+		*m = *old
+		m.Cells = map[string]state.Clock{}
+		for k, v := range old.Cells {
+			m.Cells[k] = v
+		}
+	}
+	switch c.Op {
+	case changeset.OpInsert:
+		if err := a.Insert(c.New); err != nil {
+			return err
+		}
+		m.Ins, m.WMax, m.Dead = clock, clock, nil
+		m.Cells = nil
+	case changeset.OpDelete:
+		if err := a.Delete(key); err != nil {
+			return err
+		}
+		m.Del = clock
+		m.Dead = changeset.EncodeKey(c.Old)
+	case changeset.OpUpdate:
+		var cols []int
+		var vals []changeset.Value
+		synced := false
+		for i, v := range c.New {
+			if v.Kind != changeset.KindUndefined {
+				cols = append(cols, i)
+				vals = append(vals, v)
+				if !t.Local[t.Columns[i].Name] {
+					synced = true
+					if m.Cells == nil {
+						m.Cells = map[string]state.Clock{}
+					}
+					m.Cells[t.Columns[i].Name] = clock
+				}
+			}
+		}
+		if err := a.Update(key, cols, vals); err != nil {
+			return err
+		}
+		if !synced {
+			return nil
+		}
+		m.WMax = clock
+	}
+	return meta.Put(t.Name, pk, m, old)
+}

@@ -1,0 +1,338 @@
+package importer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+	"rowdrop/merge"
+)
+
+// File statuses recorded for status reports.
+const (
+	StatusWaiting = "waiting" // incomplete or gap: expected to resolve by itself
+	StatusHeld    = "held"    // whole, but cannot be applied yet (reason says why)
+	StatusBroken  = "broken"  // foreign, invalid or hostile: never applied
+)
+
+// Importer applies other devices' files.
+type Importer struct {
+	Folder   string
+	State    *state.Dir
+	Self     state.Identity
+	Clock    *hlc.Clock
+	Engine   *merge.Engine
+	Tables   map[string]*schema.Table // synced here
+	Excluded map[string]bool          // present here but not synced (partial sync): their changes are skipped
+	Limits   rdfile.Limits
+	Log      *slog.Logger
+	Now      func() time.Time
+	// Progress, if set, is called after each applied file.
+	Progress func(done, total int, file string)
+}
+
+// Result summarises an import.
+type Result struct {
+	Applied   int
+	Changes   int64
+	Conflicts int64
+	Waiting   int
+	Held      int
+	Broken    int
+	MaxLock   time.Duration
+	Corrected int64
+}
+
+func (im *Importer) now() time.Time {
+	if im.Now != nil {
+		return im.Now()
+	}
+	return time.Now()
+}
+
+// Applied returns how far each device's files have been applied.
+func Applied(st *state.Dir) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := sqlitex.Execute(st.Base, "SELECT id, applied FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		out[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
+		return nil
+	}})
+	return out, err
+}
+
+// Import scans the folder and applies every file that can be applied.
+func (im *Importer) Import(ctx context.Context) (Result, error) {
+	var res Result
+	log := im.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	scan, err := ScanFolder(im.Folder)
+	if err != nil {
+		return res, fmt.Errorf("read shared folder %s: %w (is it mounted?)", im.Folder, err)
+	}
+	applied, err := Applied(im.State)
+	if err != nil {
+		return res, err
+	}
+	for _, c := range scan.Conflicts {
+		log.Error("sync tool conflict copy of a rowdrop file: rowdrop files are written once by one device, so two installations may share a device identity; the copy is kept, not applied", "file", c)
+		im.record(c, "", 0, StatusBroken, "conflict copy made by the sync tool: possible duplicate device identity")
+	}
+	devs := make([]string, 0, len(scan.Files))
+	total := 0
+	for d, l := range scan.Files {
+		if d == im.Self.Device {
+			continue
+		}
+		devs = append(devs, d)
+		for _, e := range l {
+			if e.Seq > applied[d] {
+				total++
+			}
+		}
+	}
+	sort.Strings(devs)
+	done := 0
+	for _, dev := range devs {
+		next := applied[dev] + 1
+		for _, e := range scan.Files[dev] {
+			if e.Seq < next {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return res, err
+			}
+			if e.Seq > next {
+				res.Waiting++
+				im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
+					fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq))
+				break
+			}
+			st, reason, err := im.applyOne(ctx, e, &res)
+			if err != nil {
+				return res, err
+			}
+			if st != "" {
+				switch st {
+				case StatusWaiting:
+					res.Waiting++
+				case StatusHeld:
+					res.Held++
+				case StatusBroken:
+					res.Broken++
+				}
+				im.record(e.Rel, dev, e.Seq, st, reason)
+				log.Warn("file not applied", "file", e.Rel, "status", st, "reason", reason)
+				break // later files of this device wait; other devices go on
+			}
+			im.clearRecord(e.Rel)
+			res.Applied++
+			done++
+			next++
+			if im.Progress != nil {
+				im.Progress(done, total, e.Rel)
+			}
+		}
+	}
+	return res, nil
+}
+
+// applyOne validates and applies one file. A non-empty status means it was
+// not applied (and why); err is reserved for local failures that should
+// stop the whole import (disk, database).
+func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status, reason string, err error) {
+	path := filepath.Join(im.Folder, filepath.FromSlash(e.Rel))
+	f, err := rdfile.Open(path, im.Limits)
+	if err != nil {
+		return classify(err), err.Error(), nil
+	}
+	h := f.Header
+	if h.Device != e.Device || h.Seq != e.Seq {
+		return StatusBroken, fmt.Sprintf("%s: header says device %s seq %d, its name says %s/%d: refused", e.Rel, h.Device, h.Seq, e.Device, e.Seq), nil
+	}
+	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
+		return StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
+			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
+	}
+	for _, t := range h.Tables {
+		if reason := im.checkTable(t); reason != "" {
+			return StatusHeld, e.Rel + ": " + reason, nil
+		}
+	}
+	if err := f.Verify(); err != nil {
+		return classify(err), err.Error(), nil
+	}
+	// Validate the whole payload before touching any database: bad input
+	// never reaches it.
+	if reason := im.prevalidate(f); reason != "" {
+		return StatusBroken, e.Rel + ": " + reason, nil
+	}
+	if err := im.State.Set("inflight", e.Rel); err != nil {
+		return "", "", err
+	}
+	cs, err := f.Changeset()
+	if err != nil {
+		return classify(err), err.Error(), nil
+	}
+	defer cs.Close()
+	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel}
+	filtered := &filterReader{r: changeset.NewReader(bufio.NewReaderSize(cs, 1<<20), changeset.Limits{}), skip: im.Excluded}
+	finish := func() error {
+		im.Clock.Observe(hlc.Timestamp(h.HLC))
+		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
+			ON CONFLICT(id) DO UPDATE SET name=excluded.name, applied=excluded.applied, last_hlc=max(last_hlc, excluded.last_hlc), last_applied_ms=excluded.last_applied_ms`,
+			&sqlitex.ExecOptions{Args: []any{h.Device, h.DeviceName, int64(h.Seq), int64(h.HLC), im.now().UnixMilli()}}); err != nil {
+			return err
+		}
+		if err := im.State.Set("hlc", strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
+			return err
+		}
+		if err := im.State.Set("last_import_ms", im.now().UnixMilli()); err != nil {
+			return err
+		}
+		return im.State.Set("inflight", "")
+	}
+	st, err := im.Engine.ApplyReader(ctx, src, filtered, finish)
+	res.Changes += st.Changes
+	res.Conflicts += st.Conflicts
+	res.Corrected += st.Corrected
+	if st.MaxLock > res.MaxLock {
+		res.MaxLock = st.MaxLock
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", "", ctx.Err()
+		}
+		return StatusHeld, heldReason(e.Rel, err), nil
+	}
+	return "", "", nil
+}
+
+// filterReader drops changes to tables this device deliberately does not
+// sync (partial sync).
+type filterReader struct {
+	r    *changeset.Reader
+	skip map[string]bool
+}
+
+func (f *filterReader) Next() (*changeset.Change, error) {
+	for {
+		c, err := f.r.Next()
+		if err != nil {
+			return nil, err
+		}
+		if !f.skip[c.Table.Name] {
+			return c, nil
+		}
+	}
+}
+
+// checkTable says why a table named in a header can't be applied here yet.
+func (im *Importer) checkTable(t rdfile.Table) string {
+	lower := strings.ToLower(t.Name)
+	if strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "rowdrop_") {
+		return fmt.Sprintf("names table %q, which is never synced: refused", t.Name)
+	}
+	if im.Excluded[t.Name] {
+		return ""
+	}
+	local := im.Tables[t.Name]
+	if local == nil {
+		return fmt.Sprintf("changes table %s, which this database does not have (the app on device that wrote it may be newer): held until the table exists here", t.Name)
+	}
+	if local.Fingerprint() != t.Fingerprint || schema.Fingerprint(t.Name, t.Columns) != t.Fingerprint {
+		return fmt.Sprintf("table %s has a different shape on the writing device (columns, types or key): held until both sides run the same app version", t.Name)
+	}
+	return ""
+}
+
+// prevalidate decodes the whole payload once, checking every change
+// against the header's table list and the local shapes.
+func (im *Importer) prevalidate(f *rdfile.File) string {
+	cs, err := f.Changeset()
+	if err != nil {
+		return err.Error()
+	}
+	defer cs.Close()
+	allowed := map[string]bool{}
+	for _, t := range f.Header.Tables {
+		allowed[t.Name] = true
+	}
+	rd := changeset.NewReader(bufio.NewReaderSize(cs, 1<<20), changeset.Limits{})
+	var n int64
+	for {
+		c, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "corrupt changeset payload: " + err.Error()
+		}
+		n++
+		if !allowed[c.Table.Name] {
+			return fmt.Sprintf("changes table %q, which its header does not declare: refused", c.Table.Name)
+		}
+		if im.Excluded[c.Table.Name] {
+			continue
+		}
+		if err := merge.CheckShape(im.Tables[c.Table.Name], c.Table); err != nil {
+			return err.Error()
+		}
+	}
+	if n != f.Header.Changes {
+		return fmt.Sprintf("holds %d changes, its header says %d: refused", n, f.Header.Changes)
+	}
+	return ""
+}
+
+func classify(err error) string {
+	switch {
+	case errors.Is(err, rdfile.ErrIncomplete):
+		return StatusWaiting
+	case errors.Is(err, rdfile.ErrTooNew):
+		return StatusHeld
+	default:
+		return StatusBroken
+	}
+}
+
+func heldReason(rel string, err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "no such function"):
+		return fmt.Sprintf("%s: applying it runs an app trigger that calls a SQL function rowdrop does not have (%s); exclude the table carrying that trigger, or run the app's sync through the rowdrop library with the function registered; held", rel, msg)
+	case strings.Contains(msg, "no such module"):
+		return fmt.Sprintf("%s: applying it touches a virtual table whose module this SQLite lacks (%s); exclude the table whose trigger writes to it; held", rel, msg)
+	case strings.Contains(msg, "constraint failed"):
+		return fmt.Sprintf("%s: a constraint of the local database refused a change (%s); held", rel, msg)
+	}
+	return fmt.Sprintf("%s: could not be applied: %s; held and retried", rel, msg)
+}
+
+func (im *Importer) record(rel, dev string, seq uint64, status, reason string) {
+	now := im.now().UnixMilli()
+	_ = sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_files(path,dev,seq,status,reason,first_ms,last_ms) VALUES(?,?,?,?,?,?,?)
+		ON CONFLICT(path) DO UPDATE SET status=excluded.status, reason=excluded.reason, last_ms=excluded.last_ms`,
+		&sqlitex.ExecOptions{Args: []any{rel, dev, int64(seq), status, reason, now, now}})
+}
+
+func (im *Importer) clearRecord(rel string) {
+	_ = sqlitex.Execute(im.State.Base, "DELETE FROM rowdrop_files WHERE path=?", &sqlitex.ExecOptions{Args: []any{rel}})
+}

@@ -1,0 +1,182 @@
+// Package db holds rowdrop's thin layer over zombiezen.com/go/sqlite:
+// opening the app's database without changing it, reading and binding values
+// in changeset form, quoting identifiers, and the one connection setting the
+// driver does not expose (turning triggers off for corrective writes).
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+	"unsafe"
+
+	"modernc.org/libc"
+	lib "modernc.org/sqlite/lib"
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/changeset"
+)
+
+// BusyTimeout is how long rowdrop waits for the app's locks. The app's
+// writers get the same courtesy from rowdrop's short transactions.
+const BusyTimeout = 10 * time.Second
+
+// OpenLive opens the app's live database. It never passes OpenWAL (that
+// would switch the app's journal mode) and never creates the file.
+func OpenLive(path string, readOnly bool) (*sqlite.Conn, error) {
+	flags := sqlite.OpenReadWrite | sqlite.OpenURI
+	if readOnly {
+		flags = sqlite.OpenReadOnly | sqlite.OpenURI
+	}
+	conn, err := sqlite.OpenConn(fileURI(path), flags)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w (check the path and that this user may read it)", path, err)
+	}
+	conn.SetBusyTimeout(BusyTimeout)
+	// A cheap read proves the file really is a SQLite database.
+	if err := sqlitex.ExecuteTransient(conn, "SELECT count(*) FROM sqlite_master", nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("read database %s: %w (is it a SQLite database, and not locked exclusively by the app?)", path, err)
+	}
+	return conn, nil
+}
+
+// OpenPrivate opens (creating) one of rowdrop's own databases. They use a
+// rollback journal with full sync: they are small-write, crash-critical files.
+func OpenPrivate(path string) (*sqlite.Conn, error) {
+	conn, err := sqlite.OpenConn(fileURI(path), sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenURI)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	conn.SetBusyTimeout(BusyTimeout)
+	for _, p := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-65536"} {
+		if err := sqlitex.ExecuteTransient(conn, p, nil); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("configure %s: %w", path, err)
+		}
+	}
+	return conn, nil
+}
+
+func fileURI(path string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path)
+}
+
+// FileURI returns path as a SQLite URI (for ATTACH).
+func FileURI(path string) string { return fileURI(path) }
+
+// Quote quotes an identifier for SQL.
+func Quote(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// Column reads result column i as a changeset value.
+func Column(stmt *sqlite.Stmt, i int) changeset.Value {
+	switch stmt.ColumnType(i) {
+	case sqlite.TypeInteger:
+		return changeset.Value{Kind: changeset.KindInteger, Int: stmt.ColumnInt64(i)}
+	case sqlite.TypeFloat:
+		return changeset.Value{Kind: changeset.KindFloat, Float: stmt.ColumnFloat(i)}
+	case sqlite.TypeText:
+		b := make([]byte, stmt.ColumnLen(i))
+		stmt.ColumnBytes(i, b)
+		return changeset.Value{Kind: changeset.KindText, Bytes: b}
+	case sqlite.TypeBlob:
+		b := make([]byte, stmt.ColumnLen(i))
+		stmt.ColumnBytes(i, b)
+		return changeset.Value{Kind: changeset.KindBlob, Bytes: b}
+	default:
+		return changeset.Value{Kind: changeset.KindNull}
+	}
+}
+
+// Bind binds a changeset value to parameter i (1-based).
+func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
+	switch v.Kind {
+	case changeset.KindInteger:
+		stmt.BindInt64(i, v.Int)
+	case changeset.KindFloat:
+		stmt.BindFloat(i, v.Float)
+	case changeset.KindText:
+		stmt.BindText(i, string(v.Bytes))
+	case changeset.KindBlob:
+		if v.Bytes == nil {
+			stmt.BindBytes(i, []byte{})
+		} else {
+			stmt.BindBytes(i, v.Bytes)
+		}
+	default:
+		stmt.BindNull(i)
+	}
+}
+
+// rawHandle digs the C handle and TLS out of a zombiezen connection. The
+// driver does not expose sqlite3_db_config, which rowdrop needs to switch
+// triggers off for corrective writes; both fields are stable in v1.4.x.
+func rawHandle(conn *sqlite.Conn) (*libc.TLS, uintptr, error) {
+	v := reflect.ValueOf(conn).Elem()
+	tf, cf := v.FieldByName("tls"), v.FieldByName("conn")
+	if !tf.IsValid() || !cf.IsValid() || tf.Kind() != reflect.Pointer || cf.Kind() != reflect.Uintptr {
+		return nil, 0, errors.New("sqlite driver layout changed: cannot reach sqlite3_db_config")
+	}
+	return (*libc.TLS)(unsafe.Pointer(tf.Pointer())), uintptr(cf.Uint()), nil
+}
+
+// SetTriggers turns trigger execution on or off for this connection only.
+func SetTriggers(conn *sqlite.Conn, on bool) error {
+	tls, h, err := rawHandle(conn)
+	if err != nil {
+		return err
+	}
+	val := int32(0)
+	if on {
+		val = 1
+	}
+	va := libc.NewVaList(val, uintptr(0))
+	if va == 0 {
+		return errors.New("sqlite3_db_config: out of memory")
+	}
+	defer libc.Xfree(tls, va)
+	if rc := lib.Xsqlite3_db_config(tls, h, lib.SQLITE_DBCONFIG_ENABLE_TRIGGER, va); rc != lib.SQLITE_OK {
+		return fmt.Errorf("sqlite3_db_config(ENABLE_TRIGGER): code %d", rc)
+	}
+	return nil
+}
+
+// Exec runs a statement with arguments, discarding results.
+func Exec(conn *sqlite.Conn, query string, args ...any) error {
+	return sqlitex.Execute(conn, query, &sqlitex.ExecOptions{Args: args})
+}
+
+// Interruptible arranges for long statements on conn to stop when ctx ends;
+// the returned func restores the previous state.
+func Interruptible(ctx context.Context, conn *sqlite.Conn) func() {
+	old := conn.SetInterrupt(ctx.Done())
+	return func() { conn.SetInterrupt(old) }
+}
+
+// Begin starts a transaction of the given kind ("DEFERRED" or "IMMEDIATE")
+// and returns its end function: pass it the outcome; it commits on nil and
+// rolls back otherwise.
+func Begin(conn *sqlite.Conn, kind string) (func(*error), error) {
+	if err := sqlitex.ExecuteTransient(conn, "BEGIN "+kind, nil); err != nil {
+		return nil, err
+	}
+	return func(errp *error) {
+		if *errp == nil {
+			if err := sqlitex.ExecuteTransient(conn, "COMMIT", nil); err != nil {
+				*errp = err
+				_ = sqlitex.ExecuteTransient(conn, "ROLLBACK", nil)
+			}
+			return
+		}
+		if !conn.AutocommitEnabled() {
+			_ = sqlitex.ExecuteTransient(conn, "ROLLBACK", nil)
+		}
+	}, nil
+}

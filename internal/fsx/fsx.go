@@ -1,0 +1,177 @@
+// Package fsx holds the few filesystem moves rowdrop makes: atomic publish
+// (temp name, fsync, rename, fsync directory) and its helpers. Everything that
+// appears under a final name in the shared folder goes through here.
+package fsx
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// TempPrefix starts every temporary name rowdrop writes. Readers (rowdrop's
+// and sync tools' ignore lists) skip names starting with a dot.
+const TempPrefix = ".rowdrop-tmp-"
+
+// IsTemp reports whether a base name is one of rowdrop's temporary files.
+func IsTemp(name string) bool { return len(name) > len(TempPrefix) && name[:len(TempPrefix)] == TempPrefix }
+
+func tempName(dir string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return filepath.Join(dir, TempPrefix+hex.EncodeToString(b[:]))
+}
+
+// SyncDir fsyncs a directory so a rename inside it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		// Some filesystems (vfat via FUSE, some network mounts) refuse
+		// directory fsync; the rename is still atomic there.
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// WriteFunc atomically creates path with the content fn writes. The file
+// appears whole under its final name or not at all. It refuses to replace an
+// existing file: every rowdrop file is written once.
+func WriteFunc(path string, fn func(w io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp := tempName(dir)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("create temporary file in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = fn(f); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	// Link refuses to replace an existing name, unlike rename; fall back to
+	// rename where hard links are unsupported (FAT, some FUSE mounts).
+	if lerr := os.Link(tmp, path); lerr == nil {
+		os.Remove(tmp)
+	} else if errors.Is(lerr, os.ErrExist) {
+		err = fmt.Errorf("%s already exists: %w", path, os.ErrExist)
+		return err
+	} else {
+		if _, serr := os.Lstat(path); serr == nil {
+			err = fmt.Errorf("%s already exists: %w", path, os.ErrExist)
+			return err
+		}
+		if err = os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("rename into %s: %w", path, err)
+		}
+	}
+	return SyncDir(dir)
+}
+
+// Replace atomically writes data at path, replacing any earlier version.
+// It is only for files a single owner rewrites (its own state files).
+func Replace(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp := tempName(dir)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("create temporary file in %s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// Publish copies the finished file src to dst atomically. If dst already
+// holds identical bytes (a retry after a crash) it succeeds; if it holds
+// different bytes it fails with os.ErrExist and touches nothing.
+func Publish(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(dst), err)
+	}
+	if same, err := SameContent(src, dst); err == nil {
+		if same {
+			return nil
+		}
+		return fmt.Errorf("%s already exists with other content: %w", dst, os.ErrExist)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return WriteFunc(dst, func(w io.Writer) error {
+		if _, err := io.Copy(w, in); err != nil {
+			return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+		}
+		return nil
+	})
+}
+
+// SameContent reports whether two files hold the same bytes. A missing b
+// yields an error wrapping os.ErrNotExist.
+func SameContent(a, b string) (bool, error) {
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	sa, _ := fa.Stat()
+	sb, _ := fb.Stat()
+	if sa.Size() != sb.Size() {
+		return false, nil
+	}
+	ba := make([]byte, 64<<10)
+	bb := make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if ea != nil || eb != nil {
+			return errors.Is(ea, io.EOF) || errors.Is(ea, io.ErrUnexpectedEOF), nil
+		}
+	}
+}

@@ -1,0 +1,276 @@
+// Package schema decides which of the app's tables rowdrop syncs and
+// describes them: columns, primary key, fingerprint. It reads only
+// sqlite_master and PRAGMA table_info of ordinary tables, so virtual tables
+// whose module this engine lacks (FTS3/FTS4) are never touched.
+package schema
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/db"
+	"rowdrop/internal/rdfile"
+)
+
+// Table is a synced table.
+type Table struct {
+	Name      string
+	Columns   []rdfile.Column
+	CreateSQL string
+	pkCols    []int
+	// Local columns stay on this device: never exported, never overwritten.
+	Local map[string]bool
+}
+
+// PKCols returns the indices of the primary-key columns, in key order.
+func (t *Table) PKCols() []int { return t.pkCols }
+
+// ColIndex returns the index of a column by name, or -1.
+func (t *Table) ColIndex(name string) int {
+	for i, c := range t.Columns {
+		if strings.EqualFold(c.Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Fingerprint identifies the table's shape: names, order, declared types
+// and primary key. Two devices with equal fingerprints can exchange rows.
+func (t *Table) Fingerprint() string { return Fingerprint(t.Name, t.Columns) }
+
+// Fingerprint computes the fingerprint of a table shape.
+func Fingerprint(name string, cols []rdfile.Column) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00", name)
+	for _, c := range cols {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%t\x00", c.Name, strings.ToUpper(c.Type), c.PK, c.NotNull)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Skipped is a table rowdrop does not sync, with the reason.
+type Skipped struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"` // "excluded" (by rule or config) or "unsyncable"
+	Reason string `json:"reason"`
+}
+
+// Filter is the user's partial-sync configuration.
+type Filter struct {
+	Include      []string // if non-empty, only these tables
+	Exclude      []string
+	LocalColumns []string // "table.column"
+}
+
+// Inspect lists the tables of database dbName ("main" or an attached name)
+// on conn and classifies them.
+func Inspect(conn *sqlite.Conn, dbName string, f Filter) ([]*Table, []Skipped, error) {
+	type ent struct{ name, sql string }
+	var all []ent
+	var virtual []string
+	q := fmt.Sprintf("SELECT name, coalesce(sql,'') FROM %s.sqlite_master WHERE type='table' ORDER BY name", db.Quote(dbName))
+	err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		e := ent{s.ColumnText(0), s.ColumnText(1)}
+		if isVirtual(e.sql) {
+			virtual = append(virtual, e.name)
+		}
+		all = append(all, e)
+		return nil
+	}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list tables: %w", err)
+	}
+	local := map[string]map[string]bool{}
+	for _, lc := range f.LocalColumns {
+		t, c, ok := strings.Cut(lc, ".")
+		if !ok {
+			return nil, nil, fmt.Errorf("local column %q: write it as table.column", lc)
+		}
+		if local[t] == nil {
+			local[t] = map[string]bool{}
+		}
+		local[t][c] = true
+	}
+	var synced []*Table
+	var skipped []Skipped
+	for _, e := range all {
+		lower := strings.ToLower(e.name)
+		switch {
+		case strings.HasPrefix(lower, "sqlite_"):
+			skipped = append(skipped, Skipped{e.name, "excluded", "SQLite internal table"})
+			continue
+		case strings.HasPrefix(lower, "rowdrop_"):
+			skipped = append(skipped, Skipped{e.name, "excluded", "rowdrop's own table"})
+			continue
+		case isVirtual(e.sql):
+			skipped = append(skipped, Skipped{e.name, "excluded", "virtual table (derived index, rebuilt by the app's triggers)"})
+			continue
+		}
+		if v := shadowOf(e.name, virtual); v != "" {
+			skipped = append(skipped, Skipped{e.name, "excluded", fmt.Sprintf("shadow table of virtual table %s (derived data)", v)})
+			continue
+		}
+		if len(f.Include) > 0 && !slices.Contains(f.Include, e.name) {
+			skipped = append(skipped, Skipped{e.name, "excluded", "not in the config's include list"})
+			continue
+		}
+		if slices.Contains(f.Exclude, e.name) {
+			skipped = append(skipped, Skipped{e.name, "excluded", "in the config's exclude list"})
+			continue
+		}
+		t, why, err := describe(conn, dbName, e.name, e.sql)
+		if err != nil {
+			return nil, nil, err
+		}
+		if why != "" {
+			skipped = append(skipped, Skipped{e.name, "unsyncable", why})
+			continue
+		}
+		t.Local = local[e.name]
+		for c := range t.Local {
+			if i := t.ColIndex(c); i < 0 {
+				return nil, nil, fmt.Errorf("local column %s.%s: table %s has no such column (fix the config's local_columns)", e.name, c, e.name)
+			} else if t.Columns[i].PK > 0 {
+				return nil, nil, fmt.Errorf("local column %s.%s is part of the primary key and must be synced (remove it from local_columns)", e.name, c)
+			}
+		}
+		synced = append(synced, t)
+	}
+	return synced, skipped, nil
+}
+
+func isVirtual(sql string) bool {
+	f := strings.Fields(strings.ToUpper(sql))
+	return len(f) >= 2 && f[0] == "CREATE" && f[1] == "VIRTUAL"
+}
+
+// Shadow-table suffixes of FTS3/4/5 and R*Tree.
+var shadowSuffixes = []string{"_data", "_idx", "_docsize", "_config", "_content", "_segments", "_segdir", "_stat", "_node", "_rowid", "_parent"}
+
+func shadowOf(name string, virtual []string) string {
+	for _, v := range virtual {
+		if !strings.HasPrefix(strings.ToLower(name), strings.ToLower(v)+"_") {
+			continue
+		}
+		rest := strings.ToLower(name[len(v):])
+		if slices.Contains(shadowSuffixes, rest) {
+			return v
+		}
+	}
+	return ""
+}
+
+func describe(conn *sqlite.Conn, dbName, name, sql string) (*Table, string, error) {
+	t := &Table{Name: name, CreateSQL: sql}
+	type pkc struct{ pos, idx int }
+	var pks []pkc
+	q := fmt.Sprintf("PRAGMA %s.table_xinfo(%s)", db.Quote(dbName), db.Quote(name))
+	hidden := false
+	err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		if s.GetInt64("hidden") != 0 {
+			hidden = true
+			return nil
+		}
+		c := rdfile.Column{Name: s.GetText("name"), Type: s.GetText("type"), PK: int(s.GetInt64("pk")), NotNull: s.GetInt64("notnull") != 0}
+		if c.PK > 0 {
+			pks = append(pks, pkc{c.PK, len(t.Columns)})
+		}
+		t.Columns = append(t.Columns, c)
+		return nil
+	}})
+	if err != nil {
+		return nil, "", fmt.Errorf("read columns of table %s: %w", name, err)
+	}
+	if hidden {
+		return nil, "has generated columns, which SQLite's session extension cannot capture", nil
+	}
+	if len(pks) == 0 {
+		return nil, "no declared PRIMARY KEY: rowids are not stable identities across devices (add a primary key, or exclude the table)", nil
+	}
+	sort.Slice(pks, func(i, j int) bool { return pks[i].pos < pks[j].pos })
+	for _, p := range pks {
+		t.pkCols = append(t.pkCols, p.idx)
+	}
+	return t, "", nil
+}
+
+// CreateIn returns the table's CREATE TABLE statement aimed at database
+// dbName (the app's own DDL, so the copy has the same columns, types and
+// primary key, which the session extension requires).
+func (t *Table) CreateIn(dbName string) (string, error) {
+	sql := strings.TrimSpace(t.CreateSQL)
+	i, ok := skipWords(sql, 0, "CREATE", "TABLE")
+	if !ok {
+		return "", fmt.Errorf("table %s: unexpected definition %.40q", t.Name, sql)
+	}
+	if j, ok := skipWords(sql, i, "IF", "NOT", "EXISTS"); ok {
+		i = j
+	}
+	end := nameEnd(sql, i)
+	if end <= i {
+		return "", fmt.Errorf("table %s: cannot find the name in its definition", t.Name)
+	}
+	return "CREATE TABLE " + db.Quote(dbName) + "." + db.Quote(t.Name) + sql[end:], nil
+}
+
+func skipWords(s string, i int, words ...string) (int, bool) {
+	for _, w := range words {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+			i++
+		}
+		if len(s) < i+len(w) || !strings.EqualFold(s[i:i+len(w)], w) {
+			return 0, false
+		}
+		i += len(w)
+	}
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i, true
+}
+
+// nameEnd returns the index just past a (possibly schema-qualified, quoted)
+// table name starting at i.
+func nameEnd(s string, i int) int {
+	for {
+		if i >= len(s) {
+			return i
+		}
+		switch s[i] {
+		case '"', '`', '\'', '[':
+			closer := s[i]
+			if closer == '[' {
+				closer = ']'
+			}
+			j := i + 1
+			for j < len(s) {
+				if s[j] == closer {
+					if closer != ']' && j+1 < len(s) && s[j+1] == closer {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			i = j + 1
+		default:
+			for i < len(s) && s[i] != '(' && s[i] != '.' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' {
+				i++
+			}
+		}
+		if i < len(s) && s[i] == '.' {
+			i++
+			continue
+		}
+		return i
+	}
+}

@@ -1,0 +1,167 @@
+// Package state owns a device's private state directory: its identity, the
+// lock that keeps two rowdrop processes off the same state, the base copy of
+// the synced tables and the merge metadata stored beside it in the same
+// SQLite file (so progress and data commit together), and the outbox of
+// files built but not yet published.
+package state
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/db"
+)
+
+// Dir is an opened, locked state directory.
+type Dir struct {
+	Path string
+	Base *sqlite.Conn // base.db: base copy of synced tables + rowdrop_* metadata
+	lock *os.File
+}
+
+// Identity is who this device is.
+type Identity struct {
+	Device  string // 16-char id, names the device's folder in the shared folder
+	Name    string // human name
+	Install string // per-installation token, regenerated if the state dir is cloned
+}
+
+const metaSchema = `
+CREATE TABLE IF NOT EXISTS rowdrop_state(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rowdrop_devices(
+	id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', applied INTEGER NOT NULL DEFAULT 0,
+	last_hlc INTEGER NOT NULL DEFAULT 0, last_applied_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+-- Row lifecycle clocks. ins: the insert that created the current incarnation
+-- (all cells default to it); wmax: latest write (insert or update); del:
+-- latest delete. A row is alive iff wmax > del. dead holds the full row of a
+-- deleted or not-yet-complete row (encoded), so a later edit can revive it.
+CREATE TABLE IF NOT EXISTS rowdrop_rows(
+	tbl TEXT NOT NULL, pk BLOB NOT NULL,
+	ins INTEGER NOT NULL DEFAULT 0, ins_dev TEXT NOT NULL DEFAULT '',
+	wmax INTEGER NOT NULL DEFAULT 0, wmax_dev TEXT NOT NULL DEFAULT '',
+	del INTEGER NOT NULL DEFAULT 0, del_dev TEXT NOT NULL DEFAULT '',
+	dead BLOB,
+	PRIMARY KEY(tbl, pk)) WITHOUT ROWID;
+-- Cells whose clock is later than their row's insert.
+CREATE TABLE IF NOT EXISTS rowdrop_cells(
+	tbl TEXT NOT NULL, pk BLOB NOT NULL, col TEXT NOT NULL,
+	hlc INTEGER NOT NULL, dev TEXT NOT NULL,
+	PRIMARY KEY(tbl, pk, col)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rowdrop_conflicts(
+	id INTEGER PRIMARY KEY,
+	at_ms INTEGER NOT NULL, kind TEXT NOT NULL, tbl TEXT NOT NULL, pk BLOB NOT NULL, pk_text TEXT NOT NULL,
+	cols TEXT NOT NULL,           -- JSON array of column names
+	winner BLOB, winner_dev TEXT NOT NULL, winner_hlc INTEGER NOT NULL,
+	loser BLOB, loser_dev TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
+	file TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '',
+	restored_ms INTEGER NOT NULL DEFAULT 0);
+-- Files seen in the folder that could not be applied yet, with the reason.
+CREATE TABLE IF NOT EXISTS rowdrop_files(
+	path TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,
+	status TEXT NOT NULL, reason TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL) WITHOUT ROWID;
+`
+
+// Open locks and opens (creating) the state directory. It fails if another
+// rowdrop process holds it.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(filepath.Join(path, "outbox"), 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", path, err)
+	}
+	lf, err := os.OpenFile(filepath.Join(path, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock in state directory %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state directory %s is in use by another rowdrop process (stop it, or give this one its own --state): %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock state directory %s: %w", path, err)
+	}
+	base, err := db.OpenPrivate(filepath.Join(path, "base.db"))
+	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := sqlitex.ExecuteScript(base, metaSchema, nil); err != nil {
+		base.Close()
+		lf.Close()
+		return nil, fmt.Errorf("initialise %s: %w", filepath.Join(path, "base.db"), err)
+	}
+	return &Dir{Path: path, Base: base, lock: lf}, nil
+}
+
+// ErrLocked means another process holds the state directory.
+var ErrLocked = errors.New("state directory locked")
+
+// Close releases the state directory.
+func (d *Dir) Close() error {
+	err := d.Base.Close()
+	d.lock.Close()
+	return err
+}
+
+// Outbox is where built files wait to be published.
+func (d *Dir) Outbox() string { return filepath.Join(d.Path, "outbox") }
+
+// Get reads a state value ("" if unset).
+func (d *Dir) Get(k string) string {
+	var v string
+	_ = sqlitex.Execute(d.Base, "SELECT v FROM rowdrop_state WHERE k=?", &sqlitex.ExecOptions{Args: []any{k}, ResultFunc: func(s *sqlite.Stmt) error {
+		v = s.ColumnText(0)
+		return nil
+	}})
+	return v
+}
+
+// Set writes a state value (inside the caller's transaction if any).
+func (d *Dir) Set(k string, v any) error {
+	return db.Exec(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES(?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", k, v)
+}
+
+// GetInt reads an integer state value (0 if unset).
+func (d *Dir) GetInt(k string) int64 {
+	n, _ := strconv.ParseInt(d.Get(k), 10, 64)
+	return n
+}
+
+// Identity returns the device identity, creating it on first use.
+func (d *Dir) Identity(name string) (Identity, error) {
+	id := Identity{Device: d.Get("device"), Name: d.Get("name"), Install: d.Get("install")}
+	if id.Device != "" {
+		if name != "" && name != id.Name {
+			if err := d.Set("name", name); err != nil {
+				return id, err
+			}
+			id.Name = name
+		}
+		return id, nil
+	}
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	id = Identity{Device: NewID(), Name: name, Install: NewID()}
+	err := sqlitex.Execute(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES('device',?),('name',?),('install',?),('next_seq',1)",
+		&sqlitex.ExecOptions{Args: []any{id.Device, id.Name, id.Install}})
+	return id, err
+}
+
+// NewID returns a random 16-character lowercase base32 id (80 bits).
+func NewID() string {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+

@@ -1,0 +1,262 @@
+// Package rowdrop syncs a SQLite app database between devices that share
+// only a folder (Syncthing, Dropbox, a USB stick). It never copies the live
+// database file: each device captures its changes through SQLite (export),
+// publishes them as immutable per-device changeset files, and merges other
+// devices' files at column level (import, merge). Open a Syncer, call Sync
+// (or run `rowdrop watch`), Close it.
+package rowdrop
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/export"
+	importer "rowdrop/import"
+	"rowdrop/internal/db"
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+	"rowdrop/merge"
+)
+
+// Config names one (database, folder) pair and how to sync it.
+type Config struct {
+	DB         string // the app's live SQLite database
+	Folder     string // the shared folder
+	State      string // private state directory; default: DefaultStateDir
+	DeviceName string // human name of this device; default: hostname
+
+	Include      []string // tables to sync (empty: all with a primary key)
+	Exclude      []string // tables never synced
+	LocalColumns []string // "table.column" values that stay on this device
+
+	// Hints opts into the fast capture path: rowdrop installs three small
+	// triggers per synced table that record changed keys in rowdrop_dirty.
+	Hints bool
+	// SweepEvery forces a full diff this often when hints are on (0: 24h).
+	SweepEvery time.Duration
+	// MaxChangeset caps the decompressed size of a file read from the
+	// folder (0: 4 GiB).
+	MaxChangeset int64
+
+	Logger   *slog.Logger
+	Now      func() time.Time // clock, for tests of skew; default time.Now
+	Progress func(done, total int, file string)
+}
+
+// DefaultStateDir is the state directory for a (database, folder) pair:
+// $XDG_STATE_HOME/rowdrop/<hash of both absolute paths>.
+func DefaultStateDir(dbPath, folder string) string {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, _ := os.UserHomeDir()
+		base = filepath.Join(home, ".local", "state")
+	}
+	a, _ := filepath.Abs(dbPath)
+	b, _ := filepath.Abs(folder)
+	h := sha256.Sum256([]byte(a + "\x00" + b))
+	return filepath.Join(base, "rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
+}
+
+// Syncer is one opened (database, folder) pair.
+type Syncer struct {
+	cfg   Config
+	log   *slog.Logger
+	st    *state.Dir
+	id    state.Identity
+	clock *hlc.Clock
+	live  *sqlite.Conn // read-write: merges (and hint upkeep)
+	probe *sqlite.Conn // read-only, long-lived: PRAGMA data_version
+	exp   *export.Exporter
+}
+
+// Open validates the configuration, locks the state directory and opens
+// the live database. The first Open initialises the device.
+func Open(ctx context.Context, cfg Config) (*Syncer, error) {
+	if cfg.DB == "" || cfg.Folder == "" {
+		return nil, errors.New("both a database (--db) and a shared folder (--folder) are required")
+	}
+	if st, err := os.Stat(cfg.DB); err != nil {
+		return nil, fmt.Errorf("database %s: %w (give the path of the app's SQLite file)", cfg.DB, err)
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("database %s is not a regular file", cfg.DB)
+	}
+	if cfg.State == "" {
+		cfg.State = DefaultStateDir(cfg.DB, cfg.Folder)
+	}
+	if cfg.SweepEvery == 0 {
+		cfg.SweepEvery = 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Refuse a state directory or folder that would put rowdrop's files
+	// next to, or the database inside, the shared folder.
+	if inside(cfg.DB, cfg.Folder) {
+		return nil, fmt.Errorf("database %s is inside the shared folder %s: the sync tool would copy the live file (move the database out of the folder)", cfg.DB, cfg.Folder)
+	}
+	if inside(cfg.State, cfg.Folder) {
+		return nil, fmt.Errorf("state directory %s is inside the shared folder %s: it is private to this device (choose another --state)", cfg.State, cfg.Folder)
+	}
+	st, err := state.Open(cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	s := &Syncer{cfg: cfg, log: log, st: st}
+	if s.id, err = st.Identity(cfg.DeviceName); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
+	}
+	s.clock = hlc.New(cfg.Now, hlc.Timestamp(st.GetInt("hlc")))
+	if s.live, err = db.OpenLive(cfg.DB, false); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if s.probe, err = db.OpenLive(cfg.DB, true); err != nil {
+		s.live.Close()
+		st.Close()
+		return nil, err
+	}
+	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: cfg.Folder, State: st, ID: s.id, Clock: s.clock,
+		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
+	return s, nil
+}
+
+func inside(p, dir string) bool {
+	a, err1 := filepath.Abs(p)
+	b, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
+}
+
+// Identity returns this device's identity.
+func (s *Syncer) Identity() state.Identity { return s.id }
+
+// StateDir returns the state directory in use.
+func (s *Syncer) StateDir() string { return s.cfg.State }
+
+// Close releases everything.
+func (s *Syncer) Close() error {
+	s.probe.Close()
+	s.live.Close()
+	return s.st.Close()
+}
+
+func (s *Syncer) tables() ([]*schema.Table, []schema.Skipped, error) {
+	t, sk, err := schema.Inspect(s.live, "main", schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns})
+	if err != nil {
+		return nil, nil, fmt.Errorf("read schema of %s: %w", s.cfg.DB, err)
+	}
+	return t, sk, nil
+}
+
+// Export captures local changes and publishes them as one file.
+func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
+	// An import interrupted between its live and base commits must finish
+	// first, or its merged values would look like local edits.
+	if s.st.Get("inflight") != "" {
+		if _, err := s.Import(ctx); err != nil {
+			return export.Result{}, err
+		}
+	}
+	tables, _, err := s.tables()
+	if err != nil {
+		return export.Result{}, err
+	}
+	res, err := s.exp.Export(ctx, tables)
+	if err != nil {
+		return res, err
+	}
+	if res.Seq > 0 {
+		s.log.Info("exported", "seq", res.Seq, "changes", res.Changes, "bytes", res.Bytes, "mode", res.Mode, "file", res.File)
+	}
+	return res, nil
+}
+
+// Import applies every applicable file from the other devices.
+func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
+	tables, skipped, err := s.tables()
+	if err != nil {
+		return importer.Result{}, err
+	}
+	if err := export.EnsureBase(s.st, tables); err != nil {
+		return importer.Result{}, err
+	}
+	byName := map[string]*schema.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	excluded := map[string]bool{}
+	for _, sk := range skipped {
+		excluded[sk.Name] = true
+	}
+	im := &importer.Importer{
+		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
+		Engine:   &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now},
+		Tables:   byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
+		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
+	}
+	res, err := im.Import(ctx)
+	if err != nil {
+		return res, err
+	}
+	if res.Applied > 0 {
+		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock)
+	}
+	return res, nil
+}
+
+// Report is the outcome of one Sync.
+type Report struct {
+	Export export.Result
+	Import importer.Result
+}
+
+// Sync runs one cycle: export this device's changes, then import others'.
+func (s *Syncer) Sync(ctx context.Context) (Report, error) {
+	var r Report
+	var err error
+	if r.Export, err = s.Export(ctx); err != nil {
+		return r, err
+	}
+	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
+		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path)", s.cfg.Folder, statErr)
+	}
+	r.Import, err = s.Import(ctx)
+	return r, err
+}
+
+// DataVersion polls PRAGMA data_version on a long-lived connection: it
+// changes when another connection commits to the live database.
+func (s *Syncer) DataVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := sqlitex.ExecuteTransient(s.probe, "PRAGMA data_version", &sqlitex.ExecOptions{ResultFunc: func(st *sqlite.Stmt) error {
+		v = st.ColumnInt64(0)
+		return nil
+	}})
+	return v, err
+}
+
+// Publish retries publishing files waiting in the outbox.
+func (s *Syncer) Publish() ([]string, error) { return s.exp.Publish() }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

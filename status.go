@@ -1,0 +1,122 @@
+package rowdrop
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	importer "rowdrop/import"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/schema"
+)
+
+// Status is what `rowdrop status` reports.
+type Status struct {
+	Device     string           `json:"device"`
+	Name       string           `json:"name"`
+	Database   string           `json:"database"`
+	Folder     string           `json:"folder"`
+	StateDir   string           `json:"state_dir"`
+	FolderOK   bool             `json:"folder_available"`
+	NextSeq    int64            `json:"next_seq"`
+	Outbox     int              `json:"outbox_waiting"`
+	LastExport string           `json:"last_export,omitempty"`
+	LastImport string           `json:"last_import,omitempty"`
+	Devices    []DeviceStatus   `json:"devices"`
+	Files      []FileStatus     `json:"files"`
+	Synced     []string         `json:"tables_synced"`
+	Skipped    []schema.Skipped `json:"tables_skipped"`
+	Conflicts  int              `json:"conflicts"`
+	Unknown    []string         `json:"unknown_files,omitempty"`
+}
+
+// DeviceStatus describes another device seen in the folder.
+type DeviceStatus struct {
+	ID        string `json:"id"`
+	Name      string `json:"name,omitempty"`
+	Published uint64 `json:"published"` // highest sequence present in the folder
+	Applied   uint64 `json:"applied"`   // how far this device has applied it
+	Pending   int    `json:"pending"`
+}
+
+// FileStatus is a file that waits, is held, or is broken.
+type FileStatus struct {
+	Path   string `json:"path"`
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+	Since  string `json:"since"`
+}
+
+func msTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+// Status reports the state of this pair. It reads; it does not sync.
+func (s *Syncer) Status(ctx context.Context) (*Status, error) {
+	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
+		NextSeq: s.st.GetInt("next_seq"), LastExport: msTime(s.st.GetInt("last_export_ms")), LastImport: msTime(s.st.GetInt("last_import_ms"))}
+	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
+		for _, e := range ents {
+			if _, ok := rdfile.ParseSeq(e.Name()); ok {
+				st.Outbox++
+			}
+		}
+	}
+	tables, skipped, err := s.tables()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		st.Synced = append(st.Synced, t.Name)
+	}
+	st.Skipped = skipped
+	applied, err := importer.Applied(s.st)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	_ = sqlitex.Execute(s.st.Base, "SELECT id,name FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+		names[q.ColumnText(0)] = q.ColumnText(1)
+		return nil
+	}})
+	if scan, err := importer.ScanFolder(s.cfg.Folder); err == nil {
+		st.FolderOK = true
+		st.Unknown = scan.Unknown
+		for dev, files := range scan.Files {
+			if dev == s.id.Device {
+				continue
+			}
+			d := DeviceStatus{ID: dev, Name: names[dev], Applied: applied[dev]}
+			for _, f := range files {
+				if f.Seq > d.Published {
+					d.Published = f.Seq
+				}
+				if f.Seq > d.Applied {
+					d.Pending++
+				}
+			}
+			st.Devices = append(st.Devices, d)
+		}
+		for _, c := range scan.Conflicts {
+			st.Files = append(st.Files, FileStatus{Path: c, Status: importer.StatusBroken, Reason: "conflict copy made by the sync tool: rowdrop files are written once, so two installations may share this device identity"})
+		}
+	}
+	err = sqlitex.Execute(s.st.Base, "SELECT path,status,reason,first_ms FROM rowdrop_files ORDER BY path", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+		st.Files = append(st.Files, FileStatus{Path: q.ColumnText(0), Status: q.ColumnText(1), Reason: q.ColumnText(2), Since: msTime(q.ColumnInt64(3))})
+		return nil
+	}})
+	if err != nil {
+		return nil, err
+	}
+	_ = sqlitex.Execute(s.st.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+		st.Conflicts = q.ColumnInt(0)
+		return nil
+	}})
+	return st, nil
+}

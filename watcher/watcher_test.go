@@ -1,0 +1,736 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// Generous bounds: these tests use real inotify and must not flake under
+// -race on a loaded machine. Nothing asserts exact timings.
+const (
+	waitLong  = 5 * time.Second
+	waitQuiet = 400 * time.Millisecond
+)
+
+// recorder is a handler that forwards every event to a channel.
+type recorder struct {
+	ch    chan Event
+	calls atomic.Int32
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan Event, 1000)} }
+
+func (r *recorder) handle(ctx context.Context, ev Event) error {
+	r.calls.Add(1)
+	r.ch <- ev
+	return nil
+}
+
+// fastConfig keeps the test suite quick; every test overrides what it needs.
+func fastConfig() Config {
+	return Config{
+		Debounce:       50 * time.Millisecond,
+		MaxDelay:       500 * time.Millisecond,
+		PollInterval:   50 * time.Millisecond,
+		RescanInterval: -1,
+	}
+}
+
+// start runs Run in the background and stops it at the end of the test,
+// failing if it returns anything but context.Canceled.
+func start(t *testing.T, cfg Config, handle func(context.Context, Event) error) (errc <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- Run(ctx, cfg, handle) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-ch:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Run returned %v, want context.Canceled", err)
+			}
+		case <-time.After(waitLong):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	return ch
+}
+
+// waitFor returns the first event satisfying ok, skipping others.
+func waitFor(t *testing.T, ch <-chan Event, what string, ok func(Event) bool) Event {
+	t.Helper()
+	deadline := time.After(waitLong)
+	for {
+		select {
+		case ev := <-ch:
+			if ok(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// expectNone fails if an event satisfying bad arrives within waitQuiet.
+func expectNone(t *testing.T, ch <-chan Event, what string, bad func(Event) bool) {
+	t.Helper()
+	deadline := time.After(waitQuiet)
+	for {
+		select {
+		case ev := <-ch:
+			if bad(ev) {
+				t.Fatalf("unexpected %s: %+v", what, ev)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
+func isStartup(ev Event) bool { return hasReason(ev, "startup") }
+
+func hasReason(ev Event, sub string) bool {
+	for _, r := range ev.Reasons {
+		if strings.Contains(r, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func remoteWith(sub string) func(Event) bool {
+	return func(ev Event) bool { return ev.Remote && hasReason(ev, sub) }
+}
+
+func localWith(sub string) func(Event) bool {
+	return func(ev Event) bool { return ev.Local && hasReason(ev, sub) }
+}
+
+func anyEvent(Event) bool { return true }
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdir(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer collects log output from Run's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+func TestStartupCallIsLocalAndRemote(t *testing.T) {
+	t.Parallel()
+	r := newRecorder()
+	start(t, fastConfig(), r.handle)
+	ev := waitFor(t, r.ch, "startup call", anyEvent)
+	if !ev.Local || !ev.Remote || !isStartup(ev) {
+		t.Fatalf("first call = %+v, want Local, Remote, reason startup", ev)
+	}
+}
+
+func TestRemoteOnNewFilesAndSubdirectories(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	mkdir(t, filepath.Join(folder, "dev-a"))
+	cfg := fastConfig()
+	cfg.Folder = folder
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	writeFile(t, filepath.Join(folder, "top.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a top-level file", remoteWith("top.rdz"))
+
+	// A subdirectory that existed at start.
+	writeFile(t, filepath.Join(folder, "dev-a", "0001.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a file in an existing subdirectory", remoteWith("dev-a/0001.rdz"))
+
+	// A subdirectory created at runtime: its creation counts, and so do
+	// files written into it afterwards.
+	mkdir(t, filepath.Join(folder, "dev-b"))
+	waitFor(t, r.ch, "Remote for a new subdirectory", remoteWith("dev-b"))
+	writeFile(t, filepath.Join(folder, "dev-b", "0001.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a file in a new subdirectory", remoteWith("dev-b/0001.rdz"))
+
+	// mkdir -p creates the inner levels before any watch can exist; they
+	// must be watched all the same.
+	mkdir(t, filepath.Join(folder, "dev-c", "x", "y"))
+	waitFor(t, r.ch, "Remote for a nested new subdirectory", remoteWith("dev-c"))
+	writeFile(t, filepath.Join(folder, "dev-c", "x", "y", "f.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a file deep in a new subdirectory", remoteWith("dev-c/x/y/f.rdz"))
+}
+
+func TestTempFilesIgnoredButFinalRenameCounts(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	cfg := fastConfig()
+	cfg.Folder = folder
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	tmp := filepath.Join(folder, ".syncthing.0001.rdz.tmp")
+	writeFile(t, tmp, "partial")
+	mkdir(t, filepath.Join(folder, ".stversions", "old"))
+	writeFile(t, filepath.Join(folder, ".stversions", "old", "f"), "x")
+	expectNone(t, r.ch, "call for temp files", anyEvent)
+
+	if err := os.Rename(tmp, filepath.Join(folder, "0001.rdz")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r.ch, "Remote for the final name", remoteWith("0001.rdz"))
+}
+
+func TestBurstIsCoalesced(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	cfg := fastConfig()
+	cfg.Folder = folder
+	cfg.Debounce = 100 * time.Millisecond
+	cfg.MaxDelay = time.Second
+
+	var mu sync.Mutex
+	var starts []time.Time
+	handle := func(ctx context.Context, ev Event) error {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return nil
+	}
+	start(t, cfg, handle)
+	time.Sleep(200 * time.Millisecond) // let the startup call pass
+
+	mu.Lock()
+	before := len(starts)
+	mu.Unlock()
+	for i := range 50 {
+		writeFile(t, filepath.Join(folder, fmt.Sprintf("f%02d.rdz", i)), "x")
+		time.Sleep(2 * time.Millisecond)
+	}
+	burstEnd := time.Now()
+
+	deadline := time.Now().Add(waitLong)
+	for {
+		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		after := starts[before:]
+		done := len(after) > 0 && after[len(after)-1].After(burstEnd)
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no handler call after the burst ended")
+		}
+	}
+	time.Sleep(waitQuiet) // any stragglers
+	mu.Lock()
+	n := len(starts) - before
+	mu.Unlock()
+	if n >= 10 {
+		t.Fatalf("burst of 50 writes produced %d handler calls, want fewer than 10", n)
+	}
+	t.Logf("burst of 50 writes -> %d handler call(s)", n)
+}
+
+func TestMaxDelayBoundsAContinuousBurst(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	cfg := fastConfig()
+	cfg.Folder = folder
+	cfg.Debounce = 200 * time.Millisecond
+	cfg.MaxDelay = 300 * time.Millisecond
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	// Writes every 20ms never leave a 200ms quiet period, so only MaxDelay
+	// can trigger a call while they go on.
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			_ = os.WriteFile(filepath.Join(folder, "growing.rdz"), []byte(strings.Repeat("x", i)), 0o644)
+		}
+	}()
+	defer func() { close(stop); <-writerDone }()
+	waitFor(t, r.ch, "Remote during a continuous burst", remoteWith("growing.rdz"))
+}
+
+func TestLocalOnDatabaseFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "app.db")
+	writeFile(t, db, "")
+	cfg := fastConfig()
+	cfg.DBPath = db
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	writeFile(t, db, "page")
+	waitFor(t, r.ch, "Local for the database file", localWith("app.db"))
+
+	// -shm changes on every read and unrelated files are not ours.
+	writeFile(t, db+"-shm", "x")
+	writeFile(t, filepath.Join(dir, "other.db"), "x")
+	expectNone(t, r.ch, "call for -shm or an unrelated file", anyEvent)
+
+	// The -wal did not exist when Run started.
+	writeFile(t, db+"-wal", "frame")
+	waitFor(t, r.ch, "Local for the -wal", localWith("app.db-wal"))
+	writeFile(t, db+"-journal", "j")
+	waitFor(t, r.ch, "Local for the -journal", localWith("app.db-journal"))
+}
+
+func TestDataVersionChangeIsLocal(t *testing.T) {
+	t.Parallel()
+	var version atomic.Int64
+	var failing atomic.Bool
+	version.Store(7)
+	logs := &syncBuffer{}
+	cfg := fastConfig()
+	// A database directory nobody writes to: only the probe can notice.
+	cfg.DBPath = filepath.Join(t.TempDir(), "app.db")
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	cfg.DataVersion = func(ctx context.Context) (int64, error) {
+		if failing.Load() {
+			return 0, errors.New("database is locked")
+		}
+		return version.Load(), nil
+	}
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+	expectNone(t, r.ch, "call with an unchanged version", anyEvent)
+
+	version.Store(8)
+	ev := waitFor(t, r.ch, "Local for a data_version change", localWith("data_version"))
+	if ev.Remote {
+		t.Errorf("data_version change produced Remote: %+v", ev)
+	}
+
+	// Errors are logged, rate-limited, and not fatal; a change made while
+	// the probe fails is still noticed afterwards.
+	failing.Store(true)
+	time.Sleep(300 * time.Millisecond) // several polls
+	version.Store(9)
+	failing.Store(false)
+	waitFor(t, r.ch, "Local after the probe recovered", localWith("data_version"))
+	if n := logs.count("DataVersion probe failed"); n != 1 {
+		t.Errorf("probe failure logged %d times, want once (rate-limited)", n)
+	}
+	if n := logs.count("DataVersion probe works again"); n != 1 {
+		t.Errorf("probe recovery logged %d times, want once", n)
+	}
+}
+
+// TestRealSQLite checks both local signals against a real WAL database
+// written by another connection, as the app would.
+func TestRealSQLite(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "app.db")
+	writer, err := sqlite.OpenConn(path, sqlite.OpenReadWrite, sqlite.OpenCreate, sqlite.OpenWAL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if err := sqlitex.ExecuteScript(writer, "PRAGMA journal_mode=WAL; CREATE TABLE t (v INTEGER);", nil); err != nil {
+		t.Fatal(err)
+	}
+	insert := func() {
+		t.Helper()
+		if err := sqlitex.Execute(writer, "INSERT INTO t (v) VALUES (1)", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("fsnotify", func(t *testing.T) {
+		cfg := fastConfig()
+		cfg.DBPath = path
+		r := newRecorder()
+		start(t, cfg, r.handle)
+		waitFor(t, r.ch, "startup call", isStartup)
+		insert()
+		waitFor(t, r.ch, "Local for a committed insert", localWith("app.db"))
+	})
+
+	t.Run("data_version", func(t *testing.T) {
+		probe, err := sqlite.OpenConn(path, sqlite.OpenReadOnly, sqlite.OpenWAL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The probe is used only from Run's goroutine, and closed after Run
+		// has returned (cleanups run in reverse order).
+		t.Cleanup(func() { probe.Close() })
+		cfg := fastConfig()
+		cfg.DataVersion = func(ctx context.Context) (v int64, err error) {
+			err = sqlitex.ExecuteTransient(probe, "PRAGMA data_version", &sqlitex.ExecOptions{
+				ResultFunc: func(stmt *sqlite.Stmt) error { v = stmt.ColumnInt64(0); return nil },
+			})
+			return v, err
+		}
+		r := newRecorder()
+		start(t, cfg, r.handle)
+		waitFor(t, r.ch, "startup call", isStartup)
+		insert()
+		waitFor(t, r.ch, "Local for a committed insert", localWith("data_version"))
+	})
+}
+
+func TestFolderVanishesAndComesBack(t *testing.T) {
+	t.Parallel()
+	folder := filepath.Join(t.TempDir(), "stick")
+	mkdir(t, filepath.Join(folder, "dev-a"))
+	logs := &syncBuffer{}
+	cfg := fastConfig()
+	cfg.Folder = folder
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	r := newRecorder()
+	errc := start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	if err := os.RemoveAll(folder); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitLong)
+	for logs.count("shared folder is not available") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("vanished folder was not logged")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // several polls while it is gone
+	if n := logs.count("shared folder is not available"); n != 1 {
+		t.Errorf("vanished folder logged %d times, want once", n)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned while the folder was gone: %v", err)
+	default:
+	}
+
+	mkdir(t, filepath.Join(folder, "dev-b"))
+	waitFor(t, r.ch, "Remote when the folder came back", remoteWith("shared folder is back"))
+	writeFile(t, filepath.Join(folder, "dev-b", "0002.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a file in the returned folder", remoteWith("dev-b/0002.rdz"))
+}
+
+func TestFolderReplacedUnderTheSamePath(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	folder := filepath.Join(base, "stick")
+	mkdir(t, folder)
+	cfg := fastConfig()
+	cfg.Folder = folder
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	// Like a re-mount: the path never disappears for long, but it is a
+	// different directory afterwards.
+	if err := os.Rename(folder, filepath.Join(base, "old")); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, folder)
+	waitFor(t, r.ch, "Remote for the replaced folder", func(ev Event) bool {
+		return ev.Remote && (hasReason(ev, "replaced") || hasReason(ev, "is back"))
+	})
+	writeFile(t, filepath.Join(folder, "new.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a file in the new folder", remoteWith("new.rdz"))
+}
+
+// TestReplacedRootIsNoticedByIdentity covers a replacement that no event
+// reports (a remount between two polls): the path exists at every check, only
+// its identity changed. It drives check directly, without fsnotify, which is
+// also how Run behaves when notifications are unavailable.
+func TestReplacedRootIsNoticedByIdentity(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	folder := filepath.Join(base, "stick")
+	mkdir(t, folder)
+	l := newLoop(Config{Folder: folder}.withDefaults(), func(context.Context, Event) error { return nil })
+	l.check(l.folder, false)
+	if l.folder.state != statePresent || l.pend.active {
+		t.Fatalf("after the first check: state %v, pending %v", l.folder.state, l.pend.active)
+	}
+	l.check(l.folder, false)
+	if l.pend.active {
+		t.Fatal("an unchanged folder produced a trigger")
+	}
+	if err := os.Rename(folder, filepath.Join(base, "old")); err != nil {
+		t.Fatal(err)
+	}
+	mkdir(t, folder)
+	l.check(l.folder, false)
+	ev := l.pend.take()
+	if !ev.Remote || ev.Local || !hasReason(ev, "shared folder replaced") {
+		t.Fatalf("after replacement: %+v, want Remote with reason \"shared folder replaced\"", ev)
+	}
+}
+
+func TestFolderMissingAtStart(t *testing.T) {
+	t.Parallel()
+	folder := filepath.Join(t.TempDir(), "not-yet")
+	cfg := fastConfig()
+	cfg.Folder = folder
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	mkdir(t, folder)
+	waitFor(t, r.ch, "Remote when the folder appeared", remoteWith("shared folder is back"))
+	writeFile(t, filepath.Join(folder, "f.rdz"), "x")
+	waitFor(t, r.ch, "Remote for a file in it", remoteWith("f.rdz"))
+}
+
+func TestDatabaseDirectoryVanishesAndComesBack(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "appdata")
+	mkdir(t, dir)
+	db := filepath.Join(dir, "app.db")
+	cfg := fastConfig()
+	cfg.DBPath = db
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	mkdir(t, dir)
+	waitFor(t, r.ch, "Local when the directory came back", localWith("database directory is back"))
+	writeFile(t, db, "x")
+	waitFor(t, r.ch, "Local for the database file", localWith("app.db"))
+}
+
+func TestRescanIntervalFiresRemote(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig()
+	cfg.Folder = t.TempDir()
+	cfg.RescanInterval = 150 * time.Millisecond
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+	ev := waitFor(t, r.ch, "periodic rescan", remoteWith("rescan"))
+	if ev.Local {
+		t.Errorf("rescan produced Local: %+v", ev)
+	}
+}
+
+func TestCancelWaitsForRunningHandler(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	cfg := fastConfig()
+	cfg.Folder = folder
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var calls, returned atomic.Int32
+	handle := func(ctx context.Context, ev Event) error {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-release // ignores ctx on purpose: Run must still wait
+		}
+		returned.Add(1)
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, cfg, handle) }()
+
+	<-entered
+	// Triggers during the handler would normally cause a follow-up call.
+	writeFile(t, filepath.Join(folder, "late.rdz"), "x")
+	time.Sleep(150 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		t.Fatalf("Run returned %v while the handler was still running", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("Run did not return after the handler finished")
+	}
+	if returned.Load() != 1 {
+		t.Fatal("Run returned before the handler did")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler called %d times, want no call after cancel", n)
+	}
+}
+
+func TestFollowUpCallAfterSlowHandler(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	cfg := fastConfig()
+	cfg.Folder = folder
+	var running, overlap atomic.Bool
+	r := newRecorder()
+	release := make(chan struct{})
+	handle := func(ctx context.Context, ev Event) error {
+		if running.Swap(true) {
+			overlap.Store(true)
+		}
+		defer running.Store(false)
+		if isStartup(ev) {
+			<-release
+		}
+		return r.handle(ctx, ev)
+	}
+	start(t, cfg, handle)
+	time.Sleep(50 * time.Millisecond)
+	for i := range 5 {
+		writeFile(t, filepath.Join(folder, fmt.Sprintf("f%d.rdz", i)), "x")
+	}
+	time.Sleep(200 * time.Millisecond) // the burst is over while the handler still runs
+	close(release)
+	waitFor(t, r.ch, "startup call", isStartup)
+	ev := waitFor(t, r.ch, "one follow-up call", anyEvent)
+	if !ev.Remote || !hasReason(ev, "f0.rdz") || !hasReason(ev, "f4.rdz") {
+		t.Fatalf("follow-up call = %+v, want Remote with all five files", ev)
+	}
+	expectNone(t, r.ch, "second follow-up call", anyEvent)
+	if overlap.Load() {
+		t.Fatal("handler calls overlapped")
+	}
+}
+
+func TestHandlerErrorDoesNotStopRun(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig()
+	cfg.Folder = t.TempDir()
+	cfg.RescanInterval = 100 * time.Millisecond
+	var calls atomic.Int32
+	handle := func(ctx context.Context, ev Event) error {
+		calls.Add(1)
+		return errors.New("export failed")
+	}
+	start(t, cfg, handle)
+	deadline := time.Now().Add(waitLong)
+	for calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("handler called %d times; want retries after errors", calls.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNilHandler(t *testing.T) {
+	t.Parallel()
+	if err := Run(context.Background(), Config{}, nil); err == nil {
+		t.Fatal("Run with a nil handler returned nil")
+	}
+}
+
+func TestReasonsAreDedupedAndCapped(t *testing.T) {
+	t.Parallel()
+	var p pending
+	now := time.Now()
+	for i := range 3 * maxReasons {
+		p.add(false, true, fmt.Sprintf("r%d", i%(2*maxReasons)), now)
+	}
+	p.add(true, false, "r0", now)
+	ev := p.take()
+	if !ev.Local || !ev.Remote {
+		t.Errorf("flags not merged: %+v", ev)
+	}
+	if len(ev.Reasons) != maxReasons+1 || ev.Reasons[maxReasons] != fmt.Sprintf("%d more not listed", maxReasons) {
+		t.Errorf("reasons = %q", ev.Reasons)
+	}
+	if p.active || len(p.reasons) != 0 {
+		t.Error("take did not reset the burst")
+	}
+}
+
+// TestNoGoroutineLeak is deliberately not parallel: the other tests are
+// paused while it runs, so the goroutine count is stable around it.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 3 {
+		folder := t.TempDir()
+		dir := t.TempDir()
+		cfg := fastConfig()
+		cfg.Folder = folder
+		cfg.DBPath = filepath.Join(dir, "app.db")
+		cfg.RescanInterval = 30 * time.Millisecond
+		cfg.DataVersion = func(context.Context) (int64, error) { return 1, nil }
+		r := newRecorder()
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- Run(ctx, cfg, r.handle) }()
+		waitFor(t, r.ch, "startup call", isStartup)
+		mkdir(t, filepath.Join(folder, "dev"))
+		writeFile(t, filepath.Join(folder, "dev", "f"), "x")
+		writeFile(t, cfg.DBPath, "x")
+		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v", err)
+		}
+	}
+	deadline := time.Now().Add(waitLong)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
