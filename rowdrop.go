@@ -211,8 +211,8 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	}
 	im := &importer.Importer{
 		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
-		Engine:   &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now},
-		Tables:   byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
+		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now},
+		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
 		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
 	}
 	res, err := im.Import(ctx)

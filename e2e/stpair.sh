@@ -38,6 +38,7 @@
 # Needs: syncthing (tested 1.19.2), util-linux unshare/nsenter/setsid,
 # iproute2 (ip), curl, jq.  Root, root-in-a-userns, or an unprivileged user
 # with user namespaces enabled (falls back to `unshare -r -n`).
+# shellcheck disable=SC2015,SC2016 # `A && B || die` is meant; '$x' code runs in a child bash
 set -euo pipefail
 
 WORK=${STPAIR_WORK:-${TMPDIR:-/tmp}/rowdrop-stpair}
@@ -602,7 +603,7 @@ main() {
 	resume) cmd_resume "$@" ;;
 	latency) cmd_latency "$@" ;;
 	api) load_state; [ $# -ge 3 ] || die "usage: $0 api A|B METHOD PATH [curl args]"; api "$@"; echo ;;
-	*) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = help ] || exit 2 ;;
+	*) sed -n '2,/^set -euo/p' "$0" | grep '^#' | grep -v '^# shellcheck' | sed 's/^# \{0,1\}//'; [ -z "$cmd" ] || [ "$cmd" = -h ] || [ "$cmd" = help ] || exit 2 ;;
 	esac
 }
 main "$@"

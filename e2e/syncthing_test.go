@@ -159,7 +159,7 @@ func rowdropBin(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", buildBin, "rowdrop/cmd/rowdrop")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build rowdrop/cmd/rowdrop: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build rowdrop/cmd/rowdrop: %v (or set %s to a prebuilt binary)\n%s", err, envBin, out)
 		}
 	})
 	if buildErr != nil {

@@ -21,7 +21,7 @@ import (
 func EncodeKey(vals []Value) []byte {
 	n := MaxVarintLen
 	for _, v := range vals {
-		n += 1 + 8 + len(v.Bytes)
+		n += 1 + MaxVarintLen + len(v.Bytes)
 	}
 	return AppendKey(make([]byte, 0, n), vals)
 }

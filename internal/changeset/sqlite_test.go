@@ -591,7 +591,9 @@ func TestPKFlagsMatterToSQLite(t *testing.T) {
 	insert := func(pk []byte) []byte {
 		return encodeAll(t, []*Change{{Table: &Table{Name: "comp", PK: pk}, Op: OpInsert, New: []Value{Text("k"), Int(7), Null(), Text("seven")}}})
 	}
-	abort := func(sqlite.ConflictType, *sqlite.ChangesetIterator) sqlite.ConflictAction { return sqlite.ChangesetAbort }
+	abort := func(sqlite.ConflictType, *sqlite.ChangesetIterator) sqlite.ConflictAction {
+		return sqlite.ChangesetAbort
+	}
 	if err := target.ApplyChangeset(bytes.NewReader(insert([]byte{1, 1, 0, 0})), nil, abort); err != nil {
 		t.Fatal(err)
 	}

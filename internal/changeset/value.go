@@ -1,30 +1,3 @@
-// Package changeset reads and writes SQLite session changesets: the binary
-// format produced by sqlite3session_changeset and sqlite3session_diff and
-// consumed by sqlite3changeset_apply.
-//
-// # Format
-//
-// A changeset is a sequence of table groups. Each group starts with a header
-//
-//	'T' (0x54)  varint nCol  nCol PK bytes  table name  0x00
-//
-// and is followed by changes to that table, each of which is
-//
-//	op byte (INSERT 0x12, DELETE 0x09, UPDATE 0x17)  indirect byte (0 or 1)
-//	old record (DELETE, UPDATE)  new record (INSERT, UPDATE)
-//
-// A record is nCol values; every value is a type byte (see [Kind]) followed
-// by an 8-byte big-endian payload for INTEGER and FLOAT, a varint length
-// and that many bytes for TEXT and BLOB, and nothing for NULL and undefined.
-// Varints are SQLite record varints (see [AppendVarint]).
-//
-// The PK byte of a column is 0 for non-key columns; for key columns SQLite
-// writes the 1-based position of the column within the PRIMARY KEY
-// declaration (so PRIMARY KEY(b, a) gives a=2, b=1). [Table.PK] keeps these
-// bytes exactly as read so that re-encoding is byte-identical.
-//
-// Patchsets (header byte 'P') are a different, lossy format and are rejected
-// with [ErrPatchset].
 package changeset
 
 import (
@@ -76,8 +49,9 @@ func (k Kind) String() string {
 func (k Kind) valid() bool { return k <= KindNull }
 
 // Value is one column value of a changeset record. Int is set for
-// KindInteger, Float for KindFloat, and Bytes for KindText and KindBlob; the
-// other fields are zero. The zero Value is KindUndefined.
+// KindInteger, Float for KindFloat, and Bytes for KindText and KindBlob
+// (possibly nil when empty); the other fields are zero and ignored. The zero
+// Value is KindUndefined.
 type Value struct {
 	Kind  Kind
 	Int   int64
@@ -128,10 +102,13 @@ const (
 )
 
 // String renders v like an SQL literal for logs and conflict reports:
-// 42, 1.5, 'it''s', X'00ff', NULL. Undefined renders as "undefined". Long
-// text and blobs are truncated and annotated with their full length, and
-// control characters and invalid UTF-8 in text are escaped Go-style, so
-// the result is for humans and not guaranteed to be valid SQL.
+//
+//	42   1.5   'it''s'   X'00ff'   NULL
+//
+// Undefined renders as "undefined". Long text and blobs are truncated and
+// annotated with their full length, and control characters and invalid
+// UTF-8 in text are escaped Go-style, so the result is for humans and not
+// guaranteed to be valid SQL.
 func (v Value) String() string {
 	switch v.Kind {
 	case KindUndefined:

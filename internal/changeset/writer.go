@@ -117,7 +117,9 @@ func appendValueHead(dst []byte, v Value) []byte {
 	return dst
 }
 
-// AppendValue appends the changeset record encoding of v to dst.
+// AppendValue appends the changeset record encoding of v to dst. A Value
+// with an invalid Kind is appended as its bare type byte, which readers
+// reject.
 func AppendValue(dst []byte, v Value) []byte {
 	dst = appendValueHead(dst, v)
 	if v.Kind == KindText || v.Kind == KindBlob {

@@ -19,7 +19,9 @@ import (
 const TempPrefix = ".rowdrop-tmp-"
 
 // IsTemp reports whether a base name is one of rowdrop's temporary files.
-func IsTemp(name string) bool { return len(name) > len(TempPrefix) && name[:len(TempPrefix)] == TempPrefix }
+func IsTemp(name string) bool {
+	return len(name) > len(TempPrefix) && name[:len(TempPrefix)] == TempPrefix
+}
 
 func tempName(dir string) string {
 	var b [6]byte

@@ -164,4 +164,3 @@ func NewID() string {
 	}
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }
-
