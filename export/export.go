@@ -85,6 +85,9 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.recoverOutbox(); err != nil {
 		return res, err
 	}
+	if err := e.checkIdentity(); err != nil {
+		return res, err
+	}
 	if err := EnsureBase(e.State, tables); err != nil {
 		return res, err
 	}
@@ -155,6 +158,13 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		return res, errors.New("state directory is not initialised (no next_seq)")
 	}
 	ts := e.Clock.Now()
+	if e.State.Get("base_ready") != "1" && !e.State.HasImported() {
+		// A device's first export carries what its database held before
+		// rowdrop knew it: its edit times are unknown, so it takes the
+		// lowest precedence. A stale copy never overrides newer edits made
+		// elsewhere; whatever differs is kept in the conflict log.
+		ts = InitialClock
+	}
 	h := rdfile.Header{
 		Device: e.ID.Device, DeviceName: e.ID.Name, Install: e.ID.Install,
 		Seq: seq, HLC: uint64(ts), CreatedMS: e.now().UnixMilli(), Changes: touched.n,
@@ -203,6 +213,31 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	return res, nil
 }
 
+// InitialClock stamps a device's first export (see Export).
+const InitialClock = hlc.Timestamp(1)
+
+// ErrDuplicateIdentity: another installation publishes as this device.
+var ErrDuplicateIdentity = errors.New("duplicate device identity")
+
+// checkIdentity refuses to publish when the folder already holds files of
+// this device at or beyond the next sequence number: this state directory
+// was cloned or restored from a backup, and another installation (or this
+// one's past) wrote them. Publishing would reuse sequence numbers.
+func (e *Exporter) checkIdentity() error {
+	next := uint64(e.State.GetInt("next_seq"))
+	ents, err := os.ReadDir(filepath.Join(e.Folder, e.ID.Device))
+	if err != nil {
+		return nil // no folder or no files of ours yet
+	}
+	for _, ent := range ents {
+		if s, ok := rdfile.ParseSeq(ent.Name()); ok && s >= next {
+			return fmt.Errorf("the shared folder already holds %s/%s, but this installation's next file is %d: its state directory %s was cloned or restored from a backup, so two installations share device id %s. Nothing was published. To give this installation a new identity, move the state directory aside (mv %s %s.old) and sync again: it joins as a new device, its rows merge at the lowest precedence and anything that differs is kept in the conflict log: %w",
+				e.ID.Device, ent.Name(), next, e.State.Path, e.ID.Device, e.State.Path, e.State.Path, ErrDuplicateIdentity)
+		}
+	}
+	return nil
+}
+
 func (e *Exporter) afterFull(mode string) error {
 	if mode != ModeFull {
 		return nil
@@ -236,7 +271,7 @@ func (e *Exporter) chooseMode(tables []*schema.Table) (string, error) {
 		}
 		return ModeFull, nil
 	}
-	if e.State.Get("base_ready") != "1" {
+	if e.State.Get("base_ready") != "1" && !e.State.HasImported() {
 		return ModeFull, nil
 	}
 	if e.SweepEvery > 0 {
@@ -377,6 +412,11 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 			return err
 		}
 	}
+	// From now on base accounts for everything live held: later exports
+	// are edits with real clocks.
+	if err = e.State.Set("base_ready", "1"); err != nil {
+		return err
+	}
 	if seq == 0 {
 		return nil
 	}
@@ -384,9 +424,6 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 		return err
 	}
 	if err = e.State.Set("hlc", strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
-		return err
-	}
-	if err = e.State.Set("base_ready", "1"); err != nil {
 		return err
 	}
 	return e.State.Set("last_export_ms", e.now().UnixMilli())

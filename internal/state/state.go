@@ -164,3 +164,13 @@ func NewID() string {
 	}
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }
+
+// HasImported reports whether any other device's file was ever applied.
+func (d *Dir) HasImported() bool {
+	n := 0
+	_ = sqlitex.Execute(d.Base, "SELECT count(*) FROM rowdrop_devices WHERE applied>0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		n = s.ColumnInt(0)
+		return nil
+	}})
+	return n > 0
+}
