@@ -36,6 +36,8 @@ const (
 	// before the bytes are actually seen, so a hostile length cannot force
 	// a large allocation.
 	readChunk = 64 << 10
+	// smallArena is the smallest allocation for a change's TEXT/BLOB bytes.
+	smallArena = 64
 	// bufSize is the read buffer size.
 	bufSize = 64 << 10
 )
@@ -125,7 +127,7 @@ func (r *Reader) next() (*Change, error) {
 				}
 				return nil, io.EOF
 			}
-			return nil, r.readErr(err, "")
+			return nil, r.readErr(err, "op byte")
 		}
 		r.off++
 		switch b {
@@ -247,7 +249,7 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 		switch v.Kind {
 		case KindUndefined, KindNull:
 		case KindInteger, KindFloat:
-			if err := r.readFull(r.b8[:], "8-byte "+v.Kind.String()+" value"); err != nil {
+			if err := r.readFull(r.b8[:], "8-byte number"); err != nil {
 				return arena, err
 			}
 			u := binary.BigEndian.Uint64(r.b8[:])
@@ -258,7 +260,7 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 			}
 		case KindText, KindBlob:
 			lenOff := r.off
-			l, err := r.readVarint(v.Kind.String() + " length")
+			l, err := r.readVarint("TEXT/BLOB length")
 			if err != nil {
 				return arena, err
 			}
@@ -269,7 +271,7 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 				return arena, r.corrupt(lenOff, "%s value of %d bytes runs past Limits.MaxTotalBytes (%d)", v.Kind, l, total)
 			}
 			off := len(arena)
-			if arena, err = r.readBytes(arena, int(l), v.Kind.String()+" value"); err != nil {
+			if arena, err = r.readBytes(arena, int(l), "TEXT/BLOB value"); err != nil {
 				return arena, err
 			}
 			r.spans = append(r.spans, span{idx: base + i, off: off, n: int(l)})
@@ -287,9 +289,10 @@ func (r *Reader) readBytes(arena []byte, n int, what string) ([]byte, error) {
 	for n > 0 {
 		k := min(n, readChunk)
 		if need := len(arena) + k; need > cap(arena) {
-			// Double for amortized O(n), but never beyond what this value
-			// still needs.
-			newCap := min(max(2*cap(arena), need), len(arena)+n)
+			// Double for amortized O(n), starting at smallArena so that a
+			// row of short values costs one allocation, but never reserve
+			// more than this value still needs beyond that.
+			newCap := min(max(2*cap(arena), need, smallArena), len(arena)+max(n, smallArena))
 			grown := make([]byte, len(arena), newCap)
 			copy(grown, arena)
 			arena = grown

@@ -62,7 +62,8 @@ func (w *Writer) Write(c *Change) error {
 	if c.Indirect {
 		ind = 1
 	}
-	w.write([]byte{byte(c.Op), ind})
+	w.scratch = append(w.scratch[:0], byte(c.Op), ind)
+	w.write(w.scratch)
 	if c.Op != OpInsert {
 		w.writeRecord(c.Old)
 	}
