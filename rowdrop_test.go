@@ -20,10 +20,11 @@ CREATE TABLE log(msg TEXT);
 `
 
 type device struct {
-	t    *testing.T
-	name string
-	db   string
-	s    *rowdrop.Syncer
+	t      *testing.T
+	name   string
+	db     string
+	folder string
+	s      *rowdrop.Syncer
 }
 
 func newDevice(t *testing.T, folder, name string, hints bool) *device {
@@ -43,7 +44,7 @@ func newDevice(t *testing.T, folder, name string, hints bool) *device {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &device{t: t, name: name, db: path, s: s}
+	return &device{t: t, name: name, db: path, folder: folder, s: s}
 }
 
 func (d *device) exec(q string, args ...any) {
@@ -143,4 +144,15 @@ func TestTwoDevicesConverge(t *testing.T) {
 	if da, db := dump(t, a.db), dump(t, b.db); da != db || strings.Contains(da, `"n1"|"A title"`) {
 		t.Fatalf("delete:\nA:\n%s\nB:\n%s", da, db)
 	}
+}
+
+// reopen opens the device again with a changeset size cap.
+func reopen(t *testing.T, d *device, maxRaw int64) *rowdrop.Syncer {
+	t.Helper()
+	s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: d.db, Folder: d.folder, State: filepath.Join(filepath.Dir(d.db), "state"), DeviceName: d.name, MaxChangeset: maxRaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
