@@ -1,0 +1,247 @@
+package rowdrop_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop"
+	"rowdrop/internal/rdfile"
+)
+
+// The crash harness re-executes this test binary as a real child process
+// running one `sync` cycle (the same code `rowdrop sync` runs), and kills it
+// with SIGKILL at a random moment.
+func TestMain(m *testing.M) {
+	if os.Getenv("ROWDROP_CRASH_CHILD") == "sync" {
+		s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: os.Getenv("ROWDROP_DB"), Folder: os.Getenv("ROWDROP_FOLDER"), State: os.Getenv("ROWDROP_STATE")})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		if _, err := s.Sync(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		s.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type crashDev struct {
+	name, db, state string
+	keys            []string // keys this device writes (disjoint between devices)
+	last            map[string]string
+}
+
+func seedFromEnv(t *testing.T) int64 {
+	if s := os.Getenv("ROWDROP_SEED"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("ROWDROP_SEED: %v", err)
+		}
+		return n
+	}
+	return time.Now().UnixNano()
+}
+
+func TestCrashAtAnyInstant(t *testing.T) {
+	trials := 30
+	if n, err := strconv.Atoi(os.Getenv("ROWDROP_CRASH_TRIALS")); err == nil && n > 0 {
+		trials = n
+	}
+	seed := seedFromEnv(t)
+	t.Logf("seed %d (rerun with ROWDROP_SEED=%d), %d trials", seed, seed, trials)
+	rng := rand.New(rand.NewSource(seed))
+	root := t.TempDir()
+	folder := filepath.Join(root, "folder")
+	os.MkdirAll(folder, 0o755)
+	var devs []*crashDev
+	for i, name := range []string{"a", "b"} {
+		d := &crashDev{name: name, db: filepath.Join(root, name+".db"), state: filepath.Join(root, name+"-state"), last: map[string]string{}}
+		conn, err := sqlite.OpenConn(d.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sqlitex.ExecuteScript(conn, notesSchema, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			// One rollback-journal app, one WAL app.
+			sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode=DELETE", nil)
+		}
+		conn.Close()
+		for k := 0; k < 6; k++ {
+			d.keys = append(d.keys, fmt.Sprintf("%s-%d", name, k))
+		}
+		devs = append(devs, d)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Calibrate: how long does an uninterrupted child take here? Kill
+	// moments are spread over that span (and a bit past it, so some runs
+	// complete).
+	span := 50 * time.Millisecond
+	for _, d := range devs {
+		start := time.Now()
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("calibration run: %v %s", err, out)
+		}
+		if el := time.Since(start); el > span {
+			span = el
+		}
+	}
+	t.Logf("an uninterrupted child takes about %v", span)
+	kills := 0
+	for trial := 0; trial < trials; trial++ {
+		d := devs[rng.Intn(len(devs))]
+		// Some edits by "the app".
+		for e := 0; e < 1+rng.Intn(5); e++ {
+			k := d.keys[rng.Intn(len(d.keys))]
+			v := fmt.Sprintf("t%d-e%d-%x", trial, e, rng.Int63())
+			if rng.Intn(5) == 0 && d.last[k] != "" {
+				mustExec(t, d.db, "DELETE FROM notes WHERE id=?", k)
+				d.last[k] = ""
+			} else {
+				mustExec(t, d.db, "INSERT INTO notes(id,title) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title", k, v)
+				d.last[k] = v
+			}
+		}
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rng.Int63n(int64(span) * 5 / 4))
+		timer := time.AfterFunc(delay, func() { cmd.Process.Kill() })
+		werr := cmd.Wait()
+		if !timer.Stop() {
+			kills++
+		} else if werr != nil {
+			t.Fatalf("trial %d: child sync failed without being killed: %v", trial, werr)
+		}
+		checkAfterCrash(t, trial, d, folder)
+	}
+	t.Logf("%d of %d children were killed mid-run", kills, trials)
+	// Restart everything in-process and converge.
+	ctx := context.Background()
+	var ss []*rowdrop.Syncer
+	for _, d := range devs {
+		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: d.state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ss = append(ss, s)
+	}
+	for round := 0; round < 3; round++ {
+		for _, s := range ss {
+			if _, err := s.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d0 := dump(t, devs[0].db)
+	for _, d := range devs[1:] {
+		if got := dump(t, d.db); got != d0 {
+			t.Fatalf("devices diverged after crashes:\n%s\n%s", d0, got)
+		}
+	}
+	// No write lost: each device's keys hold its last write everywhere.
+	for _, d := range devs {
+		for _, k := range d.keys {
+			for _, other := range devs {
+				got := queryOne(t, other.db, "SELECT coalesce((SELECT title FROM notes WHERE id=?), '')", k)
+				if got != d.last[k] {
+					t.Fatalf("key %s on %s: got %q, last write on %s was %q", k, other.name, got, d.name, d.last[k])
+				}
+			}
+		}
+	}
+}
+
+// checkAfterCrash: databases intact, sequence contiguous, nothing published
+// that the state does not account for.
+func checkAfterCrash(t *testing.T, trial int, d *crashDev, folder string) {
+	t.Helper()
+	for _, p := range []string{d.db, filepath.Join(d.state, "base.db")} {
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if got := queryOne(t, p, "PRAGMA integrity_check"); got != "ok" {
+			t.Fatalf("trial %d: integrity_check of %s: %s", trial, p, got)
+		}
+	}
+	base := filepath.Join(d.state, "base.db")
+	if _, err := os.Stat(base); err != nil {
+		return
+	}
+	dev := queryOne(t, base, "SELECT coalesce((SELECT v FROM rowdrop_state WHERE k='device'),'')")
+	if dev == "" {
+		return
+	}
+	next, _ := strconv.ParseUint(queryOne(t, base, "SELECT coalesce((SELECT v FROM rowdrop_state WHERE k='next_seq'),1)"), 10, 64)
+	ents, _ := os.ReadDir(filepath.Join(folder, dev))
+	var seqs []uint64
+	for _, e := range ents {
+		if s, ok := rdfile.ParseSeq(e.Name()); ok {
+			seqs = append(seqs, s)
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("trial %d: %s published sequence %v: not contiguous from 1", trial, d.name, seqs)
+		}
+		if s >= next {
+			t.Fatalf("trial %d: %s published %d but its state's next sequence is %d", trial, d.name, s, next)
+		}
+	}
+}
+
+func mustExec(t *testing.T, path, q string, args ...any) {
+	t.Helper()
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetBusyTimeout(5 * time.Second)
+	if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args}); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func queryOne(t *testing.T, path, q string, args ...any) string {
+	t.Helper()
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite) // read-write: a hot journal left by a killed process is rolled back, as on restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetBusyTimeout(5 * time.Second)
+	var out string
+	err = sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args, ResultFunc: func(s *sqlite.Stmt) error {
+		out = s.ColumnText(0)
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("%s on %s: %v", q, path, err)
+	}
+	return out
+}
