@@ -2,7 +2,10 @@ package rowdrop
 
 import (
 	"context"
+	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -85,7 +88,8 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		names[q.ColumnText(0)] = q.ColumnText(1)
 		return nil
 	}})
-	if scan, err := importer.ScanFolder(s.cfg.Folder); err == nil {
+	scan, scanErr := importer.ScanFolder(s.cfg.Folder)
+	if scanErr == nil {
 		st.FolderOK = true
 		st.Unknown = scan.Unknown
 		for dev, files := range scan.Files {
@@ -114,9 +118,55 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	if scanErr == nil {
+		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
+	}
 	_ = sqlitex.Execute(s.st.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
 		st.Conflicts = q.ColumnInt(0)
 		return nil
 	}})
 	return st, nil
+}
+
+// checkFiles reads the header of every changeset file in the folder that
+// no import has judged, so that status reports a damaged or foreign file
+// as soon as it lands rather than after the next sync, and also one that
+// was damaged after this device applied it (devices that have not applied
+// it yet cannot). Only headers are read, which is cheap; the payload
+// checksum stays the import's job.
+func (s *Syncer) checkFiles(scan *importer.Scan, applied map[string]uint64, known []FileStatus) []FileStatus {
+	seen := map[string]bool{}
+	for _, f := range known {
+		seen[f.Path] = true
+	}
+	var out []FileStatus
+	for dev, files := range scan.Files {
+		for _, e := range files {
+			if seen[e.Rel] {
+				continue
+			}
+			path := filepath.Join(s.cfg.Folder, filepath.FromSlash(e.Rel))
+			_, err := rdfile.Open(path, rdfile.Limits{})
+			if err == nil {
+				continue
+			}
+			status := importer.StatusBroken
+			switch {
+			case errors.Is(err, rdfile.ErrIncomplete):
+				status = importer.StatusWaiting
+			case errors.Is(err, rdfile.ErrTooNew):
+				status = importer.StatusHeld
+			}
+			note := "found by status; not imported yet"
+			switch {
+			case dev == s.id.Device:
+				note = "this device's own file, damaged in the folder: devices that have not applied it cannot"
+			case e.Seq <= applied[dev]:
+				note = "applied here before it was damaged: devices that have not applied it cannot"
+			}
+			reason := strings.TrimPrefix(err.Error(), path+": ")
+			out = append(out, FileStatus{Path: e.Rel, Status: status, Reason: e.Rel + ": " + reason + " (" + note + ")"})
+		}
+	}
+	return out
 }

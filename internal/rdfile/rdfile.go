@@ -53,6 +53,10 @@ type Column struct {
 	Type    string `json:"type"`
 	PK      int    `json:"pk,omitempty"` // 1-based position in the primary key, 0 if not part of it
 	NotNull bool   `json:"notnull,omitempty"`
+	// Local marks a column that is device-local on the writing device: its
+	// values in the file are placeholders (NULL in INSERT and DELETE,
+	// undefined in UPDATE), not data. Not part of the fingerprint.
+	Local bool `json:"local,omitempty"`
 }
 
 // Table is the schema of one table the file touches, and its fingerprint.
@@ -205,7 +209,12 @@ func Open(path string, lim Limits) (*File, error) {
 func ReadHeader(r io.Reader, size int64) (Header, int64, error) {
 	var h Header
 	var pre [prefixLen]byte
-	if _, err := io.ReadFull(r, pre[:]); err != nil {
+	if n, err := io.ReadFull(r, pre[:]); err != nil {
+		// A short file that does not even start like a rowdrop file is
+		// foreign, not "still arriving": say so instead of waiting forever.
+		if got := min(n, len(Magic)); got > 0 && !bytes.HasPrefix([]byte(Magic), pre[:got]) {
+			return h, 0, ErrForeign
+		}
 		if size < prefixLen && size >= 0 && bytes.HasPrefix([]byte(Magic), pre[:min(int(size), 4)]) {
 			return h, 0, fmt.Errorf("file is %d bytes, shorter than a header: %w", size, ErrIncomplete)
 		}

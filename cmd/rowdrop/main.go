@@ -1,0 +1,164 @@
+// Command rowdrop syncs a SQLite app database between devices that share
+// only a folder (Syncthing, Dropbox, a USB stick).
+//
+//	rowdrop sync      --db PATH --folder DIR [--state DIR] [--device NAME]
+//	rowdrop watch     (same flags)            sync whenever something changes
+//	rowdrop status    [--json]                what this device knows
+//	rowdrop conflicts [--json] | show ID | restore ID
+//	rowdrop demo      [--keep]                three simulated devices
+//
+// Every subcommand takes the same pair flags, or --config naming a YAML file
+// that lists several databases. See `rowdrop help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+const usageText = `rowdrop syncs a SQLite app database between devices that share only a folder
+(Syncthing, Dropbox, a USB stick). It never copies the live database file.
+
+Usage:
+  rowdrop sync      [pair flags]            export this device's changes, import everyone else's
+  rowdrop watch     [pair flags] [watch flags]  sync whenever the database or the folder changes,
+                                            until SIGINT/SIGTERM; serves every configured database
+  rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
+                                            synced and skipped tables, conflicts
+  rowdrop conflicts [pair flags] [--json]   list the conflict log (values that lost a merge)
+  rowdrop conflicts show ID [--json]        one entry with both values
+  rowdrop conflicts restore ID              write the losing value back as a new local edit
+  rowdrop demo      [--keep] [--touch always|when]
+                                            three simulated devices sync a notes database (needs nothing else)
+  rowdrop help                              this text
+
+Pair flags (sync, watch, status, conflicts; flags may come before or after arguments):
+  --db PATH              the app's SQLite database
+  --folder DIR           the shared folder (one per database; never put the database inside it)
+  --state DIR            private state directory (default: $XDG_STATE_HOME/rowdrop/<db>-<hash>)
+  --device NAME          this device's human name (default: the hostname); used on first run
+  --include T1,T2        sync only these tables (default: every table with a primary key)
+  --exclude T1,T2        never sync these tables
+  --local-columns T.C,.. columns that stay on this device (never exported, never overwritten)
+  --hints                opt into the fast capture path (small triggers record changed keys)
+  --config FILE          YAML config; may list several databases (default:
+                         $XDG_CONFIG_HOME/rowdrop/rowdrop.yaml when it exists)
+  --log-json             logs as JSON lines on stderr (default: readable text)
+  -v                     debug logs
+
+Watch flags:
+  --debounce 300ms       quiet period that ends a burst of changes
+  --max-delay 3s         longest a continuous burst can postpone a sync
+  --poll 1s              PRAGMA data_version poll and folder presence checks
+  --rescan 30s           periodic folder rescan for filesystems without events (negative: off)
+
+Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
+ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
+config file. In the file, an entry of "databases:" beats the top-level keys.
+
+Output: --json prints JSON on stdout only (pipe it into jq); logs always go to stderr.
+Exit status: 0 success, 1 failure (one line on stderr says what failed and what to do),
+2 bad usage.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a mistake in the command line or configuration: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+// command is one subcommand: it parses its own flags from args.
+type command func(ctx context.Context, a *app, args []string) error
+
+var commands = map[string]command{
+	"sync":      cmdSync,
+	"watch":     cmdWatch,
+	"status":    cmdStatus,
+	"conflicts": cmdConflicts,
+	"demo":      cmdDemo,
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usageText)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usageText)
+		return 0
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(stderr, "rowdrop: unknown command %q: run `rowdrop help` for the list\n", name)
+		return 2
+	}
+	a := &app{name: name, stdout: stdout, stderr: stderr}
+	err := cmd(ctx, a, args[1:])
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	a.fail(err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// app carries what every subcommand shares: output streams, the logger and
+// the layered configuration.
+type app struct {
+	name   string
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+	opts   *options
+	usage  func()      // prints the subcommand's usage on stdout
+	term   *termWriter // stderr, when it is a terminal
+}
+
+// fail prints err as the single line a failing command leaves on stderr.
+func (a *app) fail(err error) {
+	msg := oneLine(err.Error())
+	if a.opts != nil && a.opts.logJSON && a.log != nil {
+		a.log.Error(msg)
+		return
+	}
+	fmt.Fprintf(a.stderr, "rowdrop %s: %s\n", a.name, msg)
+}
+
+// oneLine folds a (possibly joined) error message into one line: scripts
+// and humans both expect one line per failure.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.ReplaceAll(s, "\r", "")
+	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// isTerminal reports whether f is a character device (a terminal), where
+// progress lines make sense.
+func isTerminal(f io.Writer) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := file.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"rowdrop"
+)
+
+// cmdStatus reports, for every pair, this device, the other devices seen,
+// files not applied and why, the tables synced and skipped, and conflicts.
+// It reads; it does not sync.
+//
+// With --json and one pair, stdout is one JSON object; with several pairs,
+// a JSON array of them.
+func cmdStatus(ctx context.Context, a *app, args []string) error {
+	fs := a.newFlags("[pair flags] [--json]", true)
+	asJSON := fs.Bool("json", false, "print JSON on stdout (an object; an array when several databases are configured)")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q (status takes only flags; see `rowdrop status -h`)", pos[0])
+	}
+	pairs, err := a.pairs()
+	if err != nil {
+		return err
+	}
+	var all []*rowdrop.Status
+	for _, p := range pairs {
+		st, err := a.status(ctx, p)
+		if err != nil {
+			return pairErr(pairs, p, err)
+		}
+		all = append(all, st)
+	}
+	if *asJSON {
+		if len(all) == 1 {
+			return writeJSON(a.stdout, all[0])
+		}
+		return writeJSON(a.stdout, all)
+	}
+	for i, st := range all {
+		if i > 0 {
+			fmt.Fprintln(a.stdout)
+		}
+		printStatus(a.stdout, st)
+	}
+	return nil
+}
+
+func (a *app) status(ctx context.Context, p pairConfig) (*rowdrop.Status, error) {
+	s, err := a.open(ctx, p, lockWait, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	st, err := s.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Stable output: the library lists devices and files in map order.
+	sort.Slice(st.Devices, func(i, j int) bool { return st.Devices[i].ID < st.Devices[j].ID })
+	sort.SliceStable(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
+	// Empty lists print as [] rather than null: friendlier to jq.
+	if st.Devices == nil {
+		st.Devices = []rowdrop.DeviceStatus{}
+	}
+	if st.Files == nil {
+		st.Files = []rowdrop.FileStatus{}
+	}
+	if st.Synced == nil {
+		st.Synced = []string{}
+	}
+	return st, nil
+}
+
+// writeJSON prints v as indented JSON on stdout.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func orNever(s string) string {
+	if s == "" {
+		return "never"
+	}
+	return s
+}
+
+// printStatus renders a status for people.
+func printStatus(w io.Writer, st *rowdrop.Status) {
+	fmt.Fprintf(w, "database   %s\n", st.Database)
+	fmt.Fprintf(w, "device     %s (id %s)\n", st.Name, st.Device)
+	avail := "available"
+	if !st.FolderOK {
+		avail = "NOT AVAILABLE (mounted? right path?)"
+	}
+	fmt.Fprintf(w, "folder     %s (%s)\n", st.Folder, avail)
+	fmt.Fprintf(w, "state      %s\n", st.StateDir)
+	if st.NextSeq > 1 {
+		fmt.Fprintf(w, "exported   %d file(s), last %s\n", st.NextSeq-1, orNever(st.LastExport))
+	} else {
+		fmt.Fprintf(w, "exported   nothing yet\n")
+	}
+	if st.Outbox > 0 {
+		fmt.Fprintf(w, "outbox     %d file(s) wait for the folder\n", st.Outbox)
+	}
+	fmt.Fprintf(w, "imported   last %s\n", orNever(st.LastImport))
+
+	fmt.Fprintf(w, "\nother devices: %d\n", len(st.Devices))
+	if len(st.Devices) > 0 {
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ID\tNAME\tPUBLISHED\tAPPLIED\tPENDING")
+		for _, d := range st.Devices {
+			name := d.Name
+			if name == "" {
+				name = "?"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", d.ID, name, d.Published, d.Applied, d.Pending)
+		}
+		tw.Flush()
+	}
+	if len(st.Files) > 0 {
+		fmt.Fprintf(w, "\nfiles not applied: %d\n", len(st.Files))
+		for _, f := range st.Files {
+			since := ""
+			if f.Since != "" {
+				since = " since " + f.Since
+			}
+			fmt.Fprintf(w, "  %s  %s%s\n      %s\n", f.Path, strings.ToUpper(f.Status), since, f.Reason)
+		}
+	}
+	for _, u := range st.Unknown {
+		fmt.Fprintf(w, "  unknown file in a device directory (ignored): %s\n", u)
+	}
+	fmt.Fprintf(w, "\ntables synced: %s\n", strings.Join(st.Synced, ", "))
+	if len(st.Skipped) > 0 {
+		fmt.Fprintf(w, "tables not synced:\n")
+		for _, s := range st.Skipped {
+			fmt.Fprintf(w, "  %s (%s): %s\n", s.Name, s.Kind, s.Reason)
+		}
+	}
+	fmt.Fprintf(w, "\nconflicts: %d", st.Conflicts)
+	if st.Conflicts > 0 {
+		fmt.Fprint(w, " (see `rowdrop conflicts`)")
+	}
+	fmt.Fprintln(w)
+}

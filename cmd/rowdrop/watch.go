@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop"
+	"rowdrop/internal/db"
+	"rowdrop/watcher"
+)
+
+// watchTimings are the watcher's pacing knobs.
+type watchTimings struct {
+	debounce, maxDelay, poll, rescan time.Duration
+}
+
+// cmdWatch syncs every configured pair whenever its database or its folder
+// changes, until SIGINT or SIGTERM.
+//
+// A signal cancels the watchers, but never a step in progress: each step
+// runs on a context the signal does not reach, so it finishes whole before
+// the process exits 0. Between steps the pair's state directory is
+// unlocked, so `rowdrop status`, `conflicts` and `sync` work while watch
+// runs; a second watch of the same pair is refused by a lock of its own.
+func cmdWatch(ctx context.Context, a *app, args []string) error {
+	fs := a.newFlags("[pair flags] [--debounce D] [--max-delay D] [--poll D] [--rescan D]", true)
+	fs.Duration("debounce", watcher.DefaultDebounce, "quiet period that ends a burst of changes")
+	fs.Duration("max-delay", watcher.DefaultMaxDelay, "longest a continuous burst can postpone a sync")
+	fs.Duration("poll", watcher.DefaultPollInterval, "interval of the PRAGMA data_version poll and folder checks")
+	fs.Duration("rescan", watcher.DefaultRescanInterval, "periodic folder rescan for filesystems without events (negative: off)")
+	pos, err := a.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q (watch takes only flags; see `rowdrop watch -h`)", pos[0])
+	}
+	pairs, err := a.pairs()
+	if err != nil {
+		return err
+	}
+	v := a.opts.v
+	tm := watchTimings{debounce: v.GetDuration("debounce"), maxDelay: v.GetDuration("max_delay"), poll: v.GetDuration("poll"), rescan: v.GetDuration("rescan")}
+
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Open every pair once up front: a wrong path or a second watch fails
+	// now, with one line, instead of inside a goroutine.
+	var locks []*os.File
+	defer func() {
+		for _, f := range locks {
+			f.Close()
+		}
+	}()
+	for i, p := range pairs {
+		s, err := a.open(sigCtx, p, lockWait, nil)
+		if err != nil {
+			return pairErr(pairs, p, err)
+		}
+		pairs[i].State = s.StateDir()
+		id := s.Identity()
+		s.Close()
+		lf, err := lockWatch(pairs[i])
+		if err != nil {
+			return pairErr(pairs, p, err)
+		}
+		locks = append(locks, lf)
+		a.log.Info("watching", "db", p.DB, "folder", p.Folder, "device", id.Name, "id", id.Device, "state", pairs[i].State)
+	}
+
+	go func() {
+		<-sigCtx.Done()
+		if ctx.Err() == nil {
+			a.log.Info("signal received: finishing the step in progress, then exiting (signal again to force)")
+		}
+		// A second signal now kills the process the default way.
+		stop()
+	}()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(pairs))
+	for i, p := range pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.watchPair(sigCtx, p, tm)
+			if errs[i] != nil {
+				// The other databases go on being served; say so now, not
+				// only at exit.
+				a.log.Error("stopped watching this database", "db", p.DB, "err", errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return pairErr(pairs, pairs[i], err)
+		}
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// pairErr prefixes err with the pair's name when there are several.
+func pairErr(pairs []pairConfig, p pairConfig, err error) error {
+	if len(pairs) > 1 {
+		return fmt.Errorf("%s: %w", p.label(), err)
+	}
+	return err
+}
+
+// lockWatch takes <state>/watch.lock for the life of the process: the
+// state lock proper is released between steps, and two watches of one pair
+// would only do every step twice.
+func lockWatch(p pairConfig) (*os.File, error) {
+	path := filepath.Join(p.State, "watch.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another `rowdrop watch` already serves database %s (state %s): stop it first, or use `rowdrop sync` alongside it", p.DB, p.State)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// watchPair runs the watcher for one pair until ctx is cancelled.
+func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) error {
+	log := a.log.With("db", p.label())
+	// A long-lived read-only connection for PRAGMA data_version: it sees
+	// commits of every other connection, the app's and rowdrop's own.
+	probe, err := db.OpenLive(p.DB, true)
+	if err != nil {
+		return err
+	}
+	defer probe.Close()
+	dataVersion := func(context.Context) (int64, error) {
+		var v int64
+		err := sqlitex.ExecuteTransient(probe, "PRAGMA data_version", &sqlitex.ExecOptions{ResultFunc: func(st *sqlite.Stmt) error {
+			v = st.ColumnInt64(0)
+			return nil
+		}})
+		return v, err
+	}
+	// localOwed remembers a local change whose export failed (say, the
+	// state directory stayed busy): the next step exports even if it was
+	// triggered by the folder alone. Handler calls are serial.
+	localOwed := false
+	var last [3]int // files not applied at the last step: warn on change only
+	folderGone := false
+	handle := func(ctx context.Context, ev watcher.Event) error {
+		if ctx.Err() != nil {
+			return nil // shutting down: start nothing new
+		}
+		local := ev.Local || localOwed
+		localOwed = local
+		log.Debug("step", "local", local, "remote", ev.Remote, "reasons", ev.Reasons)
+		prog := a.newProgress(p.label())
+		defer prog.done()
+		// Waiting for the lock may be cut short by a signal; the step
+		// itself may not: it runs on a context the signal cannot cancel.
+		s, err := a.open(ctx, p, lockWait, prog.callback())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		defer s.Close()
+		step := context.WithoutCancel(ctx)
+		// A pulled stick or an unmounted share is a normal state, not an
+		// error to repeat at every rescan: say it once, keep exporting into
+		// the outbox, and publish when the watcher sees the folder return.
+		if st, err := os.Stat(p.Folder); err != nil || !st.IsDir() {
+			if !folderGone {
+				log.Info("local changes wait in the outbox until the shared folder is back", "folder", p.Folder)
+				folderGone = true
+			}
+			if local {
+				if _, err := s.Export(step); err != nil {
+					return err
+				}
+				localOwed = false
+			}
+			return nil
+		}
+		folderGone = false
+		if local {
+			r, err := s.Sync(step)
+			if err != nil {
+				return err
+			}
+			localOwed = false
+			reportResult(log, r, &last)
+			return nil
+		}
+		// Folder activity only: retry publishing the outbox (the folder may
+		// be back) and merge what arrived; there is nothing local to export.
+		if published, err := s.Publish(); err != nil {
+			return err
+		} else if len(published) > 0 {
+			log.Info("published files from the outbox", "files", len(published))
+		}
+		r, err := s.Import(step)
+		if err != nil {
+			return err
+		}
+		reportResult(log, rowdrop.Report{Import: r}, &last)
+		return nil
+	}
+	err = watcher.Run(ctx, watcher.Config{
+		DBPath: p.DB, Folder: p.Folder,
+		Debounce: tm.debounce, MaxDelay: tm.maxDelay, PollInterval: tm.poll, RescanInterval: tm.rescan,
+		DataVersion: dataVersion, Logger: log,
+	}, handle)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
