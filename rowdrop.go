@@ -70,6 +70,35 @@ func DefaultStateDir(dbPath, folder string) string {
 	return filepath.Join(base, "rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
 }
 
+// findStateDir returns the default state directory for the pair, unless
+// it does not exist yet and another default state directory of the same
+// database already publishes into this folder: then the folder was mounted
+// under another path (a USB stick), and that device continues.
+func findStateDir(dbPath, folder string) string {
+	def := DefaultStateDir(dbPath, folder)
+	if _, err := os.Stat(def); err == nil {
+		return def
+	}
+	absDB, _ := filepath.Abs(dbPath)
+	parent := filepath.Dir(def)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return def
+	}
+	for _, e := range ents {
+		dir := filepath.Join(parent, e.Name())
+		dev, err1 := os.ReadFile(filepath.Join(dir, "device"))
+		dbp, err2 := os.ReadFile(filepath.Join(dir, "database"))
+		if err1 != nil || err2 != nil || string(dbp) != absDB || !rdfile.ValidDeviceID(string(dev)) {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(folder, string(dev))); err == nil && st.IsDir() {
+			return dir
+		}
+	}
+	return def
+}
+
 // Syncer is one opened (database, folder) pair.
 type Syncer struct {
 	cfg   Config
@@ -94,7 +123,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		return nil, fmt.Errorf("database %s is not a regular file", cfg.DB)
 	}
 	if cfg.State == "" {
-		cfg.State = DefaultStateDir(cfg.DB, cfg.Folder)
+		cfg.State = findStateDir(cfg.DB, cfg.Folder)
 	}
 	if cfg.SweepEvery == 0 {
 		cfg.SweepEvery = 24 * time.Hour
@@ -123,6 +152,11 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		st.Close()
 		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
 	}
+	// Plain-text breadcrumbs let findStateDir recognise this state
+	// directory when the folder comes back under another path.
+	absDB, _ := filepath.Abs(cfg.DB)
+	_ = os.WriteFile(filepath.Join(cfg.State, "device"), []byte(s.id.Device), 0o600)
+	_ = os.WriteFile(filepath.Join(cfg.State, "database"), []byte(absDB), 0o600)
 	s.clock = hlc.New(cfg.Now, hlc.Timestamp(st.GetInt("hlc")))
 	if s.live, err = db.OpenLive(cfg.DB, false); err != nil {
 		st.Close()

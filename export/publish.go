@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
@@ -38,6 +39,29 @@ func (e *Exporter) recoverOutbox() error {
 	return nil
 }
 
+// removeStaleTemps removes what a crashed export left in the state
+// directory (capture files, the rollback-journal snapshot) and, in this
+// device's directory of the shared folder, temporary files of an
+// interrupted publish. Only this process writes there (the state directory
+// is locked, and the device directory belongs to this device alone).
+func (e *Exporter) removeStaleTemps() {
+	ents, _ := os.ReadDir(e.State.Path)
+	for _, ent := range ents {
+		n := ent.Name()
+		if strings.HasPrefix(n, ".capture-") || strings.HasPrefix(n, ".export-") || fsx.IsTemp(n) {
+			os.Remove(filepath.Join(e.State.Path, n))
+		}
+	}
+	removeDB(filepath.Join(e.State.Path, "snapshot.db"))
+	dir := filepath.Join(e.Folder, e.ID.Device)
+	ents, _ = os.ReadDir(dir)
+	for _, ent := range ents {
+		if fsx.IsTemp(ent.Name()) {
+			os.Remove(filepath.Join(dir, ent.Name()))
+		}
+	}
+}
+
 // Publish copies every committed file waiting in the outbox into the
 // shared folder (atomically) and removes it from the outbox. It returns the
 // published paths. If the folder is missing (a pulled USB stick) the files
@@ -61,6 +85,15 @@ func (e *Exporter) Publish() ([]string, error) {
 	if st, err := os.Stat(e.Folder); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("shared folder %s is not available (%d file(s) wait in %s; they are published when it is back): %w", e.Folder, len(seqs), e.State.Outbox(), errFolderGone(err))
 	}
+	// Temp files of ours left by an interrupted publish (a pulled stick)
+	// are garbage: only this device writes in its directory.
+	if ents, err := os.ReadDir(filepath.Join(e.Folder, e.ID.Device)); err == nil {
+		for _, ent := range ents {
+			if fsx.IsTemp(ent.Name()) {
+				os.Remove(filepath.Join(e.Folder, e.ID.Device, ent.Name()))
+			}
+		}
+	}
 	var out []string
 	for _, s := range seqs {
 		src := filepath.Join(e.State.Outbox(), rdfile.FileName(s))
@@ -69,7 +102,7 @@ func (e *Exporter) Publish() ([]string, error) {
 			if errors.Is(err, os.ErrExist) {
 				return out, fmt.Errorf("%s exists with different content: another installation is publishing as device %s (a cloned state directory?); give this one a new identity: %w", dst, e.ID.Device, err)
 			}
-			return out, fmt.Errorf("publish %s: %w (check free space and permissions of %s)", dst, err, e.Folder)
+			return out, fmt.Errorf("publish %s: %w (check free space and permissions of %s; the file waits in %s and is published by the next sync)", dst, err, e.Folder, e.State.Outbox())
 		}
 		if err := os.Remove(src); err != nil {
 			return out, err
