@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -292,5 +291,3 @@ func (s *Syncer) DataVersion(ctx context.Context) (int64, error) {
 
 // Publish retries publishing files waiting in the outbox.
 func (s *Syncer) Publish() ([]string, error) { return s.exp.Publish() }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

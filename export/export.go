@@ -53,6 +53,15 @@ type Exporter struct {
 	Now        func() time.Time
 	// ForceFull makes the next export a full diff.
 	ForceFull bool
+
+	warnedHints bool // "hints unsupported" was logged once
+}
+
+func (e *Exporter) logger() *slog.Logger {
+	if e.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return e.Log
 }
 
 // Result describes one export.
@@ -63,9 +72,23 @@ type Result struct {
 	Bytes   int64
 	File    string // path in the shared folder ("" if nothing published)
 	Tables  []string
-	// Pending is set when the file was built but the folder is unavailable:
-	// it waits in the outbox and is published on the next run.
-	Pending bool
+	// Pending is set when a built file could not be published (the folder
+	// is unavailable, read-only, full): it waits in the outbox and is
+	// published by the next Export or Publish. PublishErr says why, naming
+	// the path.
+	Pending    bool
+	PublishErr error
+}
+
+// crashHook, if set (by tests), is called at the named points of an
+// export; a panic there simulates a crash, an error a failure.
+var crashHook func(point string) error
+
+func hook(point string) error {
+	if crashHook == nil {
+		return nil
+	}
+	return crashHook(point)
 }
 
 func (e *Exporter) now() time.Time {
@@ -77,14 +100,12 @@ func (e *Exporter) now() time.Time {
 
 // Export runs one capture-and-publish step for the given synced tables.
 func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Result, err error) {
-	log := e.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := e.logger()
 	// Finish an interrupted earlier export first: the outbox is its log.
 	if err := e.recoverOutbox(); err != nil {
 		return res, err
 	}
+	e.removeStaleTemps()
 	if err := e.checkIdentity(); err != nil {
 		return res, err
 	}
@@ -106,9 +127,10 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	basePath := filepath.Join(e.State.Path, "base.db")
 	w := bufio.NewWriterSize(raw, 1<<20)
 	var dmax int64
+	var fx fixups
 	start := time.Now()
 	if mode == ModeFast {
-		dmax, err = captureFast(ctx, e.LivePath, basePath, tables, w)
+		dmax, fx, err = captureFast(ctx, e.LivePath, basePath, tables, w)
 		if err != nil {
 			log.Warn("fast capture failed; falling back to a full diff", "err", err)
 			mode = ModeFull
@@ -122,13 +144,33 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		}
 	}
 	if mode == ModeFull {
-		dmax, err = captureFull(ctx, e.LivePath, basePath, e.State.Path, tables, w)
+		dmax, fx, err = captureFull(ctx, e.LivePath, basePath, e.State.Path, tables, w)
 		if err != nil {
 			return res, fmt.Errorf("capture changes of %s: %w", e.LivePath, err)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return res, fmt.Errorf("write capture file: %w", err)
+	}
+	if !fx.empty() {
+		// Edits the session diff cannot see (exact.go): rewrite the
+		// capture with them merged in.
+		fixed, err := os.CreateTemp(e.State.Path, ".capture-")
+		if err != nil {
+			return res, fmt.Errorf("create capture file in state directory %s: %w", e.State.Path, err)
+		}
+		defer func() { fixed.Close(); os.Remove(fixed.Name()) }()
+		if _, err := raw.Seek(0, io.SeekStart); err != nil {
+			return res, err
+		}
+		bw := bufio.NewWriterSize(fixed, 1<<20)
+		if err := fx.merge(raw, tables, bw); err != nil {
+			return res, err
+		}
+		if err := bw.Flush(); err != nil {
+			return res, fmt.Errorf("write capture file: %w", err)
+		}
+		raw = fixed
 	}
 	log.Debug("captured", "mode", mode, "took", time.Since(start))
 	res.Mode = mode
@@ -151,11 +193,20 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		if err := e.afterFull(mode); err != nil {
 			return res, err
 		}
-		return res, e.clear(dmax)
+		if err := e.clear(dmax); err != nil {
+			return res, err
+		}
+		// Files an earlier run could not publish (the USB stick was out)
+		// go out now, even though nothing new changed.
+		e.publishInto(&res)
+		return res, nil
 	}
 	seq := uint64(e.State.GetInt("next_seq"))
 	if seq == 0 {
 		return res, errors.New("state directory is not initialised (no next_seq)")
+	}
+	if seq > rdfile.MaxSeq {
+		return res, fmt.Errorf("device %s has used every sequence number the file names allow (%d); give this installation a new identity (move the state directory %s aside)", e.ID.Device, rdfile.MaxSeq, e.State.Path)
 	}
 	ts := e.Clock.Now()
 	if e.State.Get("base_ready") != "1" && !e.State.HasImported() {
@@ -171,7 +222,11 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	}
 	for _, t := range tables {
 		if touched.tables[t.Name] {
-			h.Tables = append(h.Tables, rdfile.Table{Name: t.Name, Columns: t.Columns, Fingerprint: t.Fingerprint()})
+			cols := append([]rdfile.Column(nil), t.Columns...)
+			for i := range cols {
+				cols[i].Local = t.Local[cols[i].Name]
+			}
+			h.Tables = append(h.Tables, rdfile.Table{Name: t.Name, Columns: cols, Fingerprint: t.Fingerprint()})
 			res.Tables = append(res.Tables, t.Name)
 		}
 	}
@@ -186,11 +241,18 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	// The file is durable in the outbox; now advance base, clocks and the
 	// sequence in one transaction. A crash before this commit leaves an
 	// outbox file with seq >= next_seq, which recovery discards.
+	if err := hook("built"); err != nil {
+		os.Remove(outPath)
+		return res, err
+	}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return res, err
 	}
 	if err := e.advanceBase(ctx, raw, tables, seq, ts); err != nil {
 		os.Remove(outPath)
+		return res, err
+	}
+	if err := hook("advanced"); err != nil {
 		return res, err
 	}
 	res.Seq, res.Changes, res.Bytes = seq, touched.n, h.PayloadLen
@@ -201,16 +263,21 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.clear(dmax); err != nil {
 		log.Warn("could not clear consumed capture hints (harmless, retried next time)", "err", err)
 	}
-	published, err := e.Publish()
-	if err != nil {
-		res.Pending = true
-		log.Warn("changeset built but not yet published; it waits in the outbox", "seq", seq, "err", err)
-		return res, nil
+	if e.publishInto(&res); res.Pending {
+		log.Warn("changeset built but not yet published; it waits in the outbox", "seq", seq, "err", res.PublishErr)
 	}
+	return res, nil
+}
+
+// publishInto publishes the outbox and records the outcome in res.
+func (e *Exporter) publishInto(res *Result) {
+	published, err := e.Publish()
 	if len(published) > 0 {
 		res.File = published[len(published)-1]
 	}
-	return res, nil
+	if err != nil {
+		res.Pending, res.PublishErr = true, err
+	}
 }
 
 // InitialClock stamps a device's first export (see Export).
@@ -260,15 +327,24 @@ func (e *Exporter) chooseMode(tables []*schema.Table) (string, error) {
 		return ModeFull, nil
 	}
 	ok, err := hintsValid(e.Live, "main", tables)
-	if err != nil {
-		return "", fmt.Errorf("check capture triggers in %s: %w", e.LivePath, err)
-	}
-	if !ok {
+	installed := false
+	if err == nil && !ok {
 		// Install before the full diff's snapshot: every later edit is
 		// hinted, every earlier one is seen by the diff.
-		if err := InstallHints(e.Live, tables); err != nil {
-			return "", fmt.Errorf("install capture triggers in %s: %w", e.LivePath, err)
+		err = InstallHints(e.Live, tables)
+		installed = true
+	}
+	if errors.Is(err, errHintsUnsupported) {
+		if !e.warnedHints {
+			e.warnedHints = true
+			e.logger().Warn("capture hints are off for this database", "db", e.LivePath, "reason", err)
 		}
+		return ModeFull, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("check or install capture triggers in %s: %w", e.LivePath, err)
+	}
+	if installed {
 		return ModeFull, nil
 	}
 	if e.State.Get("base_ready") != "1" && !e.State.HasImported() {
@@ -332,11 +408,14 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 		ts.n++
 		ts.tables[t.Name] = true
 	}
-	if err := cw.Flush(); err == nil {
+	err = cw.Flush()
+	if err == nil {
 		err = bw.Flush()
-	} else {
+	}
+	if err != nil {
 		out.Close()
-		return nil, ts, err
+		os.Remove(out.Name())
+		return nil, ts, fmt.Errorf("write export changeset: %w", err)
 	}
 	return out, ts, nil
 }
@@ -390,6 +469,7 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 		byName[t.Name] = t
 	}
 	clock := state.Clock{HLC: ts, Dev: e.ID.Device}
+	var deferred []*deferredRow
 	rd := changeset.NewReader(bufio.NewReaderSize(raw, 1<<20), changeset.Limits{})
 	for {
 		c, rerr := rd.Next()
@@ -408,13 +488,34 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 			a = rows.Open(base, "main", t)
 			access[t.Name] = a
 		}
-		if err = recordLocal(meta, a, t, c, clock); err != nil {
+		var d *deferredRow
+		if d, err = recordLocal(meta, a, t, c, clock); err != nil {
 			return err
+		}
+		if d != nil {
+			deferred = append(deferred, d)
+		}
+	}
+	// Rows that collided on a UNIQUE constraint with a row that a later
+	// change moves or deletes (a swap of unique values, say). Every other
+	// row is final now, so removing their old versions and writing the
+	// final ones reproduces live's state, which satisfies the constraints.
+	for _, d := range deferred {
+		if err = d.a.Delete(d.key); err != nil {
+			return err
+		}
+	}
+	for _, d := range deferred {
+		if err = d.a.Insert(d.row); err != nil {
+			return fmt.Errorf("advance base copy: %w", err)
 		}
 	}
 	// From now on base accounts for everything live held: later exports
 	// are edits with real clocks.
 	if err = e.State.Set("base_ready", "1"); err != nil {
+		return err
+	}
+	if err = hook("advancing"); err != nil {
 		return err
 	}
 	if seq == 0 {
@@ -429,10 +530,37 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	return e.State.Set("last_export_ms", e.now().UnixMilli())
 }
 
+// deferredRow is a row whose final version could not be written in
+// changeset order (SQLite emits a diff in hash order, not in an order that
+// keeps UNIQUE constraints satisfied at every step).
+type deferredRow struct {
+	a   *rows.Table
+	key []changeset.Value
+	row []changeset.Value // the full final row
+}
+
+func isConstraint(err error) bool {
+	return sqlite.ErrCode(err).ToPrimary() == sqlite.ResultConstraint
+}
+
+// cloneValues copies values out of the changeset reader's buffers, which
+// it reuses for the next change.
+func cloneValues(vals []changeset.Value) []changeset.Value {
+	out := make([]changeset.Value, len(vals))
+	for i, v := range vals {
+		if v.Bytes != nil {
+			v.Bytes = append([]byte{}, v.Bytes...)
+		}
+		out[i] = v
+	}
+	return out
+}
+
 // recordLocal applies one local change to the base copy and stamps its
 // clock in the metadata. Local columns are applied to base too (so they
-// never show up as differences) but get no clocks.
-func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.Change, clock state.Clock) error {
+// never show up as differences) but get no clocks. A write that a UNIQUE
+// constraint refuses is returned as a deferredRow for the caller to finish.
+func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.Change, clock state.Clock) (*deferredRow, error) {
 	var key []changeset.Value
 	if c.Op == changeset.OpInsert {
 		key = rows.Key(t, c.New)
@@ -442,7 +570,7 @@ func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.
 	pk := changeset.EncodeKey(key)
 	old, err := meta.Get(t.Name, pk)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := &state.RowMeta{}
 	if old != nil {
@@ -452,16 +580,20 @@ func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.
 			m.Cells[k] = v
 		}
 	}
+	var d *deferredRow
 	switch c.Op {
 	case changeset.OpInsert:
 		if err := a.Insert(c.New); err != nil {
-			return err
+			if !isConstraint(err) {
+				return nil, err
+			}
+			d = &deferredRow{a: a, key: cloneValues(key), row: cloneValues(c.New)}
 		}
 		m.Ins, m.WMax, m.Dead = clock, clock, nil
 		m.Cells = nil
 	case changeset.OpDelete:
 		if err := a.Delete(key); err != nil {
-			return err
+			return nil, err
 		}
 		m.Del = clock
 		m.Dead = changeset.EncodeKey(c.Old)
@@ -483,12 +615,25 @@ func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.
 			}
 		}
 		if err := a.Update(key, cols, vals); err != nil {
-			return err
+			if !isConstraint(err) {
+				return nil, err
+			}
+			cur, gerr := a.Get(key)
+			if gerr != nil {
+				return nil, gerr
+			}
+			if cur == nil {
+				return nil, err
+			}
+			for j, i := range cols {
+				cur[i] = vals[j]
+			}
+			d = &deferredRow{a: a, key: cloneValues(key), row: cloneValues(cur)}
 		}
 		if !synced {
-			return nil
+			return d, nil
 		}
 		m.WMax = clock
 	}
-	return meta.Put(t.Name, pk, m, old)
+	return d, meta.Put(t.Name, pk, m, old)
 }
