@@ -36,6 +36,9 @@ func TestMain(m *testing.M) {
 		s.Close()
 		os.Exit(0)
 	}
+	if os.Getenv("ROWDROP_CRASH_CHILD") == "app" {
+		os.Exit(runApp())
+	}
 	os.Exit(m.Run())
 }
 

@@ -29,6 +29,13 @@ type device struct {
 
 func newDevice(t *testing.T, folder, name string, hints bool) *device {
 	t.Helper()
+	return newDeviceMode(t, folder, name, hints, "wal")
+}
+
+// newDeviceMode creates a device whose app database uses the given journal
+// mode ("wal" or "delete").
+func newDeviceMode(t *testing.T, folder, name string, hints bool, journal string) *device {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, name+".db")
 	conn, err := sqlite.OpenConn(path)
@@ -36,6 +43,9 @@ func newDevice(t *testing.T, folder, name string, hints bool) *device {
 		t.Fatal(err)
 	}
 	if err := sqlitex.ExecuteScript(conn, notesSchema, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode="+journal, nil); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close()

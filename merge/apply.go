@@ -195,11 +195,12 @@ func (e *Engine) applyBatch(ctx context.Context, src Source, meta *state.Meta, a
 // correction only), so applying a change never creates a new local change.
 func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, st *Stats) (err error) {
 	defer db.Interruptible(ctx, e.Live)()
-	start := time.Now()
 	end, err := db.Begin(e.Live, "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("start write transaction on the live database: %w", err)
 	}
+	// The hold starts once the lock is ours; waiting for the app is not holding.
+	start := time.Now()
 	defer func() {
 		end(&err)
 		if d := time.Since(start); d > st.MaxLock {
