@@ -7,6 +7,7 @@
 package rowdrop
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -49,6 +51,12 @@ type Config struct {
 	// MaxChangeset caps the decompressed size of a file read from the
 	// folder (0: 4 GiB).
 	MaxChangeset int64
+
+	// StandIns registers substitutes for SQL functions that the app's
+	// triggers call but only the app defines (calibre's title_sort, say):
+	// name -> "identity" (first argument), "null", "lower" or "upper".
+	// Without one, a file whose apply needs the function is held.
+	StandIns map[string]string
 
 	Logger   *slog.Logger
 	Now      func() time.Time // clock, for tests of skew; default time.Now
@@ -96,6 +104,54 @@ func findStateDir(dbPath, folder string) string {
 		}
 	}
 	return def
+}
+
+// registerStandIn defines a substitute SQL function on rowdrop's own
+// connection, so the app's triggers can run when rowdrop applies changes.
+func registerStandIn(conn *sqlite.Conn, name, kind string) error {
+	var f func(sqlite.Value) sqlite.Value
+	switch kind {
+	case "identity":
+		f = func(v sqlite.Value) sqlite.Value { return v }
+	case "null":
+		f = func(sqlite.Value) sqlite.Value { return sqlite.Value{} }
+	case "lower", "upper":
+		conv := strings.ToLower
+		if kind == "upper" {
+			conv = strings.ToUpper
+		}
+		f = func(v sqlite.Value) sqlite.Value {
+			if v.Type() != sqlite.TypeText {
+				return v
+			}
+			return sqlite.TextValue(conv(v.Text()))
+		}
+	default:
+		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower or upper)", name, kind)
+	}
+	return conn.CreateFunction(name, &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true, Deterministic: true,
+		Scalar: func(_ sqlite.Context, args []sqlite.Value) (sqlite.Value, error) {
+			if len(args) == 0 {
+				return sqlite.Value{}, nil
+			}
+			return copyValue(f(args[0])), nil
+		}})
+}
+
+// copyValue detaches a value from SQLite's memory, which is reused after
+// the call returns.
+func copyValue(v sqlite.Value) sqlite.Value {
+	switch v.Type() {
+	case sqlite.TypeInteger:
+		return sqlite.IntegerValue(v.Int64())
+	case sqlite.TypeFloat:
+		return sqlite.FloatValue(v.Float())
+	case sqlite.TypeText:
+		return sqlite.TextValue(v.Text())
+	case sqlite.TypeBlob:
+		return sqlite.BlobValue(bytes.Clone(v.Blob()))
+	}
+	return sqlite.Value{}
 }
 
 // Syncer is one opened (database, folder) pair.
@@ -160,6 +216,13 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	if s.live, err = db.OpenLive(cfg.DB, false); err != nil {
 		st.Close()
 		return nil, err
+	}
+	for name, kind := range cfg.StandIns {
+		if err := registerStandIn(s.live, name, kind); err != nil {
+			s.live.Close()
+			st.Close()
+			return nil, err
+		}
 	}
 	if s.probe, err = db.OpenLive(cfg.DB, true); err != nil {
 		s.live.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -83,23 +84,25 @@ func dirtyMax(conn *sqlite.Conn, dbName string) (int64, error) {
 // database in one read transaction (readers never block WAL writers); in
 // rollback-journal mode it first copies the database with the backup API in
 // small steps, then diffs the private copy, so no long read lock is held.
-func captureFull(ctx context.Context, livePath, basePath, stateDir string, tables []*schema.Table, out io.Writer) (int64, error) {
+func captureFull(ctx context.Context, livePath, basePath, stateDir string, tables []*schema.Table, out io.Writer) (int64, fixups, error) {
 	probe, err := openCapture(db.FileURI(livePath), true)
 	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", livePath, err)
+		return 0, nil, fmt.Errorf("open %s: %w", livePath, err)
 	}
 	mode, err := journalMode(probe)
 	if err != nil {
 		probe.Close()
-		return 0, fmt.Errorf("read journal mode of %s: %w", livePath, err)
+		return 0, nil, fmt.Errorf("read journal mode of %s: %w", livePath, err)
 	}
 	mainPath := livePath
 	if mode != "wal" {
 		snap := filepath.Join(stateDir, "snapshot.db")
+		// The copy is as large as the app's database: don't keep it.
+		defer removeDB(snap)
 		err := snapshot(ctx, probe, snap)
 		probe.Close()
 		if err != nil {
-			return 0, fmt.Errorf("copy %s for diffing: %w", livePath, err)
+			return 0, nil, fmt.Errorf("copy %s for diffing: %w", livePath, err)
 		}
 		mainPath = snap
 	} else {
@@ -107,39 +110,50 @@ func captureFull(ctx context.Context, livePath, basePath, stateDir string, table
 	}
 	conn, err := openCapture(db.FileURI(mainPath)+"?mode=ro", true)
 	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", mainPath, err)
+		return 0, nil, fmt.Errorf("open %s: %w", mainPath, err)
 	}
 	defer conn.Close()
 	defer db.Interruptible(ctx, conn)()
 	if err := attach(conn, basePath, "base"); err != nil {
-		return 0, fmt.Errorf("attach base copy: %w", err)
+		return 0, nil, fmt.Errorf("attach base copy: %w", err)
 	}
 	end, err := db.Begin(conn, "DEFERRED")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer end(&err)
 	dmax, err := dirtyMax(conn, "main")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	sess, err := conn.CreateSession("main")
 	if err != nil {
-		return 0, fmt.Errorf("create session: %w", err)
+		return 0, nil, fmt.Errorf("create session: %w", err)
 	}
 	defer sess.Delete()
+	fx := fixups{}
 	for _, t := range tables {
 		if err = sess.Attach(t.Name); err != nil {
-			return 0, fmt.Errorf("session attach %s: %w", t.Name, err)
+			return 0, nil, fmt.Errorf("session attach %s: %w", t.Name, err)
 		}
 		if err = sess.Diff("base", t.Name); err != nil {
-			return 0, fmt.Errorf("diff table %s against the base copy: %w", t.Name, err)
+			return 0, nil, fmt.Errorf("diff table %s against the base copy: %w", t.Name, err)
+		}
+		if err = findFixups(conn, "main", "base", t, fx); err != nil {
+			return 0, nil, fmt.Errorf("compare table %s exactly: %w", t.Name, err)
 		}
 	}
 	if err = sess.WriteChangeset(out); err != nil {
-		return 0, fmt.Errorf("write changeset: %w", err)
+		return 0, nil, fmt.Errorf("write changeset: %w", err)
 	}
-	return dmax, nil
+	return dmax, fx, nil
+}
+
+// removeDB removes a private database file and its journals.
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+		os.Remove(path + suffix)
+	}
 }
 
 func snapshot(ctx context.Context, src *sqlite.Conn, path string) error {
@@ -176,21 +190,21 @@ func snapshot(ctx context.Context, src *sqlite.Conn, path string) error {
 }
 
 // captureFast diffs only the keys recorded by the hint triggers.
-func captureFast(ctx context.Context, livePath, basePath string, tables []*schema.Table, out io.Writer) (int64, error) {
+func captureFast(ctx context.Context, livePath, basePath string, tables []*schema.Table, out io.Writer) (int64, fixups, error) {
 	conn, err := openCapture("file:rowdrop-fast?mode=memory", false)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer conn.Close()
 	defer db.Interruptible(ctx, conn)()
 	if err := attach(conn, livePath, "live"); err != nil {
-		return 0, fmt.Errorf("attach %s: %w", livePath, err)
+		return 0, nil, fmt.Errorf("attach %s: %w", livePath, err)
 	}
 	if err := attach(conn, basePath, "base"); err != nil {
-		return 0, fmt.Errorf("attach base copy: %w", err)
+		return 0, nil, fmt.Errorf("attach base copy: %w", err)
 	}
 	if err := db.Exec(conn, "ATTACH DATABASE ':memory:' AS old"); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	byName := map[string]*schema.Table{}
 	for _, t := range tables {
@@ -200,12 +214,12 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 	// versions come from the same snapshot.
 	end, err := db.Begin(conn, "DEFERRED")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	dmax, err := dirtyMax(conn, "live")
 	if err != nil {
 		end(&err)
-		return 0, err
+		return 0, nil, err
 	}
 	type key struct {
 		tbl  string
@@ -232,7 +246,7 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 		}})
 	if err != nil {
 		end(&err)
-		return 0, fmt.Errorf("read dirty keys: %w", err)
+		return 0, nil, fmt.Errorf("read dirty keys: %w", err)
 	}
 	copyStmts := map[string][2]*sqlite.Stmt{}
 	var used []*schema.Table
@@ -248,7 +262,7 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 				if derr != nil {
 					err = fmt.Errorf("prepare fast diff of %s: %w", t.Name, derr)
 					end(&err)
-					return 0, err
+					return 0, nil, err
 				}
 			}
 			var where []string
@@ -257,11 +271,14 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 			}
 			w := strings.Join(where, " AND ")
 			q := db.Quote(t.Name)
+			// OR IGNORE: two hinted keys can name one row (keys that
+			// differ only in case under a NOCASE key), and it also
+			// overrides an ON CONFLICT REPLACE clause of the app's table.
 			for i, pair := range [][2]string{{"main", "live"}, {"old", "base"}} {
-				st[i], err = conn.Prepare(fmt.Sprintf("INSERT INTO %s.%s SELECT * FROM %s.%s WHERE %s", pair[0], q, pair[1], q, w))
+				st[i], err = conn.Prepare(fmt.Sprintf("INSERT OR IGNORE INTO %s.%s SELECT * FROM %s.%s WHERE %s", pair[0], q, pair[1], q, w))
 				if err != nil {
 					end(&err)
-					return 0, fmt.Errorf("prepare fast diff of %s: %w", t.Name, err)
+					return 0, nil, fmt.Errorf("prepare fast diff of %s: %w", t.Name, err)
 				}
 			}
 			copyStmts[t.Name] = st
@@ -275,7 +292,7 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 			s.Reset()
 			if err != nil {
 				end(&err)
-				return 0, fmt.Errorf("copy dirty row of %s: %w", t.Name, err)
+				return 0, nil, fmt.Errorf("copy dirty row of %s: %w", t.Name, err)
 			}
 		}
 	}
@@ -284,26 +301,30 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 		st[1].Finalize()
 	}
 	if end(&err); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if len(used) == 0 {
-		return dmax, nil
+		return dmax, nil, nil
 	}
 	sess, err := conn.CreateSession("main")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer sess.Delete()
+	fx := fixups{}
 	for _, t := range used {
 		if err := sess.Attach(t.Name); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if err := sess.Diff("old", t.Name); err != nil {
-			return 0, fmt.Errorf("fast diff of %s: %w", t.Name, err)
+			return 0, nil, fmt.Errorf("fast diff of %s: %w", t.Name, err)
+		}
+		if err := findFixups(conn, "main", "old", t, fx); err != nil {
+			return 0, nil, fmt.Errorf("compare dirty rows of %s exactly: %w", t.Name, err)
 		}
 	}
 	if err := sess.WriteChangeset(out); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return dmax, nil
+	return dmax, fx, nil
 }

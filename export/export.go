@@ -123,7 +123,8 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err != nil {
 		return res, fmt.Errorf("create capture file in state directory %s: %w", e.State.Path, err)
 	}
-	defer func() { raw.Close(); os.Remove(raw.Name()) }()
+	// By value: raw may be swapped for a rewritten capture below.
+	defer func(f *os.File) { f.Close(); os.Remove(f.Name()) }(raw)
 	basePath := filepath.Join(e.State.Path, "base.db")
 	w := bufio.NewWriterSize(raw, 1<<20)
 	var dmax int64
@@ -397,7 +398,7 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 		if t == nil {
 			continue
 		}
-		if len(t.Local) > 0 && !stripLocal(t, c) {
+		if !exportForm(t, c) {
 			continue
 		}
 		if err := cw.Write(c); err != nil {
@@ -420,12 +421,22 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 	return out, ts, nil
 }
 
-// stripLocal removes device-local columns from c; false means nothing is left.
-func stripLocal(t *schema.Table, c *changeset.Change) bool {
+// exportForm puts c in the form a file carries; false means nothing is
+// left to export. Device-local columns are removed (NULL in INSERT and
+// DELETE, undefined in UPDATE). An UPDATE's new key values are dropped:
+// SQLite's diff writes them when a key changed only in a way its collation
+// ignores ('def' -> 'DEF' under NOCASE, with another column edited), but
+// the row stays the same row under the key every device has (exact.go),
+// and sqlite3changeset_apply ignores them too.
+func exportForm(t *schema.Table, c *changeset.Change) bool {
 	any := false
 	for i, col := range t.Columns {
+		if c.Op == changeset.OpUpdate && col.PK > 0 {
+			c.New[i] = changeset.Value{}
+			continue
+		}
 		if !t.Local[col.Name] {
-			if c.Op == changeset.OpUpdate && col.PK == 0 && c.New[i].Kind != changeset.KindUndefined {
+			if c.Op == changeset.OpUpdate && c.New[i].Kind != changeset.KindUndefined {
 				any = true
 			}
 			continue
@@ -602,7 +613,9 @@ func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.
 		var vals []changeset.Value
 		synced := false
 		for i, v := range c.New {
-			if v.Kind != changeset.KindUndefined {
+			// A new key value (see exportForm) is not applied: the row
+			// keeps the key it has in base and on every other device.
+			if v.Kind != changeset.KindUndefined && t.Columns[i].PK == 0 {
 				cols = append(cols, i)
 				vals = append(vals, v)
 				if !t.Local[t.Columns[i].Name] {

@@ -181,6 +181,7 @@ type pairConfig struct {
 	Hints        bool
 	SweepEvery   time.Duration
 	MaxChangeset int64
+	StandIns     map[string]string
 }
 
 // entry is one item of the config file's `databases:` list.
@@ -195,6 +196,9 @@ type entry struct {
 	Hints        *bool         `mapstructure:"hints"`
 	SweepEvery   time.Duration `mapstructure:"sweep_every"`
 	MaxChangeset int64         `mapstructure:"max_changeset"`
+	// StandIns: SQL functions the app's triggers call that only the app
+	// defines, with a substitute (identity, null, lower, upper).
+	StandIns map[string]string `mapstructure:"stand_ins"`
 }
 
 // overridden reports whether key was given as a flag or a ROWDROP_*
@@ -314,6 +318,10 @@ func (a *app) layer(e entry, cfgDir string) pairConfig {
 	if e.Hints != nil && !o.overridden("hints") {
 		p.Hints = *e.Hints
 	}
+	p.StandIns = v.GetStringMapString("stand_ins")
+	if len(e.StandIns) > 0 {
+		p.StandIns = e.StandIns
+	}
 	if e.SweepEvery != 0 && !o.overridden("sweep_every") {
 		p.SweepEvery = e.SweepEvery
 	}
@@ -384,7 +392,7 @@ func (p pairConfig) config(log *slog.Logger, progress func(done, total int, file
 	return rowdrop.Config{
 		DB: p.DB, Folder: p.Folder, State: p.State, DeviceName: p.Device,
 		Include: p.Include, Exclude: p.Exclude, LocalColumns: p.LocalColumns,
-		Hints: p.Hints, SweepEvery: p.SweepEvery, MaxChangeset: p.MaxChangeset,
+		Hints: p.Hints, SweepEvery: p.SweepEvery, MaxChangeset: p.MaxChangeset, StandIns: p.StandIns,
 		Logger: log.With("db", p.label()), Progress: progress,
 	}
 }

@@ -20,6 +20,9 @@ const DeviceIDLen = 16
 
 const seqDigits = 10
 
+// MaxSeq is the largest sequence number a file name can hold.
+const MaxSeq = 9_999_999_999
+
 // ValidDeviceID reports whether s has the shape of a device id.
 func ValidDeviceID(s string) bool {
 	if len(s) != DeviceIDLen {

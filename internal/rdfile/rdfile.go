@@ -68,15 +68,17 @@ type Table struct {
 
 // Header is the JSON header of a changeset file.
 type Header struct {
-	Kind       string  `json:"kind"` // "changeset"
-	Device     string  `json:"device"`
-	DeviceName string  `json:"device_name,omitempty"`
-	Install    string  `json:"install"` // per-installation token: detects cloned state directories
-	Seq        uint64  `json:"seq"`
-	HLC        uint64  `json:"hlc"`
-	CreatedMS  int64   `json:"created_ms"`
-	Tables     []Table `json:"tables"`
-	Changes    int64   `json:"changes"`
+	Kind       string `json:"kind"` // "changeset"
+	Device     string `json:"device"`
+	DeviceName string `json:"device_name,omitempty"`
+	Install    string `json:"install"` // per-installation token: detects cloned state directories
+	Seq        uint64 `json:"seq"`
+	// HLC is written as a decimal string: it exceeds 2^53, which readers
+	// that parse JSON numbers as doubles (JavaScript) would round.
+	HLC       uint64  `json:"hlc,string"`
+	CreatedMS int64   `json:"created_ms"`
+	Tables    []Table `json:"tables"`
+	Changes   int64   `json:"changes"`
 	// Payload description: the payload is a zstd frame whose decompressed
 	// content is exactly RawLen bytes of SQLite changeset.
 	Compression   string `json:"compression"` // "zstd"
@@ -247,17 +249,28 @@ func ReadHeader(r io.Reader, size int64) (Header, int64, error) {
 	if !bytes.Equal(hs.Sum(nil), buf[hl:]) {
 		return h, 0, fmt.Errorf("header checksum mismatch: %w", ErrIncomplete)
 	}
+	if err := checkMembers(buf[:hl]); err != nil {
+		return h, 0, fmt.Errorf("header JSON: %v: %w", err, ErrInvalid)
+	}
 	dec := json.NewDecoder(bytes.NewReader(buf[:hl]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&h); err != nil {
 		return h, 0, fmt.Errorf("header JSON: %v: %w", err, ErrInvalid)
 	}
+	if dec.More() {
+		return h, 0, fmt.Errorf("header JSON: data after the object: %w", ErrInvalid)
+	}
 	if err := h.validate(); err != nil {
 		return h, 0, err
 	}
 	off := prefixLen + hl + sha256.Size
-	if off+h.PayloadLen != size {
-		return h, 0, fmt.Errorf("file is %d bytes, header announces %d: %w", size, off+h.PayloadLen, ErrIncomplete)
+	switch want := off + h.PayloadLen; {
+	case size < want:
+		return h, 0, fmt.Errorf("file is %d bytes, header announces %d: %w", size, want, ErrIncomplete)
+	case size > want:
+		// The header is intact and checksummed, so this is not a file
+		// still arriving: something appended to it.
+		return h, 0, fmt.Errorf("file is %d bytes, longer than the %d its header announces: %w", size, want, ErrInvalid)
 	}
 	return h, off, nil
 }
@@ -271,21 +284,89 @@ func (h *Header) validate() error {
 		return bad("kind %q is not \"changeset\"", h.Kind)
 	case !ValidDeviceID(h.Device):
 		return bad("device id %q is malformed", h.Device)
-	case h.Seq == 0:
-		return bad("sequence number 0")
+	case h.Seq == 0 || h.Seq > MaxSeq:
+		return bad("sequence number %d out of range", h.Seq)
 	case h.Compression != "zstd":
 		return bad("compression %q unsupported", h.Compression)
 	case h.PayloadLen < 0 || h.RawLen < 0 || h.Changes < 0:
 		return bad("negative length")
-	case len(h.PayloadSHA256) != 64:
+	case !isLowerHex(h.PayloadSHA256, 64):
 		return bad("payload checksum malformed")
 	}
+	seen := map[string]bool{}
 	for _, t := range h.Tables {
 		if t.Name == "" || len(t.Columns) == 0 {
 			return bad("table entry without name or columns")
 		}
+		if seen[t.Name] {
+			return bad("table %q listed twice", t.Name)
+		}
+		seen[t.Name] = true
+		pks := map[int]bool{}
+		for _, c := range t.Columns {
+			if c.Name == "" || c.PK < 0 || c.PK > len(t.Columns) || (c.PK > 0 && pks[c.PK]) {
+				return bad("table %q: malformed column entry", t.Name)
+			}
+			if c.PK > 0 {
+				pks[c.PK] = true
+			}
+		}
+		if len(pks) == 0 {
+			return bad("table %q has no primary key", t.Name)
+		}
+		for i := 1; i <= len(pks); i++ {
+			if !pks[i] {
+				return bad("table %q: primary key positions are not 1..%d", t.Name, len(pks))
+			}
+		}
+		if Fingerprint(t.Name, t.Columns) != t.Fingerprint {
+			return bad("table %q: fingerprint does not match its columns", t.Name)
+		}
 	}
 	return nil
+}
+
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Fingerprint identifies a table's shape: its name and, per column in
+// order, the name, declared type (ASCII upper-cased), primary-key position
+// and NOT NULL flag. It is the first 16 hex digits of the SHA-256 of
+//
+//	name 0x00 { colname 0x00 TYPE 0x00 pk-decimal 0x00 ("true"|"false") 0x00 }
+//
+// (docs/FORMAT.md). Devices exchange rows of a table only when their
+// fingerprints agree. The Local flag is not part of it.
+func Fingerprint(name string, cols []Column) string {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{0})
+	for _, c := range cols {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%t\x00", c.Name, asciiUpper(c.Type), c.PK, c.NotNull)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// asciiUpper upper-cases ASCII letters only, as SQLite does with type
+// names, so every implementation gets the same bytes whatever its Unicode
+// tables say.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 // Verify checks the payload's checksum by streaming it once.
@@ -366,4 +447,98 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 func (b *boundedReader) Close() error {
 	b.dec.Close()
 	return b.f.Close()
+}
+
+// Header members by object, and which are required. encoding/json alone
+// would match member names case-insensitively, let a duplicate override
+// an earlier one and read an absent member as zero: a reader in another
+// language would not, so neither does this one (docs/FORMAT.md §5).
+var (
+	headerMembers = map[string]bool{"kind": true, "device": true, "device_name": false, "install": true, "seq": true, "hlc": true,
+		"created_ms": true, "tables": true, "changes": true, "compression": true, "payload_len": true, "payload_sha256": true, "raw_len": true}
+	tableMembers  = map[string]bool{"name": true, "columns": true, "fingerprint": true}
+	columnMembers = map[string]bool{"name": true, "type": true, "pk": false, "notnull": false, "local": false}
+)
+
+// checkMembers checks the member names of the header object and of its
+// table and column objects: exact spelling, no duplicates, no unknown
+// member, every required member present.
+func checkMembers(js []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var object func(members map[string]bool, child func(key string) error) error
+	skip := func() error {
+		var v json.RawMessage
+		return dec.Decode(&v)
+	}
+	array := func(elem func() error) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return nil // null: the typed decode decides
+		}
+		if d, ok := t.(json.Delim); !ok || d != '[' {
+			return fmt.Errorf("expected an array")
+		}
+		for dec.More() {
+			if err := elem(); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	}
+	object = func(members map[string]bool, child func(key string) error) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if d, ok := t.(json.Delim); !ok || d != '{' {
+			return fmt.Errorf("expected an object")
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key := t.(string)
+			if _, known := members[key]; !known {
+				return fmt.Errorf("unknown member %q", key)
+			}
+			if seen[key] {
+				return fmt.Errorf("member %q appears twice", key)
+			}
+			seen[key] = true
+			if err := child(key); err != nil {
+				return err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return err
+		}
+		for k, required := range members {
+			if required && !seen[k] {
+				return fmt.Errorf("member %q missing", k)
+			}
+		}
+		return nil
+	}
+	column := func() error { return object(columnMembers, func(string) error { return skip() }) }
+	table := func() error {
+		return object(tableMembers, func(key string) error {
+			if key == "columns" {
+				return array(column)
+			}
+			return skip()
+		})
+	}
+	return object(headerMembers, func(key string) error {
+		if key == "tables" {
+			return array(table)
+		}
+		return skip()
+	})
 }

@@ -83,11 +83,13 @@ func (r *Table) Get(key []changeset.Value) ([]changeset.Value, error) {
 	return row, nil
 }
 
-// Insert inserts a full row.
+// Insert inserts a full row. OR ABORT overrides an ON CONFLICT REPLACE
+// clause of the app's table definition, which would otherwise delete a
+// colliding row silently; a collision is reported as a constraint error.
 func (r *Table) Insert(row []changeset.Value) error {
 	if r.ins == nil {
 		ph := strings.TrimSuffix(strings.Repeat("?,", len(r.T.Columns)), ",")
-		s, err := r.prep(fmt.Sprintf("INSERT INTO %s(%s) VALUES(%s)", r.qname, r.cols(), ph))
+		s, err := r.prep(fmt.Sprintf("INSERT OR ABORT INTO %s(%s) VALUES(%s)", r.qname, r.cols(), ph))
 		if err != nil {
 			return err
 		}
@@ -122,7 +124,8 @@ func (r *Table) Delete(key []changeset.Value) error {
 	return nil
 }
 
-// Update sets the given columns (indices) of the row with key to vals.
+// Update sets the given columns (indices) of the row with key to vals
+// (OR ABORT: see Insert).
 func (r *Table) Update(key []changeset.Value, cols []int, vals []changeset.Value) error {
 	if len(cols) == 0 {
 		return nil
@@ -138,7 +141,7 @@ func (r *Table) Update(key []changeset.Value, cols []int, vals []changeset.Value
 			set = append(set, db.Quote(r.T.Columns[c].Name)+"=?")
 		}
 		var err error
-		s, err = r.prep(fmt.Sprintf("UPDATE %s SET %s WHERE %s", r.qname, strings.Join(set, ","), r.where))
+		s, err = r.prep(fmt.Sprintf("UPDATE OR ABORT %s SET %s WHERE %s", r.qname, strings.Join(set, ","), r.where))
 		if err != nil {
 			return err
 		}

@@ -5,8 +5,6 @@
 package schema
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -46,15 +44,9 @@ func (t *Table) ColIndex(name string) int {
 // and primary key. Two devices with equal fingerprints can exchange rows.
 func (t *Table) Fingerprint() string { return Fingerprint(t.Name, t.Columns) }
 
-// Fingerprint computes the fingerprint of a table shape.
-func Fingerprint(name string, cols []rdfile.Column) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", name)
-	for _, c := range cols {
-		fmt.Fprintf(h, "%s\x00%s\x00%d\x00%t\x00", c.Name, strings.ToUpper(c.Type), c.PK, c.NotNull)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
+// Fingerprint computes the fingerprint of a table shape; the algorithm is
+// part of the file format (rdfile.Fingerprint).
+func Fingerprint(name string, cols []rdfile.Column) string { return rdfile.Fingerprint(name, cols) }
 
 // Skipped is a table rowdrop does not sync, with the reason.
 type Skipped struct {

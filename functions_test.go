@@ -1,0 +1,105 @@
+package rowdrop_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop"
+)
+
+// calibre-like: a trigger calls a SQL function only the app registers.
+const calibreSchema = `
+CREATE TABLE books(id TEXT PRIMARY KEY, title TEXT, sort TEXT);
+CREATE TRIGGER books_insert_trg AFTER INSERT ON books BEGIN
+  UPDATE books SET sort=title_sort(NEW.title) WHERE id=NEW.id;
+END;
+`
+
+func appConn(t *testing.T, path string) *sqlite.Conn {
+	t.Helper()
+	conn, err := sqlite.OpenConn(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = conn.CreateFunction("title_sort", &sqlite.FunctionImpl{NArgs: 1, AllowIndirect: true, Scalar: func(_ sqlite.Context, a []sqlite.Value) (sqlite.Value, error) {
+		return sqlite.TextValue(strings.TrimPrefix(a[0].Text(), "The ")), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// A trigger needing a function rowdrop lacks holds the file with a reason
+// naming the function (nothing half-applied); a configured stand-in lets it
+// apply.
+func TestMissingAppFunctionHoldsThenStandIn(t *testing.T) {
+	ctx := context.Background()
+	folder := t.TempDir()
+	var paths []string
+	for _, n := range []string{"a", "b"} {
+		p := filepath.Join(t.TempDir(), n+".db")
+		c := appConn(t, p)
+		if err := sqlitex.ExecuteScript(c, calibreSchema, nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		paths = append(paths, p)
+	}
+	c := appConn(t, paths[0])
+	if err := sqlitex.ExecuteTransient(c, "INSERT INTO books(id,title) VALUES('b1','The Hobbit')", nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	stA := filepath.Join(filepath.Dir(paths[0]), "state")
+	stB := filepath.Join(filepath.Dir(paths[1]), "state")
+	a, err := rowdrop.Open(ctx, rowdrop.Config{DB: paths[0], Folder: folder, State: stA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := rowdrop.Open(ctx, rowdrop.Config{DB: paths[1], Folder: folder, State: stB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatalf("a held file must not fail the sync: %v", err)
+	}
+	st, _ := b.Status(ctx)
+	held := ""
+	for _, f := range st.Files {
+		held += f.Status + ": " + f.Reason + "\n"
+	}
+	if !strings.Contains(held, "held") || !strings.Contains(held, "title_sort") {
+		t.Fatalf("expected a held file naming title_sort, got:\n%s", held)
+	}
+	if got := queryOne(t, paths[1], "SELECT count(*) FROM books"); got != "0" {
+		t.Fatalf("a held file reached the database: %s rows", got)
+	}
+	b.Close()
+	b, err = rowdrop.Open(ctx, rowdrop.Config{DB: paths[1], Folder: folder, State: stB, StandIns: map[string]string{"title_sort": "identity"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The merged row is the origin's, sort column included (the stand-in's
+	// result is a trigger side effect, put back to the merged value).
+	if got := queryOne(t, paths[1], "SELECT title||'|'||sort FROM books WHERE id='b1'"); got != "The Hobbit|Hobbit" {
+		t.Fatalf("after the stand-in: %q", got)
+	}
+	st, _ = b.Status(ctx)
+	if len(st.Files) != 0 {
+		t.Fatalf("file still reported after applying: %+v", st.Files)
+	}
+}
