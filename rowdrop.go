@@ -335,10 +335,16 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 		return r, err
 	}
 	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
-		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path)", s.cfg.Folder, statErr)
+		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path; exports wait in the outbox meanwhile)", s.cfg.Folder, statErr)
 	}
-	r.Import, err = s.Import(ctx)
-	return r, err
+	if r.Import, err = s.Import(ctx); err != nil {
+		return r, err
+	}
+	if r.Export.PublishErr != nil {
+		// Imports went ahead; the export waits in the outbox and is retried.
+		return r, fmt.Errorf("exported changes wait in the outbox: %w", r.Export.PublishErr)
+	}
+	return r, nil
 }
 
 // DataVersion polls PRAGMA data_version on a long-lived connection: it
