@@ -207,6 +207,13 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		st.Close()
 		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
 	}
+	if moved, err := st.CheckInstallation(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("check installation of %s: %w", cfg.State, err)
+	} else if moved {
+		log.Warn("this state directory was copied or restored from a backup: it gets a new installation token, so a duplicate of it elsewhere can be detected", "state", cfg.State, "device", s.id.Device)
+		s.id, _ = st.Identity(cfg.DeviceName)
+	}
 	// Plain-text breadcrumbs let findStateDir recognise this state
 	// directory when the folder comes back under another path.
 	absDB, _ := filepath.Abs(cfg.DB)
@@ -294,7 +301,11 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	if err != nil {
 		return importer.Result{}, err
 	}
-	if err := export.EnsureBase(s.st, tables); err != nil {
+	// Tables whose shape the base copy cannot follow are left out: files
+	// that touch them are held (their table is not synced here) until the
+	// problem is resolved; Status says why.
+	tables, _, err = export.EnsureBase(s.st, tables)
+	if err != nil {
 		return importer.Result{}, err
 	}
 	byName := map[string]*schema.Table{}

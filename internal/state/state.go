@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -150,7 +151,7 @@ func (d *Dir) Identity(name string) (Identity, error) {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	id = Identity{Device: NewID(), Name: name, Install: NewID()}
+	id = Identity{Device: NewID(), Name: name, Install: NewInstall()}
 	err := sqlitex.Execute(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES('device',?),('name',?),('install',?),('next_seq',1)",
 		&sqlitex.ExecOptions{Args: []any{id.Device, id.Name, id.Install}})
 	return id, err
@@ -173,4 +174,63 @@ func (d *Dir) HasImported() bool {
 		return nil
 	}})
 	return n > 0
+}
+
+// NewInstall returns a per-installation token: creation time (ms, so the
+// newer of two installations can be told) and a random part.
+func NewInstall() string {
+	return fmt.Sprintf("%013d-%s", time.Now().UnixMilli(), NewID())
+}
+
+// InstallTime returns the creation time encoded in an install token (0 if
+// it has none).
+func InstallTime(tok string) int64 {
+	ms, _, ok := strings.Cut(tok, "-")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return n
+}
+
+// CheckInstallation regenerates the install token when this state
+// directory is not where it was created (copied to another machine,
+// restored from a backup): two installations then publish under one device
+// id, and their tokens tell their files apart. install_since records the
+// first sequence number written under the new token.
+func (d *Dir) CheckInstallation() (regenerated bool, err error) {
+	fp := machineFingerprint(d.Path)
+	old := d.Get("host_fp")
+	if old == fp {
+		return false, nil
+	}
+	if old == "" {
+		return false, d.Set("host_fp", fp)
+	}
+	end, err := db.Begin(d.Base, "IMMEDIATE")
+	if err != nil {
+		return false, err
+	}
+	defer end(&err)
+	if err = d.Set("install", NewInstall()); err != nil {
+		return false, err
+	}
+	if err = d.Set("install_since", d.GetInt("next_seq")); err != nil {
+		return false, err
+	}
+	return true, d.Set("host_fp", fp)
+}
+
+// machineFingerprint identifies "this state directory on this machine":
+// hostname, machine id and the directory's inode.
+func machineFingerprint(dir string) string {
+	host, _ := os.Hostname()
+	mid, _ := os.ReadFile("/etc/machine-id")
+	var ino uint64
+	if st, err := os.Stat(dir); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			ino = sys.Ino
+		}
+	}
+	return fmt.Sprintf("%s|%s|%d", host, strings.TrimSpace(string(mid)), ino)
 }
