@@ -78,6 +78,10 @@ type Result struct {
 	// the path.
 	Pending    bool
 	PublishErr error
+	// SchemaProblems lists synced tables left out of this export because
+	// their shape changed in a way the base copy cannot follow (see
+	// EnsureBase); every other table was exported.
+	SchemaProblems []SchemaProblem
 }
 
 // crashHook, if set (by tests), is called at the named points of an
@@ -109,8 +113,16 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.checkIdentity(); err != nil {
 		return res, err
 	}
-	if err := EnsureBase(e.State, tables); err != nil {
+	prevProblems := e.State.Get(schemaProblemsKey)
+	tables, res.SchemaProblems, err = EnsureBase(e.State, tables)
+	if err != nil {
 		return res, err
+	}
+	for _, p := range res.SchemaProblems {
+		if prevProblems == e.State.Get(schemaProblemsKey) {
+			break // already reported; Status keeps showing it
+		}
+		log.Warn("table not synced: its schema changed in a way rowdrop cannot follow", "table", p.Table, "reason", p.Reason)
 	}
 	mode := ModeFull
 	if e.Hints && !e.ForceFull {
@@ -296,6 +308,39 @@ func (e *Exporter) checkIdentity() error {
 	ents, err := os.ReadDir(filepath.Join(e.Folder, e.ID.Device))
 	if err != nil {
 		return nil // no folder or no files of ours yet
+	}
+	since := uint64(max(e.State.GetInt("install_since"), 1))
+	checked := uint64(e.State.GetInt("idcheck_upto"))
+	okUpTo := checked
+	for _, ent := range ents {
+		s, ok := rdfile.ParseSeq(ent.Name())
+		// A sync tool's conflict copy of one of our files is checked too:
+		// it is how two installations writing the same name show up.
+		copyOfOurs := !ok && rdfile.IsConflictCopy(ent.Name())
+		if !copyOfOurs && (!ok || s < since || s <= checked || s >= next) {
+			continue
+		}
+		f, err := rdfile.Open(filepath.Join(e.Folder, e.ID.Device, ent.Name()), rdfile.Limits{})
+		if err != nil {
+			continue // incomplete or damaged: the importer reports it
+		}
+		if f.Header.Install == e.ID.Install || (copyOfOurs && f.Header.Seq < since) {
+			if !copyOfOurs {
+				okUpTo = max(okUpTo, s)
+			}
+			continue
+		}
+		// Written under this device id by another installation.
+		if state.InstallTime(f.Header.Install) < state.InstallTime(e.ID.Install) {
+			return fmt.Errorf("%s was written by another installation using this device id %s (its state directory is an older copy of this one's). This installation is the newer copy and stops publishing. Nothing is lost: give it a new identity by moving its state directory aside (mv %s %s.old) and syncing again; its rows then merge at the lowest precedence and anything that differs is kept in the conflict log: %w",
+				f.Path, e.ID.Device, e.State.Path, e.State.Path, ErrDuplicateIdentity)
+		}
+		if e.Log != nil {
+			e.Log.Error("another, newer installation publishes under this device id: it was told to take a new identity; this one carries on", "file", f.Path, "device", e.ID.Device)
+		}
+	}
+	if okUpTo > checked {
+		_ = e.State.Set("idcheck_upto", okUpTo)
 	}
 	for _, ent := range ents {
 		if s, ok := rdfile.ParseSeq(ent.Name()); ok && s >= next {
