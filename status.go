@@ -11,6 +11,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"rowdrop/export"
 	importer "rowdrop/import"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -35,6 +36,10 @@ type Status struct {
 	Conflicts  int              `json:"conflicts"`
 	Unknown    []string         `json:"unknown_files,omitempty"`
 }
+
+// SkippedSchemaChanged is the Skipped.Kind of a synced table whose shape
+// changed on this device in a way rowdrop cannot follow (export.SchemaProblem).
+const SkippedSchemaChanged = "schema-changed"
 
 // DeviceStatus describes another device seen in the folder.
 type DeviceStatus struct {
@@ -75,10 +80,21 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range tables {
-		st.Synced = append(st.Synced, t.Name)
-	}
 	st.Skipped = skipped
+	problems, err := export.CheckBase(s.st, tables)
+	if err != nil {
+		return nil, err
+	}
+	blocked := map[string]bool{}
+	for _, p := range problems {
+		blocked[p.Table] = true
+		st.Skipped = append(st.Skipped, schema.Skipped{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
+	}
+	for _, t := range tables {
+		if !blocked[t.Name] {
+			st.Synced = append(st.Synced, t.Name)
+		}
+	}
 	applied, err := importer.Applied(s.st)
 	if err != nil {
 		return nil, err

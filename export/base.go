@@ -1,27 +1,57 @@
 package export
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"rowdrop/internal/db"
+	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
 )
 
-// EnsureBase creates, in the base copy, every synced table it lacks, using
-// the app's own CREATE TABLE statement (same columns, types and key, which
-// the session diff requires). New tables start empty, so their existing
-// rows are exported as inserts: that is how a device's data first reaches
-// the others. A table whose shape changed is refused with guidance.
-func EnsureBase(st *state.Dir, tables []*schema.Table) error {
+// SchemaProblem is a synced table whose live shape changed in a way the
+// base copy cannot follow (primary key changed, a column removed, renamed,
+// retyped or moved). The table is left out of export and import until the
+// problem is resolved; every other table keeps syncing.
+type SchemaProblem struct {
+	Table  string `json:"table"`
+	Reason string `json:"reason"`
+}
+
+// schemaProblemsKey is the rowdrop_state key holding the problems found by
+// the last EnsureBase, as JSON, for status reports.
+const schemaProblemsKey = "schema_problems"
+
+// EnsureBase makes the base copy follow the live schema, and returns the
+// tables that can be synced plus the ones that cannot (with guidance).
+//
+//   - A synced table missing from base is created with the app's own
+//     CREATE TABLE statement (same columns, types and key, which the
+//     session diff requires). It starts empty, so its existing rows are
+//     exported as inserts: that is how a device's data first reaches the
+//     others.
+//   - A table that gained trailing columns (the app ran ALTER TABLE ...
+//     ADD COLUMN) gets the same columns in base, with the same
+//     declaration. Existing base rows then read the column's default, as
+//     the existing live rows do, so the migration itself exports nothing;
+//     later edits of the new columns are exported as usual.
+//   - Any other change of shape is reported as a SchemaProblem; the table
+//     is not synced meanwhile (its changes stay in live, unexported, and
+//     files touching it are held).
+//
+// The problems are also recorded in rowdrop_state for Status.
+func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []SchemaProblem, error) {
 	have, _, err := schema.Inspect(st.Base, "main", schema.Filter{})
 	if err != nil {
-		return fmt.Errorf("read base copy schema: %w", err)
+		return nil, nil, fmt.Errorf("read base copy schema: %w", err)
 	}
 	byName := map[string]*schema.Table{}
 	for _, t := range have {
 		byName[t.Name] = t
 	}
+	var ok []*schema.Table
+	var problems []SchemaProblem
 	for _, t := range tables {
 		b := byName[t.Name]
 		if b == nil {
@@ -30,16 +60,96 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) error {
 				err = db.Exec(st.Base, ddl)
 			}
 			if err != nil {
-				return fmt.Errorf("create table %s in the base copy: %w", t.Name, err)
+				return nil, nil, fmt.Errorf("create table %s in the base copy: %w", t.Name, err)
 			}
+			ok = append(ok, t)
 			continue
 		}
-		if b.Fingerprint() != t.Fingerprint() {
-			return fmt.Errorf("table %s changed shape since rowdrop last saw it (columns, types or primary key); rowdrop cannot yet follow this migration: exclude the table in the config, or re-initialise this device's state directory: %w", t.Name, ErrSchemaChanged)
+		if b.Fingerprint() == t.Fingerprint() {
+			ok = append(ok, t)
+			continue
+		}
+		added, why := schema.CompareShapes(t.Name, b.Columns, t.Columns)
+		if why != "" {
+			problems = append(problems, SchemaProblem{Table: t.Name, Reason: why + "; " + problemGuidance(t.Name, st.Path)})
+			continue
+		}
+		if err := addColumns(st, t, added); err != nil {
+			return nil, nil, err
+		}
+		ok = append(ok, t)
+	}
+	if err := recordProblems(st, problems); err != nil {
+		return nil, nil, err
+	}
+	return ok, problems, nil
+}
+
+// CheckBase reports, without changing anything, the tables whose live
+// shape the base copy cannot follow (see EnsureBase).
+func CheckBase(st *state.Dir, tables []*schema.Table) ([]SchemaProblem, error) {
+	have, _, err := schema.Inspect(st.Base, "main", schema.Filter{})
+	if err != nil {
+		return nil, fmt.Errorf("read base copy schema: %w", err)
+	}
+	byName := map[string]*schema.Table{}
+	for _, t := range have {
+		byName[t.Name] = t
+	}
+	var problems []SchemaProblem
+	for _, t := range tables {
+		b := byName[t.Name]
+		if b == nil || b.Fingerprint() == t.Fingerprint() {
+			continue
+		}
+		if _, why := schema.CompareShapes(t.Name, b.Columns, t.Columns); why != "" {
+			problems = append(problems, SchemaProblem{Table: t.Name, Reason: why + "; " + problemGuidance(t.Name, st.Path)})
+		}
+	}
+	return problems, nil
+}
+
+func problemGuidance(table, stateDir string) string {
+	return fmt.Sprintf("rowdrop cannot follow this migration, so table %s is neither exported nor imported on this device (its local edits are kept in the database, files that touch it are held) while every other table keeps syncing. "+
+		"To resume: if the app made this change on purpose, wait until every device runs the new app version, then move this device's state directory aside (mv %s %s.old) and sync: the device rejoins under a new identity and nothing is lost (rows that differ land in the conflict log); "+
+		"or exclude table %s in the config to stop syncing it", table, stateDir, stateDir, table)
+}
+
+func recordProblems(st *state.Dir, problems []SchemaProblem) error {
+	v := ""
+	if len(problems) > 0 {
+		js, err := json.Marshal(problems)
+		if err != nil {
+			return err
+		}
+		v = string(js)
+	}
+	if st.Get(schemaProblemsKey) == v {
+		return nil
+	}
+	return st.Set(schemaProblemsKey, v)
+}
+
+// addColumns repeats the app's ALTER TABLE ... ADD COLUMN in the base
+// copy, in one transaction.
+func addColumns(st *state.Dir, t *schema.Table, added []rdfile.Column) (err error) {
+	end, err := db.Begin(st.Base, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("add columns to the base copy of %s: %w", t.Name, err)
+	}
+	defer end(&err)
+	for _, c := range added {
+		def, derr := t.ColumnDef(c.Name)
+		if derr != nil {
+			return fmt.Errorf("follow the new column %s.%s in the base copy: %w", t.Name, c.Name, derr)
+		}
+		if err = db.Exec(st.Base, "ALTER TABLE main."+db.Quote(t.Name)+" ADD COLUMN "+def); err != nil {
+			return fmt.Errorf("follow the new column %s.%s in the base copy (ADD COLUMN %s): %w", t.Name, c.Name, def, err)
 		}
 	}
 	return nil
 }
 
-// ErrSchemaChanged marks a synced table whose shape no longer matches the base copy.
+// ErrSchemaChanged marks a synced table whose shape no longer matches the
+// base copy in a way rowdrop cannot follow (see SchemaProblem).
 var ErrSchemaChanged = fmt.Errorf("schema changed")

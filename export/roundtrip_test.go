@@ -2,7 +2,6 @@ package export
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math"
 	"os"
@@ -321,25 +320,6 @@ func TestExportClosedWALDatabase(t *testing.T) {
 	defer conn.Close()
 	if m, err := journalMode(conn); err != nil || m != "wal" {
 		t.Fatalf("journal mode after export: %q %v", m, err)
-	}
-}
-
-// A table the base copy knows under another shape is refused with the
-// table's name and what to do, and nothing is written.
-func TestExportSchemaChangeRefused(t *testing.T) {
-	e := newEnv(t, envOpts{schema: "CREATE TABLE t(id INTEGER PRIMARY KEY, v);"})
-	e.exec("INSERT INTO t VALUES(1, 'x')")
-	e.export()
-	e.exec("ALTER TABLE t ADD COLUMN w; UPDATE t SET w=1;")
-	_, err := e.exp.Export(context.Background(), e.tables())
-	if err == nil || !strings.Contains(err.Error(), "table t changed shape") {
-		t.Fatalf("export after ALTER TABLE: %v", err)
-	}
-	if n := e.st.GetInt("next_seq"); n != 2 {
-		t.Fatalf("next_seq = %d after a refused export", n)
-	}
-	if got := folderFiles(t, e.folder); len(got) != 1 {
-		t.Fatalf("folder: %v", got)
 	}
 }
 

@@ -1,7 +1,6 @@
 package importer
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -193,7 +192,7 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 	}
 	defer cs.Close()
 	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel}
-	filtered := &filterReader{r: changeset.NewReader(bufio.NewReaderSize(cs, 1<<20), changeset.Limits{}), skip: im.Excluded}
+	filtered := &filterReader{r: changeset.NewReader(cs, changeset.Limits{}), skip: im.Excluded} // the reader buffers (64 KiB) itself
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
@@ -257,10 +256,23 @@ func (im *Importer) checkTable(t rdfile.Table) string {
 	if local == nil {
 		return fmt.Sprintf("changes table %s, which this database does not have (the app on device that wrote it may be newer): held until the table exists here", t.Name)
 	}
-	if local.Fingerprint() != t.Fingerprint || schema.Fingerprint(t.Name, t.Columns) != t.Fingerprint {
-		return fmt.Sprintf("table %s has a different shape on the writing device (columns, types or key): held until both sides run the same app version", t.Name)
+	if schema.Fingerprint(t.Name, t.Columns) != t.Fingerprint {
+		return fmt.Sprintf("table %s: the header's fingerprint does not match its columns: held", t.Name)
 	}
-	return ""
+	if local.Fingerprint() == t.Fingerprint {
+		return ""
+	}
+	switch d := schema.CompareRemote(t.Name, t.Columns, local.Columns); d.Kind {
+	case "same", "fewer":
+		// Fewer trailing columns: the writer's app has not added them
+		// yet; its changes apply and the missing columns keep their
+		// local values (or take their defaults in new rows).
+		return ""
+	case "more":
+		return fmt.Sprintf("table %s has column(s) %s on the writing device that this database lacks (the app there is newer): held until the app here adds them; then it applies by itself", t.Name, strings.Join(d.Missing, ", "))
+	default:
+		return fmt.Sprintf("table %s has a different shape on the writing device (%s): held until both sides run the same app version", t.Name, d.Why)
+	}
 }
 
 // prevalidate decodes the whole payload once, checking every change
@@ -275,7 +287,7 @@ func (im *Importer) prevalidate(f *rdfile.File) string {
 	for _, t := range f.Header.Tables {
 		allowed[t.Name] = true
 	}
-	rd := changeset.NewReader(bufio.NewReaderSize(cs, 1<<20), changeset.Limits{})
+	rd := changeset.NewReader(cs, changeset.Limits{}) // it buffers (64 KiB) itself
 	var n int64
 	for {
 		c, err := rd.Next()

@@ -28,6 +28,8 @@ type Engine struct {
 	// BatchSize bounds the changes per live write transaction, so the
 	// app's writers wait at most one short batch.
 	BatchSize int
+
+	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 }
 
 // Source identifies the file a batch of changes comes from.
@@ -132,18 +134,10 @@ func (a *access) close() {
 	}
 }
 
-// CheckShape verifies that a change's table layout matches the local table.
-func CheckShape(t *schema.Table, ct *changeset.Table) error {
-	if ct.NumCols() != len(t.Columns) {
-		return fmt.Errorf("table %s: change has %d columns, local table has %d", t.Name, ct.NumCols(), len(t.Columns))
-	}
-	for i, col := range t.Columns {
-		if (ct.PK[i] != 0) != (col.PK > 0) {
-			return fmt.Errorf("table %s: primary key differs from the local table's (column %s)", t.Name, col.Name)
-		}
-	}
-	return nil
-}
+// CheckShape verifies that a change's table layout matches the local
+// table, or the local table minus trailing non-key columns (a writer whose
+// app has not added them yet; see shape.go).
+func CheckShape(t *schema.Table, ct *changeset.Table) error { return checkNarrowShape(t, ct) }
 
 func (e *Engine) now() time.Time {
 	if e.Now != nil {
@@ -161,6 +155,20 @@ func (e *Engine) applyBatch(ctx context.Context, src Source, meta *state.Meta, a
 		}
 		if err := CheckShape(t, c.Table); err != nil {
 			return err
+		}
+		if c.Table.NumCols() < len(t.Columns) {
+			if e.defaults == nil {
+				e.defaults = map[string][]changeset.Value{}
+			}
+			d := e.defaults[t.Name]
+			if d == nil {
+				var err error
+				if d, err = columnDefaults(e.State.Base, t); err != nil {
+					return err
+				}
+				e.defaults[t.Name] = d
+			}
+			widen(t, c, d)
 		}
 		it := &item{t: t}
 		if c.Op == changeset.OpInsert {
@@ -298,7 +306,14 @@ func liveTarget(t *schema.Table, b, l, merged []changeset.Value) ([]changeset.Va
 	}
 	if merged == nil {
 		if edited {
-			return l, out // local edits are newer than the remote delete
+			// Local edits are newer than the remote delete: the row stays
+			// and is exported (as an insert, base no longer has it) with a
+			// later clock, so the delete loses everywhere. No other device
+			// sees that decision as a conflict (to them it is a newer
+			// insert), so it is logged here or nowhere.
+			out = append(out, &state.Conflict{Kind: KindDeleteLost, Table: t.Name, Cols: jsonCols(allCols(t)), Winner: encodeOpt(l), Loser: encodeOpt(b),
+				Note: "a remote delete lost to an edit made here and not yet exported; the row stays (the loser is the row as the delete removed it)"})
+			return l, out
 		}
 		return nil, nil
 	}

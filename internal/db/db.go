@@ -53,7 +53,13 @@ func OpenPrivate(path string) (*sqlite.Conn, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	conn.SetBusyTimeout(BusyTimeout)
-	for _, p := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-65536"} {
+	// cache_size: 8 MiB. The page cache is most of an import's memory (this
+	// engine's allocator rounds each cached page up, so it costs about
+	// twice its nominal size): with 64 MiB, importing a 1 GB changeset
+	// peaked at ~250 MB RSS, with 8 MiB at ~90 MB, and merges were no
+	// slower (rowdrop-bench P5 and P2; docs/BENCH.md). Misses are served
+	// from the OS page cache.
+	for _, p := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-8192"} {
 		if err := sqlitex.ExecuteTransient(conn, p, nil); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("configure %s: %w", path, err)
@@ -103,7 +109,10 @@ func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 	case changeset.KindFloat:
 		stmt.BindFloat(i, v.Float)
 	case changeset.KindText:
-		stmt.BindText(i, string(v.Bytes))
+		// BindText copies the value into SQLite's memory before it
+		// returns, so a string view of the bytes is enough: no Go copy
+		// (it was a third of all allocations of a large import).
+		stmt.BindText(i, unsafe.String(unsafe.SliceData(v.Bytes), len(v.Bytes)))
 	case changeset.KindBlob:
 		if v.Bytes == nil {
 			stmt.BindBytes(i, []byte{})

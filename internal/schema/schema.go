@@ -266,3 +266,245 @@ func nameEnd(s string, i int) int {
 		return i
 	}
 }
+
+// ColumnDef returns the text that declares column name in the table's
+// CREATE TABLE statement ("body TEXT NOT NULL DEFAULT 'x'"), exactly as the
+// app wrote it, so that the base copy can repeat an app's
+// ALTER TABLE ... ADD COLUMN with the same type, default, collation and
+// constraints. SQLite stores an added column's declaration verbatim in
+// sqlite_master, after the other columns.
+func (t *Table) ColumnDef(name string) (string, error) {
+	defs, err := columnDefs(t.CreateSQL)
+	if err != nil {
+		return "", fmt.Errorf("table %s: %w", t.Name, err)
+	}
+	for _, d := range defs {
+		if n, _ := firstToken(d); strings.EqualFold(n, name) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("table %s: cannot find the declaration of column %s in its definition", t.Name, name)
+}
+
+// columnDefs splits the parenthesised body of a CREATE TABLE statement at
+// its top-level commas and returns the column definitions (table
+// constraints — CONSTRAINT, PRIMARY KEY, UNIQUE, CHECK, FOREIGN KEY — left
+// out). Quotes, brackets, nested parentheses and comments are respected.
+func columnDefs(sql string) ([]string, error) {
+	i, ok := skipWords(sql, 0, "CREATE", "TABLE")
+	if !ok {
+		return nil, fmt.Errorf("unexpected definition %.40q", sql)
+	}
+	if j, ok := skipWords(sql, i, "IF", "NOT", "EXISTS"); ok {
+		i = j
+	}
+	i = nameEnd(sql, i)
+	for i < len(sql) && sql[i] != '(' {
+		i++
+	}
+	if i >= len(sql) {
+		return nil, fmt.Errorf("no column list in %.40q", sql)
+	}
+	var parts []string
+	depth, start := 0, i+1
+	for i++; i < len(sql); i++ {
+		switch c := sql[i]; c {
+		case '\'', '"', '`', '[':
+			closer := c
+			if c == '[' {
+				closer = ']'
+			}
+			for i++; i < len(sql); i++ {
+				if sql[i] == closer {
+					if closer != ']' && i+1 < len(sql) && sql[i+1] == closer {
+						i++
+						continue
+					}
+					break
+				}
+			}
+		case '-':
+			if i+1 < len(sql) && sql[i+1] == '-' {
+				for i < len(sql) && sql[i] != '\n' {
+					i++
+				}
+			}
+		case '/':
+			if i+1 < len(sql) && sql[i+1] == '*' {
+				end := strings.Index(sql[i+2:], "*/")
+				if end < 0 {
+					i = len(sql)
+				} else {
+					i += 2 + end + 1
+				}
+			}
+		case '(':
+			depth++
+		case ')':
+			if depth == 0 {
+				parts = append(parts, sql[start:i])
+				return keepColumns(parts), nil
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				parts = append(parts, sql[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return nil, fmt.Errorf("unterminated column list in %.40q", sql)
+}
+
+func keepColumns(parts []string) []string {
+	var out []string
+	for _, p := range parts {
+		p = trimLeadingComments(p)
+		tok, quoted := firstToken(p)
+		if !quoted {
+			switch strings.ToUpper(tok) {
+			case "CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN":
+				continue
+			}
+		}
+		if tok != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// firstToken returns the first identifier of s, unquoted, and whether it
+// was quoted.
+func firstToken(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", false
+	}
+	switch s[0] {
+	case '"', '`', '\'', '[':
+		closer := s[0]
+		if closer == '[' {
+			closer = ']'
+		}
+		var b strings.Builder
+		for i := 1; i < len(s); i++ {
+			if s[i] == closer {
+				if closer != ']' && i+1 < len(s) && s[i+1] == closer {
+					b.WriteByte(closer)
+					i++
+					continue
+				}
+				break
+			}
+			b.WriteByte(s[i])
+		}
+		return b.String(), true
+	}
+	end := strings.IndexAny(s, " \t\r\n(,")
+	if end < 0 {
+		end = len(s)
+	}
+	return s[:end], false
+}
+
+// trimLeadingComments drops whitespace and comments before a definition.
+func trimLeadingComments(s string) string {
+	for {
+		s = strings.TrimSpace(s)
+		switch {
+		case strings.HasPrefix(s, "--"):
+			if i := strings.IndexByte(s, '\n'); i >= 0 {
+				s = s[i+1:]
+			} else {
+				return ""
+			}
+		case strings.HasPrefix(s, "/*"):
+			if i := strings.Index(s, "*/"); i >= 0 {
+				s = s[i+2:]
+			} else {
+				return ""
+			}
+		default:
+			return s
+		}
+	}
+}
+
+// CompareShapes compares an old and a new shape of one table. If the new
+// shape is the old one plus trailing columns (ALTER TABLE ... ADD COLUMN),
+// it returns the added columns; if it is anything else it says why not, in
+// words naming the columns, the key and what happened to them.
+func CompareShapes(table string, old, cur []rdfile.Column) (added []rdfile.Column, why string) {
+	if k1, k2 := keyOf(old), keyOf(cur); k1 != k2 {
+		return nil, fmt.Sprintf("table %s: primary key changed from (%s) to (%s)", table, k1, k2)
+	}
+	n := min(len(old), len(cur))
+	for i := 0; i < n; i++ {
+		o, c := old[i], cur[i]
+		switch {
+		case o.Name != c.Name:
+			return nil, fmt.Sprintf("table %s: column %d is %s, was %s (a column was removed, renamed or moved; rowdrop only follows columns added at the end)", table, i+1, c.Name, o.Name)
+		case !strings.EqualFold(o.Type, c.Type):
+			return nil, fmt.Sprintf("table %s: column %s changed type from %q to %q", table, c.Name, o.Type, c.Type)
+		case o.NotNull != c.NotNull:
+			return nil, fmt.Sprintf("table %s: column %s changed its NOT NULL constraint", table, c.Name)
+		}
+	}
+	if len(cur) < len(old) {
+		var gone []string
+		for _, c := range old[len(cur):] {
+			gone = append(gone, c.Name)
+		}
+		return nil, fmt.Sprintf("table %s: column(s) %s removed", table, strings.Join(gone, ", "))
+	}
+	return cur[len(old):], ""
+}
+
+func keyOf(cols []rdfile.Column) string {
+	var k []string
+	for pos := 1; ; pos++ {
+		found := false
+		for _, c := range cols {
+			if c.PK == pos {
+				k = append(k, c.Name)
+				found = true
+			}
+		}
+		if !found {
+			return strings.Join(k, ", ")
+		}
+	}
+}
+
+// ShapeDiff relates the columns a file carries for a table (theirs) to
+// the local table's (ours): Same, Fewer (theirs is ours minus trailing
+// columns: the writer has not upgraded yet; applies), More (theirs has
+// trailing columns ours lacks: this device has not upgraded yet; Missing
+// names them) or Other (Why says what differs).
+type ShapeDiff struct {
+	Kind    string // "same", "fewer", "more", "other"
+	Missing []string
+	Why     string
+}
+
+// CompareRemote compares a file's columns for a table with the local ones.
+func CompareRemote(table string, theirs, ours []rdfile.Column) ShapeDiff {
+	if len(theirs) <= len(ours) {
+		if _, why := CompareShapes(table, theirs, ours); why == "" {
+			if len(theirs) == len(ours) {
+				return ShapeDiff{Kind: "same"}
+			}
+			return ShapeDiff{Kind: "fewer"}
+		}
+	}
+	added, why := CompareShapes(table, ours, theirs)
+	if why != "" {
+		return ShapeDiff{Kind: "other", Why: why}
+	}
+	d := ShapeDiff{Kind: "more"}
+	for _, c := range added {
+		d.Missing = append(d.Missing, c.Name)
+	}
+	return d
+}

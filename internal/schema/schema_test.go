@@ -257,3 +257,32 @@ func TestCreateIn(t *testing.T) {
 		t.Error("CreateIn accepted a view definition")
 	}
 }
+
+// ColumnDef finds a column's declaration as written, through quotes,
+// comments, nested parentheses and table constraints, including columns
+// SQLite appended with ALTER TABLE ... ADD COLUMN.
+func TestColumnDef(t *testing.T) {
+	tab := &Table{Name: "t", CreateSQL: `CREATE TABLE IF NOT EXISTS "t"(
+		id INTEGER PRIMARY KEY, -- the key, (with a comma
+		"we""ird, name" TEXT DEFAULT 'a,b)' /* c, ) */ NOT NULL,
+		[br] NUMERIC(10, 2) CHECK (br > (0)),
+		unique_x TEXT, ` + "`bt` BLOB" + `,
+		CONSTRAINT u UNIQUE (unique_x, br), CHECK (id > 0), FOREIGN KEY (id) REFERENCES p(id)
+		, pinned INTEGER NOT NULL DEFAULT 0)`}
+	for name, want := range map[string]string{
+		"id":           "id INTEGER PRIMARY KEY",
+		`we"ird, name`: `"we""ird, name" TEXT DEFAULT 'a,b)' /* c, ) */ NOT NULL`,
+		"br":           "[br] NUMERIC(10, 2) CHECK (br > (0))",
+		"unique_x":     "unique_x TEXT",
+		"bt":           "`bt` BLOB",
+		"pinned":       "pinned INTEGER NOT NULL DEFAULT 0",
+	} {
+		got, err := tab.ColumnDef(name)
+		if err != nil || got != want {
+			t.Errorf("ColumnDef(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := tab.ColumnDef("u"); err == nil {
+		t.Error("a table constraint was taken for a column")
+	}
+}
