@@ -12,7 +12,20 @@
 //     later edit brings a deleted row back with its last known values;
 //   - a cell or row edited locally and not exported yet keeps the local
 //     value (it will be exported with a later clock and win everywhere);
-//   - whatever loses a concurrent decision goes to the conflict log.
+//     this includes a row edited here that a remote delete removes: the
+//     row stays and comes back everywhere, and the delete is logged as
+//     lost here (elsewhere it only looks like a newer insert);
+//   - whatever loses a concurrent decision goes to the conflict log of
+//     at least one device (usually of every device that held the losing
+//     value: each logs what it displaces).
+//
+// Whether two edits were concurrent is judged from what the editor had:
+// an UPDATE whose old value equals the value it replaces, or a DELETE whose
+// old row equals the row it removes, was made by a device that had seen it,
+// and is not a conflict. Files carry no causal history, so a device that
+// receives an informed overwrite before the value it overwrote (from a
+// third device) cannot tell it from a concurrent edit and logs it; the
+// merged data is the same either way, only the log is noisier.
 package merge
 
 import (

@@ -1,0 +1,58 @@
+package simtest
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"rowdrop/internal/rdfile"
+)
+
+// The simulated transport itself: whole, partial and repeated deliveries
+// land where the importer looks, with the bytes of the original.
+func TestTransport(t *testing.T) {
+	w := NewWorld(t, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
+	a := w.AddDevice(Options{Name: "a", Initialised: true})
+	b := w.AddDevice(Options{Name: "b", Initialised: true})
+	a.Exec("INSERT INTO t VALUES(1,'x')")
+	if r := a.Export(); r.Seq != 1 {
+		t.Fatalf("export: %+v", r)
+	}
+	if got := a.Published(); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("published: %v", got)
+	}
+	orig, err := os.ReadFile(a.FilePath(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(b.Folder, a.ID, rdfile.FileName(1))
+	w.DeliverPartial(a, 1, b, 10)
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, orig[:10]) || w.Has(b, a, 1) {
+		t.Fatalf("partial delivery: %d bytes, Has=%v", len(got), w.Has(b, a, 1))
+	}
+	if r := b.Import(); r.Waiting != 1 || r.Applied != 0 {
+		t.Fatalf("import of a partial file: %+v", r)
+	}
+	w.Deliver(a, 1, b)
+	w.Deliver(a, 1, b)
+	if got, _ := os.ReadFile(dst); !bytes.Equal(got, orig) || !w.Has(b, a, 1) {
+		t.Fatalf("whole delivery differs from the original")
+	}
+	ents, _ := os.ReadDir(filepath.Dir(dst))
+	if len(ents) != 1 {
+		t.Fatalf("delivery left extra files: %v", ents)
+	}
+	if r := b.Import(); r.Applied != 1 {
+		t.Fatalf("import: %+v", r)
+	}
+	pf := a.ReadPublished()
+	if len(pf) != 1 || pf[0].Header.Seq != 1 || len(pf[0].Changes) != 1 {
+		t.Fatalf("decoded: %+v", pf)
+	}
+	w.Quiesce(3)
+	w.AssertConverged()
+	if b.Value("SELECT v FROM t WHERE id=1") != "x" {
+		t.Fatalf("not merged: %s", b.Dump())
+	}
+}
