@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
@@ -243,9 +244,17 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, st *S
 		}
 		wants = append(wants, want{it, row})
 	}
-	// Verify and correct what triggers did to the rows we wrote.
+	// Verify and correct what triggers did to the rows we wrote. Only
+	// tables with triggers can differ from what was written.
+	triggered, err := tablesWithTriggers(e.Live)
+	if err != nil {
+		return err
+	}
 	var fixes []want
 	for _, w := range wants {
+		if !triggered[strings.ToLower(w.it.t.Name)] {
+			continue
+		}
 		lt := acc.get(e.Live, "live", w.it.t)
 		got, err := lt.Get(w.it.key)
 		if err != nil {
@@ -423,4 +432,17 @@ func jsonCols(cols []string) string {
 	}
 	b.WriteString("]")
 	return b.String()
+}
+
+// tablesWithTriggers lists (lower-cased) the tables that carry triggers.
+func tablesWithTriggers(conn *sqlite.Conn) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := sqlitex.ExecuteTransient(conn, `SELECT DISTINCT lower(tbl_name) FROM main.sqlite_master WHERE type='trigger' AND name NOT LIKE 'rowdrop\_dirty\_%' ESCAPE '\'`, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		out[s.ColumnText(0)] = true
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("list triggers of the live database: %w", err)
+	}
+	return out, nil
 }
