@@ -213,16 +213,8 @@ func InstallHints(conn *sqlite.Conn, tables []*schema.Table) (err error) {
 	if err = db.Exec(conn, dirtyDDL); err != nil {
 		return err
 	}
-	var old []string
-	err = sqlitex.ExecuteTransient(conn, "SELECT name FROM main.sqlite_master WHERE type='trigger' AND name LIKE 'rowdrop\\_dirty\\_%' ESCAPE '\\'",
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { old = append(old, s.ColumnText(0)); return nil }})
-	if err != nil {
+	if err = dropHintTriggers(conn); err != nil {
 		return err
-	}
-	for _, n := range old {
-		if err = db.Exec(conn, "DROP TRIGGER "+db.Quote(n)); err != nil {
-			return err
-		}
 	}
 	for _, t := range tables {
 		var want map[string]string
@@ -238,6 +230,22 @@ func InstallHints(conn *sqlite.Conn, tables []*schema.Table) (err error) {
 	return nil
 }
 
+// dropHintTriggers drops every hint trigger, inside the caller's transaction.
+func dropHintTriggers(conn *sqlite.Conn) error {
+	var old []string
+	err := sqlitex.ExecuteTransient(conn, "SELECT name FROM main.sqlite_master WHERE type='trigger' AND name LIKE 'rowdrop\\_dirty\\_%' ESCAPE '\\'",
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { old = append(old, s.ColumnText(0)); return nil }})
+	if err != nil {
+		return err
+	}
+	for _, n := range old {
+		if err := db.Exec(conn, "DROP TRIGGER "+db.Quote(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RemoveHints drops the hint triggers and table.
 func RemoveHints(conn *sqlite.Conn) (err error) {
 	end, err := db.Begin(conn, "IMMEDIATE")
@@ -245,16 +253,8 @@ func RemoveHints(conn *sqlite.Conn) (err error) {
 		return err
 	}
 	defer end(&err)
-	var old []string
-	err = sqlitex.ExecuteTransient(conn, "SELECT name FROM main.sqlite_master WHERE type='trigger' AND name LIKE 'rowdrop\\_dirty\\_%' ESCAPE '\\'",
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { old = append(old, s.ColumnText(0)); return nil }})
-	if err != nil {
+	if err = dropHintTriggers(conn); err != nil {
 		return err
-	}
-	for _, n := range old {
-		if err = db.Exec(conn, "DROP TRIGGER "+db.Quote(n)); err != nil {
-			return err
-		}
 	}
 	return db.Exec(conn, "DROP TABLE IF EXISTS rowdrop_dirty")
 }

@@ -44,44 +44,56 @@ func SyncDir(dir string) error {
 	return nil
 }
 
-// WriteFunc atomically creates path with the content fn writes. The file
-// appears whole under its final name or not at all. It refuses to replace an
-// existing file: every rowdrop file is written once.
-func WriteFunc(path string, fn func(w io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
+// writeTemp writes a new temporary file in dir with the content fn
+// writes, fsyncs and closes it, and returns its path. On error nothing is
+// left behind.
+func writeTemp(dir string, fn func(w io.Writer) error) (string, error) {
 	tmp := tempName(dir)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("create temporary file in %s: %w", dir, err)
+		return "", fmt.Errorf("create temporary file in %s: %w", dir, err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = fn(f); err != nil {
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := fn(f); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync %s: %w", tmp, err))
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("close %s: %w", tmp, err)
+	}
+	return tmp, nil
+}
+
+// WriteFunc atomically creates path with the content fn writes. The file
+// appears whole under its final name or not at all. It refuses to replace an
+// existing file: every rowdrop file is written once.
+func WriteFunc(path string, fn func(w io.Writer) error) error {
+	dir := filepath.Dir(path)
+	tmp, err := writeTemp(dir, fn)
+	if err != nil {
 		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
 	}
 	// Link refuses to replace an existing name, unlike rename; fall back to
 	// rename where hard links are unsupported (FAT, some FUSE mounts).
 	if lerr := os.Link(tmp, path); lerr == nil {
 		os.Remove(tmp)
 	} else if errors.Is(lerr, os.ErrExist) {
-		err = fmt.Errorf("%s already exists: %w", path, os.ErrExist)
-		return err
+		os.Remove(tmp)
+		return fmt.Errorf("%s already exists: %w", path, os.ErrExist)
 	} else {
 		if _, serr := os.Lstat(path); serr == nil {
-			err = fmt.Errorf("%s already exists: %w", path, os.ErrExist)
-			return err
+			os.Remove(tmp)
+			return fmt.Errorf("%s already exists: %w", path, os.ErrExist)
 		}
-		if err = os.Rename(tmp, path); err != nil {
+		if err := os.Rename(tmp, path); err != nil {
+			os.Remove(tmp)
 			return fmt.Errorf("rename into %s: %w", path, err)
 		}
 	}
@@ -90,29 +102,19 @@ func WriteFunc(path string, fn func(w io.Writer) error) (err error) {
 
 // Replace atomically writes data at path, replacing any earlier version.
 // It is only for files a single owner rewrites (its own state files).
-func Replace(path string, data []byte) (err error) {
+func Replace(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp := tempName(dir)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("create temporary file in %s: %w", dir, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+	tmp, err := writeTemp(dir, func(w io.Writer) error {
+		if _, err := w.Write(data); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
 		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("rename into %s: %w", path, err)
 	}
 	return SyncDir(dir)
