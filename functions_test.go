@@ -103,3 +103,61 @@ func TestMissingAppFunctionHoldsThenStandIn(t *testing.T) {
 		t.Fatalf("file still reported after applying: %+v", st.Files)
 	}
 }
+
+// Joplin-like: the app's index is FTS4, a module rowdrop's SQLite lacks,
+// kept by a trigger on a synced table. Reading never touches it; applying a
+// change that fires the trigger holds the file with the module named, and
+// excluding nothing else, other tables keep syncing.
+func TestMissingModuleTriggerHolds(t *testing.T) {
+	ctx := context.Background()
+	folder := t.TempDir()
+	schemaSQL := `
+CREATE TABLE notes(id TEXT PRIMARY KEY, body TEXT);
+CREATE TABLE folders(id TEXT PRIMARY KEY, title TEXT);
+PRAGMA writable_schema=ON;
+INSERT INTO sqlite_master VALUES('table','notes_fts','notes_fts',0,'CREATE VIRTUAL TABLE notes_fts USING fts4(content="notes", body)');
+PRAGMA writable_schema=OFF;`
+	trigger := `CREATE TRIGGER notes_fts_ai AFTER INSERT ON notes BEGIN INSERT INTO notes_fts(docid, body) VALUES(new.rowid, new.body); END`
+	var paths, states []string
+	for _, n := range []string{"a", "b"} {
+		dir := t.TempDir()
+		p := filepath.Join(dir, n+".db")
+		execScript(t, p, schemaSQL)
+		paths, states = append(paths, p), append(states, filepath.Join(dir, "state"))
+	}
+	// Only B's app has the trigger (a creating connection with FTS4 would
+	// be the app's own; here the statement just has to be stored).
+	execScript(t, paths[1], "PRAGMA writable_schema=ON; INSERT INTO sqlite_master VALUES('trigger','notes_fts_ai','notes',0,'"+strings.ReplaceAll(trigger, "'", "''")+"'); PRAGMA writable_schema=OFF;")
+	mustExec(t, paths[0], "INSERT INTO notes VALUES('n1','hello')")
+	mustExec(t, paths[0], "INSERT INTO folders VALUES('f1','inbox')")
+	var ss []*rowdrop.Syncer
+	for i := range paths {
+		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: paths[i], Folder: folder, State: states[i]})
+		if err != nil {
+			t.Fatalf("open must not trip over the FTS4 table: %v", err)
+		}
+		defer s.Close()
+		ss = append(ss, s)
+	}
+	for _, s := range []*rowdrop.Syncer{ss[0], ss[1]} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatalf("sync: %v", err)
+		}
+	}
+	st, _ := ss[1].Status(ctx)
+	reason := ""
+	for _, f := range st.Files {
+		reason += f.Status + ": " + f.Reason
+	}
+	if !strings.Contains(reason, "held") || !strings.Contains(reason, "fts4") {
+		t.Fatalf("expected the file held naming the fts4 module, got %q", reason)
+	}
+	if got := queryOne(t, paths[1], "SELECT count(*) FROM notes"); got != "0" {
+		t.Fatalf("held file partly applied: %s notes", got)
+	}
+	for _, sk := range st.Skipped {
+		if sk.Name == "notes_fts" && sk.Kind != "excluded" {
+			t.Fatalf("FTS4 table should be excluded as derived data: %+v", sk)
+		}
+	}
+}
