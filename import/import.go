@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,7 +220,7 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 		if ctx.Err() != nil {
 			return "", "", ctx.Err()
 		}
-		return StatusHeld, heldReason(e.Rel, err), nil
+		return StatusHeld, heldReason(e.Rel, err, im.Engine.Live), nil
 	}
 	return "", "", nil
 }
@@ -325,17 +326,59 @@ func classify(err error) string {
 	}
 }
 
-func heldReason(rel string, err error) string {
+func heldReason(rel string, err error, live *sqlite.Conn) string {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "no such function"):
-		return fmt.Sprintf("%s: applying it runs an app trigger that calls a SQL function rowdrop does not have (%s); exclude the table carrying that trigger, or run the app's sync through the rowdrop library with the function registered; held", rel, msg)
+		name := after(msg, "no such function: ")
+		return fmt.Sprintf("%s: applying it runs app trigger(s) %s calling SQL function %s, which only the app defines; configure a stand-in (stand_ins: {%s: identity}) or exclude the table carrying the trigger; held, nothing applied",
+			rel, triggersMentioning(live, name), name, name)
 	case strings.Contains(msg, "no such module"):
-		return fmt.Sprintf("%s: applying it touches a virtual table whose module this SQLite lacks (%s); exclude the table whose trigger writes to it; held", rel, msg)
+		mod := after(msg, "no such module: ")
+		return fmt.Sprintf("%s: applying it runs app trigger(s) %s writing into a virtual table of module %s, which this SQLite lacks; exclude the table carrying the trigger (its index is then rebuilt by the app only); held, nothing applied",
+			rel, triggersMentioning(live, mod), mod)
 	case strings.Contains(msg, "constraint failed"):
 		return fmt.Sprintf("%s: a constraint of the local database refused a change (%s); held", rel, msg)
 	}
 	return fmt.Sprintf("%s: could not be applied: %s; held and retried", rel, msg)
+}
+
+// after returns the word following prefix in msg.
+func after(msg, prefix string) string {
+	_, rest, ok := strings.Cut(msg, prefix)
+	if !ok {
+		return "?"
+	}
+	if f := strings.FieldsFunc(rest, func(r rune) bool { return r == ' ' || r == ')' || r == ';' || r == ',' || r == '"' }); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+// triggersMentioning names the triggers whose SQL mentions word, or the
+// virtual tables using module word ("trigger on table").
+func triggersMentioning(conn *sqlite.Conn, word string) string {
+	if conn == nil || word == "?" {
+		return "(unknown)"
+	}
+	targets := []string{word}
+	_ = sqlitex.Execute(conn, "SELECT name FROM main.sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING '||?||'%'",
+		&sqlitex.ExecOptions{Args: []any{word}, ResultFunc: func(s *sqlite.Stmt) error { targets = append(targets, s.ColumnText(0)); return nil }})
+	var names []string
+	for _, w := range targets {
+		_ = sqlitex.Execute(conn, "SELECT name, tbl_name FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
+			&sqlitex.ExecOptions{Args: []any{w}, ResultFunc: func(s *sqlite.Stmt) error {
+				n := fmt.Sprintf("%s (on %s)", s.ColumnText(0), s.ColumnText(1))
+				if !slices.Contains(names, n) {
+					names = append(names, n)
+				}
+				return nil
+			}})
+	}
+	if len(names) == 0 {
+		return "(unknown)"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (im *Importer) record(rel, dev string, seq uint64, status, reason string) {
