@@ -301,14 +301,3 @@ func TestCorruptPayloadWaitsForGoodCopy(t *testing.T) {
 	}
 }
 
-func dumpC(d *simtest.Device) string {
-	var b strings.Builder
-	for _, c := range d.Conflicts() {
-		b.WriteString(c.Kind + " " + c.Key + " " + c.File + " ")
-		for _, col := range c.Columns {
-			b.WriteString(col + ":" + c.Winner[col] + "/" + c.Loser[col] + " ")
-		}
-		b.WriteString(c.WinnerBy + ">" + c.LoserBy + "\n")
-	}
-	return b.String()
-}

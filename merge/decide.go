@@ -94,7 +94,6 @@ func decide(t *schema.Table, c *changeset.Change, cl state.Clock, m *state.RowMe
 		}
 		newer := m == nil || cl.Compare(m.Ins) > 0
 		var lostCols []string
-		var lostVals, winVals []changeset.Value
 		for i := 0; i < n; i++ {
 			if local(i) {
 				if cur[i].Kind == changeset.KindUndefined {
@@ -109,8 +108,6 @@ func decide(t *schema.Table, c *changeset.Change, cl state.Clock, m *state.RowMe
 			if cl.Compare(cc) > 0 {
 				if wasAlive && !cur[i].Equal(c.New[i]) && cur[i].Kind != changeset.KindUndefined {
 					lostCols = append(lostCols, t.Columns[i].Name)
-					lostVals = append(lostVals, cur[i])
-					winVals = append(winVals, c.New[i])
 				}
 				cur[i] = c.New[i]
 			}

@@ -77,13 +77,13 @@ func (b *bench) p2(ctx context.Context, a *device) error {
 	var ar appResult
 	_, aerr := app.finish(&ar)
 	if ierr != nil {
-		return fmt.Errorf("B's initial import: %w", ierr)
+		return fmt.Errorf("initial import on B: %w", ierr)
 	}
 	if aerr != nil {
 		return fmt.Errorf("app writer: %w", aerr)
 	}
 	if ires.Changes < int64(n) {
-		return fmt.Errorf("B's initial import applied %d changes, want at least %d", ires.Changes, n)
+		return fmt.Errorf("initial import on B applied %d changes, want at least %d", ires.Changes, n)
 	}
 	b.rep.add(Figure{
 		ID:       "P2 setup: B's initial import, TEXT " + rowsLabel(n) + " rows",
@@ -119,7 +119,7 @@ func (b *bench) p2(ctx context.Context, a *device) error {
 		return err
 	}
 	if eres.Changes != int64(m) {
-		return fmt.Errorf("A exported %d changes, want %d", eres.Changes, m)
+		return fmt.Errorf("device A exported %d changes, want %d", eres.Changes, m)
 	}
 	b.rep.add(Figure{
 		ID:       fmt.Sprintf("P2 setup: A's export of %s edits", rowsLabel(m)),
@@ -162,10 +162,10 @@ func (b *bench) p2(ctx context.Context, a *device) error {
 	mergeTook := time.Since(t0)
 	stopProf()
 	if err != nil {
-		return fmt.Errorf("B's import of A's edits: %w", err)
+		return fmt.Errorf("import of A's edits on B: %w", err)
 	}
 	if mres.Applied != 1 || mres.Changes != int64(m) {
-		return fmt.Errorf("B imported %d files / %d changes, want 1 / %d", mres.Applied, mres.Changes, m)
+		return fmt.Errorf("device B imported %d files / %d changes, want 1 / %d", mres.Applied, mres.Changes, m)
 	}
 	// Both sides must have done the same work.
 	diff, err := countDiffering(bd.db, copyPath)
