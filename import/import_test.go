@@ -300,4 +300,3 @@ func TestCorruptPayloadWaitsForGoodCopy(t *testing.T) {
 		t.Fatalf("good copy not applied: %+v", r)
 	}
 }
-
