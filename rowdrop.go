@@ -265,11 +265,21 @@ func (s *Syncer) Close() error {
 }
 
 func (s *Syncer) tables() ([]*schema.Table, []schema.Skipped, error) {
-	t, sk, err := schema.Inspect(s.live, "main", schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns})
-	if err != nil {
+	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns}
+	for attempt := 0; ; attempt++ {
+		t, sk, err := schema.Inspect(s.live, "main", f)
+		if err == nil {
+			return t, sk, nil
+		}
+		// A busy app can refuse even a schema read without waiting (SQLite
+		// skips the busy handler where waiting could deadlock); it is
+		// transient, so try again briefly before failing the cycle.
+		if sqlite.ErrCode(err).ToPrimary() == sqlite.ResultBusy && attempt < 20 {
+			time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+			continue
+		}
 		return nil, nil, fmt.Errorf("read schema of %s: %w", s.cfg.DB, err)
 	}
-	return t, sk, nil
 }
 
 // Export captures local changes and publishes them as one file.
