@@ -75,9 +75,12 @@ type ChangeReader interface {
 // ApplyReader is Apply over any change source.
 func (e *Engine) ApplyReader(ctx context.Context, src Source, rd ChangeReader, finish func() error) (Stats, error) {
 	var st Stats
-	size := e.BatchSize
-	if size <= 0 {
-		size = 2000
+	// Batches adapt so that one live write transaction stays near
+	// lockTarget: the app's writers wait at most about that long. A fixed
+	// BatchSize (tests) disables the adaptation.
+	size, adaptive := e.BatchSize, e.BatchSize <= 0
+	if adaptive {
+		size = 500
 	}
 	meta, err := e.State.NewMeta()
 	if err != nil {
@@ -101,8 +104,15 @@ func (e *Engine) ApplyReader(ctx context.Context, src Source, rd ChangeReader, f
 			if last {
 				fin = finish
 			}
+			prev := st.MaxLock
+			st.MaxLock = 0
 			if err := e.applyBatch(ctx, src, meta, acc, batch, fin, &st); err != nil {
 				return st, err
+			}
+			held := st.MaxLock
+			st.MaxLock = max(prev, held)
+			if adaptive {
+				size = nextBatchSize(size, held)
 			}
 			batch = batch[:0]
 		}
@@ -113,6 +123,20 @@ func (e *Engine) ApplyReader(ctx context.Context, src Source, rd ChangeReader, f
 			return st, err
 		}
 	}
+}
+
+// lockTarget is the longest rowdrop means to hold the live write lock.
+const lockTarget = 50 * time.Millisecond
+
+// nextBatchSize scales the batch toward lockTarget from the last hold.
+func nextBatchSize(size int, held time.Duration) int {
+	switch {
+	case held > lockTarget:
+		size = max(size*int(lockTarget)/int(held), 16)
+	case held < lockTarget/2:
+		size = min(size*3/2, 5000)
+	}
+	return size
 }
 
 type access struct{ m map[string]*rows.Table }
