@@ -342,6 +342,20 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	return res, nil
 }
 
+// retryBusy reruns a step that a busy app refused with SQLITE_BUSY without
+// waiting (SQLite skips the busy handler where waiting could deadlock, and
+// a rollback-journal app mid-commit can refuse a new reader). Export and
+// import are safe to rerun: each commits whole or not at all.
+func retryBusy(ctx context.Context, step func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := step()
+		if err == nil || attempt >= 8 || sqlite.ErrCode(err).ToPrimary() != sqlite.ResultBusy || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 25 * time.Millisecond)
+	}
+}
+
 // Report is the outcome of one Sync.
 type Report struct {
 	Export export.Result
@@ -352,13 +366,13 @@ type Report struct {
 func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	var r Report
 	var err error
-	if r.Export, err = s.Export(ctx); err != nil {
+	if err = retryBusy(ctx, func() (e error) { r.Export, e = s.Export(ctx); return e }); err != nil {
 		return r, err
 	}
 	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
 		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path; exports wait in the outbox meanwhile)", s.cfg.Folder, statErr)
 	}
-	if r.Import, err = s.Import(ctx); err != nil {
+	if err = retryBusy(ctx, func() (e error) { r.Import, e = s.Import(ctx); return e }); err != nil {
 		return r, err
 	}
 	if r.Export.PublishErr != nil {
