@@ -209,7 +209,7 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 		}
 		return im.State.Set("inflight", "")
 	}
-	st, err := im.Engine.ApplyReader(ctx, src, filtered, finish)
+	st, err := im.Engine.Apply(ctx, src, filtered, finish)
 	res.Changes += st.Changes
 	res.Conflicts += st.Conflicts
 	res.Corrected += st.Corrected

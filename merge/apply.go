@@ -58,22 +58,17 @@ type item struct {
 	o   *outcome
 }
 
-// Apply merges every change read from rd. finish runs inside the base
-// transaction of the last batch, so recording "this file is applied"
-// commits with its last changes. Live is written before base: if the
-// process dies between the two, re-applying the file is harmless (live
-// already holds the merged values; base and metadata catch up).
-func (e *Engine) Apply(ctx context.Context, src Source, rd *changeset.Reader, finish func() error) (Stats, error) {
-	return e.ApplyReader(ctx, src, rd, finish)
-}
-
 // ChangeReader yields changes; *changeset.Reader is one.
 type ChangeReader interface {
 	Next() (*changeset.Change, error)
 }
 
-// ApplyReader is Apply over any change source.
-func (e *Engine) ApplyReader(ctx context.Context, src Source, rd ChangeReader, finish func() error) (Stats, error) {
+// Apply merges every change read from rd. finish runs inside the base
+// transaction of the last batch, so recording "this file is applied"
+// commits with its last changes. Live is written before base: if the
+// process dies between the two, re-applying the file is harmless (live
+// already holds the merged values; base and metadata catch up).
+func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish func() error) (Stats, error) {
 	var st Stats
 	// Batches adapt so that one live write transaction stays near
 	// lockTarget: the app's writers wait at most about that long. A fixed
