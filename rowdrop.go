@@ -264,22 +264,16 @@ func (s *Syncer) Close() error {
 	return s.st.Close()
 }
 
-func (s *Syncer) tables() ([]*schema.Table, []schema.Skipped, error) {
+func (s *Syncer) tables() (t []*schema.Table, sk []schema.Skipped, err error) {
 	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns}
-	for attempt := 0; ; attempt++ {
-		t, sk, err := schema.Inspect(s.live, "main", f)
-		if err == nil {
-			return t, sk, nil
-		}
-		// A busy app can refuse even a schema read without waiting (SQLite
-		// skips the busy handler where waiting could deadlock); it is
-		// transient, so try again briefly before failing the cycle.
-		if sqlite.ErrCode(err).ToPrimary() == sqlite.ResultBusy && attempt < 20 {
-			time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
-			continue
-		}
+	err = retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
+		t, sk, e = schema.Inspect(s.live, "main", f)
+		return e
+	})
+	if err != nil {
 		return nil, nil, fmt.Errorf("read schema of %s: %w", s.cfg.DB, err)
 	}
+	return t, sk, nil
 }
 
 // Export captures local changes and publishes them as one file.
@@ -344,15 +338,16 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 
 // retryBusy reruns a step that a busy app refused with SQLITE_BUSY without
 // waiting (SQLite skips the busy handler where waiting could deadlock, and
-// a rollback-journal app mid-commit can refuse a new reader). Export and
-// import are safe to rerun: each commits whole or not at all.
-func retryBusy(ctx context.Context, step func() error) error {
+// a rollback-journal app mid-commit can refuse a new reader): up to
+// attempts reruns, sleeping step, 2*step, ... between them. Only steps that
+// commit whole or not at all (schema reads, export, import) go through it.
+func retryBusy(ctx context.Context, attempts int, step time.Duration, run func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := step()
-		if err == nil || attempt >= 8 || sqlite.ErrCode(err).ToPrimary() != sqlite.ResultBusy || ctx.Err() != nil {
+		err := run()
+		if err == nil || attempt >= attempts || sqlite.ErrCode(err).ToPrimary() != sqlite.ResultBusy || ctx.Err() != nil {
 			return err
 		}
-		time.Sleep(time.Duration(attempt+1) * 25 * time.Millisecond)
+		time.Sleep(time.Duration(attempt+1) * step)
 	}
 }
 
@@ -366,13 +361,13 @@ type Report struct {
 func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	var r Report
 	var err error
-	if err = retryBusy(ctx, func() (e error) { r.Export, e = s.Export(ctx); return e }); err != nil {
+	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.Export(ctx); return e }); err != nil {
 		return r, err
 	}
 	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
 		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path; exports wait in the outbox meanwhile)", s.cfg.Folder, statErr)
 	}
-	if err = retryBusy(ctx, func() (e error) { r.Import, e = s.Import(ctx); return e }); err != nil {
+	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.Import(ctx); return e }); err != nil {
 		return r, err
 	}
 	if r.Export.PublishErr != nil {
