@@ -52,18 +52,6 @@ func appDevice(t *testing.T, folder, name string) (string, *rowdrop.Syncer) {
 	return path, s
 }
 
-func execOn(t *testing.T, path, q string) {
-	t.Helper()
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func query(t *testing.T, path, q string) string {
 	t.Helper()
 	conn, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
@@ -102,13 +90,13 @@ func TestAppTriggersNoEchoAndFTSStaysRight(t *testing.T) {
 	folder := t.TempDir()
 	pa, a := appDevice(t, folder, "a")
 	pb, b := appDevice(t, folder, "b")
-	execOn(t, pa, "INSERT INTO notes(id,title,body) VALUES('u1','groceries','apples and pears')")
+	mustExec(t, pa, "INSERT INTO notes(id,title,body) VALUES('u1','groceries','apples and pears')")
 	for _, s := range []*rowdrop.Syncer{a, b, a, b} {
 		if _, err := s.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	execOn(t, pb, "UPDATE notes SET body='apples, pears and plums' WHERE id='u1'")
+	mustExec(t, pb, "UPDATE notes SET body='apples, pears and plums' WHERE id='u1'")
 	before := countFiles(t, folder)
 	for i := 0; i < 4; i++ {
 		for _, s := range []*rowdrop.Syncer{b, a} {
@@ -136,6 +124,6 @@ func TestAppTriggersNoEchoAndFTSStaysRight(t *testing.T) {
 			t.Fatalf("%s: integrity_check: %s", p, got)
 		}
 		// FTS5's own consistency check of the index against its content table.
-		execOn(t, p, "INSERT INTO notes_fts(notes_fts, rank) VALUES('integrity-check', 1)")
+		mustExec(t, p, "INSERT INTO notes_fts(notes_fts, rank) VALUES('integrity-check', 1)")
 	}
 }
