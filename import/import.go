@@ -164,6 +164,9 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 		return classify(err), err.Error(), nil
 	}
 	h := f.Header
+	if h.Kind != rdfile.KindChangeset {
+		return StatusBroken, fmt.Sprintf("%s: header says kind %q under a changeset name: refused", e.Rel, h.Kind), nil
+	}
 	if h.Device != e.Device || h.Seq != e.Seq {
 		return StatusBroken, fmt.Sprintf("%s: header says device %s seq %d, its name says %s/%d: refused", e.Rel, h.Device, h.Seq, e.Device, e.Seq), nil
 	}

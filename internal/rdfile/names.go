@@ -15,6 +15,15 @@ import (
 // Ext is the extension of changeset files.
 const Ext = ".rdc"
 
+// SnapshotExt is the extension of snapshot files:
+// <device>/snap-<seq, 10 digits>.rds, seq counting that device's snapshots.
+const SnapshotExt = ".rds"
+
+// AckName is the base name of a device's acknowledgement file: how far it
+// has applied every device's files. Its device is its only writer and
+// replaces it atomically.
+const AckName = "ack.json"
+
 // DeviceIDLen is the length of a device id.
 const DeviceIDLen = 16
 
@@ -46,6 +55,20 @@ func RelPath(device string, seq uint64) string {
 	return device + "/" + FileName(seq)
 }
 
+// SnapshotName returns the base name of a device's seq-th snapshot.
+func SnapshotName(seq uint64) string {
+	return fmt.Sprintf("snap-%0*d%s", seqDigits, seq, SnapshotExt)
+}
+
+// ParseSnapshotSeq parses a snapshot file name (base name only).
+func ParseSnapshotSeq(base string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(base, "snap-")
+	if !ok || !strings.HasSuffix(rest, SnapshotExt) {
+		return 0, false
+	}
+	return ParseSeq(strings.TrimSuffix(rest, SnapshotExt) + Ext)
+}
+
 // NameKind classifies a name found in the shared folder.
 type NameKind int
 
@@ -55,6 +78,8 @@ const (
 	NameChangeset                    // <device>/<seq>.rdc
 	NameConflictCopy                 // a sync tool's conflict copy of one of our files
 	NameUnknown                      // something else inside a device directory: reported
+	NameSnapshot                     // <device>/snap-<seq>.rds
+	NameAck                          // <device>/ack.json
 )
 
 // ParseSeq parses a changeset file name (base name only).
@@ -114,6 +139,12 @@ func Classify(rel string) (kind NameKind, device string, seq uint64) {
 	device, base := parts[0], parts[1]
 	if s, ok := ParseSeq(base); ok {
 		return NameChangeset, device, s
+	}
+	if s, ok := ParseSnapshotSeq(base); ok {
+		return NameSnapshot, device, s
+	}
+	if base == AckName {
+		return NameAck, device, 0
 	}
 	if IsConflictCopy(base) {
 		return NameConflictCopy, device, 0

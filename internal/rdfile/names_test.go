@@ -183,3 +183,18 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestSnapshotAndAckNames(t *testing.T) {
+	dev := "abcdefghijklmnop"
+	if k, d, s := Classify(dev + "/" + SnapshotName(7)); k != NameSnapshot || d != dev || s != 7 {
+		t.Errorf("snapshot name: %v %q %d", k, d, s)
+	}
+	if k, d, _ := Classify(dev + "/" + AckName); k != NameAck || d != dev {
+		t.Errorf("ack name: %v %q", k, d)
+	}
+	for _, bad := range []string{"snap-0000000000.rds", "snap-12.rds", "snap-0000000001.rdc", "Snap-0000000001.rds"} {
+		if k, _, _ := Classify(dev + "/" + bad); k == NameSnapshot {
+			t.Errorf("%s classified as a snapshot", bad)
+		}
+	}
+}

@@ -85,7 +85,18 @@ type Header struct {
 	PayloadLen    int64  `json:"payload_len"`
 	PayloadSHA256 string `json:"payload_sha256"`
 	RawLen        int64  `json:"raw_len"`
+	// Seen is, per device, the highest sequence number of its changesets
+	// that the writer had applied (its own: published) when it wrote this
+	// file. In a snapshot it is exactly the set of changesets the snapshot
+	// includes; in a changeset it is the writer's causal context.
+	Seen map[string]uint64 `json:"seen,omitempty"`
 }
+
+// Kinds of files.
+const (
+	KindChangeset = "changeset" // payload: a SQLite changeset
+	KindSnapshot  = "snapshot"  // payload: a SQLite database (base tables + merge metadata)
+)
 
 // Limits bound what a reader accepts from a file in the shared folder.
 type Limits struct {
@@ -103,7 +114,9 @@ func (l Limits) maxRaw() int64 {
 // existing file), compressing the changeset read from cs. It fills in the
 // payload fields of h and returns the final header.
 func Build(path string, h Header, cs io.Reader) (Header, error) {
-	h.Kind = "changeset"
+	if h.Kind != KindSnapshot {
+		h.Kind = KindChangeset
+	}
 	h.Compression = "zstd"
 	// Stage the compressed payload next to the target: the header records
 	// its length and checksum, so they must be known before the header.
@@ -280,8 +293,8 @@ func (h *Header) validate() error {
 		return fmt.Errorf("%s: %w", fmt.Sprintf(f, a...), ErrInvalid)
 	}
 	switch {
-	case h.Kind != "changeset":
-		return bad("kind %q is not \"changeset\"", h.Kind)
+	case h.Kind != KindChangeset && h.Kind != KindSnapshot:
+		return bad("kind %q is neither \"changeset\" nor \"snapshot\"", h.Kind)
 	case !ValidDeviceID(h.Device):
 		return bad("device id %q is malformed", h.Device)
 	case h.Seq == 0 || h.Seq > MaxSeq:
@@ -292,6 +305,11 @@ func (h *Header) validate() error {
 		return bad("negative length")
 	case !isLowerHex(h.PayloadSHA256, 64):
 		return bad("payload checksum malformed")
+	}
+	for dev, n := range h.Seen {
+		if !ValidDeviceID(dev) || n > MaxSeq {
+			return bad("seen entry %q: %d is malformed", dev, n)
+		}
 	}
 	seen := map[string]bool{}
 	for _, t := range h.Tables {
@@ -455,7 +473,7 @@ func (b *boundedReader) Close() error {
 // language would not, so neither does this one (docs/FORMAT.md §5).
 var (
 	headerMembers = map[string]bool{"kind": true, "device": true, "device_name": false, "install": true, "seq": true, "hlc": true,
-		"created_ms": true, "tables": true, "changes": true, "compression": true, "payload_len": true, "payload_sha256": true, "raw_len": true}
+		"created_ms": true, "tables": true, "changes": true, "compression": true, "payload_len": true, "payload_sha256": true, "raw_len": true, "seen": false}
 	tableMembers  = map[string]bool{"name": true, "columns": true, "fingerprint": true}
 	columnMembers = map[string]bool{"name": true, "type": true, "pk": false, "notnull": false, "local": false}
 )

@@ -302,7 +302,8 @@ func TestInvalidHeaders(t *testing.T) {
 		{"column missing type", func(m map[string]any) {
 			delete(m["tables"].([]any)[0].(map[string]any)["columns"].([]any)[0].(map[string]any), "type")
 		}},
-		{"kind", func(m map[string]any) { m["kind"] = "snapshot" }},
+		{"kind", func(m map[string]any) { m["kind"] = "archive" }},
+		{"seen device", func(m map[string]any) { m["seen"] = map[string]any{"NOT-A-DEVICE": 1} }},
 		{"device uppercase", func(m map[string]any) { m["device"] = strings.ToUpper(dev) }},
 		{"device traversal", func(m map[string]any) { m["device"] = "../../etc/passwd" }},
 		{"seq zero", func(m map[string]any) { m["seq"] = 0 }},
