@@ -51,6 +51,10 @@ type Config struct {
 	// MaxChangeset caps the decompressed size of a file read from the
 	// folder (0: 4 GiB).
 	MaxChangeset int64
+	// MergeBatch fixes the number of changes per live write transaction
+	// of an import. 0 (the default) adapts it so each stays near 50 ms;
+	// tests set small values to exercise the batch pipeline.
+	MergeBatch int
 
 	// StandIns registers substitutes for SQL functions that the app's
 	// triggers call but only the app defines (calibre's title_sort, say):
@@ -322,7 +326,7 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	}
 	im := &importer.Importer{
 		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
-		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now},
+		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch},
 		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
 		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
 	}

@@ -1,10 +1,12 @@
 package merge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
 
@@ -51,6 +53,7 @@ type Stats struct {
 
 type item struct {
 	t   *schema.Table
+	c   *changeset.Change
 	key []changeset.Value
 	pk  []byte
 	m   *state.RowMeta
@@ -63,13 +66,27 @@ type ChangeReader interface {
 	Next() (*changeset.Change, error)
 }
 
-// Apply merges every change read from rd. finish runs inside the base
-// transaction of the last batch, so recording "this file is applied"
-// commits with its last changes. Live is written before base: if the
-// process dies between the two, re-applying the file is harmless (live
-// already holds the merged values; base and metadata catch up).
-func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish func() error) (Stats, error) {
-	var st Stats
+// Apply merges every change read from rd. finish runs inside the last
+// base transaction, so recording "this file is applied" commits with the
+// file's last changes.
+//
+// Work runs as a two-stage pipeline over batches. This goroutine reads
+// changes, decides them (reading base and metadata) and writes base and
+// metadata; another writes each decided batch to live in one short
+// transaction (see lockTarget). Deciding batch k+1 overlaps with live's
+// batch k, so the two databases' work shares the machine's cores. That
+// is sound because a batch never repeats a key and never shares a key
+// with the batch still in flight (see add), so no decision reads what an
+// unwritten one would change.
+//
+// Base and metadata are written in transactions that span many batches
+// (base.db is private, so its lock costs nobody anything), and only after
+// the batch's live transaction committed. If the process dies with base
+// behind live, re-applying the file is harmless: the importer finishes an
+// in-flight file before any export, live already holds the merged values
+// (which then look like local edits equal to the merge), and base catches
+// up.
+func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish func() error) (st Stats, err error) {
 	// Batches adapt so that one live write transaction stays near
 	// lockTarget: the app's writers wait at most about that long. A fixed
 	// BatchSize (tests) disables the adaptation.
@@ -82,42 +99,167 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		return st, err
 	}
 	defer meta.Close()
-	acc := newAccess()
-	defer acc.close()
-	batch := make([]*changeset.Change, 0, size)
-	for {
-		c, err := rd.Next()
-		if err != nil && err != io.EOF {
-			return st, fmt.Errorf("read changes: %w", err)
+	baseAcc, liveAcc := newAccess(), newAccess()
+	defer baseAcc.close()
+	defer liveAcc.close()
+
+	var endBase func(*error)
+	var baseSince time.Time
+	defer func() {
+		if endBase != nil {
+			endBase(&err) // commits only if the whole Apply succeeded
 		}
-		if c != nil {
-			batch = append(batch, c)
+	}()
+	var pending *inflight
+	defer func() {
+		if pending != nil {
+			<-pending.done // never leave live's goroutine running
 		}
-		last := err == io.EOF
-		if len(batch) == size || last {
-			var fin func() error
-			if last {
-				fin = finish
+	}()
+	openBase := func() error {
+		if endBase != nil {
+			return nil
+		}
+		var err error
+		if endBase, err = db.Begin(e.State.Base, "IMMEDIATE"); err != nil {
+			return fmt.Errorf("start write transaction on the base copy: %w", err)
+		}
+		baseSince = time.Now()
+		return nil
+	}
+	// settle waits for the batch in flight and writes its base side.
+	settle := func() error {
+		if pending == nil {
+			return nil
+		}
+		p := pending
+		pending = nil
+		r := <-p.done
+		st.MaxLock = max(st.MaxLock, r.held)
+		st.Corrected += r.corrected
+		if adaptive {
+			size = nextBatchSize(size, r.held)
+		}
+		if r.err != nil {
+			return r.err
+		}
+		if err := openBase(); err != nil {
+			return err
+		}
+		return e.applyBase(p.items, src, meta, baseAcc, &st)
+	}
+	var items []*item
+	keys := map[string]bool{}
+	flush := func() error {
+		if len(items) == 0 {
+			return nil
+		}
+		if err := openBase(); err != nil {
+			return err
+		}
+		if pending != nil && pending.overlaps(keys) {
+			if err := settle(); err != nil {
+				return err
 			}
-			prev := st.MaxLock
-			st.MaxLock = 0
-			if err := e.applyBatch(ctx, src, meta, acc, batch, fin, &st); err != nil {
+		}
+		if err := e.decideBatch(src, meta, baseAcc, items); err != nil {
+			return err
+		}
+		if err := settle(); err != nil {
+			return err
+		}
+		if time.Since(baseSince) >= baseCommitEvery {
+			var err error
+			end := endBase
+			endBase = nil
+			if end(&err); err != nil {
+				return fmt.Errorf("commit the base copy: %w", err)
+			}
+		}
+		st.Changes += int64(len(items))
+		st.Batches++
+		pending = e.startLive(ctx, items, keys, src, liveAcc)
+		items, keys = nil, map[string]bool{}
+		return nil
+	}
+	for {
+		c, rerr := rd.Next()
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return st, fmt.Errorf("read changes: %w", rerr)
+		}
+		it, err := e.newItem(c)
+		if err != nil {
+			return st, err
+		}
+		k := it.t.Name + "\x00" + string(it.pk)
+		if keys[k] || len(items) >= size {
+			// A repeated key (only a foreign writer's file can hold one)
+			// starts a new batch, so it is decided after the first is
+			// written, exactly as if changes were applied one by one.
+			if err := flush(); err != nil {
 				return st, err
 			}
-			held := st.MaxLock
-			st.MaxLock = max(prev, held)
-			if adaptive {
-				size = nextBatchSize(size, held)
-			}
-			batch = batch[:0]
 		}
-		if last {
-			return st, nil
-		}
+		items = append(items, it)
+		keys[k] = true
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
 	}
+	if err := flush(); err != nil {
+		return st, err
+	}
+	if err := settle(); err != nil {
+		return st, err
+	}
+	if finish != nil {
+		if err := openBase(); err != nil {
+			return st, err
+		}
+		if err := finish(); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// baseCommitEvery bounds how much base work a crash can make rowdrop redo.
+const baseCommitEvery = 2 * time.Second
+
+// inflight is a batch being written to live by another goroutine.
+type inflight struct {
+	items []*item
+	keys  map[string]bool
+	done  chan liveResult
+}
+
+type liveResult struct {
+	held      time.Duration
+	corrected int64
+	err       error
+}
+
+func (p *inflight) overlaps(keys map[string]bool) bool {
+	for k := range keys {
+		if p.keys[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// startLive writes a decided batch to live in its own goroutine.
+func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]bool, src Source, acc *access) *inflight {
+	p := &inflight{items: items, keys: keys, done: make(chan liveResult, 1)}
+	go func() {
+		var ls Stats
+		err := e.applyLive(ctx, items, src, acc, &ls)
+		p.done <- liveResult{held: ls.MaxLock, corrected: ls.Corrected, err: err}
+	}()
+	return p
 }
 
 // lockTarget is the longest rowdrop means to hold the live write lock.
@@ -166,62 +308,69 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
-func (e *Engine) applyBatch(ctx context.Context, src Source, meta *state.Meta, acc *access, batch []*changeset.Change, finish func() error, st *Stats) error {
-	items := make([]*item, 0, len(batch))
-	for _, c := range batch {
-		t := e.Tables[c.Table.Name]
-		if t == nil {
-			return fmt.Errorf("table %s is not synced here", c.Table.Name)
+// newItem checks a change against the local table and keys it.
+func (e *Engine) newItem(c *changeset.Change) (*item, error) {
+	t := e.Tables[c.Table.Name]
+	if t == nil {
+		return nil, fmt.Errorf("table %s is not synced here", c.Table.Name)
+	}
+	if err := CheckShape(t, c.Table); err != nil {
+		return nil, err
+	}
+	if c.Table.NumCols() < len(t.Columns) {
+		if e.defaults == nil {
+			e.defaults = map[string][]changeset.Value{}
 		}
-		if err := CheckShape(t, c.Table); err != nil {
-			return err
-		}
-		if c.Table.NumCols() < len(t.Columns) {
-			if e.defaults == nil {
-				e.defaults = map[string][]changeset.Value{}
+		d := e.defaults[t.Name]
+		if d == nil {
+			var err error
+			if d, err = columnDefaults(e.State.Base, t); err != nil {
+				return nil, err
 			}
-			d := e.defaults[t.Name]
-			if d == nil {
-				var err error
-				if d, err = columnDefaults(e.State.Base, t); err != nil {
-					return err
-				}
-				e.defaults[t.Name] = d
-			}
-			widen(t, c, d)
+			e.defaults[t.Name] = d
 		}
-		it := &item{t: t}
-		if c.Op == changeset.OpInsert {
-			it.key = rows.Key(t, c.New)
-		} else {
-			it.key = rows.Key(t, c.Old)
+		widen(t, c, d)
+	}
+	it := &item{t: t, c: c}
+	if c.Op == changeset.OpInsert {
+		it.key = rows.Key(t, c.New)
+	} else {
+		it.key = rows.Key(t, c.Old)
+	}
+	it.pk = changeset.EncodeKey(it.key)
+	return it, nil
+}
+
+// decideBatch reads each item's metadata and base row and decides it.
+func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []*item) error {
+	// Keys are distinct within a batch, so order is free: key order turns
+	// random B-tree probes into a forward walk.
+	sort.Slice(items, func(i, j int) bool {
+		if items[i].t.Name != items[j].t.Name {
+			return items[i].t.Name < items[j].t.Name
 		}
-		it.pk = changeset.EncodeKey(it.key)
+		return bytes.Compare(items[i].pk, items[j].pk) < 0
+	})
+	for _, it := range items {
 		var err error
-		if it.m, err = meta.Get(t.Name, it.pk); err != nil {
+		if it.m, err = meta.Get(it.t.Name, it.pk); err != nil {
 			return err
 		}
-		if it.b, err = acc.get(e.State.Base, "base", t).Get(it.key); err != nil {
+		if it.b, err = acc.get(e.State.Base, "base", it.t).Get(it.key); err != nil {
 			return err
 		}
-		if it.o, err = decide(t, c, src.Clock, it.m, it.b); err != nil {
+		if it.o, err = decide(it.t, it.c, src.Clock, it.m, it.b); err != nil {
 			return err
 		}
-		items = append(items, it)
 	}
-	st.Changes += int64(len(batch))
-	st.Batches++
-	if err := e.applyLive(ctx, items, src, st); err != nil {
-		return err
-	}
-	return e.applyBase(items, src, meta, acc, finish, st)
+	return nil
 }
 
 // applyLive writes the merged rows into the live database in one short
 // write transaction, keeping unexported local edits, then puts back any
 // synced cell the app's triggers changed (with triggers off for that
 // correction only), so applying a change never creates a new local change.
-func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, st *Stats) (err error) {
+func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *access, st *Stats) (err error) {
 	defer db.Interruptible(ctx, e.Live)()
 	end, err := db.Begin(e.Live, "IMMEDIATE")
 	if err != nil {
@@ -235,8 +384,6 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, st *S
 			st.MaxLock = d
 		}
 	}()
-	acc := newAccess()
-	defer acc.close()
 	type want struct {
 		it  *item
 		row []changeset.Value // nil = absent
@@ -396,12 +543,9 @@ func sameRow(a, b []changeset.Value) bool {
 	return true
 }
 
-func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *access, finish func() error, st *Stats) (err error) {
-	end, err := db.Begin(e.State.Base, "IMMEDIATE")
-	if err != nil {
-		return fmt.Errorf("start write transaction on the base copy: %w", err)
-	}
-	defer end(&err)
+// applyBase writes the batch's outcome into the base copy, inside the
+// open base transaction.
+func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *access, st *Stats) (err error) {
 	now := e.now().UnixMilli()
 	for _, it := range items {
 		if it.o == nil {
@@ -424,9 +568,6 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 			}
 			st.Conflicts++
 		}
-	}
-	if finish != nil {
-		return finish()
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"rowdrop"
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
 	"rowdrop/internal/simtest"
@@ -349,8 +350,12 @@ func newScenario(r *recorder, seed uint64) *scenario {
 			Skew:        time.Duration(s.rng.IntN(180_001)-90_000) * time.Millisecond, // within ±90 s: below hlc.MaxDrift
 			Initialised: s.rng.IntN(4) != 0,
 		}
+		// Small fixed batches run files through the merge pipeline in
+		// many overlapping batches; 0 is the adaptive default.
+		batch := []int{0, 1, 2, 5}[s.rng.IntN(4)]
+		opt.Config = func(c *rowdrop.Config) { c.MergeBatch = batch }
 		d := s.w.AddDevice(opt)
-		r.Logf("device %s id %s hints=%v wal=%v skew=%v initialised=%v", d.Name, d.ID, opt.Hints, opt.WAL, opt.Skew, opt.Initialised)
+		r.Logf("device %s id %s hints=%v wal=%v skew=%v initialised=%v batch=%d", d.Name, d.ID, opt.Hints, opt.WAL, opt.Skew, opt.Initialised, batch)
 	}
 	s.devs = s.w.Devs
 	return s
