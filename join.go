@@ -154,7 +154,13 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 		cover uint64
 	}
 	var cands []cand
+	broken := map[string]bool{}
+	_ = sqlitex.Execute(s.st.Base, "SELECT path FROM rowdrop_files WHERE status=? AND path LIKE '%.rds'", &sqlitex.ExecOptions{
+		Args: []any{importer.StatusBroken}, ResultFunc: func(q *sqlite.Stmt) error { broken[q.ColumnText(0)] = true; return nil }})
 	for _, e := range snaps {
+		if broken[e.Rel] {
+			continue // files never change: a broken one stays broken
+		}
 		h, status, reason := im.SnapshotHeader(e)
 		if status != "" {
 			im.RecordSnapshot(e, status, reason)
