@@ -128,9 +128,13 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 		return rr, err
 	}
 	low := map[string]uint64{}
+	present := map[string]bool{}
 	for d, l := range scan.Files {
 		if d != s.id.Device && len(l) > 0 {
 			low[d] = l[0].Seq
+			for _, e := range l {
+				present[e.Rel] = true
+			}
 		}
 	}
 	rr.gaps = map[string]bool{}
@@ -141,11 +145,9 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 	}
 	inflight := s.st.Get("inflight")
 	redo := strings.HasSuffix(inflight, rdfile.SnapshotExt)
-	if !s.isNew() && len(rr.gaps) == 0 && !redo {
-		return rr, nil
-	}
+	isNew := s.isNew()
 	snaps, err := importer.ScanSnapshots(s.cfg.Folder)
-	if err != nil {
+	if err != nil || len(snaps) == 0 {
 		return rr, nil
 	}
 	type cand struct {
@@ -166,7 +168,11 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 			im.RecordSnapshot(e, status, reason)
 			continue
 		}
-		usable, gain := true, e.Rel == inflight
+		// Usable: nothing is missing after merging it. Worth it: it is
+		// the way in for a new device, or it includes a file this device
+		// needs next and the folder does not have (collected, or all
+		// files of that device are gone).
+		usable, gain := true, redo && e.Rel == inflight
 		var cover uint64
 		for d, lo := range low {
 			if max(applied[d], h.Seen[d])+1 < lo {
@@ -175,7 +181,7 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 		}
 		for d, n := range h.Seen {
 			cover += n
-			if d != s.id.Device && n > applied[d] {
+			if d != s.id.Device && n > applied[d] && (isNew || !present[rdfile.RelPath(d, applied[d]+1)]) {
 				gain = true
 			}
 		}
