@@ -36,6 +36,7 @@ var flagKeys = map[string]string{
 	"include": "include", "exclude": "exclude", "local-columns": "local_columns",
 	"hints": "hints", "config": "config", "log-json": "log_json", "v": "verbose",
 	"debounce": "debounce", "max-delay": "max_delay", "poll": "poll", "rescan": "rescan",
+	"snapshot-every": "snapshot_every", "snapshot-every-files": "snapshot_every_files",
 }
 
 // newFlags returns a flag set for a subcommand. pair adds the flags that
