@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -402,5 +403,49 @@ func TestBadSnapshotsSkipped(t *testing.T) {
 	w.AssertConverged()
 	if got := a.Dump(); !strings.Contains(got, "'cx'|'c row'") || !strings.Contains(got, "'after'") {
 		t.Fatalf("after the good snapshot:\n%s", got)
+	}
+}
+
+// TestSnapshotIfDue: watch's trigger, by files and by time.
+func TestSnapshotIfDue(t *testing.T) {
+	w := simtest.NewWorld(t, snapSchema)
+	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	ctx := context.Background()
+	due := func() bool {
+		t.Helper()
+		r, err := a.S.SnapshotIfDue(ctx, 3, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r != nil
+	}
+	if due() {
+		t.Fatal("snapshot due before any file")
+	}
+	for i := 0; i < 3; i++ {
+		if due() {
+			t.Fatalf("snapshot due after %d file(s)", i)
+		}
+		w.Tick(1000)
+		a.Exec("INSERT INTO notes(id) VALUES(?)", fmt.Sprint(i))
+		a.Export()
+	}
+	if !due() {
+		t.Fatal("no snapshot after 3 files")
+	}
+	if due() {
+		t.Fatal("a second snapshot right after the first")
+	}
+	w.Tick(2 * 3600 * 1000)
+	if due() {
+		t.Fatal("a snapshot by time although nothing changed")
+	}
+	a.Exec("INSERT INTO notes(id) VALUES('x')")
+	a.Export()
+	if !due() {
+		t.Fatal("no snapshot after an hour and a new file")
+	}
+	if got := a.Snapshots(); len(got) != 2 {
+		t.Fatalf("snapshots %v, want 2", got)
 	}
 }
