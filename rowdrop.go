@@ -58,8 +58,11 @@ type Config struct {
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
 
-	Logger   *slog.Logger
-	Now      func() time.Time // clock, for tests of skew; default time.Now
+	Logger *slog.Logger
+	Now    func() time.Time // clock, for tests of skew; default time.Now
+	// Progress, if set, reports long work: files imported (done of total,
+	// the last file), or, while joining or re-basing from a snapshot (file
+	// ends in .rds), rows of it merged.
 	Progress func(done, total int, file string)
 }
 
