@@ -46,7 +46,7 @@ import (
 // Snapshot exports this device's edits, then publishes a snapshot of its
 // merged state into the shared folder.
 func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
-	if err := s.joinIfNew(ctx); err != nil {
+	if _, err := s.joinIfNew(ctx); err != nil {
 		return export.SnapshotResult{}, err
 	}
 	var r export.Result
@@ -93,19 +93,19 @@ func (s *Syncer) isNew() bool {
 }
 
 // joinIfNew merges a usable snapshot into a new device (see above).
-func (s *Syncer) joinIfNew(ctx context.Context) error {
+func (s *Syncer) joinIfNew(ctx context.Context) (merge.Stats, error) {
 	if !s.isNew() {
-		return nil
+		return merge.Stats{}, nil
 	}
 	if _, err := os.Stat(s.cfg.Folder); err != nil {
-		return nil // Export says what is wrong with the folder
+		return merge.Stats{}, nil // Export says what is wrong with the folder
 	}
 	im, err := s.importer()
 	if err != nil {
-		return err
+		return merge.Stats{}, err
 	}
-	_, err = s.rebase(ctx, im)
-	return err
+	rr, err := s.rebase(ctx, im)
+	return rr.stats, err
 }
 
 // rebaseResult is what rebase did.

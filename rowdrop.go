@@ -384,7 +384,8 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	var err error
 	// A new device joins from a snapshot before its first export, so that
 	// rows it already holds merge into the snapshot's (join.go).
-	if err = s.joinIfNew(ctx); err != nil {
+	joined, err := s.joinIfNew(ctx)
+	if err != nil {
 		return r, err
 	}
 	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.Export(ctx); return e }); err != nil {
@@ -393,7 +394,11 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
 		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path; exports wait in the outbox meanwhile)", s.cfg.Folder, statErr)
 	}
-	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.Import(ctx); return e }); err != nil {
+	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.Import(ctx); return e })
+	r.Import.Changes += joined.Changes
+	r.Import.Conflicts += joined.Conflicts
+	r.Import.MaxLock = max(r.Import.MaxLock, joined.MaxLock)
+	if err != nil {
 		return r, err
 	}
 	if r.Export.PublishErr != nil {
