@@ -156,17 +156,22 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 		cover uint64
 	}
 	var cands []cand
-	broken := map[string]bool{}
-	_ = sqlitex.Execute(s.st.Base, "SELECT path FROM rowdrop_files WHERE status=? AND path LIKE '%.rds'", &sqlitex.ExecOptions{
-		Args: []any{importer.StatusBroken}, ResultFunc: func(q *sqlite.Stmt) error { broken[q.ColumnText(0)] = true; return nil }})
+	recorded := map[string]string{} // snapshots reported earlier: path -> status
+	_ = sqlitex.Execute(s.st.Base, "SELECT path, status FROM rowdrop_files WHERE path LIKE '%.rds'", &sqlitex.ExecOptions{
+		ResultFunc: func(q *sqlite.Stmt) error { recorded[q.ColumnText(0)] = q.ColumnText(1); return nil }})
 	for _, e := range snaps {
-		if broken[e.Rel] {
+		if recorded[e.Rel] == importer.StatusBroken {
 			continue // files never change: a broken one stays broken
 		}
 		h, status, reason := im.SnapshotHeader(e)
 		if status != "" {
 			im.RecordSnapshot(e, status, reason)
 			continue
+		}
+		if recorded[e.Rel] != "" {
+			// It arrived whole since, or is no longer needed; if it is
+			// tried below and fails, it is reported again.
+			im.ClearRecord(e.Rel)
 		}
 		// Usable: nothing is missing after merging it. Worth it: it is
 		// the way in for a new device, or it includes a file this device
