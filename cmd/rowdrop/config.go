@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/viper"
 
 	"rowdrop"
+	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
 )
 
@@ -36,6 +37,7 @@ var flagKeys = map[string]string{
 	"include": "include", "exclude": "exclude", "local-columns": "local_columns",
 	"hints": "hints", "config": "config", "log-json": "log_json", "v": "verbose",
 	"debounce": "debounce", "max-delay": "max_delay", "poll": "poll", "rescan": "rescan",
+	"snapshot-every": "snapshot_every", "snapshot-every-files": "snapshot_every_files",
 }
 
 // newFlags returns a flag set for a subcommand. pair adds the flags that
@@ -532,7 +534,12 @@ func (p *progress) draw() {
 // files is the library's Config.Progress callback (import, per file).
 func (p *progress) files(done, total int, file string) {
 	p.mu.Lock()
-	p.msg = fmt.Sprintf("imported %d/%d files, last %s", done, total, file)
+	if strings.HasSuffix(file, rdfile.SnapshotExt) {
+		// Joining or re-basing: done and total count the snapshot's rows.
+		p.msg = fmt.Sprintf("merging snapshot %s: %d/%d rows", file, done, total)
+	} else {
+		p.msg = fmt.Sprintf("imported %d/%d files, last %s", done, total, file)
+	}
 	p.mu.Unlock()
 	p.draw()
 }

@@ -5,6 +5,7 @@
 //	rowdrop watch     (same flags)            sync whenever something changes
 //	rowdrop status    [--json]                what this device knows
 //	rowdrop conflicts [--json] | show ID | restore ID
+//	rowdrop snapshot  [--json]                publish a snapshot for joining devices
 //	rowdrop demo      [--keep]                three simulated devices
 //
 // Every subcommand takes the same pair flags, or --config naming a YAML file
@@ -34,11 +35,14 @@ Usage:
   rowdrop conflicts [pair flags] [--json]   list the conflict log (values that lost a merge)
   rowdrop conflicts show ID [--json]        one entry with both values
   rowdrop conflicts restore ID              write the losing value back as a new local edit
+  rowdrop snapshot  [pair flags] [--json]   export, then publish a snapshot of this device's merged
+                                            state: new devices join from it, devices whose old files
+                                            were collected re-base on it
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
 
-Pair flags (sync, watch, status, conflicts; flags may come before or after arguments):
+Pair flags (sync, watch, status, conflicts, snapshot; flags may come before or after arguments):
   --db PATH              the app's SQLite database
   --folder DIR           the shared folder (one per database; never put the database inside it)
   --state DIR            private state directory (default: $XDG_STATE_HOME/rowdrop/<db>-<hash>)
@@ -57,6 +61,9 @@ Watch flags:
   --max-delay 3s         longest a continuous burst can postpone a sync
   --poll 1s              PRAGMA data_version poll and folder presence checks
   --rescan 30s           periodic folder rescan for filesystems without events (negative: off)
+  --snapshot-every 168h  publish a snapshot this often (if anything changed; 0: never by time)
+  --snapshot-every-files 500
+                         publish a snapshot after this many files exported or applied (0: never)
 
 Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
 ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
@@ -87,6 +94,7 @@ var commands = map[string]command{
 	"status":    cmdStatus,
 	"conflicts": cmdConflicts,
 	"demo":      cmdDemo,
+	"snapshot":  cmdSnapshot,
 }
 
 // run is main without the process: it returns the exit status.

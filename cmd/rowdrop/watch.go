@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,10 +20,19 @@ import (
 	"rowdrop/watcher"
 )
 
-// watchTimings are the watcher's pacing knobs.
+// watchTimings are the watcher's pacing knobs, and when it publishes
+// snapshots.
 type watchTimings struct {
 	debounce, maxDelay, poll, rescan time.Duration
+	snapEvery                        time.Duration
+	snapEveryFiles                   int
 }
+
+// Snapshot defaults for watch: weekly, or every 500 files.
+const (
+	defaultSnapshotEvery      = 7 * 24 * time.Hour
+	defaultSnapshotEveryFiles = 500
+)
 
 // cmdWatch syncs every configured pair whenever its database or its folder
 // changes, until SIGINT or SIGTERM.
@@ -38,6 +48,8 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 	fs.Duration("max-delay", watcher.DefaultMaxDelay, "longest a continuous burst can postpone a sync")
 	fs.Duration("poll", watcher.DefaultPollInterval, "interval of the PRAGMA data_version poll and folder checks")
 	fs.Duration("rescan", watcher.DefaultRescanInterval, "periodic folder rescan for filesystems without events (negative: off)")
+	fs.Duration("snapshot-every", defaultSnapshotEvery, "publish a snapshot this often, if anything changed (0: never by time)")
+	fs.Int("snapshot-every-files", defaultSnapshotEveryFiles, "publish a snapshot after this many files exported or applied (0: never)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -50,7 +62,10 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	v := a.opts.v
-	tm := watchTimings{debounce: v.GetDuration("debounce"), maxDelay: v.GetDuration("max_delay"), poll: v.GetDuration("poll"), rescan: v.GetDuration("rescan")}
+	v.SetDefault("snapshot_every", defaultSnapshotEvery)
+	v.SetDefault("snapshot_every_files", defaultSnapshotEveryFiles)
+	tm := watchTimings{debounce: v.GetDuration("debounce"), maxDelay: v.GetDuration("max_delay"), poll: v.GetDuration("poll"), rescan: v.GetDuration("rescan"),
+		snapEvery: v.GetDuration("snapshot_every"), snapEveryFiles: v.GetInt("snapshot_every_files")}
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -207,7 +222,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 			}
 			localOwed = false
 			reportResult(log, r, &last)
-			return nil
+			return a.snapshotIfDue(step, log, s, tm)
 		}
 		// Folder activity only: retry publishing the outbox (the folder may
 		// be back) and merge what arrived; there is nothing local to export.
@@ -221,7 +236,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 			return err
 		}
 		reportResult(log, rowdrop.Report{Import: r}, &last)
-		return nil
+		return a.snapshotIfDue(step, log, s, tm)
 	}
 	err = watcher.Run(ctx, watcher.Config{
 		DBPath: p.DB, Folder: p.Folder,
@@ -232,4 +247,19 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 		return nil
 	}
 	return err
+}
+
+// snapshotIfDue publishes a snapshot when enough files went by or enough
+// time passed since the last one. A failure is logged, not fatal: syncing
+// goes on, and the next step tries again.
+func (a *app) snapshotIfDue(ctx context.Context, log *slog.Logger, s *rowdrop.Syncer, tm watchTimings) error {
+	r, err := s.SnapshotIfDue(ctx, tm.snapEveryFiles, tm.snapEvery)
+	if err != nil {
+		log.Warn("could not publish a snapshot (retried at the next step)", "err", err)
+		return nil
+	}
+	if r != nil {
+		log.Info("published a snapshot", "file", r.File, "rows", r.Rows, "bytes", r.Bytes)
+	}
+	return nil
 }
