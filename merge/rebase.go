@@ -8,6 +8,7 @@ import (
 	"zombiezen.com/go/sqlite"
 
 	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
@@ -71,6 +72,8 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 	defer acc.close()
 	snapAcc := newAccess()
 	defer snapAcc.close()
+	liveAcc := newAccess()
+	defer liveAcc.close()
 
 	total := 0
 	if s, err := in.Conn.Prepare("SELECT count(*) FROM rowdrop_rows"); err == nil {
@@ -94,13 +97,21 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		if len(batch) > 0 {
 			prev := st.MaxLock
 			st.MaxLock = 0
-			if err := e.applyLive(ctx, batch, src, &st); err != nil {
+			if err := e.applyLive(ctx, batch, src, liveAcc, &st); err != nil {
 				return err
 			}
 			st.MaxLock = max(prev, st.MaxLock)
 		}
 		if len(batch) > 0 || last {
-			if err := e.applyBase(batch, src, meta, acc, fin, &st); err != nil {
+			end, err := db.Begin(e.State.Base, "IMMEDIATE")
+			if err != nil {
+				return fmt.Errorf("start write transaction on the base copy: %w", err)
+			}
+			err = e.applyBase(batch, src, meta, acc, &st)
+			if err == nil && fin != nil {
+				err = fin()
+			}
+			if end(&err); err != nil {
 				return err
 			}
 		}
