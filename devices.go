@@ -183,6 +183,11 @@ func (s *Syncer) MaybeCollect(ctx context.Context, every time.Duration) (*Collec
 	if last > 0 && s.cfg.Now().Sub(time.UnixMilli(last)) < every {
 		return nil, nil
 	}
+	// Recorded first: a collection that fails is retried at the next
+	// period, not at every step.
+	if err := s.st.Set("last_gc_ms", s.cfg.Now().UnixMilli()); err != nil {
+		return nil, err
+	}
 	return s.Collect(ctx, false)
 }
 
