@@ -45,36 +45,32 @@ func gcWorld(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
 	return w, ds
 }
 
-// standInSnapshot publishes, in d's own directory, a snapshot file whose
-// header says it includes exactly what d has applied (d's acknowledgement)
-// and whose payload is a placeholder: the collector reads headers and
-// checksums only, and no device in these tests joins from it.
-//
-// TODO(#7): once the snapshot branch lands, use the real `Snapshot` and add
-// a device joining late from it.
-func standInSnapshot(t *testing.T, w *simtest.World, d *simtest.Device) string {
+// snapshot publishes a real snapshot of d (after an import, so that it
+// includes what d has received).
+func snapshot(t *testing.T, w *simtest.World, d *simtest.Device) {
 	t.Helper()
-	if _, err := d.S.WriteAck(true); err != nil {
-		t.Fatal(err)
+	d.Import()
+	d.Snapshot()
+}
+
+// trySnapshot publishes a snapshot of d unless d has nothing to snapshot
+// yet (it has neither exported nor applied a file).
+func trySnapshot(t *testing.T, d *simtest.Device) bool {
+	t.Helper()
+	if len(d.Published()) == 0 && !hasApplied(t, d) {
+		return false
 	}
-	a, err := ack.Read(d.Folder, d.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, _ := os.ReadDir(filepath.Join(d.Folder, d.ID))
-	n := uint64(1)
-	for _, e := range ents {
-		if s, ok := rdfile.ParseSnapshotSeq(e.Name()); ok && s >= n {
-			n = s + 1
+	d.Snapshot()
+	return true
+}
+
+func hasApplied(t *testing.T, d *simtest.Device) bool {
+	for _, x := range d.Status().Devices {
+		if x.Applied > 0 {
+			return true
 		}
 	}
-	rel := d.ID + "/" + rdfile.SnapshotName(n)
-	h := rdfile.Header{Kind: rdfile.KindSnapshot, Device: d.ID, Install: a.Install, Seq: n,
-		HLC: uint64(w.NowMS) << 16, CreatedMS: w.NowMS, Seen: a.Applied}
-	if _, err := rdfile.Build(filepath.Join(d.Folder, filepath.FromSlash(rel)), h, strings.NewReader(strings.Repeat("snapshot payload ", 64))); err != nil {
-		t.Fatal(err)
-	}
-	return rel
+	return false
 }
 
 func ownFiles(d *simtest.Device) []uint64 { return d.Published() }
@@ -103,11 +99,11 @@ func TestCollectEndToEnd(t *testing.T) {
 	if len(r.Plan.Delete) != 0 || !strings.Contains(strings.Join(r.Plan.Why, "\n"), "no whole snapshot") {
 		t.Fatalf("without a snapshot: delete %v, why %q", r.Plan.Delete, r.Plan.Why)
 	}
-	standInSnapshot(t, w, b)
+	snapshot(t, w, b)
 	w.MirrorAll()
-	// Dry run: lists every file of a, deletes none.
+	// Dry run: lists every file of a but the newest, deletes none.
 	r = a.Collect(true)
-	if len(r.Plan.Delete) != len(aFiles) || len(r.Deleted) != 0 {
+	if len(r.Plan.Delete) != len(aFiles)-1 || len(r.Deleted) != 0 {
 		t.Fatalf("dry run: plan %d files (a has %d), deleted %d", len(r.Plan.Delete), len(aFiles), len(r.Deleted))
 	}
 	if !slices.Equal(ownFiles(a), aFiles) {
@@ -115,7 +111,7 @@ func TestCollectEndToEnd(t *testing.T) {
 	}
 	before := map[string][]uint64{b.Name: ownFiles(b), c.Name: ownFiles(c)}
 	r = a.Collect(false)
-	if len(r.Deleted) != len(aFiles) || r.Bytes == 0 || len(ownFiles(a)) != 0 {
+	if len(r.Deleted) != len(aFiles)-1 || r.Bytes == 0 || !slices.Equal(ownFiles(a), aFiles[len(aFiles)-1:]) {
 		t.Fatalf("collected %d of %d; a keeps %v", len(r.Deleted), len(aFiles), ownFiles(a))
 	}
 	// Never another device's files, in a's copy of the folder.
@@ -126,7 +122,7 @@ func TestCollectEndToEnd(t *testing.T) {
 	}
 	// The deletions travel; everyone carries on and converges.
 	w.MirrorAll()
-	if got := publishedIn(b.Folder, a.ID); len(got) != 0 {
+	if got := publishedIn(b.Folder, a.ID); len(got) != 1 {
 		t.Fatalf("deletions did not travel: b still has a's %v", got)
 	}
 	for _, d := range ds {
@@ -212,7 +208,7 @@ func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 		w.Tick(24 * 3600 * 1000)
 		round(a, b) // c is away
 	}
-	standInSnapshot(t, w, b)
+	snapshot(t, w, b)
 	w.Mirror(b, a)
 	r := a.Collect(false)
 	if r.Plan.Bound != cHas {
@@ -255,10 +251,10 @@ func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Mirror(b, a)
-	standInSnapshot(t, w, b)
+	snapshot(t, w, b)
 	w.Mirror(b, a)
 	r = a.Collect(false)
-	if len(ownFiles(a)) != 0 || r.Plan.Bound == cHas {
+	if len(ownFiles(a)) != 1 || r.Plan.Bound == cHas {
 		t.Fatalf("after c was retired: bound %d, a keeps %v, why %q", r.Plan.Bound, ownFiles(a), r.Plan.Why)
 	}
 	devs, _ = a.S.Devices(context.Background())
@@ -368,14 +364,15 @@ func seeds(t *testing.T, quick, long int) []uint64 {
 func isLong() bool { return os.Getenv("ROWDROP_LONG") != "" }
 
 // PROPERTY: over random schedules of edits, exports, deliveries (any
-// pair, any time), imports, snapshots and collections on 3-4 devices, no
+// pair, any time), imports, snapshots and collections on 3-4 devices, plus
+// one device that appears part-way through and joins from a snapshot, no
 // collection ever makes a device miss a change: at the end every device
 // holds exactly every change (each device edits its own rows, so the
-// expected content is known), and no device ever waits for a file that
-// is gone. Seeds: ROWDROP_SEED / ROWDROP_SEEDS; ROWDROP_LONG=1 for longer
-// schedules.
+// expected content is known), and no device that was there from the start
+// ever waits for a file that is gone. Seeds: ROWDROP_SEED / ROWDROP_SEEDS;
+// ROWDROP_LONG=1 for longer schedules and more seeds.
 func TestCollectionNeverLosesAChange(t *testing.T) {
-	steps := 80
+	steps := 100
 	if isLong() {
 		steps = 600
 	}
@@ -393,9 +390,39 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 	w.Quiet = true
 	model := map[string]string{} // id -> body, rows of the notes table
 	next := 0
-	collected := 0
+	collected, snapshots, goneAtJoin := 0, 0, 0
+	joinAt := steps/4 + rng.IntN(steps/2)
+	var late *simtest.Device
 	pick := func() *simtest.Device { return ds[rng.IntN(len(ds))] }
+	imp := func(d *simtest.Device, step int) {
+		r := d.Import()
+		if d != late && r.Waiting > 0 {
+			t.Fatalf("step %d: %s waits for a file that is gone (collected too early): %+v", step, d.Name, d.Status().Files)
+		}
+	}
 	for step := 0; step < steps; step++ {
+		if step == joinAt {
+			// Everyone catches up and collects what it can, then a
+			// device nobody has heard of appears. With everything
+			// delivered, it must join at once from the snapshots in the
+			// folder: one of them covers every collected file.
+			w.MirrorAll()
+			for _, d := range ds {
+				imp(d, step)
+			}
+			w.MirrorAll()
+			for _, d := range ds {
+				collected += len(d.Collect(false).Deleted)
+			}
+			w.MirrorAll()
+			goneAtJoin = collected
+			late = w.AddDevice(simtest.Options{Name: "late"})
+			ds = append(ds, late)
+			w.MirrorAll()
+			if r := late.Import(); r.Waiting > 0 || r.Held > 0 || r.Broken > 0 {
+				t.Fatalf("step %d: the new device cannot join from the folder (%d files collected): %+v\n%+v", step, collected, r, late.Status().Files)
+			}
+		}
 		d := pick()
 		switch r := rng.IntN(100); {
 		case r < 35: // an edit of one of d's own rows
@@ -431,21 +458,38 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 		case r < 72:
 			w.Mirror(pick(), d)
 		case r < 87:
-			d.Import()
+			imp(d, step)
 		case r < 93:
-			d.Import()
-			standInSnapshot(t, w, d)
+			imp(d, step)
+			if trySnapshot(t, d) {
+				snapshots++
+			}
 		default:
 			collected += len(d.Collect(false).Deleted)
 		}
 		w.Tick(int64(1 + rng.IntN(5000)))
 	}
-	// The end: everything is delivered and applied, with collections in
-	// between; nobody may find a file missing.
+	// The end: everything is delivered. The late device may still lack a
+	// snapshot covering what was collected before anyone knew it: any
+	// snapshot an up-to-date device makes now covers it (collection never
+	// goes past what every known device applied).
+	for round := 0; round < 3; round++ {
+		w.MirrorAll()
+		for _, d := range ds {
+			d.Export()
+		}
+		w.MirrorAll()
+		for _, d := range ds {
+			d.Import()
+		}
+	}
+	w.MirrorAll()
+	ds[0].Snapshot()
+	w.MirrorAll()
 	for round := 0; round < 3; round++ {
 		quiesceGC(t, w, 10)
 		for _, d := range ds {
-			standInSnapshot(t, w, d)
+			trySnapshot(t, d)
 			w.MirrorAll()
 			collected += len(d.Collect(false).Deleted)
 		}
@@ -470,7 +514,7 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 			t.Fatalf("%s misses changes:\ngot:\n%s\nwant:\n%s", d.Name, got, want)
 		}
 	}
-	t.Logf("%d devices, %d steps, %d rows, %d files collected", len(ds), steps, len(model), collected)
+	t.Logf("%d devices (one joined at step %d, %d files gone by then), %d steps, %d rows, %d snapshots, %d files collected", len(ds), joinAt, goneAtJoin, steps, len(model), snapshots, collected)
 	if collected == 0 {
 		t.Fatalf("nothing was ever collected: the schedule tests nothing")
 	}
@@ -510,7 +554,7 @@ func TestFolderSizeStaysBounded(t *testing.T) {
 		w.MirrorAll()
 		if day%7 == 0 {
 			s := ds[(day/7)%len(ds)]
-			standInSnapshot(t, w, s)
+			snapshot(t, w, s)
 			w.MirrorAll()
 			for _, d := range ds {
 				d.Collect(false)

@@ -305,37 +305,26 @@ func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 	return res, nil
 }
 
-// Import applies every applicable file from the other devices.
+// Import applies every applicable file from the other devices. A device
+// that is new, or that misses files its devices have collected, first
+// merges a usable snapshot (join.go).
 func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
-	tables, skipped, err := s.tables()
+	im, err := s.importer()
 	if err != nil {
 		return importer.Result{}, err
 	}
-	// Tables whose shape the base copy cannot follow are left out: files
-	// that touch them are held (their table is not synced here) until the
-	// problem is resolved; Status says why.
-	tables, _, err = export.EnsureBase(s.st, tables)
+	rb, err := s.rebase(ctx, im)
 	if err != nil {
 		return importer.Result{}, err
-	}
-	byName := map[string]*schema.Table{}
-	for _, t := range tables {
-		byName[t.Name] = t
-	}
-	excluded := map[string]bool{}
-	for _, sk := range skipped {
-		excluded[sk.Name] = true
-	}
-	im := &importer.Importer{
-		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
-		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now},
-		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
-		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
 	}
 	res, err := im.Import(ctx)
+	res.Changes += rb.stats.Changes
+	res.Conflicts += rb.stats.Conflicts
+	res.MaxLock = max(res.MaxLock, rb.stats.MaxLock)
 	if err != nil {
 		return res, err
 	}
+	s.noteGaps(im, rb)
 	if res.Applied > 0 {
 		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock)
 	}
@@ -346,6 +335,35 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 		s.log.Warn("acknowledgement not written", "err", err)
 	}
 	return res, nil
+}
+
+// importer prepares an import of the folder into the synced tables.
+func (s *Syncer) importer() (*importer.Importer, error) {
+	tables, skipped, err := s.tables()
+	if err != nil {
+		return nil, err
+	}
+	// Tables whose shape the base copy cannot follow are left out: files
+	// that touch them are held (their table is not synced here) until the
+	// problem is resolved; Status says why.
+	tables, _, err = export.EnsureBase(s.st, tables)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*schema.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	excluded := map[string]bool{}
+	for _, sk := range skipped {
+		excluded[sk.Name] = true
+	}
+	return &importer.Importer{
+		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
+		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now},
+		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
+		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
+	}, nil
 }
 
 // retryBusy reruns a step that a busy app refused with SQLITE_BUSY without
@@ -373,6 +391,11 @@ type Report struct {
 func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	var r Report
 	var err error
+	// A new device joins from a snapshot before its first export, so that
+	// rows it already holds merge into the snapshot's (join.go).
+	if err = s.joinIfNew(ctx); err != nil {
+		return r, err
+	}
 	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.Export(ctx); return e }); err != nil {
 		return r, err
 	}

@@ -245,15 +245,15 @@ func TestNeverAnotherDevicesFiles(t *testing.T) {
 	f.ack(self, map[string]uint64{self: 10, devB: 5, devC: 5})
 	before := map[string][]string{devB: f.files(devB), devC: f.files(devC)}
 	p := f.collect(10)
-	if len(seqs(p, "changeset")) != 10 {
-		t.Fatalf("collected %v, want all 10 of self", seqs(p, "changeset"))
+	if len(seqs(p, "changeset")) != 9 {
+		t.Fatalf("collected %v, want 1..9 of self (10, the newest, stays)", seqs(p, "changeset"))
 	}
 	for dev, want := range before {
 		if got := f.files(dev); !slices.Equal(got, want) {
 			t.Fatalf("%s's files changed: %v -> %v", dev, want, got)
 		}
 	}
-	if got := f.files(self); !slices.Equal(got, []string{rdfile.AckName}) {
+	if got := f.files(self); !slices.Equal(got, []string{rdfile.FileName(10), rdfile.AckName}) {
 		t.Fatalf("self keeps %v", got)
 	}
 	// A plan naming someone else's file (or escaping the folder) is refused.
@@ -276,13 +276,13 @@ func TestRetiredDeviceNoLongerHoldsBack(t *testing.T) {
 		t.Fatalf("bound %d, want 2 (C)", p.Bound)
 	}
 	// Retired by this device's user.
-	if p := f.plan(10, devC); p.Bound != 10 || slices.Contains(p.Active, devC) || !slices.Contains(p.Retired, devC) {
+	if p := f.plan(10, devC); p.Bound != 9 || slices.Contains(p.Active, devC) || !slices.Contains(p.Retired, devC) {
 		t.Fatalf("retired by self: bound %d active %v retired %v", p.Bound, p.Active, p.Retired)
 	}
 	// Retired by B's user: B's ack lists it, and that counts here too.
 	f.ack(devB, map[string]uint64{self: 10}, devC)
 	p := f.collect(10)
-	if p.Bound != 10 || len(seqs(p, "changeset")) != 10 {
+	if p.Bound != 9 || len(seqs(p, "changeset")) != 9 {
 		t.Fatalf("retired by B: bound %d, collected %v", p.Bound, seqs(p, "changeset"))
 	}
 	// C's own files stay: only C may delete them.
@@ -296,7 +296,7 @@ func TestPlanDeletesNothing(t *testing.T) {
 	f.snapshot(devB, 1, 1<<40, map[string]uint64{self: 10})
 	before := f.files(self)
 	p := f.plan(10)
-	if len(p.Delete) != 10 || p.Bytes() == 0 {
+	if len(p.Delete) != 9 || p.Bytes() == 0 {
 		t.Fatalf("plan: %+v", p.Delete)
 	}
 	if !slices.Equal(f.files(self), before) {
@@ -316,7 +316,7 @@ func TestBoundNeverBeyondPublished(t *testing.T) {
 	f.ack(devB, map[string]uint64{self: 7})
 	f.ack(devC, map[string]uint64{self: 7})
 	f.snapshot(devB, 1, 1<<40, map[string]uint64{self: 7})
-	if p := f.plan(7); p.Bound != 7 || len(p.Delete) != 7 {
+	if p := f.plan(7); p.Bound != 6 || len(p.Delete) != 6 {
 		t.Fatalf("published 7: bound %d, %d files", p.Bound, len(p.Delete))
 	}
 	// An ack claiming more than was published is not believed either.
@@ -369,5 +369,24 @@ func TestSurveyToleratesJunk(t *testing.T) {
 	}
 	if !mentions(p.Problems, rdfile.SnapshotName(4)) {
 		t.Errorf("problems: %q", p.Problems)
+	}
+}
+
+// The newest changeset stays even when everything is acknowledged and
+// covered: it is how a joining device tells that a snapshot including
+// less would leave a gap.
+func TestNewestChangesetStays(t *testing.T) {
+	f := typical(t)
+	f.snapshot(devB, 1, 1<<40, map[string]uint64{self: 10})
+	p := f.collect(10)
+	if got := seqs(p, rdfile.KindChangeset); len(got) != 9 || p.Kept != 1 || !mentions(p.Why, "newest changeset (10) always stays") {
+		t.Fatalf("collected %v, kept %d, why %q", got, p.Kept, p.Why)
+	}
+	if got := f.files(self); !slices.Contains(got, rdfile.FileName(10)) {
+		t.Fatalf("self keeps %v", got)
+	}
+	// Nothing more goes on the next run.
+	if p := f.collect(10); len(p.Delete) != 0 {
+		t.Fatalf("second run: %+v", p.Delete)
 	}
 }

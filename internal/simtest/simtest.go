@@ -407,8 +407,11 @@ func (w *World) Quiesce(max int) {
 func (d *Device) SyncedTables() []string {
 	d.W.T.Helper()
 	var out []string
-	for _, r := range query(d.W.T, d.App, `SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'rowdrop%'
-		AND EXISTS (SELECT 1 FROM pragma_table_info(name) WHERE pk>0) ORDER BY name`) {
+	// Qualified names: inside the subquery a bare "name" is
+	// pragma_table_info's own column, which made this list empty (and
+	// every dump compared equal) until it was qualified.
+	for _, r := range query(d.W.T, d.App, `SELECT m.name FROM sqlite_master m WHERE m.type='table' AND m.name NOT LIKE 'sqlite%' AND m.name NOT LIKE 'rowdrop%'
+		AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE pk>0) ORDER BY m.name`) {
 		out = append(out, r[0])
 	}
 	return out

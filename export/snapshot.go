@@ -1,0 +1,282 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/db"
+	"rowdrop/internal/fsx"
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+)
+
+// SnapshotResult describes one published snapshot.
+type SnapshotResult struct {
+	File  string            `json:"file"`  // path in the shared folder
+	Seq   uint64            `json:"seq"`   // this device's snapshot number
+	Rows  int64             `json:"rows"`  // rows with merge metadata (live and deleted)
+	Bytes int64             `json:"bytes"` // compressed payload
+	Raw   int64             `json:"raw"`   // SQLite database size
+	Seen  map[string]uint64 `json:"seen"`  // changesets it includes, per device
+}
+
+// Snapshot state keys in rowdrop_state.
+const (
+	snapSeqKey   = "snap_seq"   // number of this device's last snapshot
+	snapTotalKey = "snap_total" // sum of its Seen vector (files it covered)
+	snapMSKey    = "snap_ms"    // when it was made
+)
+
+// SnapshotDue reports whether a new snapshot is due: at least everyFiles
+// files (this device's exports plus other devices' files applied) since
+// the last one, or every elapsed since it and at least one new file. A
+// zero knob disables its trigger.
+func SnapshotDue(st *state.Dir, now time.Time, everyFiles int, every time.Duration) (bool, error) {
+	seen, err := seenVector(st)
+	if err != nil {
+		return false, err
+	}
+	total := sumSeen(seen)
+	since := total - st.GetInt(snapTotalKey)
+	if total == 0 || since <= 0 {
+		return false, nil
+	}
+	if everyFiles > 0 && since >= int64(everyFiles) {
+		return true, nil
+	}
+	if every > 0 {
+		last := st.GetInt(snapMSKey)
+		if last == 0 {
+			// Never snapshotted: count from the device's start instead of
+			// snapshotting on the first step.
+			if err := st.Set(snapMSKey, now.UnixMilli()); err != nil {
+				return false, err
+			}
+			return false, nil
+		}
+		return now.Sub(time.UnixMilli(last)) >= every, nil
+	}
+	return false, nil
+}
+
+// seenVector is what the base copy includes: this device's published
+// files, and every other device's applied ones.
+func seenVector(st *state.Dir) (map[string]uint64, error) {
+	seen := map[string]uint64{}
+	err := sqlitex.Execute(st.Base, "SELECT id, applied FROM rowdrop_devices WHERE applied>0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		seen[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("read applied files: %w", err)
+	}
+	if own := st.GetInt("next_seq") - 1; own > 0 {
+		seen[st.Get("device")] = uint64(own)
+	}
+	return seen, nil
+}
+
+func sumSeen(seen map[string]uint64) int64 {
+	var n int64
+	for _, v := range seen {
+		n += int64(v)
+	}
+	return n
+}
+
+// MakeSnapshot publishes a snapshot of this device's base copy: the synced
+// tables and their merge metadata, exactly the state that the files in its
+// Seen vector produce. The caller exports first (so this device's edits are
+// in) and makes sure the outbox is empty. The copy is taken with SQLite's
+// online backup API into the state directory, stripped of device-private
+// tables, vacuumed, and published like every rowdrop file: compressed,
+// checksummed, under a temporary name first, never replacing a file.
+func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *hlc.Clock, folder string, tables []*schema.Table, now time.Time) (res SnapshotResult, err error) {
+	if n, _ := os.ReadDir(st.Outbox()); len(outboxFiles(n)) > 0 {
+		return res, fmt.Errorf("%d exported file(s) still wait in the outbox %s: a snapshot must not include changes the folder does not have yet (make the shared folder available and sync first)", len(outboxFiles(n)), st.Outbox())
+	}
+	seen, err := seenVector(st)
+	if err != nil {
+		return res, err
+	}
+	if len(seen) == 0 {
+		return res, fmt.Errorf("nothing to snapshot: this device has neither exported nor applied any file yet (sync first)")
+	}
+	f, err := os.CreateTemp(st.Path, fsx.TempPrefix+"snapout-")
+	if err != nil {
+		return res, fmt.Errorf("create snapshot copy in state directory %s: %w", st.Path, err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer removeDB(tmp)
+	last := clock.Last()
+	if last == 0 {
+		last = InitialClock
+	}
+	if err := copyBase(ctx, st, tmp, id, tables, last, now); err != nil {
+		return res, fmt.Errorf("copy base copy for a snapshot: %w", err)
+	}
+	var rows int64
+	if c, err := sqlite.OpenConn(db.FileURI(tmp)+"?mode=ro", sqlite.OpenReadOnly|sqlite.OpenURI); err == nil {
+		_ = sqlitex.ExecuteTransient(c, "SELECT count(*) FROM rowdrop_rows", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			rows = s.ColumnInt64(0)
+			return nil
+		}})
+		c.Close()
+	}
+	// The next number: past the last one recorded and past any in the
+	// folder (a crash after publishing but before recording it).
+	n := uint64(st.GetInt(snapSeqKey))
+	dir := filepath.Join(folder, id.Device)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, fmt.Errorf("create this device's directory %s in the shared folder: %w", dir, err)
+	}
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if s, ok := rdfile.ParseSnapshotSeq(e.Name()); ok && s > n {
+				n = s
+			}
+		}
+	}
+	n++
+	h := rdfile.Header{Kind: rdfile.KindSnapshot, Device: id.Device, DeviceName: id.Name, Install: id.Install,
+		Seq: n, HLC: uint64(last), CreatedMS: now.UnixMilli(), Changes: rows, Seen: seen}
+	for _, t := range tables {
+		cols := append([]rdfile.Column(nil), t.Columns...)
+		for i := range cols {
+			cols[i].Local = t.Local[cols[i].Name]
+		}
+		h.Tables = append(h.Tables, rdfile.Table{Name: t.Name, Columns: cols, Fingerprint: t.Fingerprint()})
+	}
+	src, err := os.Open(tmp)
+	if err != nil {
+		return res, err
+	}
+	defer src.Close()
+	path := filepath.Join(dir, rdfile.SnapshotName(n))
+	h, err = rdfile.Build(path, h, src)
+	if err != nil {
+		return res, fmt.Errorf("publish snapshot %s: %w (check free space and permissions of %s)", path, err, folder)
+	}
+	end, err := db.Begin(st.Base, "IMMEDIATE")
+	if err != nil {
+		return res, err
+	}
+	defer end(&err)
+	for k, v := range map[string]any{snapSeqKey: strconv.FormatUint(n, 10), snapTotalKey: sumSeen(seen), snapMSKey: now.UnixMilli()} {
+		if err = st.Set(k, v); err != nil {
+			return res, err
+		}
+	}
+	return SnapshotResult{File: path, Seq: n, Rows: rows, Bytes: h.PayloadLen, Raw: h.RawLen, Seen: seen}, nil
+}
+
+func outboxFiles(ents []os.DirEntry) []string {
+	var out []string
+	for _, e := range ents {
+		if _, ok := rdfile.ParseSeq(e.Name()); ok {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// snapshotKeep are the metadata tables a snapshot carries besides the
+// synced tables: row and cell clocks, and per device how far the copy
+// includes its files and the clock of the last one (what readers judge
+// "had the writer seen this value?" by).
+var snapshotKeep = map[string]bool{"rowdrop_rows": true, "rowdrop_cells": true, "rowdrop_devices": true}
+
+// copyBase copies base.db into path with the backup API and strips it to
+// what a snapshot carries.
+func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) error {
+	if err := snapshot(ctx, st.Base, path); err != nil {
+		return err
+	}
+	dst, err := sqlite.OpenConn(db.FileURI(path), sqlite.OpenReadWrite|sqlite.OpenURI)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if err := stripCopy(dst, st, id, tables, last, now); err != nil {
+		return err
+	}
+	if err := sqlitex.ExecuteTransient(dst, "VACUUM", nil); err != nil {
+		return fmt.Errorf("vacuum the snapshot copy: %w", err)
+	}
+	return nil
+}
+
+// stripCopy removes from the copy what is private to this device (conflict
+// log, file records, state, tables not synced) and blanks device-local
+// columns, in one transaction.
+func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) (err error) {
+	synced := map[string]*schema.Table{}
+	for _, t := range tables {
+		synced[t.Name] = t
+	}
+	type obj struct{ typ, name string }
+	var drop []obj
+	err = sqlitex.ExecuteTransient(dst, "SELECT type, name FROM main.sqlite_master WHERE type IN ('table','view','trigger','index') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		typ, name := s.ColumnText(0), s.ColumnText(1)
+		if typ == "table" && (synced[name] != nil || snapshotKeep[name]) {
+			return nil
+		}
+		drop = append(drop, obj{typ, name})
+		return nil
+	}})
+	if err != nil {
+		return err
+	}
+	end, err := db.Begin(dst, "IMMEDIATE")
+	if err != nil {
+		return err
+	}
+	defer end(&err)
+	for _, o := range drop {
+		if err = db.Exec(dst, "DROP "+strings.ToUpper(o.typ)+" IF EXISTS main."+db.Quote(o.name)); err != nil {
+			return fmt.Errorf("drop %s %s from the snapshot copy: %w", o.typ, o.name, err)
+		}
+	}
+	// Metadata of tables not in this snapshot would only confuse readers.
+	names := make([]any, 0, len(tables))
+	ph := []string{"NULL"}
+	for _, t := range tables {
+		names = append(names, t.Name)
+		ph = append(ph, "?")
+	}
+	for _, q := range []string{"DELETE FROM rowdrop_rows WHERE tbl NOT IN (%s)", "DELETE FROM rowdrop_cells WHERE tbl NOT IN (%s)"} {
+		if err = db.Exec(dst, fmt.Sprintf(q, strings.Join(ph, ",")), names...); err != nil {
+			return err
+		}
+	}
+	// Device-local columns stay on this device: readers treat them as
+	// placeholders, so blank them where the table allows it.
+	for _, t := range tables {
+		for _, c := range t.Columns {
+			if t.Local[c.Name] && !c.NotNull {
+				if err = db.Exec(dst, "UPDATE main."+db.Quote(t.Name)+" SET "+db.Quote(c.Name)+"=NULL"); err != nil {
+					return fmt.Errorf("blank device-local column %s.%s in the snapshot copy: %w", t.Name, c.Name, err)
+				}
+			}
+		}
+	}
+	// This device's own row: how much of its own files the copy includes
+	// and the latest clock it holds, so readers can tell which of their
+	// values it had seen.
+	if err = db.Exec(dst, "DELETE FROM rowdrop_devices WHERE applied=0 OR id=?", id.Device); err != nil {
+		return err
+	}
+	return db.Exec(dst, "INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)",
+		id.Device, id.Name, max(st.GetInt("next_seq")-1, 0), int64(last), now.UnixMilli())
+}

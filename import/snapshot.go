@@ -1,0 +1,427 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
+	"rowdrop/internal/fsx"
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+)
+
+// SnapshotEntry is a snapshot file found in the folder.
+type SnapshotEntry struct {
+	Device string
+	Seq    uint64
+	Rel    string
+}
+
+// ScanSnapshots lists the snapshot files in the folder (regular files
+// under <device>/snap-<n>.rds only).
+func ScanSnapshots(folder string) ([]SnapshotEntry, error) {
+	top, err := os.ReadDir(folder)
+	if err != nil {
+		return nil, err
+	}
+	var out []SnapshotEntry
+	for _, d := range top {
+		if !d.IsDir() || !rdfile.ValidDeviceID(d.Name()) {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(folder, d.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range ents {
+			rel := d.Name() + "/" + f.Name()
+			if kind, dev, seq := rdfile.Classify(rel); kind == rdfile.NameSnapshot && f.Type()&fs.ModeType == 0 {
+				out = append(out, SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Rel < out[j].Rel })
+	return out, nil
+}
+
+// Snapshot is a validated snapshot, decompressed into the state directory
+// and opened read-only.
+type Snapshot struct {
+	Entry  SnapshotEntry
+	Header rdfile.Header
+	Conn   *sqlite.Conn
+	// Tables are the local synced tables it carries (same shape).
+	Tables map[string]*schema.Table
+	// Knows is, per device, the clock of the last file of it the
+	// snapshot includes (the writer: its latest clock).
+	Knows map[string]hlc.Timestamp
+	// Names are the device names it knows.
+	Names map[string]string
+	// MaxClock is the latest clock in its metadata.
+	MaxClock hlc.Timestamp
+	path     string
+}
+
+// Close closes and removes the decompressed copy.
+func (s *Snapshot) Close() {
+	if s.Conn != nil {
+		s.Conn.Close()
+	}
+	os.Remove(s.path)
+}
+
+// SnapshotHeader reads a snapshot's header only (cheap): for choosing
+// among snapshots before validating one fully.
+func (im *Importer) SnapshotHeader(e SnapshotEntry) (rdfile.Header, string, string) {
+	f, err := rdfile.Open(filepath.Join(im.Folder, filepath.FromSlash(e.Rel)), im.Limits)
+	if err != nil {
+		return rdfile.Header{}, classify(err), err.Error()
+	}
+	h := f.Header
+	if h.Kind != rdfile.KindSnapshot {
+		return h, StatusBroken, fmt.Sprintf("%s: header says kind %q under a snapshot name: refused", e.Rel, h.Kind)
+	}
+	if h.Device != e.Device || h.Seq != e.Seq {
+		return h, StatusBroken, fmt.Sprintf("%s: header says device %s snapshot %d, its name says %s/%d: refused", e.Rel, h.Device, h.Seq, e.Device, e.Seq)
+	}
+	return h, "", ""
+}
+
+// metaTables are the rowdrop tables a snapshot carries.
+var metaTables = []string{"rowdrop_rows", "rowdrop_cells", "rowdrop_devices"}
+
+// OpenSnapshot validates a snapshot completely before anything of it
+// can reach a database: header (kind, name, clock, tables against the
+// local ones), payload checksum, then the decompressed SQLite file
+// (integrity check, nothing but the expected tables, every table's shape,
+// every row's key, values and clocks). A non-empty status says why it
+// can't be used (StatusWaiting: incomplete, retry later; StatusHeld: not
+// yet, e.g. another schema; StatusBroken: never); err is reserved for
+// local failures.
+func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Snapshot, status, reason string, err error) {
+	h, status, reason := im.SnapshotHeader(e)
+	if status != "" {
+		return nil, status, reason, nil
+	}
+	path := filepath.Join(im.Folder, filepath.FromSlash(e.Rel))
+	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
+		return nil, StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
+			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
+	}
+	carried := map[string]rdfile.Table{}
+	for _, t := range h.Tables {
+		if reason := im.checkTable(t); reason != "" {
+			return nil, StatusHeld, e.Rel + ": " + reason, nil
+		}
+		if l := im.Tables[t.Name]; l != nil && l.Fingerprint() != t.Fingerprint {
+			return nil, StatusHeld, fmt.Sprintf("%s: table %s has another shape in the snapshot than here: held until both devices run the same app version", e.Rel, t.Name), nil
+		}
+		carried[t.Name] = t
+	}
+	for name := range im.Tables {
+		if _, ok := carried[name]; !ok {
+			return nil, StatusHeld, fmt.Sprintf("%s: the snapshot does not carry table %s, which this device syncs (the device that wrote it excludes the table or lacks it): not usable here", e.Rel, name), nil
+		}
+	}
+	f, err := rdfile.Open(path, im.Limits)
+	if err != nil {
+		return nil, classify(err), err.Error(), nil
+	}
+	if err := f.Verify(); err != nil {
+		return nil, classify(err), err.Error(), nil
+	}
+	tmp, status, reason, err := im.decompress(f, e)
+	if status != "" || err != nil {
+		return nil, status, reason, err
+	}
+	snap = &Snapshot{Entry: e, Header: h, path: tmp, Tables: map[string]*schema.Table{}, Knows: map[string]hlc.Timestamp{}, Names: map[string]string{}}
+	defer func() {
+		if snap != nil && (status != "" || err != nil) {
+			snap.Close()
+			snap = nil
+		}
+	}()
+	snap.Conn, err = sqlite.OpenConn(db.FileURI(tmp)+"?mode=ro&immutable=1", sqlite.OpenReadOnly|sqlite.OpenURI)
+	if err != nil {
+		return snap, StatusBroken, fmt.Sprintf("%s: not a SQLite database: %v", e.Rel, err), nil
+	}
+	if why := im.checkSnapshotDB(ctx, snap, carried); why != "" {
+		return snap, StatusBroken, e.Rel + ": " + why + ": refused, nothing applied", nil
+	}
+	return snap, "", "", nil
+}
+
+// decompress writes the payload into a private file in the state
+// directory; the reader is bounded by the header and Limits.
+func (im *Importer) decompress(f *rdfile.File, e SnapshotEntry) (string, string, string, error) {
+	rc, err := f.Changeset()
+	if err != nil {
+		return "", classify(err), err.Error(), nil
+	}
+	defer rc.Close()
+	out, err := os.CreateTemp(im.State.Path, fsx.TempPrefix+"snapin-")
+	if err != nil {
+		return "", "", "", fmt.Errorf("create snapshot copy in state directory %s: %w", im.State.Path, err)
+	}
+	_, cerr := io.Copy(out, rc)
+	if err := out.Close(); err != nil && cerr == nil {
+		cerr = err
+	}
+	if cerr != nil {
+		os.Remove(out.Name())
+		if strings.Contains(cerr.Error(), "no space") {
+			return "", "", "", fmt.Errorf("decompress snapshot %s into %s: %w", e.Rel, im.State.Path, cerr)
+		}
+		return "", StatusBroken, fmt.Sprintf("%s: payload: %v", e.Rel, cerr), nil
+	}
+	var magic [16]byte
+	if fh, err := os.Open(out.Name()); err == nil {
+		_, _ = io.ReadFull(fh, magic[:])
+		fh.Close()
+	}
+	if !bytes.Equal(magic[:], []byte("SQLite format 3\x00")) {
+		os.Remove(out.Name())
+		return "", StatusBroken, e.Rel + ": the payload is not a SQLite database: refused", nil
+	}
+	return out.Name(), "", "", nil
+}
+
+// checkSnapshotDB validates the decompressed database; "" means usable.
+func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried map[string]rdfile.Table) string {
+	conn := snap.Conn
+	defer db.Interruptible(ctx, conn)()
+	// Never run anything the file's schema might bring.
+	_ = sqlitex.ExecuteTransient(conn, "PRAGMA trusted_schema=OFF", nil)
+	var problems []string
+	err := sqlitex.ExecuteTransient(conn, "PRAGMA integrity_check(20)", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		if v := s.ColumnText(0); v != "ok" {
+			problems = append(problems, v)
+		}
+		return nil
+	}})
+	if err != nil {
+		return "integrity check failed: " + err.Error()
+	}
+	if len(problems) > 0 {
+		return "integrity check: " + strings.Join(problems, "; ")
+	}
+	// Nothing but the synced tables, the metadata tables and SQLite's own
+	// automatic indexes: no views, triggers, indexes on expressions.
+	allowed := map[string]bool{"sqlite_sequence": true}
+	for n := range carried {
+		allowed[n] = true
+	}
+	for _, n := range metaTables {
+		allowed[n] = true
+	}
+	present := map[string]bool{}
+	var bad string
+	err = sqlitex.ExecuteTransient(conn, "SELECT type, name, tbl_name, sql IS NULL FROM main.sqlite_master", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		typ, name, tbl, noSQL := s.ColumnText(0), s.ColumnText(1), s.ColumnText(2), s.ColumnInt(3) != 0
+		switch {
+		case typ == "table" && allowed[name] && name == tbl:
+			present[name] = true
+		case typ == "index" && noSQL && strings.HasPrefix(name, "sqlite_autoindex_") && allowed[tbl]:
+		default:
+			if bad == "" {
+				bad = fmt.Sprintf("holds %s %q (on %q), which a snapshot never carries", typ, name, tbl)
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		return "unreadable schema: " + err.Error()
+	}
+	if bad != "" {
+		return bad
+	}
+	for n := range allowed {
+		if !present[n] && n != "sqlite_sequence" {
+			return fmt.Sprintf("lacks table %s", n)
+		}
+	}
+	// The metadata tables must be laid out as here.
+	for _, n := range metaTables {
+		if a, b := columnsOf(im.State.Base, n), columnsOf(conn, n); a != b {
+			return fmt.Sprintf("table %s is laid out as (%s), here as (%s): written by another rowdrop version", n, b, a)
+		}
+	}
+	// Every carried table has the shape its header entry says.
+	have, _, err := schema.Inspect(conn, "main", schema.Filter{})
+	if err != nil {
+		return "unreadable tables: " + err.Error()
+	}
+	shapes := map[string]*schema.Table{}
+	for _, t := range have {
+		shapes[t.Name] = t
+	}
+	for n, ht := range carried {
+		st := shapes[n]
+		if st == nil || st.Fingerprint() != ht.Fingerprint {
+			return fmt.Sprintf("table %s does not have the shape its header announces", n)
+		}
+		if l := im.Tables[n]; l != nil {
+			snap.Tables[n] = l
+		}
+	}
+	return im.checkSnapshotRows(snap, carried, shapes)
+}
+
+func columnsOf(conn *sqlite.Conn, table string) string {
+	var cols []string
+	_ = sqlitex.ExecuteTransient(conn, "SELECT name, type, pk FROM pragma_table_info(?)", &sqlitex.ExecOptions{Args: []any{table}, ResultFunc: func(s *sqlite.Stmt) error {
+		cols = append(cols, fmt.Sprintf("%s %s %d", s.ColumnText(0), s.ColumnText(1), s.ColumnInt(2)))
+		return nil
+	}})
+	return strings.Join(cols, ", ")
+}
+
+// checkSnapshotRows checks the content: the device vector agrees with the
+// header, every metadata row names a carried table and decodes, every
+// clock is valid and not later than the header's, and every row of a
+// carried table has metadata.
+func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.Table, shapes map[string]*schema.Table) string {
+	conn, h := snap.Conn, snap.Header
+	var bad string
+	applied := map[string]uint64{}
+	err := sqlitex.ExecuteTransient(conn, "SELECT id, applied, last_hlc, name FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		id := s.ColumnText(0)
+		if !rdfile.ValidDeviceID(id) || s.ColumnInt64(1) < 0 || s.ColumnInt64(1) > rdfile.MaxSeq || uint64(s.ColumnInt64(2)) > h.HLC {
+			bad = fmt.Sprintf("device entry %q is malformed", id)
+			return nil
+		}
+		applied[id] = uint64(s.ColumnInt64(1))
+		snap.Knows[id] = hlc.Timestamp(s.ColumnInt64(2))
+		snap.Names[id] = s.ColumnText(3)
+		return nil
+	}})
+	if err != nil {
+		return "unreadable rowdrop_devices: " + err.Error()
+	}
+	if bad != "" {
+		return bad
+	}
+	for d, n := range h.Seen {
+		if applied[d] != n {
+			return fmt.Sprintf("its header says it includes %d file(s) of device %s, its content says %d", n, d, applied[d])
+		}
+	}
+	for d, n := range applied {
+		if h.Seen[d] != n {
+			return fmt.Sprintf("its content says it includes %d file(s) of device %s, its header says %d", n, d, h.Seen[d])
+		}
+	}
+	meta, err := (&state.Dir{Base: conn}).NewMeta()
+	if err != nil {
+		return "unreadable metadata: " + err.Error()
+	}
+	defer meta.Close()
+	okClock := func(c state.Clock) bool {
+		if c.IsZero() {
+			return true
+		}
+		if c.HLC > hlc.Timestamp(h.HLC) || !rdfile.ValidDeviceID(c.Dev) {
+			return false
+		}
+		snap.MaxClock = max(snap.MaxClock, c.HLC)
+		return true
+	}
+	err = sqlitex.ExecuteTransient(conn, "SELECT tbl, pk FROM rowdrop_rows", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		tbl := s.ColumnText(0)
+		t := shapes[tbl]
+		if _, ok := carried[tbl]; !ok || t == nil {
+			return fmt.Errorf("metadata names table %q, which the snapshot does not carry", tbl)
+		}
+		pk := make([]byte, s.ColumnLen(1))
+		s.ColumnBytes(1, pk)
+		key, err := changeset.DecodeKey(pk)
+		if err != nil || len(key) != len(t.PKCols()) {
+			return fmt.Errorf("a key of table %s is malformed", tbl)
+		}
+		m, err := meta.Get(tbl, pk)
+		if err != nil || m == nil {
+			return fmt.Errorf("metadata of table %s unreadable", tbl)
+		}
+		for _, c := range []state.Clock{m.Ins, m.WMax, m.Del} {
+			if !okClock(c) {
+				return fmt.Errorf("a row of table %s has a clock later than the snapshot's own or a malformed device", tbl)
+			}
+		}
+		for col, c := range m.Cells {
+			if t.ColIndex(col) < 0 || !okClock(c) {
+				return fmt.Errorf("a cell clock of table %s names column %q or is malformed", tbl, col)
+			}
+		}
+		if m.Dead != nil {
+			if vals, err := changeset.DecodeKey(m.Dead); err != nil || len(vals) != len(t.Columns) {
+				return fmt.Errorf("the kept values of a deleted row of table %s are malformed", tbl)
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		return err.Error()
+	}
+	for n := range carried {
+		t := shapes[n]
+		var missing bool
+		q := fmt.Sprintf("SELECT %s FROM main.%s", pkList(t), db.Quote(n))
+		err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			key := make([]changeset.Value, s.ColumnCount())
+			for i := range key {
+				key[i] = db.Column(s, i)
+			}
+			m, err := meta.Get(n, changeset.EncodeKey(key))
+			if err != nil {
+				return err
+			}
+			if m == nil || !m.Alive() {
+				missing = true
+			}
+			return nil
+		}})
+		if err != nil {
+			return fmt.Sprintf("table %s unreadable: %v", n, err)
+		}
+		if missing {
+			return fmt.Sprintf("table %s holds a row without merge metadata, or one its metadata says is deleted", n)
+		}
+	}
+	return ""
+}
+
+func pkList(t *schema.Table) string {
+	var out []string
+	for _, i := range t.PKCols() {
+		out = append(out, db.Quote(t.Columns[i].Name))
+	}
+	return strings.Join(out, ",")
+}
+
+// RecordSnapshot notes a snapshot that could not be used, with the reason
+// (status reports it); ClearRecord forgets it.
+func (im *Importer) RecordSnapshot(e SnapshotEntry, status, reason string) {
+	im.record(e.Rel, e.Device, e.Seq, status, reason)
+}
+
+// ClearRecord forgets a recorded file.
+func (im *Importer) ClearRecord(rel string) { im.clearRecord(rel) }
+
+// Record notes a file that waits, is held or broken.
+func (im *Importer) Record(rel, dev string, seq uint64, status, reason string) {
+	im.record(rel, dev, seq, status, reason)
+}
