@@ -595,3 +595,73 @@ func folderFileCount(folder string) int {
 	})
 	return n
 }
+
+// A device away for long is retired, the others collect past it; it comes
+// back with edits made offline: it re-bases on a snapshot, its offline
+// edits survive and reach everyone, and it gets everything it missed.
+func TestRetiredDeviceRejoinsWithOfflineEdits(t *testing.T) {
+	w, ds := gcWorld(t, 3)
+	a, b, c := ds[0], ds[1], ds[2]
+	for _, d := range ds {
+		d.Exec("INSERT INTO notes VALUES(?,?,'before',0)", d.Name+"-1", d.Name)
+	}
+	quiesceGC(t, w, 10)
+	// c goes away and edits offline.
+	away := []*simtest.Device{a, b}
+	c.Exec("UPDATE notes SET body='offline edit' WHERE id='c-1'")
+	c.Exec("INSERT INTO notes VALUES('c-2','c','made offline',0)")
+	c.Exec("UPDATE notes SET body='c edits a row of a' WHERE id='a-1'")
+	for day := 0; day < 40; day++ {
+		w.Tick(24 * 3600 * 1000)
+		for _, d := range away {
+			d.Exec("INSERT INTO notes VALUES(?,?,?,0) ON CONFLICT(id) DO UPDATE SET body=excluded.body", fmt.Sprintf("%s-%d", d.Name, 2+day%5), d.Name, fmt.Sprint("day ", day))
+			d.Export()
+		}
+		for _, x := range away {
+			for _, y := range away {
+				w.Mirror(x, y)
+			}
+		}
+		for _, d := range away {
+			d.Import()
+		}
+	}
+	if ws := a.Status().Warnings; len(ws) != 1 || !strings.Contains(ws[0], c.ID) {
+		t.Fatalf("no warning about c: %q", ws)
+	}
+	if err := a.S.Forget(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	w.Mirror(a, b)
+	for _, d := range away {
+		d.Import()
+		d.Snapshot()
+		for _, x := range away {
+			for _, y := range away {
+				w.Mirror(x, y)
+			}
+		}
+	}
+	gone := 0
+	for _, d := range away {
+		r := d.Collect(false)
+		gone += len(r.Deleted)
+	}
+	if gone == 0 {
+		t.Fatal("nothing collected after c was retired")
+	}
+	// c comes back: it sees the folder as it is now.
+	w.MirrorAll()
+	if _, err := c.S.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	quiesceGC(t, w, 10)
+	w.AssertConverged()
+	for _, want := range []string{"c-1|offline edit", "c-2|made offline", "a-1|c edits a row of a", "a-6|day 39", "b-6|day 39"} {
+		id, body, _ := strings.Cut(want, "|")
+		if got := a.Value("SELECT body FROM notes WHERE id=?", id); got != body {
+			t.Errorf("%s: body %q on a, want %q", id, got, body)
+		}
+	}
+	t.Logf("%d files were collected while c was away", gone)
+}

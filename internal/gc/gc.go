@@ -316,6 +316,13 @@ func Make(in Input) (*Plan, error) {
 		snapWhy = fmt.Sprintf("the newest whole snapshot, %s, includes this device's files only up to %d (a newer snapshot lets more go)", snap.Rel, p.SnapshotBound)
 	}
 	p.Bound = min(p.AckBound, p.SnapshotBound, in.Published)
+	// The newest changeset always stays: it shows a joining device how far
+	// this device has published, so a snapshot that includes less is seen
+	// to leave a gap (with no file left, nothing would say so).
+	keepNewest := in.Published > 0 && p.Bound >= in.Published
+	if keepNewest {
+		p.Bound = in.Published - 1
+	}
 
 	self := dirs[in.Self]
 	if self == nil {
@@ -330,6 +337,9 @@ func Make(in Input) (*Plan, error) {
 			Reason: fmt.Sprintf("every active device has applied it (lowest acknowledgement: %d) and snapshot %s includes it (up to %d)", p.AckBound, p.Snapshot, p.SnapshotBound)})
 	}
 	if p.Kept > 0 {
+		if keepNewest {
+			p.Why = append(p.Why, fmt.Sprintf("this device's newest changeset (%d) always stays: it tells a device joining from a snapshot how far this one has published", in.Published))
+		}
 		if in.Published == 0 {
 			p.Why = append(p.Why, "this device has no file in the folder that it knows to be published")
 		}
