@@ -62,6 +62,12 @@ type Config struct {
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
 
+	// DeviceHorizon is how long another device may stay silent (no new
+	// acknowledgement or file) before status warns that it holds back the
+	// collection of old files (0: DefaultDeviceHorizon, 30 days). A silent
+	// device is never dropped by itself: the user retires it.
+	DeviceHorizon time.Duration
+
 	Logger *slog.Logger
 	Now    func() time.Time // clock, for tests of skew; default time.Now
 	// Progress, if set, reports long work: files imported (done of total,
@@ -328,6 +334,12 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	s.noteGaps(im, rb)
 	if res.Applied > 0 {
 		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock)
+	}
+	// Tell the other devices how far this one has got, so they can
+	// collect their old files. A failure here costs only disk space
+	// elsewhere: it is reported, the import stands.
+	if _, err := s.WriteAck(false); err != nil {
+		s.log.Warn("acknowledgement not written", "err", err)
 	}
 	return res, nil
 }

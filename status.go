@@ -35,6 +35,10 @@ type Status struct {
 	Skipped    []schema.Skipped `json:"tables_skipped"`
 	Conflicts  int              `json:"conflicts"`
 	Unknown    []string         `json:"unknown_files,omitempty"`
+	// Warnings name devices silent for longer than the device horizon:
+	// they hold back the collection of old files until they sync again or
+	// the user retires them (`rowdrop devices forget ID`).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SkippedSchemaChanged is the Skipped.Kind of a synced table whose shape
@@ -136,6 +140,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	if scanErr == nil {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
+	}
+	if scanErr == nil {
+		st.Warnings = s.deviceWarnings(ctx)
 	}
 	_ = sqlitex.Execute(s.st.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
 		st.Conflicts = q.ColumnInt(0)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -184,6 +185,10 @@ type pairConfig struct {
 	SweepEvery   time.Duration
 	MaxChangeset int64
 	StandIns     map[string]string
+	// DeviceHorizon: how long another device may be silent before status
+	// warns (device_horizon: "30d", "720h"; 0: the library's default).
+	DeviceHorizon time.Duration
+	horizonRaw    string
 }
 
 // entry is one item of the config file's `databases:` list.
@@ -201,6 +206,8 @@ type entry struct {
 	// StandIns: SQL functions the app's triggers call that only the app
 	// defines, with a substitute (identity, null, lower, upper).
 	StandIns map[string]string `mapstructure:"stand_ins"`
+	// DeviceHorizon: "30d", "720h".
+	DeviceHorizon string `mapstructure:"device_horizon"`
 }
 
 // overridden reports whether key was given as a flag or a ROWDROP_*
@@ -266,6 +273,13 @@ func (a *app) pairs() ([]pairConfig, error) {
 		}
 	}
 	seen := map[string]bool{}
+	for i := range out {
+		h, err := parseHorizon(out[i].horizonRaw)
+		if err != nil {
+			return nil, usagef("device_horizon %q for database %s: %v (write it like 30d or 720h)", out[i].horizonRaw, out[i].DB, err)
+		}
+		out[i].DeviceHorizon = h
+	}
 	for _, p := range out {
 		if p.Folder == "" {
 			return nil, usagef("no shared folder for database %s: pass --folder DIR, or set folder: for it in the config", p.DB)
@@ -330,7 +344,35 @@ func (a *app) layer(e entry, cfgDir string) pairConfig {
 	if e.MaxChangeset != 0 && !o.overridden("max_changeset") {
 		p.MaxChangeset = e.MaxChangeset
 	}
+	p.horizonRaw = v.GetString("device_horizon")
+	if e.DeviceHorizon != "" && !o.overridden("device_horizon") {
+		p.horizonRaw = e.DeviceHorizon
+	}
 	return p
+}
+
+// parseHorizon reads a duration in days ("30d") or as Go writes durations
+// ("720h"); "" is 0 (the default).
+func parseHorizon(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil || n <= 0 {
+			return 0, errors.New("not a positive number of days")
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, errors.New("not positive")
+	}
+	return d, nil
 }
 
 // toList reads a list from YAML (a sequence) or from a flag or environment
@@ -395,7 +437,8 @@ func (p pairConfig) config(log *slog.Logger, progress func(done, total int, file
 		DB: p.DB, Folder: p.Folder, State: p.State, DeviceName: p.Device,
 		Include: p.Include, Exclude: p.Exclude, LocalColumns: p.LocalColumns,
 		Hints: p.Hints, SweepEvery: p.SweepEvery, MaxChangeset: p.MaxChangeset, StandIns: p.StandIns,
-		Logger: log.With("db", p.label()), Progress: progress,
+		DeviceHorizon: p.DeviceHorizon,
+		Logger:        log.With("db", p.label()), Progress: progress,
 	}
 }
 

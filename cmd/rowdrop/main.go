@@ -6,6 +6,8 @@
 //	rowdrop status    [--json]                what this device knows
 //	rowdrop conflicts [--json] | show ID | restore ID
 //	rowdrop snapshot  [--json]                publish a snapshot for joining devices
+//	rowdrop gc        [--dry-run] [--json]    delete this device's files nobody needs
+//	rowdrop devices   [--json] | forget ID
 //	rowdrop demo      [--keep]                three simulated devices
 //
 // Every subcommand takes the same pair flags, or --config naming a YAML file
@@ -38,11 +40,19 @@ Usage:
   rowdrop snapshot  [pair flags] [--json]   export, then publish a snapshot of this device's merged
                                             state: new devices join from it, devices whose old files
                                             were collected re-base on it
+  rowdrop gc        [pair flags] [--dry-run] [--json]
+                                            delete this device's own old files that every active device
+                                            has applied and the newest snapshot includes (watch does it daily);
+                                            --dry-run lists what would go and which device holds the rest back
+  rowdrop devices   [pair flags] [--json]   the devices seen: name, last file, last acknowledgement,
+                                            what they applied, status (active, silent, retired)
+  rowdrop devices forget ID                 retire a device that is gone for good: collection stops
+                                            waiting for it (its files stay)
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
 
-Pair flags (sync, watch, status, conflicts, snapshot; flags may come before or after arguments):
+Pair flags (sync, watch, status, conflicts, snapshot, gc, devices; flags may come before or after arguments):
   --db PATH              the app's SQLite database
   --folder DIR           the shared folder (one per database; never put the database inside it)
   --state DIR            private state directory (default: $XDG_STATE_HOME/rowdrop/<db>-<hash>)
@@ -68,6 +78,9 @@ Watch flags:
 Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
 ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
 config file. In the file, an entry of "databases:" beats the top-level keys.
+Config keys besides the flags: sweep_every, max_changeset, stand_ins, and
+device_horizon (default 30d): how long another device may be silent before
+status warns that it holds back the collection of old files.
 
 Output: --json prints JSON on stdout only (pipe it into jq); logs always go to stderr.
 Exit status: 0 success, 1 failure (one line on stderr says what failed and what to do),
@@ -93,6 +106,8 @@ var commands = map[string]command{
 	"watch":     cmdWatch,
 	"status":    cmdStatus,
 	"conflicts": cmdConflicts,
+	"gc":        cmdGC,
+	"devices":   cmdDevices,
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
 }

@@ -138,6 +138,12 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 			fmt.Fprintf(w, "  %s  %s%s\n      %s\n", f.Path, strings.ToUpper(f.Status), since, f.Reason)
 		}
 	}
+	if len(st.Warnings) > 0 {
+		fmt.Fprintf(w, "\nwarnings:\n")
+		for _, m := range st.Warnings {
+			fmt.Fprintf(w, "  %s\n", m)
+		}
+	}
 	for _, u := range st.Unknown {
 		fmt.Fprintf(w, "  unknown file in a device directory (ignored): %s\n", u)
 	}

@@ -154,6 +154,24 @@ func lockWatch(p pairConfig) (*os.File, error) {
 	return f, nil
 }
 
+// collectEvery is how often watch deletes this device's files that no
+// device needs any more (rowdrop gc).
+const collectEvery = 24 * time.Hour
+
+// collectDaily runs a collection when the last one is a day old. A failure
+// costs only disk space: it is logged and the watch goes on.
+func collectDaily(ctx context.Context, log *slog.Logger, s *rowdrop.Syncer) {
+	r, err := s.MaybeCollect(ctx, collectEvery)
+	switch {
+	case err != nil:
+		log.Warn("collection of old files failed; retried tomorrow", "err", err)
+	case r != nil && len(r.Deleted) > 0:
+		log.Info("collected old files", "files", len(r.Deleted), "bytes", r.Bytes, "kept", r.Plan.Kept)
+	case r != nil && r.Plan.Kept > 0:
+		log.Debug("collection kept this device's files", "kept", r.Plan.Kept, "why", r.Plan.Why)
+	}
+}
+
 // watchPair runs the watcher for one pair until ctx is cancelled.
 func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) error {
 	log := a.log.With("db", p.label())
@@ -222,6 +240,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 			}
 			localOwed = false
 			reportResult(log, r, &last)
+			collectDaily(step, log, s)
 			return a.snapshotIfDue(step, log, s, tm)
 		}
 		// Folder activity only: retry publishing the outbox (the folder may
@@ -236,6 +255,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 			return err
 		}
 		reportResult(log, rowdrop.Report{Import: r}, &last)
+		collectDaily(step, log, s)
 		return a.snapshotIfDue(step, log, s, tm)
 	}
 	err = watcher.Run(ctx, watcher.Config{

@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS rowdrop_conflicts(
 CREATE TABLE IF NOT EXISTS rowdrop_files(
 	path TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,
 	status TEXT NOT NULL, reason TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL) WITHOUT ROWID;
+-- Devices this device's user retired (rowdrop devices forget): collection
+-- no longer waits for their acknowledgement.
+CREATE TABLE IF NOT EXISTS rowdrop_forgotten(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL) WITHOUT ROWID;
 `
 
 // Open locks and opens (creating) the state directory. It fails if another

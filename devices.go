@@ -1,0 +1,367 @@
+package rowdrop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	importer "rowdrop/import"
+	"rowdrop/internal/ack"
+	"rowdrop/internal/db"
+	"rowdrop/internal/gc"
+	"rowdrop/internal/rdfile"
+)
+
+// DefaultDeviceHorizon is how long a device may stay silent (no new
+// acknowledgement, no new file) before status warns about it.
+const DefaultDeviceHorizon = 30 * 24 * time.Hour
+
+// ackHeartbeat: an unchanged acknowledgement is still rewritten this often
+// while the device runs, so a running device never looks silent.
+const ackHeartbeat = 12 * time.Hour
+
+// Device statuses reported by Devices.
+const (
+	DeviceSelf    = "this device"
+	DeviceActive  = "active"
+	DeviceSilent  = "silent"  // active, but nothing new from it for longer than the horizon
+	DeviceRetired = "retired" // some device's user ran `rowdrop devices forget`
+)
+
+func (s *Syncer) horizon() time.Duration {
+	if s.cfg.DeviceHorizon > 0 {
+		return s.cfg.DeviceHorizon
+	}
+	return DefaultDeviceHorizon
+}
+
+// published is this device's highest sequence number such that every file
+// up to it is in the folder: files still waiting in the outbox are not.
+func (s *Syncer) published() uint64 {
+	next := s.st.GetInt("next_seq")
+	if next <= 1 {
+		return 0
+	}
+	p := uint64(next - 1)
+	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
+		for _, e := range ents {
+			if seq, ok := rdfile.ParseSeq(e.Name()); ok && seq <= p {
+				p = seq - 1
+			}
+		}
+	}
+	return p
+}
+
+// forgotten lists the devices this device's user retired.
+func (s *Syncer) forgotten() ([]string, error) {
+	out := []string{}
+	err := sqlitex.Execute(s.st.Base, "SELECT id FROM rowdrop_forgotten ORDER BY id", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+		out = append(out, q.ColumnText(0))
+		return nil
+	}})
+	return out, err
+}
+
+// deviceNames returns the human names this device has recorded.
+func (s *Syncer) deviceNames() map[string]string {
+	names := map[string]string{s.id.Device: s.id.Name}
+	_ = sqlitex.Execute(s.st.Base, "SELECT id,name FROM rowdrop_devices WHERE name<>''", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+		names[q.ColumnText(0)] = q.ColumnText(1)
+		return nil
+	}})
+	return names
+}
+
+// currentAck is the acknowledgement this device would publish now.
+func (s *Syncer) currentAck() (*ack.Ack, error) {
+	applied, err := importer.Applied(s.st)
+	if err != nil {
+		return nil, err
+	}
+	a := &ack.Ack{Device: s.id.Device, Install: s.id.Install, DeviceName: s.id.Name, WrittenMS: s.cfg.Now().UnixMilli(),
+		Applied: map[string]uint64{}}
+	for dev, n := range applied {
+		if n > 0 && dev != s.id.Device && rdfile.ValidDeviceID(dev) {
+			a.Applied[dev] = n
+		}
+	}
+	if p := s.published(); p > 0 {
+		a.Applied[s.id.Device] = p
+	}
+	if a.Forgotten, err = s.forgotten(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// WriteAck publishes this device's acknowledgement (<folder>/<device>/ack.json)
+// if it changed, or if force, or if the last one is older than a
+// heartbeat. Import calls it after every import; a collection on any
+// device reads it.
+func (s *Syncer) WriteAck(force bool) (bool, error) {
+	a, err := s.currentAck()
+	if err != nil {
+		return false, fmt.Errorf("read what this device has applied from %s: %w", s.cfg.State, err)
+	}
+	if !force {
+		old, err := ack.Read(s.cfg.Folder, s.id.Device)
+		if err == nil && ack.Same(old, a) && time.Duration(a.WrittenMS-old.WrittenMS)*time.Millisecond < ackHeartbeat && old.WrittenMS <= a.WrittenMS {
+			return false, nil
+		}
+	}
+	if err := ack.Write(s.cfg.Folder, a); err != nil {
+		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", ack.Path(s.cfg.Folder, s.id.Device), err)
+	}
+	return true, nil
+}
+
+// CollectReport is the outcome of Collect.
+type CollectReport struct {
+	DryRun  bool      `json:"dry_run"`
+	Plan    *gc.Plan  `json:"plan"`
+	Deleted []gc.Item `json:"deleted"`
+	Bytes   int64     `json:"bytes_freed"`
+}
+
+// Collect deletes this device's own files that no device needs any more:
+// changesets every active device has acknowledged and the newest whole
+// snapshot includes, and its own snapshots older than its newest whole
+// one. With dryRun it only reports what would go and what holds the rest
+// back. It never touches another device's files.
+func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, error) {
+	if _, err := os.Stat(s.cfg.Folder); err != nil {
+		return nil, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path)", s.cfg.Folder, err)
+	}
+	forgotten, err := s.forgotten()
+	if err != nil {
+		return nil, err
+	}
+	names := s.deviceNames()
+	if dirs, err := gc.Survey(s.cfg.Folder); err == nil {
+		for id, d := range dirs {
+			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
+				names[id] = d.Ack.DeviceName
+			}
+		}
+	}
+	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: s.published(), Forgotten: forgotten, Names: names})
+	if err != nil {
+		return nil, err
+	}
+	r := &CollectReport{DryRun: dryRun, Plan: plan, Deleted: []gc.Item{}}
+	for _, p := range plan.Problems {
+		s.log.Warn("collection: " + p)
+	}
+	if dryRun {
+		return r, nil
+	}
+	r.Deleted, err = gc.Execute(ctx, s.cfg.Folder, plan, s.log)
+	for _, it := range r.Deleted {
+		r.Bytes += it.Bytes
+	}
+	if err != nil {
+		return r, err
+	}
+	if len(r.Deleted) > 0 {
+		s.log.Info("collection done", "files", len(r.Deleted), "bytes", r.Bytes, "kept", plan.Kept)
+	}
+	return r, s.st.Set("last_gc_ms", s.cfg.Now().UnixMilli())
+}
+
+// MaybeCollect runs Collect when the last one is older than every (watch
+// calls it after each step). It returns nil, nil when it is not time yet.
+func (s *Syncer) MaybeCollect(ctx context.Context, every time.Duration) (*CollectReport, error) {
+	last := s.st.GetInt("last_gc_ms")
+	if last > 0 && s.cfg.Now().Sub(time.UnixMilli(last)) < every {
+		return nil, nil
+	}
+	// Recorded first: a collection that fails is retried at the next
+	// period, not at every step.
+	if err := s.st.Set("last_gc_ms", s.cfg.Now().UnixMilli()); err != nil {
+		return nil, err
+	}
+	return s.Collect(ctx, false)
+}
+
+// DeviceInfo is one device as this device sees it.
+type DeviceInfo struct {
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Status string `json:"status"` // this device, active, silent, retired
+	// RetiredBy names who retired it ("this device" or device ids).
+	RetiredBy []string `json:"retired_by,omitempty"`
+	// Files and Snapshots in its directory, and their total size.
+	Files     int    `json:"files"`
+	Snapshots int    `json:"snapshots"`
+	Bytes     int64  `json:"bytes"`
+	LastFile  uint64 `json:"last_file"`              // highest changeset sequence in the folder
+	LastFileT string `json:"last_file_at,omitempty"` // when it was written (its header's clock)
+	LastAck   string `json:"last_ack_at,omitempty"`
+	LastSeen  string `json:"last_seen,omitempty"` // the later of the two
+	// Applied is what its acknowledgement says it has applied, per device.
+	Applied map[string]uint64 `json:"applied,omitempty"`
+	// AppliedHere is how far this device has applied its files.
+	AppliedHere uint64 `json:"applied_here"`
+	// Problem says why its acknowledgement is refused, if it is.
+	Problem string `json:"problem,omitempty"`
+	lastMS  int64
+}
+
+// Devices lists every device seen: those with a directory in the folder,
+// those this device has applied files of, and those retired.
+func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
+	dirs, err := gc.Survey(s.cfg.Folder)
+	if err != nil {
+		return nil, err
+	}
+	forgotten, err := s.forgotten()
+	if err != nil {
+		return nil, err
+	}
+	applied, err := importer.Applied(s.st)
+	if err != nil {
+		return nil, err
+	}
+	names := s.deviceNames()
+	ids := map[string]bool{s.id.Device: true}
+	for id := range dirs {
+		ids[id] = true
+	}
+	for id := range applied {
+		ids[id] = true
+	}
+	for _, id := range forgotten {
+		ids[id] = true
+	}
+	retiredBy := map[string][]string{}
+	for _, id := range forgotten {
+		retiredBy[id] = append(retiredBy[id], DeviceSelf)
+	}
+	for id, d := range dirs {
+		if d.Ack != nil && id != s.id.Device {
+			for _, f := range d.Ack.Forgotten {
+				retiredBy[f] = append(retiredBy[f], id)
+			}
+		}
+	}
+	now := s.cfg.Now()
+	var out []DeviceInfo
+	for id := range ids {
+		if !rdfile.ValidDeviceID(id) {
+			continue
+		}
+		di := DeviceInfo{ID: id, Name: names[id], AppliedHere: applied[id], RetiredBy: retiredBy[id]}
+		if d := dirs[id]; d != nil {
+			di.Files, di.Snapshots, di.Bytes = len(d.Changesets), len(d.Snapshots), d.Bytes
+			if n := len(d.Changesets); n > 0 {
+				last := d.Changesets[n-1]
+				di.LastFile = last.Seq
+				if f, err := rdfile.Open(filepath.Join(s.cfg.Folder, filepath.FromSlash(last.Rel)), rdfile.Limits{}); err == nil {
+					di.lastMS = f.Header.CreatedMS
+				}
+			}
+			for _, sn := range d.Snapshots {
+				if sn.Header != nil && sn.Header.CreatedMS > di.lastMS {
+					di.lastMS = sn.Header.CreatedMS
+				}
+			}
+			di.LastFileT = msTime(di.lastMS)
+			if d.Ack != nil {
+				di.Applied = d.Ack.Applied
+				di.LastAck = msTime(d.Ack.WrittenMS)
+				di.lastMS = max(di.lastMS, d.Ack.WrittenMS)
+				if di.Name == "" {
+					di.Name = d.Ack.DeviceName
+				}
+			} else if d.AckErr != nil {
+				di.Problem = d.AckErr.Error()
+			}
+		}
+		di.LastSeen = msTime(di.lastMS)
+		switch {
+		case id == s.id.Device:
+			di.Status = DeviceSelf
+		case len(di.RetiredBy) > 0:
+			di.Status = DeviceRetired
+		case di.lastMS == 0 || now.Sub(time.UnixMilli(di.lastMS)) > s.horizon():
+			di.Status = DeviceSilent
+		default:
+			di.Status = DeviceActive
+		}
+		out = append(out, di)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Status == DeviceSelf) != (out[j].Status == DeviceSelf) {
+			return out[i].Status == DeviceSelf
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// ErrUnknownDevice: Forget was given an id this device has never seen.
+var ErrUnknownDevice = errors.New("unknown device")
+
+// Forget retires device id: this device's collection no longer waits for
+// its acknowledgement, and neither does any other device's, because the
+// retirement is published in this device's ack.json. Its files stay (only
+// it may delete them); if it comes back it rejoins from a snapshot.
+func (s *Syncer) Forget(ctx context.Context, id string) error {
+	if !rdfile.ValidDeviceID(id) {
+		return fmt.Errorf("%q is not a device id (16 characters a-z, 2-7; `rowdrop devices` lists them): %w", id, ErrUnknownDevice)
+	}
+	if id == s.id.Device {
+		return fmt.Errorf("device %s is this device: run `rowdrop devices forget` on another device to retire this one", id)
+	}
+	devs, err := s.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	known := false
+	for _, d := range devs {
+		known = known || d.ID == id
+	}
+	if !known {
+		return fmt.Errorf("device %s is not in the folder %s and was never applied here (`rowdrop devices` lists the devices seen): %w", id, s.cfg.Folder, ErrUnknownDevice)
+	}
+	if err := db.Exec(s.st.Base, "INSERT INTO rowdrop_forgotten(id,at_ms) VALUES(?,?) ON CONFLICT(id) DO NOTHING", id, s.cfg.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("record the retirement of %s in %s: %w", id, s.cfg.State, err)
+	}
+	s.log.Info("device retired: collection no longer waits for it", "device", id)
+	_, err = s.WriteAck(true)
+	return err
+}
+
+// deviceWarnings names the devices that hold collection back by being
+// silent for longer than the horizon.
+func (s *Syncer) deviceWarnings(ctx context.Context) []string {
+	devs, err := s.Devices(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, d := range devs {
+		if d.Status != DeviceSilent {
+			continue
+		}
+		name := d.ID
+		if d.Name != "" {
+			name = fmt.Sprintf("%s (%s)", d.ID, d.Name)
+		}
+		since := "no acknowledgement or readable file from it at all"
+		if d.LastSeen != "" {
+			since = "nothing new from it since " + d.LastSeen
+		}
+		out = append(out, fmt.Sprintf("device %s is silent: %s (horizon %s). Until it syncs again it holds back the collection of old files; if it is gone for good, run `rowdrop devices forget %s`",
+			name, since, s.horizon(), d.ID))
+	}
+	return out
+}

@@ -1,0 +1,135 @@
+package ack
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const (
+	devA = "aaaaaaaaaaaaaaaa"
+	devB = "bbbbbbbbbbbbbbbb"
+)
+
+func sample() *Ack {
+	return &Ack{Device: devA, Install: "1800000000000-xyz", DeviceName: "laptop", WrittenMS: 1_800_000_000_000,
+		Applied: map[string]uint64{devA: 7, devB: 3}, Forgotten: []string{}}
+}
+
+func TestRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	a := sample()
+	if err := Write(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(dir, devA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Same(a, got) || got.WrittenMS != a.WrittenMS {
+		t.Fatalf("read back %+v, wrote %+v", got, a)
+	}
+	// Replaced in place, atomically: no temp file stays behind.
+	a.Applied[devB] = 4
+	if err := Write(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, devA))
+	if len(ents) != 1 || ents[0].Name() != "ack.json" {
+		t.Fatalf("device directory holds %v", ents)
+	}
+	if got, _ := Read(dir, devA); got.Applied[devB] != 4 {
+		t.Fatalf("not replaced: %+v", got)
+	}
+	if _, err := Read(dir, devB); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing ack: %v", err)
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	good := `{"device":"aaaaaaaaaaaaaaaa","install":"x","device_name":"n","written_ms":1,"applied":{"bbbbbbbbbbbbbbbb":2},"forgotten":[]}`
+	if _, err := Parse([]byte(good)); err != nil {
+		t.Fatalf("good ack refused: %v", err)
+	}
+	for name, s := range map[string]string{
+		"empty":            ``,
+		"not json":         `ack`,
+		"array":            `[]`,
+		"null":             `null`,
+		"truncated":        good[:len(good)-5],
+		"trailing":         good + `{}`,
+		"missing member":   strings.Replace(good, `"install":"x",`, ``, 1),
+		"unknown member":   strings.Replace(good, `"install"`, `"extra":1,"install"`, 1),
+		"case variant":     strings.Replace(good, `"install"`, `"Install"`, 1),
+		"duplicate":        strings.Replace(good, `"install":"x"`, `"install":"x","install":"y"`, 1),
+		"dup applied key":  strings.Replace(good, `{"bbbbbbbbbbbbbbbb":2}`, `{"bbbbbbbbbbbbbbbb":2,"bbbbbbbbbbbbbbbb":9}`, 1),
+		"bad device":       strings.Replace(good, `"device":"aaaaaaaaaaaaaaaa"`, `"device":"../../etc"`, 1),
+		"bad applied key":  strings.Replace(good, `"bbbbbbbbbbbbbbbb":2`, `"BBBBBBBBBBBBBBBB":2`, 1),
+		"negative seq":     strings.Replace(good, `:2}`, `:-2}`, 1),
+		"fraction seq":     strings.Replace(good, `:2}`, `:2.5}`, 1),
+		"huge seq":         strings.Replace(good, `:2}`, `:99999999999}`, 1),
+		"string seq":       strings.Replace(good, `:2}`, `:"2"}`, 1),
+		"null applied":     strings.Replace(good, `{"bbbbbbbbbbbbbbbb":2}`, `null`, 1),
+		"null forgotten":   strings.Replace(good, `"forgotten":[]`, `"forgotten":null`, 1),
+		"bad forgotten":    strings.Replace(good, `"forgotten":[]`, `"forgotten":["x"]`, 1),
+		"dup forgotten":    strings.Replace(good, `"forgotten":[]`, `"forgotten":["bbbbbbbbbbbbbbbb","bbbbbbbbbbbbbbbb"]`, 1),
+		"negative written": strings.Replace(good, `"written_ms":1`, `"written_ms":-1`, 1),
+		"deep":             strings.Replace(good, `"forgotten":[]`, `"forgotten":[[[[[[[[[[[]]]]]]]]]]]`, 1),
+		"huge":             `{"device_name":"` + strings.Repeat("x", MaxSize) + `"}`,
+	} {
+		if a, err := Parse([]byte(s)); err == nil {
+			t.Errorf("%s: accepted as %+v", name, a)
+		} else if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: error %v does not wrap ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestReadRefusesMisplacedAndOddFiles(t *testing.T) {
+	dir := t.TempDir()
+	// B's directory holding A's ack: a copy, not B's word.
+	a := sample()
+	if err := Write(dir, a); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(Path(dir, devA))
+	os.MkdirAll(filepath.Join(dir, devB), 0o755)
+	os.WriteFile(Path(dir, devB), data, 0o644)
+	if _, err := Read(dir, devB); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), Path(dir, devB)) {
+		t.Fatalf("misplaced ack: %v", err)
+	}
+	// A directory or a symlink under the name is not read.
+	os.Remove(Path(dir, devB))
+	os.Mkdir(Path(dir, devB), 0o755)
+	if _, err := Read(dir, devB); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("directory as ack: %v", err)
+	}
+	os.Remove(Path(dir, devB))
+	os.Symlink(Path(dir, devA), Path(dir, devB))
+	if _, err := Read(dir, devB); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("symlink as ack: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b, _ := Marshal(sample())
+	f.Add(b)
+	f.Add([]byte(`{"device":"aaaaaaaaaaaaaaaa"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Parse(data)
+		if err != nil {
+			return
+		}
+		// Whatever is accepted re-encodes and parses to the same thing.
+		out, err := Marshal(a)
+		if err != nil {
+			t.Fatalf("accepted %q but cannot marshal it: %v", data, err)
+		}
+		b, err := Parse(out)
+		if err != nil || !Same(a, b) {
+			t.Fatalf("round trip of %q: %v", data, err)
+		}
+	})
+}

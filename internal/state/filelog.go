@@ -1,0 +1,104 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/hlc"
+)
+
+// FileInfo is what the file log knows of one changeset.
+type FileInfo struct {
+	Dev  string
+	Seq  uint64
+	HLC  hlc.Timestamp
+	Seen map[string]uint64
+}
+
+// RecordFile notes a changeset applied or published by this device.
+func (d *Dir) RecordFile(f FileInfo) error {
+	js, err := json.Marshal(f.Seen)
+	if err != nil {
+		return err
+	}
+	if f.Seen == nil {
+		js = []byte("{}")
+	}
+	if err := sqlitex.Execute(d.Base, `INSERT OR REPLACE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)`,
+		&sqlitex.ExecOptions{Args: []any{f.Dev, int64(f.Seq), int64(f.HLC), string(js)}}); err != nil {
+		return fmt.Errorf("record file %s/%d in the file log: %w", f.Dev, f.Seq, err)
+	}
+	return nil
+}
+
+// FileByClock finds the changeset of device dev whose clock is h: the
+// file that wrote every value carrying clock (h, dev).
+func (d *Dir) FileByClock(dev string, h hlc.Timestamp) (*FileInfo, error) {
+	var out *FileInfo
+	err := sqlitex.Execute(d.Base, `SELECT seq, seen FROM rowdrop_filelog WHERE dev=? AND hlc=? ORDER BY seq LIMIT 1`,
+		&sqlitex.ExecOptions{Args: []any{dev, int64(h)}, ResultFunc: func(s *sqlite.Stmt) error {
+			f := &FileInfo{Dev: dev, Seq: uint64(s.ColumnInt64(0)), HLC: h}
+			if err := json.Unmarshal([]byte(s.ColumnText(1)), &f.Seen); err != nil {
+				return fmt.Errorf("file log entry %s/%d: %w", dev, f.Seq, err)
+			}
+			out = f
+			return nil
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("read the file log: %w", err)
+	}
+	return out, nil
+}
+
+// Rekey records that two different rows were inserted under one INTEGER
+// key of a table: the later-inserted one (mover) lives under NewPK.
+type Rekey struct {
+	Table        string
+	OldPK, NewPK []byte
+	Keeper       Clock
+	Mover        Clock
+}
+
+// AddRekey stores a re-keying decision.
+func (d *Dir) AddRekey(r *Rekey) error {
+	if err := sqlitex.Execute(d.Base, `INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)`,
+		&sqlitex.ExecOptions{Args: []any{r.Table, r.OldPK, r.NewPK, int64(r.Keeper.HLC), r.Keeper.Dev, int64(r.Mover.HLC), r.Mover.Dev}}); err != nil {
+		return fmt.Errorf("record re-keying of a row of %s: %w", r.Table, err)
+	}
+	return nil
+}
+
+// Rekeys lists every re-keying decision.
+func (d *Dir) Rekeys() ([]*Rekey, error) {
+	var out []*Rekey
+	err := sqlitex.Execute(d.Base, `SELECT tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev FROM rowdrop_rekeys`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			r := &Rekey{Table: s.ColumnText(0), OldPK: make([]byte, s.ColumnLen(1)), NewPK: make([]byte, s.ColumnLen(2)),
+				Keeper: Clock{hlc.Timestamp(s.ColumnInt64(3)), s.ColumnText(4)}, Mover: Clock{hlc.Timestamp(s.ColumnInt64(5)), s.ColumnText(6)}}
+			s.ColumnBytes(1, r.OldPK)
+			s.ColumnBytes(2, r.NewPK)
+			out = append(out, r)
+			return nil
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("read re-keying decisions: %w", err)
+	}
+	return out, nil
+}
+
+// AppliedVector returns, per other device, the last of its changesets
+// applied here.
+func (d *Dir) AppliedVector() (map[string]uint64, error) {
+	out := map[string]uint64{}
+	err := sqlitex.Execute(d.Base, "SELECT id, applied FROM rowdrop_devices WHERE applied > 0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		out[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("read applied files: %w", err)
+	}
+	return out, nil
+}
