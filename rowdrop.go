@@ -367,7 +367,7 @@ func (s *Syncer) importer() (*importer.Importer, error) {
 	}
 	return &importer.Importer{
 		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
-		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch},
+		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device},
 		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
 		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
 	}, nil

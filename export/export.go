@@ -200,7 +200,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
 			return res, err
 		}
-		if err := e.advanceBase(ctx, raw, tables, 0, 0); err != nil {
+		if err := e.advanceBase(ctx, raw, tables, 0, 0, nil); err != nil {
 			return res, err
 		}
 		if err := e.afterFull(mode); err != nil {
@@ -229,9 +229,15 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		// elsewhere; whatever differs is kept in the conflict log.
 		ts = InitialClock
 	}
+	// The causal context: what this device had applied, and itself.
+	seen, err := e.State.AppliedVector()
+	if err != nil {
+		return res, err
+	}
+	seen[e.ID.Device] = seq
 	h := rdfile.Header{
 		Device: e.ID.Device, DeviceName: e.ID.Name, Install: e.ID.Install,
-		Seq: seq, HLC: uint64(ts), CreatedMS: e.now().UnixMilli(), Changes: touched.n,
+		Seq: seq, HLC: uint64(ts), CreatedMS: e.now().UnixMilli(), Changes: touched.n, Seen: seen,
 	}
 	for _, t := range tables {
 		if touched.tables[t.Name] {
@@ -261,7 +267,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return res, err
 	}
-	if err := e.advanceBase(ctx, raw, tables, seq, ts); err != nil {
+	if err := e.advanceBase(ctx, raw, tables, seq, ts, seen); err != nil {
 		os.Remove(outPath)
 		return res, err
 	}
@@ -501,7 +507,7 @@ func exportForm(t *schema.Table, c *changeset.Change) bool {
 
 // advanceBase applies the captured (unfiltered) changes to the base copy and
 // records their clocks, the new sequence number and the HLC, atomically.
-func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp) (err error) {
+func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64) (err error) {
 	base := e.State.Base
 	defer db.Interruptible(ctx, base)()
 	end, err := db.Begin(base, "IMMEDIATE")
@@ -578,6 +584,9 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 		return nil
 	}
 	if err = e.State.Set("next_seq", strconv.FormatUint(seq+1, 10)); err != nil {
+		return err
+	}
+	if err = e.State.RecordFile(state.FileInfo{Dev: e.ID.Device, Seq: seq, HLC: ts, Seen: seen}); err != nil {
 		return err
 	}
 	if err = e.State.Set("hlc", strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {

@@ -195,13 +195,16 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 		return classify(err), err.Error(), nil
 	}
 	defer cs.Close()
-	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel}
+	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel, Seq: h.Seq, Seen: h.Seen}
 	filtered := &filterReader{r: changeset.NewReader(cs, changeset.Limits{}), skip: im.Excluded} // the reader buffers (64 KiB) itself
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
 			ON CONFLICT(id) DO UPDATE SET name=excluded.name, applied=excluded.applied, last_hlc=max(last_hlc, excluded.last_hlc), last_applied_ms=excluded.last_applied_ms`,
 			&sqlitex.ExecOptions{Args: []any{h.Device, h.DeviceName, int64(h.Seq), int64(h.HLC), im.now().UnixMilli()}}); err != nil {
+			return err
+		}
+		if err := im.State.RecordFile(state.FileInfo{Dev: h.Device, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC), Seen: h.Seen}); err != nil {
 			return err
 		}
 		if err := im.State.Set("hlc", strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {

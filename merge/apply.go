@@ -31,6 +31,10 @@ type Engine struct {
 	// BatchSize bounds the changes per live write transaction, so the
 	// app's writers wait at most one short batch.
 	BatchSize int
+	// Self is this device's id (re-keying a local row names its device).
+	Self string
+
+	rk *rekeyer // during Apply
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 }
@@ -40,6 +44,10 @@ type Source struct {
 	Device string
 	Clock  state.Clock
 	File   string // relative path, for the conflict log
+	Seq    uint64
+	// Seen is the file's causal context (rdfile.Header.Seen): per device,
+	// the last of its files the writer had applied.
+	Seen map[string]uint64
 }
 
 // Stats summarises an Apply.
@@ -59,6 +67,11 @@ type item struct {
 	m   *state.RowMeta
 	b   []changeset.Value
 	o   *outcome
+	// Re-keying (rekey.go): rows to move first, the decision to record,
+	// and fresh: the key was vacated for this insert (no metadata, no row).
+	moves []move
+	rekey *state.Rekey
+	fresh bool
 }
 
 // ChangeReader yields changes; *changeset.Reader is one.
@@ -102,6 +115,12 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
+	rk, err := e.newRekeyer(src)
+	if err != nil {
+		return st, err
+	}
+	e.rk = rk
+	defer func() { e.rk = nil }()
 
 	var endBase func(*error)
 	var baseSince time.Time
@@ -194,7 +213,46 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		if err != nil {
 			return st, err
 		}
+		if rk.active() && c.Op == changeset.OpInsert && rk.parents[strings.ToLower(it.t.Name)] != nil {
+			// Collision checks read base as of every earlier change.
+			if err := settle(); err != nil {
+				return st, err
+			}
+			found, err := e.detect(rk, meta, baseAcc, it)
+			if err != nil {
+				return st, err
+			}
+			if found {
+				// References earlier in this batch may now mean the mover.
+				keys = map[string]bool{}
+				for _, o := range items {
+					if err := rk.redirect(o.t, o.c); err != nil {
+						return st, err
+					}
+					o.setKey()
+					keys[o.t.Name+"\x00"+string(o.pk)] = true
+				}
+			}
+		}
 		k := it.t.Name + "\x00" + string(it.pk)
+		if it.rekey != nil {
+			// A collision's moves must be in base before the next
+			// collision check reads it: the batch ends with this item.
+			if keys[k] {
+				if err := flush(); err != nil {
+					return st, err
+				}
+			}
+			items = append(items, it)
+			keys[k] = true
+			if err := flush(); err != nil {
+				return st, err
+			}
+			if err := settle(); err != nil {
+				return st, err
+			}
+			continue
+		}
 		if keys[k] || len(items) >= size {
 			// A repeated key (only a foreign writer's file can hold one)
 			// starts a new batch, so it is decided after the first is
@@ -331,14 +389,23 @@ func (e *Engine) newItem(c *changeset.Change) (*item, error) {
 		}
 		widen(t, c, d)
 	}
+	if e.rk != nil {
+		if err := e.rk.redirect(t, c); err != nil {
+			return nil, err
+		}
+	}
 	it := &item{t: t, c: c}
-	if c.Op == changeset.OpInsert {
-		it.key = rows.Key(t, c.New)
+	it.setKey()
+	return it, nil
+}
+
+func (it *item) setKey() {
+	if it.c.Op == changeset.OpInsert {
+		it.key = rows.Key(it.t, it.c.New)
 	} else {
-		it.key = rows.Key(t, c.Old)
+		it.key = rows.Key(it.t, it.c.Old)
 	}
 	it.pk = changeset.EncodeKey(it.key)
-	return it, nil
 }
 
 // decideBatch reads each item's metadata and base row and decides it.
@@ -353,6 +420,12 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 	})
 	for _, it := range items {
 		var err error
+		if it.fresh {
+			if it.o, err = decide(it.t, it.c, src.Clock, nil, nil); err != nil {
+				return err
+			}
+			continue
+		}
 		if it.m, err = meta.Get(it.t.Name, it.pk); err != nil {
 			return err
 		}
@@ -393,10 +466,20 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *
 		if it.o == nil {
 			continue
 		}
+		if err := applyMoves(e.Live, "live", acc, it.moves); err != nil {
+			return err
+		}
 		lt := acc.get(e.Live, "live", it.t)
 		l, err := lt.Get(it.key)
 		if err != nil {
 			return err
+		}
+		if e.rk != nil && it.b == nil && l != nil && it.o.base != nil && e.rk.parents[strings.ToLower(it.t.Name)] != nil && !rowEqual(it.t, it.o.base, l) {
+			// A row created here under the same id: it moves (rekey.go).
+			if err := e.moveLocal(acc, e.rk, it.t, it.key, l, src); err != nil {
+				return err
+			}
+			l = nil
 		}
 		row, conflicts := liveTarget(it.t, it.b, l, it.o.base)
 		for _, c := range conflicts {
@@ -551,6 +634,21 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 		if it.o == nil {
 			continue
 		}
+		if err = applyMoves(e.State.Base, "base", acc, it.moves); err != nil {
+			return err
+		}
+		for _, mv := range it.moves {
+			if !sameRow(mv.from, mv.to) {
+				if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+					return err
+				}
+			}
+		}
+		if it.rekey != nil {
+			if err = e.State.AddRekey(it.rekey); err != nil {
+				return err
+			}
+		}
 		bt := acc.get(e.State.Base, "base", it.t)
 		if err = writeRow(bt, it.key, it.b, it.o.base); err != nil {
 			return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
@@ -605,4 +703,11 @@ func tablesWithTriggers(conn *sqlite.Conn) (map[string]bool, error) {
 		return nil, fmt.Errorf("list triggers of the live database: %w", err)
 	}
 	return out, nil
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.New(slog.DiscardHandler)
 }

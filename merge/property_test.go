@@ -66,7 +66,7 @@ func envInt(name string, def int) int {
 }
 
 const propSchema = `
-CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INTEGER, c TEXT);
+CREATE TABLE t(id INT PRIMARY KEY, a TEXT, b INTEGER, c TEXT); -- INT, not INTEGER: not a rowid alias, so key collisions follow the LWW rules this test models (re-keying of INTEGER ids: rekey_test.go, TestMixedKeyProperty)
 CREATE TABLE u(k TEXT, j INTEGER, v TEXT, w INTEGER, PRIMARY KEY(k, j)) WITHOUT ROWID;
 `
 

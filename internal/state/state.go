@@ -66,6 +66,22 @@ CREATE TABLE IF NOT EXISTS rowdrop_conflicts(
 	loser BLOB, loser_dev TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
 	file TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '',
 	restored_ms INTEGER NOT NULL DEFAULT 0);
+-- Every changeset this device applied or published: its clock (every
+-- change of a file carries the file's clock, so (dev, hlc) names the file
+-- that wrote a value) and its causal context (JSON {device: seq}: what the
+-- writer had applied). Re-keying (merge/rekey.go) asks whether a value's
+-- writer had seen a given insert.
+CREATE TABLE IF NOT EXISTS rowdrop_filelog(
+	dev TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, seen TEXT NOT NULL DEFAULT '{}',
+	PRIMARY KEY(dev, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rowdrop_filelog_hlc ON rowdrop_filelog(dev, hlc);
+-- INTEGER primary-key collisions: two devices inserted different rows
+-- under old_pk; the one inserted later (mover) lives under new_pk.
+CREATE TABLE IF NOT EXISTS rowdrop_rekeys(
+	tbl TEXT NOT NULL, old_pk BLOB NOT NULL, new_pk BLOB NOT NULL,
+	keeper_hlc INTEGER NOT NULL, keeper_dev TEXT NOT NULL,
+	mover_hlc INTEGER NOT NULL, mover_dev TEXT NOT NULL,
+	PRIMARY KEY(tbl, old_pk, mover_dev, mover_hlc)) WITHOUT ROWID;
 -- Files seen in the folder that could not be applied yet, with the reason.
 CREATE TABLE IF NOT EXISTS rowdrop_files(
 	path TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,

@@ -1,0 +1,434 @@
+package merge
+
+// INTEGER primary-key collisions. Two offline devices that each insert a
+// row into a table keyed by an INTEGER column often pick the same id for
+// different rows. Both rows must survive on every device, and the rows
+// that reference them through declared foreign keys must follow them.
+//
+// The rule, the same on every device whatever the arrival order:
+//   - the row inserted first (the earlier insert clock) keeps the id; the
+//     other row (the mover) lives under a new id, derived from the id, the
+//     mover's device and the keeper's insert clock: a negative number, so
+//     the app's own next ids (max+1) are not disturbed;
+//   - a change that names the old id means the mover's row when its
+//     writer had seen the mover's insert and not the keeper's (the writer
+//     was the mover's device, or learnt of it first); otherwise it means
+//     the keeper's row. This holds for the key of a change to the table
+//     and for foreign-key values in changes to referencing tables, and for
+//     the references already merged here when the collision is found (a
+//     value's writer is the file of its cell clock; rowdrop_filelog keeps
+//     each file's causal context);
+//   - when the remote insert meets a row created here and not exported
+//     yet, the local row is the mover (it will be exported later, with a
+//     later clock): it moves to its new id here before it is ever
+//     exported, and local references follow it.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
+	"rowdrop/internal/rows"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+)
+
+// KindRekey marks a row that moved to a new id after an id collision.
+const KindRekey = "rekey"
+
+// rekeyer holds what re-keying needs during one Apply. refs is read-only
+// after construction (the live goroutine reads it); the rest is used by
+// the deciding goroutine only.
+type rekeyer struct {
+	st      *state.Dir
+	src     Source
+	parents map[string]*schema.Table    // tables keyed by one INTEGER column
+	refs    map[string][]fkRef          // child table -> its references to parents
+	byKey   map[string][]*state.Rekey   // parent table \x00 encoded old key
+	files   map[state.Clock]*state.FileInfo
+}
+
+// fkRef is a declared foreign key from column col of a child table to a
+// parent's INTEGER key.
+type fkRef struct {
+	child  *schema.Table
+	col    int
+	parent *schema.Table
+}
+
+// integerKey reports a table keyed by one INTEGER column (a rowid alias:
+// the keys apps allocate as max+1).
+func integerKey(t *schema.Table) bool {
+	pk := t.PKCols()
+	return len(pk) == 1 && strings.EqualFold(strings.TrimSpace(t.Columns[pk[0]].Type), "INTEGER")
+}
+
+func (e *Engine) newRekeyer(src Source) (*rekeyer, error) {
+	r := &rekeyer{st: e.State, src: src, parents: map[string]*schema.Table{}, refs: map[string][]fkRef{},
+		byKey: map[string][]*state.Rekey{}, files: map[state.Clock]*state.FileInfo{}}
+	for name, t := range e.Tables {
+		if integerKey(t) {
+			r.parents[strings.ToLower(name)] = t
+		}
+	}
+	if len(r.parents) == 0 {
+		return r, nil
+	}
+	for _, t := range e.Tables {
+		err := sqlitex.Execute(e.State.Base, `SELECT "table", "from", "to" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
+			Args: []any{t.Name},
+			ResultFunc: func(s *sqlite.Stmt) error {
+				p := r.parents[strings.ToLower(s.ColumnText(0))]
+				if p == nil {
+					return nil
+				}
+				to := s.ColumnText(2)
+				if to != "" && !strings.EqualFold(to, p.Columns[p.PKCols()[0]].Name) {
+					return nil // references another column than the key
+				}
+				if col := t.ColIndex(s.ColumnText(1)); col >= 0 {
+					r.refs[t.Name] = append(r.refs[t.Name], fkRef{child: t, col: col, parent: p})
+				}
+				return nil
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("read foreign keys of %s: %w", t.Name, err)
+		}
+	}
+	all, err := e.State.Rekeys()
+	if err != nil {
+		return nil, err
+	}
+	for _, rk := range all {
+		r.add(rk)
+	}
+	return r, nil
+}
+
+func (r *rekeyer) active() bool { return len(r.parents) > 0 }
+
+func (r *rekeyer) add(rk *state.Rekey) {
+	k := strings.ToLower(rk.Table) + "\x00" + string(rk.OldPK)
+	r.byKey[k] = append(r.byKey[k], rk)
+}
+
+func (r *rekeyer) lookup(t *schema.Table, v changeset.Value) []*state.Rekey {
+	if len(r.byKey) == 0 || v.Kind != changeset.KindInteger {
+		return nil
+	}
+	return r.byKey[strings.ToLower(t.Name)+"\x00"+string(changeset.EncodeKey([]changeset.Value{v}))]
+}
+
+// writer is what a value's writer had applied when it wrote it.
+type writer struct {
+	dev  string
+	clk  state.Clock
+	seen map[string]uint64
+}
+
+func (r *rekeyer) current() writer {
+	return writer{dev: r.src.Device, clk: r.src.Clock, seen: r.src.Seen}
+}
+
+func (r *rekeyer) file(c state.Clock) (*state.FileInfo, error) {
+	if c == r.src.Clock {
+		return &state.FileInfo{Dev: r.src.Device, Seq: r.src.Seq, HLC: c.HLC, Seen: r.src.Seen}, nil
+	}
+	if f, ok := r.files[c]; ok {
+		return f, nil
+	}
+	f, err := r.st.FileByClock(c.Dev, c.HLC)
+	if err != nil {
+		return nil, err
+	}
+	r.files[c] = f
+	return f, nil
+}
+
+// writerOf returns the writer of a value with clock c, or nil if unknown.
+func (r *rekeyer) writerOf(c state.Clock) (*writer, error) {
+	f, err := r.file(c)
+	if err != nil || f == nil {
+		return nil, err
+	}
+	return &writer{dev: c.Dev, clk: c, seen: f.Seen}, nil
+}
+
+// hadSeen reports whether w had applied the insert with clock ins.
+func (r *rekeyer) hadSeen(w writer, ins state.Clock) (bool, error) {
+	if w.dev == ins.Dev {
+		return w.clk.HLC >= ins.HLC, nil // a device's clock only grows
+	}
+	f, err := r.file(ins)
+	if err != nil || f == nil {
+		return false, err
+	}
+	return w.seen[ins.Dev] >= f.Seq, nil
+}
+
+// meansMover reports whether w, naming the old id, meant the mover's row.
+func (r *rekeyer) meansMover(w writer, rk *state.Rekey) (bool, error) {
+	m, err := r.hadSeen(w, rk.Mover)
+	if err != nil || !m {
+		return false, err
+	}
+	k, err := r.hadSeen(w, rk.Keeper)
+	return !k, err
+}
+
+func newID(rk *state.Rekey) (changeset.Value, error) {
+	v, err := changeset.DecodeKey(rk.NewPK)
+	if err != nil || len(v) != 1 {
+		return changeset.Value{}, fmt.Errorf("re-keying record of %s is damaged", rk.Table)
+	}
+	return v[0], nil
+}
+
+// moverKey is the new id of a mover: the same on every device.
+func moverKey(t *schema.Table, key []changeset.Value, moverDev string, keeper state.Clock) changeset.Value {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%x\x00%s\x00%d\x00%s", strings.ToLower(t.Name), changeset.EncodeKey(key), moverDev, keeper.HLC, keeper.Dev)
+	v := int64(binary.BigEndian.Uint64(h.Sum(nil)[:8]) >> 2)
+	return changeset.Int(-(v + 1))
+}
+
+// redirect rewrites, in change c of table t, the keys and references that
+// its writer meant for rows that have since moved.
+func (r *rekeyer) redirect(t *schema.Table, c *changeset.Change) error {
+	if len(r.byKey) == 0 {
+		return nil
+	}
+	if p := r.parents[strings.ToLower(t.Name)]; p != nil {
+		pkc := t.PKCols()[0]
+		v := c.Old
+		if c.Op == changeset.OpInsert {
+			v = c.New
+		}
+		for _, rk := range r.lookup(t, v[pkc]) {
+			mover := c.Op == changeset.OpInsert && rk.Mover == r.src.Clock
+			if c.Op != changeset.OpInsert {
+				var err error
+				if mover, err = r.meansMover(r.current(), rk); err != nil {
+					return err
+				}
+			}
+			if mover {
+				nv, err := newID(rk)
+				if err != nil {
+					return err
+				}
+				v[pkc] = nv
+				break
+			}
+		}
+	}
+	for _, ref := range r.refs[t.Name] {
+		for _, vals := range [][]changeset.Value{c.Old, c.New} {
+			if vals == nil {
+				continue
+			}
+			for _, rk := range r.lookup(ref.parent, vals[ref.col]) {
+				ok, err := r.meansMover(r.current(), rk)
+				if err != nil {
+					return err
+				}
+				if ok {
+					nv, err := newID(rk)
+					if err != nil {
+						return err
+					}
+					vals[ref.col] = nv
+					break
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// move is a row re-keyed or re-pointed by a collision: column col of the
+// row under from takes val, and the row then lives under to.
+type move struct {
+	t        *schema.Table
+	from, to []changeset.Value
+	col      int
+	val      changeset.Value
+}
+
+// detect checks an insert into an INTEGER-keyed table against the row
+// already under its key. On a collision it decides keeper and mover,
+// records the decision, and either sends the incoming row to its new id or
+// plans the move of the existing row (and of the references written for
+// it). It runs with every earlier batch settled, so base is current.
+func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bool, error) {
+	c, t := it.c, it.t
+	if c.Op != changeset.OpInsert || r.parents[strings.ToLower(t.Name)] == nil {
+		return false, nil
+	}
+	m, err := meta.Get(t.Name, it.pk)
+	if err != nil || m == nil || !m.Alive() || m.Ins == r.src.Clock {
+		return false, err
+	}
+	b, err := acc.get(e.State.Base, "base", t).Get(it.key)
+	if err != nil || b == nil || rowEqual(t, b, c.New) {
+		return false, err
+	}
+	cl := r.src.Clock
+	keeper, mover := m.Ins, cl
+	if cl.Compare(m.Ins) < 0 {
+		keeper, mover = cl, m.Ins
+	}
+	pkc := t.PKCols()[0]
+	nk := moverKey(t, it.key, mover.Dev, keeper)
+	rk := &state.Rekey{Table: t.Name, OldPK: it.pk, NewPK: changeset.EncodeKey([]changeset.Value{nk}), Keeper: keeper, Mover: mover}
+	r.add(rk)
+	it.rekey = rk
+	old := it.key
+	if mover == cl {
+		c.New[pkc] = nk
+		it.key = []changeset.Value{nk}
+		it.pk = rk.NewPK
+	} else {
+		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk})
+		it.fresh = true
+	}
+	// References already merged here that their writers meant for the mover.
+	for _, refs := range r.refs {
+		for _, ref := range refs {
+			if ref.parent != t {
+				continue
+			}
+			keys, err := referencing(e.State.Base, ref, old[0])
+			if err != nil {
+				return false, err
+			}
+			for _, ck := range keys {
+				cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
+				if err != nil || cm == nil {
+					if err != nil {
+						return false, err
+					}
+					continue
+				}
+				w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+				if err != nil {
+					return false, err
+				}
+				if w == nil {
+					continue
+				}
+				if ok, err := r.meansMover(*w, rk); err != nil {
+					return false, err
+				} else if ok {
+					to := append([]changeset.Value(nil), ck...)
+					for i, pc := range ref.child.PKCols() {
+						if pc == ref.col {
+							to[i] = nk
+						}
+					}
+					it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: nk})
+				}
+			}
+		}
+	}
+	e.log().Info("two devices inserted different rows under one id: both kept, the later one under a new id",
+		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
+	return true, nil
+}
+
+// referencing lists the keys of child rows in base whose column references v.
+func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset.Value, error) {
+	var cols []string
+	for _, i := range ref.child.PKCols() {
+		cols = append(cols, db.Quote(ref.child.Columns[i].Name))
+	}
+	q := fmt.Sprintf("SELECT %s FROM main.%s WHERE %s = ?", strings.Join(cols, ","), db.Quote(ref.child.Name), db.Quote(ref.child.Columns[ref.col].Name))
+	var out [][]changeset.Value
+	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{v.Int}, ResultFunc: func(s *sqlite.Stmt) error {
+		k := make([]changeset.Value, len(cols))
+		for i := range k {
+			k[i] = db.Column(s, i)
+		}
+		out = append(out, k)
+		return nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("find rows of %s referencing %s: %w", ref.child.Name, ref.parent.Name, err)
+	}
+	return out, nil
+}
+
+// applyMoves performs planned moves on one database (live or base).
+func applyMoves(conn *sqlite.Conn, which string, acc *access, moves []move) error {
+	for _, mv := range moves {
+		rt := acc.get(conn, which, mv.t)
+		row, err := rt.Get(mv.from)
+		if err != nil {
+			return err
+		}
+		if row == nil {
+			continue
+		}
+		if err := moveRow(rt, mv.from, mv.to, row, mv.col, mv.val); err != nil {
+			return fmt.Errorf("re-key a row of %s in the %s database: %w", mv.t.Name, which, err)
+		}
+	}
+	return nil
+}
+
+func moveRow(rt *rows.Table, from, to, row []changeset.Value, col int, val changeset.Value) error {
+	row = append([]changeset.Value(nil), row...)
+	row[col] = val
+	if sameRow(from, to) {
+		return rt.Update(from, []int{col}, []changeset.Value{val})
+	}
+	if err := rt.Delete(from); err != nil {
+		return err
+	}
+	return rt.Insert(row)
+}
+
+// moveMeta renames a moved row's metadata.
+func moveMeta(conn *sqlite.Conn, t *schema.Table, from, to []byte) error {
+	for _, q := range []string{"UPDATE rowdrop_rows SET pk=? WHERE tbl=? AND pk=?", "UPDATE rowdrop_cells SET pk=? WHERE tbl=? AND pk=?"} {
+		if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{to, t.Name, from}}); err != nil {
+			return fmt.Errorf("move metadata of a re-keyed row of %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// moveLocal handles a remote insert meeting a row created here and not
+// exported yet, in an INTEGER-keyed table: the local row moves to its new
+// id (it is the mover: its export will carry a later clock), and so do
+// the live rows referencing it. Runs inside the live transaction.
+func (e *Engine) moveLocal(acc *access, r *rekeyer, t *schema.Table, key, l []changeset.Value, src Source) error {
+	nk := moverKey(t, key, e.Self, src.Clock)
+	lt := acc.get(e.Live, "live", t)
+	if err := moveRow(lt, key, []changeset.Value{nk}, l, t.PKCols()[0], nk); err != nil {
+		return fmt.Errorf("move a local row of %s to a new id: %w", t.Name, err)
+	}
+	n := 0
+	for _, refs := range r.refs {
+		for _, ref := range refs {
+			if ref.parent != t {
+				continue
+			}
+			col := db.Quote(ref.child.Columns[ref.col].Name)
+			q := fmt.Sprintf("UPDATE main.%s SET %s = ? WHERE %s = ?", db.Quote(ref.child.Name), col, col)
+			if err := sqlitex.Execute(e.Live, q, &sqlitex.ExecOptions{Args: []any{nk.Int, key[0].Int}}); err != nil {
+				return fmt.Errorf("re-point rows of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
+			}
+			n += e.Live.Changes()
+		}
+	}
+	e.log().Info("a row created here (not exported yet) had the id of a row inserted on another device: it moves to a new id",
+		"table", t.Name, "id", key[0].String(), "new_id", nk.String(), "other_device", src.Device, "references_moved", n)
+	return nil
+}
