@@ -48,9 +48,9 @@ const KindRekey = "rekey"
 type rekeyer struct {
 	st      *state.Dir
 	src     Source
-	parents map[string]*schema.Table    // tables keyed by one INTEGER column
-	refs    map[string][]fkRef          // child table -> its references to parents
-	byKey   map[string][]*state.Rekey   // parent table \x00 encoded old key
+	parents map[string]*schema.Table  // tables keyed by one INTEGER column
+	refs    map[string][]fkRef        // child table -> its references to parents
+	byKey   map[string][]*state.Rekey // parent table \x00 encoded old key
 	files   map[state.Clock]*state.FileInfo
 }
 
