@@ -33,6 +33,8 @@ type Engine struct {
 	BatchSize int
 	// Self is this device's id (re-keying a local row names its device).
 	Self string
+	// Rekey turns on re-keying of INTEGER-key collisions (rekey.go).
+	Rekey bool
 
 	rk *rekeyer // during Apply
 

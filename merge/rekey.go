@@ -7,8 +7,8 @@ package merge
 //
 // The rule, the same on every device whatever the arrival order:
 //   - the row inserted first (the earlier insert clock) keeps the id; the
-//     other row (the mover) lives under a new id, derived from the id, the
-//     mover's device and the keeper's insert clock: a negative number, so
+//     other row (the mover) lives under a new id, derived from the id and
+//     the mover's insert clock: a negative number, so
 //     the app's own next ids (max+1) are not disturbed;
 //   - a change that names the old id means the mover's row when its
 //     writer had seen the mover's insert and not the keeper's (the writer
@@ -27,6 +27,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sort"
 	"strings"
 
 	"zombiezen.com/go/sqlite"
@@ -73,7 +74,7 @@ func (e *Engine) newRekeyer(src Source) (*rekeyer, error) {
 	r := &rekeyer{st: e.State, src: src, parents: map[string]*schema.Table{}, refs: map[string][]fkRef{},
 		byKey: map[string][]*state.Rekey{}, files: map[state.Clock]*state.FileInfo{}}
 	for name, t := range e.Tables {
-		if integerKey(t) {
+		if e.Rekey && integerKey(t) {
 			r.parents[strings.ToLower(name)] = t
 		}
 	}
@@ -172,14 +173,48 @@ func (r *rekeyer) hadSeen(w writer, ins state.Clock) (bool, error) {
 	return w.seen[ins.Dev] >= f.Seq, nil
 }
 
-// meansMover reports whether w, naming the old id, meant the mover's row.
-func (r *rekeyer) meansMover(w writer, rk *state.Rekey) (bool, error) {
-	m, err := r.hadSeen(w, rk.Mover)
-	if err != nil || !m {
-		return false, err
+// candidates lists the insert clocks of every row known to have been
+// inserted under id v of t, earliest first. The earliest lives under v;
+// every other one under its mover key.
+func (r *rekeyer) candidates(t *schema.Table, v changeset.Value) []state.Clock {
+	var out []state.Clock
+	has := map[state.Clock]bool{}
+	for _, rk := range r.lookup(t, v) {
+		for _, c := range []state.Clock{rk.Keeper, rk.Mover} {
+			if !has[c] {
+				has[c] = true
+				out = append(out, c)
+			}
+		}
 	}
-	k, err := r.hadSeen(w, rk.Keeper)
-	return !k, err
+	sort.Slice(out, func(i, j int) bool { return out[i].Compare(out[j]) < 0 })
+	return out
+}
+
+// idFor is the id under which the row inserted with clock c lives.
+func idFor(t *schema.Table, v changeset.Value, cands []state.Clock, c state.Clock) changeset.Value {
+	if len(cands) == 0 || c == cands[0] {
+		return v
+	}
+	return moverKey(t, []changeset.Value{v}, c)
+}
+
+// resolve returns the id that w meant when it named id v of t: the row
+// it saw first there, which is the earliest-inserted of the rows it had
+// seen (a device that sees a second row under an id it uses keeps the
+// earlier one there). v itself when nothing is known.
+func (r *rekeyer) resolve(w writer, t *schema.Table, v changeset.Value) (changeset.Value, error) {
+	cands := r.candidates(t, v)
+	for _, c := range cands {
+		seen, err := r.hadSeen(w, c)
+		if err != nil {
+			return v, err
+		}
+		if seen {
+			return idFor(t, v, cands, c), nil
+		}
+	}
+	return v, nil
 }
 
 func newID(rk *state.Rekey) (changeset.Value, error) {
@@ -190,10 +225,12 @@ func newID(rk *state.Rekey) (changeset.Value, error) {
 	return v[0], nil
 }
 
-// moverKey is the new id of a mover: the same on every device.
-func moverKey(t *schema.Table, key []changeset.Value, moverDev string, keeper state.Clock) changeset.Value {
+// moverKey is the new id of a mover, named by its own insert clock: the
+// same on every device, whichever keeper it met first (with three rows
+// under one id, the middle one may meet either).
+func moverKey(t *schema.Table, key []changeset.Value, mover state.Clock) changeset.Value {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%x\x00%s\x00%d\x00%s", strings.ToLower(t.Name), changeset.EncodeKey(key), moverDev, keeper.HLC, keeper.Dev)
+	fmt.Fprintf(h, "%s\x00%x\x00%d\x00%s", strings.ToLower(t.Name), changeset.EncodeKey(key), mover.HLC, mover.Dev)
 	v := int64(binary.BigEndian.Uint64(h.Sum(nil)[:8]) >> 2)
 	return changeset.Int(-(v + 1))
 }
@@ -210,43 +247,31 @@ func (r *rekeyer) redirect(t *schema.Table, c *changeset.Change) error {
 		if c.Op == changeset.OpInsert {
 			v = c.New
 		}
-		for _, rk := range r.lookup(t, v[pkc]) {
-			mover := c.Op == changeset.OpInsert && rk.Mover == r.src.Clock
-			if c.Op != changeset.OpInsert {
-				var err error
-				if mover, err = r.meansMover(r.current(), rk); err != nil {
-					return err
+		cands := r.candidates(t, v[pkc])
+		if c.Op == changeset.OpInsert {
+			for _, cl := range cands {
+				if cl == r.src.Clock {
+					v[pkc] = idFor(t, v[pkc], cands, cl) // a known row's insert, again
 				}
 			}
-			if mover {
-				nv, err := newID(rk)
-				if err != nil {
-					return err
-				}
-				v[pkc] = nv
-				break
+		} else if len(cands) > 0 {
+			nv, err := r.resolve(r.current(), t, v[pkc])
+			if err != nil {
+				return err
 			}
+			v[pkc] = nv
 		}
 	}
 	for _, ref := range r.refs[t.Name] {
 		for _, vals := range [][]changeset.Value{c.Old, c.New} {
-			if vals == nil {
+			if vals == nil || vals[ref.col].Kind != changeset.KindInteger {
 				continue
 			}
-			for _, rk := range r.lookup(ref.parent, vals[ref.col]) {
-				ok, err := r.meansMover(r.current(), rk)
-				if err != nil {
-					return err
-				}
-				if ok {
-					nv, err := newID(rk)
-					if err != nil {
-						return err
-					}
-					vals[ref.col] = nv
-					break
-				}
+			nv, err := r.resolve(r.current(), ref.parent, vals[ref.col])
+			if err != nil {
+				return err
 			}
+			vals[ref.col] = nv
 		}
 	}
 	return nil
@@ -285,7 +310,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		keeper, mover = cl, m.Ins
 	}
 	pkc := t.PKCols()[0]
-	nk := moverKey(t, it.key, mover.Dev, keeper)
+	nk := moverKey(t, it.key, mover)
 	rk := &state.Rekey{Table: t.Name, OldPK: it.pk, NewPK: changeset.EncodeKey([]changeset.Value{nk}), Keeper: keeper, Mover: mover}
 	r.add(rk)
 	it.rekey = rk
@@ -298,41 +323,52 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk})
 		it.fresh = true
 	}
-	// References already merged here that their writers meant for the mover.
+	// References already merged here, to any row known under this id:
+	// each goes to the row its writer meant, now that one more is known.
+	cands := r.candidates(t, old[0])
 	for _, refs := range r.refs {
 		for _, ref := range refs {
 			if ref.parent != t {
 				continue
 			}
-			keys, err := referencing(e.State.Base, ref, old[0])
-			if err != nil {
-				return false, err
-			}
-			for _, ck := range keys {
-				cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
-				if err != nil || cm == nil {
-					if err != nil {
-						return false, err
-					}
-					continue
+			for _, cand := range cands {
+				at := idFor(t, old[0], cands, cand)
+				if cand == mover {
+					at = old[0] // the mover's references still name the old id
 				}
-				w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+				keys, err := referencing(e.State.Base, ref, at)
 				if err != nil {
 					return false, err
 				}
-				if w == nil {
-					continue
-				}
-				if ok, err := r.meansMover(*w, rk); err != nil {
-					return false, err
-				} else if ok {
+				for _, ck := range keys {
+					cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
+					if err != nil {
+						return false, err
+					}
+					if cm == nil {
+						continue
+					}
+					w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+					if err != nil {
+						return false, err
+					}
+					if w == nil {
+						continue
+					}
+					want, err := r.resolve(*w, t, old[0])
+					if err != nil {
+						return false, err
+					}
+					if want.Equal(at) {
+						continue
+					}
 					to := append([]changeset.Value(nil), ck...)
 					for i, pc := range ref.child.PKCols() {
 						if pc == ref.col {
-							to[i] = nk
+							to[i] = want
 						}
 					}
-					it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: nk})
+					it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: want})
 				}
 			}
 		}
@@ -409,7 +445,9 @@ func moveMeta(conn *sqlite.Conn, t *schema.Table, from, to []byte) error {
 // id (it is the mover: its export will carry a later clock), and so do
 // the live rows referencing it. Runs inside the live transaction.
 func (e *Engine) moveLocal(acc *access, r *rekeyer, t *schema.Table, key, l []changeset.Value, src Source) error {
-	nk := moverKey(t, key, e.Self, src.Clock)
+	// Its export will carry a later clock than this one; the name only
+	// needs to be unique, and is never seen elsewhere under the old id.
+	nk := moverKey(t, key, state.Clock{HLC: src.Clock.HLC, Dev: e.Self})
 	lt := acc.get(e.Live, "live", t)
 	if err := moveRow(lt, key, []changeset.Value{nk}, l, t.PKCols()[0], nk); err != nil {
 		return fmt.Errorf("move a local row of %s to a new id: %w", t.Name, err)
