@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
 	"rowdrop/internal/simtest"
 )
 
@@ -14,8 +13,6 @@ CREATE TABLE notebooks(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE notes(id INTEGER PRIMARY KEY AUTOINCREMENT, notebook_id INTEGER REFERENCES notebooks(id), title TEXT);
 CREATE TABLE note_links(src INTEGER REFERENCES notes(id), dst INTEGER REFERENCES notes(id), PRIMARY KEY(src, dst));
 `
-
-func rekeyOn(c *rowdrop.Config) { c.RekeyIntegerIDs = true }
 
 // joined renders each note with its notebook's name and its links by
 // title: what the user sees, independent of the ids rowdrop chose.
@@ -38,9 +35,9 @@ func TestIntegerKeyCollisionWithChildren(t *testing.T) {
 	for _, order := range []string{"ab", "ba"} {
 		t.Run(order, func(t *testing.T) {
 			w := simtest.NewWorld(t, kbIntSchema)
-			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, Config: rekeyOn})
-			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true, Config: rekeyOn})
-			c := w.AddDevice(simtest.Options{Name: "c", Initialised: true, Config: rekeyOn})
+			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
+			c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
 			a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
 			a.Exec(`INSERT INTO notes(notebook_id, title) VALUES(1, 'a-note'), (1, 'a-note2')`)
 			a.Exec(`INSERT INTO note_links VALUES(1, 2)`)
@@ -93,8 +90,8 @@ func TestIntegerKeyCollisionWithChildren(t *testing.T) {
 // exported, and both rows reach every device.
 func TestIntegerKeyCollisionWithUnexportedLocalRow(t *testing.T) {
 	w := simtest.NewWorld(t, kbIntSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, Config: rekeyOn})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Config: rekeyOn})
+	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
 	a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
 	a.Exec(`INSERT INTO notes(notebook_id, title) VALUES(1, 'a-note')`)
 	a.Export()

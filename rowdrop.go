@@ -51,14 +51,14 @@ type Config struct {
 	// MaxChangeset caps the decompressed size of a file read from the
 	// folder (0: 4 GiB).
 	MaxChangeset int64
-	// RekeyIntegerIDs (experimental) keeps both rows when two devices
-	// insert different rows under one INTEGER PRIMARY KEY id: the later
-	// one moves to a new id on every device and rows referencing it
-	// through declared foreign keys follow (merge/rekey.go). Off, the
-	// later insert replaces the earlier row, which goes whole to the
-	// conflict log. Known gap: with three or more devices some schedules
-	// still end with devices disagreeing on references (TestMixedKeyProperty).
-	RekeyIntegerIDs bool
+	// NoRekey turns off re-keying of INTEGER id collisions. By default,
+	// when two devices insert different rows under one INTEGER PRIMARY KEY
+	// id, both rows survive: the later insert moves to a new (negative) id
+	// on every device and the rows referencing it through declared foreign
+	// keys follow (merge/rekey.go); files then apply in causal order. With
+	// NoRekey the later insert replaces the earlier row, which goes whole
+	// to the conflict log.
+	NoRekey bool
 	// MergeBatch fixes the number of changes per live write transaction
 	// of an import. 0 (the default) adapts it so each stays near 50 ms;
 	// tests set small values to exercise the batch pipeline.
@@ -375,9 +375,9 @@ func (s *Syncer) importer() (*importer.Importer, error) {
 	}
 	return &importer.Importer{
 		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
-		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: s.cfg.RekeyIntegerIDs},
+		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey},
 		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
-		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress,
+		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress, Causal: !s.cfg.NoRekey,
 	}, nil
 }
 

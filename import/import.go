@@ -45,6 +45,13 @@ type Importer struct {
 	Now      func() time.Time
 	// Progress, if set, is called after each applied file.
 	Progress func(done, total int, file string)
+	// Causal applies a file only after every file its writer had applied
+	// (its header's seen vector). Re-keying needs it: a reference to a
+	// shared id means the row its writer saw first, so every row its
+	// writer had seen must be known here when the reference arrives.
+	Causal bool
+
+	applied map[string]uint64 // during Import
 }
 
 // Result summarises an import.
@@ -64,6 +71,15 @@ func (im *Importer) now() time.Time {
 		return im.Now()
 	}
 	return time.Now()
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Applied returns how far each device's files have been applied.
@@ -109,50 +125,76 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 		}
 	}
 	sort.Strings(devs)
+	im.applied = applied
+	defer func() { im.applied = nil }()
 	done := 0
-	for _, dev := range devs {
-		next := applied[dev] + 1
-		for _, e := range scan.Files[dev] {
-			if e.Seq < next {
+	// Rounds: a file that waits for another device's file (causal order,
+	// see Causal) may become applicable once that device's files went in.
+	stopped := map[string]bool{} // devices stopped for this run (status recorded)
+	causal := map[string]bool{}  // devices waiting on causal order at the end
+	for progress := true; progress; {
+		progress = false
+		for _, dev := range devs {
+			if stopped[dev] {
 				continue
 			}
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			if e.Seq > next {
-				res.Waiting++
-				im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
-					fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq))
-				break
-			}
-			st, reason, err := im.applyOne(ctx, e, &res)
-			if err != nil {
-				return res, err
-			}
-			if st != "" {
-				switch st {
-				case StatusWaiting:
-					res.Waiting++
-				case StatusHeld:
-					res.Held++
-				case StatusBroken:
-					res.Broken++
+			delete(causal, dev)
+			for _, e := range scan.Files[dev] {
+				next := applied[dev] + 1
+				if e.Seq < next {
+					continue
 				}
-				im.record(e.Rel, dev, e.Seq, st, reason)
-				log.Warn("file not applied", "file", e.Rel, "status", st, "reason", reason)
-				break // later files of this device wait; other devices go on
-			}
-			im.clearRecord(e.Rel)
-			res.Applied++
-			done++
-			next++
-			if im.Progress != nil {
-				im.Progress(done, total, e.Rel)
+				if err := ctx.Err(); err != nil {
+					return res, err
+				}
+				if e.Seq > next {
+					res.Waiting++
+					stopped[dev] = true
+					im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
+						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq))
+					break
+				}
+				st, reason, err := im.applyOne(ctx, e, &res)
+				if err != nil {
+					return res, err
+				}
+				if st == statusCausal {
+					causal[dev] = true
+					im.record(e.Rel, dev, e.Seq, StatusWaiting, reason)
+					break
+				}
+				if st != "" {
+					switch st {
+					case StatusWaiting:
+						res.Waiting++
+					case StatusHeld:
+						res.Held++
+					case StatusBroken:
+						res.Broken++
+					}
+					stopped[dev] = true
+					im.record(e.Rel, dev, e.Seq, st, reason)
+					log.Warn("file not applied", "file", e.Rel, "status", st, "reason", reason)
+					break // later files of this device wait; other devices go on
+				}
+				im.clearRecord(e.Rel)
+				res.Applied++
+				applied[dev] = e.Seq
+				progress = true
+				done++
+				if im.Progress != nil {
+					im.Progress(done, total, e.Rel)
+				}
 			}
 		}
 	}
+	res.Waiting += len(causal)
 	return res, nil
 }
+
+// statusCausal: the file needs another device's file applied first; it is
+// retried within the same import (recorded as waiting if it stays so).
+const statusCausal = "causal"
 
 // applyOne validates and applies one file. A non-empty status means it was
 // not applied (and why); err is reserved for local failures that should
@@ -169,6 +211,14 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 	}
 	if h.Device != e.Device || h.Seq != e.Seq {
 		return StatusBroken, fmt.Sprintf("%s: header says device %s seq %d, its name says %s/%d: refused", e.Rel, h.Device, h.Seq, e.Device, e.Seq), nil
+	}
+	if im.Causal {
+		for _, d := range sortedKeys(h.Seen) {
+			if d == h.Device || d == im.Self.Device || im.applied[d] >= h.Seen[d] {
+				continue
+			}
+			return statusCausal, fmt.Sprintf("%s: written after file %d of device %s, which is not applied here yet; it waits for it (re-keying INTEGER ids needs files in causal order)", e.Rel, h.Seen[d], d), nil
+		}
 	}
 	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
 		return StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",

@@ -640,7 +640,7 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 			return err
 		}
 		for _, mv := range it.moves {
-			if !sameRow(mv.from, mv.to) {
+			if !mv.liveOnly && !sameRow(mv.from, mv.to) {
 				if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
 					return err
 				}

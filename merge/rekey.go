@@ -284,6 +284,7 @@ type move struct {
 	from, to []changeset.Value
 	col      int
 	val      changeset.Value
+	liveOnly bool // a reference made here and not exported yet
 }
 
 // detect checks an insert into an INTEGER-keyed table against the row
@@ -323,52 +324,79 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk})
 		it.fresh = true
 	}
-	// References already merged here, to any row known under this id:
-	// each goes to the row its writer meant, now that one more is known.
-	cands := r.candidates(t, old[0])
+	// References already merged here that name the old id: each goes to
+	// the row its writer meant (files arrive in causal order, see
+	// importer.Causal, so every row a writer had seen is known by now).
+	// References naming a moved row's new id are explicit and stay.
 	for _, refs := range r.refs {
 		for _, ref := range refs {
 			if ref.parent != t {
 				continue
 			}
-			for _, cand := range cands {
-				at := idFor(t, old[0], cands, cand)
-				if cand == mover {
-					at = old[0] // the mover's references still name the old id
+			keys, err := referencing(e.State.Base, ref, old[0])
+			if err != nil {
+				return false, err
+			}
+			for _, ck := range keys {
+				cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
+				if err != nil {
+					return false, err
 				}
-				keys, err := referencing(e.State.Base, ref, at)
+				if cm == nil {
+					continue
+				}
+				w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+				if err != nil {
+					return false, err
+				}
+				if w == nil {
+					continue
+				}
+				want, err := r.resolve(*w, t, old[0])
+				if err != nil {
+					return false, err
+				}
+				if want.Equal(old[0]) {
+					continue
+				}
+				to := append([]changeset.Value(nil), ck...)
+				for i, pc := range ref.child.PKCols() {
+					if pc == ref.col {
+						to[i] = want
+					}
+				}
+				it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: want})
+			}
+		}
+	}
+	if mover != cl {
+		// References made here and not exported yet were made when the
+		// moving row held the id: they follow it. (Every batch is settled,
+		// so this goroutine may read live.)
+		for _, refs := range r.refs {
+			for _, ref := range refs {
+				if ref.parent != t {
+					continue
+				}
+				keys, err := referencing(e.Live, ref, old[0])
 				if err != nil {
 					return false, err
 				}
 				for _, ck := range keys {
-					cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
+					b, err := acc.get(e.State.Base, "base", ref.child).Get(ck)
 					if err != nil {
 						return false, err
 					}
-					if cm == nil {
-						continue
-					}
-					w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
-					if err != nil {
-						return false, err
-					}
-					if w == nil {
-						continue
-					}
-					want, err := r.resolve(*w, t, old[0])
-					if err != nil {
-						return false, err
-					}
-					if want.Equal(at) {
-						continue
+					if b != nil && b[ref.col].Equal(old[0]) {
+						continue // merged before: decided above
 					}
 					to := append([]changeset.Value(nil), ck...)
 					for i, pc := range ref.child.PKCols() {
 						if pc == ref.col {
-							to[i] = want
+							to[i] = nk
 						}
 					}
-					it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: want})
+					it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: nk, liveOnly: true})
 				}
 			}
 		}
@@ -403,6 +431,9 @@ func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset
 // applyMoves performs planned moves on one database (live or base).
 func applyMoves(conn *sqlite.Conn, which string, acc *access, moves []move) error {
 	for _, mv := range moves {
+		if mv.liveOnly && which != "live" {
+			continue
+		}
 		rt := acc.get(conn, which, mv.t)
 		row, err := rt.Get(mv.from)
 		if err != nil {

@@ -185,7 +185,7 @@ type pairConfig struct {
 	SweepEvery   time.Duration
 	MaxChangeset int64
 	StandIns     map[string]string
-	RekeyIDs     bool // rekey_integer_ids (experimental, see README)
+	NoRekey      bool // rekey_integer_ids: false (see README)
 	// DeviceHorizon: how long another device may be silent before status
 	// warns (device_horizon: "30d", "720h"; 0: the library's default).
 	DeviceHorizon time.Duration
@@ -331,7 +331,7 @@ func (a *app) layer(e entry, cfgDir string) pairConfig {
 		Hints:        v.GetBool("hints"),
 		SweepEvery:   v.GetDuration("sweep_every"),
 		MaxChangeset: v.GetInt64("max_changeset"),
-		RekeyIDs:     v.GetBool("rekey_integer_ids"),
+		NoRekey:      v.IsSet("rekey_integer_ids") && !v.GetBool("rekey_integer_ids"),
 	}
 	if e.Hints != nil && !o.overridden("hints") {
 		p.Hints = *e.Hints
@@ -438,7 +438,7 @@ func (p pairConfig) config(log *slog.Logger, progress func(done, total int, file
 	return rowdrop.Config{
 		DB: p.DB, Folder: p.Folder, State: p.State, DeviceName: p.Device,
 		Include: p.Include, Exclude: p.Exclude, LocalColumns: p.LocalColumns,
-		Hints: p.Hints, SweepEvery: p.SweepEvery, MaxChangeset: p.MaxChangeset, StandIns: p.StandIns, RekeyIntegerIDs: p.RekeyIDs,
+		Hints: p.Hints, SweepEvery: p.SweepEvery, MaxChangeset: p.MaxChangeset, StandIns: p.StandIns, NoRekey: p.NoRekey,
 		DeviceHorizon: p.DeviceHorizon,
 		Logger:        log.With("db", p.label()), Progress: progress,
 	}
