@@ -450,6 +450,9 @@ func (e *Engine) addConflict(c *state.Conflict, key []changeset.Value, u *uctx) 
 	return nil
 }
 
+// inflightUnique marks a ResolveHeld in progress in rowdrop_state.inflight.
+const inflightUnique = "unique-clashes"
+
 // heldRow is a candidate of resolveHeld.
 type heldRow struct {
 	key, vals []changeset.Value
@@ -487,6 +490,17 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	if err != nil || !some {
 		return st, err
 	}
+	if v := e.State.Get("inflight"); v != "" && v != inflightUnique {
+		// A file's apply was cut short: it runs again first, and its
+		// own pass settles the held rows.
+		return st, nil
+	}
+	// Live commits before base: a crash in between must make the next
+	// export import (and so come here) first, as for a file in flight,
+	// or live's side of the pass would look like local edits.
+	if err := e.State.Set("inflight", inflightUnique); err != nil {
+		return st, err
+	}
 	meta, err := e.State.NewMeta()
 	if err != nil {
 		return st, err
@@ -500,7 +514,10 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 		return st, fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
 	defer end(&err)
-	err = e.resolveHeld(ctx, &uctx{meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st})
+	if err = e.resolveHeld(ctx, &uctx{meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st}); err != nil {
+		return st, err
+	}
+	err = e.State.Set("inflight", "")
 	return st, err
 }
 
