@@ -436,3 +436,24 @@ func TestUniqueJoinFromSnapshot(t *testing.T) {
 		t.Fatalf("c after a1's delete: %v", got)
 	}
 }
+
+// A UNIQUE index on an expression: rowdrop cannot tell which row holds the
+// value, so a clash on it holds the file, with the index named (never a
+// silent loss).
+func TestUniqueExpressionIndexHeld(t *testing.T) {
+	w := simtest.NewWorld(t, bmSchema+`CREATE UNIQUE INDEX bm_lower ON bm(lower(title));`)
+	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES('a1', 'https://a', 'Title')`)
+	a.Export()
+	b.Exec(`INSERT INTO bm VALUES('b1', 'https://b', 'TITLE')`)
+	b.Export()
+	w.DeliverAll(b, a)
+	if r := a.Import(); r.Held != 1 {
+		t.Fatalf("a: %+v", r)
+	}
+	if got := heldReasons(a); !strings.Contains(got, "bm_lower") {
+		t.Fatalf("a: reason %q does not name the index", got)
+	}
+}

@@ -264,6 +264,15 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 		if !isUnique(err) {
 			return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
 		}
+		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.t)
+		if ierr != nil {
+			return ierr
+		}
+		for _, ix := range idx {
+			if ix.unusable {
+				return fmt.Errorf("update base copy of %s (key %s): %w; its UNIQUE index %s is on an expression or partial, and rowdrop cannot resolve clashes on such an index: change the clashing row in the app on one device", it.t.Name, KeyText(it.key), err, ix.name)
+			}
+		}
 		if it.b != nil {
 			if err := bt.Delete(it.key); err != nil {
 				return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
