@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"zombiezen.com/go/sqlite"
+
 	"rowdrop/internal/db"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -184,11 +186,17 @@ func mirrorUniqueIndexes(st *state.Dir, t, b *schema.Table) error {
 			}
 		}
 		ddl, err := ix.CreateIn("main")
-		if err == nil {
-			err = db.Exec(st.Base, ddl)
-		}
 		if err != nil {
-			return fmt.Errorf("create UNIQUE index %s of table %s in the base copy (%s): %w; if the merged rows already clash on it, resolve the duplicates in the app (the index exists there) and sync again", ix.Name, t.Name, st.Path, err)
+			return err
+		}
+		if err := db.Exec(st.Base, ddl); err != nil {
+			if sqlite.ErrCode(err).ToPrimary() == sqlite.ResultConstraint {
+				// Base still holds rows the app has since de-duplicated
+				// (edits not exported yet): the next export brings base in
+				// line and a later call creates the index.
+				continue
+			}
+			return fmt.Errorf("create UNIQUE index %s of table %s in the base copy (%s): %w", ix.Name, t.Name, st.Path, err)
 		}
 	}
 	for name := range have {
