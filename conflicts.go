@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"zombiezen.com/go/sqlite"
+
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
 	"rowdrop/internal/hlc"
@@ -140,7 +142,7 @@ func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
 			return fmt.Errorf("conflict %d: the row no longer exists and the entry holds only some columns; re-create the row in the app first", id)
 		}
 		if err = rt.Insert(vals); err != nil {
-			return err
+			return restoreErr(id, c, err)
 		}
 	} else {
 		var idx []int
@@ -152,8 +154,17 @@ func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
 			idx = append(idx, i)
 		}
 		if err = rt.Update(key, idx, vals); err != nil {
-			return err
+			return restoreErr(id, c, err)
 		}
 	}
 	return db.Exec(s.st.Base, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", s.cfg.Now().UnixMilli(), id)
+}
+
+// restoreErr explains a restore refused by a constraint: typically a row
+// that lost a UNIQUE clash, whose value another row still holds.
+func restoreErr(id int64, c *state.Conflict, err error) error {
+	if sqlite.ErrCode(err) == sqlite.ResultConstraintUnique {
+		return fmt.Errorf("restore conflict %d: another row of %s now holds one of its UNIQUE values (%w); change or delete that row in the app first, then restore again", id, c.Table, err)
+	}
+	return fmt.Errorf("restore conflict %d: %w", id, err)
 }

@@ -333,6 +333,13 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 		return importer.Result{}, err
 	}
 	res, err := im.Import(ctx)
+	if err == nil {
+		// A value that a row held on a UNIQUE clash waits for can be freed
+		// by this device's own export too, not only by an import.
+		var us merge.Stats
+		us, err = im.Engine.ResolveHeld(ctx)
+		res.Conflicts += us.Conflicts
+	}
 	res.Changes += rb.stats.Changes
 	res.Conflicts += rb.stats.Conflicts
 	res.MaxLock = max(res.MaxLock, rb.stats.MaxLock)

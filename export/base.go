@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"zombiezen.com/go/sqlite"
+
 	"rowdrop/internal/db"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -62,8 +64,14 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 			if err != nil {
 				return nil, nil, fmt.Errorf("create table %s in the base copy: %w", t.Name, err)
 			}
+			if err := mirrorUniqueIndexes(st, t, nil); err != nil {
+				return nil, nil, err
+			}
 			ok = append(ok, t)
 			continue
+		}
+		if err := mirrorUniqueIndexes(st, t, b); err != nil {
+			return nil, nil, err
 		}
 		if b.Fingerprint() == t.Fingerprint() {
 			ok = append(ok, t)
@@ -153,3 +161,50 @@ func addColumns(st *state.Dir, t *schema.Table, added []rdfile.Column) (err erro
 // ErrSchemaChanged marks a synced table whose shape no longer matches the
 // base copy in a way rowdrop cannot follow (see SchemaProblem).
 var ErrSchemaChanged = fmt.Errorf("schema changed")
+
+// mirrorUniqueIndexes gives the base copy of t the live table's UNIQUE
+// indexes (CREATE UNIQUE INDEX; constraints inside CREATE TABLE come with
+// the table), so that merges meet the same constraints in base as in live
+// (merge/unique.go decides UNIQUE clashes on base). b is the base table as
+// it is (nil if just created).
+func mirrorUniqueIndexes(st *state.Dir, t, b *schema.Table) error {
+	have := map[string]string{}
+	if b != nil {
+		for _, ix := range b.UniqueIndexes {
+			have[ix.Name] = ix.SQL
+		}
+	}
+	want := map[string]bool{}
+	for _, ix := range t.UniqueIndexes {
+		want[ix.Name] = true
+		if sql, ok := have[ix.Name]; ok && sql == ix.SQL {
+			continue
+		}
+		if _, ok := have[ix.Name]; ok {
+			if err := db.Exec(st.Base, "DROP INDEX main."+db.Quote(ix.Name)); err != nil {
+				return fmt.Errorf("replace index %s in the base copy: %w", ix.Name, err)
+			}
+		}
+		ddl, err := ix.CreateIn("main")
+		if err != nil {
+			return err
+		}
+		if err := db.Exec(st.Base, ddl); err != nil {
+			if sqlite.ErrCode(err).ToPrimary() == sqlite.ResultConstraint {
+				// Base still holds rows the app has since de-duplicated
+				// (edits not exported yet): the next export brings base in
+				// line and a later call creates the index.
+				continue
+			}
+			return fmt.Errorf("create UNIQUE index %s of table %s in the base copy (%s): %w", ix.Name, t.Name, st.Path, err)
+		}
+	}
+	for name := range have {
+		if !want[name] {
+			if err := db.Exec(st.Base, "DROP INDEX main."+db.Quote(name)); err != nil {
+				return fmt.Errorf("drop index %s from the base copy: %w", name, err)
+			}
+		}
+	}
+	return nil
+}

@@ -39,6 +39,7 @@ type Engine struct {
 	rk *rekeyer // during Apply
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
+	uniq     uniqueCache                  // UNIQUE clashes (unique.go)
 }
 
 // Source identifies the file a batch of changes comes from.
@@ -74,6 +75,13 @@ type item struct {
 	moves []move
 	rekey *state.Rekey
 	fresh bool
+
+	// UNIQUE clashes (unique.go): live's row before the batch and the row
+	// written there; whether the live write was made or refused; whether
+	// base holds the row out of the table.
+	l, lw                   []changeset.Value
+	liveWritten, liveFailed bool
+	held                    bool
 }
 
 // ChangeReader yields changes; *changeset.Reader is one.
@@ -167,7 +175,10 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		if err := openBase(); err != nil {
 			return err
 		}
-		return e.applyBase(p.items, src, meta, baseAcc, &st)
+		if err := e.applyBase(p.items, src, meta, baseAcc, &st); err != nil {
+			return err
+		}
+		return e.fixLive(ctx, p.items, &uctx{src: src, meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st})
 	}
 	var items []*item
 	keys := map[string]bool{}
@@ -274,6 +285,18 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 	}
 	if err := settle(); err != nil {
 		return st, err
+	}
+	// Rows held on a UNIQUE clash are settled once the whole file is in
+	// (a swap of values can span batches).
+	if held, err := e.anyHeld(); err != nil {
+		return st, err
+	} else if held {
+		if err := openBase(); err != nil {
+			return st, err
+		}
+		if err := e.resolveHeld(ctx, &uctx{src: src, meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st}); err != nil {
+			return st, err
+		}
 	}
 	if finish != nil {
 		if err := openBase(); err != nil {
@@ -464,6 +487,7 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *
 		row []changeset.Value // nil = absent
 	}
 	var wants []want
+	var retry []*item
 	for _, it := range items {
 		if it.o == nil {
 			continue
@@ -490,10 +514,28 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *
 			c.LoserHLC = uint64(src.Clock.HLC)
 			it.o.conflicts = append(it.o.conflicts, c)
 		}
+		it.l, it.lw = l, row
 		if err := writeRow(lt, it.key, l, row); err != nil {
-			return fmt.Errorf("apply %s to the live database: %w", it.t.Name, err)
+			if !isUnique(err) {
+				return fmt.Errorf("apply %s to the live database: %w", it.t.Name, err)
+			}
+			// Perhaps a value another change of the batch frees: retried
+			// after the rest of the batch (unique.go).
+			retry = append(retry, it)
+			continue
 		}
+		it.liveWritten = true
 		wants = append(wants, want{it, row})
+	}
+	if len(retry) > 0 {
+		if err := e.retryLive(acc, retry); err != nil {
+			return err
+		}
+		for _, it := range retry {
+			if it.liveWritten {
+				wants = append(wants, want{it, it.lw})
+			}
+		}
 	}
 	// Verify and correct what triggers did to the rows we wrote. Only
 	// tables with triggers can differ from what was written.
@@ -632,6 +674,7 @@ func sameRow(a, b []changeset.Value) bool {
 // open base transaction.
 func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *access, st *Stats) (err error) {
 	now := e.now().UnixMilli()
+	var retry []*item
 	for _, it := range items {
 		if it.o == nil {
 			continue
@@ -653,7 +696,23 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 		}
 		bt := acc.get(e.State.Base, "base", it.t)
 		if err = writeRow(bt, it.key, it.b, it.o.base); err != nil {
-			return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+			if !isUnique(err) {
+				return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+			}
+			retry = append(retry, it) // after the rest of the batch (unique.go)
+		}
+	}
+	if len(retry) > 0 {
+		if err = e.retryBase(acc, retry); err != nil {
+			return err
+		}
+	}
+	for _, it := range items {
+		if it.o == nil {
+			continue
+		}
+		if err = e.unheld(it); err != nil {
+			return err
 		}
 		if err = meta.Put(it.t.Name, it.pk, it.o.meta, it.m); err != nil {
 			return err
@@ -705,11 +764,4 @@ func tablesWithTriggers(conn *sqlite.Conn) (map[string]bool, error) {
 		return nil, fmt.Errorf("list triggers of the live database: %w", err)
 	}
 	return out, nil
-}
-
-func (e *Engine) log() *slog.Logger {
-	if e.Log != nil {
-		return e.Log
-	}
-	return slog.New(slog.DiscardHandler)
 }

@@ -44,6 +44,7 @@ const (
 	KindDeleted     = "deleted"      // a row with edits the deleter had not seen was deleted
 	KindEditDeleted = "edit-deleted" // an edit lost to a later delete
 	KindDeleteLost  = "delete-lost"  // a delete lost to a later edit (the row stays)
+	KindUnique      = "unique"       // a row clashed on a UNIQUE constraint with an earlier one and is out of the table (unique.go)
 )
 
 // outcome is what one change does.

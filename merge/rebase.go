@@ -107,7 +107,14 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 			if err != nil {
 				return fmt.Errorf("start write transaction on the base copy: %w", err)
 			}
+			u := &uctx{src: src, meta: meta, baseAcc: acc, liveAcc: liveAcc, st: &st}
 			err = e.applyBase(batch, src, meta, acc, &st)
+			if err == nil {
+				err = e.fixLive(ctx, batch, u)
+			}
+			if err == nil && last {
+				err = e.resolveHeld(ctx, u)
+			}
 			if err == nil && fin != nil {
 				err = fin()
 			}

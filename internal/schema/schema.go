@@ -25,6 +25,33 @@ type Table struct {
 	pkCols    []int
 	// Local columns stay on this device: never exported, never overwritten.
 	Local map[string]bool
+	// UniqueIndexes are the table's UNIQUE indexes created by CREATE
+	// UNIQUE INDEX (constraints in CREATE TABLE come with CreateSQL). The
+	// base copy mirrors them, so merges meet the same constraints there.
+	UniqueIndexes []Index
+}
+
+// Index is a separately created index.
+type Index struct {
+	Name, SQL string
+}
+
+// CreateIn returns the index's CREATE statement aimed at database dbName
+// (IF NOT EXISTS).
+func (ix Index) CreateIn(dbName string) (string, error) {
+	sql := strings.TrimSpace(ix.SQL)
+	i, ok := skipWords(sql, 0, "CREATE", "UNIQUE", "INDEX")
+	if !ok {
+		return "", fmt.Errorf("index %s: unexpected definition %.40q", ix.Name, sql)
+	}
+	if j, ok := skipWords(sql, i, "IF", "NOT", "EXISTS"); ok {
+		i = j
+	}
+	end := nameEnd(sql, i)
+	if end <= i {
+		return "", fmt.Errorf("index %s: cannot find the name in its definition", ix.Name)
+	}
+	return "CREATE UNIQUE INDEX IF NOT EXISTS " + db.Quote(dbName) + "." + db.Quote(ix.Name) + sql[end:], nil
 }
 
 // PKCols returns the indices of the primary-key columns, in key order.
@@ -190,6 +217,17 @@ func describe(conn *sqlite.Conn, dbName, name, sql string) (*Table, string, erro
 	sort.Slice(pks, func(i, j int) bool { return pks[i].pos < pks[j].pos })
 	for _, p := range pks {
 		t.pkCols = append(t.pkCols, p.idx)
+	}
+	q = fmt.Sprintf("SELECT name, sql FROM %s.sqlite_master WHERE type='index' AND tbl_name=? AND sql IS NOT NULL ORDER BY name", db.Quote(dbName))
+	err = sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{Args: []any{name}, ResultFunc: func(s *sqlite.Stmt) error {
+		ix := Index{Name: s.ColumnText(0), SQL: s.ColumnText(1)}
+		if _, ok := skipWords(strings.TrimSpace(ix.SQL), 0, "CREATE", "UNIQUE", "INDEX"); ok {
+			t.UniqueIndexes = append(t.UniqueIndexes, ix)
+		}
+		return nil
+	}})
+	if err != nil {
+		return nil, "", fmt.Errorf("read indexes of table %s: %w", name, err)
 	}
 	return t, "", nil
 }

@@ -82,6 +82,13 @@ CREATE TABLE IF NOT EXISTS rowdrop_rekeys(
 	keeper_hlc INTEGER NOT NULL, keeper_dev TEXT NOT NULL,
 	mover_hlc INTEGER NOT NULL, mover_dev TEXT NOT NULL,
 	PRIMARY KEY(tbl, old_pk, mover_dev, mover_hlc)) WITHOUT ROWID;
+-- Rows alive by their clocks but kept out of the tables because they clash
+-- on a UNIQUE constraint with an earlier-inserted row (merge/unique.go);
+-- their values are rowdrop_rows.dead. logged: the values last written to
+-- the conflict log for it (NULL: not yet).
+CREATE TABLE IF NOT EXISTS rowdrop_unique_held(
+	tbl TEXT NOT NULL, pk BLOB NOT NULL, logged BLOB,
+	PRIMARY KEY(tbl, pk)) WITHOUT ROWID;
 -- Files seen in the folder that could not be applied yet, with the reason.
 CREATE TABLE IF NOT EXISTS rowdrop_files(
 	path TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,
