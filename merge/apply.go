@@ -227,11 +227,28 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			return st, err
 		}
 		if rk.active() && c.Op == changeset.OpInsert && rk.parents[strings.ToLower(it.t.Name)] != nil {
-			// Collision checks read base as of every earlier change.
-			if err := settle(); err != nil {
+			// A key never seen here cannot collide (only a change to this
+			// key writes its metadata, and it is in no unwritten batch):
+			// bulk inserts keep the pipeline. Otherwise the check reads
+			// base as of every earlier change.
+			if pending != nil && pending.keys[it.t.Name+"\x00"+string(it.pk)] {
+				if err := settle(); err != nil {
+					return st, err
+				}
+			}
+			m, err := meta.Get(it.t.Name, it.pk)
+			if err != nil {
 				return st, err
 			}
-			found, err := e.detect(rk, meta, baseAcc, it)
+			found := false
+			if m != nil {
+				if err := settle(); err != nil {
+					return st, err
+				}
+				if found, err = e.detect(rk, meta, baseAcc, it); err != nil {
+					return st, err
+				}
+			}
 			if err != nil {
 				return st, err
 			}
