@@ -110,3 +110,40 @@ func TestIntegerKeyCollisionWithUnexportedLocalRow(t *testing.T) {
 		}
 	}
 }
+
+// A device joining from a snapshot taken after an id collision still
+// resolves a reference written, before the collision was known, by the
+// device whose row moved, and arriving after the snapshot.
+func TestIntegerKeyCollisionJoinerFromSnapshot(t *testing.T) {
+	w := simtest.NewWorld(t, kbIntSchema)
+	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO notebooks VALUES(1, 'B-book')`)
+	b.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO notes(notebook_id, title) VALUES(1, 'b-note written before b saw a')`)
+	b.Export() // b's second file: not delivered to a before the snapshot
+	w.Deliver(b, 1, a)
+	a.Import()
+	snap := a.Snapshot()
+	if snap.Seen[b.ID] != 1 {
+		t.Fatalf("snapshot should include b's first file only: %v", snap.Seen)
+	}
+	c := w.AddDevice(simtest.Options{Name: "c"})
+	w.DeliverSnapshots(a, c)
+	w.DeliverAll(a, c)
+	w.DeliverAll(b, c)
+	c.Sync()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	want := "b-note written before b saw a in B-book\n"
+	for _, d := range w.Devs {
+		if got := joined(d); got != want {
+			t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
+		}
+	}
+}

@@ -195,7 +195,10 @@ func outboxFiles(ents []os.DirEntry) []string {
 // synced tables: row and cell clocks, and per device how far the copy
 // includes its files and the clock of the last one (what readers judge
 // "had the writer seen this value?" by).
-var snapshotKeep = map[string]bool{"rowdrop_rows": true, "rowdrop_cells": true, "rowdrop_devices": true}
+// The file log and the re-keying records travel too: a joiner needs them
+// to tell which row a later reference to a shared INTEGER id means.
+var snapshotKeep = map[string]bool{"rowdrop_rows": true, "rowdrop_cells": true, "rowdrop_devices": true,
+	"rowdrop_filelog": true, "rowdrop_rekeys": true}
 
 // copyBase copies base.db into path with the backup API and strips it to
 // what a snapshot carries.

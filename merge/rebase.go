@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
@@ -58,6 +59,19 @@ const rebaseBatch = 500
 // progress, if set, is called after each batch with rows done and total.
 func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish func() error, progress func(done, total int)) (Stats, error) {
 	var st Stats
+	if err := e.mergeHistory(in.Conn); err != nil {
+		return st, err
+	}
+	// A row created here that meets a snapshot row under the same INTEGER
+	// id moves, as with a changeset (rekey.go, moveLocal).
+	rk, err := e.newRekeyer(src)
+	if err != nil {
+		return st, err
+	}
+	if rk.active() {
+		e.rk = rk
+		defer func() { e.rk = nil }()
+	}
 	meta, err := e.State.NewMeta()
 	if err != nil {
 		return st, err
@@ -369,4 +383,34 @@ func SnapshotKeys(conn *sqlite.Conn, fn func(tbl string, pk []byte) error) error
 			return err
 		}
 	}
+}
+
+// mergeHistory adds the snapshot's file log and re-keying records to this
+// device's (both only grow; a record already here wins).
+func (e *Engine) mergeHistory(snap *sqlite.Conn) (err error) {
+	end, err := db.Begin(e.State.Base, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("start write transaction on the base copy: %w", err)
+	}
+	defer end(&err)
+	err = sqlitex.Execute(snap, "SELECT dev, seq, hlc, seen FROM rowdrop_filelog", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		return sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)",
+			&sqlitex.ExecOptions{Args: []any{s.ColumnText(0), s.ColumnInt64(1), s.ColumnInt64(2), s.ColumnText(3)}})
+	}})
+	if err != nil {
+		return fmt.Errorf("merge the snapshot's file log: %w", err)
+	}
+	err = sqlitex.Execute(snap, "SELECT tbl, old_pk, new_pk, keeper_hlc, keeper_dev, mover_hlc, mover_dev FROM rowdrop_rekeys", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		blob := func(i int) []byte {
+			b := make([]byte, s.ColumnLen(i))
+			s.ColumnBytes(i, b)
+			return b
+		}
+		return sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)",
+			&sqlitex.ExecOptions{Args: []any{s.ColumnText(0), blob(1), blob(2), s.ColumnInt64(3), s.ColumnText(4), s.ColumnInt64(5), s.ColumnText(6)}})
+	}})
+	if err != nil {
+		return fmt.Errorf("merge the snapshot's re-keying records: %w", err)
+	}
+	return nil
 }
