@@ -217,14 +217,6 @@ func (r *rekeyer) resolve(w writer, t *schema.Table, v changeset.Value) (changes
 	return v, nil
 }
 
-func newID(rk *state.Rekey) (changeset.Value, error) {
-	v, err := changeset.DecodeKey(rk.NewPK)
-	if err != nil || len(v) != 1 {
-		return changeset.Value{}, fmt.Errorf("re-keying record of %s is damaged", rk.Table)
-	}
-	return v[0], nil
-}
-
 // moverKey is the new id of a mover, named by its own insert clock: the
 // same on every device, whichever keeper it met first (with three rows
 // under one id, the middle one may meet either).
