@@ -1,6 +1,7 @@
 package rowdrop_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
@@ -247,4 +248,118 @@ func queryOne(t *testing.T, path, q string, args ...any) string {
 		t.Fatalf("%s on %s: %v", q, path, err)
 	}
 	return out
+}
+
+// TestCrashDuringRekey kills sync children at random instants while two
+// devices keep inserting notebooks and notes under colliding INTEGER ids:
+// after every crash the state is consistent, and in the end every notebook
+// exists once on both devices and every note is in the notebook its author
+// chose.
+func TestCrashDuringRekey(t *testing.T) {
+	trials := 20
+	if n, err := strconv.Atoi(os.Getenv("ROWDROP_CRASH_TRIALS")); err == nil && n > 0 {
+		trials = n
+	}
+	seed := seedFromEnv(t)
+	t.Logf("seed %d (rerun with ROWDROP_SEED=%d), %d trials", seed, seed, trials)
+	rng := rand.New(rand.NewSource(seed))
+	root := t.TempDir()
+	folder := filepath.Join(root, "folder")
+	os.MkdirAll(folder, 0o755)
+	var devs []*crashDev
+	for _, name := range []string{"a", "b"} {
+		d := &crashDev{name: name, db: filepath.Join(root, name+".db"), state: filepath.Join(root, name+"-state")}
+		conn, err := sqlite.OpenConn(d.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sqlitex.ExecuteScript(conn, `CREATE TABLE notebooks(id INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT);
+			CREATE TABLE notes(id TEXT PRIMARY KEY, notebook_id INTEGER REFERENCES notebooks(id), title TEXT);`, nil); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		devs = append(devs, d)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := func(d *crashDev) *exec.Cmd {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
+		return cmd
+	}
+	span := 50 * time.Millisecond
+	for _, d := range devs {
+		start := time.Now()
+		if out, err := child(d).CombinedOutput(); err != nil {
+			t.Fatalf("calibration run: %v %s", err, out)
+		}
+		span = max(span, time.Since(start))
+	}
+	chose := map[string]string{} // note -> notebook uid
+	uids := map[string]bool{}
+	for trial := 0; trial < trials; trial++ {
+		d := devs[rng.Intn(len(devs))]
+		uid := fmt.Sprintf("%s-nb%d", d.name, trial)
+		mustExec(t, d.db, `INSERT INTO notebooks(uid, name) VALUES(?, ?)`, uid, uid)
+		uids[uid] = true
+		// A note in a random notebook this device sees now.
+		nbUID := queryOne(t, d.db, `SELECT uid FROM notebooks ORDER BY uid LIMIT 1 OFFSET abs(?) % (SELECT count(*) FROM notebooks)`, rng.Int63())
+		note := fmt.Sprintf("%s-n%d", d.name, trial)
+		mustExec(t, d.db, `INSERT INTO notes VALUES(?, (SELECT id FROM notebooks WHERE uid = ?), ?)`, note, nbUID, note)
+		chose[note] = nbUID
+		cmd := child(d)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.AfterFunc(time.Duration(rng.Int63n(int64(span)*5/4)), func() { cmd.Process.Kill() })
+		werr := cmd.Wait()
+		if timer.Stop() && werr != nil {
+			t.Fatalf("trial %d: child sync failed without being killed: %v\n%s", trial, werr, out.String())
+		}
+		for _, p := range []string{d.db, filepath.Join(d.state, "base.db")} {
+			if _, err := os.Stat(p); err == nil {
+				if got := queryOne(t, p, "PRAGMA integrity_check"); got != "ok" {
+					t.Fatalf("trial %d: integrity_check of %s: %s", trial, p, got)
+				}
+			}
+		}
+	}
+	ctx := context.Background()
+	var ss []*rowdrop.Syncer
+	for _, d := range devs {
+		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: d.state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ss = append(ss, s)
+	}
+	for round := 0; round < 4; round++ {
+		for _, s := range ss {
+			if _, err := s.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	render := func(d *crashDev) string {
+		return queryOne(t, d.db, `SELECT group_concat(x, ' ') FROM (SELECT n.id || '>' || coalesce(b.uid, '?') AS x FROM notes n LEFT JOIN notebooks b ON b.id = n.notebook_id ORDER BY n.id)`) +
+			" | " + queryOne(t, d.db, `SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)`)
+	}
+	if a, b := render(devs[0]), render(devs[1]); a != b {
+		t.Fatalf("devices diverged after crashes:\n%s\n%s", a, b)
+	}
+	for uid := range uids {
+		if n := queryOne(t, devs[0].db, `SELECT count(*) FROM notebooks WHERE uid = ?`, uid); n != "1" {
+			t.Errorf("notebook %s present %s times", uid, n)
+		}
+	}
+	for note, nb := range chose {
+		if got := queryOne(t, devs[0].db, `SELECT coalesce((SELECT b.uid FROM notes n JOIN notebooks b ON b.id = n.notebook_id WHERE n.id = ?), '?')`, note); got != nb {
+			t.Errorf("note %s is in %s, its author chose %s", note, got, nb)
+		}
+	}
 }

@@ -361,7 +361,23 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 			}
 		}
 	}
+	moved := false
 	if mover != cl {
+		// A re-apply after a crash between the live and the base commit
+		// finds the move already made in live: references made since
+		// then were made to the row that now holds the id.
+		// (Not through an access: rows.Table statements are the
+		// connection's cached ones, finalized by their one owner.)
+		q := fmt.Sprintf("SELECT count(*) FROM main.%s WHERE %s = ?", db.Quote(t.Name), db.Quote(t.Columns[pkc].Name))
+		err := sqlitex.Execute(e.Live, q, &sqlitex.ExecOptions{Args: []any{nk.Int}, ResultFunc: func(s *sqlite.Stmt) error {
+			moved = s.ColumnInt64(0) > 0
+			return nil
+		}})
+		if err != nil {
+			return false, fmt.Errorf("read %s in the live database: %w", t.Name, err)
+		}
+	}
+	if mover != cl && !moved {
 		// References made here and not exported yet were made when the
 		// moving row held the id: they follow it. (Every batch is settled,
 		// so this goroutine may read live.)
@@ -433,6 +449,15 @@ func applyMoves(conn *sqlite.Conn, which string, acc *access, moves []move) erro
 		}
 		if row == nil {
 			continue
+		}
+		if !sameRow(mv.from, mv.to) {
+			// Already moved (a re-apply after a crash between the live and
+			// the base commit): the row under the old id is another one.
+			if there, err := rt.Get(mv.to); err != nil {
+				return err
+			} else if there != nil {
+				continue
+			}
 		}
 		if err := moveRow(rt, mv.from, mv.to, row, mv.col, mv.val); err != nil {
 			return fmt.Errorf("re-key a row of %s in the %s database: %w", mv.t.Name, which, err)
