@@ -63,7 +63,7 @@ func (m *RowMeta) CellClock(col string) Clock {
 // Meta reads and writes row metadata on the base connection.
 type Meta struct {
 	conn                        *sqlite.Conn
-	getRow, getCells, putRow    *sqlite.Stmt
+	getRow, putRow              *sqlite.Stmt
 	delCells, putCell, delCellQ *sqlite.Stmt
 }
 
@@ -74,8 +74,8 @@ func (d *Dir) NewMeta() (*Meta, error) {
 		s **sqlite.Stmt
 		q string
 	}{
-		{&m.getRow, "SELECT ins, ins_dev, wmax, wmax_dev, del, del_dev, dead FROM rowdrop_rows WHERE tbl=? AND pk=?"},
-		{&m.getCells, "SELECT col, hlc, dev FROM rowdrop_cells WHERE tbl=? AND pk=?"},
+		{&m.getRow, `SELECT r.ins, r.ins_dev, r.wmax, r.wmax_dev, r.del, r.del_dev, r.dead, c.col, c.hlc, c.dev
+			FROM rowdrop_rows r LEFT JOIN rowdrop_cells c ON c.tbl = r.tbl AND c.pk = r.pk WHERE r.tbl=? AND r.pk=?`},
 		{&m.putRow, "INSERT OR REPLACE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead) VALUES(?,?,?,?,?,?,?,?,?)"},
 		{&m.delCells, "DELETE FROM rowdrop_cells WHERE tbl=? AND pk=?"},
 		{&m.putCell, "INSERT OR REPLACE INTO rowdrop_cells(tbl,pk,col,hlc,dev) VALUES(?,?,?,?,?)"},
@@ -91,46 +91,40 @@ func (d *Dir) NewMeta() (*Meta, error) {
 }
 
 // Get returns the metadata of a row, or nil if rowdrop has never seen it.
+// One statement reads the row's clocks and its cell clocks together (a
+// merge reads this for every change it applies).
 func (m *Meta) Get(tbl string, pk []byte) (*RowMeta, error) {
 	s := m.getRow
 	defer s.Reset()
 	s.BindText(1, tbl)
 	s.BindBytes(2, pk)
-	ok, err := s.Step()
-	if err != nil {
-		return nil, fmt.Errorf("read row metadata of %s: %w", tbl, err)
-	}
-	if !ok {
-		return nil, nil
-	}
-	r := &RowMeta{
-		Ins:  Clock{hlc.Timestamp(s.ColumnInt64(0)), s.ColumnText(1)},
-		WMax: Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)},
-		Del:  Clock{hlc.Timestamp(s.ColumnInt64(4)), s.ColumnText(5)},
-	}
-	if !s.ColumnIsNull(6) {
-		r.Dead = make([]byte, s.ColumnLen(6))
-		s.ColumnBytes(6, r.Dead)
-	}
-	s.Reset()
-	c := m.getCells
-	defer c.Reset()
-	c.BindText(1, tbl)
-	c.BindBytes(2, pk)
+	var r *RowMeta
 	for {
-		ok, err := c.Step()
+		ok, err := s.Step()
 		if err != nil {
-			return nil, fmt.Errorf("read cell clocks of %s: %w", tbl, err)
+			return nil, fmt.Errorf("read row metadata of %s: %w", tbl, err)
 		}
 		if !ok {
-			break
+			return r, nil
 		}
-		if r.Cells == nil {
-			r.Cells = map[string]Clock{}
+		if r == nil {
+			r = &RowMeta{
+				Ins:  Clock{hlc.Timestamp(s.ColumnInt64(0)), s.ColumnText(1)},
+				WMax: Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)},
+				Del:  Clock{hlc.Timestamp(s.ColumnInt64(4)), s.ColumnText(5)},
+			}
+			if !s.ColumnIsNull(6) {
+				r.Dead = make([]byte, s.ColumnLen(6))
+				s.ColumnBytes(6, r.Dead)
+			}
 		}
-		r.Cells[c.ColumnText(0)] = Clock{hlc.Timestamp(c.ColumnInt64(1)), c.ColumnText(2)}
+		if !s.ColumnIsNull(7) {
+			if r.Cells == nil {
+				r.Cells = map[string]Clock{}
+			}
+			r.Cells[s.ColumnText(7)] = Clock{hlc.Timestamp(s.ColumnInt64(8)), s.ColumnText(9)}
+		}
 	}
-	return r, nil
 }
 
 // Put stores a row's metadata; cells at or below the insert clock are
@@ -202,7 +196,7 @@ func (m *Meta) cell(s *sqlite.Stmt, tbl string, pk []byte, col string, c *Clock)
 
 // Close finalizes statements.
 func (m *Meta) Close() {
-	for _, s := range []*sqlite.Stmt{m.getRow, m.getCells, m.putRow, m.delCells, m.putCell, m.delCellQ} {
+	for _, s := range []*sqlite.Stmt{m.getRow, m.putRow, m.delCells, m.putCell, m.delCellQ} {
 		s.Finalize()
 	}
 }
