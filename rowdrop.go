@@ -306,6 +306,13 @@ func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 			return export.Result{}, err
 		}
 	}
+	// A local row that must leave a shared INTEGER id (rekey.go) never
+	// leaves under it.
+	if im, err := s.importer(); err != nil {
+		return export.Result{}, err
+	} else if err := im.Engine.FixLocalMoves(ctx); err != nil {
+		return export.Result{}, err
+	}
 	tables, _, err := s.tables()
 	if err != nil {
 		return export.Result{}, err
@@ -330,6 +337,9 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	}
 	rb, err := s.rebase(ctx, im)
 	if err != nil {
+		return importer.Result{}, err
+	}
+	if err := im.Engine.FixLocalMoves(ctx); err != nil { // after a rebase
 		return importer.Result{}, err
 	}
 	res, err := im.Import(ctx)

@@ -72,9 +72,10 @@ type item struct {
 	o   *outcome
 	// Re-keying (rekey.go): rows to move first, the decision to record,
 	// and fresh: the key was vacated for this insert (no metadata, no row).
-	moves []move
-	rekey *state.Rekey
-	fresh bool
+	moves     []move
+	rekey     *state.Rekey
+	fresh     bool
+	localMove bool // a local row under this id moves after the file (FixLocalMoves)
 
 	// UNIQUE clashes (unique.go): live's row before the batch and the row
 	// written there; whether the live write was made or refused; whether
@@ -315,10 +316,13 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			return st, err
 		}
 	}
+	if err := openBase(); err != nil {
+		return st, err
+	}
+	if err := e.fixLocalMoves(ctx, baseAcc, liveAcc); err != nil {
+		return st, err
+	}
 	if finish != nil {
-		if err := openBase(); err != nil {
-			return st, err
-		}
 		if err := finish(); err != nil {
 			return st, err
 		}
@@ -518,11 +522,12 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *
 			return err
 		}
 		if e.rk != nil && it.b == nil && l != nil && it.o.base != nil && e.rk.parents[strings.ToLower(it.t.Name)] != nil && !rowEqual(it.t, it.o.base, l) {
-			// A row created here under the same id: it moves (rekey.go).
-			if err := e.moveLocal(acc, e.rk, it.t, it.key, l, src); err != nil {
-				return err
-			}
-			l = nil
+			// A row created here under the same id: it moves, with the
+			// references made here, once the whole file is merged and
+			// base tells them from merged ones (FixLocalMoves). Until
+			// then live keeps it.
+			it.localMove = true
+			continue
 		}
 		row, conflicts := liveTarget(it.t, it.b, l, it.o.base)
 		for _, c := range conflicts {
@@ -709,6 +714,12 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 		if it.rekey != nil {
 			if err = e.State.AddRekey(it.rekey); err != nil {
 				return err
+			}
+		}
+		if it.localMove {
+			if err = sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
+				&sqlitex.ExecOptions{Args: []any{it.t.Name, it.pk, int64(src.Clock.HLC)}}); err != nil {
+				return fmt.Errorf("record a local row to move: %w", err)
 			}
 		}
 		bt := acc.get(e.State.Base, "base", it.t)

@@ -63,7 +63,7 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		return st, err
 	}
 	// A row created here that meets a snapshot row under the same INTEGER
-	// id moves, as with a changeset (rekey.go, moveLocal).
+	// id moves, as with a changeset (rekey.go, FixLocalMoves).
 	rk, err := e.newRekeyer(src)
 	if err != nil {
 		return st, err

@@ -24,6 +24,7 @@ package merge
 //     exported, and local references follow it.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -35,6 +36,7 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
+	"rowdrop/internal/hlc"
 	"rowdrop/internal/rows"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
@@ -488,33 +490,143 @@ func moveMeta(conn *sqlite.Conn, t *schema.Table, from, to []byte) error {
 	return nil
 }
 
-// moveLocal handles a remote insert meeting a row created here and not
-// exported yet, in an INTEGER-keyed table: the local row moves to its new
-// id (it is the mover: its export will carry a later clock), and so do
-// the live rows referencing it. Runs inside the live transaction.
-func (e *Engine) moveLocal(acc *access, r *rekeyer, t *schema.Table, key, l []changeset.Value, src Source) error {
-	// Its export will carry a later clock than this one; the name only
-	// needs to be unique, and is never seen elsewhere under the old id.
-	nk := moverKey(t, key, state.Clock{HLC: src.Clock.HLC, Dev: e.Self})
-	lt := acc.get(e.Live, "live", t)
+// FixLocalMoves moves the rows created here and not exported yet that met
+// a remote insert under the same INTEGER id (recorded by a merge): each
+// goes to a new id, the rows referencing it that were made here follow
+// (a reference merged from elsewhere, as base holds it, stays with the
+// id), and live gets the merged row under the old id. Idempotent: a row
+// already moved is only unrecorded. Rowdrop runs it after every merge and
+// before every export, so a local row never leaves under the shared id.
+func (e *Engine) FixLocalMoves(ctx context.Context) error {
+	baseAcc, liveAcc := newAccess(), newAccess()
+	defer baseAcc.close()
+	defer liveAcc.close()
+	return e.fixLocalMoves(ctx, baseAcc, liveAcc)
+}
+
+type localMove struct {
+	t   *schema.Table
+	pk  []byte
+	hlc int64
+}
+
+func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) error {
+	var todo []localMove
+	err := sqlitex.Execute(e.State.Base, "SELECT tbl, pk, hlc FROM rowdrop_local_moves", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		lm := localMove{t: e.Tables[s.ColumnText(0)], pk: make([]byte, s.ColumnLen(1)), hlc: s.ColumnInt64(2)}
+		s.ColumnBytes(1, lm.pk)
+		todo = append(todo, lm)
+		return nil
+	}})
+	if err != nil || len(todo) == 0 {
+		return err
+	}
+	var refs map[string][]fkRef
+	if r, err := e.newRekeyer(Source{}); err != nil {
+		return err
+	} else {
+		refs = r.refs
+	}
+	pending := map[string]bool{}
+	for _, lm := range todo {
+		pending[s2(lm.t)+"\x00"+string(lm.pk)] = true
+	}
+	for _, lm := range todo {
+		delete(pending, s2(lm.t)+"\x00"+string(lm.pk))
+		if lm.t != nil && integerKey(lm.t) {
+			if err := e.fixLocalMove(ctx, baseAcc, liveAcc, refs, pending, lm); err != nil {
+				return err
+			}
+		}
+		if err := sqlitex.Execute(e.State.Base, "DELETE FROM rowdrop_local_moves WHERE tbl=? AND pk=?",
+			&sqlitex.ExecOptions{Args: []any{s2(lm.t), lm.pk}}); err != nil {
+			return fmt.Errorf("clear a local move: %w", err)
+		}
+	}
+	return nil
+}
+
+func s2(t *schema.Table) string {
+	if t == nil {
+		return ""
+	}
+	return t.Name
+}
+
+func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, refs map[string][]fkRef, pending map[string]bool, lm localMove) (err error) {
+	t := lm.t
+	key, err := changeset.DecodeKey(lm.pk)
+	if err != nil || len(key) != 1 {
+		return nil // not a key of this table: nothing to move
+	}
+	lt, bt := liveAcc.get(e.Live, "live", t), baseAcc.get(e.State.Base, "base", t)
+	b, err := bt.Get(key)
+	if err != nil {
+		return err
+	}
+	defer db.Interruptible(ctx, e.Live)()
+	end, err := db.Begin(e.Live, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("start write transaction on the live database: %w", err)
+	}
+	defer end(&err)
+	l, err := lt.Get(key)
+	if err != nil || l == nil || (b != nil && rowEqual(t, l, b)) {
+		return err // gone, or already the merged row
+	}
+	nk := moverKey(t, key, state.Clock{HLC: hlc.Timestamp(lm.hlc), Dev: e.Self})
+	if there, err := lt.Get([]changeset.Value{nk}); err != nil || there != nil {
+		return err
+	}
 	if err := moveRow(lt, key, []changeset.Value{nk}, l, t.PKCols()[0], nk); err != nil {
 		return fmt.Errorf("move a local row of %s to a new id: %w", t.Name, err)
 	}
 	n := 0
-	for _, refs := range r.refs {
-		for _, ref := range refs {
+	for _, rs := range refs {
+		for _, ref := range rs {
 			if ref.parent != t {
 				continue
 			}
-			col := db.Quote(ref.child.Columns[ref.col].Name)
-			q := fmt.Sprintf("UPDATE main.%s SET %s = ? WHERE %s = ?", db.Quote(ref.child.Name), col, col)
-			if err := sqlitex.Execute(e.Live, q, &sqlitex.ExecOptions{Args: []any{nk.Int, key[0].Int}}); err != nil {
-				return fmt.Errorf("re-point rows of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
+			keys, err := referencing(e.Live, ref, key[0])
+			if err != nil {
+				return err
 			}
-			n += e.Live.Changes()
+			ct, cb := liveAcc.get(e.Live, "live", ref.child), baseAcc.get(e.State.Base, "base", ref.child)
+			for _, ck := range keys {
+				bc, err := cb.Get(ck)
+				if err != nil {
+					return err
+				}
+				// Merged from elsewhere (base holds it with this reference):
+				// it means the row that keeps the id. Unless base's row
+				// under that key is another one: a local row waiting to
+				// move itself.
+				if bc != nil && bc[ref.col].Equal(key[0]) && !pending[ref.child.Name+"\x00"+string(changeset.EncodeKey(ck))] {
+					continue
+				}
+				row, err := ct.Get(ck)
+				if err != nil || row == nil {
+					return err
+				}
+				to := append([]changeset.Value(nil), ck...)
+				for i, pc := range ref.child.PKCols() {
+					if pc == ref.col {
+						to[i] = nk
+					}
+				}
+				if err := moveRow(ct, ck, to, row, ref.col, nk); err != nil {
+					return fmt.Errorf("re-point a row of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
+				}
+				n++
+			}
+		}
+	}
+	if b != nil {
+		if err := lt.Insert(b); err != nil {
+			return fmt.Errorf("write the merged row of %s: %w", t.Name, err)
 		}
 	}
 	e.log().Info("a row created here (not exported yet) had the id of a row inserted on another device: it moves to a new id",
-		"table", t.Name, "id", key[0].String(), "new_id", nk.String(), "other_device", src.Device, "references_moved", n)
+		"table", t.Name, "id", key[0].String(), "new_id", nk.String(), "references_moved", n)
 	return nil
 }

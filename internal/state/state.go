@@ -89,6 +89,12 @@ CREATE TABLE IF NOT EXISTS rowdrop_rekeys(
 CREATE TABLE IF NOT EXISTS rowdrop_unique_held(
 	tbl TEXT NOT NULL, pk BLOB NOT NULL, logged BLOB,
 	PRIMARY KEY(tbl, pk)) WITHOUT ROWID;
+-- Rows created here and not exported yet that met a remote insert under
+-- the same INTEGER id: they move to a new id once the file is merged
+-- (merge/rekey.go, FixLocalMoves); hlc is the remote insert's clock.
+CREATE TABLE IF NOT EXISTS rowdrop_local_moves(
+	tbl TEXT NOT NULL, pk BLOB NOT NULL, hlc INTEGER NOT NULL,
+	PRIMARY KEY(tbl, pk)) WITHOUT ROWID;
 -- Files seen in the folder that could not be applied yet, with the reason.
 CREATE TABLE IF NOT EXISTS rowdrop_files(
 	path TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,
