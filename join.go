@@ -127,11 +127,12 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 	if err != nil {
 		return rr, err
 	}
-	low := map[string]uint64{}
+	low, high := map[string]uint64{}, map[string]uint64{}
 	present := map[string]bool{}
 	for d, l := range scan.Files {
 		if d != s.id.Device && len(l) > 0 {
 			low[d] = l[0].Seq
+			high[d] = l[len(l)-1].Seq
 			for _, e := range l {
 				present[e.Rel] = true
 			}
@@ -182,6 +183,18 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 		for d, lo := range low {
 			if max(applied[d], h.Seen[d])+1 < lo {
 				usable = false
+			}
+		}
+		// A snapshot cannot include files its devices have not published
+		// (every device keeps its newest file in the folder): one that
+		// claims more is early (still syncing) or lying; using it would
+		// skip files for good. (A device none of whose files are here
+		// yet cannot be checked.)
+		own := uint64(s.st.GetInt("next_seq"))
+		for d, n := range h.Seen {
+			if (d == s.id.Device && own > 0 && n >= own) || (d != s.id.Device && high[d] > 0 && n > high[d]) {
+				usable = false
+				im.RecordSnapshot(e, importer.StatusWaiting, fmt.Sprintf("%s: it includes file %d of device %s, which is not in the folder (yet); not used until it is", e.Rel, n, d))
 			}
 		}
 		for d, n := range h.Seen {

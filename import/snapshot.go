@@ -3,6 +3,7 @@ package importer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,6 +23,7 @@ import (
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
+	"rowdrop/merge"
 )
 
 // SnapshotEntry is a snapshot file found in the folder.
@@ -401,7 +403,60 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 			return fmt.Sprintf("table %s holds a row without merge metadata, or one its metadata says is deleted", n)
 		}
 	}
-	return ""
+	return checkSnapshotHistory(conn, h, shapes)
+}
+
+// checkSnapshotHistory checks the file log and the re-keying records: a
+// joiner routes later references by them, so they must be what rowdrop
+// itself would have written.
+func checkSnapshotHistory(conn *sqlite.Conn, h rdfile.Header, shapes map[string]*schema.Table) string {
+	var bad string
+	err := sqlitex.ExecuteTransient(conn, "SELECT dev, seq, hlc, seen FROM rowdrop_filelog", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		dev, seq, clk := s.ColumnText(0), s.ColumnInt64(1), s.ColumnInt64(2)
+		var seen map[string]uint64
+		switch {
+		case bad != "":
+		case !rdfile.ValidDeviceID(dev) || seq < 1 || uint64(seq) > h.Seen[dev] || clk < 0 || uint64(clk) > h.HLC:
+			bad = fmt.Sprintf("file log entry %s/%d is outside what the snapshot includes", dev, seq)
+		case json.Unmarshal([]byte(s.ColumnText(3)), &seen) != nil:
+			bad = fmt.Sprintf("file log entry %s/%d has a malformed seen vector", dev, seq)
+		default:
+			for d, n := range seen {
+				if !rdfile.ValidDeviceID(d) || n > rdfile.MaxSeq {
+					bad = fmt.Sprintf("file log entry %s/%d has a malformed seen vector", dev, seq)
+				}
+			}
+		}
+		return nil
+	}})
+	if err != nil {
+		return "unreadable file log: " + err.Error()
+	}
+	if bad != "" {
+		return bad
+	}
+	err = sqlitex.ExecuteTransient(conn, "SELECT tbl, old_pk, new_pk, keeper_hlc, keeper_dev, mover_hlc, mover_dev FROM rowdrop_rekeys", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		if bad != "" {
+			return nil
+		}
+		blob := func(i int) []byte {
+			b := make([]byte, s.ColumnLen(i))
+			s.ColumnBytes(i, b)
+			return b
+		}
+		t := shapes[s.ColumnText(0)]
+		keeper := state.Clock{HLC: hlc.Timestamp(s.ColumnInt64(3)), Dev: s.ColumnText(4)}
+		mover := state.Clock{HLC: hlc.Timestamp(s.ColumnInt64(5)), Dev: s.ColumnText(6)}
+		if t == nil || !rdfile.ValidDeviceID(keeper.Dev) || !rdfile.ValidDeviceID(mover.Dev) || keeper.Compare(mover) >= 0 ||
+			uint64(mover.HLC) > h.HLC || !merge.ValidRekey(t, blob(1), blob(2), mover) {
+			bad = fmt.Sprintf("re-keying record for table %q is not one rowdrop would write", s.ColumnText(0))
+		}
+		return nil
+	}})
+	if err != nil {
+		return "unreadable re-keying records: " + err.Error()
+	}
+	return bad
 }
 
 func pkList(t *schema.Table) string {

@@ -219,6 +219,20 @@ func (r *rekeyer) resolve(w writer, t *schema.Table, v changeset.Value) (changes
 	return v, nil
 }
 
+// ValidRekey reports whether a re-keying record of table t is one rowdrop
+// writes: an INTEGER-keyed table, an integer old id, and the new id that
+// the mover's insert clock gives (a snapshot reader checks this).
+func ValidRekey(t *schema.Table, oldPK, newPK []byte, mover state.Clock) bool {
+	if !integerKey(t) {
+		return false
+	}
+	old, err := changeset.DecodeKey(oldPK)
+	if err != nil || len(old) != 1 || old[0].Kind != changeset.KindInteger {
+		return false
+	}
+	return string(changeset.EncodeKey([]changeset.Value{moverKey(t, old, mover)})) == string(newPK)
+}
+
 // moverKey is the new id of a mover, named by its own insert clock: the
 // same on every device, whichever keeper it met first (with three rows
 // under one id, the middle one may meet either).
