@@ -13,9 +13,9 @@ import (
 	"rowdrop/internal/simtest"
 )
 
-// A snapshot whose rowdrop_rekeys holds an invented record passes
-// validation; the record reaches the joiner's base copy and silently
-// redirects a's later update of notebook 1 to a row that does not exist.
+// A snapshot whose rowdrop_rekeys holds an invented record (checksummed, so
+// whole) is refused: the record never reaches the joiner's base copy, so
+// it cannot redirect a's later update of notebook 1.
 func TestSnapshotWithForgedRekeyRefused(t *testing.T) {
 	w := simtest.NewWorld(t, kbIntSchema)
 	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
@@ -48,8 +48,8 @@ func TestSnapshotWithForgedRekeyRefused(t *testing.T) {
 }
 
 // A snapshot whose device vector (header and content agreeing) claims
-// files of a that a never wrote: the joiner takes it and then skips a's
-// real later files for good.
+// files of a that a never wrote is not used, so the joiner does not skip
+// a's real later files.
 func TestSnapshotClaimingUnpublishedFilesNotUsed(t *testing.T) {
 	w := simtest.NewWorld(t, snapSchema)
 	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
