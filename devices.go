@@ -152,7 +152,27 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 			}
 		}
 	}
-	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: s.published(), Forgotten: forgotten, Names: names})
+	im, err := s.importer()
+	if err != nil {
+		return nil, err
+	}
+	// A snapshot covers collected files only if a joiner could use it.
+	usable := func(rel string) error {
+		kind, dev, seq := rdfile.Classify(rel)
+		if kind != rdfile.NameSnapshot {
+			return fmt.Errorf("not a snapshot name")
+		}
+		snap, status, reason, err := im.OpenSnapshot(ctx, importer.SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
+		if err != nil {
+			return err
+		}
+		if status != "" {
+			return fmt.Errorf("%s (%s)", reason, status)
+		}
+		snap.Close()
+		return nil
+	}
+	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: s.published(), Forgotten: forgotten, Names: names, Usable: usable})
 	if err != nil {
 		return nil, err
 	}

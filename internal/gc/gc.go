@@ -135,6 +135,10 @@ type Input struct {
 	Forgotten []string
 	// Names, optional, gives human names of devices for messages.
 	Names map[string]string
+	// Usable, optional, validates a whole snapshot the way a joiner
+	// would (payload, clock, tables): only a snapshot a joiner can use
+	// covers collected files.
+	Usable func(rel string) error
 }
 
 // Item is one file a collection deletes.
@@ -208,7 +212,7 @@ func Retired(dirs map[string]*Dir, forgotten []string) map[string]bool {
 // NewestWhole returns the newest snapshot of dirs (by clock, then device
 // id) whose payload checksum verifies, and the problems of the newer ones
 // that did not.
-func NewestWhole(folder string, dirs map[string]*Dir) (*Snapshot, []string) {
+func NewestWhole(folder string, dirs map[string]*Dir, usable func(rel string) error) (*Snapshot, []string) {
 	var all []Snapshot
 	var problems []string
 	for _, d := range dirs {
@@ -231,6 +235,12 @@ func NewestWhole(folder string, dirs map[string]*Dir) (*Snapshot, []string) {
 		if err := verify(folder, all[i].Rel); err != nil {
 			problems = append(problems, fmt.Sprintf("snapshot %s is not whole (yet): %v", all[i].Rel, err))
 			continue
+		}
+		if usable != nil {
+			if err := usable(all[i].Rel); err != nil {
+				problems = append(problems, fmt.Sprintf("snapshot %s does not count for collection: %v", all[i].Rel, err))
+				continue
+			}
 		}
 		return &all[i], problems
 	}
@@ -301,7 +311,7 @@ func Make(in Input) (*Plan, error) {
 	}
 
 	// Coverage: the newest whole snapshot.
-	snap, problems := NewestWhole(in.Folder, dirs)
+	snap, problems := NewestWhole(in.Folder, dirs, in.Usable)
 	p.Problems = append(p.Problems, problems...)
 	var snapWhy string
 	if snap == nil {
