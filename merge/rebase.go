@@ -62,6 +62,9 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 	if err := e.mergeHistory(in.Conn); err != nil {
 		return st, err
 	}
+	if err := e.rebaseMoves(ctx); err != nil {
+		return st, err
+	}
 	// A row created here that meets a snapshot row under the same INTEGER
 	// id moves, as with a changeset (rekey.go, FixLocalMoves).
 	rk, err := e.newRekeyer(src)

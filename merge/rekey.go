@@ -644,3 +644,120 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, ref
 		"table", t.Name, "id", key[0].String(), "new_id", nk.String(), "references_moved", n)
 	return nil
 }
+
+// rebaseMoves prepares a rebase on a snapshot whose re-keying records
+// (merged in by mergeHistory) say that a row this device holds under an
+// INTEGER id is a mover: the snapshot holds another row there. The local
+// row moves to its new id first (live, base, metadata), with the
+// references its writers meant for it, so the row-by-row join meets each
+// row under the same id on both sides.
+func (e *Engine) rebaseMoves(ctx context.Context) (err error) {
+	r, err := e.newRekeyer(Source{})
+	if err != nil || !r.active() {
+		return err
+	}
+	meta, err := e.State.NewMeta()
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	baseAcc, liveAcc := newAccess(), newAccess()
+	defer baseAcc.close()
+	defer liveAcc.close()
+	var moves []move
+	for _, list := range r.byKey {
+		for _, rk := range list {
+			t := r.parents[strings.ToLower(rk.Table)]
+			if t == nil {
+				continue
+			}
+			m, err := meta.Get(t.Name, rk.OldPK)
+			if err != nil {
+				return err
+			}
+			if m == nil || m.Ins != rk.Mover {
+				continue
+			}
+			old, err := changeset.DecodeKey(rk.OldPK)
+			if err != nil || len(old) != 1 {
+				continue
+			}
+			nk := moverKey(t, old, rk.Mover)
+			moves = append(moves, move{t: t, from: old, to: []changeset.Value{nk}, col: t.PKCols()[0], val: nk})
+			for _, refs := range r.refs {
+				for _, ref := range refs {
+					if ref.parent != t {
+						continue
+					}
+					keys, err := referencing(e.State.Base, ref, old[0])
+					if err != nil {
+						return err
+					}
+					for _, ck := range keys {
+						cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
+						if err != nil {
+							return err
+						}
+						if cm == nil {
+							continue
+						}
+						w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+						if err != nil || w == nil {
+							if err != nil {
+								return err
+							}
+							continue
+						}
+						want, err := r.resolve(*w, t, old[0])
+						if err != nil {
+							return err
+						}
+						if !want.Equal(nk) {
+							continue
+						}
+						to := append([]changeset.Value(nil), ck...)
+						for i, pc := range ref.child.PKCols() {
+							if pc == ref.col {
+								to[i] = nk
+							}
+						}
+						moves = append(moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: nk})
+					}
+				}
+			}
+			e.log().Info("re-basing: a row held here under an id that another row keeps moves to its new id",
+				"table", t.Name, "id", old[0].String(), "new_id", nk.String())
+		}
+	}
+	if len(moves) == 0 {
+		return nil
+	}
+	defer db.Interruptible(ctx, e.Live)()
+	endLive, err := db.Begin(e.Live, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("start write transaction on the live database: %w", err)
+	}
+	if err = applyMoves(e.Live, "live", liveAcc, moves); err != nil {
+		endLive(&err)
+		return err
+	}
+	if endLive(&err); err != nil {
+		return err
+	}
+	endBase, err := db.Begin(e.State.Base, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("start write transaction on the base copy: %w", err)
+	}
+	defer endBase(&err)
+	if err = applyMoves(e.State.Base, "base", baseAcc, moves); err != nil {
+		return err
+	}
+	for _, mv := range moves {
+		if !sameRow(mv.from, mv.to) {
+			if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
