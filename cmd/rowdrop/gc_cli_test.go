@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"rowdrop/internal/ack"
-	"rowdrop/internal/rdfile"
 )
 
 // gc and devices through the binary: the dry run explains, the real run
@@ -31,16 +30,9 @@ func TestGCAndDevicesCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, "nothing to delete") || !strings.Contains(r.stdout, "no whole snapshot") {
 		t.Fatalf("dry run without a snapshot:\n%s", r.stdout)
 	}
-	// A snapshot of beta's, including everything beta acknowledged (its
-	// payload is a placeholder: gc reads headers and checksums only).
-	bAck, err := ack.Read(folder, bID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := rdfile.Header{Kind: rdfile.KindSnapshot, Device: bID, Install: bAck.Install, Seq: 1, HLC: 1 << 50, CreatedMS: 1, Seen: bAck.Applied}
-	if _, err := rdfile.Build(filepath.Join(folder, bID, rdfile.SnapshotName(1)), h, strings.NewReader("placeholder")); err != nil {
-		t.Fatal(err)
-	}
+	// A real snapshot of beta's, including everything beta applied (gc
+	// counts only snapshots a joiner could use).
+	ok(t, append([]string{"snapshot"}, b.flags()...)...)
 	r = ok(t, gcArgs(a, "--dry-run", "--json")...)
 	var rep struct {
 		DryRun bool `json:"dry_run"`
