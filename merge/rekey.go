@@ -336,45 +336,13 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	// the row its writer meant (files arrive in causal order, see
 	// importer.Causal, so every row a writer had seen is known by now).
 	// References naming a moved row's new id are explicit and stay.
-	for _, refs := range r.refs {
-		for _, ref := range refs {
-			if ref.parent != t {
-				continue
-			}
-			keys, err := referencing(e.State.Base, ref, old[0])
-			if err != nil {
-				return false, err
-			}
-			for _, ck := range keys {
-				cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
-				if err != nil {
-					return false, err
-				}
-				if cm == nil {
-					continue
-				}
-				w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
-				if err != nil {
-					return false, err
-				}
-				if w == nil {
-					continue
-				}
-				want, err := r.resolve(*w, t, old[0])
-				if err != nil {
-					return false, err
-				}
-				if want.Equal(old[0]) {
-					continue
-				}
-				to := append([]changeset.Value(nil), ck...)
-				for i, pc := range ref.child.PKCols() {
-					if pc == ref.col {
-						to[i] = want
-					}
-				}
-				it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: want})
-			}
+	refs, err := r.mergedRefs(e.State.Base, meta, t, old[0])
+	if err != nil {
+		return false, err
+	}
+	for _, rt := range refs {
+		if !rt.want.Equal(old[0]) {
+			it.moves = append(it.moves, refMove(rt.ref, rt.key, rt.want))
 		}
 	}
 	moved := false
@@ -397,37 +365,95 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		// References made here and not exported yet were made when the
 		// moving row held the id: they follow it. (Every batch is settled,
 		// so this goroutine may read live.)
-		for _, refs := range r.refs {
-			for _, ref := range refs {
-				if ref.parent != t {
-					continue
-				}
-				keys, err := referencing(e.Live, ref, old[0])
+		for _, ref := range r.refsTo(t) {
+			keys, err := referencing(e.Live, ref, old[0])
+			if err != nil {
+				return false, err
+			}
+			for _, ck := range keys {
+				b, err := acc.get(e.State.Base, "base", ref.child).Get(ck)
 				if err != nil {
 					return false, err
 				}
-				for _, ck := range keys {
-					b, err := acc.get(e.State.Base, "base", ref.child).Get(ck)
-					if err != nil {
-						return false, err
-					}
-					if b != nil && b[ref.col].Equal(old[0]) {
-						continue // merged before: decided above
-					}
-					to := append([]changeset.Value(nil), ck...)
-					for i, pc := range ref.child.PKCols() {
-						if pc == ref.col {
-							to[i] = nk
-						}
-					}
-					it.moves = append(it.moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: nk, liveOnly: true})
+				if b != nil && b[ref.col].Equal(old[0]) {
+					continue // merged before: decided above
 				}
+				mv := refMove(ref, ck, nk)
+				mv.liveOnly = true
+				it.moves = append(it.moves, mv)
 			}
 		}
 	}
 	e.log().Info("two devices inserted different rows under one id: both kept, the later one under a new id",
 		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
 	return true, nil
+}
+
+// refsTo lists the declared references to parent table t.
+func (r *rekeyer) refsTo(t *schema.Table) []fkRef {
+	var out []fkRef
+	for _, refs := range r.refs {
+		for _, ref := range refs {
+			if ref.parent == t {
+				out = append(out, ref)
+			}
+		}
+	}
+	return out
+}
+
+// refMove is the move that makes child row ck of ref point at v (its key
+// changes too when the reference is part of it).
+func refMove(ref fkRef, ck []changeset.Value, v changeset.Value) move {
+	to := append([]changeset.Value(nil), ck...)
+	for i, pc := range ref.child.PKCols() {
+		if pc == ref.col {
+			to[i] = v
+		}
+	}
+	return move{t: ref.child, from: ck, to: to, col: ref.col, val: v}
+}
+
+// refTarget is a merged reference to an old id and the id its writer
+// meant.
+type refTarget struct {
+	ref  fkRef
+	key  []changeset.Value
+	want changeset.Value
+}
+
+// mergedRefs lists the rows in base referencing old id v of t whose
+// writer is known, each with the id that writer meant.
+func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Table, v changeset.Value) ([]refTarget, error) {
+	var out []refTarget
+	for _, ref := range r.refsTo(t) {
+		keys, err := referencing(base, ref, v)
+		if err != nil {
+			return nil, err
+		}
+		for _, ck := range keys {
+			cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
+			if err != nil {
+				return nil, err
+			}
+			if cm == nil {
+				continue
+			}
+			w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+			if err != nil {
+				return nil, err
+			}
+			if w == nil {
+				continue
+			}
+			want, err := r.resolve(*w, t, v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, refTarget{ref, ck, want})
+		}
+	}
+	return out, nil
 }
 
 // referencing lists the keys of child rows in base whose column references v.
@@ -535,39 +561,37 @@ func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) er
 	if err != nil || len(todo) == 0 {
 		return err
 	}
-	var refs map[string][]fkRef
-	if r, err := e.newRekeyer(Source{}); err != nil {
+	r, err := e.newRekeyer(Source{})
+	if err != nil {
 		return err
-	} else {
-		refs = r.refs
 	}
 	pending := map[string]bool{}
 	for _, lm := range todo {
-		pending[s2(lm.t)+"\x00"+string(lm.pk)] = true
+		pending[tableName(lm.t)+"\x00"+string(lm.pk)] = true
 	}
 	for _, lm := range todo {
-		delete(pending, s2(lm.t)+"\x00"+string(lm.pk))
+		delete(pending, tableName(lm.t)+"\x00"+string(lm.pk))
 		if lm.t != nil && integerKey(lm.t) {
-			if err := e.fixLocalMove(ctx, baseAcc, liveAcc, refs, pending, lm); err != nil {
+			if err := e.fixLocalMove(ctx, baseAcc, liveAcc, r, pending, lm); err != nil {
 				return err
 			}
 		}
 		if err := sqlitex.Execute(e.State.Base, "DELETE FROM rowdrop_local_moves WHERE tbl=? AND pk=?",
-			&sqlitex.ExecOptions{Args: []any{s2(lm.t), lm.pk}}); err != nil {
+			&sqlitex.ExecOptions{Args: []any{tableName(lm.t), lm.pk}}); err != nil {
 			return fmt.Errorf("clear a local move: %w", err)
 		}
 	}
 	return nil
 }
 
-func s2(t *schema.Table) string {
+func tableName(t *schema.Table) string {
 	if t == nil {
 		return ""
 	}
 	return t.Name
 }
 
-func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, refs map[string][]fkRef, pending map[string]bool, lm localMove) (err error) {
+func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *rekeyer, pending map[string]bool, lm localMove) (err error) {
 	t := lm.t
 	key, err := changeset.DecodeKey(lm.pk)
 	if err != nil || len(key) != 1 {
@@ -596,43 +620,32 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, ref
 		return fmt.Errorf("move a local row of %s to a new id: %w", t.Name, err)
 	}
 	n := 0
-	for _, rs := range refs {
-		for _, ref := range rs {
-			if ref.parent != t {
-				continue
-			}
-			keys, err := referencing(e.Live, ref, key[0])
+	for _, ref := range r.refsTo(t) {
+		keys, err := referencing(e.Live, ref, key[0])
+		if err != nil {
+			return err
+		}
+		ct, cb := liveAcc.get(e.Live, "live", ref.child), baseAcc.get(e.State.Base, "base", ref.child)
+		for _, ck := range keys {
+			bc, err := cb.Get(ck)
 			if err != nil {
 				return err
 			}
-			ct, cb := liveAcc.get(e.Live, "live", ref.child), baseAcc.get(e.State.Base, "base", ref.child)
-			for _, ck := range keys {
-				bc, err := cb.Get(ck)
-				if err != nil {
-					return err
-				}
-				// Merged from elsewhere (base holds it with this reference):
-				// it means the row that keeps the id. Unless base's row
-				// under that key is another one: a local row waiting to
-				// move itself.
-				if bc != nil && bc[ref.col].Equal(key[0]) && !pending[ref.child.Name+"\x00"+string(changeset.EncodeKey(ck))] {
-					continue
-				}
-				row, err := ct.Get(ck)
-				if err != nil || row == nil {
-					return err
-				}
-				to := append([]changeset.Value(nil), ck...)
-				for i, pc := range ref.child.PKCols() {
-					if pc == ref.col {
-						to[i] = nk
-					}
-				}
-				if err := moveRow(ct, ck, to, row, ref.col, nk); err != nil {
-					return fmt.Errorf("re-point a row of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
-				}
-				n++
+			// Merged from elsewhere (base holds it with this reference):
+			// it means the row that keeps the id. Unless base's row
+			// under that key is another one: a local row waiting to
+			// move itself.
+			if bc != nil && bc[ref.col].Equal(key[0]) && !pending[ref.child.Name+"\x00"+string(changeset.EncodeKey(ck))] {
+				continue
 			}
+			row, err := ct.Get(ck)
+			if err != nil || row == nil {
+				return err
+			}
+			if err := moveRow(ct, ck, refMove(ref, ck, nk).to, row, ref.col, nk); err != nil {
+				return fmt.Errorf("re-point a row of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
+			}
+			n++
 		}
 	}
 	if b != nil {
@@ -684,45 +697,13 @@ func (e *Engine) rebaseMoves(ctx context.Context) (err error) {
 			}
 			nk := moverKey(t, old, rk.Mover)
 			moves = append(moves, move{t: t, from: old, to: []changeset.Value{nk}, col: t.PKCols()[0], val: nk})
-			for _, refs := range r.refs {
-				for _, ref := range refs {
-					if ref.parent != t {
-						continue
-					}
-					keys, err := referencing(e.State.Base, ref, old[0])
-					if err != nil {
-						return err
-					}
-					for _, ck := range keys {
-						cm, err := meta.Get(ref.child.Name, changeset.EncodeKey(ck))
-						if err != nil {
-							return err
-						}
-						if cm == nil {
-							continue
-						}
-						w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
-						if err != nil || w == nil {
-							if err != nil {
-								return err
-							}
-							continue
-						}
-						want, err := r.resolve(*w, t, old[0])
-						if err != nil {
-							return err
-						}
-						if !want.Equal(nk) {
-							continue
-						}
-						to := append([]changeset.Value(nil), ck...)
-						for i, pc := range ref.child.PKCols() {
-							if pc == ref.col {
-								to[i] = nk
-							}
-						}
-						moves = append(moves, move{t: ref.child, from: ck, to: to, col: ref.col, val: nk})
-					}
+			refs, err := r.mergedRefs(e.State.Base, meta, t, old[0])
+			if err != nil {
+				return err
+			}
+			for _, rt := range refs {
+				if rt.want.Equal(nk) {
+					moves = append(moves, refMove(rt.ref, rt.key, nk))
 				}
 			}
 			e.log().Info("re-basing: a row held here under an id that another row keeps moves to its new id",
