@@ -307,11 +307,18 @@ func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 		}
 	}
 	// A local row that must leave a shared INTEGER id (rekey.go) never
-	// leaves under it.
-	if im, err := s.importer(); err != nil {
+	// leaves under it. (Checked first: building the merge engine reads
+	// the schema, which an export need not do twice.)
+	if pending, err := s.st.HasLocalMoves(); err != nil {
 		return export.Result{}, err
-	} else if err := im.Engine.FixLocalMoves(ctx); err != nil {
-		return export.Result{}, err
+	} else if pending {
+		im, err := s.importer()
+		if err != nil {
+			return export.Result{}, err
+		}
+		if err := im.Engine.FixLocalMoves(ctx); err != nil {
+			return export.Result{}, err
+		}
 	}
 	tables, _, err := s.tables()
 	if err != nil {

@@ -102,3 +102,17 @@ func (d *Dir) AppliedVector() (map[string]uint64, error) {
 	}
 	return out, nil
 }
+
+// HasLocalMoves reports whether local rows wait to leave a shared INTEGER
+// id (merge.Engine.FixLocalMoves): a cheap check before every export.
+func (d *Dir) HasLocalMoves() (bool, error) {
+	var any bool
+	err := sqlitex.Execute(d.Base, "SELECT EXISTS(SELECT 1 FROM rowdrop_local_moves)", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		any = s.ColumnInt(0) != 0
+		return nil
+	}})
+	if err != nil {
+		return false, fmt.Errorf("read pending local moves: %w", err)
+	}
+	return any, nil
+}
