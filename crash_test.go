@@ -91,26 +91,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		}
 		devs = append(devs, d)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Calibrate: how long does an uninterrupted child take here? Kill
-	// moments are spread over that span (and a bit past it, so some runs
-	// complete).
-	span := 50 * time.Millisecond
-	for _, d := range devs {
-		start := time.Now()
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("calibration run: %v %s", err, out)
-		}
-		if el := time.Since(start); el > span {
-			span = el
-		}
-	}
-	t.Logf("an uninterrupted child takes about %v", span)
+	span := calibrate(t, devs, folder)
 	kills := 0
 	for trial := 0; trial < trials; trial++ {
 		d := devs[rng.Intn(len(devs))]
@@ -126,40 +107,14 @@ func TestCrashAtAnyInstant(t *testing.T) {
 				d.last[k] = v
 			}
 		}
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		delay := time.Duration(rng.Int63n(int64(span) * 5 / 4))
-		timer := time.AfterFunc(delay, func() { cmd.Process.Kill() })
-		werr := cmd.Wait()
-		if !timer.Stop() {
+		if runKilled(t, trial, d, folder, time.Duration(rng.Int63n(int64(span)*5/4))) {
 			kills++
-		} else if werr != nil {
-			t.Fatalf("trial %d: child sync failed without being killed: %v", trial, werr)
 		}
 		checkAfterCrash(t, trial, d, folder)
 	}
 	t.Logf("%d of %d children were killed mid-run", kills, trials)
 	// Restart everything in-process and converge.
-	ctx := context.Background()
-	var ss []*rowdrop.Syncer
-	for _, d := range devs {
-		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: d.state})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		ss = append(ss, s)
-	}
-	for round := 0; round < 3; round++ {
-		for _, s := range ss {
-			if _, err := s.Sync(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	converge(t, devs, folder, 3)
 	d0 := dump(t, devs[0].db)
 	for _, d := range devs[1:] {
 		if got := dump(t, d.db); got != d0 {
@@ -174,6 +129,80 @@ func TestCrashAtAnyInstant(t *testing.T) {
 				if got != d.last[k] {
 					t.Fatalf("key %s on %s: got %q, last write on %s was %q", k, other.name, got, d.name, d.last[k])
 				}
+			}
+		}
+	}
+}
+
+// syncChild is a child process that runs one Sync of device d.
+func syncChild(t *testing.T, d *crashDev, folder string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
+	return cmd
+}
+
+// calibrate returns how long an uninterrupted child takes here: kill
+// moments are spread over that span (and a bit past it, so some runs
+// complete).
+func calibrate(t *testing.T, devs []*crashDev, folder string) time.Duration {
+	t.Helper()
+	span := 50 * time.Millisecond
+	for _, d := range devs {
+		start := time.Now()
+		if out, err := syncChild(t, d, folder).CombinedOutput(); err != nil {
+			t.Fatalf("calibration run: %v %s", err, out)
+		}
+		span = max(span, time.Since(start))
+	}
+	t.Logf("an uninterrupted child takes about %v", span)
+	return span
+}
+
+// runKilled runs a sync child of d and kills it after delay unless it has
+// finished; it reports whether it was killed. A child that fails on its
+// own fails the test.
+func runKilled(t *testing.T, trial int, d *crashDev, folder string, delay time.Duration) bool {
+	t.Helper()
+	cmd := syncChild(t, d, folder)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(delay, func() { cmd.Process.Kill() })
+	werr := cmd.Wait()
+	if !timer.Stop() {
+		return true
+	}
+	if werr != nil {
+		t.Fatalf("trial %d: child sync failed without being killed: %v\n%s", trial, werr, out.String())
+	}
+	return false
+}
+
+// converge reopens every device in-process and syncs them all, rounds
+// times.
+func converge(t *testing.T, devs []*crashDev, folder string, rounds int) {
+	t.Helper()
+	ctx := context.Background()
+	var ss []*rowdrop.Syncer
+	for _, d := range devs {
+		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: d.state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ss = append(ss, s)
+	}
+	for round := 0; round < rounds; round++ {
+		for _, s := range ss {
+			if _, err := s.Sync(ctx); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}
@@ -280,23 +309,7 @@ func TestCrashDuringRekey(t *testing.T) {
 		conn.Close()
 		devs = append(devs, d)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := func(d *crashDev) *exec.Cmd {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=sync", "ROWDROP_DB="+d.db, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+d.state)
-		return cmd
-	}
-	span := 50 * time.Millisecond
-	for _, d := range devs {
-		start := time.Now()
-		if out, err := child(d).CombinedOutput(); err != nil {
-			t.Fatalf("calibration run: %v %s", err, out)
-		}
-		span = max(span, time.Since(start))
-	}
+	span := calibrate(t, devs, folder)
 	chose := map[string]string{} // note -> notebook uid
 	uids := map[string]bool{}
 	for trial := 0; trial < trials; trial++ {
@@ -309,42 +322,10 @@ func TestCrashDuringRekey(t *testing.T) {
 		note := fmt.Sprintf("%s-n%d", d.name, trial)
 		mustExec(t, d.db, `INSERT INTO notes VALUES(?, (SELECT id FROM notebooks WHERE uid = ?), ?)`, note, nbUID, note)
 		chose[note] = nbUID
-		cmd := child(d)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		timer := time.AfterFunc(time.Duration(rng.Int63n(int64(span)*5/4)), func() { cmd.Process.Kill() })
-		werr := cmd.Wait()
-		if timer.Stop() && werr != nil {
-			t.Fatalf("trial %d: child sync failed without being killed: %v\n%s", trial, werr, out.String())
-		}
-		for _, p := range []string{d.db, filepath.Join(d.state, "base.db")} {
-			if _, err := os.Stat(p); err == nil {
-				if got := queryOne(t, p, "PRAGMA integrity_check"); got != "ok" {
-					t.Fatalf("trial %d: integrity_check of %s: %s", trial, p, got)
-				}
-			}
-		}
+		runKilled(t, trial, d, folder, time.Duration(rng.Int63n(int64(span)*5/4)))
+		checkAfterCrash(t, trial, d, folder)
 	}
-	ctx := context.Background()
-	var ss []*rowdrop.Syncer
-	for _, d := range devs {
-		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: d.state})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		ss = append(ss, s)
-	}
-	for round := 0; round < 4; round++ {
-		for _, s := range ss {
-			if _, err := s.Sync(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	converge(t, devs, folder, 4)
 	render := func(d *crashDev) string {
 		return queryOne(t, d.db, `SELECT group_concat(x, ' ') FROM (SELECT n.id || '>' || coalesce(b.uid, '?') AS x FROM notes n LEFT JOIN notebooks b ON b.id = n.notebook_id ORDER BY n.id)`) +
 			" | " + queryOne(t, d.db, `SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)`)
