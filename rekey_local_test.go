@@ -43,11 +43,7 @@ func TestLocalRowMoveLeavesRemoteChildren(t *testing.T) {
 	w.Quiesce(8)
 	w.AssertConverged()
 	want := "a-issue in A-proj\nb-issue in B-proj\n"
-	for _, d := range w.Devs {
-		if got := joinedIssues(d); got != want {
-			t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
-		}
-	}
+	wantEverywhere(t, w, joinedIssues, want)
 }
 
 // A new device whose database already holds project 1 and an issue of it
@@ -73,9 +69,5 @@ func TestJoinNonEmptyIntegerIDsChildTableFirst(t *testing.T) {
 	w.Quiesce(8)
 	w.AssertConverged()
 	want := "a-issue in A-proj\nc-issue in C-proj\n"
-	for _, d := range w.Devs {
-		if got := joinedIssues(d); got != want {
-			t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
-		}
-	}
+	wantEverywhere(t, w, joinedIssues, want)
 }

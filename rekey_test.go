@@ -27,6 +27,16 @@ func joined(d *simtest.Device) string {
 	return b.String()
 }
 
+// wantEverywhere checks what every device of w renders.
+func wantEverywhere(t *testing.T, w *simtest.World, render func(*simtest.Device) string, want string) {
+	t.Helper()
+	for _, d := range w.Devs {
+		if got := render(d); got != want {
+			t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
+		}
+	}
+}
+
 // Two offline devices create different notebooks and notes under the same
 // INTEGER ids; a third device receives them in either order. Every device
 // ends with both notebooks and both notes, each note in its own notebook,
@@ -67,11 +77,7 @@ func TestIntegerKeyCollisionWithChildren(t *testing.T) {
 			w.AssertConverged()
 			want := "a-note in A-book\na-note2 in A-book\nb-note edited in B-book renamed\nb-note2 in B-book renamed\nb-note3 in B-book renamed\n" +
 				"a-note -> a-note2\nb-note2 -> b-note edited\n"
-			for _, d := range w.Devs {
-				if got := joined(d); got != want {
-					t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
-				}
-			}
+			wantEverywhere(t, w, joined, want)
 			// Both devices keep working with the merged ids.
 			a.Exec(`UPDATE notes SET title = 'a-note final' WHERE title = 'a-note'`)
 			b.Exec(`INSERT INTO notes(notebook_id, title) SELECT id, 'b-note4' FROM notebooks WHERE name = 'B-book renamed'`)
@@ -104,11 +110,7 @@ func TestIntegerKeyCollisionWithUnexportedLocalRow(t *testing.T) {
 	w.Quiesce(8)
 	w.AssertConverged()
 	want := "a-note in A-book\nb-note in B-book\n"
-	for _, d := range w.Devs {
-		if got := joined(d); got != want {
-			t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
-		}
-	}
+	wantEverywhere(t, w, joined, want)
 }
 
 // A device joining from a snapshot taken after an id collision still
@@ -141,9 +143,5 @@ func TestIntegerKeyCollisionJoinerFromSnapshot(t *testing.T) {
 	w.Quiesce(8)
 	w.AssertConverged()
 	want := "b-note written before b saw a in B-book\n"
-	for _, d := range w.Devs {
-		if got := joined(d); got != want {
-			t.Errorf("device %s:\n%s\nwant:\n%s", d.Name, got, want)
-		}
-	}
+	wantEverywhere(t, w, joined, want)
 }
