@@ -61,16 +61,7 @@ func seedFromEnv(t *testing.T) int64 {
 }
 
 func TestCrashAtAnyInstant(t *testing.T) {
-	trials := 30
-	if n, err := strconv.Atoi(os.Getenv("ROWDROP_CRASH_TRIALS")); err == nil && n > 0 {
-		trials = n
-	}
-	seed := seedFromEnv(t)
-	t.Logf("seed %d (rerun with ROWDROP_SEED=%d), %d trials", seed, seed, trials)
-	rng := rand.New(rand.NewSource(seed))
-	root := t.TempDir()
-	folder := filepath.Join(root, "folder")
-	os.MkdirAll(folder, 0o755)
+	trials, rng, root, folder := crashSetup(t, 30)
 	var devs []*crashDev
 	for i, name := range []string{"a", "b"} {
 		d := &crashDev{name: name, db: filepath.Join(root, name+".db"), state: filepath.Join(root, name+"-state"), last: map[string]string{}}
@@ -132,6 +123,24 @@ func TestCrashAtAnyInstant(t *testing.T) {
 			}
 		}
 	}
+}
+
+// crashSetup reads the trial count (ROWDROP_CRASH_TRIALS, else n) and
+// the seed, and makes the shared folder.
+func crashSetup(t *testing.T, n int) (trials int, rng *rand.Rand, root, folder string) {
+	t.Helper()
+	trials = n
+	if v, err := strconv.Atoi(os.Getenv("ROWDROP_CRASH_TRIALS")); err == nil && v > 0 {
+		trials = v
+	}
+	seed := seedFromEnv(t)
+	t.Logf("seed %d (rerun with ROWDROP_SEED=%d), %d trials", seed, seed, trials)
+	root = t.TempDir()
+	folder = filepath.Join(root, "folder")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return trials, rand.New(rand.NewSource(seed)), root, folder
 }
 
 // syncChild is a child process that runs one Sync of device d.
@@ -285,16 +294,7 @@ func queryOne(t *testing.T, path, q string, args ...any) string {
 // exists once on both devices and every note is in the notebook its author
 // chose.
 func TestCrashDuringRekey(t *testing.T) {
-	trials := 20
-	if n, err := strconv.Atoi(os.Getenv("ROWDROP_CRASH_TRIALS")); err == nil && n > 0 {
-		trials = n
-	}
-	seed := seedFromEnv(t)
-	t.Logf("seed %d (rerun with ROWDROP_SEED=%d), %d trials", seed, seed, trials)
-	rng := rand.New(rand.NewSource(seed))
-	root := t.TempDir()
-	folder := filepath.Join(root, "folder")
-	os.MkdirAll(folder, 0o755)
+	trials, rng, root, folder := crashSetup(t, 20)
 	var devs []*crashDev
 	for _, name := range []string{"a", "b"} {
 		d := &crashDev{name: name, db: filepath.Join(root, name+".db"), state: filepath.Join(root, name+"-state")}
