@@ -62,13 +62,14 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 	if err := e.mergeHistory(in.Conn); err != nil {
 		return st, err
 	}
-	if err := e.rebaseMoves(ctx); err != nil {
+	// The rekeyer holds the merged records: rebaseMoves uses them, and a
+	// row created here that meets a snapshot row under the same INTEGER
+	// id moves, as with a changeset (rekey.go, FixLocalMoves).
+	rk, err := e.newRekeyer(Source{}) // no source file: the snapshot is not a changeset
+	if err != nil {
 		return st, err
 	}
-	// A row created here that meets a snapshot row under the same INTEGER
-	// id moves, as with a changeset (rekey.go, FixLocalMoves).
-	rk, err := e.newRekeyer(src)
-	if err != nil {
+	if err := e.rebaseMoves(ctx, rk); err != nil {
 		return st, err
 	}
 	if rk.active() {

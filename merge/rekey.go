@@ -664,10 +664,9 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 // row moves to its new id first (live, base, metadata), with the
 // references its writers meant for it, so the row-by-row join meets each
 // row under the same id on both sides.
-func (e *Engine) rebaseMoves(ctx context.Context) (err error) {
-	r, err := e.newRekeyer(Source{})
-	if err != nil || !r.active() {
-		return err
+func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
+	if !r.active() {
+		return nil
 	}
 	meta, err := e.State.NewMeta()
 	if err != nil {
