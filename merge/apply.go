@@ -36,7 +36,8 @@ type Engine struct {
 	// Rekey turns on re-keying of INTEGER-key collisions (rekey.go).
 	Rekey bool
 
-	rk *rekeyer // during Apply
+	rk                   *rekeyer // during Apply
+	waitLive, commitBase time.Duration
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 	uniq     uniqueCache                  // UNIQUE clashes (unique.go)
@@ -95,18 +96,21 @@ type ChangeReader interface {
 // file's last changes.
 //
 // Work runs as a two-stage pipeline over batches. This goroutine reads
-// changes, decides them (reading base and metadata) and writes base and
-// metadata; another writes each decided batch to live in one short
-// transaction (see lockTarget). Deciding batch k+1 overlaps with live's
-// batch k, so the two databases' work shares the machine's cores. That
-// is sound because a batch never repeats a key and never shares a key
-// with the batch still in flight (see add), so no decision reads what an
-// unwritten one would change.
+// changes, decides them (reading base and metadata) and writes their
+// merged rows and metadata to base; another writes each decided batch to
+// live in one short transaction (see lockTarget). Batch k+1's base work
+// overlaps with live's batch k, so the two databases' work shares the
+// machine's cores. That is sound because a batch never repeats a key and
+// never shares a key with the batch still in flight (see flush), and live
+// writes read only live. Batches on tables with UNIQUE indexes run one at
+// a time: their clashes are settled in live (fixLive) before the next
+// batch is decided.
 //
 // Base and metadata are written in transactions that span many batches
-// (base.db is private, so its lock costs nobody anything), and only after
-// the batch's live transaction committed. If the process dies with base
-// behind live, re-applying the file is harmless: the importer finishes an
+// (base.db is private, so its lock costs nobody anything), and a base
+// transaction commits only after live committed every batch in it, so on
+// disk base is never ahead of live. If the process dies with base behind
+// live, re-applying the file is harmless: the importer finishes an
 // in-flight file before any export, live already holds the merged values
 // (which then look like local edits equal to the merge), and base catches
 // up.
@@ -173,10 +177,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		if r.err != nil {
 			return r.err
 		}
-		if err := openBase(); err != nil {
-			return err
-		}
-		if err := e.applyBase(p.items, src, meta, baseAcc, &st); err != nil {
+		if err := e.afterLive(p.items, src, &st); err != nil {
 			return err
 		}
 		return e.fixLive(ctx, p.items, &uctx{src: src, meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st})
@@ -190,18 +191,31 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		if err := openBase(); err != nil {
 			return err
 		}
-		if pending != nil && pending.overlaps(keys) {
+		serial, err := e.touchesUnique(items)
+		if err != nil {
+			return err
+		}
+		if pending != nil && (serial || pending.serial || pending.overlaps(keys)) {
 			if err := settle(); err != nil {
 				return err
 			}
 		}
-		if err := e.decideBatch(src, meta, baseAcc, items); err != nil {
+		if err := e.decideAndBase(src, meta, baseAcc, items, serial); err != nil {
 			return err
 		}
 		if err := settle(); err != nil {
 			return err
 		}
+		st.Changes += int64(len(items))
+		st.Batches++
+		pending = e.startLive(ctx, items, keys, src, liveAcc)
+		pending.serial = serial
+		items, keys = nil, map[string]bool{}
 		if time.Since(baseSince) >= baseCommitEvery {
+			// Base may commit only what live already holds.
+			if err := settle(); err != nil {
+				return err
+			}
 			var err error
 			end := endBase
 			endBase = nil
@@ -209,10 +223,6 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 				return fmt.Errorf("commit the base copy: %w", err)
 			}
 		}
-		st.Changes += int64(len(items))
-		st.Batches++
-		pending = e.startLive(ctx, items, keys, src, liveAcc)
-		items, keys = nil, map[string]bool{}
 		return nil
 	}
 	for {
@@ -338,6 +348,10 @@ type inflight struct {
 	items []*item
 	keys  map[string]bool
 	done  chan liveResult
+	// serial: the batch touches a table with UNIQUE indexes, whose
+	// clashes are settled against live (fixLive) before the next batch
+	// is decided.
+	serial bool
 }
 
 type liveResult struct {
@@ -455,15 +469,45 @@ func (it *item) setKey() {
 }
 
 // decideBatch reads each item's metadata and base row and decides it.
-func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []*item) error {
-	// Keys are distinct within a batch, so order is free: key order turns
-	// random B-tree probes into a forward walk.
+// decideChunk bounds the changes decided before their base writes, so the
+// pages a decision read are still in base's page cache when they are
+// written.
+const decideChunk = 128
+
+// decideAndBase decides a batch and writes its base side. Keys are
+// distinct within a batch, so order is free: key order turns random
+// B-tree probes into a forward walk, and one change's base write cannot
+// change another's decision. Batches that re-key rows or touch UNIQUE
+// indexes are decided whole first: moves and clashes reach across keys.
+func (e *Engine) decideAndBase(src Source, meta *state.Meta, acc *access, items []*item, serial bool) error {
 	sort.Slice(items, func(i, j int) bool {
 		if items[i].t.Name != items[j].t.Name {
 			return items[i].t.Name < items[j].t.Name
 		}
 		return bytes.Compare(items[i].pk, items[j].pk) < 0
 	})
+	chunk := decideChunk
+	for _, it := range items {
+		if serial || it.rekey != nil || len(it.moves) > 0 {
+			chunk = len(items)
+			break
+		}
+	}
+	for len(items) > 0 {
+		n := min(chunk, len(items))
+		if err := e.decideBatch(src, meta, acc, items[:n]); err != nil {
+			return err
+		}
+		if err := e.applyBase(items[:n], meta, acc); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
+// decideBatch decides changes with distinct keys against base and metadata.
+func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []*item) error {
 	for _, it := range items {
 		var err error
 		if it.fresh {
@@ -692,10 +736,10 @@ func sameRow(a, b []changeset.Value) bool {
 	return true
 }
 
-// applyBase writes the batch's outcome into the base copy, inside the
-// open base transaction.
-func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *access, st *Stats) (err error) {
-	now := e.now().UnixMilli()
+// applyBase writes a decided batch's merged rows and metadata to base,
+// before live: the base transaction commits only after live committed the
+// batch (Apply), so base never gets ahead of live on disk.
+func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err error) {
 	var retry []*item
 	for _, it := range items {
 		if it.o == nil {
@@ -714,12 +758,6 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 		if it.rekey != nil {
 			if err = e.State.AddRekey(it.rekey); err != nil {
 				return err
-			}
-		}
-		if it.localMove {
-			if err = sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
-				&sqlitex.ExecOptions{Args: []any{it.t.Name, it.pk, int64(src.Clock.HLC)}}); err != nil {
-				return fmt.Errorf("record a local row to move: %w", err)
 			}
 		}
 		bt := acc.get(e.State.Base, "base", it.t)
@@ -745,18 +783,57 @@ func (e *Engine) applyBase(items []*item, src Source, meta *state.Meta, acc *acc
 		if err = meta.Put(it.t.Name, it.pk, it.o.meta, it.m); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// afterLive records, once live committed a batch, what only the live
+// write could tell: local rows to move, and the conflicts (decided ones
+// and those with unexported local edits).
+func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
+	now := e.now().UnixMilli()
+	for _, it := range items {
+		if it.o == nil {
+			continue
+		}
+		if it.localMove {
+			if err := sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
+				&sqlitex.ExecOptions{Args: []any{it.t.Name, it.pk, int64(src.Clock.HLC)}}); err != nil {
+				return fmt.Errorf("record a local row to move: %w", err)
+			}
+		}
 		for _, c := range it.o.conflicts {
 			c.AtMS = now
 			c.PK = it.pk
 			c.PKText = KeyText(it.key)
 			c.File = src.File
-			if err = e.State.AddConflict(c); err != nil {
+			if err := e.State.AddConflict(c); err != nil {
 				return fmt.Errorf("write conflict log: %w", err)
 			}
 			st.Conflicts++
 		}
 	}
 	return nil
+}
+
+// touchesUnique reports whether a batch writes a table with UNIQUE
+// indexes besides its key.
+func (e *Engine) touchesUnique(items []*item) (bool, error) {
+	seen := map[*schema.Table]bool{}
+	for _, it := range items {
+		if seen[it.t] {
+			continue
+		}
+		seen[it.t] = true
+		ix, err := e.uniqueIndexes(e.State.Base, "base", it.t)
+		if err != nil {
+			return false, err
+		}
+		if len(ix) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // KeyText renders a key readably.

@@ -126,7 +126,10 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 				return fmt.Errorf("start write transaction on the base copy: %w", err)
 			}
 			u := &uctx{src: src, meta: meta, baseAcc: acc, liveAcc: liveAcc, st: &st}
-			err = e.applyBase(batch, src, meta, acc, &st)
+			err = e.applyBase(batch, meta, acc)
+			if err == nil {
+				err = e.afterLive(batch, src, &st)
+			}
 			if err == nil {
 				err = e.fixLive(ctx, batch, u)
 			}
