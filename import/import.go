@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -52,6 +51,8 @@ type Importer struct {
 	Causal bool
 
 	applied map[string]uint64 // during Import
+
+	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }
 
 // Result summarises an import.
@@ -92,13 +93,17 @@ func Applied(st *state.Dir) (map[string]uint64, error) {
 	return out, err
 }
 
+func (im *Importer) log() *slog.Logger {
+	if im.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return im.Log
+}
+
 // Import scans the folder and applies every file that can be applied.
 func (im *Importer) Import(ctx context.Context) (Result, error) {
 	var res Result
-	log := im.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := im.log()
 	scan, err := ScanFolder(im.Folder)
 	if err != nil {
 		return res, fmt.Errorf("read shared folder %s: %w (is it mounted?)", im.Folder, err)
@@ -234,19 +239,30 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 	}
 	// Validate the whole payload before touching any database: bad input
 	// never reaches it.
-	if reason := im.prevalidate(f); reason != "" {
+	fileOrder, err := im.Engine.FileOrderTables()
+	if err != nil {
+		return "", "", err
+	}
+	sc, reason := im.stage(f, fileOrder)
+	if reason != "" {
 		return StatusBroken, e.Rel + ": " + reason, nil
+	}
+	if sc != nil {
+		defer sc.Close()
 	}
 	if err := im.State.Set("inflight", e.Rel); err != nil {
 		return "", "", err
 	}
-	cs, err := f.Changeset()
-	if err != nil {
-		return classify(err), err.Error(), nil
-	}
-	defer cs.Close()
 	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel, Seq: h.Seq, Seen: h.Seen}
-	filtered := &filterReader{r: changeset.NewReader(cs, changeset.Limits{}), skip: im.Excluded} // the reader buffers (64 KiB) itself
+	var changes merge.ChangeReader = sc // key order, excluded tables already left out
+	if sc == nil {
+		cs, err := f.Changeset()
+		if err != nil {
+			return classify(err), err.Error(), nil
+		}
+		defer cs.Close()
+		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{}), skip: im.Excluded} // the reader buffers (64 KiB) itself
+	}
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
@@ -265,7 +281,7 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 		}
 		return im.State.Set("inflight", "")
 	}
-	st, err := im.Engine.Apply(ctx, src, filtered, finish)
+	st, err := im.Engine.Apply(ctx, src, changes, finish)
 	res.Changes += st.Changes
 	res.Conflicts += st.Conflicts
 	res.Corrected += st.Corrected
@@ -330,45 +346,6 @@ func (im *Importer) checkTable(t rdfile.Table) string {
 	default:
 		return fmt.Sprintf("table %s has a different shape on the writing device (%s): held until both sides run the same app version", t.Name, d.Why)
 	}
-}
-
-// prevalidate decodes the whole payload once, checking every change
-// against the header's table list and the local shapes.
-func (im *Importer) prevalidate(f *rdfile.File) string {
-	cs, err := f.Changeset()
-	if err != nil {
-		return err.Error()
-	}
-	defer cs.Close()
-	allowed := map[string]bool{}
-	for _, t := range f.Header.Tables {
-		allowed[t.Name] = true
-	}
-	rd := changeset.NewReader(cs, changeset.Limits{}) // it buffers (64 KiB) itself
-	var n int64
-	for {
-		c, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "corrupt changeset payload: " + err.Error()
-		}
-		n++
-		if !allowed[c.Table.Name] {
-			return fmt.Sprintf("changes table %q, which its header does not declare: refused", c.Table.Name)
-		}
-		if im.Excluded[c.Table.Name] {
-			continue
-		}
-		if err := merge.CheckShape(im.Tables[c.Table.Name], c.Table); err != nil {
-			return err.Error()
-		}
-	}
-	if n != f.Header.Changes {
-		return fmt.Sprintf("holds %d changes, its header says %d: refused", n, f.Header.Changes)
-	}
-	return ""
 }
 
 func classify(err error) string {

@@ -73,7 +73,44 @@ func integerKey(t *schema.Table) bool {
 }
 
 func (e *Engine) newRekeyer(src Source) (*rekeyer, error) {
-	r := &rekeyer{st: e.State, src: src, parents: map[string]*schema.Table{}, refs: map[string][]fkRef{},
+	r, err := e.rekeyTables()
+	if err != nil {
+		return nil, err
+	}
+	if r.src = src; !r.active() {
+		return r, nil
+	}
+	all, err := e.State.Rekeys()
+	if err != nil {
+		return nil, err
+	}
+	for _, rk := range all {
+		r.add(rk)
+	}
+	return r, nil
+}
+
+// FileOrderTables lists the tables whose changes must be applied in file
+// order: with re-keying on, the INTEGER-keyed tables and the tables
+// referencing them (collision checks and reference redirects read their
+// changes in file order). Other tables' changes may be reordered.
+func (e *Engine) FileOrderTables() (map[string]bool, error) {
+	r, err := e.rekeyTables()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, t := range e.Tables {
+		if r.parents[strings.ToLower(t.Name)] != nil || len(r.refs[t.Name]) > 0 {
+			out[t.Name] = true
+		}
+	}
+	return out, nil
+}
+
+// rekeyTables finds the re-keyed tables and the references to them.
+func (e *Engine) rekeyTables() (*rekeyer, error) {
+	r := &rekeyer{st: e.State, parents: map[string]*schema.Table{}, refs: map[string][]fkRef{},
 		byKey: map[string][]*state.Rekey{}, files: map[state.Clock]*state.FileInfo{}}
 	for name, t := range e.Tables {
 		if e.Rekey && integerKey(t) {
@@ -103,13 +140,6 @@ func (e *Engine) newRekeyer(src Source) (*rekeyer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read foreign keys of %s: %w", t.Name, err)
 		}
-	}
-	all, err := e.State.Rekeys()
-	if err != nil {
-		return nil, err
-	}
-	for _, rk := range all {
-		r.add(rk)
 	}
 	return r, nil
 }

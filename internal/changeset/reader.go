@@ -64,6 +64,7 @@ type Reader struct {
 	lr    *io.LimitedReader // non-nil when MaxTotalBytes is set
 	lim   Limits
 	off   int64  // bytes consumed from the input
+	start int64  // offset of the last change returned
 	table *Table // current table group, nil before the first header
 	err   error  // sticky error, io.EOF at the end
 	spans []span // scratch: where TEXT/BLOB bytes live in the arena
@@ -92,6 +93,21 @@ func NewReader(r io.Reader, lim Limits) *Reader {
 // Offset returns the number of input bytes consumed so far. After Next
 // returns a change it is the offset just past that change.
 func (r *Reader) Offset() int64 { return r.off }
+
+// Start returns the offset of the last change Next returned (its op byte):
+// the change's bytes are [Start, Offset), without its table header.
+func (r *Reader) Start() int64 { return r.start }
+
+// Reset makes r decode src from its start, as a new Reader with r's
+// limits would, reusing r's buffers.
+func (r *Reader) Reset(src io.Reader) {
+	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0]}
+	if r.lim.MaxTotalBytes > 0 {
+		r.lr = &io.LimitedReader{R: src, N: r.lim.MaxTotalBytes}
+		src = r.lr
+	}
+	r.br.Reset(src)
+}
 
 // Next decodes and returns the next change. It returns io.EOF at the clean
 // end of the input, an error wrapping ErrCorrupt (a *CorruptError with the
@@ -148,6 +164,7 @@ func (r *Reader) next() (*Change, error) {
 		if r.table == nil {
 			return nil, r.corrupt(start, "%v change before the first table header", op)
 		}
+		r.start = start
 		return r.readChange(op, start)
 	}
 }

@@ -47,11 +47,7 @@ func (w *Writer) Write(c *Change) error {
 		return fmt.Errorf("changeset: invalid change: %w", err)
 	}
 	if !w.hasLast || !c.Table.sameAs(&w.last) {
-		b := append(w.scratch[:0], 'T')
-		b = AppendVarint(b, uint64(len(c.Table.PK)))
-		b = append(b, c.Table.PK...)
-		b = append(b, c.Table.Name...)
-		b = append(b, 0)
+		b := AppendHeader(w.scratch[:0], c.Table)
 		w.write(b)
 		w.scratch = b[:0]
 		// Copy, so later mutation of the caller's Table is noticed.
@@ -127,4 +123,14 @@ func AppendValue(dst []byte, v Value) []byte {
 		dst = append(dst, v.Bytes...)
 	}
 	return dst
+}
+
+// AppendHeader appends the table header record of t ('T', column count,
+// primary-key flags, name) to dst, as Write emits it.
+func AppendHeader(dst []byte, t *Table) []byte {
+	dst = append(dst, 'T')
+	dst = AppendVarint(dst, uint64(len(t.PK)))
+	dst = append(dst, t.PK...)
+	dst = append(dst, t.Name...)
+	return append(dst, 0)
 }
