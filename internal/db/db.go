@@ -45,8 +45,11 @@ func OpenLive(path string, readOnly bool) (*sqlite.Conn, error) {
 	return conn, nil
 }
 
-// OpenPrivate opens (creating) one of rowdrop's own databases. They use a
-// rollback journal with full sync: they are small-write, crash-critical files.
+// OpenPrivate opens (creating) one of rowdrop's own databases: WAL with
+// full sync, so every commit is durable with one fsync of the WAL. A
+// rollback journal must fsync the journal before any page leaves the page
+// cache; a merge into a large base copy spills the cache constantly, and
+// those fsyncs were a third of a 1M-row merge's time (docs/BENCH.md, P2).
 func OpenPrivate(path string) (*sqlite.Conn, error) {
 	conn, err := sqlite.OpenConn(fileURI(path), sqlite.OpenReadWrite|sqlite.OpenCreate|sqlite.OpenURI)
 	if err != nil {
@@ -59,7 +62,7 @@ func OpenPrivate(path string) (*sqlite.Conn, error) {
 	// peaked at ~250 MB RSS, with 8 MiB at ~90 MB, and merges were no
 	// slower (rowdrop-bench P5 and P2; docs/BENCH.md). Misses are served
 	// from the OS page cache.
-	for _, p := range []string{"PRAGMA journal_mode=DELETE", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-8192"} {
+	for _, p := range []string{"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-8192"} {
 		if err := sqlitex.ExecuteTransient(conn, p, nil); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("configure %s: %w", path, err)
