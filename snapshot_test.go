@@ -58,6 +58,22 @@ func TestJoinLateFromSnapshot(t *testing.T) {
 	if snap.Seen[b.ID] == 0 || snap.Seen[a.ID] == 0 {
 		t.Fatalf("snapshot seen vector %v lacks a device", snap.Seen)
 	}
+	// The payload is one self-contained SQLite file in rollback mode,
+	// though base.db is in WAL mode (FORMAT §14).
+	sf, err := rdfile.Open(snap.File, rdfile.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := sf.Changeset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 100)
+	_, err = io.ReadFull(payload, head)
+	payload.Close()
+	if err != nil || string(head[:16]) != "SQLite format 3\x00" || head[18] != 1 || head[19] != 1 {
+		t.Fatalf("snapshot payload header %q (read/write versions %d/%d, want 1/1: rollback journal), %v", head[:16], head[18], head[19], err)
+	}
 	// Later work, after the snapshot.
 	w.Tick(1000)
 	a.Exec("UPDATE notes SET body='after snapshot' WHERE id='nd'")
@@ -336,7 +352,9 @@ func TestBadSnapshotsSkipped(t *testing.T) {
 		"CREATE TRIGGER evil AFTER INSERT ON notes BEGIN DELETE FROM tags; END",
 		"CREATE VIEW rowdrop_state AS SELECT 1 AS k, 2 AS v",
 		"CREATE INDEX evil ON notes(lower(title))",
-		"DROP TABLE rowdrop_cells",
+		"ALTER TABLE rowdrop_rows DROP COLUMN cells",
+		"UPDATE rowdrop_rows SET cells=x'05626f6479'",                                                     // a cell name cut short
+		"UPDATE rowdrop_rows SET cells=x'03626f62011061616161616161616161616161616161' WHERE tbl='notes'", // a cell clock of column "bob"
 		"ALTER TABLE notes ADD COLUMN extra TEXT",
 		"INSERT INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev) VALUES('sqlite_master',x'01',1,'aaaaaaaaaaaaaaaa',1,'aaaaaaaaaaaaaaaa')",
 		"INSERT INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev) VALUES('notes',x'ff00',1,'aaaaaaaaaaaaaaaa',1,'aaaaaaaaaaaaaaaa')",

@@ -702,5 +702,5 @@ func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.
 		}
 		m.WMax = clock
 	}
-	return d, meta.Put(t.Name, pk, m, old)
+	return d, meta.Put(t.Name, pk, m)
 }

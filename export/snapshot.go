@@ -197,12 +197,12 @@ func outboxFiles(ents []os.DirEntry) []string {
 // "had the writer seen this value?" by).
 // The file log and the re-keying records travel too: a joiner needs them
 // to tell which row a later reference to a shared INTEGER id means.
-var snapshotKeep = map[string]bool{"rowdrop_rows": true, "rowdrop_cells": true, "rowdrop_devices": true,
+var snapshotKeep = map[string]bool{"rowdrop_rows": true, "rowdrop_devices": true,
 	"rowdrop_filelog": true, "rowdrop_rekeys": true}
 
 // copyBase copies base.db into path with the backup API and strips it to
 // what a snapshot carries.
-func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) error {
+func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) (err error) {
 	if err := snapshot(ctx, st.Base, path); err != nil {
 		return err
 	}
@@ -210,7 +210,23 @@ func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity
 	if err != nil {
 		return err
 	}
-	defer dst.Close()
+	defer func() {
+		if cerr := dst.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close the snapshot copy %s: %w", path, cerr)
+		}
+	}()
+	// The copy inherits base.db's WAL mode; a snapshot is one
+	// self-contained file in rollback mode (FORMAT §14).
+	mode := ""
+	if err := sqlitex.ExecuteTransient(dst, "PRAGMA journal_mode=DELETE", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		mode = s.ColumnText(0)
+		return nil
+	}}); err != nil {
+		return fmt.Errorf("take the snapshot copy %s out of WAL mode: %w", path, err)
+	}
+	if mode != "delete" {
+		return fmt.Errorf("take the snapshot copy %s out of WAL mode: it stays in %q mode", path, mode)
+	}
 	if err := stripCopy(dst, st, id, tables, last, now); err != nil {
 		return err
 	}
@@ -258,10 +274,8 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 		names = append(names, t.Name)
 		ph = append(ph, "?")
 	}
-	for _, q := range []string{"DELETE FROM rowdrop_rows WHERE tbl NOT IN (%s)", "DELETE FROM rowdrop_cells WHERE tbl NOT IN (%s)"} {
-		if err = db.Exec(dst, fmt.Sprintf(q, strings.Join(ph, ",")), names...); err != nil {
-			return err
-		}
+	if err = db.Exec(dst, fmt.Sprintf("DELETE FROM rowdrop_rows WHERE tbl NOT IN (%s)", strings.Join(ph, ",")), names...); err != nil {
+		return err
 	}
 	// Device-local columns stay on this device: readers treat them as
 	// placeholders, so blank them where the table allows it.

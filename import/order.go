@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"syscall"
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/rdfile"
@@ -105,7 +107,7 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 	var tee *spillTee
 	var iw *bufio.Writer
 	var src io.Reader = cs
-	s, err := im.newStaged()
+	s, err := im.newStaged(f.Header.RawLen + entrySize*f.Header.Changes)
 	if err != nil {
 		im.log().Warn("cannot stage a file for merging in key order; merging it in file order", "file", f.Path, "err", err)
 		s = nil
@@ -135,6 +137,10 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 			return nil, "corrupt changeset payload: " + err.Error()
 		}
 		n++
+		if n > f.Header.Changes {
+			// Refused now, before staging more than the header announced.
+			return nil, fmt.Sprintf("holds more changes than the %d its header says: refused", f.Header.Changes)
+		}
 		if !allowed[c.Table.Name] {
 			return nil, fmt.Sprintf("changes table %q, which its header does not declare: refused", c.Table.Name)
 		}
@@ -157,7 +163,13 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 			s.tables = append(s.tables, c.Table)
 			s.headers = append(s.headers, changeset.AppendHeader(nil, c.Table))
 		}
-		e := entry{off: rd.Start(), n: uint32(rd.Offset() - rd.Start()), tbl: uint16(len(s.tables) - 1)}
+		size := rd.Offset() - rd.Start()
+		if size > math.MaxUint32 {
+			s.Close() // a change of 4 GiB or more: file order
+			s = nil
+			continue
+		}
+		e := entry{off: rd.Start(), n: uint32(size), tbl: uint16(len(s.tables) - 1)}
 		if fileOrder[c.Table.Name] {
 			e.hi = uint64(n) // their place in the file
 		} else if k := c.Key(); len(k) > 0 {
@@ -194,12 +206,15 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 	return s, ""
 }
 
-func (im *Importer) newStaged() (*staged, error) {
+// newStaged creates the staging files for size bytes (payload and index),
+// if the state directory's file system has room for them and a margin.
+func (im *Importer) newStaged(size int64) (*staged, error) {
 	dir := im.State.Path
-	// Staging files left by a process that died are of no use.
-	if old, _ := filepath.Glob(filepath.Join(dir, stagePrefix+"*")); len(old) > 0 {
-		for _, p := range old {
-			os.Remove(p)
+	removeStaging(dir)
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err == nil {
+		if free := int64(fs.Bavail) * fs.Bsize; size > free/2 {
+			return nil, fmt.Errorf("staging needs %d MB, and the state directory %s has %d MB free (staging takes at most half)", size>>20, dir, free>>20)
 		}
 	}
 	p, err := os.CreateTemp(dir, stagePrefix+"payload-")
@@ -217,6 +232,17 @@ func (im *Importer) newStaged() (*staged, error) {
 		w = im.orderWindow
 	}
 	return &staged{payload: p, index: x, window: w, dec: changeset.NewReader(nil, changeset.Limits{})}, nil
+}
+
+// removeStaging removes staging files a process that died left in dir:
+// they are of no use.
+func removeStaging(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), stagePrefix) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // ranks orders the tables by name, so a window's changes are grouped by

@@ -73,7 +73,9 @@ func (c orderChange) change(ct map[string]*changeset.Table) *changeset.Change {
 	return ch
 }
 
-func text(s string) changeset.Value { return changeset.Value{Kind: changeset.KindText, Bytes: []byte(s)} }
+func text(s string) changeset.Value {
+	return changeset.Value{Kind: changeset.KindText, Bytes: []byte(s)}
+}
 
 // writeOrderFile builds a real changeset file holding changes in the
 // given order; changes overrides the header's count when >= 0.
@@ -195,8 +197,8 @@ func TestStagedChangesInKeyOrder(t *testing.T) {
 			order[k] = append(order[k], g)
 		}
 		for k, want := range map[string]string{
-			"a:'k1'": "a:'k1':INSERT:1 a:'k1':UPDATE:2 a:'k1':UPDATE:3",
-			"c":      "c:9:INSERT:1 c:-3:INSERT:1",
+			"a:'k1'":                              "a:'k1':INSERT:1 a:'k1':UPDATE:2 a:'k1':UPDATE:3",
+			"c":                                   "c:9:INSERT:1 c:-3:INSERT:1",
 			"a:'k2-with-a-prefix-longer-than-16'": "a:'k2-with-a-prefix-longer-than-16':INSERT:1 a:'k2-with-a-prefix-longer-than-16':DELETE:1",
 		} {
 			if g := strings.Join(order[k], " "); g != want {
@@ -214,6 +216,14 @@ func TestStagingRefusesAndCleansUp(t *testing.T) {
 	f := writeOrderFile(t, im, ct, in, 3)
 	s, reason := im.stage(f, nil)
 	if s != nil || !strings.Contains(reason, "holds 2 changes, its header says 3") {
+		t.Fatalf("staged=%v reason %q, want a refusal naming the count", s != nil, reason)
+	}
+	if left := stagingFiles(t, im); len(left) > 0 {
+		t.Fatalf("staging files left after a refusal: %v", left)
+	}
+	// More changes than announced: refused as soon as they exceed it.
+	f = writeOrderFile(t, im, ct, in, 1)
+	if s, reason = im.stage(f, nil); s != nil || !strings.Contains(reason, "holds more changes than the 1 its header says") {
 		t.Fatalf("staged=%v reason %q, want a refusal naming the count", s != nil, reason)
 	}
 	if left := stagingFiles(t, im); len(left) > 0 {

@@ -104,7 +104,7 @@ func (im *Importer) SnapshotHeader(e SnapshotEntry) (rdfile.Header, string, stri
 }
 
 // metaTables are the rowdrop tables a snapshot carries.
-var metaTables = []string{"rowdrop_rows", "rowdrop_cells", "rowdrop_devices", "rowdrop_filelog", "rowdrop_rekeys"}
+var metaTables = []string{"rowdrop_rows", "rowdrop_devices", "rowdrop_filelog", "rowdrop_rekeys"}
 
 // OpenSnapshot validates a snapshot completely before anything of it
 // can reach a database: header (kind, name, clock, tables against the

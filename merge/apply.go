@@ -3,6 +3,7 @@ package merge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,8 +37,7 @@ type Engine struct {
 	// Rekey turns on re-keying of INTEGER-key collisions (rekey.go).
 	Rekey bool
 
-	rk                   *rekeyer // during Apply
-	waitLive, commitBase time.Duration
+	rk *rekeyer // during Apply
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 	uniq     uniqueCache                  // UNIQUE clashes (unique.go)
@@ -127,6 +127,18 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		return st, err
 	}
 	defer meta.Close()
+	// Checkpoint live's WAL after each batch's commit rather than inside
+	// it: SQLite runs an automatic checkpoint within the COMMIT call, after
+	// the lock is released, so it would count as held without being so.
+	restore, err := e.manualCheckpoints()
+	if err != nil {
+		return st, err
+	}
+	defer restore()
+	uniqTables, err := e.uniqueTables()
+	if err != nil {
+		return st, err
+	}
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
@@ -139,10 +151,19 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 
 	var endBase func(*error)
 	var baseSince time.Time
+	completed := false
 	defer func() {
-		if endBase != nil {
-			endBase(&err) // commits only if the whole Apply succeeded
+		if endBase == nil {
+			return
 		}
+		if !completed && err == nil {
+			// Unwinding a panic: base may hold rows live has not got, so
+			// it must not commit.
+			abort := errors.New("merge interrupted")
+			endBase(&abort)
+			return
+		}
+		endBase(&err) // commits only if the whole Apply succeeded
 	}()
 	var pending *inflight
 	defer func() {
@@ -191,9 +212,9 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		if err := openBase(); err != nil {
 			return err
 		}
-		serial, err := e.touchesUnique(items)
-		if err != nil {
-			return err
+		serial := false
+		for _, it := range items {
+			serial = serial || uniqTables[it.t]
 		}
 		if pending != nil && (serial || pending.serial || pending.overlaps(keys)) {
 			if err := settle(); err != nil {
@@ -337,6 +358,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			return st, err
 		}
 	}
+	completed = true
 	return st, nil
 }
 
@@ -375,6 +397,11 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 	go func() {
 		var ls Stats
 		err := e.applyLive(ctx, items, src, acc, &ls)
+		if err == nil {
+			// Outside the write lock (see Apply): the app's writers go on
+			// meanwhile. A checkpoint that cannot run now runs later.
+			sqlitex.ExecuteTransient(e.Live, "PRAGMA wal_checkpoint(PASSIVE)", nil)
+		}
 		p.done <- liveResult{held: ls.MaxLock, corrected: ls.Corrected, err: err}
 	}()
 	return p
@@ -780,7 +807,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		if err = e.unheld(it); err != nil {
 			return err
 		}
-		if err = meta.Put(it.t.Name, it.pk, it.o.meta, it.m); err != nil {
+		if err = meta.Put(it.t.Name, it.pk, it.o.meta); err != nil {
 			return err
 		}
 	}
@@ -816,24 +843,23 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 	return nil
 }
 
-// touchesUnique reports whether a batch writes a table with UNIQUE
-// indexes besides its key.
-func (e *Engine) touchesUnique(items []*item) (bool, error) {
-	seen := map[*schema.Table]bool{}
-	for _, it := range items {
-		if seen[it.t] {
-			continue
-		}
-		seen[it.t] = true
-		ix, err := e.uniqueIndexes(e.State.Base, "base", it.t)
-		if err != nil {
-			return false, err
-		}
-		if len(ix) > 0 {
-			return true, nil
+// uniqueTables lists the tables with UNIQUE indexes besides their key, in
+// base or in live. It reads live, so it runs before live's goroutine does.
+func (e *Engine) uniqueTables() (map[*schema.Table]bool, error) {
+	out := map[*schema.Table]bool{}
+	for _, t := range e.Tables {
+		for _, d := range []struct {
+			conn  *sqlite.Conn
+			which string
+		}{{e.State.Base, "base"}, {e.Live, "live"}} {
+			ix, err := e.uniqueIndexes(d.conn, d.which, t)
+			if err != nil {
+				return nil, err
+			}
+			out[t] = out[t] || len(ix) > 0
 		}
 	}
-	return false, nil
+	return out, nil
 }
 
 // KeyText renders a key readably.
@@ -869,4 +895,25 @@ func tablesWithTriggers(conn *sqlite.Conn) (map[string]bool, error) {
 		return nil, fmt.Errorf("list triggers of the live database: %w", err)
 	}
 	return out, nil
+}
+
+// manualCheckpoints turns off live's automatic checkpoints on rowdrop's
+// connection until restore.
+func (e *Engine) manualCheckpoints() (restore func(), err error) {
+	n := int64(-1)
+	err = sqlitex.ExecuteTransient(e.Live, "PRAGMA wal_autocheckpoint", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		n = s.ColumnInt64(0)
+		return nil
+	}})
+	if err == nil {
+		err = sqlitex.ExecuteTransient(e.Live, "PRAGMA wal_autocheckpoint=0", nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set checkpoints of the live database: %w", err)
+	}
+	return func() {
+		if n >= 0 {
+			sqlitex.ExecuteTransient(e.Live, fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", n), nil)
+		}
+	}, nil
 }

@@ -552,10 +552,8 @@ func moveRow(rt *rows.Table, from, to, row []changeset.Value, col int, val chang
 
 // moveMeta renames a moved row's metadata.
 func moveMeta(conn *sqlite.Conn, t *schema.Table, from, to []byte) error {
-	for _, q := range []string{"UPDATE rowdrop_rows SET pk=? WHERE tbl=? AND pk=?", "UPDATE rowdrop_cells SET pk=? WHERE tbl=? AND pk=?"} {
-		if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{to, t.Name, from}}); err != nil {
-			return fmt.Errorf("move metadata of a re-keyed row of %s: %w", t.Name, err)
-		}
+	if err := sqlitex.Execute(conn, "UPDATE rowdrop_rows SET pk=? WHERE tbl=? AND pk=?", &sqlitex.ExecOptions{Args: []any{to, t.Name, from}}); err != nil {
+		return fmt.Errorf("move metadata of a re-keyed row of %s: %w", t.Name, err)
 	}
 	return nil
 }

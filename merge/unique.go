@@ -664,7 +664,7 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		}
 		nm := copyMeta(metas[i])
 		nm.Dead = changeset.EncodeKey(row)
-		if err := u.meta.Put(t.Name, c.pk, nm, metas[i]); err != nil {
+		if err := u.meta.Put(t.Name, c.pk, nm); err != nil {
 			return nil, err
 		}
 		if err := db.Exec(e.State.Base, "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", t.Name, c.pk, nm.Dead); err != nil {
@@ -691,7 +691,7 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 	}
 	nm := copyMeta(r.m)
 	nm.Dead = nil
-	if err := u.meta.Put(t.Name, r.pk, nm, r.m); err != nil {
+	if err := u.meta.Put(t.Name, r.pk, nm); err != nil {
 		return nil, err
 	}
 	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", t.Name, r.pk); err != nil {

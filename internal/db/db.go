@@ -62,7 +62,8 @@ func OpenPrivate(path string) (*sqlite.Conn, error) {
 	// peaked at ~250 MB RSS, with 8 MiB at ~90 MB, and merges were no
 	// slower (rowdrop-bench P5 and P2; docs/BENCH.md). Misses are served
 	// from the OS page cache.
-	for _, p := range []string{"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-8192"} {
+	for _, p := range []string{"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA cache_size=-8192",
+		"PRAGMA journal_size_limit=67108864"} {
 		if err := sqlitex.ExecuteTransient(conn, p, nil); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("configure %s: %w", path, err)

@@ -1,7 +1,10 @@
 package state
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"sort"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -62,9 +65,8 @@ func (m *RowMeta) CellClock(col string) Clock {
 
 // Meta reads and writes row metadata on the base connection.
 type Meta struct {
-	conn                        *sqlite.Conn
-	getRow, putRow              *sqlite.Stmt
-	delCells, putCell, delCellQ *sqlite.Stmt
+	conn           *sqlite.Conn
+	getRow, putRow *sqlite.Stmt
 }
 
 // NewMeta prepares metadata access.
@@ -74,12 +76,8 @@ func (d *Dir) NewMeta() (*Meta, error) {
 		s **sqlite.Stmt
 		q string
 	}{
-		{&m.getRow, `SELECT r.ins, r.ins_dev, r.wmax, r.wmax_dev, r.del, r.del_dev, r.dead, c.col, c.hlc, c.dev
-			FROM rowdrop_rows r LEFT JOIN rowdrop_cells c ON c.tbl = r.tbl AND c.pk = r.pk WHERE r.tbl=? AND r.pk=?`},
-		{&m.putRow, "INSERT OR REPLACE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead) VALUES(?,?,?,?,?,?,?,?,?)"},
-		{&m.delCells, "DELETE FROM rowdrop_cells WHERE tbl=? AND pk=?"},
-		{&m.putCell, "INSERT OR REPLACE INTO rowdrop_cells(tbl,pk,col,hlc,dev) VALUES(?,?,?,?,?)"},
-		{&m.delCellQ, "DELETE FROM rowdrop_cells WHERE tbl=? AND pk=? AND col=?"},
+		{&m.getRow, "SELECT ins, ins_dev, wmax, wmax_dev, del, del_dev, dead, cells FROM rowdrop_rows WHERE tbl=? AND pk=?"},
+		{&m.putRow, "INSERT OR REPLACE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead,cells) VALUES(?,?,?,?,?,?,?,?,?,?)"},
 	} {
 		s, err := d.Base.Prepare(p.q)
 		if err != nil {
@@ -91,45 +89,42 @@ func (d *Dir) NewMeta() (*Meta, error) {
 }
 
 // Get returns the metadata of a row, or nil if rowdrop has never seen it.
-// One statement reads the row's clocks and its cell clocks together (a
-// merge reads this for every change it applies).
+// A row's clocks and its cells' clocks are one record (a merge reads and
+// writes them for every change it applies).
 func (m *Meta) Get(tbl string, pk []byte) (*RowMeta, error) {
 	s := m.getRow
 	defer s.Reset()
 	s.BindText(1, tbl)
 	s.BindBytes(2, pk)
-	var r *RowMeta
-	for {
-		ok, err := s.Step()
-		if err != nil {
-			return nil, fmt.Errorf("read row metadata of %s: %w", tbl, err)
-		}
-		if !ok {
-			return r, nil
-		}
-		if r == nil {
-			r = &RowMeta{
-				Ins:  Clock{hlc.Timestamp(s.ColumnInt64(0)), s.ColumnText(1)},
-				WMax: Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)},
-				Del:  Clock{hlc.Timestamp(s.ColumnInt64(4)), s.ColumnText(5)},
-			}
-			if !s.ColumnIsNull(6) {
-				r.Dead = make([]byte, s.ColumnLen(6))
-				s.ColumnBytes(6, r.Dead)
-			}
-		}
-		if !s.ColumnIsNull(7) {
-			if r.Cells == nil {
-				r.Cells = map[string]Clock{}
-			}
-			r.Cells[s.ColumnText(7)] = Clock{hlc.Timestamp(s.ColumnInt64(8)), s.ColumnText(9)}
+	ok, err := s.Step()
+	if err != nil {
+		return nil, fmt.Errorf("read row metadata of %s: %w", tbl, err)
+	}
+	if !ok {
+		return nil, nil
+	}
+	r := &RowMeta{
+		Ins:  Clock{hlc.Timestamp(s.ColumnInt64(0)), s.ColumnText(1)},
+		WMax: Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)},
+		Del:  Clock{hlc.Timestamp(s.ColumnInt64(4)), s.ColumnText(5)},
+	}
+	if !s.ColumnIsNull(6) {
+		r.Dead = make([]byte, s.ColumnLen(6))
+		s.ColumnBytes(6, r.Dead)
+	}
+	if !s.ColumnIsNull(7) {
+		b := make([]byte, s.ColumnLen(7))
+		s.ColumnBytes(7, b)
+		if r.Cells, err = decodeCells(b); err != nil {
+			return nil, fmt.Errorf("read cell clocks of a row of %s: %w", tbl, err)
 		}
 	}
+	return r, nil
 }
 
 // Put stores a row's metadata; cells at or below the insert clock are
 // dropped (they are implied by it).
-func (m *Meta) Put(tbl string, pk []byte, r *RowMeta, old *RowMeta) error {
+func (m *Meta) Put(tbl string, pk []byte, r *RowMeta) error {
 	s := m.putRow
 	defer s.Reset()
 	s.BindText(1, tbl)
@@ -145,60 +140,137 @@ func (m *Meta) Put(tbl string, pk []byte, r *RowMeta, old *RowMeta) error {
 	} else {
 		s.BindBytes(9, r.Dead)
 	}
+	if b := encodeCells(r.Cells, r.Ins); b == nil {
+		s.BindNull(10)
+	} else {
+		s.BindBytes(10, b)
+	}
 	if _, err := s.Step(); err != nil {
 		return fmt.Errorf("write row metadata of %s: %w", tbl, err)
-	}
-	// Write only the cells that changed.
-	for col, c := range r.Cells {
-		keep := c.Compare(r.Ins) > 0
-		var prev Clock
-		had := false
-		if old != nil {
-			prev, had = old.Cells[col]
-		}
-		switch {
-		case keep && (!had || prev != c):
-			if err := m.cell(m.putCell, tbl, pk, col, &c); err != nil {
-				return err
-			}
-		case !keep && had:
-			if err := m.cell(m.delCellQ, tbl, pk, col, nil); err != nil {
-				return err
-			}
-		}
-	}
-	if old != nil {
-		for col := range old.Cells {
-			if _, ok := r.Cells[col]; !ok {
-				if err := m.cell(m.delCellQ, tbl, pk, col, nil); err != nil {
-					return err
-				}
-			}
-		}
 	}
 	return nil
 }
 
-func (m *Meta) cell(s *sqlite.Stmt, tbl string, pk []byte, col string, c *Clock) error {
-	defer s.Reset()
-	s.BindText(1, tbl)
-	s.BindBytes(2, pk)
-	s.BindText(3, col)
-	if c != nil {
-		s.BindInt64(4, int64(c.HLC))
-		s.BindText(5, c.Dev)
+// encodeCells encodes the cell clocks later than ins, by column name:
+// per cell, the name, the HLC and the device, each length- or
+// varint-prefixed. Nil when there are none.
+func encodeCells(cells map[string]Clock, ins Clock) []byte {
+	var cols []string
+	for col, c := range cells {
+		if c.Compare(ins) > 0 {
+			cols = append(cols, col)
+		}
 	}
-	if _, err := s.Step(); err != nil {
-		return fmt.Errorf("write cell clock of %s.%s: %w", tbl, col, err)
+	if len(cols) == 0 {
+		return nil
 	}
-	return nil
+	sort.Strings(cols)
+	var b []byte
+	for _, col := range cols {
+		c := cells[col]
+		b = binary.AppendUvarint(b, uint64(len(col)))
+		b = append(b, col...)
+		b = binary.AppendUvarint(b, uint64(c.HLC))
+		b = binary.AppendUvarint(b, uint64(len(c.Dev)))
+		b = append(b, c.Dev...)
+	}
+	return b
+}
+
+// decodeCells decodes encodeCells's bytes; anything malformed (it may come
+// from another device's snapshot) is an error.
+func decodeCells(b []byte) (map[string]Clock, error) {
+	out := map[string]Clock{}
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n > uint64(len(b)-k) {
+			return "", false
+		}
+		v := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return v, true
+	}
+	for len(b) > 0 {
+		col, ok := str()
+		if !ok || col == "" {
+			return nil, errors.New("malformed cell clocks")
+		}
+		h, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, errors.New("malformed cell clocks")
+		}
+		b = b[k:]
+		dev, ok := str()
+		if !ok {
+			return nil, errors.New("malformed cell clocks")
+		}
+		if _, dup := out[col]; dup {
+			return nil, fmt.Errorf("cell clocks name column %q twice", col)
+		}
+		out[col] = Clock{hlc.Timestamp(h), dev}
+	}
+	return out, nil
 }
 
 // Close finalizes statements.
 func (m *Meta) Close() {
-	for _, s := range []*sqlite.Stmt{m.getRow, m.putRow, m.delCells, m.putCell, m.delCellQ} {
-		s.Finalize()
+	m.getRow.Finalize()
+	m.putRow.Finalize()
+}
+
+// inlineCells upgrades a base copy written before cell clocks moved into
+// rowdrop_rows (one rowdrop_cells row per cell), in one transaction.
+func inlineCells(conn *sqlite.Conn) (err error) {
+	has := false
+	err = sqlitex.ExecuteTransient(conn, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='rowdrop_cells'", &sqlitex.ExecOptions{ResultFunc: func(*sqlite.Stmt) error {
+		has = true
+		return nil
+	}})
+	if err != nil || !has {
+		return err
 	}
+	defer sqlitex.Save(conn)(&err)
+	hasCol := false
+	err = sqlitex.ExecuteTransient(conn, "SELECT 1 FROM pragma_table_info('rowdrop_rows') WHERE name='cells'", &sqlitex.ExecOptions{ResultFunc: func(*sqlite.Stmt) error {
+		hasCol = true
+		return nil
+	}})
+	if err != nil {
+		return err
+	}
+	if !hasCol {
+		if err = sqlitex.ExecuteTransient(conn, "ALTER TABLE rowdrop_rows ADD COLUMN cells BLOB", nil); err != nil {
+			return err
+		}
+	}
+	type rowKey struct{ tbl, pk string }
+	var keys []rowKey
+	cells := map[rowKey]map[string]Clock{}
+	err = sqlitex.ExecuteTransient(conn, "SELECT tbl, pk, col, hlc, dev FROM rowdrop_cells", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		k := rowKey{s.ColumnText(0), string(columnBlob(s, 1))}
+		if cells[k] == nil {
+			cells[k] = map[string]Clock{}
+			keys = append(keys, k)
+		}
+		cells[k][s.ColumnText(2)] = Clock{hlc.Timestamp(s.ColumnInt64(3)), s.ColumnText(4)}
+		return nil
+	}})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err = sqlitex.Execute(conn, "UPDATE rowdrop_rows SET cells=? WHERE tbl=? AND pk=?", &sqlitex.ExecOptions{
+			Args: []any{encodeCells(cells[k], Clock{}), k.tbl, []byte(k.pk)}}); err != nil {
+			return err
+		}
+	}
+	return sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_cells", nil)
+}
+
+func columnBlob(s *sqlite.Stmt, i int) []byte {
+	b := make([]byte, s.ColumnLen(i))
+	s.ColumnBytes(i, b)
+	return b
 }
 
 // Conflict is one entry of the conflict log.

@@ -52,12 +52,8 @@ CREATE TABLE IF NOT EXISTS rowdrop_rows(
 	wmax INTEGER NOT NULL DEFAULT 0, wmax_dev TEXT NOT NULL DEFAULT '',
 	del INTEGER NOT NULL DEFAULT 0, del_dev TEXT NOT NULL DEFAULT '',
 	dead BLOB,
+	cells BLOB, -- clocks of the cells written after ins (meta.go: encodeCells)
 	PRIMARY KEY(tbl, pk)) WITHOUT ROWID;
--- Cells whose clock is later than their row's insert.
-CREATE TABLE IF NOT EXISTS rowdrop_cells(
-	tbl TEXT NOT NULL, pk BLOB NOT NULL, col TEXT NOT NULL,
-	hlc INTEGER NOT NULL, dev TEXT NOT NULL,
-	PRIMARY KEY(tbl, pk, col)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rowdrop_conflicts(
 	id INTEGER PRIMARY KEY,
 	at_ms INTEGER NOT NULL, kind TEXT NOT NULL, tbl TEXT NOT NULL, pk BLOB NOT NULL, pk_text TEXT NOT NULL,
@@ -130,6 +126,11 @@ func Open(path string) (*Dir, error) {
 		base.Close()
 		lf.Close()
 		return nil, fmt.Errorf("initialise %s: %w", filepath.Join(path, "base.db"), err)
+	}
+	if err := inlineCells(base); err != nil {
+		base.Close()
+		lf.Close()
+		return nil, fmt.Errorf("upgrade %s: %w", filepath.Join(path, "base.db"), err)
 	}
 	return &Dir{Path: path, Base: base, lock: lf}, nil
 }
