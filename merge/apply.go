@@ -37,7 +37,8 @@ type Engine struct {
 	// Rekey turns on re-keying of INTEGER-key collisions (rekey.go).
 	Rekey bool
 
-	rk *rekeyer // during Apply
+	rk           *rekeyer  // during Apply
+	checkpointed time.Time // live's last checkpoint (by the live goroutine)
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 	uniq     uniqueCache                  // UNIQUE clashes (unique.go)
@@ -397,15 +398,22 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 	go func() {
 		var ls Stats
 		err := e.applyLive(ctx, items, src, acc, &ls)
-		if err == nil {
+		if err == nil && time.Since(e.checkpointed) >= checkpointEvery {
 			// Outside the write lock (see Apply): the app's writers go on
 			// meanwhile. A checkpoint that cannot run now runs later.
 			sqlitex.ExecuteTransient(e.Live, "PRAGMA wal_checkpoint(PASSIVE)", nil)
+			e.checkpointed = time.Now()
 		}
 		p.done <- liveResult{held: ls.MaxLock, corrected: ls.Corrected, err: err}
 	}()
 	return p
 }
+
+// checkpointEvery spaces rowdrop's checkpoints of live's WAL during a
+// merge: each one fsyncs the app's database, which slows the app's own
+// commits, so not after every batch (SQLite's automatic checkpoint, off
+// meanwhile, would run about every 4 MB of WAL).
+const checkpointEvery = 250 * time.Millisecond
 
 // lockTarget is the longest rowdrop means to hold the live write lock.
 const lockTarget = 50 * time.Millisecond
