@@ -217,11 +217,11 @@ func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity
 	}()
 	// The copy inherits base.db's WAL mode; a snapshot is one
 	// self-contained file in rollback mode (FORMAT §14).
-	mode := ""
-	if err := sqlitex.ExecuteTransient(dst, "PRAGMA journal_mode=DELETE", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		mode = s.ColumnText(0)
-		return nil
-	}}); err != nil {
+	if err := sqlitex.ExecuteTransient(dst, "PRAGMA journal_mode=DELETE", nil); err != nil {
+		return fmt.Errorf("take the snapshot copy %s out of WAL mode: %w", path, err)
+	}
+	mode, err := journalMode(dst)
+	if err != nil {
 		return fmt.Errorf("take the snapshot copy %s out of WAL mode: %w", path, err)
 	}
 	if mode != "delete" {

@@ -50,6 +50,23 @@ type entry struct {
 	tbl    uint16 // index into staged.tables
 }
 
+// put writes e as an index entry (entrySize bytes) into b.
+func (e entry) put(b []byte) {
+	binary.BigEndian.PutUint64(b[0:], e.hi)
+	binary.BigEndian.PutUint64(b[8:], e.lo)
+	binary.BigEndian.PutUint64(b[16:], uint64(e.off))
+	binary.BigEndian.PutUint32(b[24:], e.n)
+	binary.BigEndian.PutUint16(b[28:], e.tbl)
+}
+
+// getEntry reads the index entry put wrote at the start of b.
+func getEntry(b []byte) entry {
+	return entry{
+		hi: binary.BigEndian.Uint64(b[0:]), lo: binary.BigEndian.Uint64(b[8:]),
+		off: int64(binary.BigEndian.Uint64(b[16:])), n: binary.BigEndian.Uint32(b[24:]), tbl: binary.BigEndian.Uint16(b[28:]),
+	}
+}
+
 // staged is a validated file's changes, read back in key order. It is a
 // merge.ChangeReader.
 type staged struct {
@@ -175,11 +192,7 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 		} else if k := c.Key(); len(k) > 0 {
 			e.hi, e.lo = sortPrefix(k[0])
 		}
-		binary.BigEndian.PutUint64(rec[0:], e.hi)
-		binary.BigEndian.PutUint64(rec[8:], e.lo)
-		binary.BigEndian.PutUint64(rec[16:], uint64(e.off))
-		binary.BigEndian.PutUint32(rec[24:], e.n)
-		binary.BigEndian.PutUint16(rec[28:], e.tbl)
+		e.put(rec[:])
 		if _, err := iw.Write(rec[:]); err != nil && tee.err == nil {
 			tee.err = err
 		}
@@ -329,11 +342,7 @@ func (s *staged) load() error {
 	}
 	s.win = s.win[:0]
 	for i := 0; i < int(k); i++ {
-		r := b[i*entrySize:]
-		s.win = append(s.win, entry{
-			hi: binary.BigEndian.Uint64(r[0:]), lo: binary.BigEndian.Uint64(r[8:]),
-			off: int64(binary.BigEndian.Uint64(r[16:])), n: binary.BigEndian.Uint32(r[24:]), tbl: binary.BigEndian.Uint16(r[28:]),
-		})
+		s.win = append(s.win, getEntry(b[i*entrySize:]))
 	}
 	// Stable: changes to one key keep their file order.
 	sort.SliceStable(s.win, func(i, j int) bool {

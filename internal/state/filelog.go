@@ -76,11 +76,8 @@ func (d *Dir) Rekeys() ([]*Rekey, error) {
 	var out []*Rekey
 	err := sqlitex.Execute(d.Base, `SELECT tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev FROM rowdrop_rekeys`,
 		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			r := &Rekey{Table: s.ColumnText(0), OldPK: make([]byte, s.ColumnLen(1)), NewPK: make([]byte, s.ColumnLen(2)),
-				Keeper: Clock{hlc.Timestamp(s.ColumnInt64(3)), s.ColumnText(4)}, Mover: Clock{hlc.Timestamp(s.ColumnInt64(5)), s.ColumnText(6)}}
-			s.ColumnBytes(1, r.OldPK)
-			s.ColumnBytes(2, r.NewPK)
-			out = append(out, r)
+			out = append(out, &Rekey{Table: s.ColumnText(0), OldPK: columnBlob(s, 1), NewPK: columnBlob(s, 2),
+				Keeper: Clock{hlc.Timestamp(s.ColumnInt64(3)), s.ColumnText(4)}, Mover: Clock{hlc.Timestamp(s.ColumnInt64(5)), s.ColumnText(6)}})
 			return nil
 		}})
 	if err != nil {

@@ -108,13 +108,8 @@ func (m *Meta) Get(tbl string, pk []byte) (*RowMeta, error) {
 		WMax: Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)},
 		Del:  Clock{hlc.Timestamp(s.ColumnInt64(4)), s.ColumnText(5)},
 	}
-	if !s.ColumnIsNull(6) {
-		r.Dead = make([]byte, s.ColumnLen(6))
-		s.ColumnBytes(6, r.Dead)
-	}
-	if !s.ColumnIsNull(7) {
-		b := make([]byte, s.ColumnLen(7))
-		s.ColumnBytes(7, b)
+	r.Dead = columnBlob(s, 6)
+	if b := columnBlob(s, 7); b != nil {
 		if r.Cells, err = decodeCells(b); err != nil {
 			return nil, fmt.Errorf("read cell clocks of a row of %s: %w", tbl, err)
 		}
@@ -267,7 +262,11 @@ func inlineCells(conn *sqlite.Conn) (err error) {
 	return sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_cells", nil)
 }
 
+// columnBlob copies result column i (nil for NULL).
 func columnBlob(s *sqlite.Stmt, i int) []byte {
+	if s.ColumnIsNull(i) {
+		return nil
+	}
 	b := make([]byte, s.ColumnLen(i))
 	s.ColumnBytes(i, b)
 	return b
@@ -311,17 +310,10 @@ func (d *Dir) Conflicts(id int64) ([]*Conflict, error) {
 	}
 	q += " ORDER BY id DESC"
 	err := sqlitex.Execute(d.Base, q, &sqlitex.ExecOptions{Args: args, ResultFunc: func(s *sqlite.Stmt) error {
-		blob := func(i int) []byte {
-			if s.ColumnIsNull(i) {
-				return nil
-			}
-			b := make([]byte, s.ColumnLen(i))
-			s.ColumnBytes(i, b)
-			return b
-		}
+
 		out = append(out, &Conflict{ID: s.ColumnInt64(0), AtMS: s.ColumnInt64(1), Kind: s.ColumnText(2), Table: s.ColumnText(3),
-			PK: blob(4), PKText: s.ColumnText(5), Cols: s.ColumnText(6), Winner: blob(7), WinnerDev: s.ColumnText(8),
-			WinnerHLC: uint64(s.ColumnInt64(9)), Loser: blob(10), LoserDev: s.ColumnText(11), LoserHLC: uint64(s.ColumnInt64(12)),
+			PK: columnBlob(s, 4), PKText: s.ColumnText(5), Cols: s.ColumnText(6), Winner: columnBlob(s, 7), WinnerDev: s.ColumnText(8),
+			WinnerHLC: uint64(s.ColumnInt64(9)), Loser: columnBlob(s, 10), LoserDev: s.ColumnText(11), LoserHLC: uint64(s.ColumnInt64(12)),
 			File: s.ColumnText(13), Note: s.ColumnText(14), Restored: s.ColumnInt64(15)})
 		return nil
 	}})
