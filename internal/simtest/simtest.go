@@ -13,6 +13,8 @@ package simtest
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +32,7 @@ import (
 	importer "rowdrop/import"
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/rdfile"
+	"rowdrop/internal/state"
 )
 
 // Epoch is where the simulated wall clock starts (2027-01-15, ms).
@@ -145,6 +148,7 @@ func (w *World) AddDevice(opt Options) *Device {
 	if opt.Config != nil {
 		opt.Config(&d.cfg)
 	}
+	d.presetID()
 	d.open()
 	t.Cleanup(func() {
 		if d.S != nil {
@@ -157,6 +161,26 @@ func (w *World) AddDevice(opt Options) *Device {
 		d.Export()
 	}
 	return d
+}
+
+// presetID gives a new device an id derived from the test's name and the
+// device's: device ids break clock ties and order files, so a randomised
+// test (whose seed is in its name) replays exactly when rerun.
+func (d *Device) presetID() {
+	t := d.W.T
+	st, err := state.Open(d.cfg.State)
+	if err != nil {
+		t.Fatalf("%s: %v", d.Name, err)
+	}
+	defer st.Close()
+	if st.Get("device") != "" {
+		return
+	}
+	sum := sha256.Sum256([]byte(t.Name() + "\x00" + d.Name))
+	id := strings.ToLower(base32.StdEncoding.EncodeToString(sum[:10]))
+	if _, err := st.CreateIdentity(id, d.Name); err != nil {
+		t.Fatalf("%s: %v", d.Name, err)
+	}
 }
 
 func (d *Device) open() {

@@ -181,13 +181,24 @@ func (d *Dir) Identity(name string) (Identity, error) {
 		}
 		return id, nil
 	}
+	return d.CreateIdentity(NewID(), name)
+}
+
+// CreateIdentity gives a state directory that has no identity yet the
+// device id dev. Identity uses a random id; seeded tests choose theirs,
+// since device ids break clock ties and order files, and a seed must
+// replay the same run.
+func (d *Dir) CreateIdentity(dev, name string) (Identity, error) {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	id = Identity{Device: NewID(), Name: name, Install: NewInstall()}
+	id := Identity{Device: dev, Name: name, Install: NewInstall()}
 	err := sqlitex.Execute(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES('device',?),('name',?),('install',?),('next_seq',1)",
 		&sqlitex.ExecOptions{Args: []any{id.Device, id.Name, id.Install}})
-	return id, err
+	if err != nil {
+		return id, fmt.Errorf("record device identity in %s: %w", d.Path, err)
+	}
+	return id, nil
 }
 
 // NewID returns a random 16-character lowercase base32 id (80 bits).
