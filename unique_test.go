@@ -165,6 +165,55 @@ func TestUniqueCompositeIndex(t *testing.T) {
 	}
 }
 
+// A row held on a UNIQUE clash is inserted again by the app (it is not in
+// the table, so the app can) and exported, which writes it to base; then a
+// row inserted earlier than that second insert arrives with the same
+// value. The greedy choice holds the row again, and it must stay listed
+// as held: its stale entry from the first hold was once dropped after
+// the row had been held again, leaving it neither in the table nor held.
+func TestUniqueHeldRowInsertedAgain(t *testing.T) {
+	w := simtest.NewWorld(t, `CREATE TABLE u(id TEXT PRIMARY KEY, v INTEGER UNIQUE, w TEXT);`)
+	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO u VALUES('k3', 1, 'a')`)
+	a.Export()
+	w.Tick(1000)
+	c.Exec(`INSERT INTO u VALUES('k1', 1, 'c')`)
+	c.Export() // delivered to a only after a's second insert of k4
+	w.Tick(1000)
+	b.Exec(`INSERT INTO u VALUES('k4', 1, 'b')`)
+	b.Export()
+	w.DeliverAll(b, a)
+	a.Import()
+	if got := heldKeys(t, a); fmt.Sprint(got) != "['k4']" {
+		t.Fatalf("a holds %v after b's file, want k4 (k3 was inserted first)", got)
+	}
+	w.Tick(1000)
+	script(t, a, `DELETE FROM u WHERE id='k3'; INSERT INTO u VALUES('k4', 1, 'a again');`)
+	a.Export()
+	w.DeliverAll(c, a)
+	a.Import()
+	if got := heldKeys(t, a); fmt.Sprint(got) != "['k4']" {
+		t.Fatalf("a holds %v after c's file, want k4 (k1 was inserted before k4's second insert)", got)
+	}
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+	if got := a.Query(`SELECT id, w FROM u ORDER BY id`); fmt.Sprint(got) != "[[k1 c]]" {
+		t.Fatalf("a: %v", got)
+	}
+	for _, d := range w.Devs {
+		if got := heldKeys(t, d); fmt.Sprint(got) != "['k4']" {
+			t.Errorf("%s holds %v, want k4", d.Name, got)
+		}
+		if len(uniqueConflicts(d, "'k4'")) == 0 {
+			t.Errorf("%s: held k4 is not in the conflict log", d.Name)
+		}
+	}
+}
+
 func indexInBase(t *testing.T, d *simtest.Device) int {
 	conn := openBase(t, d)
 	defer conn.Close()

@@ -557,14 +557,16 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var fixes []baseFix
+	// Stale entries go first: settling below may hold one of those rows
+	// again (a row written to base by an export can be displaced by an
+	// earlier insert), and that entry must stay.
+	cands := map[string][]*heldRow{}
 	for _, name := range names {
 		t := e.Tables[name]
 		if t == nil {
 			continue // not synced here now: left as it is
 		}
 		bt := u.baseAcc.get(e.State.Base, "base", t)
-		var cands []*heldRow
 		for _, r := range byTable[name] {
 			var err error
 			if r.key, err = changeset.DecodeKey(r.pk); err != nil {
@@ -583,10 +585,19 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 				stale = append(stale, [2]any{name, r.pk}) // deleted, written, or incomplete: not held
 				continue
 			}
-			cands = append(cands, r)
+			cands[name] = append(cands[name], r)
 		}
-		sort.Slice(cands, func(i, j int) bool { return earlier(cands[i].m, cands[i].pk, cands[j].m, cands[j].pk) })
-		for _, r := range cands {
+	}
+	for _, s := range stale {
+		if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", s[0], s[1]); err != nil {
+			return fmt.Errorf("update held UNIQUE clashes: %w", err)
+		}
+	}
+	var fixes []baseFix
+	for _, name := range names {
+		t, rs := e.Tables[name], cands[name]
+		sort.Slice(rs, func(i, j int) bool { return earlier(rs[i].m, rs[i].pk, rs[j].m, rs[j].pk) })
+		for _, r := range rs {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -595,11 +606,6 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 				return err
 			}
 			fixes = append(fixes, f...)
-		}
-	}
-	for _, s := range stale {
-		if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", s[0], s[1]); err != nil {
-			return fmt.Errorf("update held UNIQUE clashes: %w", err)
 		}
 	}
 	if len(fixes) == 0 {
