@@ -2,6 +2,7 @@ package rowdrop_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,5 +57,34 @@ func TestRepeatedKeyInOneFileSameForAnyBatch(t *testing.T) {
 		if dumps[i] != dumps[0] {
 			t.Fatalf("batch sizes disagree:\n%s\nvs\n%s", dumps[0], dumps[i])
 		}
+	}
+}
+
+// An import counts its live write transactions: one per batch, so the
+// benchmark can say how many of them held the lock longer than
+// merge.LongLock.
+func TestImportCountsLiveTransactions(t *testing.T) {
+	ctx := context.Background()
+	const foreign = "ffffffffffffffff"
+	folder := t.TempDir()
+	d := newDevice(t, folder, "d", false)
+	d.s.Close()
+	var cs []*changeset.Change
+	for i := 0; i < 25; i++ {
+		cs = append(cs, insertNote(fmt.Sprintf("n%02d", i), "body"))
+	}
+	plant(t, folder, foreign, 1, rdfile.Header{Tables: []rdfile.Table{notesTable()}}, cs)
+	s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: filepath.Join(filepath.Dir(d.db), "state"), DeviceName: "d", MergeBatch: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := r.Import
+	if im.Changes != 25 || im.Locks != 3 || im.LongLocks > im.Locks || im.MaxLock <= 0 {
+		t.Fatalf("25 changes in batches of 10: %d changes, %d live transactions (%d long), longest %v; want 25, 3", im.Changes, im.Locks, im.LongLocks, im.MaxLock)
 	}
 }

@@ -356,16 +356,17 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 		var us merge.Stats
 		us, err = im.Engine.ResolveHeld(ctx)
 		res.Conflicts += us.Conflicts
+		res.AddLocks(us)
 	}
 	res.Changes += rb.stats.Changes
 	res.Conflicts += rb.stats.Conflicts
-	res.MaxLock = max(res.MaxLock, rb.stats.MaxLock)
+	res.AddLocks(rb.stats)
 	if err != nil {
 		return res, err
 	}
 	s.noteGaps(im, rb)
 	if res.Applied > 0 {
-		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock)
+		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock, "long_locks", res.LongLocks)
 	}
 	// Tell the other devices how far this one has got, so they can
 	// collect their old files. A failure here costs only disk space
@@ -445,7 +446,7 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.Import(ctx); return e })
 	r.Import.Changes += joined.Changes
 	r.Import.Conflicts += joined.Conflicts
-	r.Import.MaxLock = max(r.Import.MaxLock, joined.MaxLock)
+	r.Import.AddLocks(joined)
 	if err != nil {
 		return r, err
 	}

@@ -63,8 +63,17 @@ type Result struct {
 	Waiting   int
 	Held      int
 	Broken    int
-	MaxLock   time.Duration
+	MaxLock   time.Duration // longest live write transaction
+	Locks     int           // live write transactions
+	LongLocks int           // of those, held longer than merge.LongLock
 	Corrected int64
+}
+
+// AddLocks adds st's live write transactions to r.
+func (r *Result) AddLocks(st merge.Stats) {
+	r.MaxLock = max(r.MaxLock, st.MaxLock)
+	r.Locks += st.Locks
+	r.LongLocks += st.LongLocks
 }
 
 func (im *Importer) now() time.Time {
@@ -285,9 +294,7 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 	res.Changes += st.Changes
 	res.Conflicts += st.Conflicts
 	res.Corrected += st.Corrected
-	if st.MaxLock > res.MaxLock {
-		res.MaxLock = st.MaxLock
-	}
+	res.AddLocks(st)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", "", ctx.Err()

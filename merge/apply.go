@@ -61,7 +61,29 @@ type Stats struct {
 	Conflicts int64
 	Batches   int
 	MaxLock   time.Duration // longest live write transaction
+	Locks     int           // live write transactions
+	LongLocks int           // of those, held longer than LongLock
 	Corrected int64         // cells put back after the app's triggers changed them
+}
+
+// LongLock is the hold of a live write transaction that counts as long
+// (Stats.LongLocks): the app's writers wait that long for the lock.
+const LongLock = 100 * time.Millisecond
+
+// held records one live write transaction's hold.
+func (s *Stats) held(d time.Duration) {
+	s.MaxLock = max(s.MaxLock, d)
+	s.Locks++
+	if d > LongLock {
+		s.LongLocks++
+	}
+}
+
+// AddLocks adds o's live write transactions to s.
+func (s *Stats) AddLocks(o Stats) {
+	s.MaxLock = max(s.MaxLock, o.MaxLock)
+	s.Locks += o.Locks
+	s.LongLocks += o.LongLocks
 }
 
 type item struct {
@@ -191,10 +213,10 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		p := pending
 		pending = nil
 		r := <-p.done
-		st.MaxLock = max(st.MaxLock, r.held)
+		st.AddLocks(r.locks)
 		st.Corrected += r.corrected
 		if adaptive {
-			size = nextBatchSize(size, r.held)
+			size = nextBatchSize(size, r.locks.MaxLock)
 		}
 		if r.err != nil {
 			return r.err
@@ -378,7 +400,7 @@ type inflight struct {
 }
 
 type liveResult struct {
-	held      time.Duration
+	locks     Stats // the batch's one live write transaction
 	corrected int64
 	err       error
 }
@@ -404,7 +426,7 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 			sqlitex.ExecuteTransient(e.Live, "PRAGMA wal_checkpoint(PASSIVE)", nil)
 			e.checkpointed = time.Now()
 		}
-		p.done <- liveResult{held: ls.MaxLock, corrected: ls.Corrected, err: err}
+		p.done <- liveResult{locks: ls, corrected: ls.Corrected, err: err}
 	}()
 	return p
 }
@@ -578,9 +600,7 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *
 	start := time.Now()
 	defer func() {
 		end(&err)
-		if d := time.Since(start); d > st.MaxLock {
-			st.MaxLock = d
-		}
+		st.held(time.Since(start))
 	}()
 	type want struct {
 		it  *item

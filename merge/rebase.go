@@ -113,12 +113,9 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 			fin = finish
 		}
 		if len(batch) > 0 {
-			prev := st.MaxLock
-			st.MaxLock = 0
 			if err := e.applyLive(ctx, batch, src, liveAcc, &st); err != nil {
 				return err
 			}
-			st.MaxLock = max(prev, st.MaxLock)
 		}
 		if len(batch) > 0 || last {
 			end, err := db.Begin(e.State.Base, "IMMEDIATE")

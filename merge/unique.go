@@ -364,9 +364,7 @@ func (e *Engine) inLive(ctx context.Context, u *uctx, fn func() error) (err erro
 	start := time.Now()
 	defer func() {
 		end(&err)
-		if d := time.Since(start); d > u.st.MaxLock {
-			u.st.MaxLock = d
-		}
+		u.st.held(time.Since(start))
 	}()
 	return fn()
 }
