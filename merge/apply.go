@@ -269,8 +269,10 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		}
 		return nil
 	}
+	pf := prefetch(rd)
+	defer pf.close()
 	for {
-		c, rerr := rd.Next()
+		c, rerr := pf.Next()
 		if rerr == io.EOF {
 			break
 		}
