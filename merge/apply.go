@@ -269,10 +269,8 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		}
 		return nil
 	}
-	pf := prefetch(rd)
-	defer pf.close()
 	for {
-		c, rerr := pf.Next()
+		c, rerr := rd.Next()
 		if rerr == io.EOF {
 			break
 		}
