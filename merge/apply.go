@@ -188,10 +188,12 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		}
 		endBase(&err) // commits only if the whole Apply succeeded
 	}()
-	var pending *inflight
+	// pending: the batch whose result is not read yet; last: the batch
+	// started last, whose goroutine may still be checkpointing live.
+	var pending, last *inflight
 	defer func() {
-		if pending != nil {
-			<-pending.done // never leave live's goroutine running
+		if last != nil {
+			<-last.finished // never leave live's goroutine running
 		}
 	}()
 	openBase := func() error {
@@ -205,9 +207,14 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		baseSince = time.Now()
 		return nil
 	}
-	// settle waits for the batch in flight and writes its base side.
-	settle := func() error {
+	// settle waits for the batch in flight and records what only its live
+	// write could tell. full: also until its goroutine is done with live
+	// (a checkpoint may follow the write), so this goroutine may use live.
+	settle := func(full bool) error {
 		if pending == nil {
+			if full && last != nil {
+				<-last.finished
+			}
 			return nil
 		}
 		p := pending
@@ -223,6 +230,9 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		}
 		if err := e.afterLive(p.items, src, &st); err != nil {
 			return err
+		}
+		if full || needsFix(p.items) {
+			<-p.finished
 		}
 		return e.fixLive(ctx, p.items, &uctx{src: src, meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st})
 	}
@@ -240,24 +250,27 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			serial = serial || uniqTables[it.t]
 		}
 		if pending != nil && (serial || pending.serial || pending.overlaps(keys)) {
-			if err := settle(); err != nil {
+			if err := settle(true); err != nil {
 				return err
 			}
 		}
 		if err := e.decideAndBase(src, meta, baseAcc, items, serial); err != nil {
 			return err
 		}
-		if err := settle(); err != nil {
+		// Not full: the next batch's goroutine waits for this one's
+		// checkpoint itself, and this goroutine goes on deciding.
+		if err := settle(false); err != nil {
 			return err
 		}
 		st.Changes += int64(len(items))
 		st.Batches++
-		pending = e.startLive(ctx, items, keys, src, liveAcc)
+		pending = e.startLive(ctx, items, keys, src, liveAcc, last)
 		pending.serial = serial
+		last = pending
 		items, keys = nil, map[string]bool{}
 		if time.Since(baseSince) >= baseCommitEvery {
 			// Base may commit only what live already holds.
-			if err := settle(); err != nil {
+			if err := settle(true); err != nil {
 				return err
 			}
 			var err error
@@ -287,7 +300,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			// bulk inserts keep the pipeline. Otherwise the check reads
 			// base as of every earlier change.
 			if pending != nil && pending.keys[it.t.Name+"\x00"+string(it.pk)] {
-				if err := settle(); err != nil {
+				if err := settle(true); err != nil {
 					return st, err
 				}
 			}
@@ -297,7 +310,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			}
 			found := false
 			if m != nil {
-				if err := settle(); err != nil {
+				if err := settle(true); err != nil {
 					return st, err
 				}
 				if found, err = e.detect(rk, meta, baseAcc, it); err != nil {
@@ -333,7 +346,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			if err := flush(); err != nil {
 				return st, err
 			}
-			if err := settle(); err != nil {
+			if err := settle(true); err != nil {
 				return st, err
 			}
 			continue
@@ -355,7 +368,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 	if err := flush(); err != nil {
 		return st, err
 	}
-	if err := settle(); err != nil {
+	if err := settle(true); err != nil {
 		return st, err
 	}
 	// Rows held on a UNIQUE clash are settled once the whole file is in
@@ -393,6 +406,8 @@ type inflight struct {
 	items []*item
 	keys  map[string]bool
 	done  chan liveResult
+	// finished closes once the batch's goroutine no longer uses live.
+	finished chan struct{}
 	// serial: the batch touches a table with UNIQUE indexes, whose
 	// clashes are settled against live (fixLive) before the next batch
 	// is decided.
@@ -414,21 +429,38 @@ func (p *inflight) overlaps(keys map[string]bool) bool {
 	return false
 }
 
-// startLive writes a decided batch to live in its own goroutine.
-func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]bool, src Source, acc *access) *inflight {
-	p := &inflight{items: items, keys: keys, done: make(chan liveResult, 1)}
+// startLive writes a decided batch to live in its own goroutine, once the
+// goroutine of the batch before it (after) is done with live: the result
+// is sent before live's WAL checkpoint that may follow the write, so the
+// merge never waits for that checkpoint, only the next live write does.
+func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]bool, src Source, acc *access, after *inflight) *inflight {
+	p := &inflight{items: items, keys: keys, done: make(chan liveResult, 1), finished: make(chan struct{})}
 	go func() {
+		defer close(p.finished)
+		if after != nil {
+			<-after.finished
+		}
 		var ls Stats
 		err := e.applyLive(ctx, items, src, acc, &ls)
+		p.done <- liveResult{locks: ls, corrected: ls.Corrected, err: err}
 		if err == nil && time.Since(e.checkpointed) >= checkpointEvery {
 			// Outside the write lock (see Apply): the app's writers go on
 			// meanwhile. A checkpoint that cannot run now runs later.
 			sqlitex.ExecuteTransient(e.Live, "PRAGMA wal_checkpoint(PASSIVE)", nil)
 			e.checkpointed = time.Now()
 		}
-		p.done <- liveResult{locks: ls, corrected: ls.Corrected, err: err}
 	}()
 	return p
+}
+
+// needsFix reports whether fixLive has work for a settled batch.
+func needsFix(items []*item) bool {
+	for _, it := range items {
+		if it.o != nil && (it.held || it.liveFailed) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkpointEvery spaces rowdrop's checkpoints of live's WAL during a
