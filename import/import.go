@@ -64,7 +64,7 @@ type Result struct {
 	Held      int
 	Broken    int
 	MaxLock   time.Duration // longest live write transaction
-	Locks     int           // live write transactions
+	Locks     int           // live write transactions of the merges (merge.Stats.Locks)
 	LongLocks int           // of those, held longer than merge.LongLock
 	Corrected int64
 }

@@ -61,7 +61,7 @@ type Stats struct {
 	Conflicts int64
 	Batches   int
 	MaxLock   time.Duration // longest live write transaction
-	Locks     int           // live write transactions
+	Locks     int           // live write transactions of the merge (batches and their fix-ups)
 	LongLocks int           // of those, held longer than LongLock
 	Corrected int64         // cells put back after the app's triggers changed them
 }
@@ -430,9 +430,10 @@ func (p *inflight) overlaps(keys map[string]bool) bool {
 }
 
 // startLive writes a decided batch to live in its own goroutine, once the
-// goroutine of the batch before it (after) is done with live: the result
-// is sent before live's WAL checkpoint that may follow the write, so the
-// merge never waits for that checkpoint, only the next live write does.
+// goroutine of the batch before it (after) is done with live. The result
+// is sent before live's WAL checkpoint that may follow the write, so
+// between ordinary batches the deciding goroutine does not wait for that
+// checkpoint (the next live write does); a full settle still does.
 func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]bool, src Source, acc *access, after *inflight) *inflight {
 	p := &inflight{items: items, keys: keys, done: make(chan liveResult, 1), finished: make(chan struct{})}
 	go func() {

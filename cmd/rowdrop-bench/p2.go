@@ -70,10 +70,19 @@ func (b *bench) p2(ctx context.Context, a *device) error {
 	if err != nil {
 		return err
 	}
-	time.Sleep(alone)
+	select {
+	case <-time.After(alone):
+	case <-ctx.Done():
+	}
 	var base appResult
 	if _, err := app.finish(&base); err != nil {
 		return fmt.Errorf("app writer alone: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if base.Errors > 0 || base.Commits == 0 {
+		return fmt.Errorf("app writer alone: %d commits, %d failed (first: %s)", base.Commits, base.Errors, base.FirstError)
 	}
 	b.logf("P2/P6: device B imports A's %d rows while an app process writes", n)
 	if app, err = startApp(bd.db); err != nil {
@@ -110,7 +119,7 @@ func (b *bench) p2(ctx context.Context, a *device) error {
 	b.rep.add(Figure{
 		ID: "P6 lock during an import (B's initial import)",
 		Measured: fmt.Sprintf("import's longest write transaction %s, %d of %d over 100 ms; "+
-			"app's worst commit %.1f ms (p99 %.1f, p50 %.1f) over %d commits, %d failed%s, of which waiting for the lock at most %.1f ms (p99 %.1f); "+
+			"app's worst commit %.1f ms (p99 %.1f, p50 %.1f) over %d commits, %d failed%s; its longest wait for the lock %.1f ms (p99 %.1f); "+
 			"the app alone before the import: worst commit %.1f ms (p99 %.1f, p50 %.1f) over %d commits",
 			ms(ires.MaxLock), ires.LongLocks, ires.Locks, ar.MaxMS, ar.P99MS, ar.P50MS, ar.Commits, ar.Errors, appErr, ar.WaitMaxMS, ar.WaitP99MS,
 			base.MaxMS, base.P99MS, base.P50MS, base.Commits),
