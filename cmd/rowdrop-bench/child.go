@@ -47,6 +47,8 @@ type importResult struct {
 	Conflicts int64   `json:"conflicts"`
 	TookS     float64 `json:"took_s"`
 	MaxLockMS float64 `json:"max_lock_ms"`
+	Locks     int     `json:"locks"`
+	LongLocks int     `json:"long_locks"`
 	VmHWMKB   int64   `json:"vm_hwm_kb"`
 	// At the highest sampled RSS: how much of it the Go runtime holds (the
 	// rest is SQLite's page caches and other C-side allocations).
@@ -118,6 +120,7 @@ func childImport(a childArgs) importResult {
 	}
 	stopSampler()
 	r.Applied, r.Changes, r.Conflicts = res.Applied, res.Changes, res.Conflicts
+	r.Locks, r.LongLocks = res.Locks, res.LongLocks
 	r.MaxLockMS = float64(res.MaxLock) / float64(time.Millisecond)
 	r.VmHWMKB = vmHWM()
 	if a.PprofDir != "" {

@@ -111,8 +111,8 @@ func (b *bench) p5(ctx context.Context) error {
 	}
 	b.rep.add(Figure{
 		ID: fmt.Sprintf("P5 memory, importing a %s changeset (%s inserted rows of ~%d B)", mb(h.RawLen), rowsLabel(rows), b.sz.p5Body),
-		Measured: fmt.Sprintf("peak RSS %s (at the peak: Go runtime %s, of which heap in use %s; the rest is SQLite's); import took %.1f s, %.0f rows/s, longest lock %.0f ms",
-			mb(peak), mb(r.GoSysKB<<10), mb(r.GoHeapKB<<10), r.TookS, float64(rows)/r.TookS, r.MaxLockMS),
+		Measured: fmt.Sprintf("peak RSS %s (at the peak: Go runtime %s, of which heap in use %s; the rest is SQLite's); import took %.1f s, %.0f rows/s, longest lock %.0f ms (%d of %d write transactions over 100 ms)",
+			mb(peak), mb(r.GoSysKB<<10), mb(r.GoHeapKB<<10), r.TookS, float64(rows)/r.TookS, r.MaxLockMS, r.LongLocks, r.Locks),
 		Ratio: "—", Target: "≤ 100 MB", Met: yesNo(peak <= 100e6),
 		Values: map[string]float64{"peak_rss_bytes": float64(peak), "go_sys_bytes": float64(r.GoSysKB << 10), "go_heap_bytes": float64(r.GoHeapKB << 10), "raw_bytes": float64(h.RawLen), "import_s": r.TookS, "rows": float64(rows)},
 	})
