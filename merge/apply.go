@@ -37,8 +37,9 @@ type Engine struct {
 	// Rekey turns on re-keying of INTEGER-key collisions (rekey.go).
 	Rekey bool
 
-	rk           *rekeyer  // during Apply
-	checkpointed time.Time // live's last checkpoint (by the live goroutine)
+	rk           *rekeyer     // during Apply
+	fks          *foreignKeys // re-keyed tables and references to them (rekey.go)
+	checkpointed time.Time    // live's last checkpoint (by the live goroutine)
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 	uniq     uniqueCache                  // UNIQUE clashes (unique.go)

@@ -108,10 +108,31 @@ func (e *Engine) FileOrderTables() (map[string]bool, error) {
 	return out, nil
 }
 
-// rekeyTables finds the re-keyed tables and the references to them.
+// rekeyTables returns a rekeyer for the re-keyed tables and the
+// references to them, with no re-keying records loaded.
 func (e *Engine) rekeyTables() (*rekeyer, error) {
-	r := &rekeyer{st: e.State, parents: map[string]*schema.Table{}, refs: map[string][]fkRef{},
-		byKey: map[string][]*state.Rekey{}, files: map[state.Clock]*state.FileInfo{}}
+	if e.fks == nil {
+		f, err := e.readForeignKeys()
+		if err != nil {
+			return nil, err
+		}
+		e.fks = f
+	}
+	return &rekeyer{st: e.State, parents: e.fks.parents, refs: e.fks.refs,
+		byKey: map[string][]*state.Rekey{}, files: map[state.Clock]*state.FileInfo{}}, nil
+}
+
+// foreignKeys are the re-keyed tables (by lower-case name) and the
+// references to them (by child table); read once per Engine, whose tables
+// are fixed for its life (each import builds one), instead of twice per
+// imported file.
+type foreignKeys struct {
+	parents map[string]*schema.Table
+	refs    map[string][]fkRef
+}
+
+func (e *Engine) readForeignKeys() (*foreignKeys, error) {
+	r := &foreignKeys{parents: map[string]*schema.Table{}, refs: map[string][]fkRef{}}
 	for name, t := range e.Tables {
 		if e.Rekey && integerKey(t) {
 			r.parents[strings.ToLower(name)] = t
