@@ -221,10 +221,10 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		p := pending
 		pending = nil
 		r := <-p.done
-		st.AddLocks(r.locks)
-		st.Corrected += r.corrected
+		st.AddLocks(r.st)
+		st.Corrected += r.st.Corrected
 		if adaptive {
-			size = nextBatchSize(size, r.locks.MaxLock)
+			size = nextBatchSize(size, r.st.MaxLock)
 		}
 		if r.err != nil {
 			return r.err
@@ -416,9 +416,8 @@ type inflight struct {
 }
 
 type liveResult struct {
-	locks     Stats // the batch's one live write transaction
-	corrected int64
-	err       error
+	st  Stats // the batch's one live write transaction and its corrections
+	err error
 }
 
 func (p *inflight) overlaps(keys map[string]bool) bool {
@@ -444,7 +443,7 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 		}
 		var ls Stats
 		err := e.applyLive(ctx, items, src, acc, &ls)
-		p.done <- liveResult{locks: ls, corrected: ls.Corrected, err: err}
+		p.done <- liveResult{st: ls, err: err}
 		if err == nil && time.Since(e.checkpointed) >= checkpointEvery {
 			// Outside the write lock (see Apply): the app's writers go on
 			// meanwhile. A checkpoint that cannot run now runs later.
@@ -624,18 +623,12 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 // write transaction, keeping unexported local edits, then puts back any
 // synced cell the app's triggers changed (with triggers off for that
 // correction only), so applying a change never creates a new local change.
-func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *access, st *Stats) (err error) {
-	defer db.Interruptible(ctx, e.Live)()
-	end, err := db.Begin(e.Live, "IMMEDIATE")
-	if err != nil {
-		return fmt.Errorf("start write transaction on the live database: %w", err)
-	}
-	// The hold starts once the lock is ours; waiting for the app is not holding.
-	start := time.Now()
-	defer func() {
-		end(&err)
-		st.held(time.Since(start))
-	}()
+func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *access, st *Stats) error {
+	return e.inLive(ctx, st, func() error { return e.writeBatch(items, src, acc, st) })
+}
+
+// writeBatch is applyLive's work, inside its transaction.
+func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) error {
 	type want struct {
 		it  *item
 		row []changeset.Value // nil = absent

@@ -330,7 +330,7 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 	}
 	// Held rows first: they free values the refused writes may need.
 	sort.SliceStable(todo, func(i, j int) bool { return todo[i].held && !todo[j].held })
-	return e.inLive(ctx, u, func() error {
+	return e.inLive(ctx, u.st, func() error {
 		for _, it := range todo {
 			lt := u.liveAcc.get(e.Live, "live", it.t)
 			cur, err := lt.Get(it.key)
@@ -354,17 +354,18 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 	})
 }
 
-// inLive runs fn in a live write transaction.
-func (e *Engine) inLive(ctx context.Context, u *uctx, fn func() error) (err error) {
+// inLive runs fn in a live write transaction and records its hold in st.
+func (e *Engine) inLive(ctx context.Context, st *Stats, fn func() error) (err error) {
 	defer db.Interruptible(ctx, e.Live)()
 	end, err := db.Begin(e.Live, "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("start write transaction on the live database: %w", err)
 	}
+	// The hold starts once the lock is ours; waiting for the app is not holding.
 	start := time.Now()
 	defer func() {
 		end(&err)
-		u.st.held(time.Since(start))
+		st.held(time.Since(start))
 	}()
 	return fn()
 }
@@ -609,7 +610,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 	if len(fixes) == 0 {
 		return nil
 	}
-	return e.inLive(ctx, u, func() error {
+	return e.inLive(ctx, u.st, func() error {
 		for _, f := range fixes {
 			lt := u.liveAcc.get(e.Live, "live", f.t)
 			cur, err := lt.Get(f.key)
