@@ -342,14 +342,25 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	if err != nil {
 		return importer.Result{}, err
 	}
-	rb, err := s.rebase(ctx, im)
+	scan, scanErr := importer.ScanFolder(s.cfg.Folder)
+	if scanErr != nil {
+		scan = nil // the import below reports an unreadable folder
+	}
+	applied, err := importer.Applied(s.st)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	rb, err := im.Rebase(ctx, scan, applied)
 	if err != nil {
 		return importer.Result{}, err
 	}
 	if err := im.Engine.FixLocalMoves(ctx); err != nil { // after a rebase
 		return importer.Result{}, err
 	}
-	res, err := im.Import(ctx)
+	if scanErr != nil {
+		return importer.Result{}, fmt.Errorf("read shared folder %s: %w (is it mounted?)", s.cfg.Folder, scanErr)
+	}
+	res, err := im.ImportScanned(ctx, scan, applied)
 	if err == nil {
 		// A value that a row held on a UNIQUE clash waits for can be freed
 		// by this device's own export too, not only by an import.
@@ -358,13 +369,15 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 		res.Conflicts += us.Conflicts
 		res.AddLocks(us)
 	}
-	res.Changes += rb.stats.Changes
-	res.Conflicts += rb.stats.Conflicts
-	res.AddLocks(rb.stats)
+	res.Changes += rb.Stats.Changes
+	res.Conflicts += rb.Stats.Conflicts
+	res.AddLocks(rb.Stats)
 	if err != nil {
 		return res, err
 	}
-	s.noteGaps(im, rb)
+	if err := im.NoteGaps(rb.Gaps, applied); err != nil {
+		return res, err
+	}
 	if res.Applied > 0 {
 		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock, "long_locks", res.LongLocks)
 	}

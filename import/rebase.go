@@ -1,0 +1,334 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/hlc"
+	"rowdrop/internal/rdfile"
+	"rowdrop/internal/state"
+	"rowdrop/merge"
+)
+
+// Snapshots, joining and rejoining.
+//
+// A snapshot (export/snapshot.go) is a device's whole merged state: its
+// base copy of the synced tables with their row and cell clocks, and the
+// vector of files it includes (Header.Seen). A device merges one instead
+// of replaying files when
+//
+//   - it is new (never exported, never imported): it joins from the newest
+//     usable snapshot, then applies the later files. Rows its database
+//     already holds stay and are exported as its first changes; rows of
+//     the snapshot it lacks are added; where both hold a row with other
+//     values, its own values stay (exported with a newer clock) and the
+//     snapshot's go to the conflict log;
+//   - it needs file a+1 of a device whose lowest file in the folder is
+//     later (the files between were collected): it re-bases on a snapshot
+//     that covers the gap. Sync exports its own edits first; the merge
+//     keeps anything still unexported in live.
+//
+// A snapshot is usable when, for every device with files in the folder,
+// what this device has applied or the snapshot includes reaches up to the
+// device's lowest file still there: after the merge, nothing is missing.
+// Among usable ones, the one including most files wins.
+
+// RebaseResult is what Rebase did.
+type RebaseResult struct {
+	Used  string      // the snapshot merged ("" if none)
+	Stats merge.Stats // its merge
+	// Gaps are the devices whose next file is missing from the folder and
+	// that no merged snapshot covered (NoteGaps explains them).
+	Gaps map[string]bool
+}
+
+// IsNew reports a device that has never exported nor imported anything.
+func (im *Importer) IsNew() bool {
+	return im.State.GetInt("next_seq") <= 1 && !im.State.HasImported()
+}
+
+// Rebase merges a usable snapshot when this device is new, misses files
+// that are no longer in the folder, or was interrupted in a rebase. scan
+// is the folder's listing (nil: unreadable, nothing to do; the import
+// reports it); applied is how far each device's files are applied, and is
+// advanced by what a merged snapshot includes.
+func (im *Importer) Rebase(ctx context.Context, scan *Scan, applied map[string]uint64) (RebaseResult, error) {
+	var rr RebaseResult
+	if scan == nil {
+		return rr, nil
+	}
+	fb := boundsOf(scan, im.Self.Device)
+	rr.Gaps = fb.gaps(applied)
+	if len(scan.Snapshots) == 0 {
+		return rr, nil
+	}
+	cands, err := im.candidates(scan.Snapshots, fb, applied)
+	if err != nil {
+		return rr, err
+	}
+	sortCandidates(cands)
+	return im.mergeFirstUsable(ctx, cands, fb, applied, rr)
+}
+
+// folderBounds is what the folder holds of the other devices' files.
+type folderBounds struct {
+	low, high map[string]uint64 // per device, its lowest and highest file
+	present   map[string]bool   // paths of the changesets
+}
+
+func boundsOf(scan *Scan, self string) folderBounds {
+	fb := folderBounds{low: map[string]uint64{}, high: map[string]uint64{}, present: map[string]bool{}}
+	for d, l := range scan.Files {
+		if d != self && len(l) > 0 {
+			fb.low[d] = l[0].Seq
+			fb.high[d] = l[len(l)-1].Seq
+			for _, e := range l {
+				fb.present[e.Rel] = true
+			}
+		}
+	}
+	return fb
+}
+
+// gaps are the devices whose next file to apply is below their lowest one
+// in the folder.
+func (fb folderBounds) gaps(applied map[string]uint64) map[string]bool {
+	out := map[string]bool{}
+	for d, lo := range fb.low {
+		if lo > applied[d]+1 {
+			out[d] = true
+		}
+	}
+	return out
+}
+
+// candidate is a snapshot worth merging.
+type candidate struct {
+	e     SnapshotEntry
+	h     rdfile.Header
+	cover uint64 // how many files it includes in all
+}
+
+// candidates reads the headers of the snapshots in the folder and keeps
+// the usable ones that bring something (see above), recording why the
+// others are not used.
+func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied map[string]uint64) ([]candidate, error) {
+	inflight := im.State.Get("inflight")
+	redo := strings.HasSuffix(inflight, rdfile.SnapshotExt)
+	isNew := im.IsNew()
+	recorded, err := im.recordedSnapshots()
+	if err != nil {
+		return nil, err
+	}
+	var cands []candidate
+	for _, e := range snaps {
+		if recorded[e.Rel] == StatusBroken {
+			continue // files never change: a broken one stays broken
+		}
+		h, status, reason := im.SnapshotHeader(e)
+		if status != "" {
+			im.record(e.Rel, e.Device, e.Seq, status, reason)
+			continue
+		}
+		if recorded[e.Rel] != "" {
+			// It arrived whole since, or is no longer needed; if it is
+			// tried below and fails, it is reported again.
+			im.clearRecord(e.Rel)
+		}
+		usable := im.usable(e, h, fb, applied)
+		// Worth it: it is the way in for a new device, or it includes a
+		// file this device needs next and the folder does not have
+		// (collected, or all files of that device are gone).
+		gain := redo && e.Rel == inflight
+		var cover uint64
+		for d, n := range h.Seen {
+			cover += n
+			if d != im.Self.Device && n > applied[d] && (isNew || !fb.present[rdfile.RelPath(d, applied[d]+1)]) {
+				gain = true
+			}
+		}
+		if usable && gain {
+			cands = append(cands, candidate{e, h, cover})
+		}
+	}
+	return cands, nil
+}
+
+// usable reports whether nothing is missing after merging the snapshot,
+// and whether it includes only files that were published (recording it
+// as waiting otherwise).
+func (im *Importer) usable(e SnapshotEntry, h rdfile.Header, fb folderBounds, applied map[string]uint64) bool {
+	usable := true
+	for d, lo := range fb.low {
+		if max(applied[d], h.Seen[d])+1 < lo {
+			usable = false
+		}
+	}
+	// A snapshot cannot include files its devices have not published
+	// (every device keeps its newest file in the folder): one that claims
+	// more is early (still syncing) or lying; using it would skip files
+	// for good. (A device none of whose files are here yet cannot be
+	// checked.)
+	own := uint64(im.State.GetInt("next_seq"))
+	for d, n := range h.Seen {
+		if (d == im.Self.Device && own > 0 && n >= own) || (d != im.Self.Device && fb.high[d] > 0 && n > fb.high[d]) {
+			usable = false
+			im.record(e.Rel, e.Device, e.Seq, StatusWaiting, fmt.Sprintf("%s: it includes file %d of device %s, which is not in the folder (yet); not used until it is", e.Rel, n, d))
+		}
+	}
+	return usable
+}
+
+// recordedSnapshots returns the snapshots reported earlier: path -> status.
+func (im *Importer) recordedSnapshots() (map[string]string, error) {
+	recorded := map[string]string{}
+	err := sqlitex.Execute(im.State.Base, "SELECT path, status FROM rowdrop_files WHERE path LIKE '%.rds'", &sqlitex.ExecOptions{
+		ResultFunc: func(q *sqlite.Stmt) error { recorded[q.ColumnText(0)] = q.ColumnText(1); return nil }})
+	if err != nil {
+		return nil, fmt.Errorf("read recorded snapshot statuses in %s: %w", im.State.Path, err)
+	}
+	return recorded, nil
+}
+
+// sortCandidates puts the snapshot including most files first, then the
+// newest, then by path.
+func sortCandidates(cands []candidate) {
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].cover != cands[j].cover {
+			return cands[i].cover > cands[j].cover
+		}
+		if cands[i].h.CreatedMS != cands[j].h.CreatedMS {
+			return cands[i].h.CreatedMS > cands[j].h.CreatedMS
+		}
+		return cands[i].e.Rel < cands[j].e.Rel
+	})
+}
+
+// mergeFirstUsable validates the candidates in order and merges the first
+// that passes; the others stay recorded with the reason.
+func (im *Importer) mergeFirstUsable(ctx context.Context, cands []candidate, fb folderBounds, applied map[string]uint64, rr RebaseResult) (RebaseResult, error) {
+	log := im.log()
+	for _, c := range cands {
+		snap, status, reason, err := im.OpenSnapshot(ctx, c.e)
+		if err != nil {
+			return rr, err
+		}
+		if status != "" {
+			log.Warn("snapshot not used", "file", c.e.Rel, "status", status, "reason", reason)
+			im.record(c.e.Rel, c.e.Device, c.e.Seq, status, reason)
+			continue
+		}
+		rr.Stats, err = im.mergeSnapshot(ctx, snap)
+		snap.Close()
+		if err != nil {
+			if ctx.Err() != nil {
+				return rr, ctx.Err()
+			}
+			reason := fmt.Sprintf("%s: could not be merged: %v; held and retried", c.e.Rel, err)
+			log.Warn("snapshot not used", "file", c.e.Rel, "status", StatusHeld, "reason", reason)
+			im.record(c.e.Rel, c.e.Device, c.e.Seq, StatusHeld, reason)
+			continue
+		}
+		im.clearRecord(c.e.Rel)
+		rr.Used = c.e.Rel
+		for d, n := range c.h.Seen {
+			if d != im.Self.Device {
+				applied[d] = max(applied[d], n)
+			}
+		}
+		for d := range rr.Gaps {
+			if c.h.Seen[d]+1 >= fb.low[d] {
+				delete(rr.Gaps, d)
+			}
+		}
+		log.Info("merged a snapshot", "file", c.e.Rel, "rows", rr.Stats.Changes, "conflicts", rr.Stats.Conflicts)
+		return rr, nil
+	}
+	return rr, nil
+}
+
+// mergeSnapshot merges a validated snapshot into live and base, and
+// advances how far every device's files count as applied.
+func (im *Importer) mergeSnapshot(ctx context.Context, snap *Snapshot) (merge.Stats, error) {
+	h := snap.Header
+	rel := snap.Entry.Rel
+	localKnows := map[string]hlc.Timestamp{}
+	err := sqlitex.Execute(im.State.Base, "SELECT id, last_hlc FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+		localKnows[q.ColumnText(0)] = hlc.Timestamp(q.ColumnInt64(1))
+		return nil
+	}})
+	if err != nil {
+		return merge.Stats{}, fmt.Errorf("read known devices in %s: %w", im.State.Path, err)
+	}
+	// Like a changeset, a snapshot whose merge was interrupted between its
+	// live and base steps is merged again before any export (Export
+	// imports first while "inflight" is set).
+	if err := im.State.Set("inflight", rel); err != nil {
+		return merge.Stats{}, err
+	}
+	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: rel}
+	in := merge.RebaseInput{Conn: snap.Conn, Tables: snap.Tables, Self: im.Self.Device, LocalKnows: localKnows, RemoteKnows: snap.Knows}
+	var progress func(done, total int)
+	if im.Progress != nil {
+		progress = func(done, total int) { im.Progress(done, total, rel) }
+	}
+	return im.Engine.Rebase(ctx, src, in, func() error { return im.finishSnapshot(snap) }, progress)
+}
+
+// finishSnapshot records, in the base transaction of a snapshot's merge,
+// how far it advanced every device.
+func (im *Importer) finishSnapshot(snap *Snapshot) error {
+	h := snap.Header
+	rel := snap.Entry.Rel
+	now := im.now().UnixMilli()
+	im.Clock.Observe(max(snap.MaxClock, hlc.Timestamp(h.HLC)))
+	for d, n := range h.Seen {
+		if d == im.Self.Device {
+			continue
+		}
+		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
+			ON CONFLICT(id) DO UPDATE SET applied=max(applied, excluded.applied), last_hlc=max(last_hlc, excluded.last_hlc),
+			name=CASE WHEN name='' THEN excluded.name ELSE name END, last_applied_ms=excluded.last_applied_ms`,
+			&sqlitex.ExecOptions{Args: []any{d, snap.Names[d], int64(n), int64(snap.Knows[d]), now}}); err != nil {
+			return err
+		}
+		// Waiting records of files the snapshot includes are moot.
+		if err := sqlitex.Execute(im.State.Base, `DELETE FROM rowdrop_files WHERE dev=? AND seq<=? AND path NOT LIKE '%.rds'`,
+			&sqlitex.ExecOptions{Args: []any{d, int64(n)}}); err != nil {
+			return err
+		}
+	}
+	if err := im.State.Set("hlc", strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
+		return err
+	}
+	if err := im.State.Set("last_import_ms", now); err != nil {
+		return err
+	}
+	if err := im.State.Set("rebased_from", rel); err != nil {
+		return err
+	}
+	return im.State.Set("inflight", "")
+}
+
+// NoteGaps rewrites the waiting reason of a device's missing file when no
+// usable snapshot covered it: the files may have been collected, and then
+// only a snapshot helps. applied is how far each device's files are
+// applied after the import.
+func (im *Importer) NoteGaps(gaps map[string]bool, applied map[string]uint64) error {
+	for d := range gaps {
+		next := applied[d] + 1
+		rel := rdfile.RelPath(d, next)
+		reason := fmt.Sprintf("file %d of device %s is not in the folder and its later files wait for it. If it is still on its way, this resolves by itself; if it was collected (removed by its device once every device had applied it), this device can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then sync here", next, d)
+		if err := sqlitex.Execute(im.State.Base, "UPDATE rowdrop_files SET reason=? WHERE path=? AND status=?",
+			&sqlitex.ExecOptions{Args: []any{reason, rel, StatusWaiting}}); err != nil {
+			return fmt.Errorf("record the reason file %s waits in %s: %w", rel, im.State.Path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package rowdrop
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"rowdrop/export"
+	importer "rowdrop/import"
+	"rowdrop/merge"
+)
+
+// Snapshots: publishing one, and joining from one (the choice and the
+// merge are import's: import/rebase.go).
+
+// Snapshot exports this device's edits, then publishes a snapshot of its
+// merged state into the shared folder.
+func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
+	if _, err := s.joinIfNew(ctx); err != nil {
+		return export.SnapshotResult{}, err
+	}
+	var r export.Result
+	if err := retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r, e = s.Export(ctx); return e }); err != nil {
+		return export.SnapshotResult{}, err
+	}
+	if r.PublishErr != nil {
+		return export.SnapshotResult{}, fmt.Errorf("no snapshot: exported changes wait in the outbox: %w", r.PublishErr)
+	}
+	tables, _, err := s.tables()
+	if err != nil {
+		return export.SnapshotResult{}, err
+	}
+	if tables, _, err = export.EnsureBase(s.st, tables); err != nil {
+		return export.SnapshotResult{}, err
+	}
+	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.cfg.Folder, tables, s.cfg.Now())
+	if err != nil {
+		return res, err
+	}
+	s.log.Info("snapshot published", "file", res.File, "rows", res.Rows, "bytes", res.Bytes)
+	return res, nil
+}
+
+// SnapshotIfDue publishes a snapshot when everyFiles files were exported
+// or applied since the last one, or every has passed (and something
+// changed); a zero knob disables its trigger. It returns nil when none
+// was due.
+func (s *Syncer) SnapshotIfDue(ctx context.Context, everyFiles int, every time.Duration) (*export.SnapshotResult, error) {
+	due, err := export.SnapshotDue(s.st, s.cfg.Now(), everyFiles, every)
+	if err != nil || !due {
+		return nil, err
+	}
+	res, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &res, nil
+}
+
+// joinIfNew merges a usable snapshot into a new device (import/rebase.go).
+func (s *Syncer) joinIfNew(ctx context.Context) (merge.Stats, error) {
+	im, err := s.importer()
+	if err != nil {
+		return merge.Stats{}, err
+	}
+	if !im.IsNew() {
+		return merge.Stats{}, nil
+	}
+	scan, err := importer.ScanFolder(s.cfg.Folder)
+	if err != nil {
+		return merge.Stats{}, nil // Export says what is wrong with the folder
+	}
+	applied, err := importer.Applied(s.st)
+	if err != nil {
+		return merge.Stats{}, err
+	}
+	rr, err := im.Rebase(ctx, scan, applied)
+	return rr.Stats, err
+}
