@@ -16,24 +16,22 @@ import (
 // Snapshot exports this device's edits, then publishes a snapshot of its
 // merged state into the shared folder.
 func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
-	if _, err := s.joinIfNew(ctx); err != nil {
+	ls, err := s.readSchema()
+	if err != nil {
+		return export.SnapshotResult{}, err
+	}
+	if _, _, err := s.joinIfNew(ctx, ls); err != nil {
 		return export.SnapshotResult{}, err
 	}
 	var r export.Result
-	if err := retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r, e = s.Export(ctx); return e }); err != nil {
+	if err := retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r, e = s.export(ctx, ls); return e }); err != nil {
 		return export.SnapshotResult{}, err
 	}
 	if r.PublishErr != nil {
 		return export.SnapshotResult{}, fmt.Errorf("no snapshot: exported changes wait in the outbox: %w", r.PublishErr)
 	}
-	tables, _, err := s.tables()
-	if err != nil {
-		return export.SnapshotResult{}, err
-	}
-	if tables, _, err = export.EnsureBase(s.st, tables); err != nil {
-		return export.SnapshotResult{}, err
-	}
-	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.cfg.Folder, tables, s.cfg.Now())
+	// The export brought the base copy in line (EnsureBase).
+	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.cfg.Folder, synced(ls.tables, r.SchemaProblems), s.cfg.Now())
 	if err != nil {
 		return res, err
 	}
@@ -58,22 +56,23 @@ func (s *Syncer) SnapshotIfDue(ctx context.Context, everyFiles int, every time.D
 }
 
 // joinIfNew merges a usable snapshot into a new device (import/rebase.go).
-func (s *Syncer) joinIfNew(ctx context.Context) (merge.Stats, error) {
-	im, err := s.importer()
+// It returns the folder view it took, for the import that follows (nil if
+// none).
+func (s *Syncer) joinIfNew(ctx context.Context, ls liveSchema) (merge.Stats, *folderView, error) {
+	if !importer.IsNew(s.st) {
+		return merge.Stats{}, nil, nil
+	}
+	fv, err := s.viewFolder()
 	if err != nil {
-		return merge.Stats{}, err
+		return merge.Stats{}, nil, err
 	}
-	if !im.IsNew() {
-		return merge.Stats{}, nil
+	if fv.err != nil {
+		return merge.Stats{}, fv, nil // Export says what is wrong with the folder
 	}
-	scan, err := importer.ScanFolder(s.cfg.Folder)
+	im, err := s.importer(ls)
 	if err != nil {
-		return merge.Stats{}, nil // Export says what is wrong with the folder
+		return merge.Stats{}, nil, err
 	}
-	applied, err := importer.Applied(s.st)
-	if err != nil {
-		return merge.Stats{}, err
-	}
-	rr, err := im.Rebase(ctx, scan, applied)
-	return rr.Stats, err
+	rr, err := im.Rebase(ctx, fv.scan, fv.applied)
+	return rr.Stats, fv, err
 }

@@ -49,8 +49,8 @@ type RebaseResult struct {
 }
 
 // IsNew reports a device that has never exported nor imported anything.
-func (im *Importer) IsNew() bool {
-	return im.State.GetInt("next_seq") <= 1 && !im.State.HasImported()
+func IsNew(st *state.Dir) bool {
+	return st.GetInt("next_seq") <= 1 && !st.HasImported()
 }
 
 // Rebase merges a usable snapshot when this device is new, misses files
@@ -121,7 +121,7 @@ type candidate struct {
 func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied map[string]uint64) ([]candidate, error) {
 	inflight := im.State.Get("inflight")
 	redo := strings.HasSuffix(inflight, rdfile.SnapshotExt)
-	isNew := im.IsNew()
+	isNew := IsNew(im.State)
 	recorded, err := im.recordedSnapshots()
 	if err != nil {
 		return nil, err
