@@ -59,8 +59,8 @@ func (s *Syncer) SnapshotIfDue(ctx context.Context, everyFiles int, every time.D
 // It returns the folder view it took, for the import that follows (nil if
 // none).
 func (s *Syncer) joinIfNew(ctx context.Context, ls liveSchema) (merge.Stats, *folderView, error) {
-	if !importer.IsNew(s.st) {
-		return merge.Stats{}, nil, nil
+	if isNew, err := importer.IsNew(s.st); err != nil || !isNew {
+		return merge.Stats{}, nil, err
 	}
 	fv, err := s.viewFolder()
 	if err != nil {

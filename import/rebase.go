@@ -7,9 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
-
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
@@ -49,8 +46,13 @@ type RebaseResult struct {
 }
 
 // IsNew reports a device that has never exported nor imported anything.
-func IsNew(st *state.Dir) bool {
-	return st.GetInt("next_seq") <= 1 && !st.HasImported()
+func IsNew(st *state.Dir) (bool, error) {
+	next, err := st.Int(state.KeyNextSeq)
+	if err != nil || next > 1 {
+		return false, err
+	}
+	imported, err := st.Imported()
+	return !imported, err
 }
 
 // Rebase merges a usable snapshot when this device is new, misses files
@@ -119,9 +121,18 @@ type candidate struct {
 // the usable ones that bring something (see above), recording why the
 // others are not used.
 func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied map[string]uint64) ([]candidate, error) {
-	inflight := im.State.Get("inflight")
-	redo := strings.HasSuffix(inflight, rdfile.SnapshotExt)
-	isNew := IsNew(im.State)
+	inflight, err := im.State.CurrentInflight()
+	if err != nil {
+		return nil, err
+	}
+	isNew, err := IsNew(im.State)
+	if err != nil {
+		return nil, err
+	}
+	own, err := im.State.Int(state.KeyNextSeq)
+	if err != nil {
+		return nil, err
+	}
 	recorded, err := im.recordedSnapshots()
 	if err != nil {
 		return nil, err
@@ -133,19 +144,26 @@ func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied m
 		}
 		h, status, reason := im.SnapshotHeader(e)
 		if status != "" {
-			im.record(e.Rel, e.Device, e.Seq, status, reason)
+			if err := im.record(e.Rel, e.Device, e.Seq, status, reason); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if recorded[e.Rel] != "" {
 			// It arrived whole since, or is no longer needed; if it is
 			// tried below and fails, it is reported again.
-			im.clearRecord(e.Rel)
+			if err := im.State.ClearFileStatus(e.Rel); err != nil {
+				return nil, err
+			}
 		}
-		usable := im.usable(e, h, fb, applied)
+		usable, err := im.usable(e, h, fb, applied, uint64(own))
+		if err != nil {
+			return nil, err
+		}
 		// Worth it: it is the way in for a new device, or it includes a
 		// file this device needs next and the folder does not have
 		// (collected, or all files of that device are gone).
-		gain := redo && e.Rel == inflight
+		gain := inflight.Kind == state.InflightSnapshot && e.Rel == inflight.Name
 		var cover uint64
 		for d, n := range h.Seen {
 			cover += n
@@ -162,8 +180,8 @@ func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied m
 
 // usable reports whether nothing is missing after merging the snapshot,
 // and whether it includes only files that were published (recording it
-// as waiting otherwise).
-func (im *Importer) usable(e SnapshotEntry, h rdfile.Header, fb folderBounds, applied map[string]uint64) bool {
+// as waiting otherwise); own is this device's next sequence number.
+func (im *Importer) usable(e SnapshotEntry, h rdfile.Header, fb folderBounds, applied map[string]uint64, own uint64) (bool, error) {
 	usable := true
 	for d, lo := range fb.low {
 		if max(applied[d], h.Seen[d])+1 < lo {
@@ -175,23 +193,28 @@ func (im *Importer) usable(e SnapshotEntry, h rdfile.Header, fb folderBounds, ap
 	// more is early (still syncing) or lying; using it would skip files
 	// for good. (A device none of whose files are here yet cannot be
 	// checked.)
-	own := uint64(im.State.GetInt("next_seq"))
 	for d, n := range h.Seen {
 		if (d == im.Self.Device && own > 0 && n >= own) || (d != im.Self.Device && fb.high[d] > 0 && n > fb.high[d]) {
 			usable = false
-			im.record(e.Rel, e.Device, e.Seq, StatusWaiting, fmt.Sprintf("%s: it includes file %d of device %s, which is not in the folder (yet); not used until it is", e.Rel, n, d))
+			if err := im.record(e.Rel, e.Device, e.Seq, StatusWaiting, fmt.Sprintf("%s: it includes file %d of device %s, which is not in the folder (yet); not used until it is", e.Rel, n, d)); err != nil {
+				return false, err
+			}
 		}
 	}
-	return usable
+	return usable, nil
 }
 
 // recordedSnapshots returns the snapshots reported earlier: path -> status.
 func (im *Importer) recordedSnapshots() (map[string]string, error) {
-	recorded := map[string]string{}
-	err := sqlitex.Execute(im.State.Base, "SELECT path, status FROM rowdrop_files WHERE path LIKE '%.rds'", &sqlitex.ExecOptions{
-		ResultFunc: func(q *sqlite.Stmt) error { recorded[q.ColumnText(0)] = q.ColumnText(1); return nil }})
+	files, err := im.State.FileStatuses()
 	if err != nil {
-		return nil, fmt.Errorf("read recorded snapshot statuses in %s: %w", im.State.Path, err)
+		return nil, err
+	}
+	recorded := map[string]string{}
+	for _, f := range files {
+		if strings.HasSuffix(f.Path, rdfile.SnapshotExt) {
+			recorded[f.Path] = f.Status
+		}
 	}
 	return recorded, nil
 }
@@ -221,7 +244,9 @@ func (im *Importer) mergeFirstUsable(ctx context.Context, cands []candidate, fb 
 		}
 		if status != "" {
 			log.Warn("snapshot not used", "file", c.e.Rel, "status", status, "reason", reason)
-			im.record(c.e.Rel, c.e.Device, c.e.Seq, status, reason)
+			if err := im.record(c.e.Rel, c.e.Device, c.e.Seq, status, reason); err != nil {
+				return rr, err
+			}
 			continue
 		}
 		rr.Stats, err = im.mergeSnapshot(ctx, snap)
@@ -232,10 +257,14 @@ func (im *Importer) mergeFirstUsable(ctx context.Context, cands []candidate, fb 
 			}
 			reason := fmt.Sprintf("%s: could not be merged: %v; held and retried", c.e.Rel, err)
 			log.Warn("snapshot not used", "file", c.e.Rel, "status", StatusHeld, "reason", reason)
-			im.record(c.e.Rel, c.e.Device, c.e.Seq, StatusHeld, reason)
+			if err := im.record(c.e.Rel, c.e.Device, c.e.Seq, StatusHeld, reason); err != nil {
+				return rr, err
+			}
 			continue
 		}
-		im.clearRecord(c.e.Rel)
+		if err := im.State.ClearFileStatus(c.e.Rel); err != nil {
+			return rr, err
+		}
 		rr.Used = c.e.Rel
 		for d, n := range c.h.Seen {
 			if d != im.Self.Device {
@@ -258,18 +287,14 @@ func (im *Importer) mergeFirstUsable(ctx context.Context, cands []candidate, fb 
 func (im *Importer) mergeSnapshot(ctx context.Context, snap *Snapshot) (merge.Stats, error) {
 	h := snap.Header
 	rel := snap.Entry.Rel
-	localKnows := map[string]hlc.Timestamp{}
-	err := sqlitex.Execute(im.State.Base, "SELECT id, last_hlc FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
-		localKnows[q.ColumnText(0)] = hlc.Timestamp(q.ColumnInt64(1))
-		return nil
-	}})
+	localKnows, err := im.State.LastClocks()
 	if err != nil {
-		return merge.Stats{}, fmt.Errorf("read known devices in %s: %w", im.State.Path, err)
+		return merge.Stats{}, err
 	}
 	// Like a changeset, a snapshot whose merge was interrupted between its
 	// live and base steps is merged again before any export (Export
 	// imports first while "inflight" is set).
-	if err := im.State.Set("inflight", rel); err != nil {
+	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightSnapshot, Name: rel}); err != nil {
 		return merge.Stats{}, err
 	}
 	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: rel}
@@ -292,28 +317,21 @@ func (im *Importer) finishSnapshot(snap *Snapshot) error {
 		if d == im.Self.Device {
 			continue
 		}
-		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
-			ON CONFLICT(id) DO UPDATE SET applied=max(applied, excluded.applied), last_hlc=max(last_hlc, excluded.last_hlc),
-			name=CASE WHEN name='' THEN excluded.name ELSE name END, last_applied_ms=excluded.last_applied_ms`,
-			&sqlitex.ExecOptions{Args: []any{d, snap.Names[d], int64(n), int64(snap.Knows[d]), now}}); err != nil {
-			return err
-		}
-		// Waiting records of files the snapshot includes are moot.
-		if err := sqlitex.Execute(im.State.Base, `DELETE FROM rowdrop_files WHERE dev=? AND seq<=? AND path NOT LIKE '%.rds'`,
-			&sqlitex.ExecOptions{Args: []any{d, int64(n)}}); err != nil {
+		// (Waiting records of files the snapshot includes go: moot.)
+		if err := im.State.MarkApplied(state.AppliedFiles{Dev: d, Name: snap.Names[d], Seq: n, HLC: snap.Knows[d], AtMS: now, FromSnapshot: true}); err != nil {
 			return err
 		}
 	}
-	if err := im.State.Set("hlc", strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
+	if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
 		return err
 	}
-	if err := im.State.Set("last_import_ms", now); err != nil {
+	if err := im.State.Set(state.KeyLastImport, now); err != nil {
 		return err
 	}
-	if err := im.State.Set("rebased_from", rel); err != nil {
+	if err := im.State.Set(state.KeyRebasedFrom, rel); err != nil {
 		return err
 	}
-	return im.State.Set("inflight", "")
+	return im.State.EndInflight()
 }
 
 // NoteGaps rewrites the waiting reason of a device's missing file when no
@@ -325,9 +343,8 @@ func (im *Importer) NoteGaps(gaps map[string]bool, applied map[string]uint64) er
 		next := applied[d] + 1
 		rel := rdfile.RelPath(d, next)
 		reason := fmt.Sprintf("file %d of device %s is not in the folder and its later files wait for it. If it is still on its way, this resolves by itself; if it was collected (removed by its device once every device had applied it), this device can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then sync here", next, d)
-		if err := sqlitex.Execute(im.State.Base, "UPDATE rowdrop_files SET reason=? WHERE path=? AND status=?",
-			&sqlitex.ExecOptions{Args: []any{reason, rel, StatusWaiting}}); err != nil {
-			return fmt.Errorf("record the reason file %s waits in %s: %w", rel, im.State.Path, err)
+		if err := im.State.RewordFileStatus(rel, StatusWaiting, reason); err != nil {
+			return err
 		}
 	}
 	return nil
