@@ -139,7 +139,7 @@ var pkgDir = func() string {
 // resolved pairs, or the error.
 func resolveForTest(args []string) string {
 	a := &app{name: "sync", stdout: io.Discard, stderr: io.Discard}
-	fs := a.newFlags("[pair flags]", true)
+	fs := a.newFlags("[pair flags]", pairFlags)
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return renderErr(err)
