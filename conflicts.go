@@ -88,9 +88,10 @@ func (s *Syncer) Conflict(id int64) (*Conflict, error) {
 	return view(cs[0]), nil
 }
 
-// Restore writes an entry's losing value(s) back into the live database as
-// a new local edit, which the next export publishes like any edit.
-func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
+// RestoreConflict writes an entry's losing value(s) back into the live
+// database as a new local edit, which the next export publishes like any
+// edit.
+func (s *Syncer) RestoreConflict(ctx context.Context, id int64) (err error) {
 	cs, err := s.st.Conflicts(id)
 	if err != nil {
 		return err
@@ -118,7 +119,9 @@ func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
 		return fmt.Errorf("conflict %d is about table %s, which is not synced here any more", id, c.Table)
 	}
 	var cols []string
-	_ = json.Unmarshal([]byte(c.Cols), &cols)
+	if err := json.Unmarshal([]byte(c.Cols), &cols); err != nil {
+		return fmt.Errorf("conflict %d: stored column list is unreadable: %w", id, err)
+	}
 	vals, err := changeset.DecodeKey(c.Loser)
 	if err != nil || len(vals) != len(cols) {
 		return fmt.Errorf("conflict %d: stored value is unreadable", id)

@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	importer "rowdrop/import"
 	"rowdrop/internal/ack"
 	"rowdrop/internal/gc"
 	"rowdrop/internal/rdfile"
@@ -122,108 +121,6 @@ func (s *Syncer) writeAck(force bool, applied map[string]uint64) (bool, error) {
 		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", ack.Path(s.cfg.Folder, s.id.Device), err)
 	}
 	return true, nil
-}
-
-// CollectReport is the outcome of Collect.
-type CollectReport struct {
-	DryRun  bool      `json:"dry_run"`
-	Plan    *gc.Plan  `json:"plan"`
-	Deleted []gc.Item `json:"deleted"`
-	Bytes   int64     `json:"bytes_freed"`
-}
-
-// Collect deletes this device's own files that no device needs any more:
-// changesets every active device has acknowledged and the newest whole
-// snapshot includes, and its own snapshots older than its newest whole
-// one. With dryRun it only reports what would go and what holds the rest
-// back. It never touches another device's files.
-func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, error) {
-	if _, err := os.Stat(s.cfg.Folder); err != nil {
-		return nil, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path)", s.cfg.Folder, err)
-	}
-	forgotten, err := s.forgotten()
-	if err != nil {
-		return nil, err
-	}
-	names, err := s.deviceNames()
-	if err != nil {
-		return nil, err
-	}
-	if dirs, err := gc.Survey(s.cfg.Folder); err == nil {
-		for id, d := range dirs {
-			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
-				names[id] = d.Ack.DeviceName
-			}
-		}
-	}
-	ls, err := s.readSchema()
-	if err != nil {
-		return nil, err
-	}
-	im, err := s.importer(ls)
-	if err != nil {
-		return nil, err
-	}
-	// A snapshot covers collected files only if a joiner could use it.
-	usable := func(rel string) error {
-		kind, dev, seq := rdfile.Classify(rel)
-		if kind != rdfile.NameSnapshot {
-			return fmt.Errorf("not a snapshot name")
-		}
-		snap, status, reason, err := im.OpenSnapshot(ctx, importer.SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
-		if err != nil {
-			return err
-		}
-		if status != "" {
-			return fmt.Errorf("%s (%s)", reason, status)
-		}
-		snap.Close()
-		return nil
-	}
-	published, err := s.published()
-	if err != nil {
-		return nil, err
-	}
-	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
-	if err != nil {
-		return nil, err
-	}
-	r := &CollectReport{DryRun: dryRun, Plan: plan, Deleted: []gc.Item{}}
-	for _, p := range plan.Problems {
-		s.log.Warn("collection: " + p)
-	}
-	if dryRun {
-		return r, nil
-	}
-	r.Deleted, err = gc.Execute(ctx, s.cfg.Folder, plan, s.log)
-	for _, it := range r.Deleted {
-		r.Bytes += it.Bytes
-	}
-	if err != nil {
-		return r, err
-	}
-	if len(r.Deleted) > 0 {
-		s.log.Info("collection done", "files", len(r.Deleted), "bytes", r.Bytes, "kept", plan.Kept)
-	}
-	return r, s.st.Set(state.KeyLastGCMS, s.cfg.Now().UnixMilli())
-}
-
-// MaybeCollect runs Collect when the last one is older than every (watch
-// calls it after each step). It returns nil, nil when it is not time yet.
-func (s *Syncer) MaybeCollect(ctx context.Context, every time.Duration) (*CollectReport, error) {
-	last, err := s.st.Int(state.KeyLastGCMS)
-	if err != nil {
-		return nil, err
-	}
-	if last > 0 && s.cfg.Now().Sub(time.UnixMilli(last)) < every {
-		return nil, nil
-	}
-	// Recorded first: a collection that fails is retried at the next
-	// period, not at every step.
-	if err := s.st.Set(state.KeyLastGCMS, s.cfg.Now().UnixMilli()); err != nil {
-		return nil, err
-	}
-	return s.Collect(ctx, false)
 }
 
 // DeviceInfo is one device as this device sees it.
