@@ -327,7 +327,7 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 			return fmt.Sprintf("its content says it includes %d file(s) of device %s, its header says %d", n, d, h.Seen[d])
 		}
 	}
-	meta, err := (&state.Dir{Base: conn}).NewMeta()
+	meta, err := state.SnapshotOf(conn).NewMeta()
 	if err != nil {
 		return "unreadable metadata: " + err.Error()
 	}

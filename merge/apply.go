@@ -832,7 +832,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		}
 		for _, mv := range it.moves {
 			if !mv.liveOnly && !sameRow(mv.from, mv.to) {
-				if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+				if err = e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
 					return err
 				}
 			}
@@ -879,9 +879,8 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 			continue
 		}
 		if it.localMove {
-			if err := sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
-				&sqlitex.ExecOptions{Args: []any{it.t.Name, it.pk, int64(src.Clock.HLC)}}); err != nil {
-				return fmt.Errorf("record a local row to move: %w", err)
+			if err := e.State.AddLocalMove(state.LocalMove{Table: it.t.Name, PK: it.pk, HLC: src.Clock.HLC}); err != nil {
+				return err
 			}
 		}
 		for _, c := range it.o.conflicts {

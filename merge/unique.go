@@ -204,15 +204,11 @@ type uniqueCache struct {
 // heldIn bounds the rows of table tbl held in rowdrop_unique_held.
 func (e *Engine) heldIn(tbl string) (int, error) {
 	if e.uniq.held == nil {
-		e.uniq.held = map[string]int{}
-		err := sqlitex.ExecuteTransient(e.State.Base, "SELECT tbl, count(*) FROM rowdrop_unique_held GROUP BY tbl", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			e.uniq.held[s.ColumnText(0)] = s.ColumnInt(1)
-			return nil
-		}})
+		held, err := e.State.HeldCounts()
 		if err != nil {
-			e.uniq.held = nil
-			return 0, fmt.Errorf("read held UNIQUE clashes: %w", err)
+			return 0, err
 		}
+		e.uniq.held = held
 	}
 	return e.uniq.held[tbl], nil
 }
@@ -280,8 +276,8 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 		}
 		it.held = true
 		it.o.meta.Dead = changeset.EncodeKey(it.o.base)
-		if err := db.Exec(e.State.Base, "INSERT INTO rowdrop_unique_held(tbl, pk) VALUES(?, ?) ON CONFLICT DO NOTHING", it.t.Name, it.pk); err != nil {
-			return fmt.Errorf("record a held UNIQUE clash: %w", err)
+		if err := e.State.Hold(it.t.Name, it.pk); err != nil {
+			return err
 		}
 		if _, err := e.heldIn(it.t.Name); err != nil {
 			return err
@@ -301,10 +297,7 @@ func (e *Engine) unheld(it *item) error {
 	if err != nil || n == 0 {
 		return err
 	}
-	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", it.t.Name, it.pk); err != nil {
-		return fmt.Errorf("update held UNIQUE clashes: %w", err)
-	}
-	return nil
+	return e.State.Unhold(it.t.Name, it.pk)
 }
 
 // uctx carries what the live fix-ups need: they run on the calling
@@ -536,20 +529,14 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 	if err != nil || (!some && !e.uniq.dirty) {
 		return err
 	}
-	byTable := map[string][]*heldRow{}
-	var stale [][2]any
-	err = sqlitex.Execute(e.State.Base, "SELECT tbl, pk, logged FROM rowdrop_unique_held", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		r := &heldRow{pk: make([]byte, s.ColumnLen(1))}
-		s.ColumnBytes(1, r.pk)
-		if !s.ColumnIsNull(2) {
-			r.logged = make([]byte, s.ColumnLen(2))
-			s.ColumnBytes(2, r.logged)
-		}
-		byTable[s.ColumnText(0)] = append(byTable[s.ColumnText(0)], r)
-		return nil
-	}})
+	held, err := e.State.HeldRows()
 	if err != nil {
-		return fmt.Errorf("read held UNIQUE clashes: %w", err)
+		return err
+	}
+	byTable := map[string][]*heldRow{}
+	var stale []state.HeldRow
+	for _, h := range held {
+		byTable[h.Table] = append(byTable[h.Table], &heldRow{pk: h.PK, logged: h.Logged})
 	}
 	names := make([]string, 0, len(byTable))
 	for n := range byTable {
@@ -569,7 +556,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 		for _, r := range byTable[name] {
 			var err error
 			if r.key, err = changeset.DecodeKey(r.pk); err != nil {
-				stale = append(stale, [2]any{name, r.pk})
+				stale = append(stale, state.HeldRow{Table: name, PK: r.pk})
 				continue
 			}
 			if r.m, err = u.meta.Get(name, r.pk); err != nil {
@@ -581,15 +568,15 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 			}
 			r.vals = deadValues(r.m, len(t.Columns))
 			if r.m == nil || !r.m.Alive() || b != nil || !complete(r.vals) {
-				stale = append(stale, [2]any{name, r.pk}) // deleted, written, or incomplete: not held
+				stale = append(stale, state.HeldRow{Table: name, PK: r.pk}) // deleted, written, or incomplete: not held
 				continue
 			}
 			cands[name] = append(cands[name], r)
 		}
 	}
 	for _, s := range stale {
-		if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", s[0], s[1]); err != nil {
-			return fmt.Errorf("update held UNIQUE clashes: %w", err)
+		if err := e.State.Unhold(s.Table, s.PK); err != nil {
+			return err
 		}
 	}
 	var fixes []baseFix
@@ -652,7 +639,7 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 			if err := e.logHeld(t, r.key, r.vals, r.m, c, w, metas[i], u); err != nil {
 				return nil, err
 			}
-			return nil, e.setLogged(t, r.pk, r.m.Dead)
+			return nil, e.State.SetHeldLogged(t.Name, r.pk, r.m.Dead)
 		}
 	}
 	var fixes []baseFix
@@ -672,8 +659,8 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		if err := u.meta.Put(t.Name, c.pk, nm); err != nil {
 			return nil, err
 		}
-		if err := db.Exec(e.State.Base, "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", t.Name, c.pk, nm.Dead); err != nil {
-			return nil, fmt.Errorf("record a held UNIQUE clash: %w", err)
+		if err := e.State.HoldLogged(t.Name, c.pk, nm.Dead); err != nil {
+			return nil, err
 		}
 		if _, err := e.heldIn(t.Name); err != nil {
 			return nil, err
@@ -699,17 +686,10 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 	if err := u.meta.Put(t.Name, r.pk, nm); err != nil {
 		return nil, err
 	}
-	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", t.Name, r.pk); err != nil {
-		return nil, fmt.Errorf("update held UNIQUE clashes: %w", err)
+	if err := e.State.Unhold(t.Name, r.pk); err != nil {
+		return nil, err
 	}
 	return append(fixes, baseFix{t: t, key: r.key, after: r.vals}), nil
-}
-
-func (e *Engine) setLogged(t *schema.Table, pk, vals []byte) error {
-	if err := db.Exec(e.State.Base, "UPDATE rowdrop_unique_held SET logged=? WHERE tbl=? AND pk=?", vals, t.Name, pk); err != nil {
-		return fmt.Errorf("update held UNIQUE clashes: %w", err)
-	}
-	return nil
 }
 
 // logHeld records that the row under key (values vals, metadata m) is held

@@ -70,8 +70,11 @@ type Meta struct {
 }
 
 // NewMeta prepares metadata access.
-func (d *Dir) NewMeta() (*Meta, error) {
-	m := &Meta{conn: d.Base}
+func (d *Dir) NewMeta() (*Meta, error) { return newMeta(d.Base) }
+
+// newMeta prepares metadata access on conn (a base copy or a snapshot).
+func newMeta(conn *sqlite.Conn) (*Meta, error) {
+	m := &Meta{conn: conn}
 	for _, p := range []struct {
 		s **sqlite.Stmt
 		q string
@@ -79,7 +82,7 @@ func (d *Dir) NewMeta() (*Meta, error) {
 		{&m.getRow, "SELECT ins, ins_dev, wmax, wmax_dev, del, del_dev, dead, cells FROM rowdrop_rows WHERE tbl=? AND pk=?"},
 		{&m.putRow, "INSERT OR REPLACE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead,cells) VALUES(?,?,?,?,?,?,?,?,?,?)"},
 	} {
-		s, err := d.Base.Prepare(p.q)
+		s, err := conn.Prepare(p.q)
 		if err != nil {
 			return nil, fmt.Errorf("prepare metadata query: %w", err)
 		}
