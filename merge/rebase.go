@@ -203,7 +203,7 @@ func (e *Engine) rebaseRow(t *schema.Table, pk []byte, in RebaseInput, meta, sna
 	if l != nil && metaEqual(o.meta, l) && sameRow(o.base, lb) && len(o.conflicts) == 0 {
 		return nil, nil
 	}
-	return &item{t: t, key: key, pk: pk, m: l, b: lb, o: o}, nil
+	return &item{table: t, key: key, pk: pk, baseMeta: l, baseRow: lb, decision: o}, nil
 }
 
 // deadValues decodes the kept values of a deleted or incomplete row (all

@@ -352,7 +352,7 @@ type move struct {
 // plans the move of the existing row (and of the references written for
 // it). It runs with every earlier batch settled, so base is current.
 func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bool, error) {
-	c, t := it.c, it.t
+	c, t := it.change, it.table
 	if c.Op != changeset.OpInsert || r.parents[strings.ToLower(t.Name)] == nil {
 		return false, nil
 	}
@@ -373,7 +373,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	nk := moverKey(t, it.key, mover)
 	rk := &state.Rekey{Table: t.Name, OldPK: it.pk, NewPK: changeset.EncodeKey([]changeset.Value{nk}), Keeper: keeper, Mover: mover}
 	r.add(rk)
-	it.rekey = rk
+	it.rekeyRecord = rk
 	old := it.key
 	if mover == cl {
 		c.New[pkc] = nk
@@ -381,7 +381,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		it.pk = rk.NewPK
 	} else {
 		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk})
-		it.fresh = true
+		it.keyVacated = true
 	}
 	// References already merged here that name the old id: each goes to
 	// the row its writer meant (files arrive in causal order, see

@@ -230,16 +230,16 @@ func (e *Engine) anyHeld() (bool, error) {
 // marked liveFailed and left to fixLive.
 func (e *Engine) retryLive(acc *access, retry []*item) error {
 	for _, it := range retry {
-		lt := acc.get(e.Live, "live", it.t)
+		lt := acc.get(e.Live, "live", it.table)
 		cur, err := lt.Get(it.key)
 		if err != nil {
 			return err
 		}
-		if err := writeRow(lt, it.key, cur, it.lw); err != nil {
+		if err := writeRow(lt, it.key, cur, it.liveWant); err != nil {
 			if !isUnique(err) {
-				return fmt.Errorf("apply %s to the live database: %w", it.t.Name, err)
+				return fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
 			}
-			it.liveFailed = true
+			it.liveRefused = true
 			continue
 		}
 		it.liveWritten = true
@@ -252,37 +252,37 @@ func (e *Engine) retryLive(acc *access, retry []*item) error {
 // (see the top of this file) until resolveHeld decides.
 func (e *Engine) retryBase(acc *access, retry []*item) error {
 	for _, it := range retry {
-		bt := acc.get(e.State.Base, "base", it.t)
-		err := writeRow(bt, it.key, it.b, it.o.base)
+		bt := acc.get(e.State.Base, "base", it.table)
+		err := writeRow(bt, it.key, it.baseRow, it.decision.base)
 		if err == nil {
 			continue
 		}
 		if !isUnique(err) {
-			return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+			return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
 		}
-		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.t)
+		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.table)
 		if ierr != nil {
 			return ierr
 		}
 		for _, ix := range idx {
 			if ix.unusable {
-				return fmt.Errorf("update base copy of %s (key %s): %w; its UNIQUE index %s is on an expression or partial, and rowdrop cannot resolve clashes on such an index: change the clashing row in the app on one device", it.t.Name, KeyText(it.key), err, ix.name)
+				return fmt.Errorf("update base copy of %s (key %s): %w; its UNIQUE index %s is on an expression or partial, and rowdrop cannot resolve clashes on such an index: change the clashing row in the app on one device", it.table.Name, KeyText(it.key), err, ix.name)
 			}
 		}
-		if it.b != nil {
+		if it.baseRow != nil {
 			if err := bt.Delete(it.key); err != nil {
-				return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+				return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
 			}
 		}
-		it.held = true
-		it.o.meta.Dead = changeset.EncodeKey(it.o.base)
-		if err := e.State.Hold(it.t.Name, it.pk); err != nil {
+		it.uniqueHeld = true
+		it.decision.meta.Dead = changeset.EncodeKey(it.decision.base)
+		if err := e.State.Hold(it.table.Name, it.pk); err != nil {
 			return err
 		}
-		if _, err := e.heldIn(it.t.Name); err != nil {
+		if _, err := e.heldIn(it.table.Name); err != nil {
 			return err
 		}
-		e.uniq.held[it.t.Name]++
+		e.uniq.held[it.table.Name]++
 		e.uniq.dirty = true
 	}
 	return nil
@@ -290,14 +290,14 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 
 // unheld drops a row written to base (or deleted) from the held list.
 func (e *Engine) unheld(it *item) error {
-	if it.held {
+	if it.uniqueHeld {
 		return nil
 	}
-	n, err := e.heldIn(it.t.Name)
+	n, err := e.heldIn(it.table.Name)
 	if err != nil || n == 0 {
 		return err
 	}
-	return e.State.Unhold(it.t.Name, it.pk)
+	return e.State.Unhold(it.table.Name, it.pk)
 }
 
 // uctx carries what the live fix-ups need: they run on the calling
@@ -314,7 +314,7 @@ type uctx struct {
 func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error) {
 	var todo []*item
 	for _, it := range items {
-		if it.o != nil && (it.held || it.liveFailed) {
+		if it.decision != nil && (it.uniqueHeld || it.liveRefused) {
 			todo = append(todo, it)
 		}
 	}
@@ -322,24 +322,24 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 		return nil
 	}
 	// Held rows first: they free values the refused writes may need.
-	sort.SliceStable(todo, func(i, j int) bool { return todo[i].held && !todo[j].held })
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].uniqueHeld && !todo[j].uniqueHeld })
 	return e.inLive(ctx, u.st, func() error {
 		for _, it := range todo {
-			lt := u.liveAcc.get(e.Live, "live", it.t)
+			lt := u.liveAcc.get(e.Live, "live", it.table)
 			cur, err := lt.Get(it.key)
 			if err != nil {
 				return err
 			}
-			final := it.o.base
-			if it.held {
+			final := it.decision.base
+			if it.uniqueHeld {
 				final = nil
 			}
 			before := cur
-			if it.liveWritten && sameRow(cur, it.lw) {
-				before = it.l // what live held before this batch
+			if it.liveWritten && sameRow(cur, it.liveWant) {
+				before = it.liveBefore // what live held before this batch
 			}
-			target, _ := liveTarget(it.t, it.b, before, final)
-			if err := e.writeLive(it.t, it.key, cur, target, u, 0); err != nil {
+			target, _ := liveTarget(it.table, it.baseRow, before, final)
+			if err := e.writeLive(it.table, it.key, cur, target, u, 0); err != nil {
 				return err
 			}
 		}
