@@ -58,10 +58,9 @@ const rebaseBatch = 500
 // progress, if set, is called after each batch with rows done and total.
 func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish func() error, progress func(done, total int)) (Stats, error) {
 	var st Stats
-	snap := state.SnapshotOf(in.Conn)
 	// The snapshot's file log and re-keying records first: the rekeyer
 	// below reads them.
-	if err := e.State.MergeHistory(snap); err != nil {
+	if err := e.State.MergeHistory(in.Conn); err != nil {
 		return st, err
 	}
 	// The rekeyer holds the merged records: rebaseMoves uses them, and a
@@ -83,7 +82,7 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		return st, err
 	}
 	defer meta.Close()
-	snapMeta, err := snap.NewMeta()
+	snapMeta, err := state.NewMetaOn(in.Conn)
 	if err != nil {
 		return st, fmt.Errorf("read snapshot metadata: %w", err)
 	}
@@ -95,9 +94,9 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 	liveAcc := newAccess()
 	defer liveAcc.close()
 
-	total, err := snap.CountRows()
+	total, err := state.CountRowMeta(in.Conn)
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("count snapshot rows: %w", err)
 	}
 	var batch []*item
 	done := 0
@@ -138,11 +137,11 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		st.Batches++
 		batch = batch[:0]
 		if progress != nil {
-			progress(done, total)
+			progress(done, int(total))
 		}
 		return nil
 	}
-	for row, err := range snap.RowKeys() {
+	for row, err := range state.RowKeysInOrder(in.Conn) {
 		if err != nil {
 			return st, err
 		}

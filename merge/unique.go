@@ -451,9 +451,6 @@ func (e *Engine) addConflict(c *state.Conflict, key []changeset.Value, u *uctx) 
 	return nil
 }
 
-// inflightUnique marks a ResolveHeld in progress in rowdrop_state.inflight.
-const inflightUnique = "unique-clashes"
-
 // heldRow is a candidate of resolveHeld.
 type heldRow struct {
 	key, vals []changeset.Value
@@ -491,7 +488,9 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	if err != nil || !some {
 		return st, err
 	}
-	if v := e.State.Get("inflight"); v != "" && v != inflightUnique {
+	if in, err := e.State.CurrentInflight(); err != nil {
+		return st, err
+	} else if in.Kind != state.InflightNone && in.Kind != state.InflightUnique {
 		// A file's apply was cut short: it runs again first, and its
 		// own pass settles the held rows.
 		return st, nil
@@ -499,7 +498,7 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	// Live commits before base: a crash in between must make the next
 	// export import (and so come here) first, as for a file in flight,
 	// or live's side of the pass would look like local edits.
-	if err := e.State.Set("inflight", inflightUnique); err != nil {
+	if err := e.State.BeginInflight(state.Inflight{Kind: state.InflightUnique}); err != nil {
 		return st, err
 	}
 	meta, err := e.State.NewMeta()
@@ -518,7 +517,7 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	if err = e.resolveHeld(ctx, &uctx{meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st}); err != nil {
 		return st, err
 	}
-	err = e.State.Set("inflight", "")
+	err = e.State.EndInflight()
 	return st, err
 }
 

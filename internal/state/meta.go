@@ -70,10 +70,11 @@ type Meta struct {
 }
 
 // NewMeta prepares metadata access.
-func (d *Dir) NewMeta() (*Meta, error) { return newMeta(d.Base) }
+func (d *Dir) NewMeta() (*Meta, error) { return NewMetaOn(d.Base) }
 
-// newMeta prepares metadata access on conn (a base copy or a snapshot).
-func newMeta(conn *sqlite.Conn) (*Meta, error) {
+// NewMetaOn prepares metadata access on conn, the state database or a
+// snapshot's.
+func NewMetaOn(conn *sqlite.Conn) (*Meta, error) {
 	m := &Meta{conn: conn}
 	for _, p := range []struct {
 		s **sqlite.Stmt
@@ -321,4 +322,25 @@ func (d *Dir) Conflicts(id int64) ([]*Conflict, error) {
 		return nil
 	}})
 	return out, err
+}
+
+// OpenConflicts counts the conflict-log entries not restored.
+func (d *Dir) OpenConflicts() (int, error) {
+	var n int
+	err := sqlitex.Execute(d.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		n = s.ColumnInt(0)
+		return nil
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("count conflicts in %s: %w", d.Path, err)
+	}
+	return n, nil
+}
+
+// MarkRestored records that conflict id's losing values were restored.
+func (d *Dir) MarkRestored(id, atMS int64) error {
+	if err := sqlitex.Execute(d.Base, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", &sqlitex.ExecOptions{Args: []any{atMS, id}}); err != nil {
+		return fmt.Errorf("mark conflict %d restored in %s: %w", id, d.Path, err)
+	}
+	return nil
 }
