@@ -1,16 +1,16 @@
-package merge_test
+package scenario_test
 
 import (
 	"strings"
 	"testing"
 
 	"rowdrop"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 	"rowdrop/merge"
 )
 
 // One test per merge rule, on real databases and real folders. Every device
-// has its own folder; the test moves files between them (simtest), so the
+// has its own folder; the test moves files between them (the scenario harness), so the
 // arrival order is part of each test.
 
 const rulesSchema = `
@@ -20,12 +20,12 @@ CREATE TABLE pairs(a TEXT, b INTEGER, v TEXT, PRIMARY KEY(a, b)) WITHOUT ROWID;
 
 // world returns n initialised devices that all hold note 'k'
 // ('t0','b0',0), merged everywhere.
-func world(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
+func world(t *testing.T, n int) (*scenario.World, []*scenario.Device) {
 	t.Helper()
-	w := simtest.NewWorld(t, rulesSchema)
-	var ds []*simtest.Device
+	w := scenario.NewWorld(t, rulesSchema)
+	var ds []*scenario.Device
 	for i := 0; i < n; i++ {
-		ds = append(ds, w.AddDevice(simtest.Options{Name: string(rune('A' + i)), Initialised: true, WAL: i%2 == 1, Hints: i%2 == 0}))
+		ds = append(ds, w.AddDevice(scenario.Options{Name: string(rune('A' + i)), Initialised: true, WAL: i%2 == 1, Hints: i%2 == 0}))
 	}
 	w.Tick(1000)
 	ds[0].Exec("INSERT INTO notes VALUES('k','t0','b0',0)")
@@ -36,7 +36,7 @@ func world(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
 }
 
 // send delivers every file of from to each of to and imports there.
-func send(w *simtest.World, from *simtest.Device, to ...*simtest.Device) {
+func send(w *scenario.World, from *scenario.Device, to ...*scenario.Device) {
 	w.T.Helper()
 	for _, d := range to {
 		w.DeliverAll(from, d)
@@ -44,7 +44,7 @@ func send(w *simtest.World, from *simtest.Device, to ...*simtest.Device) {
 	}
 }
 
-func note(d *simtest.Device) string {
+func note(d *scenario.Device) string {
 	d.W.T.Helper()
 	r := d.Query("SELECT quote(title)||'|'||quote(body)||'|'||quote(n) FROM notes WHERE id='k'")
 	if len(r) == 0 {
@@ -55,7 +55,7 @@ func note(d *simtest.Device) string {
 
 // logged returns the conflict-log entries of d about table/key whose loser
 // holds value (rendered) in column col.
-func logged(d *simtest.Device, table, key, col, value string) []*rowdrop.Conflict {
+func logged(d *scenario.Device, table, key, col, value string) []*rowdrop.Conflict {
 	d.W.T.Helper()
 	var out []*rowdrop.Conflict
 	for _, c := range d.Conflicts() {
@@ -66,7 +66,7 @@ func logged(d *simtest.Device, table, key, col, value string) []*rowdrop.Conflic
 	return out
 }
 
-func dumpConflicts(d *simtest.Device) string {
+func dumpConflicts(d *scenario.Device) string {
 	var b strings.Builder
 	for _, c := range d.Conflicts() {
 		b.WriteString(c.Kind + " " + c.Table + "[" + c.Key + "] cols=" + strings.Join(c.Columns, ",") + " winner=")
@@ -82,7 +82,7 @@ func dumpConflicts(d *simtest.Device) string {
 	return b.String()
 }
 
-func wantNote(t *testing.T, want string, ds ...*simtest.Device) {
+func wantNote(t *testing.T, want string, ds ...*scenario.Device) {
 	t.Helper()
 	for _, d := range ds {
 		if got := note(d); got != want {

@@ -1,4 +1,4 @@
-package simtest
+package scenario
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package simtest
+package scenario_test
 
 import (
 	"bytes"
@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"rowdrop/internal/rdfile"
+	"rowdrop/scenario"
 )
 
 // The simulated transport itself: whole, partial and repeated deliveries
 // land where the importer looks, with the bytes of the original.
 func TestTransport(t *testing.T) {
-	w := NewWorld(t, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
-	a := w.AddDevice(Options{Name: "a", Initialised: true})
-	b := w.AddDevice(Options{Name: "b", Initialised: true})
+	w := scenario.NewWorld(t, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
 	a.Exec("INSERT INTO t VALUES(1,'x')")
 	if r := a.Export(); r.Seq != 1 {
 		t.Fatalf("export: %+v", r)

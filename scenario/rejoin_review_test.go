@@ -1,21 +1,21 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // r applied a's row under id 1 but not b's (earlier) row under id 1; b's
 // file is collected; r re-bases on a snapshot by s, which holds b's row at
 // 1 and a's at its mover id.
 func TestRejoinAfterIDCollision(t *testing.T) {
-	w := simtest.NewWorld(t, kbIntSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
-	s := w.AddDevice(simtest.Options{Name: "s", Initialised: true})
-	r := w.AddDevice(simtest.Options{Name: "r", Initialised: true})
+	w := scenario.NewWorld(t, kbIntSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	s := w.AddDevice(scenario.Options{Name: "s", Initialised: true})
+	r := w.AddDevice(scenario.Options{Name: "r", Initialised: true})
 	b.Exec(`INSERT INTO notebooks VALUES(1, 'B-book')`)
 	bFirst := b.Export().Seq
 	w.Tick(1000)

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 const migSchema = `
@@ -22,14 +22,14 @@ CREATE TABLE tags(id TEXT PRIMARY KEY, name TEXT);
 `
 
 // script runs several statements on d's app connection.
-func script(t *testing.T, d *simtest.Device, sql string) {
+func script(t *testing.T, d *scenario.Device, sql string) {
 	t.Helper()
 	if err := sqlitex.ExecuteScript(d.App, sql, nil); err != nil {
 		t.Fatalf("%s: %v", d.Name, err)
 	}
 }
 
-func heldReasons(d *simtest.Device) string {
+func heldReasons(d *scenario.Device) string {
 	var out []string
 	for _, f := range d.Status().Files {
 		out = append(out, f.Status+": "+f.Reason)
@@ -44,9 +44,9 @@ func heldReasons(d *simtest.Device) string {
 // its value or takes its default. Once the second device upgrades, the
 // held files apply by themselves and edits flow both ways.
 func TestMigrationAddColumnOneDeviceFirst(t *testing.T) {
-	w := simtest.NewWorld(t, migSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, WAL: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
+	w := scenario.NewWorld(t, migSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true, WAL: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
 	a.Exec(`INSERT INTO notes VALUES('n1', 'one', 'body')`)
 	w.Tick(1000)
 	w.Quiesce(5)
@@ -124,9 +124,9 @@ func TestMigrationAddColumnOneDeviceFirst(t *testing.T) {
 // reason, and a migration rowdrop cannot follow is listed with guidance,
 // while the other tables keep syncing.
 func TestStatusUnsyncableAndSchemaProblems(t *testing.T) {
-	w := simtest.NewWorld(t, migSchema+`CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT);`)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	w := scenario.NewWorld(t, migSchema+`CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT);`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
 	script(t, a, `INSERT INTO notes VALUES('n1', 'one', 'body'); INSERT INTO log VALUES(1, 'x')`)
 	w.Quiesce(5)
 	// An app rebuild that changes the key of notes on a.
@@ -166,10 +166,10 @@ func TestStatusUnsyncableAndSchemaProblems(t *testing.T) {
 func TestUniqueClashConverges(t *testing.T) {
 	for _, order := range []string{"ab", "ba"} {
 		t.Run(order, func(t *testing.T) {
-			w := simtest.NewWorld(t, `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`)
-			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
-			c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+			w := scenario.NewWorld(t, `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
 			a.Exec(`INSERT INTO bm VALUES('x1', 'https://one', 'one'), ('x2', 'https://two', 'two')`)
 			w.Tick(1000)
 			w.Quiesce(5)

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // Child table name sorts before the parent's ("issues" < "projects").
@@ -15,7 +15,7 @@ CREATE TABLE projects(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE issues(id TEXT PRIMARY KEY, project_id INTEGER REFERENCES projects(id), title TEXT);
 `
 
-func joinedIssues(d *simtest.Device) string {
+func joinedIssues(d *scenario.Device) string {
 	var b strings.Builder
 	for _, r := range d.Query(`SELECT i.title, coalesce(p.name, '<dangling>') FROM issues i LEFT JOIN projects p ON p.id = i.project_id ORDER BY i.title`) {
 		fmt.Fprintf(&b, "%s in %s\n", r[0], r[1])
@@ -27,9 +27,9 @@ func joinedIssues(d *simtest.Device) string {
 // project 1 and an issue of it. The local row moves; a's issue must stay
 // with a's project.
 func TestLocalRowMoveLeavesRemoteChildren(t *testing.T) {
-	w := simtest.NewWorld(t, sortSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	w := scenario.NewWorld(t, sortSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
 	a.Exec(`INSERT INTO projects VALUES(1, 'A-proj')`)
 	a.Exec(`INSERT INTO issues VALUES('a-issue', 1, 'a-issue')`)
 	a.Export()
@@ -49,13 +49,13 @@ func TestLocalRowMoveLeavesRemoteChildren(t *testing.T) {
 // A new device whose database already holds project 1 and an issue of it
 // joins from a snapshot holding another project 1 with its issue.
 func TestJoinNonEmptyIntegerIDsChildTableFirst(t *testing.T) {
-	w := simtest.NewWorld(t, sortSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	w := scenario.NewWorld(t, sortSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
 	a.Exec(`INSERT INTO projects VALUES(1, 'A-proj')`)
 	a.Exec(`INSERT INTO issues VALUES('a-issue', 1, 'a-issue')`)
 	a.Export()
 	a.Snapshot()
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	c.Exec(`INSERT INTO projects VALUES(1, 'C-proj')`)
 	c.Exec(`INSERT INTO issues VALUES('c-issue', 1, 'c-issue')`)
 	w.DeliverSnapshots(a, c)

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // A knowledge-base schema mixing INTEGER ids (allocated max+1 by each
@@ -49,7 +49,7 @@ func TestMixedKeyProperty(t *testing.T) {
 		}
 		seeds = []uint64{v}
 	}
-	t.Logf("seeds %v (rerun one with ROWDROP_SEED=n go test -run TestMixedKeyProperty .)", seeds[:min(len(seeds), 3)])
+	t.Logf("seeds %v (rerun one with ROWDROP_SEED=n go test -run TestMixedKeyProperty ./scenario)", seeds[:min(len(seeds), 3)])
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { mixedKeyRun(t, seed) })
 	}
@@ -60,10 +60,10 @@ type tagging struct{ note, tagUID string }
 func mixedKeyRun(t *testing.T, seed uint64) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0xb00c))
-	w := simtest.NewWorld(t, kbMixedSchema)
+	w := scenario.NewWorld(t, kbMixedSchema)
 	w.Quiet = true
 	for i := 0; i < 4; i++ {
-		w.AddDevice(simtest.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: rng.IntN(2) == 0, WAL: rng.IntN(2) == 0,
+		w.AddDevice(scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: rng.IntN(2) == 0, WAL: rng.IntN(2) == 0,
 			Skew: time.Duration(rng.IntN(60_000)-30_000) * time.Millisecond})
 	}
 	devs := w.Devs
@@ -171,6 +171,6 @@ func mixedKeyRun(t *testing.T, seed uint64) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("seed %d failed; rerun: ROWDROP_SEED=%d go test -run TestMixedKeyProperty -v .", seed, seed)
+		t.Logf("seed %d failed; rerun: ROWDROP_SEED=%d go test -run TestMixedKeyProperty -v ./scenario", seed, seed)
 	}
 }

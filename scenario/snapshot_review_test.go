@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"os"
@@ -10,19 +10,19 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // A snapshot whose rowdrop_rekeys holds an invented record (checksummed, so
 // whole) is refused: the record never reaches the joiner's base copy, so
 // it cannot redirect a's later update of notebook 1.
 func TestSnapshotWithForgedRekeyRefused(t *testing.T) {
-	w := simtest.NewWorld(t, kbIntSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	w := scenario.NewWorld(t, kbIntSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
 	a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
 	a.Export()
 	good := a.Snapshot()
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	w.DeliverAll(a, c)
 	rel := craftSnapshot(t, good.File, c, a.ID, 7, func(conn *sqlite.Conn, h *rdfile.Header) {
 		err := sqlitex.Execute(conn, "INSERT INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES('notebooks',?,x'00',1,'aaaaaaaaaaaaaaaa',2,?)",
@@ -51,12 +51,12 @@ func TestSnapshotWithForgedRekeyRefused(t *testing.T) {
 // files of a that a never wrote is not used, so the joiner does not skip
 // a's real later files.
 func TestSnapshotClaimingUnpublishedFilesNotUsed(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	w := scenario.NewWorld(t, snapSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
 	a.Exec(`INSERT INTO notes(id,title) VALUES('n1','one')`)
 	a.Export()
 	good := a.Snapshot()
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	w.DeliverAll(a, c)
 	craftSnapshot(t, good.File, c, a.ID, 7, func(conn *sqlite.Conn, h *rdfile.Header) {
 		mustExecT(t, conn, "UPDATE rowdrop_devices SET applied=50")

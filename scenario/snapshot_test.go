@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"rowdrop"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 const snapSchema = `
@@ -24,7 +24,7 @@ CREATE TABLE tags(note TEXT, tag TEXT, PRIMARY KEY(tag, note)) WITHOUT ROWID;
 `
 
 // quiesceAmong floods and syncs the given devices until nothing moves.
-func quiesceAmong(t *testing.T, w *simtest.World, devs ...*simtest.Device) {
+func quiesceAmong(t *testing.T, w *scenario.World, devs ...*scenario.Device) {
 	t.Helper()
 	saved := w.Devs
 	w.Devs = devs
@@ -36,9 +36,9 @@ func quiesceAmong(t *testing.T, w *simtest.World, devs ...*simtest.Device) {
 // their early files are collected; a third device joins from the snapshot
 // plus the later files, and all three converge.
 func TestJoinLateFromSnapshot(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true, WAL: true})
+	w := scenario.NewWorld(t, snapSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true, WAL: true})
 	for i := 0; i < 20; i++ {
 		d := a
 		if i%2 == 1 {
@@ -83,8 +83,8 @@ func TestJoinLateFromSnapshot(t *testing.T) {
 	w.Collect(a, snap.Seen[a.ID])
 	w.Collect(b, snap.Seen[b.ID])
 
-	c := w.AddDevice(simtest.Options{Name: "c"})
-	for _, from := range []*simtest.Device{a, b} {
+	c := w.AddDevice(scenario.Options{Name: "c"})
+	for _, from := range []*scenario.Device{a, b} {
 		w.DeliverAll(from, c)
 		w.DeliverSnapshots(from, c)
 	}
@@ -105,10 +105,10 @@ func TestJoinLateFromSnapshot(t *testing.T) {
 
 // twoWithData returns devices a and b holding the same rows, plus a
 // snapshot of a's state.
-func twoWithData(t *testing.T, w *simtest.World, n int) (a, b *simtest.Device) {
+func twoWithData(t *testing.T, w *scenario.World, n int) (a, b *scenario.Device) {
 	t.Helper()
-	a = w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b = w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
+	a = w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b = w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
 	for i := 0; i < n; i++ {
 		d := a
 		if i%2 == 1 {
@@ -129,14 +129,14 @@ func twoWithData(t *testing.T, w *simtest.World, n int) (a, b *simtest.Device) {
 // snapshot row reaches it, and where both hold a row with other values its
 // values stay and the snapshot's are in its conflict log.
 func TestJoinNonEmptyDevice(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
+	w := scenario.NewWorld(t, snapSchema)
 	a, b := twoWithData(t, w, 10)
 	w.Tick(1000)
 	snap := a.Snapshot()
 	w.Collect(a, snap.Seen[a.ID])
 	w.Collect(b, snap.Seen[b.ID])
 
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	c.Exec("INSERT INTO notes VALUES('c1','only on c','c body',7,NULL,x'c1')")
 	c.Exec("INSERT INTO notes VALUES('n03','c title','body n03',3,0.75,NULL)") // differs from the snapshot's title
 	c.Exec("INSERT INTO tags VALUES('c1','t9')")
@@ -175,9 +175,9 @@ func TestJoinNonEmptyDevice(t *testing.T) {
 // edits: they are exported first, it re-bases on the snapshot, applies the
 // later files, and everything converges with its edits intact.
 func TestRejoinAfterCollection(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
+	w := scenario.NewWorld(t, snapSchema)
 	a, b := twoWithData(t, w, 8)
-	c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
 	w.Quiesce(10)
 	// c leaves; everyone edits.
 	w.Tick(1000)
@@ -205,7 +205,7 @@ func TestRejoinAfterCollection(t *testing.T) {
 
 	// c comes back (later than every edit above, so its export wins).
 	w.Tick(1000)
-	for _, from := range []*simtest.Device{a, b} {
+	for _, from := range []*scenario.Device{a, b} {
 		w.DeliverAll(from, c)
 		w.DeliverSnapshots(from, c)
 	}
@@ -245,7 +245,7 @@ func TestRejoinAfterCollection(t *testing.T) {
 // database and the header, and publishes the result under device dev's
 // snapshot number n in to's folder, well-formed as a file (checksums
 // right): only its content is wrong.
-func craftSnapshot(t *testing.T, src string, to *simtest.Device, dev string, n uint64, edit func(conn *sqlite.Conn, h *rdfile.Header)) string {
+func craftSnapshot(t *testing.T, src string, to *scenario.Device, dev string, n uint64, edit func(conn *sqlite.Conn, h *rdfile.Header)) string {
 	t.Helper()
 	f, err := rdfile.Open(src, rdfile.Limits{})
 	if err != nil {
@@ -300,7 +300,7 @@ func mustExecT(t *testing.T, conn *sqlite.Conn, q string) {
 // snapshots are reported and skipped; the database is untouched; the good
 // one, once it arrives, is used.
 func TestBadSnapshotsSkipped(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
+	w := scenario.NewWorld(t, snapSchema)
 	a, b := twoWithData(t, w, 6)
 	w.Tick(1000)
 	good := a.Snapshot()
@@ -310,7 +310,7 @@ func TestBadSnapshotsSkipped(t *testing.T) {
 	a.Exec("UPDATE notes SET body='after' WHERE id='n00'")
 	quiesceAmong(t, w, a, b)
 
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	c.Exec("INSERT INTO notes VALUES('cx','c row',NULL,NULL,NULL,NULL)")
 	w.DeliverAll(a, c)
 	w.DeliverAll(b, c)
@@ -426,8 +426,8 @@ func TestBadSnapshotsSkipped(t *testing.T) {
 
 // TestSnapshotIfDue: watch's trigger, by files and by time.
 func TestSnapshotIfDue(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	w := scenario.NewWorld(t, snapSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
 	ctx := context.Background()
 	due := func() bool {
 		t.Helper()
@@ -472,8 +472,8 @@ func TestSnapshotIfDue(t *testing.T) {
 // merged into live and base; the next sync finishes it, and none of the
 // merged rows is exported as an edit of the joining device.
 func TestJoinInterrupted(t *testing.T) {
-	w := simtest.NewWorld(t, snapSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+	w := scenario.NewWorld(t, snapSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
 	a.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<1300)
 		INSERT INTO notes(id,title,n) SELECT printf('r%04d',i), 'row '||i, i FROM n`)
 	a.Export()
@@ -483,7 +483,7 @@ func TestJoinInterrupted(t *testing.T) {
 
 	var cancel context.CancelFunc
 	var calls []int
-	c := w.AddDevice(simtest.Options{Name: "c", Config: func(cfg *rowdrop.Config) {
+	c := w.AddDevice(scenario.Options{Name: "c", Config: func(cfg *rowdrop.Config) {
 		cfg.Progress = func(done, total int, file string) {
 			calls = append(calls, done)
 			if cancel != nil && strings.HasSuffix(file, ".rds") {

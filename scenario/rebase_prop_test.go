@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 
 	"rowdrop"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // TestRebaseEqualsReplay: random edits, exports, partial deliveries and
@@ -54,15 +54,15 @@ func TestRebaseEqualsReplay(t *testing.T) {
 
 func rebaseVsReplay(t *testing.T, seed int64) {
 	rng := rand.New(rand.NewSource(seed))
-	w := simtest.NewWorld(t, snapSchema)
+	w := scenario.NewWorld(t, snapSchema)
 	w.Quiet = true
-	var devs []*simtest.Device
+	var devs []*scenario.Device
 	for i, name := range []string{"a", "b", "c", "l"} {
-		devs = append(devs, w.AddDevice(simtest.Options{Name: name, Initialised: rng.Intn(3) > 0, Hints: i%2 == 1}))
+		devs = append(devs, w.AddDevice(scenario.Options{Name: name, Initialised: rng.Intn(3) > 0, Hints: i%2 == 1}))
 	}
 	l := devs[3]
 	active := devs
-	edit := func(d *simtest.Device) {
+	edit := func(d *scenario.Device) {
 		id := fmt.Sprintf("k%d", rng.Intn(8))
 		switch rng.Intn(6) {
 		case 0, 1:

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 	"rowdrop"
 	"rowdrop/internal/ack"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // Acknowledgements, collection and devices over time, on real databases
 // and real folders. Each simulated device has its own copy of the folder;
-// the test is the sync tool (simtest.Mirror propagates new files, replaced
+// the test is the sync tool (scenario.Mirror propagates new files, replaced
 // acks and deletions).
 
 const gcSchema = `
@@ -28,12 +28,12 @@ CREATE TABLE notes(id TEXT PRIMARY KEY, owner TEXT, body TEXT, n INTEGER);
 CREATE TABLE shared(id TEXT PRIMARY KEY, v TEXT);
 `
 
-func gcWorld(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
+func gcWorld(t *testing.T, n int) (*scenario.World, []*scenario.Device) {
 	t.Helper()
-	w := simtest.NewWorld(t, gcSchema)
-	var ds []*simtest.Device
+	w := scenario.NewWorld(t, gcSchema)
+	var ds []*scenario.Device
 	for i := 0; i < n; i++ {
-		ds = append(ds, w.AddDevice(simtest.Options{Name: string(rune('a' + i)), Initialised: true, WAL: i%2 == 0}))
+		ds = append(ds, w.AddDevice(scenario.Options{Name: string(rune('a' + i)), Initialised: true, WAL: i%2 == 0}))
 	}
 	// Every device announces itself (its ack) before anything is
 	// collected: a device nobody has heard of joins from a snapshot.
@@ -47,7 +47,7 @@ func gcWorld(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
 
 // snapshot publishes a real snapshot of d (after an import, so that it
 // includes what d has received).
-func snapshot(t *testing.T, w *simtest.World, d *simtest.Device) {
+func snapshot(t *testing.T, w *scenario.World, d *scenario.Device) {
 	t.Helper()
 	d.Import()
 	d.Snapshot()
@@ -55,7 +55,7 @@ func snapshot(t *testing.T, w *simtest.World, d *simtest.Device) {
 
 // trySnapshot publishes a snapshot of d unless d has nothing to snapshot
 // yet (it has neither exported nor applied a file).
-func trySnapshot(t *testing.T, d *simtest.Device) bool {
+func trySnapshot(t *testing.T, d *scenario.Device) bool {
 	t.Helper()
 	if len(d.Published()) == 0 && !hasApplied(t, d) {
 		return false
@@ -64,7 +64,7 @@ func trySnapshot(t *testing.T, d *simtest.Device) bool {
 	return true
 }
 
-func hasApplied(t *testing.T, d *simtest.Device) bool {
+func hasApplied(t *testing.T, d *scenario.Device) bool {
 	for _, x := range d.Status().Devices {
 		if x.Applied > 0 {
 			return true
@@ -73,7 +73,7 @@ func hasApplied(t *testing.T, d *simtest.Device) bool {
 	return false
 }
 
-func ownFiles(d *simtest.Device) []uint64 { return d.Published() }
+func ownFiles(d *scenario.Device) []uint64 { return d.Published() }
 
 func TestCollectEndToEnd(t *testing.T) {
 	w, ds := gcWorld(t, 3)
@@ -115,7 +115,7 @@ func TestCollectEndToEnd(t *testing.T) {
 		t.Fatalf("collected %d of %d; a keeps %v", len(r.Deleted), len(aFiles), ownFiles(a))
 	}
 	// Never another device's files, in a's copy of the folder.
-	for _, d := range []*simtest.Device{b, c} {
+	for _, d := range []*scenario.Device{b, c} {
 		if got := publishedIn(a.Folder, d.ID); !slices.Equal(got, before[d.Name]) {
 			t.Fatalf("a's collection touched %s's files: %v -> %v", d.Name, before[d.Name], got)
 		}
@@ -151,7 +151,7 @@ func publishedIn(folder, dev string) []uint64 {
 // quiesceGC exports, mirrors everything and imports on every device until
 // nothing moves. A file a device needs and cannot find (collected too
 // early) shows as waiting: that fails the test.
-func quiesceGC(t *testing.T, w *simtest.World, rounds int) {
+func quiesceGC(t *testing.T, w *scenario.World, rounds int) {
 	t.Helper()
 	for round := 0; round < rounds; round++ {
 		busy := false
@@ -183,7 +183,7 @@ func quiesceGC(t *testing.T, w *simtest.World, rounds int) {
 func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 	w, ds := gcWorld(t, 3)
 	a, b, c := ds[0], ds[1], ds[2]
-	round := func(active ...*simtest.Device) {
+	round := func(active ...*scenario.Device) {
 		for _, d := range active {
 			d.Exec("INSERT INTO notes VALUES(?,?,?,?) ON CONFLICT(id) DO UPDATE SET n=n+1", "k"+d.Name, d.Name, "x", 0)
 			d.Export()
@@ -378,7 +378,7 @@ func TestCollectionNeverLosesAChange(t *testing.T) {
 	}
 	for _, seed := range seeds(t, 4, 30) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			t.Logf("seed %d (rerun: ROWDROP_SEED=%d go test -run 'TestCollectionNeverLosesAChange' .)", seed, seed)
+			t.Logf("seed %d (rerun: ROWDROP_SEED=%d go test -run 'TestCollectionNeverLosesAChange' ./scenario)", seed, seed)
 			runCollectionSchedule(t, seed, steps)
 		})
 	}
@@ -392,9 +392,9 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 	next := 0
 	collected, snapshots, goneAtJoin := 0, 0, 0
 	joinAt := steps/4 + rng.IntN(steps/2)
-	var late *simtest.Device
-	pick := func() *simtest.Device { return ds[rng.IntN(len(ds))] }
-	imp := func(d *simtest.Device, step int) {
+	var late *scenario.Device
+	pick := func() *scenario.Device { return ds[rng.IntN(len(ds))] }
+	imp := func(d *scenario.Device, step int) {
 		r := d.Import()
 		if d != late && r.Waiting > 0 {
 			t.Fatalf("step %d: %s waits for a file that is gone (collected too early): %+v", step, d.Name, d.Status().Files)
@@ -416,7 +416,7 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 			}
 			w.MirrorAll()
 			goneAtJoin = collected
-			late = w.AddDevice(simtest.Options{Name: "late"})
+			late = w.AddDevice(scenario.Options{Name: "late"})
 			ds = append(ds, late)
 			w.MirrorAll()
 			if r := late.Import(); r.Waiting > 0 || r.Held > 0 || r.Broken > 0 {
@@ -607,7 +607,7 @@ func TestRetiredDeviceRejoinsWithOfflineEdits(t *testing.T) {
 	}
 	quiesceGC(t, w, 10)
 	// c goes away and edits offline.
-	away := []*simtest.Device{a, b}
+	away := []*scenario.Device{a, b}
 	c.Exec("UPDATE notes SET body='offline edit' WHERE id='c-1'")
 	c.Exec("INSERT INTO notes VALUES('c-2','c','made offline',0)")
 	c.Exec("UPDATE notes SET body='c edits a row of a' WHERE id='a-1'")

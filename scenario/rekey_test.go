@@ -1,11 +1,11 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 const kbIntSchema = `
@@ -16,7 +16,7 @@ CREATE TABLE note_links(src INTEGER REFERENCES notes(id), dst INTEGER REFERENCES
 
 // joined renders each note with its notebook's name and its links by
 // title: what the user sees, independent of the ids rowdrop chose.
-func joined(d *simtest.Device) string {
+func joined(d *scenario.Device) string {
 	var b strings.Builder
 	for _, r := range d.Query(`SELECT n.title, coalesce(b.name, '<dangling>') FROM notes n LEFT JOIN notebooks b ON b.id = n.notebook_id ORDER BY n.title`) {
 		fmt.Fprintf(&b, "%s in %s\n", r[0], r[1])
@@ -28,7 +28,7 @@ func joined(d *simtest.Device) string {
 }
 
 // wantEverywhere checks what every device of w renders.
-func wantEverywhere(t *testing.T, w *simtest.World, render func(*simtest.Device) string, want string) {
+func wantEverywhere(t *testing.T, w *scenario.World, render func(*scenario.Device) string, want string) {
 	t.Helper()
 	for _, d := range w.Devs {
 		if got := render(d); got != want {
@@ -44,10 +44,10 @@ func wantEverywhere(t *testing.T, w *simtest.World, render func(*simtest.Device)
 func TestIntegerKeyCollisionWithChildren(t *testing.T) {
 	for _, order := range []string{"ab", "ba"} {
 		t.Run(order, func(t *testing.T) {
-			w := simtest.NewWorld(t, kbIntSchema)
-			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
-			c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+			w := scenario.NewWorld(t, kbIntSchema)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
 			a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
 			a.Exec(`INSERT INTO notes(notebook_id, title) VALUES(1, 'a-note'), (1, 'a-note2')`)
 			a.Exec(`INSERT INTO note_links VALUES(1, 2)`)
@@ -95,9 +95,9 @@ func TestIntegerKeyCollisionWithChildren(t *testing.T) {
 // local row (and what references it) moves to a new id before it is ever
 // exported, and both rows reach every device.
 func TestIntegerKeyCollisionWithUnexportedLocalRow(t *testing.T) {
-	w := simtest.NewWorld(t, kbIntSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	w := scenario.NewWorld(t, kbIntSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
 	a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
 	a.Exec(`INSERT INTO notes(notebook_id, title) VALUES(1, 'a-note')`)
 	a.Export()
@@ -117,9 +117,9 @@ func TestIntegerKeyCollisionWithUnexportedLocalRow(t *testing.T) {
 // resolves a reference written, before the collision was known, by the
 // device whose row moved, and arriving after the snapshot.
 func TestIntegerKeyCollisionJoinerFromSnapshot(t *testing.T) {
-	w := simtest.NewWorld(t, kbIntSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	w := scenario.NewWorld(t, kbIntSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
 	a.Exec(`INSERT INTO notebooks VALUES(1, 'A-book')`)
 	a.Export()
 	w.Tick(1000)
@@ -134,7 +134,7 @@ func TestIntegerKeyCollisionJoinerFromSnapshot(t *testing.T) {
 	if snap.Seen[b.ID] != 1 {
 		t.Fatalf("snapshot should include b's first file only: %v", snap.Seen)
 	}
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	w.DeliverSnapshots(a, c)
 	w.DeliverAll(a, c)
 	w.DeliverAll(b, c)

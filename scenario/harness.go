@@ -1,4 +1,4 @@
-// Package simtest runs several rowdrop devices inside one test process. Each
+// Package scenario runs several rowdrop devices inside one test process. Each
 // device has its own app database, its own state directory and its OWN copy
 // of the shared folder; the test is the sync tool: it copies files between
 // the folders itself, in whatever order it likes, late, twice, or truncated
@@ -8,7 +8,7 @@
 // Every device reads the same simulated wall clock (World.NowMS, advanced by
 // the test with Tick) plus its own skew, so clock order is deterministic and
 // skew is a parameter.
-package simtest
+package scenario
 
 import (
 	"bufio"
