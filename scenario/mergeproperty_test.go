@@ -19,8 +19,8 @@ import (
 	"rowdrop"
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
-	"rowdrop/scenario"
 	"rowdrop/merge"
+	"rowdrop/scenario"
 )
 
 // The property test: four devices, each with its own database, state

@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"rowdrop"
-	"rowdrop/scenario"
 	"rowdrop/merge"
+	"rowdrop/scenario"
 )
 
 // One test per merge rule, on real databases and real folders. Every device

@@ -17,8 +17,8 @@ import (
 
 	"rowdrop"
 	"rowdrop/internal/changeset"
-	"rowdrop/scenario"
 	"rowdrop/merge"
+	"rowdrop/scenario"
 )
 
 const bmSchema = `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`
