@@ -100,7 +100,7 @@ func TestUniqueTransientSwap(t *testing.T) {
 			w.Tick(1000)
 			w.Quiesce(5)
 			w.Tick(1000)
-			script(t, a, `UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='u1' WHERE id='x3';
+			a.Script(`UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='u1' WHERE id='x3';
 				UPDATE bm SET url='u3' WHERE id='x2'; UPDATE bm SET url='u2' WHERE id='x1';`)
 			w.Tick(1000)
 			w.Quiesce(5)
@@ -191,7 +191,7 @@ func TestUniqueHeldRowInsertedAgain(t *testing.T) {
 		t.Fatalf("a holds %v after b's file, want k4 (k3 was inserted first)", got)
 	}
 	w.Tick(1000)
-	script(t, a, `DELETE FROM u WHERE id='k3'; INSERT INTO u VALUES('k4', 1, 'a again');`)
+	a.Script(`DELETE FROM u WHERE id='k3'; INSERT INTO u VALUES('k4', 1, 'a again');`)
 	a.Export()
 	w.DeliverAll(c, a)
 	a.Import()
@@ -366,7 +366,7 @@ func uniqueRandomRun(t *testing.T, seed int64) {
 			app(d, `DELETE FROM u WHERE id=?`, id)
 		case r < 8:
 			// swap two values in one transaction
-			script(t, d, `UPDATE u SET v=-1 WHERE v=0; UPDATE u SET v=0 WHERE v=1; UPDATE u SET v=1 WHERE v=-1;`)
+			d.Script(`UPDATE u SET v=-1 WHERE v=0; UPDATE u SET v=0 WHERE v=1; UPDATE u SET v=1 WHERE v=-1;`)
 		case r < 9:
 			d.Export()
 		default:
@@ -504,5 +504,64 @@ func TestUniqueExpressionIndexHeld(t *testing.T) {
 	}
 	if got := heldReasons(a); !strings.Contains(got, "bm_lower") {
 		t.Fatalf("a: reason %q does not name the index", got)
+	}
+}
+
+// Two offline devices bookmark the same URL under different ids (a UNIQUE
+// column besides the key), and one device swaps the unique values of two
+// rows. Nothing may be held forever: every device converges, the same
+// way whatever the arrival order, on the earlier-inserted row keeping the
+// URL, the other row kept whole in the conflict log.
+func TestUniqueClashConverges(t *testing.T) {
+	for _, order := range []string{"ab", "ba"} {
+		t.Run(order, func(t *testing.T) {
+			w := scenario.NewWorld(t, `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+			a.Exec(`INSERT INTO bm VALUES('x1', 'https://one', 'one'), ('x2', 'https://two', 'two')`)
+			w.Tick(1000)
+			w.Quiesce(5)
+			w.Tick(1000)
+			a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
+			w.Tick(1000)
+			b.Exec(`INSERT INTO bm VALUES('b1', 'https://same', 'from b')`)
+			// a swaps two unique values in one transaction.
+			a.Script(`UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='https://one' WHERE id='x2'; UPDATE bm SET url='https://two' WHERE id='x1';`)
+			a.Export()
+			// A row's insert clock is its export's: without a tick both
+			// exports carry the same time and the device ids, random,
+			// would decide which row is "earlier".
+			w.Tick(1)
+			b.Export()
+			first, second := a, b
+			if order == "ba" {
+				first, second = b, a
+			}
+			w.DeliverAll(first, c)
+			c.Import()
+			w.DeliverAll(second, c)
+			c.Import()
+			w.Tick(1000)
+			w.Quiesce(6)
+			w.AssertConverged()
+			if got := a.Query(`SELECT id, url FROM bm ORDER BY id`); len(got) != 3 || got[0][0] != "a1" {
+				t.Fatalf("want a1 (inserted first) to keep the URL, b1 removed: %v", got)
+			}
+			if got := a.Query(`SELECT url FROM bm WHERE id IN ('x1','x2') ORDER BY id`); got[0][0] != "https://two" || got[1][0] != "https://one" {
+				t.Fatalf("swap: %v", got)
+			}
+			logged := false
+			for _, d := range w.Devs {
+				for _, cf := range d.Conflicts() {
+					if strings.Contains(cf.Loser["title"], "from b") {
+						logged = true
+					}
+				}
+			}
+			if !logged {
+				t.Fatal("the row that lost the URL is in no conflict log")
+			}
+		})
 	}
 }
