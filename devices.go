@@ -277,10 +277,10 @@ func (s *Syncer) Forget(ctx context.Context, id string) error {
 
 // deviceWarnings names the devices that hold collection back by being
 // silent for longer than the horizon.
-func (s *Syncer) deviceWarnings(ctx context.Context) []string {
+func (s *Syncer) deviceWarnings(ctx context.Context) ([]string, error) {
 	devs, err := s.Devices(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var out []string
 	for _, d := range devs {
@@ -298,5 +298,5 @@ func (s *Syncer) deviceWarnings(ctx context.Context) []string {
 		out = append(out, fmt.Sprintf("device %s is silent: %s (horizon %s). Until it syncs again it holds back the collection of old files; if it is gone for good, run `rowdrop devices forget %s`",
 			name, since, s.horizon(), d.ID))
 	}
-	return out
+	return out, nil
 }

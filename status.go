@@ -155,7 +155,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
 	}
 	if scanErr == nil {
-		st.Warnings = s.deviceWarnings(ctx)
+		if st.Warnings, err = s.deviceWarnings(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
 		return nil, err

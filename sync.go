@@ -23,23 +23,23 @@ type Report struct {
 // Sync runs one cycle: export this device's changes, then import others'.
 func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	var r Report
-	ls, err := s.readSchema()
+	c, err := s.newCycle()
 	if err != nil {
 		return r, err
 	}
 	// A new device joins from a snapshot before its first export, so that
 	// rows it already holds merge into the snapshot's (snapshots.go).
-	joined, fv, err := s.joinIfNew(ctx, ls)
+	joined, err := s.joinIfNew(ctx, c)
 	if err != nil {
 		return r, err
 	}
-	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.export(ctx, ls); return e }); err != nil {
+	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.export(ctx, c); return e }); err != nil {
 		return r, err
 	}
 	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
 		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path; exports wait in the outbox meanwhile)", s.cfg.Folder, statErr)
 	}
-	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.importOnce(ctx, ls, fv); return e })
+	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.importOnce(ctx, c); return e })
 	r.Import.Changes += joined.Changes
 	r.Import.Conflicts += joined.Conflicts
 	r.Import.AddLocks(joined)
@@ -55,20 +55,21 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 
 // Export captures local changes and publishes them as one file.
 func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
-	ls, err := s.readSchema()
+	c, err := s.newCycle()
 	if err != nil {
 		return export.Result{}, err
 	}
-	return s.export(ctx, ls)
+	return s.export(ctx, c)
 }
 
-func (s *Syncer) export(ctx context.Context, ls liveSchema) (export.Result, error) {
+func (s *Syncer) export(ctx context.Context, c *cycle) (export.Result, error) {
+	ls := c.schema
 	// An import interrupted between its live and base commits must finish
 	// first, or its merged values would look like local edits.
 	if in, err := s.st.CurrentInflight(); err != nil {
 		return export.Result{}, err
 	} else if in.Kind != state.InflightNone {
-		if _, err := s.importOnce(ctx, ls, nil); err != nil {
+		if _, err := s.importOnce(ctx, c); err != nil {
 			return export.Result{}, err
 		}
 	}
@@ -103,11 +104,41 @@ func (s *Syncer) export(ctx context.Context, ls liveSchema) (export.Result, erro
 // that is new, or that misses files its devices have collected, first
 // merges a usable snapshot (join.go).
 func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
-	ls, err := s.readSchema()
+	c, err := s.newCycle()
 	if err != nil {
 		return importer.Result{}, err
 	}
-	return s.importOnce(ctx, ls, nil)
+	return s.importOnce(ctx, c)
+}
+
+// cycle is what one operation (Sync, Export, Import, Snapshot) reads once
+// and passes down: the live schema and, once needed, the folder view.
+// Every import of the operation goes through that one view and advances
+// its applied vector, so the view stays true.
+type cycle struct {
+	schema liveSchema
+	view   *folderView
+}
+
+func (s *Syncer) newCycle() (*cycle, error) {
+	ls, err := s.readSchema()
+	if err != nil {
+		return nil, err
+	}
+	return &cycle{schema: ls}, nil
+}
+
+// folder returns the cycle's folder view, taken now if there is none yet
+// or the last listing failed.
+func (s *Syncer) folder(c *cycle) (*folderView, error) {
+	if c.view == nil || c.view.err != nil {
+		v, err := s.viewFolder()
+		if err != nil {
+			return nil, err
+		}
+		c.view = v
+	}
+	return c.view, nil
 }
 
 // folderView is one listing of the shared folder and what this device has
@@ -132,17 +163,15 @@ func (s *Syncer) viewFolder() (*folderView, error) {
 	return v, nil
 }
 
-// importOnce is Import for the live schema ls, with the folder view fv
-// (nil: take one now, or again if the last one failed).
-func (s *Syncer) importOnce(ctx context.Context, ls liveSchema, fv *folderView) (importer.Result, error) {
-	im, err := s.importer(ls)
+// importOnce is Import within cycle c.
+func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, error) {
+	im, err := s.importer(c.schema)
 	if err != nil {
 		return importer.Result{}, err
 	}
-	if fv == nil || fv.err != nil {
-		if fv, err = s.viewFolder(); err != nil {
-			return importer.Result{}, err
-		}
+	fv, err := s.folder(c)
+	if err != nil {
+		return importer.Result{}, err
 	}
 	scan, scanErr, applied := fv.scan, fv.err, fv.applied
 	rb, err := im.Rebase(ctx, scan, applied)
