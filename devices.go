@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -46,11 +45,13 @@ func (s *Syncer) published() (uint64, error) {
 		return 0, err
 	}
 	p := uint64(next - 1)
-	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
-		for _, e := range ents {
-			if seq, ok := rdfile.ParseSeq(e.Name()); ok && seq <= p {
-				p = seq - 1
-			}
+	waiting, err := s.outbox()
+	if err != nil {
+		return 0, err
+	}
+	for _, seq := range waiting {
+		if seq <= p {
+			p = seq - 1
 		}
 	}
 	return p, nil

@@ -3,7 +3,6 @@ package rowdrop
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -84,13 +83,11 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
 		NextSeq: vals[0], LastExport: msTime(vals[1]), LastImport: msTime(vals[2])}
-	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
-		for _, e := range ents {
-			if _, ok := rdfile.ParseSeq(e.Name()); ok {
-				st.Outbox++
-			}
-		}
+	waiting, err := s.outbox()
+	if err != nil {
+		return nil, err
 	}
+	st.Outbox = len(waiting)
 	ls, err := s.readSchema()
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 
 	"rowdrop/export"
 	importer "rowdrop/import"
+	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
 	"rowdrop/merge"
 )
@@ -212,6 +213,22 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 		s.log.Warn("acknowledgement not written", "err", err)
 	}
 	return res, nil
+}
+
+// outbox lists the sequence numbers of this device's files waiting in the
+// outbox (built, not yet published).
+func (s *Syncer) outbox() ([]uint64, error) {
+	ents, err := os.ReadDir(s.st.Outbox())
+	if err != nil {
+		return nil, fmt.Errorf("read the outbox %s: %w", s.st.Outbox(), err)
+	}
+	var out []uint64
+	for _, e := range ents {
+		if seq, ok := rdfile.ParseSeq(e.Name()); ok {
+			out = append(out, seq)
+		}
+	}
+	return out, nil
 }
 
 // Publish retries publishing files waiting in the outbox.

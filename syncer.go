@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -39,6 +40,8 @@ type Syncer struct {
 	// ("" before the first use), and prepared again when it changes.
 	im    *importer.Importer
 	imKey string
+	// imBlocked names the tables EnsureBase left out of im (blockedKey).
+	imBlocked string
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -195,6 +198,10 @@ func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
 // synced tables but those EnsureBase reported problems of, and the tables
 // excluded here.
 func (s *Syncer) prepareImporter(ls liveSchema, tables []*schema.Table, problems []export.SchemaProblem) {
+	blocked := blockedKey(problems)
+	if ls.key == s.imKey && blocked == s.imBlocked {
+		return // prepared for this schema and these problems already
+	}
 	byName := map[string]*schema.Table{}
 	for _, t := range synced(tables, problems) {
 		byName[t.Name] = t
@@ -203,7 +210,17 @@ func (s *Syncer) prepareImporter(ls liveSchema, tables []*schema.Table, problems
 	for _, sk := range ls.skipped {
 		excluded[sk.Name] = true
 	}
-	s.im.Tables, s.im.Excluded, s.imKey = byName, excluded, ls.key
+	s.im.Tables, s.im.Excluded, s.imKey, s.imBlocked = byName, excluded, ls.key, blocked
+}
+
+// blockedKey names the tables of problems, sorted.
+func blockedKey(problems []export.SchemaProblem) string {
+	names := make([]string, 0, len(problems))
+	for _, p := range problems {
+		names = append(names, p.Table)
+	}
+	sort.Strings(names)
+	return strings.Join(names, "\x00")
 }
 
 // synced returns the tables EnsureBase found no problem with, in order
