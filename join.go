@@ -14,6 +14,7 @@ import (
 
 	"rowdrop/export"
 	importer "rowdrop/import"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
@@ -63,7 +64,7 @@ func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
 	if tables, _, err = export.EnsureBase(s.st, tables); err != nil {
 		return export.SnapshotResult{}, err
 	}
-	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.cfg.Folder, tables, s.cfg.Now())
+	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.shared, tables, s.cfg.Now())
 	if err != nil {
 		return res, err
 	}
@@ -119,7 +120,7 @@ type rebaseResult struct {
 // that are no longer in the folder, or was interrupted in a rebase.
 func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResult, error) {
 	var rr rebaseResult
-	scan, err := importer.ScanFolder(s.cfg.Folder)
+	scan, err := s.shared.Scan()
 	if err != nil {
 		return rr, nil // the import reports an unreadable folder
 	}
@@ -147,12 +148,12 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 	inflight := s.st.Get("inflight")
 	redo := strings.HasSuffix(inflight, rdfile.SnapshotExt)
 	isNew := s.isNew()
-	snaps, err := importer.ScanSnapshots(s.cfg.Folder)
-	if err != nil || len(snaps) == 0 {
+	snaps := scan.Snapshots // the same listing: one scan per rebase
+	if len(snaps) == 0 {
 		return rr, nil
 	}
 	type cand struct {
-		e     importer.SnapshotEntry
+		e     folder.Entry
 		h     rdfile.Header
 		cover uint64
 	}

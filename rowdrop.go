@@ -25,6 +25,7 @@ import (
 	"rowdrop/export"
 	importer "rowdrop/import"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -185,6 +186,8 @@ type Syncer struct {
 	live  *sqlite.Conn // read-write: merges (and hint upkeep)
 	probe *sqlite.Conn // read-only, long-lived: PRAGMA data_version
 	exp   *export.Exporter
+	// shared is the shared folder: every read and write of it goes through it.
+	shared *folder.Folder
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -223,7 +226,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st}
+	s := &Syncer{cfg: cfg, log: log, st: st, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
 	if s.id, err = st.Identity(cfg.DeviceName); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
@@ -257,7 +260,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		st.Close()
 		return nil, err
 	}
-	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: cfg.Folder, State: st, ID: s.id, Clock: s.clock,
+	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
 	return s, nil
 }
@@ -399,9 +402,9 @@ func (s *Syncer) importer() (*importer.Importer, error) {
 		excluded[sk.Name] = true
 	}
 	return &importer.Importer{
-		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
+		Folder: s.shared, State: s.st, Self: s.id, Clock: s.clock,
 		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey},
-		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
+		Tables: byName, Excluded: excluded,
 		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress, Causal: !s.cfg.NoRekey,
 	}, nil
 }

@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
@@ -26,44 +24,10 @@ import (
 	"rowdrop/merge"
 )
 
-// SnapshotEntry is a snapshot file found in the folder.
-type SnapshotEntry struct {
-	Device string
-	Seq    uint64
-	Rel    string
-}
-
-// ScanSnapshots lists the snapshot files in the folder (regular files
-// under <device>/snap-<n>.rds only).
-func ScanSnapshots(folder string) ([]SnapshotEntry, error) {
-	top, err := os.ReadDir(folder)
-	if err != nil {
-		return nil, err
-	}
-	var out []SnapshotEntry
-	for _, d := range top {
-		if !d.IsDir() || !rdfile.ValidDeviceID(d.Name()) {
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(folder, d.Name()))
-		if err != nil {
-			continue
-		}
-		for _, f := range ents {
-			rel := d.Name() + "/" + f.Name()
-			if kind, dev, seq := rdfile.Classify(rel); kind == rdfile.NameSnapshot && f.Type()&fs.ModeType == 0 {
-				out = append(out, SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Rel < out[j].Rel })
-	return out, nil
-}
-
 // Snapshot is a validated snapshot, decompressed into the state directory
 // and opened read-only.
 type Snapshot struct {
-	Entry  SnapshotEntry
+	Entry  folder.Entry
 	Header rdfile.Header
 	Conn   *sqlite.Conn
 	// Tables are the local synced tables it carries (same shape).
@@ -88,8 +52,8 @@ func (s *Snapshot) Close() {
 
 // SnapshotHeader reads a snapshot's header only (cheap): for choosing
 // among snapshots before validating one fully.
-func (im *Importer) SnapshotHeader(e SnapshotEntry) (rdfile.Header, string, string) {
-	f, err := rdfile.Open(filepath.Join(im.Folder, filepath.FromSlash(e.Rel)), im.Limits)
+func (im *Importer) SnapshotHeader(e folder.Entry) (rdfile.Header, string, string) {
+	f, err := im.Folder.Open(e.Rel)
 	if err != nil {
 		return rdfile.Header{}, classify(err), err.Error()
 	}
@@ -114,12 +78,11 @@ var metaTables = []string{"rowdrop_rows", "rowdrop_devices", "rowdrop_filelog", 
 // can't be used (StatusWaiting: incomplete, retry later; StatusHeld: not
 // yet, e.g. another schema; StatusBroken: never); err is reserved for
 // local failures.
-func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Snapshot, status, reason string, err error) {
+func (im *Importer) OpenSnapshot(ctx context.Context, e folder.Entry) (snap *Snapshot, status, reason string, err error) {
 	h, status, reason := im.SnapshotHeader(e)
 	if status != "" {
 		return nil, status, reason, nil
 	}
-	path := filepath.Join(im.Folder, filepath.FromSlash(e.Rel))
 	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
 		return nil, StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
 			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
@@ -139,7 +102,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Sn
 			return nil, StatusHeld, fmt.Sprintf("%s: the snapshot does not carry table %s, which this device syncs (the device that wrote it excludes the table or lacks it): not usable here", e.Rel, name), nil
 		}
 	}
-	f, err := rdfile.Open(path, im.Limits)
+	f, err := im.Folder.Open(e.Rel)
 	if err != nil {
 		return nil, classify(err), err.Error(), nil
 	}
@@ -169,7 +132,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Sn
 
 // decompress writes the payload into a private file in the state
 // directory; the reader is bounded by the header and Limits.
-func (im *Importer) decompress(f *rdfile.File, e SnapshotEntry) (string, string, string, error) {
+func (im *Importer) decompress(f *rdfile.File, e folder.Entry) (string, string, string, error) {
 	rc, err := f.Changeset()
 	if err != nil {
 		return "", classify(err), err.Error(), nil
@@ -469,7 +432,7 @@ func pkList(t *schema.Table) string {
 
 // RecordSnapshot notes a snapshot that could not be used, with the reason
 // (status reports it); ClearRecord forgets it.
-func (im *Importer) RecordSnapshot(e SnapshotEntry, status, reason string) {
+func (im *Importer) RecordSnapshot(e folder.Entry, status, reason string) {
 	im.record(e.Rel, e.Device, e.Seq, status, reason)
 }
 
