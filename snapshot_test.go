@@ -60,7 +60,7 @@ func TestJoinLateFromSnapshot(t *testing.T) {
 	}
 	// The payload is one self-contained SQLite file in rollback mode,
 	// though base.db is in WAL mode (FORMAT §14).
-	sf, err := rdfile.Open(snap.File, rdfile.Limits{})
+	sf, err := simtest.OpenFile(snap.File)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestRejoinAfterCollection(t *testing.T) {
 // right): only its content is wrong.
 func craftSnapshot(t *testing.T, src string, to *simtest.Device, dev string, n uint64, edit func(conn *sqlite.Conn, h *rdfile.Header)) string {
 	t.Helper()
-	f, err := rdfile.Open(src, rdfile.Limits{})
+	f, err := simtest.OpenFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestBadSnapshotsSkipped(t *testing.T) {
 	want[rel] = "broken"
 	// Checksummed garbage instead of a database.
 	rel = a.ID + "/" + rdfile.SnapshotName(next())
-	gf, err := rdfile.Open(good.File, rdfile.Limits{})
+	gf, err := simtest.OpenFile(good.File)
 	if err != nil {
 		t.Fatal(err)
 	}
