@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	importer "rowdrop/import"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/gc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
@@ -103,7 +103,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	if dirs, err := gc.Survey(s.cfg.Folder); err == nil {
+	if dirs, err := gc.Survey(s.shared); err == nil {
 		for id, d := range dirs {
 			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
 				names[id] = d.Ack.DeviceName
@@ -124,7 +124,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 		if kind != rdfile.NameSnapshot {
 			return fmt.Errorf("not a snapshot name")
 		}
-		snap, status, reason, err := im.OpenSnapshot(ctx, importer.SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
+		snap, status, reason, err := im.OpenSnapshot(ctx, folder.Entry{Device: dev, Seq: seq, Rel: rel})
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
+	plan, err := gc.Make(gc.Input{Folder: s.shared, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if dryRun {
 		return r, nil
 	}
-	deleted, err := gc.Execute(ctx, s.cfg.Folder, plan, s.log)
+	deleted, err := gc.Execute(ctx, s.shared, plan, s.log)
 	r.Deleted = itemsOf(deleted)
 	for _, it := range r.Deleted {
 		r.Bytes += it.Bytes

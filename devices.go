@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"rowdrop/internal/ack"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/gc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
@@ -113,13 +113,13 @@ func (s *Syncer) writeAck(force bool, applied map[string]uint64) (bool, error) {
 		return false, fmt.Errorf("read what this device has applied from %s: %w", s.cfg.State, err)
 	}
 	if !force {
-		old, err := ack.Read(s.cfg.Folder, s.id.Device)
+		old, err := s.shared.ReadAck(s.id.Device)
 		if err == nil && ack.Same(old, a) && time.Duration(a.WrittenMS-old.WrittenMS)*time.Millisecond < ackHeartbeat && old.WrittenMS <= a.WrittenMS {
 			return false, nil
 		}
 	}
-	if err := ack.Write(s.cfg.Folder, a); err != nil {
-		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", ack.Path(s.cfg.Folder, s.id.Device), err)
+	if err := s.shared.WriteAck(a); err != nil {
+		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", s.shared.Path(folder.AckRel(s.id.Device)), err)
 	}
 	return true, nil
 }
@@ -151,7 +151,7 @@ type DeviceInfo struct {
 // Devices lists every device seen: those with a directory in the folder,
 // those this device has applied files of, and those retired.
 func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
-	dirs, err := gc.Survey(s.cfg.Folder)
+	dirs, err := gc.Survey(s.shared)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +200,7 @@ func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
 			if n := len(d.Changesets); n > 0 {
 				last := d.Changesets[n-1]
 				di.LastFile = last.Seq
-				if f, err := rdfile.Open(filepath.Join(s.cfg.Folder, filepath.FromSlash(last.Rel)), rdfile.Limits{}); err == nil {
+				if f, err := s.shared.Open(last.Rel); err == nil {
 					di.lastMS = f.Header.CreatedMS
 				}
 			}

@@ -8,6 +8,7 @@ import (
 
 	"rowdrop/export"
 	importer "rowdrop/import"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
 	"rowdrop/merge"
@@ -145,19 +146,19 @@ func (s *Syncer) folder(c *cycle) (*folderView, error) {
 // folderView is one listing of the shared folder and what this device has
 // applied of it; one Sync takes it once and passes it on.
 type folderView struct {
-	scan    *importer.Scan // nil if the folder could not be read (err)
+	scan    *folder.Scan // nil if the folder could not be read (err)
 	err     error
 	applied map[string]uint64
 }
 
 // viewFolder lists the folder and reads the applied vector.
 func (s *Syncer) viewFolder() (*folderView, error) {
-	applied, err := importer.Applied(s.st)
+	applied, err := s.st.Applied()
 	if err != nil {
 		return nil, err
 	}
 	v := &folderView{applied: applied}
-	v.scan, v.err = importer.ScanFolder(s.cfg.Folder)
+	v.scan, v.err = s.shared.Scan()
 	if v.err != nil {
 		v.scan = nil
 	}
@@ -183,7 +184,7 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 		return importer.Result{}, err
 	}
 	if scanErr != nil {
-		return importer.Result{}, fmt.Errorf("read shared folder %s: %w (is it mounted?)", s.cfg.Folder, scanErr)
+		return importer.Result{}, scanErr // it says which folder and what to check
 	}
 	res, err := im.ImportScanned(ctx, scan, applied)
 	if err == nil {

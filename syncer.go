@@ -15,6 +15,7 @@ import (
 	"rowdrop/export"
 	importer "rowdrop/import"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -42,6 +43,8 @@ type Syncer struct {
 	imKey string
 	// imBlocked names the tables EnsureBase left out of im (blockedKey).
 	imBlocked string
+	// shared is the shared folder: every read and write of it goes through it.
+	shared *folder.Folder
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -56,7 +59,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st}
+	s := &Syncer{cfg: cfg, log: log, st: st, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
 	if s.id, err = st.Identity(cfg.DeviceName); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
@@ -89,10 +92,10 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 			return nil, err
 		}
 	}
-	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: cfg.Folder, State: st, ID: s.id, Clock: s.clock,
+	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
-	s.im = &importer.Importer{Folder: cfg.Folder, State: st, Self: s.id, Clock: s.clock,
-		Limits: rdfile.Limits{MaxRaw: cfg.MaxChangeset}, Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
+	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
+		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
 	return s, nil
 }
 
