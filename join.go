@@ -158,7 +158,7 @@ func (s *Syncer) rebase(ctx context.Context, im *importer.Importer) (rebaseResul
 	}
 	var cands []cand
 	recorded := map[string]string{} // snapshots reported earlier: path -> status
-	_ = sqlitex.Execute(s.st.Base, "SELECT path, status FROM rowdrop_files WHERE path LIKE '%.rds'", &sqlitex.ExecOptions{
+	_ = sqlitex.Execute(s.st.Conn(), "SELECT path, status FROM rowdrop_files WHERE path LIKE '%.rds'", &sqlitex.ExecOptions{
 		ResultFunc: func(q *sqlite.Stmt) error { recorded[q.ColumnText(0)] = q.ColumnText(1); return nil }})
 	for _, e := range snaps {
 		if recorded[e.Rel] == importer.StatusBroken {
@@ -256,7 +256,7 @@ func (s *Syncer) mergeSnapshot(ctx context.Context, im *importer.Importer, snap 
 	h := snap.Header
 	rel := snap.Entry.Rel
 	localKnows := map[string]hlc.Timestamp{}
-	err := sqlitex.Execute(s.st.Base, "SELECT id, last_hlc FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
+	err := sqlitex.Execute(s.st.Conn(), "SELECT id, last_hlc FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
 		localKnows[q.ColumnText(0)] = hlc.Timestamp(q.ColumnInt64(1))
 		return nil
 	}})
@@ -278,14 +278,14 @@ func (s *Syncer) mergeSnapshot(ctx context.Context, im *importer.Importer, snap 
 			if d == s.id.Device {
 				continue
 			}
-			if err := sqlitex.Execute(s.st.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
+			if err := sqlitex.Execute(s.st.Conn(), `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
 				ON CONFLICT(id) DO UPDATE SET applied=max(applied, excluded.applied), last_hlc=max(last_hlc, excluded.last_hlc),
 				name=CASE WHEN name='' THEN excluded.name ELSE name END, last_applied_ms=excluded.last_applied_ms`,
 				&sqlitex.ExecOptions{Args: []any{d, snap.Names[d], int64(n), int64(snap.Knows[d]), now}}); err != nil {
 				return err
 			}
 			// Waiting records of files the snapshot includes are moot.
-			if err := sqlitex.Execute(s.st.Base, `DELETE FROM rowdrop_files WHERE dev=? AND seq<=? AND path NOT LIKE '%.rds'`,
+			if err := sqlitex.Execute(s.st.Conn(), `DELETE FROM rowdrop_files WHERE dev=? AND seq<=? AND path NOT LIKE '%.rds'`,
 				&sqlitex.ExecOptions{Args: []any{d, int64(n)}}); err != nil {
 				return err
 			}
@@ -323,7 +323,7 @@ func (s *Syncer) noteGaps(im *importer.Importer, rr rebaseResult) {
 		next := applied[d] + 1
 		rel := rdfile.RelPath(d, next)
 		reason := fmt.Sprintf("file %d of device %s is not in the folder and its later files wait for it. If it is still on its way, this resolves by itself; if it was collected (removed by its device once every device had applied it), this device can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then sync here", next, d)
-		_ = sqlitex.Execute(s.st.Base, "UPDATE rowdrop_files SET reason=? WHERE path=? AND status=?",
+		_ = sqlitex.Execute(s.st.Conn(), "UPDATE rowdrop_files SET reason=? WHERE path=? AND status=?",
 			&sqlitex.ExecOptions{Args: []any{reason, rel, importer.StatusWaiting}})
 	}
 }

@@ -202,7 +202,7 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			return nil
 		}
 		var err error
-		if endBase, err = db.Begin(e.State.Base, "IMMEDIATE"); err != nil {
+		if endBase, err = db.Begin(e.State.Conn(), "IMMEDIATE"); err != nil {
 			return fmt.Errorf("start write transaction on the base copy: %w", err)
 		}
 		baseSince = time.Now()
@@ -532,7 +532,7 @@ func (e *Engine) newItem(c *changeset.Change) (*item, error) {
 		d := e.defaults[t.Name]
 		if d == nil {
 			var err error
-			if d, err = columnDefaults(e.State.Base, t); err != nil {
+			if d, err = columnDefaults(e.State.Conn(), t); err != nil {
 				return nil, err
 			}
 			e.defaults[t.Name] = d
@@ -609,7 +609,7 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 		if it.m, err = meta.Get(it.t.Name, it.pk); err != nil {
 			return err
 		}
-		if it.b, err = acc.get(e.State.Base, "base", it.t).Get(it.key); err != nil {
+		if it.b, err = acc.get(e.State.Conn(), "base", it.t).Get(it.key); err != nil {
 			return err
 		}
 		if it.o, err = decide(it.t, it.c, src.Clock, it.m, it.b); err != nil {
@@ -827,12 +827,12 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		if it.o == nil {
 			continue
 		}
-		if err = applyMoves(e.State.Base, "base", acc, it.moves); err != nil {
+		if err = applyMoves(e.State.Conn(), "base", acc, it.moves); err != nil {
 			return err
 		}
 		for _, mv := range it.moves {
 			if !mv.liveOnly && !sameRow(mv.from, mv.to) {
-				if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+				if err = moveMeta(e.State.Conn(), mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
 					return err
 				}
 			}
@@ -842,7 +842,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 				return err
 			}
 		}
-		bt := acc.get(e.State.Base, "base", it.t)
+		bt := acc.get(e.State.Conn(), "base", it.t)
 		if err = writeRow(bt, it.key, it.b, it.o.base); err != nil {
 			if !isUnique(err) {
 				return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
@@ -879,7 +879,7 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 			continue
 		}
 		if it.localMove {
-			if err := sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
+			if err := sqlitex.Execute(e.State.Conn(), "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
 				&sqlitex.ExecOptions{Args: []any{it.t.Name, it.pk, int64(src.Clock.HLC)}}); err != nil {
 				return fmt.Errorf("record a local row to move: %w", err)
 			}
@@ -906,7 +906,7 @@ func (e *Engine) uniqueTables() (map[*schema.Table]bool, error) {
 		for _, d := range []struct {
 			conn  *sqlite.Conn
 			which string
-		}{{e.State.Base, "base"}, {e.Live, "live"}} {
+		}{{e.State.Conn(), "base"}, {e.Live, "live"}} {
 			ix, err := e.uniqueIndexes(d.conn, d.which, t)
 			if err != nil {
 				return nil, err

@@ -81,7 +81,7 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		return st, err
 	}
 	defer meta.Close()
-	snapMeta, err := (&state.Dir{Base: in.Conn}).NewMeta()
+	snapMeta, err := state.NewMetaOn(in.Conn)
 	if err != nil {
 		return st, fmt.Errorf("read snapshot metadata: %w", err)
 	}
@@ -118,7 +118,7 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 			}
 		}
 		if len(batch) > 0 || last {
-			end, err := db.Begin(e.State.Base, "IMMEDIATE")
+			end, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 			if err != nil {
 				return fmt.Errorf("start write transaction on the base copy: %w", err)
 			}
@@ -203,7 +203,7 @@ func (e *Engine) rebaseRow(t *schema.Table, pk []byte, in RebaseInput, meta, sna
 	if err != nil {
 		return nil, err
 	}
-	lb, err := acc.get(e.State.Base, "base", t).Get(key)
+	lb, err := acc.get(e.State.Conn(), "base", t).Get(key)
 	if err != nil {
 		return nil, err
 	}
@@ -392,13 +392,13 @@ func SnapshotKeys(conn *sqlite.Conn, fn func(tbl string, pk []byte) error) error
 // mergeHistory adds the snapshot's file log and re-keying records to this
 // device's (both only grow; a record already here wins).
 func (e *Engine) mergeHistory(snap *sqlite.Conn) (err error) {
-	end, err := db.Begin(e.State.Base, "IMMEDIATE")
+	end, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
 	defer end(&err)
 	err = sqlitex.Execute(snap, "SELECT dev, seq, hlc, seen FROM rowdrop_filelog", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		return sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)",
+		return sqlitex.Execute(e.State.Conn(), "INSERT OR IGNORE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)",
 			&sqlitex.ExecOptions{Args: []any{s.ColumnText(0), s.ColumnInt64(1), s.ColumnInt64(2), s.ColumnText(3)}})
 	}})
 	if err != nil {
@@ -410,7 +410,7 @@ func (e *Engine) mergeHistory(snap *sqlite.Conn) (err error) {
 			s.ColumnBytes(i, b)
 			return b
 		}
-		return sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)",
+		return sqlitex.Execute(e.State.Conn(), "INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)",
 			&sqlitex.ExecOptions{Args: []any{s.ColumnText(0), blob(1), blob(2), s.ColumnInt64(3), s.ColumnText(4), s.ColumnInt64(5), s.ColumnText(6)}})
 	}})
 	if err != nil {

@@ -205,7 +205,7 @@ type uniqueCache struct {
 func (e *Engine) heldIn(tbl string) (int, error) {
 	if e.uniq.held == nil {
 		e.uniq.held = map[string]int{}
-		err := sqlitex.ExecuteTransient(e.State.Base, "SELECT tbl, count(*) FROM rowdrop_unique_held GROUP BY tbl", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		err := sqlitex.ExecuteTransient(e.State.Conn(), "SELECT tbl, count(*) FROM rowdrop_unique_held GROUP BY tbl", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 			e.uniq.held[s.ColumnText(0)] = s.ColumnInt(1)
 			return nil
 		}})
@@ -256,7 +256,7 @@ func (e *Engine) retryLive(acc *access, retry []*item) error {
 // (see the top of this file) until resolveHeld decides.
 func (e *Engine) retryBase(acc *access, retry []*item) error {
 	for _, it := range retry {
-		bt := acc.get(e.State.Base, "base", it.t)
+		bt := acc.get(e.State.Conn(), "base", it.t)
 		err := writeRow(bt, it.key, it.b, it.o.base)
 		if err == nil {
 			continue
@@ -264,7 +264,7 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 		if !isUnique(err) {
 			return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
 		}
-		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.t)
+		idx, ierr := e.uniqueIndexes(e.State.Conn(), "base", it.t)
 		if ierr != nil {
 			return ierr
 		}
@@ -280,7 +280,7 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 		}
 		it.held = true
 		it.o.meta.Dead = changeset.EncodeKey(it.o.base)
-		if err := db.Exec(e.State.Base, "INSERT INTO rowdrop_unique_held(tbl, pk) VALUES(?, ?) ON CONFLICT DO NOTHING", it.t.Name, it.pk); err != nil {
+		if err := db.Exec(e.State.Conn(), "INSERT INTO rowdrop_unique_held(tbl, pk) VALUES(?, ?) ON CONFLICT DO NOTHING", it.t.Name, it.pk); err != nil {
 			return fmt.Errorf("record a held UNIQUE clash: %w", err)
 		}
 		if _, err := e.heldIn(it.t.Name); err != nil {
@@ -301,7 +301,7 @@ func (e *Engine) unheld(it *item) error {
 	if err != nil || n == 0 {
 		return err
 	}
-	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", it.t.Name, it.pk); err != nil {
+	if err := db.Exec(e.State.Conn(), "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", it.t.Name, it.pk); err != nil {
 		return fmt.Errorf("update held UNIQUE clashes: %w", err)
 	}
 	return nil
@@ -376,7 +376,7 @@ func (e *Engine) inLive(ctx context.Context, st *Stats, fn func() error) (err er
 // is made again.
 func (e *Engine) writeLive(t *schema.Table, key, cur, want []changeset.Value, u *uctx, depth int) error {
 	lt := u.liveAcc.get(e.Live, "live", t)
-	bt := u.baseAcc.get(e.State.Base, "base", t)
+	bt := u.baseAcc.get(e.State.Conn(), "base", t)
 	for attempt := 0; ; attempt++ {
 		err := writeRow(lt, key, cur, want)
 		if err == nil {
@@ -517,7 +517,7 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
-	end, err := db.Begin(e.State.Base, "IMMEDIATE")
+	end, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 	if err != nil {
 		return st, fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
@@ -538,7 +538,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 	}
 	byTable := map[string][]*heldRow{}
 	var stale [][2]any
-	err = sqlitex.Execute(e.State.Base, "SELECT tbl, pk, logged FROM rowdrop_unique_held", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err = sqlitex.Execute(e.State.Conn(), "SELECT tbl, pk, logged FROM rowdrop_unique_held", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		r := &heldRow{pk: make([]byte, s.ColumnLen(1))}
 		s.ColumnBytes(1, r.pk)
 		if !s.ColumnIsNull(2) {
@@ -565,7 +565,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 		if t == nil {
 			continue // not synced here now: left as it is
 		}
-		bt := u.baseAcc.get(e.State.Base, "base", t)
+		bt := u.baseAcc.get(e.State.Conn(), "base", t)
 		for _, r := range byTable[name] {
 			var err error
 			if r.key, err = changeset.DecodeKey(r.pk); err != nil {
@@ -588,7 +588,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 		}
 	}
 	for _, s := range stale {
-		if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", s[0], s[1]); err != nil {
+		if err := db.Exec(e.State.Conn(), "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", s[0], s[1]); err != nil {
 			return fmt.Errorf("update held UNIQUE clashes: %w", err)
 		}
 	}
@@ -630,8 +630,8 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 // earlier holds one of its UNIQUE values; otherwise it takes its place in
 // the table and the rows it clashes with (all inserted later) are held.
 func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, error) {
-	bt := u.baseAcc.get(e.State.Base, "base", t)
-	clashes, err := e.findClashes(e.State.Base, "base", t, r.vals, r.key)
+	bt := u.baseAcc.get(e.State.Conn(), "base", t)
+	clashes, err := e.findClashes(e.State.Conn(), "base", t, r.vals, r.key)
 	if err != nil {
 		return nil, err
 	}
@@ -672,7 +672,7 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		if err := u.meta.Put(t.Name, c.pk, nm); err != nil {
 			return nil, err
 		}
-		if err := db.Exec(e.State.Base, "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", t.Name, c.pk, nm.Dead); err != nil {
+		if err := db.Exec(e.State.Conn(), "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", t.Name, c.pk, nm.Dead); err != nil {
 			return nil, fmt.Errorf("record a held UNIQUE clash: %w", err)
 		}
 		if _, err := e.heldIn(t.Name); err != nil {
@@ -699,14 +699,14 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 	if err := u.meta.Put(t.Name, r.pk, nm); err != nil {
 		return nil, err
 	}
-	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", t.Name, r.pk); err != nil {
+	if err := db.Exec(e.State.Conn(), "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", t.Name, r.pk); err != nil {
 		return nil, fmt.Errorf("update held UNIQUE clashes: %w", err)
 	}
 	return append(fixes, baseFix{t: t, key: r.key, after: r.vals}), nil
 }
 
 func (e *Engine) setLogged(t *schema.Table, pk, vals []byte) error {
-	if err := db.Exec(e.State.Base, "UPDATE rowdrop_unique_held SET logged=? WHERE tbl=? AND pk=?", vals, t.Name, pk); err != nil {
+	if err := db.Exec(e.State.Conn(), "UPDATE rowdrop_unique_held SET logged=? WHERE tbl=? AND pk=?", vals, t.Name, pk); err != nil {
 		return fmt.Errorf("update held UNIQUE clashes: %w", err)
 	}
 	return nil

@@ -49,7 +49,7 @@ const (
 // Value reads a state value ("" if unset).
 func (d *Dir) Value(k Key) (string, error) {
 	var v string
-	err := sqlitex.Execute(d.Base, "SELECT v FROM rowdrop_state WHERE k=?", &sqlitex.ExecOptions{Args: []any{string(k)}, ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT v FROM rowdrop_state WHERE k=?", &sqlitex.ExecOptions{Args: []any{string(k)}, ResultFunc: func(s *sqlite.Stmt) error {
 		v = s.ColumnText(0)
 		return nil
 	}})
@@ -74,7 +74,7 @@ func (d *Dir) Int(k Key) (int64, error) {
 
 // Set writes a state value (inside the caller's transaction if any).
 func (d *Dir) Set(k Key, v any) error {
-	if err := db.Exec(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES(?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", string(k), v); err != nil {
+	if err := db.Exec(d.conn, "INSERT INTO rowdrop_state(k,v) VALUES(?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", string(k), v); err != nil {
 		return fmt.Errorf("write %s to the state in %s: %w", k, d.Path, err)
 	}
 	return nil
