@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -17,31 +16,8 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop"
-	"rowdrop/internal/rdfile"
+	"rowdrop/scenario"
 )
-
-// The crash harness re-executes this test binary as a real child process
-// running one `sync` cycle (the same code `rowdrop sync` runs), and kills it
-// with SIGKILL at a random moment.
-func TestMain(m *testing.M) {
-	if os.Getenv("ROWDROP_CRASH_CHILD") == "sync" {
-		s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: os.Getenv("ROWDROP_DB"), Folder: os.Getenv("ROWDROP_FOLDER"), State: os.Getenv("ROWDROP_STATE")})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(3)
-		}
-		if _, err := s.Sync(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(4)
-		}
-		s.Close()
-		os.Exit(0)
-	}
-	if os.Getenv("ROWDROP_CRASH_CHILD") == "app" {
-		os.Exit(runApp())
-	}
-	os.Exit(m.Run())
-}
 
 type crashDev struct {
 	name, db, state string
@@ -69,7 +45,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sqlitex.ExecuteScript(conn, notesSchema, nil); err != nil {
+		if err := sqlitex.ExecuteScript(conn, scenario.NotesSchema, nil); err != nil {
 			t.Fatal(err)
 		}
 		if i == 1 {
@@ -91,10 +67,10 @@ func TestCrashAtAnyInstant(t *testing.T) {
 			k := d.keys[rng.Intn(len(d.keys))]
 			v := fmt.Sprintf("t%d-e%d-%x", trial, e, rng.Int63())
 			if rng.Intn(5) == 0 && d.last[k] != "" {
-				mustExec(t, d.db, "DELETE FROM notes WHERE id=?", k)
+				scenario.ExecFile(t, d.db, "DELETE FROM notes WHERE id=?", k)
 				d.last[k] = ""
 			} else {
-				mustExec(t, d.db, "INSERT INTO notes(id,title) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title", k, v)
+				scenario.ExecFile(t, d.db, "INSERT INTO notes(id,title) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title", k, v)
 				d.last[k] = v
 			}
 		}
@@ -106,9 +82,9 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	t.Logf("%d of %d children were killed mid-run", kills, trials)
 	// Restart everything in-process and converge.
 	converge(t, devs, folder, 3)
-	d0 := dump(t, devs[0].db)
+	d0 := scenario.DumpNotes(t, devs[0].db)
 	for _, d := range devs[1:] {
-		if got := dump(t, d.db); got != d0 {
+		if got := scenario.DumpNotes(t, d.db); got != d0 {
 			t.Fatalf("devices diverged after crashes:\n%s\n%s", d0, got)
 		}
 	}
@@ -116,7 +92,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 	for _, d := range devs {
 		for _, k := range d.keys {
 			for _, other := range devs {
-				got := queryOne(t, other.db, "SELECT coalesce((SELECT title FROM notes WHERE id=?), '')", k)
+				got := scenario.ValueFile(t, other.db, "SELECT coalesce((SELECT title FROM notes WHERE id=?), '')", k)
 				if got != d.last[k] {
 					t.Fatalf("key %s on %s: got %q, last write on %s was %q", k, other.name, got, d.name, d.last[k])
 				}
@@ -225,7 +201,7 @@ func checkAfterCrash(t *testing.T, trial int, d *crashDev, folder string) {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		if got := queryOne(t, p, "PRAGMA integrity_check"); got != "ok" {
+		if got := scenario.ValueFile(t, p, "PRAGMA integrity_check"); got != "ok" {
 			t.Fatalf("trial %d: integrity_check of %s: %s", trial, p, got)
 		}
 	}
@@ -233,19 +209,12 @@ func checkAfterCrash(t *testing.T, trial int, d *crashDev, folder string) {
 	if _, err := os.Stat(base); err != nil {
 		return
 	}
-	dev := queryOne(t, base, "SELECT coalesce((SELECT v FROM rowdrop_state WHERE k='device'),'')")
+	dev := scenario.ValueFile(t, base, "SELECT coalesce((SELECT v FROM rowdrop_state WHERE k='device'),'')")
 	if dev == "" {
 		return
 	}
-	next, _ := strconv.ParseUint(queryOne(t, base, "SELECT coalesce((SELECT v FROM rowdrop_state WHERE k='next_seq'),1)"), 10, 64)
-	ents, _ := os.ReadDir(filepath.Join(folder, dev))
-	var seqs []uint64
-	for _, e := range ents {
-		if s, ok := rdfile.ParseSeq(e.Name()); ok {
-			seqs = append(seqs, s)
-		}
-	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	next, _ := strconv.ParseUint(scenario.ValueFile(t, base, "SELECT coalesce((SELECT v FROM rowdrop_state WHERE k='next_seq'),1)"), 10, 64)
+	seqs := scenario.Seqs(t, folder, dev)
 	for i, s := range seqs {
 		if s != uint64(i+1) {
 			t.Fatalf("trial %d: %s published sequence %v: not contiguous from 1", trial, d.name, seqs)
@@ -254,38 +223,6 @@ func checkAfterCrash(t *testing.T, trial int, d *crashDev, folder string) {
 			t.Fatalf("trial %d: %s published %d but its state's next sequence is %d", trial, d.name, s, next)
 		}
 	}
-}
-
-func mustExec(t *testing.T, path, q string, args ...any) {
-	t.Helper()
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetBusyTimeout(5 * time.Second)
-	if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args}); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-func queryOne(t *testing.T, path, q string, args ...any) string {
-	t.Helper()
-	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite) // read-write: a hot journal left by a killed process is rolled back, as on restart
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetBusyTimeout(5 * time.Second)
-	var out string
-	err = sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args, ResultFunc: func(s *sqlite.Stmt) error {
-		out = s.ColumnText(0)
-		return nil
-	}})
-	if err != nil {
-		t.Fatalf("%s on %s: %v", q, path, err)
-	}
-	return out
 }
 
 // TestCrashDuringRekey kills sync children at random instants while two
@@ -315,31 +252,31 @@ func TestCrashDuringRekey(t *testing.T) {
 	for trial := 0; trial < trials; trial++ {
 		d := devs[rng.Intn(len(devs))]
 		uid := fmt.Sprintf("%s-nb%d", d.name, trial)
-		mustExec(t, d.db, `INSERT INTO notebooks(uid, name) VALUES(?, ?)`, uid, uid)
+		scenario.ExecFile(t, d.db, `INSERT INTO notebooks(uid, name) VALUES(?, ?)`, uid, uid)
 		uids[uid] = true
 		// A note in a random notebook this device sees now.
-		nbUID := queryOne(t, d.db, `SELECT uid FROM notebooks ORDER BY uid LIMIT 1 OFFSET abs(?) % (SELECT count(*) FROM notebooks)`, rng.Int63())
+		nbUID := scenario.ValueFile(t, d.db, `SELECT uid FROM notebooks ORDER BY uid LIMIT 1 OFFSET abs(?) % (SELECT count(*) FROM notebooks)`, rng.Int63())
 		note := fmt.Sprintf("%s-n%d", d.name, trial)
-		mustExec(t, d.db, `INSERT INTO notes VALUES(?, (SELECT id FROM notebooks WHERE uid = ?), ?)`, note, nbUID, note)
+		scenario.ExecFile(t, d.db, `INSERT INTO notes VALUES(?, (SELECT id FROM notebooks WHERE uid = ?), ?)`, note, nbUID, note)
 		chose[note] = nbUID
 		runKilled(t, trial, d, folder, time.Duration(rng.Int63n(int64(span)*5/4)))
 		checkAfterCrash(t, trial, d, folder)
 	}
 	converge(t, devs, folder, 4)
 	render := func(d *crashDev) string {
-		return queryOne(t, d.db, `SELECT group_concat(x, ' ') FROM (SELECT n.id || '>' || coalesce(b.uid, '?') AS x FROM notes n LEFT JOIN notebooks b ON b.id = n.notebook_id ORDER BY n.id)`) +
-			" | " + queryOne(t, d.db, `SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)`)
+		return scenario.ValueFile(t, d.db, `SELECT group_concat(x, ' ') FROM (SELECT n.id || '>' || coalesce(b.uid, '?') AS x FROM notes n LEFT JOIN notebooks b ON b.id = n.notebook_id ORDER BY n.id)`) +
+			" | " + scenario.ValueFile(t, d.db, `SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)`)
 	}
 	if a, b := render(devs[0]), render(devs[1]); a != b {
 		t.Fatalf("devices diverged after crashes:\n%s\n%s", a, b)
 	}
 	for uid := range uids {
-		if n := queryOne(t, devs[0].db, `SELECT count(*) FROM notebooks WHERE uid = ?`, uid); n != "1" {
+		if n := scenario.ValueFile(t, devs[0].db, `SELECT count(*) FROM notebooks WHERE uid = ?`, uid); n != "1" {
 			t.Errorf("notebook %s present %s times", uid, n)
 		}
 	}
 	for note, nb := range chose {
-		if got := queryOne(t, devs[0].db, `SELECT coalesce((SELECT b.uid FROM notes n JOIN notebooks b ON b.id = n.notebook_id WHERE n.id = ?), '?')`, note); got != nb {
+		if got := scenario.ValueFile(t, devs[0].db, `SELECT coalesce((SELECT b.uid FROM notes n JOIN notebooks b ON b.id = n.notebook_id WHERE n.id = ?), '?')`, note); got != nb {
 			t.Errorf("note %s is in %s, its author chose %s", note, got, nb)
 		}
 	}

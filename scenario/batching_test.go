@@ -1,15 +1,15 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"rowdrop"
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/rdfile"
+	"rowdrop/scenario"
 )
 
 // A file that repeats a key (rowdrop never writes one, a foreign writer
@@ -21,15 +21,15 @@ func TestRepeatedKeyInOneFileSameForAnyBatch(t *testing.T) {
 	var dumps []string
 	for _, batch := range []int{1, 2, 3, 0} {
 		folder := t.TempDir()
-		d := newDevice(t, folder, "d", false)
-		d.s.Close()
+		d := scenario.NewSharedDevice(t, folder, "d", scenario.SharedOptions{Journal: "wal"})
+		d.S.Close()
 		upd := &changeset.Change{Table: insertNote("n1", "").Table, Op: changeset.OpUpdate,
 			Old: []changeset.Value{changeset.Text("n1"), changeset.Text("first"), {}, {}, {}, {}},
 			New: []changeset.Value{{}, changeset.Text("second"), {}, {}, {}, {}}}
 		del := &changeset.Change{Table: insertNote("n2", "").Table, Op: changeset.OpDelete, Old: insertNote("n2", "x").New}
 		plant(t, folder, foreign, 1, rdfile.Header{Tables: []rdfile.Table{notesTable()}},
 			[]*changeset.Change{insertNote("n1", "first"), insertNote("n2", "x"), upd, del, insertNote("n3", "third"), insertNote("n1", "again")})
-		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: filepath.Join(filepath.Dir(d.db), "state"), DeviceName: "d", MergeBatch: batch})
+		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.DB, Folder: folder, State: d.State, DeviceName: "d", MergeBatch: batch})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +37,7 @@ func TestRepeatedKeyInOneFileSameForAnyBatch(t *testing.T) {
 			t.Fatalf("batch %d: %v", batch, err)
 		}
 		s.Close()
-		got := dump(t, d.db)
+		got := scenario.DumpNotes(t, d.DB)
 		t.Logf("batch %d:\n%s", batch, got)
 		// One clock for the whole file: the repeated insert and the update
 		// are replays of an already-applied clock; the delete wins over
@@ -67,14 +67,14 @@ func TestImportCountsLiveTransactions(t *testing.T) {
 	ctx := context.Background()
 	const foreign = "ffffffffffffffff"
 	folder := t.TempDir()
-	d := newDevice(t, folder, "d", false)
-	d.s.Close()
+	d := scenario.NewSharedDevice(t, folder, "d", scenario.SharedOptions{Journal: "wal"})
+	d.S.Close()
 	var cs []*changeset.Change
 	for i := 0; i < 25; i++ {
 		cs = append(cs, insertNote(fmt.Sprintf("n%02d", i), "body"))
 	}
 	plant(t, folder, foreign, 1, rdfile.Header{Tables: []rdfile.Table{notesTable()}}, cs)
-	s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.db, Folder: folder, State: filepath.Join(filepath.Dir(d.db), "state"), DeviceName: "d", MergeBatch: 10})
+	s, err := rowdrop.Open(ctx, rowdrop.Config{DB: d.DB, Folder: folder, State: d.State, DeviceName: "d", MergeBatch: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,12 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"rowdrop"
+	"rowdrop/scenario"
 )
 
 // A device away while another wrote hundreds of files catches up in one
@@ -17,18 +17,18 @@ func TestCatchUpHundredsOfFilesWithProgress(t *testing.T) {
 		files = 40
 	}
 	folder := t.TempDir()
-	a := newDevice(t, folder, "a", true)
+	a := scenario.NewSharedDevice(t, folder, "a", scenario.SharedOptions{Journal: "wal", Hints: true})
 	for i := 0; i < files; i++ {
-		a.exec("INSERT INTO notes(id,title,n) VALUES(?,?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title, n=excluded.n",
+		a.Exec("INSERT INTO notes(id,title,n) VALUES(?,?,?) ON CONFLICT(id) DO UPDATE SET title=excluded.title, n=excluded.n",
 			fmt.Sprintf("k%d", i%40), fmt.Sprintf("v%d", i), i)
-		if r := a.sync(); r.Export.Seq != uint64(i+1) {
+		if r := a.Sync(); r.Export.Seq != uint64(i+1) {
 			t.Fatalf("edit %d published seq %d", i, r.Export.Seq)
 		}
 	}
-	b := newDevice(t, folder, "b", false)
-	b.s.Close()
+	b := scenario.NewSharedDevice(t, folder, "b", scenario.SharedOptions{Journal: "wal"})
+	b.S.Close()
 	var calls, lastDone, lastTotal int
-	s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: b.db, Folder: folder, State: filepath.Join(filepath.Dir(b.db), "state"),
+	s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: b.DB, Folder: folder, State: b.State,
 		Progress: func(done, total int, file string) { calls++; lastDone, lastTotal = done, total }})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestCatchUpHundredsOfFilesWithProgress(t *testing.T) {
 	if r.Import.Applied != files || calls != files || lastDone != files || lastTotal != files {
 		t.Fatalf("applied %d files, progress called %d times, last %d/%d; want %d", r.Import.Applied, calls, lastDone, lastTotal, files)
 	}
-	if dump(t, a.db) != dump(t, b.db) {
+	if scenario.DumpNotes(t, a.DB) != scenario.DumpNotes(t, b.DB) {
 		t.Fatal("not caught up")
 	}
 }

@@ -1,25 +1,36 @@
-// Package simtest runs several rowdrop devices inside one test process. Each
-// device has its own app database, its own state directory and its OWN copy
-// of the shared folder; the test is the sync tool: it copies files between
-// the folders itself, in whatever order it likes, late, twice, or truncated
-// first and completed later. That is the only way to make arrival order a
-// test input instead of an accident.
+// Package scenario holds rowdrop's whole-product tests (the _test.go files
+// here, one per concept: snapshots, joining, collection, re-keying, UNIQUE,
+// crashes, ...) and their harness (the other files). It sits above the
+// root package because it drives the whole product: the root, export,
+// import and merge together, on real databases and real folders.
 //
-// Every device reads the same simulated wall clock (World.NowMS, advanced by
-// the test with Tick) plus its own skew, so clock order is deterministic and
-// skew is a parameter.
-package simtest
+// Two kinds of device:
+//
+//   - A World's devices (AddDevice) each have their own app database,
+//     their own state directory and their OWN copy of the shared folder;
+//     the test is the sync tool: it copies files between the folders
+//     itself (Deliver, Mirror, ...), in whatever order it likes, late,
+//     twice, or truncated first and completed later. That is the only way
+//     to make arrival order a test input instead of an accident. Every
+//     device reads the same simulated wall clock (World.NowMS, advanced by
+//     the test with Tick) plus its own skew, so clock order is
+//     deterministic and skew is a parameter. Device ids are derived from
+//     the test's name (see presetID), so a seeded test replays exactly.
+//   - A SharedDevice (NewSharedDevice) uses one real folder in place with
+//     other devices, on the real clock, as a file server or a USB stick
+//     would be used.
+//
+// ExecFile, ValueFile and the other *File helpers reach a database by its
+// path, as the app or a crashed process would.
+package scenario
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +41,6 @@ import (
 	"rowdrop"
 	"rowdrop/export"
 	importer "rowdrop/import"
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
 )
 
@@ -215,48 +224,6 @@ func (d *Device) logf(format string, args ...any) {
 	}
 }
 
-// Exec runs one statement on the app connection.
-func (d *Device) Exec(q string, args ...any) {
-	d.W.T.Helper()
-	if err := sqlitex.Execute(d.App, q, &sqlitex.ExecOptions{Args: args}); err != nil {
-		d.W.T.Fatalf("%s: %s: %v", d.Name, q, err)
-	}
-}
-
-// Query returns the rows of q, each column rendered with quote().
-func (d *Device) Query(q string, args ...any) [][]string {
-	d.W.T.Helper()
-	return query(d.W.T, d.App, q, args...)
-}
-
-// Value returns the one value q yields rendered like SQL's quote() ("" if
-// no row).
-func (d *Device) Value(q string, args ...any) string {
-	d.W.T.Helper()
-	rows := d.Query(q, args...)
-	if len(rows) == 0 {
-		return ""
-	}
-	return rows[0][0]
-}
-
-func query(t testing.TB, conn *sqlite.Conn, q string, args ...any) [][]string {
-	t.Helper()
-	var out [][]string
-	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args, ResultFunc: func(s *sqlite.Stmt) error {
-		row := make([]string, s.ColumnCount())
-		for i := range row {
-			row[i] = s.ColumnText(i)
-		}
-		out = append(out, row)
-		return nil
-	}})
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return out
-}
-
 // Export runs one export.
 func (d *Device) Export() export.Result {
 	d.W.T.Helper()
@@ -310,94 +277,29 @@ func (d *Device) Conflicts() []*rowdrop.Conflict {
 	return cs
 }
 
-// Published returns the sequence numbers of this device's files in its
-// own folder, ascending.
-func (d *Device) Published() []uint64 {
+// Snapshot publishes a snapshot of the device's merged state into its own
+// copy of the folder.
+func (d *Device) Snapshot() export.SnapshotResult {
 	d.W.T.Helper()
-	ents, err := os.ReadDir(filepath.Join(d.Folder, d.ID))
+	r, err := d.S.Snapshot(context.Background())
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		d.W.T.Fatal(err)
+		d.W.T.Fatalf("%s: snapshot: %v", d.Name, err)
 	}
-	var out []uint64
-	for _, e := range ents {
-		if s, ok := rdfile.ParseSeq(e.Name()); ok {
-			out = append(out, s)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
+	d.logf("snapshot %d (%d rows, seen %v)", r.Seq, r.Rows, r.Seen)
+	return r
 }
 
-// FilePath is where device d published file seq.
-func (d *Device) FilePath(seq uint64) string {
-	return filepath.Join(d.Folder, d.ID, rdfile.FileName(seq))
-}
-
-// Has reports whether file seq of device from is whole in to's folder.
-func (w *World) Has(to, from *Device, seq uint64) bool {
-	a, err1 := os.Stat(from.FilePath(seq))
-	b, err2 := os.Stat(filepath.Join(to.Folder, from.ID, rdfile.FileName(seq)))
-	return err1 == nil && err2 == nil && a.Size() == b.Size()
-}
-
-// Deliver copies file seq of device from into to's folder, the way a sync
-// tool finishes a download: temp name, then rename over whatever (partial)
-// file is there. Delivering again is harmless, as with a real tool.
-func (w *World) Deliver(from *Device, seq uint64, to *Device) {
-	w.deliver(from, seq, to, -1)
-}
-
-// DeliverPartial writes only the first n bytes of file seq under its final
-// name, as a sync tool writing in place (or a pulled USB stick) leaves it.
-func (w *World) DeliverPartial(from *Device, seq uint64, to *Device, n int) {
-	w.deliver(from, seq, to, n)
-}
-
-func (w *World) deliver(from *Device, seq uint64, to *Device, n int) {
-	w.T.Helper()
-	if from == to {
-		return
-	}
-	data, err := os.ReadFile(from.FilePath(seq))
+// Collect runs a collection (gc) on d.
+func (d *Device) Collect(dryRun bool) *rowdrop.CollectReport {
+	d.W.T.Helper()
+	r, err := d.S.Collect(context.Background(), dryRun)
 	if err != nil {
-		w.T.Fatalf("deliver %s/%d: %v", from.Name, seq, err)
+		d.W.T.Fatalf("%s: collect: %v", d.Name, err)
 	}
-	if n >= 0 && n < len(data) {
-		data = data[:n]
+	if len(r.Deleted) > 0 {
+		d.logf("collected %d file(s), %d bytes", len(r.Deleted), r.Bytes)
 	}
-	dir := filepath.Join(to.Folder, from.ID)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		w.T.Fatal(err)
-	}
-	dst := filepath.Join(dir, rdfile.FileName(seq))
-	tmp := filepath.Join(dir, ".syncthing."+rdfile.FileName(seq)+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		w.T.Fatal(err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		w.T.Fatal(err)
-	}
-}
-
-// DeliverAll copies every published file of from into to's folder.
-func (w *World) DeliverAll(from, to *Device) {
-	w.T.Helper()
-	for _, s := range from.Published() {
-		w.Deliver(from, s, to)
-	}
-}
-
-// Flood delivers every published file to every device.
-func (w *World) Flood() {
-	w.T.Helper()
-	for _, from := range w.Devs {
-		for _, to := range w.Devs {
-			w.DeliverAll(from, to)
-		}
-	}
+	return r
 }
 
 // Quiesce floods and syncs every device until a whole round exports
@@ -428,63 +330,47 @@ func (w *World) Quiesce(max int) {
 	w.T.Fatalf("not quiescent after %d rounds of sync", max)
 }
 
-// SyncedTables lists the app's tables that have a primary key (what
-// rowdrop syncs by default), by name.
-func (d *Device) SyncedTables() []string {
-	d.W.T.Helper()
-	var out []string
-	// Qualified names: inside the subquery a bare "name" is
-	// pragma_table_info's own column, which made this list empty (and
-	// every dump compared equal) until it was qualified.
-	for _, r := range query(d.W.T, d.App, `SELECT m.name FROM sqlite_master m WHERE m.type='table' AND m.name NOT LIKE 'sqlite%' AND m.name NOT LIKE 'rowdrop%'
-		AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE pk>0) ORDER BY m.name`) {
-		out = append(out, r[0])
-	}
-	return out
+// QuiesceAmong is Quiesce among devs only: the world's other devices
+// neither sync nor receive anything meanwhile.
+func (w *World) QuiesceAmong(devs ...*Device) {
+	w.T.Helper()
+	saved := w.Devs
+	w.Devs = devs
+	defer func() { w.Devs = saved }()
+	w.Quiesce(10)
 }
 
-// Dump renders every synced table of the live database in primary-key
-// order, each value with quote() (so types show: 1 vs '1').
-func (d *Device) Dump() string {
-	d.W.T.Helper()
-	return dump(d.W.T, d.App, d.SyncedTables())
-}
-
-// DumpBase renders the same tables from the device's base copy.
-func (d *Device) DumpBase() string {
-	d.W.T.Helper()
-	conn, err := sqlite.OpenConn(filepath.Join(d.State, "base.db"), sqlite.OpenReadOnly)
-	if err != nil {
-		d.W.T.Fatal(err)
-	}
-	defer conn.Close()
-	return dump(d.W.T, conn, d.SyncedTables())
-}
-
-func dump(t testing.TB, conn *sqlite.Conn, tables []string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, tbl := range tables {
-		var cols, pk []string
-		for _, r := range query(t, conn, "SELECT name, pk FROM pragma_table_info(?) ORDER BY cid", tbl) {
-			cols = append(cols, "quote("+quoteIdent(r[0])+")")
-			if r[1] != "0" {
-				pk = append(pk, r[1]+"\x00"+quoteIdent(r[0]))
+// QuiesceMirrored is Quiesce with Mirror for a transport, so collections
+// (deletions) and replaced acknowledgements propagate too: it syncs every
+// device until a whole round exports nothing and applies nothing, and
+// fails the test if a device is left waiting for, holding or unable to use
+// a file (collected too early?), or after max rounds.
+func (w *World) QuiesceMirrored(max int) {
+	w.T.Helper()
+	for round := 0; round < max; round++ {
+		busy := false
+		for _, d := range w.Devs {
+			if d.Export().Seq > 0 {
+				busy = true
 			}
 		}
-		sort.Strings(pk)
-		for i := range pk {
-			pk[i] = pk[i][strings.IndexByte(pk[i], 0)+1:]
+		w.MirrorAll()
+		for _, d := range w.Devs {
+			r := d.Import()
+			if r.Applied > 0 {
+				busy = true
+			}
+			if r.Waiting > 0 || r.Held > 0 || r.Broken > 0 {
+				w.T.Fatalf("%s: a file it needs is missing or unusable (collected too early?): %+v\n%+v", d.Name, r, d.Status().Files)
+			}
 		}
-		fmt.Fprintf(&b, "%s:\n", tbl)
-		for _, r := range query(t, conn, fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(cols, ","), quoteIdent(tbl), strings.Join(pk, ","))) {
-			fmt.Fprintf(&b, "  %s\n", strings.Join(r, "|"))
+		w.MirrorAll()
+		if !busy {
+			return
 		}
 	}
-	return b.String()
+	w.T.Fatalf("not quiescent after %d rounds", max)
 }
-
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // AssertConverged fails unless every device's live synced tables are
 // identical, and each device's base copy equals its live database (nothing
@@ -501,62 +387,4 @@ func (w *World) AssertConverged() {
 			w.T.Fatalf("%s: base copy differs from live after quiescence:\nlive:\n%s\nbase:\n%s", d.Name, got, base)
 		}
 	}
-}
-
-// PublishedFile is one decoded changeset file.
-type PublishedFile struct {
-	Header  rdfile.Header
-	Changes []*changeset.Change
-}
-
-// ReadPublished decodes every file device d published.
-func (d *Device) ReadPublished() []PublishedFile {
-	d.W.T.Helper()
-	var out []PublishedFile
-	for _, s := range d.Published() {
-		pf, err := ReadFile(d.FilePath(s))
-		if err != nil {
-			d.W.T.Fatal(err)
-		}
-		out = append(out, pf)
-	}
-	return out
-}
-
-// ReadFile decodes one changeset file.
-func ReadFile(path string) (PublishedFile, error) {
-	var pf PublishedFile
-	f, err := rdfile.Open(path, rdfile.Limits{})
-	if err != nil {
-		return pf, err
-	}
-	if err := f.Verify(); err != nil {
-		return pf, err
-	}
-	pf.Header = f.Header
-	cs, err := f.Changeset()
-	if err != nil {
-		return pf, err
-	}
-	defer cs.Close()
-	rd := changeset.NewReader(bufio.NewReader(cs), changeset.Limits{})
-	for {
-		c, err := rd.Next()
-		if err == io.EOF {
-			return pf, nil
-		}
-		if err != nil {
-			return pf, fmt.Errorf("%s: %w", path, err)
-		}
-		pf.Changes = append(pf.Changes, c)
-	}
-}
-
-// KeyText renders a key the way the conflict log does.
-func KeyText(key []changeset.Value) string {
-	parts := make([]string, len(key))
-	for i, v := range key {
-		parts[i] = v.String()
-	}
-	return strings.Join(parts, ", ")
 }

@@ -1,13 +1,11 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"strings"
 	"testing"
 
-	"zombiezen.com/go/sqlite/sqlitex"
-
 	"rowdrop"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 const migSchema = `
@@ -21,15 +19,7 @@ ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE tags(id TEXT PRIMARY KEY, name TEXT);
 `
 
-// script runs several statements on d's app connection.
-func script(t *testing.T, d *simtest.Device, sql string) {
-	t.Helper()
-	if err := sqlitex.ExecuteScript(d.App, sql, nil); err != nil {
-		t.Fatalf("%s: %v", d.Name, err)
-	}
-}
-
-func heldReasons(d *simtest.Device) string {
+func heldReasons(d *scenario.Device) string {
 	var out []string
 	for _, f := range d.Status().Files {
 		out = append(out, f.Status+": "+f.Reason)
@@ -44,15 +34,15 @@ func heldReasons(d *simtest.Device) string {
 // its value or takes its default. Once the second device upgrades, the
 // held files apply by themselves and edits flow both ways.
 func TestMigrationAddColumnOneDeviceFirst(t *testing.T) {
-	w := simtest.NewWorld(t, migSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, WAL: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
+	w := scenario.NewWorld(t, migSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true, WAL: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
 	a.Exec(`INSERT INTO notes VALUES('n1', 'one', 'body')`)
 	w.Tick(1000)
 	w.Quiesce(5)
 
 	// a upgrades and uses the new column and table.
-	script(t, a, upgrade)
+	a.Script(upgrade)
 	a.Exec(`UPDATE notes SET pinned=1 WHERE id='n1'`)
 	a.Exec(`INSERT INTO notes VALUES('n2', 'two', 'b2', 1)`)
 	a.Exec(`INSERT INTO tags VALUES('t1', 'work')`)
@@ -90,7 +80,7 @@ func TestMigrationAddColumnOneDeviceFirst(t *testing.T) {
 
 	// b upgrades: the held files apply by themselves.
 	w.Tick(1000)
-	script(t, b, upgrade)
+	b.Script(upgrade)
 	if r := b.Import(); r.Held != 0 || r.Applied == 0 {
 		t.Fatalf("b after its upgrade: %+v\n%s", r, heldReasons(b))
 	}
@@ -124,13 +114,13 @@ func TestMigrationAddColumnOneDeviceFirst(t *testing.T) {
 // reason, and a migration rowdrop cannot follow is listed with guidance,
 // while the other tables keep syncing.
 func TestStatusUnsyncableAndSchemaProblems(t *testing.T) {
-	w := simtest.NewWorld(t, migSchema+`CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT);`)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
-	script(t, a, `INSERT INTO notes VALUES('n1', 'one', 'body'); INSERT INTO log VALUES(1, 'x')`)
+	w := scenario.NewWorld(t, migSchema+`CREATE TABLE other(id INTEGER PRIMARY KEY, v TEXT);`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	a.Script(`INSERT INTO notes VALUES('n1', 'one', 'body'); INSERT INTO log VALUES(1, 'x')`)
 	w.Quiesce(5)
 	// An app rebuild that changes the key of notes on a.
-	script(t, a, `CREATE TABLE n2(id TEXT, title TEXT, body TEXT, PRIMARY KEY(id, title)); INSERT INTO n2 SELECT * FROM notes;
+	a.Script(`CREATE TABLE n2(id TEXT, title TEXT, body TEXT, PRIMARY KEY(id, title)); INSERT INTO n2 SELECT * FROM notes;
 		DROP TABLE notes; ALTER TABLE n2 RENAME TO notes; UPDATE notes SET body='changed'; INSERT INTO other VALUES(1, 'still syncs')`)
 	w.Tick(1000)
 	w.Quiesce(5)
@@ -155,64 +145,5 @@ func TestStatusUnsyncableAndSchemaProblems(t *testing.T) {
 		if s == "notes" {
 			t.Errorf("notes listed as synced: %v", st.Synced)
 		}
-	}
-}
-
-// Two offline devices bookmark the same URL under different ids (a UNIQUE
-// column besides the key), and one device swaps the unique values of two
-// rows. Nothing may be held forever: every device converges, the same
-// way whatever the arrival order, on the earlier-inserted row keeping the
-// URL, the other row kept whole in the conflict log.
-func TestUniqueClashConverges(t *testing.T) {
-	for _, order := range []string{"ab", "ba"} {
-		t.Run(order, func(t *testing.T) {
-			w := simtest.NewWorld(t, `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`)
-			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
-			c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
-			a.Exec(`INSERT INTO bm VALUES('x1', 'https://one', 'one'), ('x2', 'https://two', 'two')`)
-			w.Tick(1000)
-			w.Quiesce(5)
-			w.Tick(1000)
-			a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
-			w.Tick(1000)
-			b.Exec(`INSERT INTO bm VALUES('b1', 'https://same', 'from b')`)
-			// a swaps two unique values in one transaction.
-			script(t, a, `UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='https://one' WHERE id='x2'; UPDATE bm SET url='https://two' WHERE id='x1';`)
-			a.Export()
-			// A row's insert clock is its export's: without a tick both
-			// exports carry the same time and the device ids, random,
-			// would decide which row is "earlier".
-			w.Tick(1)
-			b.Export()
-			first, second := a, b
-			if order == "ba" {
-				first, second = b, a
-			}
-			w.DeliverAll(first, c)
-			c.Import()
-			w.DeliverAll(second, c)
-			c.Import()
-			w.Tick(1000)
-			w.Quiesce(6)
-			w.AssertConverged()
-			if got := a.Query(`SELECT id, url FROM bm ORDER BY id`); len(got) != 3 || got[0][0] != "a1" {
-				t.Fatalf("want a1 (inserted first) to keep the URL, b1 removed: %v", got)
-			}
-			if got := a.Query(`SELECT url FROM bm WHERE id IN ('x1','x2') ORDER BY id`); got[0][0] != "https://two" || got[1][0] != "https://one" {
-				t.Fatalf("swap: %v", got)
-			}
-			logged := false
-			for _, d := range w.Devs {
-				for _, cf := range d.Conflicts() {
-					if strings.Contains(cf.Loser["title"], "from b") {
-						logged = true
-					}
-				}
-			}
-			if !logged {
-				t.Fatal("the row that lost the URL is in no conflict log")
-			}
-		})
 	}
 }

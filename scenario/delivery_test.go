@@ -1,4 +1,4 @@
-package importer_test
+package scenario_test
 
 import (
 	"os"
@@ -11,30 +11,30 @@ import (
 
 	importer "rowdrop/import"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // Delivery rules, on real databases and folders: each device has its own
-// folder and the test is the sync tool (simtest), so duplicates, order,
+// folder and the test is the sync tool (the scenario harness), so duplicates, order,
 // gaps and truncation are chosen, not hoped for.
 
-const schema = `
+const deliverySchema = `
 CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT, n INTEGER);
 `
 
-func newWorld(t *testing.T, names ...string) (*simtest.World, []*simtest.Device) {
+func newWorld(t *testing.T, names ...string) (*scenario.World, []*scenario.Device) {
 	t.Helper()
-	w := simtest.NewWorld(t, schema)
-	var ds []*simtest.Device
+	w := scenario.NewWorld(t, deliverySchema)
+	var ds []*scenario.Device
 	for i, n := range names {
-		ds = append(ds, w.AddDevice(simtest.Options{Name: n, Initialised: true, WAL: i%2 == 0}))
+		ds = append(ds, w.AddDevice(scenario.Options{Name: n, Initialised: true, WAL: i%2 == 0}))
 	}
 	w.Tick(1000)
 	return w, ds
 }
 
 // publish makes d write one row and export it as its next file.
-func publish(w *simtest.World, d *simtest.Device, id, title string) uint64 {
+func publish(w *scenario.World, d *scenario.Device, id, title string) uint64 {
 	w.T.Helper()
 	d.Exec("INSERT INTO notes VALUES(?,?,0) ON CONFLICT(id) DO UPDATE SET title=excluded.title, n=n+1", id, title)
 	r := d.Export()
@@ -45,7 +45,7 @@ func publish(w *simtest.World, d *simtest.Device, id, title string) uint64 {
 	return r.Seq
 }
 
-func files(t *testing.T, d *simtest.Device) map[string]string {
+func files(t *testing.T, d *scenario.Device) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, f := range d.Status().Files {
@@ -54,7 +54,7 @@ func files(t *testing.T, d *simtest.Device) map[string]string {
 	return out
 }
 
-func conflictCount(d *simtest.Device) int { return len(d.Conflicts()) }
+func conflictCount(d *scenario.Device) int { return len(d.Conflicts()) }
 
 // The same file delivered twice - before and after it was applied - is
 // applied once.
@@ -140,7 +140,7 @@ func TestOutOfOrderAcrossDevices(t *testing.T) {
 	c.Export()
 	w.Tick(1000)
 	publish(w, b, "n3", "b2")
-	orders := [][]*simtest.Device{{a, b, c}, {c, b, a}, {b, c, a}}
+	orders := [][]*scenario.Device{{a, b, c}, {c, b, a}, {b, c, a}}
 	var want string
 	for i, order := range orders {
 		dst := ds[3+i]
@@ -157,9 +157,9 @@ func TestOutOfOrderAcrossDevices(t *testing.T) {
 	}
 	// File by file, interleaving devices, each device's later files
 	// delivered before its earlier ones (they wait for them).
-	dst := w.AddDevice(simtest.Options{Name: "w", Initialised: true})
+	dst := w.AddDevice(scenario.Options{Name: "w", Initialised: true})
 	for _, step := range []struct {
-		from *simtest.Device
+		from *scenario.Device
 		seq  uint64
 	}{{c, 2}, {b, 2}, {a, 2}, {c, 1}, {a, 1}, {b, 1}} {
 		w.Deliver(step.from, step.seq, dst)

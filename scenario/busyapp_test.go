@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop"
+	"rowdrop/scenario"
 )
 
 // runApp is the busy app: a separate OS process writing to its database
@@ -73,7 +74,7 @@ func TestBusyAppWhileSyncing(t *testing.T) {
 	folder := t.TempDir()
 	exe, _ := os.Executable()
 	type dev struct {
-		d   *device
+		d   *scenario.SharedDevice
 		out string
 		cmd *exec.Cmd
 	}
@@ -83,13 +84,13 @@ func TestBusyAppWhileSyncing(t *testing.T) {
 		if i == 1 {
 			mode = "delete"
 		}
-		d := newDeviceMode(t, folder, name, i == 0, mode)
+		d := scenario.NewSharedDevice(t, folder, name, scenario.SharedOptions{Journal: mode, Hints: i == 0})
 		devs = append(devs, &dev{d: d, out: filepath.Join(t.TempDir(), "last.json")})
 	}
 	for i, v := range devs {
 		v.cmd = exec.Command(exe, "-test.run=^$")
-		v.cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=app", "ROWDROP_DB="+v.d.db, "ROWDROP_APP_OUT="+v.out,
-			"ROWDROP_APP_PREFIX="+v.d.name, "ROWDROP_APP_N="+strconv.Itoa(total/2), "ROWDROP_SEED="+strconv.FormatInt(seed+int64(i), 10))
+		v.cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=app", "ROWDROP_DB="+v.d.DB, "ROWDROP_APP_OUT="+v.out,
+			"ROWDROP_APP_PREFIX="+v.d.Name, "ROWDROP_APP_N="+strconv.Itoa(total/2), "ROWDROP_SEED="+strconv.FormatInt(seed+int64(i), 10))
 		v.cmd.Stderr = os.Stderr
 		if err := v.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -123,12 +124,12 @@ func TestBusyAppWhileSyncing(t *testing.T) {
 				}
 				mu.Unlock()
 			}
-		}(v.d.s)
+		}(v.d.S)
 	}
 	appErr := false
 	for _, v := range devs {
 		if err := v.cmd.Wait(); err != nil {
-			t.Errorf("app process on %s failed: %v", v.d.name, err)
+			t.Errorf("app process on %s failed: %v", v.d.Name, err)
 			appErr = true
 		}
 	}
@@ -139,14 +140,14 @@ func TestBusyAppWhileSyncing(t *testing.T) {
 	}
 	for round := 0; round < 3; round++ {
 		for _, v := range devs {
-			r := v.d.sync()
+			r := v.d.Sync()
 			if r.Import.MaxLock > maxLock {
 				maxLock = r.Import.MaxLock
 			}
 		}
 	}
 	t.Logf("%d sync cycles ran during %d app writes; longest live write-lock hold by rowdrop: %v (target <= 100ms)", cycles, total, maxLock)
-	if dump(t, devs[0].d.db) != dump(t, devs[1].d.db) {
+	if scenario.DumpNotes(t, devs[0].d.DB) != scenario.DumpNotes(t, devs[1].d.DB) {
 		t.Fatal("devices differ after the busy run")
 	}
 	for _, v := range devs {
@@ -158,8 +159,8 @@ func TestBusyAppWhileSyncing(t *testing.T) {
 		json.Unmarshal(b, &last)
 		for k, want := range last {
 			for _, w := range devs {
-				if got := queryOne(t, w.d.db, "SELECT title FROM notes WHERE id=?", k); got != want {
-					t.Fatalf("%s on %s: %q, the app's last write was %q", k, w.d.name, got, want)
+				if got := scenario.ValueFile(t, w.d.DB, "SELECT title FROM notes WHERE id=?", k); got != want {
+					t.Fatalf("%s on %s: %q, the app's last write was %q", k, w.d.Name, got, want)
 				}
 			}
 		}

@@ -1,4 +1,4 @@
-package merge_test
+package scenario_test
 
 import (
 	"fmt"
@@ -19,8 +19,8 @@ import (
 	"rowdrop"
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
-	"rowdrop/internal/simtest"
 	"rowdrop/merge"
+	"rowdrop/scenario"
 )
 
 // The property test: four devices, each with its own database, state
@@ -216,7 +216,7 @@ func TestMergeProperty(t *testing.T) {
 				mu.Lock()
 				failed = append(failed, seed)
 				if len(failed) <= 3 {
-					t.Errorf("seed %d failed (rerun: ROWDROP_SEED=%d go test ./merge -run TestMergeProperty -v):\n%s", seed, seed, r.String())
+					t.Errorf("seed %d failed (rerun: ROWDROP_SEED=%d go test ./scenario -run TestMergeProperty -v):\n%s", seed, seed, r.String())
 				}
 				mu.Unlock()
 			}
@@ -298,7 +298,7 @@ func runSeed(r *recorder, seed uint64) (ok bool) {
 		}
 	}()
 	t0 := time.Now()
-	s := newScenario(r, seed)
+	s := newMergeRun(r, seed)
 	t1 := time.Now()
 	s.run()
 	t2 := time.Now()
@@ -307,11 +307,11 @@ func runSeed(r *recorder, seed uint64) (ok bool) {
 	return !r.failed
 }
 
-type scenario struct {
+type mergeRun struct {
 	r    *recorder
 	rng  *rand.Rand
-	w    *simtest.World
-	devs []*simtest.Device
+	w    *scenario.World
+	devs []*scenario.Device
 	next int64
 	// overwritten[cell][value]: some device had this value in its live
 	// cell when a local statement replaced it (see check).
@@ -337,13 +337,13 @@ type writtenValue struct {
 	dev, cell, value string
 }
 
-func newScenario(r *recorder, seed uint64) *scenario {
-	s := &scenario{r: r, rng: rand.New(rand.NewPCG(seed, 0x5eed)), overwritten: map[string]map[string]bool{}}
-	s.w = simtest.NewWorld(r, propSchema)
+func newMergeRun(r *recorder, seed uint64) *mergeRun {
+	s := &mergeRun{r: r, rng: rand.New(rand.NewPCG(seed, 0x5eed)), overwritten: map[string]map[string]bool{}}
+	s.w = scenario.NewWorld(r, propSchema)
 	s.w.Quiet = false
 	n := 4
 	for i := 0; i < n; i++ {
-		opt := simtest.Options{
+		opt := scenario.Options{
 			Name:        fmt.Sprintf("d%d", i),
 			Hints:       s.rng.IntN(2) == 0,
 			WAL:         s.rng.IntN(2) == 0,
@@ -361,9 +361,9 @@ func newScenario(r *recorder, seed uint64) *scenario {
 	return s
 }
 
-func (s *scenario) dev() *simtest.Device { return s.devs[s.rng.IntN(len(s.devs))] }
+func (s *mergeRun) dev() *scenario.Device { return s.devs[s.rng.IntN(len(s.devs))] }
 
-func (s *scenario) fresh(d *simtest.Device, text bool) changeset.Value {
+func (s *mergeRun) fresh(d *scenario.Device, text bool) changeset.Value {
 	if s.rng.IntN(5) == 0 {
 		return changeset.Null()
 	}
@@ -375,12 +375,12 @@ func (s *scenario) fresh(d *simtest.Device, text bool) changeset.Value {
 	return changeset.Int(int64(idx+1)*1_000_000 + s.next)
 }
 
-func (s *scenario) run() {
+func (s *mergeRun) run() {
 	// Start from shared rows most of the time, so that the random steps are
 	// mostly concurrent edits and deletes of the same rows (and re-inserts
 	// after deletes), with a few keys left free for insert collisions.
 	if s.rng.IntN(4) != 0 {
-		seeders := map[*simtest.Device]bool{}
+		seeders := map[*scenario.Device]bool{}
 		for i := range propTables {
 			pt := &propTables[i]
 			for _, key := range pt.keys[:len(pt.keys)-1] {
@@ -452,7 +452,7 @@ func (s *scenario) run() {
 	s.r.Logf("final: deliver everything in random order, importing on the way")
 	t0 := time.Now()
 	type delivery struct {
-		from, to *simtest.Device
+		from, to *scenario.Device
 		seq      uint64
 	}
 	var todo []delivery
@@ -482,7 +482,7 @@ func (s *scenario) run() {
 
 // deliverSome moves a few files between folders: usually whole, sometimes
 // truncated (a download in progress), sometimes again (a duplicate).
-func (s *scenario) deliverSome(step int) {
+func (s *mergeRun) deliverSome(step int) {
 	n := 1 + s.rng.IntN(4)
 	for i := 0; i < n; i++ {
 		from, to := s.dev(), s.dev()
@@ -512,10 +512,10 @@ func (s *scenario) deliverSome(step int) {
 
 // localWrite is one app statement on d: insert an absent hot row, or
 // update some columns of / delete a present one.
-func (s *scenario) localWrite(d *simtest.Device) {
+func (s *mergeRun) localWrite(d *scenario.Device) {
 	pt := &propTables[s.rng.IntN(len(propTables))]
 	key := pt.keys[s.rng.IntN(len(pt.keys))]
-	kt := simtest.KeyText(key)
+	kt := scenario.KeyText(key)
 	row, err := readRow(d.App, pt, key)
 	if err != nil {
 		s.r.Fatalf("read row: %v", err)
@@ -571,8 +571,8 @@ func (s *scenario) localWrite(d *simtest.Device) {
 }
 
 // insert adds hot row key with fresh values on d.
-func (s *scenario) insert(d *simtest.Device, pt *propTable, key []changeset.Value) {
-	kt := simtest.KeyText(key)
+func (s *mergeRun) insert(d *scenario.Device, pt *propTable, key []changeset.Value) {
+	kt := scenario.KeyText(key)
 	var names, ph []string
 	var args []any
 	var vals []string
@@ -597,7 +597,7 @@ func (s *scenario) insert(d *simtest.Device, pt *propTable, key []changeset.Valu
 }
 
 // inBase reports whether d's base copy holds the row.
-func inBase(r *recorder, d *simtest.Device, pt *propTable, key []changeset.Value) bool {
+func inBase(r *recorder, d *scenario.Device, pt *propTable, key []changeset.Value) bool {
 	conn, err := sqlite.OpenConn(filepath.Join(d.State, "base.db"), sqlite.OpenReadOnly)
 	if err != nil {
 		r.Fatalf("open base copy: %v", err)
@@ -629,7 +629,7 @@ func pkIndex(pt *propTable, i int) int {
 	return n
 }
 
-func (s *scenario) markOverwritten(table, key, col string, v changeset.Value) {
+func (s *mergeRun) markOverwritten(table, key, col string, v changeset.Value) {
 	id := cellID(table, key, col)
 	if s.overwritten[id] == nil {
 		s.overwritten[id] = map[string]bool{}
@@ -650,7 +650,7 @@ func (s *scenario) markOverwritten(table, key, col string, v changeset.Value) {
 // count (that displacement must be in the conflict log instead). Values are
 // unique per write (except NULL, for which matching is by value and so
 // lenient), so matching by value is exact.
-func (s *scenario) check() {
+func (s *mergeRun) check() {
 	s.w.AssertConverged()
 	for _, d := range s.devs {
 		st := d.Status()
@@ -678,7 +678,7 @@ func (s *scenario) check() {
 			}
 			for j, c := range pt.cols {
 				if row != nil && !c.pk {
-					final[cellID(pt.name, simtest.KeyText(key), c.name)] = row[j].String()
+					final[cellID(pt.name, scenario.KeyText(key), c.name)] = row[j].String()
 				}
 			}
 		}
@@ -760,7 +760,7 @@ func (s *scenario) check() {
 				if c.Op == changeset.OpDelete {
 					continue
 				}
-				kt := simtest.KeyText(c.Key())
+				kt := scenario.KeyText(c.Key())
 				for i, v := range c.New {
 					if v.Kind == changeset.KindUndefined || c.Table.PK[i] != 0 {
 						continue
@@ -798,7 +798,7 @@ func rowText(table string, row []changeset.Value) string {
 // the value of the write (INSERT or UPDATE) with the latest clock (HLC,
 // device id); a row exists iff its latest write is later than its latest
 // delete.
-func (s *scenario) model() []string {
+func (s *mergeRun) model() []string {
 	type clock struct {
 		hlc uint64
 		dev string

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
+	"rowdrop/scenario"
 )
 
 // plant builds a well-formed rowdrop file (valid checksums) around an
@@ -62,7 +63,7 @@ func insertNote(id, title string) *changeset.Change {
 func TestHostileFilesRefusedOthersStillApply(t *testing.T) {
 	ctx := context.Background()
 	folder := t.TempDir()
-	a := newDevice(t, folder, "a", false)
+	a := scenario.NewSharedDevice(t, folder, "a", scenario.SharedOptions{Journal: "wal"})
 	const (
 		devTraversal = "aaaaaaaaaaaaaaaa"
 		devMaster    = "bbbbbbbbbbbbbbbb"
@@ -112,12 +113,14 @@ func TestHostileFilesRefusedOthersStillApply(t *testing.T) {
 	// And one good device.
 	plant(t, folder, devGood, 1, rdfile.Header{Tables: []rdfile.Table{notesTable()}}, []*changeset.Change{insertNote("g1", "good")})
 
-	a.s.Close()
-	s2 := reopen(t, a, 16<<20)
+	a.S.Close()
+	cfg := a.Config()
+	cfg.DeviceName, cfg.MaxChangeset = a.Name, 16<<20
+	s2 := a.Open(cfg)
 	if _, err := s2.Sync(ctx); err != nil {
 		t.Fatalf("sync must not fail on bad input: %v", err)
 	}
-	got := dump(t, a.db)
+	got := scenario.DumpNotes(t, a.DB)
 	if !strings.Contains(got, `"g1"|"good"`) {
 		t.Fatalf("the good file was not applied:\n%s", got)
 	}
@@ -161,7 +164,7 @@ func TestHostileFilesRefusedOthersStillApply(t *testing.T) {
 	if _, err := s2.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(dump(t, a.db), `"tr"|"truncated"`) {
+	if !strings.Contains(scenario.DumpNotes(t, a.DB), `"tr"|"truncated"`) {
 		t.Fatal("completed file was not applied")
 	}
 }

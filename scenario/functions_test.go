@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop"
+	"rowdrop/scenario"
 )
 
 // calibre-like: a trigger calls a SQL function only the app registers.
@@ -81,7 +82,7 @@ func TestMissingAppFunctionHoldsThenStandIn(t *testing.T) {
 	if !strings.Contains(held, "held") || !strings.Contains(held, "title_sort") || !strings.Contains(held, "books_insert_trg") {
 		t.Fatalf("expected a held file naming title_sort, got:\n%s", held)
 	}
-	if got := queryOne(t, paths[1], "SELECT count(*) FROM books"); got != "0" {
+	if got := scenario.ValueFile(t, paths[1], "SELECT count(*) FROM books"); got != "0" {
 		t.Fatalf("a held file reached the database: %s rows", got)
 	}
 	b.Close()
@@ -95,7 +96,7 @@ func TestMissingAppFunctionHoldsThenStandIn(t *testing.T) {
 	}
 	// The merged row is the origin's, sort column included (the stand-in's
 	// result is a trigger side effect, put back to the merged value).
-	if got := queryOne(t, paths[1], "SELECT title||'|'||sort FROM books WHERE id='b1'"); got != "The Hobbit|Hobbit" {
+	if got := scenario.ValueFile(t, paths[1], "SELECT title||'|'||sort FROM books WHERE id='b1'"); got != "The Hobbit|Hobbit" {
 		t.Fatalf("after the stand-in: %q", got)
 	}
 	st, _ = b.Status(ctx)
@@ -122,14 +123,14 @@ PRAGMA writable_schema=OFF;`
 	for _, n := range []string{"a", "b"} {
 		dir := t.TempDir()
 		p := filepath.Join(dir, n+".db")
-		execScript(t, p, schemaSQL)
+		scenario.ScriptFile(t, p, schemaSQL)
 		paths, states = append(paths, p), append(states, filepath.Join(dir, "state"))
 	}
 	// Only B's app has the trigger (a creating connection with FTS4 would
 	// be the app's own; here the statement just has to be stored).
-	execScript(t, paths[1], "PRAGMA writable_schema=ON; INSERT INTO sqlite_master VALUES('trigger','notes_fts_ai','notes',0,'"+strings.ReplaceAll(trigger, "'", "''")+"'); PRAGMA writable_schema=OFF;")
-	mustExec(t, paths[0], "INSERT INTO notes VALUES('n1','hello')")
-	mustExec(t, paths[0], "INSERT INTO folders VALUES('f1','inbox')")
+	scenario.ScriptFile(t, paths[1], "PRAGMA writable_schema=ON; INSERT INTO sqlite_master VALUES('trigger','notes_fts_ai','notes',0,'"+strings.ReplaceAll(trigger, "'", "''")+"'); PRAGMA writable_schema=OFF;")
+	scenario.ExecFile(t, paths[0], "INSERT INTO notes VALUES('n1','hello')")
+	scenario.ExecFile(t, paths[0], "INSERT INTO folders VALUES('f1','inbox')")
 	var ss []*rowdrop.Syncer
 	for i := range paths {
 		s, err := rowdrop.Open(ctx, rowdrop.Config{DB: paths[i], Folder: folder, State: states[i]})
@@ -152,7 +153,7 @@ PRAGMA writable_schema=OFF;`
 	if !strings.Contains(reason, "held") || !strings.Contains(reason, "fts4") || !strings.Contains(reason, "notes_fts_ai") {
 		t.Fatalf("expected the file held naming the fts4 module, got %q", reason)
 	}
-	if got := queryOne(t, paths[1], "SELECT count(*) FROM notes"); got != "0" {
+	if got := scenario.ValueFile(t, paths[1], "SELECT count(*) FROM notes"); got != "0" {
 		t.Fatalf("held file partly applied: %s notes", got)
 	}
 	for _, sk := range st.Skipped {

@@ -1,33 +1,16 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
-
 	"rowdrop"
+	"rowdrop/scenario"
 )
-
-func relFiles(t *testing.T, root string) []string {
-	t.Helper()
-	var out []string
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(root, p)
-			out = append(out, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	sort.Strings(out)
-	return out
-}
 
 // A USB stick: the folder round-trips through a real FAT32 filesystem image
 // (mtools; this machine cannot loop-mount), comes back under another path,
@@ -43,12 +26,12 @@ func TestUSBStickFAT32RoundTripAndPulledStick(t *testing.T) {
 	root := t.TempDir()
 	stick := filepath.Join(root, "stick-a")
 	os.MkdirAll(stick, 0o755)
-	a := newDevice(t, stick, "a", false)
+	a := scenario.NewSharedDevice(t, stick, "a", scenario.SharedOptions{Journal: "wal"})
 	for i := 0; i < 30; i++ {
-		a.exec("INSERT INTO notes(id,title) VALUES(?,?)", "note-ü-"+string(rune('a'+i%26))+strings.Repeat("x", i), "t")
-		a.sync()
+		a.Exec("INSERT INTO notes(id,title) VALUES(?,?)", "note-ü-"+string(rune('a'+i%26))+strings.Repeat("x", i), "t")
+		a.Sync()
 	}
-	before := relFiles(t, stick)
+	before := scenario.RelFiles(t, stick)
 	for _, f := range before {
 		if strings.ContainsAny(f, `:*?"<>|\`) || strings.ToLower(f) != f {
 			t.Fatalf("name not FAT-safe: %s", f)
@@ -73,14 +56,14 @@ func TestUSBStickFAT32RoundTripAndPulledStick(t *testing.T) {
 	back := filepath.Join(root, "media", "STICK")
 	os.MkdirAll(back, 0o755)
 	run("mcopy", "-s", "-n", "-i", img, "::/*", back)
-	after := relFiles(t, back)
+	after := scenario.RelFiles(t, back)
 	if strings.Join(before, "\n") != strings.Join(after, "\n") {
 		t.Fatalf("names changed on FAT32:\nbefore %v\nafter  %v", before, after)
 	}
 	// Device B reads the stick at its new path.
-	b := newDevice(t, back, "b", false)
-	b.sync()
-	if dump(t, a.db) != dump(t, b.db) {
+	b := scenario.NewSharedDevice(t, back, "b", scenario.SharedOptions{Journal: "wal"})
+	b.Sync()
+	if scenario.DumpNotes(t, a.DB) != scenario.DumpNotes(t, b.DB) {
 		t.Fatalf("B did not catch up from the FAT32 copy")
 	}
 	// A stick mounted under another path, with no --state: rowdrop finds
@@ -88,7 +71,7 @@ func TestUSBStickFAT32RoundTripAndPulledStick(t *testing.T) {
 	// device instead of joining as a new one.
 	t.Setenv("XDG_STATE_HOME", filepath.Join(root, "xdg"))
 	cdb := filepath.Join(root, "c.db")
-	execScript(t, cdb, notesSchema+"INSERT INTO notes(id,title) VALUES('c1','from c');")
+	scenario.ScriptFile(t, cdb, scenario.NotesSchema+"INSERT INTO notes(id,title) VALUES('c1','from c');")
 	mount1 := filepath.Join(root, "mnt1")
 	os.MkdirAll(mount1, 0o755)
 	c1, err := rowdrop.Open(ctx, rowdrop.Config{DB: cdb, Folder: mount1})
@@ -109,11 +92,13 @@ func TestUSBStickFAT32RoundTripAndPulledStick(t *testing.T) {
 	}
 	c2.Close()
 	// Pulled mid-write: a temp file of A's is left and then the folder is gone.
-	os.WriteFile(filepath.Join(back, a.s.Identity().Device, ".rowdrop-tmp-deadbeef"), []byte("half"), 0o644)
+	os.WriteFile(filepath.Join(back, a.S.Identity().Device, ".rowdrop-tmp-deadbeef"), []byte("half"), 0o644)
 	os.Rename(back, back+".pulled")
-	a.exec("UPDATE notes SET title='edited while the stick was out' WHERE id=(SELECT min(id) FROM notes)")
-	a.s.Close()
-	sa := reopenAt(t, a, back)
+	a.Exec("UPDATE notes SET title='edited while the stick was out' WHERE id=(SELECT min(id) FROM notes)")
+	a.S.Close()
+	cfg := a.Config()
+	cfg.Folder, cfg.DeviceName = back, a.Name
+	sa := a.Open(cfg)
 	if _, err := sa.Sync(ctx); err == nil || !strings.Contains(err.Error(), back) {
 		t.Fatalf("sync without the folder should fail naming it, got %v", err)
 	}
@@ -125,33 +110,11 @@ func TestUSBStickFAT32RoundTripAndPulledStick(t *testing.T) {
 	if _, err := sa.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(back, a.s.Identity().Device, ".rowdrop-tmp-deadbeef")); err == nil {
+	if _, err := os.Stat(filepath.Join(back, a.S.Identity().Device, ".rowdrop-tmp-deadbeef")); err == nil {
 		t.Fatal("leftover temp file of this device was not cleaned")
 	}
-	b.sync()
-	if got := dump(t, b.db); !strings.Contains(got, "edited while the stick was out") {
+	b.Sync()
+	if got := scenario.DumpNotes(t, b.DB); !strings.Contains(got, "edited while the stick was out") {
 		t.Fatalf("edit made while the stick was out did not arrive:\n%s", got)
-	}
-}
-
-func reopenAt(t *testing.T, d *device, folder string) *rowdrop.Syncer {
-	t.Helper()
-	s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: d.db, Folder: folder, State: filepath.Join(filepath.Dir(d.db), "state"), DeviceName: d.name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func execScript(t *testing.T, path, script string) {
-	t.Helper()
-	conn, err := sqlite.OpenConn(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := sqlitex.ExecuteScript(conn, script, nil); err != nil {
-		t.Fatal(err)
 	}
 }

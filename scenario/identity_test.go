@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"rowdrop"
 	"rowdrop/export"
 	"rowdrop/internal/rdfile"
+	"rowdrop/scenario"
 )
 
 // A state directory cloned to another machine: both installations publish
@@ -24,19 +25,21 @@ func TestClonedStateDirectoryDetected(t *testing.T) {
 	root := t.TempDir()
 	fa, fb := filepath.Join(root, "folder-a"), filepath.Join(root, "folder-b")
 	os.MkdirAll(fa, 0o755)
-	a := newDevice(t, fa, "a", false)
-	a.exec("INSERT INTO notes(id,title) VALUES('n1','one')")
-	a.sync()
-	a.s.Close()
+	a := scenario.NewSharedDevice(t, fa, "a", scenario.SharedOptions{Journal: "wal"})
+	a.Exec("INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.Sync()
+	a.S.Close()
 	// Clone: state directory and database copied to "another machine".
 	cloneDir := filepath.Join(root, "clone")
-	if out, err := exec.Command("cp", "-a", filepath.Dir(a.db), cloneDir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", filepath.Dir(a.DB), cloneDir).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 	if out, err := exec.Command("cp", "-a", fa, fb).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
-	sa := reopenAt(t, a, fa)
+	cfg := a.Config()
+	cfg.Folder, cfg.DeviceName = fa, a.Name
+	sa := a.Open(cfg)
 	cloneDB := filepath.Join(cloneDir, "a.db")
 	sb, err := rowdrop.Open(ctx, rowdrop.Config{DB: cloneDB, Folder: fb, State: filepath.Join(cloneDir, "state")})
 	if err != nil {
@@ -47,8 +50,8 @@ func TestClonedStateDirectoryDetected(t *testing.T) {
 		t.Fatalf("clone should share the device id but get a new install token: %+v %+v", sa.Identity(), sb.Identity())
 	}
 	// Both edit and publish file 2 into their own folder copy.
-	mustExec(t, a.db, "UPDATE notes SET title='from original' WHERE id='n1'")
-	mustExec(t, cloneDB, "INSERT INTO notes(id,title) VALUES('n2','written on the clone')")
+	scenario.ExecFile(t, a.DB, "UPDATE notes SET title='from original' WHERE id='n1'")
+	scenario.ExecFile(t, cloneDB, "INSERT INTO notes(id,title) VALUES('n2','written on the clone')")
 	if _, err := sa.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -59,16 +62,16 @@ func TestClonedStateDirectoryDetected(t *testing.T) {
 	name := rdfile.FileName(2)
 	// The sync tool: each side gets the other's file 2 as a conflict copy.
 	conflictName := strings.TrimSuffix(name, ".rdc") + ".sync-conflict-20261126-101500-ABCDEFG.rdc"
-	copyFile(t, filepath.Join(fa, dev, name), filepath.Join(fb, dev, conflictName))
-	copyFile(t, filepath.Join(fb, dev, name), filepath.Join(fa, dev, conflictName))
+	scenario.CopyFile(t, filepath.Join(fa, dev, name), filepath.Join(fb, dev, conflictName))
+	scenario.CopyFile(t, filepath.Join(fb, dev, name), filepath.Join(fa, dev, conflictName))
 	// The clone (newer) refuses to publish, saying what to do.
-	mustExec(t, cloneDB, "INSERT INTO notes(id,title) VALUES('n3','also on the clone')")
+	scenario.ExecFile(t, cloneDB, "INSERT INTO notes(id,title) VALUES('n3','also on the clone')")
 	_, err = sb.Sync(ctx)
 	if !errors.Is(err, export.ErrDuplicateIdentity) || !strings.Contains(err.Error(), "mv ") {
 		t.Fatalf("clone should stop publishing with instructions, got %v", err)
 	}
 	// The original carries on.
-	mustExec(t, a.db, "UPDATE notes SET title='original again' WHERE id='n1'")
+	scenario.ExecFile(t, a.DB, "UPDATE notes SET title='original again' WHERE id='n1'")
 	if _, err := sa.Sync(ctx); err != nil {
 		t.Fatalf("the older installation should carry on: %v", err)
 	}
@@ -85,7 +88,7 @@ func TestClonedStateDirectoryDetected(t *testing.T) {
 	// The clone follows the instructions: new identity; its rows arrive.
 	sb.Close()
 	os.Rename(filepath.Join(cloneDir, "state"), filepath.Join(cloneDir, "state.old"))
-	copyDir(t, fa, fb) // the folders sync up again
+	scenario.CopyDir(t, fa, fb) // the folders sync up again
 	sb2, err := rowdrop.Open(ctx, rowdrop.Config{DB: cloneDB, Folder: fb, State: filepath.Join(cloneDir, "state")})
 	if err != nil {
 		t.Fatal(err)
@@ -94,37 +97,14 @@ func TestClonedStateDirectoryDetected(t *testing.T) {
 	if _, err := sb2.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	copyDir(t, fb, fa)
+	scenario.CopyDir(t, fb, fa)
 	if _, err := sa.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := dump(t, a.db)
+	got := scenario.DumpNotes(t, a.DB)
 	for _, want := range []string{`"n2"|"written on the clone"`, `"n3"|"also on the clone"`, `"n1"|"original again"`} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("missing %s after the clone rejoined:\n%s", want, got)
 		}
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Dir(dst), 0o755)
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// copyDir copies rowdrop files that dst lacks (a sync tool catching up).
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	for _, rel := range relFiles(t, src) {
-		if _, err := os.Stat(filepath.Join(dst, rel)); err == nil {
-			continue
-		}
-		copyFile(t, filepath.Join(src, rel), filepath.Join(dst, rel))
 	}
 }

@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -17,13 +17,13 @@ import (
 
 	"rowdrop"
 	"rowdrop/internal/changeset"
-	"rowdrop/internal/simtest"
 	"rowdrop/merge"
+	"rowdrop/scenario"
 )
 
 const bmSchema = `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`
 
-func uniqueConflicts(d *simtest.Device, key string) []*rowdrop.Conflict {
+func uniqueConflicts(d *scenario.Device, key string) []*rowdrop.Conflict {
 	var out []*rowdrop.Conflict
 	for _, c := range d.Conflicts() {
 		if c.Kind == "unique" && (key == "" || c.Key == key) {
@@ -40,10 +40,10 @@ func uniqueConflicts(d *simtest.Device, key string) []*rowdrop.Conflict {
 // held, nothing is exported for it, and restoring it works once the value
 // is free.
 func TestUniqueLocalUnexportedRowLoses(t *testing.T) {
-	w := simtest.NewWorld(t, bmSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, WAL: true})
-	c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+	w := scenario.NewWorld(t, bmSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, WAL: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
 	w.Tick(1000)
 	a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
 	a.Export()
@@ -92,15 +92,15 @@ func TestUniqueLocalUnexportedRowLoses(t *testing.T) {
 func TestUniqueTransientSwap(t *testing.T) {
 	for _, batch := range []int{0, 1} {
 		t.Run(fmt.Sprintf("batch%d", batch), func(t *testing.T) {
-			w := simtest.NewWorld(t, bmSchema)
+			w := scenario.NewWorld(t, bmSchema)
 			cfg := func(c *rowdrop.Config) { c.MergeBatch = batch }
-			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, Config: cfg})
-			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true, Config: cfg})
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true, Config: cfg})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true, Config: cfg})
 			a.Exec(`INSERT INTO bm VALUES('x1', 'u1', 'one'), ('x2', 'u2', 'two'), ('x3', 'u3', 'three')`)
 			w.Tick(1000)
 			w.Quiesce(5)
 			w.Tick(1000)
-			script(t, a, `UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='u1' WHERE id='x3';
+			a.Script(`UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='u1' WHERE id='x3';
 				UPDATE bm SET url='u3' WHERE id='x2'; UPDATE bm SET url='u2' WHERE id='x1';`)
 			w.Tick(1000)
 			w.Quiesce(5)
@@ -123,11 +123,11 @@ func TestUniqueTransientSwap(t *testing.T) {
 func TestUniqueCompositeIndex(t *testing.T) {
 	for _, order := range []string{"ab", "ba"} {
 		t.Run(order, func(t *testing.T) {
-			w := simtest.NewWorld(t, `CREATE TABLE tags(id TEXT PRIMARY KEY, folder TEXT, name TEXT, n INTEGER);
+			w := scenario.NewWorld(t, `CREATE TABLE tags(id TEXT PRIMARY KEY, folder TEXT, name TEXT, n INTEGER);
 				CREATE UNIQUE INDEX tags_folder_name ON tags(folder, name COLLATE NOCASE);`)
-			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
-			c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
 			w.Tick(1000)
 			a.Exec(`INSERT INTO tags VALUES('a1', 'f', 'Work', 1), ('a2', NULL, 'home', 1), ('a3', 'g', 'work', 1)`)
 			a.Export()
@@ -172,10 +172,10 @@ func TestUniqueCompositeIndex(t *testing.T) {
 // as held: its stale entry from the first hold was once dropped after
 // the row had been held again, leaving it neither in the table nor held.
 func TestUniqueHeldRowInsertedAgain(t *testing.T) {
-	w := simtest.NewWorld(t, `CREATE TABLE u(id TEXT PRIMARY KEY, v INTEGER UNIQUE, w TEXT);`)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
-	c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+	w := scenario.NewWorld(t, `CREATE TABLE u(id TEXT PRIMARY KEY, v INTEGER UNIQUE, w TEXT);`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
 	w.Tick(1000)
 	a.Exec(`INSERT INTO u VALUES('k3', 1, 'a')`)
 	a.Export()
@@ -191,7 +191,7 @@ func TestUniqueHeldRowInsertedAgain(t *testing.T) {
 		t.Fatalf("a holds %v after b's file, want k4 (k3 was inserted first)", got)
 	}
 	w.Tick(1000)
-	script(t, a, `DELETE FROM u WHERE id='k3'; INSERT INTO u VALUES('k4', 1, 'a again');`)
+	a.Script(`DELETE FROM u WHERE id='k3'; INSERT INTO u VALUES('k4', 1, 'a again');`)
 	a.Export()
 	w.DeliverAll(c, a)
 	a.Import()
@@ -214,7 +214,7 @@ func TestUniqueHeldRowInsertedAgain(t *testing.T) {
 	}
 }
 
-func indexInBase(t *testing.T, d *simtest.Device) int {
+func indexInBase(t *testing.T, d *scenario.Device) int {
 	conn := openBase(t, d)
 	defer conn.Close()
 	n := 0
@@ -228,7 +228,7 @@ func indexInBase(t *testing.T, d *simtest.Device) int {
 	return n
 }
 
-func openBase(t *testing.T, d *simtest.Device) *sqlite.Conn {
+func openBase(t *testing.T, d *scenario.Device) *sqlite.Conn {
 	t.Helper()
 	conn, err := sqlite.OpenConn(filepath.Join(d.State, "base.db"), sqlite.OpenReadOnly)
 	if err != nil {
@@ -245,11 +245,11 @@ func TestUniqueHeldRowComesBack(t *testing.T) {
 	for _, how := range []string{"delete", "move"} {
 		for _, order := range []string{"insert-first", "release-first"} {
 			t.Run(how+"/"+order, func(t *testing.T) {
-				w := simtest.NewWorld(t, bmSchema)
-				a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-				b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
-				c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
-				d := w.AddDevice(simtest.Options{Name: "d", Initialised: true})
+				w := scenario.NewWorld(t, bmSchema)
+				a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+				b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+				c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+				d := w.AddDevice(scenario.Options{Name: "d", Initialised: true})
 				w.Tick(1000)
 				a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
 				a.Export()
@@ -328,16 +328,16 @@ func TestUniqueRandomConverges(t *testing.T) {
 
 func uniqueRandomRun(t *testing.T, seed int64) {
 	rng := rand.New(rand.NewSource(seed))
-	w := simtest.NewWorld(t, `CREATE TABLE u(id TEXT PRIMARY KEY, v INTEGER UNIQUE, w TEXT);`)
-	var devs []*simtest.Device
+	w := scenario.NewWorld(t, `CREATE TABLE u(id TEXT PRIMARY KEY, v INTEGER UNIQUE, w TEXT);`)
+	var devs []*scenario.Device
 	for i := 0; i < 3; i++ {
-		opt := simtest.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i == 1, WAL: i == 2}
+		opt := scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i == 1, WAL: i == 2}
 		if rng.Intn(2) == 0 {
 			opt.Config = func(c *rowdrop.Config) { c.MergeBatch = 1 + rng.Intn(3) }
 		}
 		devs = append(devs, w.AddDevice(opt))
 	}
-	app := func(d *simtest.Device, q string, args ...any) {
+	app := func(d *scenario.Device, q string, args ...any) {
 		if err := sqlitex.Execute(d.App, q, &sqlitex.ExecOptions{Args: args}); err != nil {
 			if sqlite.ErrCode(err).ToPrimary() != sqlite.ResultConstraint {
 				t.Fatalf("%s: %s: %v", d.Name, q, err)
@@ -366,7 +366,7 @@ func uniqueRandomRun(t *testing.T, seed int64) {
 			app(d, `DELETE FROM u WHERE id=?`, id)
 		case r < 8:
 			// swap two values in one transaction
-			script(t, d, `UPDATE u SET v=-1 WHERE v=0; UPDATE u SET v=0 WHERE v=1; UPDATE u SET v=1 WHERE v=-1;`)
+			d.Script(`UPDATE u SET v=-1 WHERE v=0; UPDATE u SET v=0 WHERE v=1; UPDATE u SET v=1 WHERE v=-1;`)
 		case r < 9:
 			d.Export()
 		default:
@@ -405,7 +405,7 @@ func uniqueRandomRun(t *testing.T, seed int64) {
 
 // heldKeys lists the keys (as the conflict log writes them) of rows held
 // out on a UNIQUE clash.
-func heldKeys(t *testing.T, d *simtest.Device) []string {
+func heldKeys(t *testing.T, d *scenario.Device) []string {
 	conn := openBase(t, d)
 	defer conn.Close()
 	var out []string
@@ -434,9 +434,9 @@ func pkText(t *testing.T, pk []byte) string {
 // clocks, kept out of the table): a device joining from it holds the same
 // row out, and brings it back like the others once the value is free.
 func TestUniqueJoinFromSnapshot(t *testing.T) {
-	w := simtest.NewWorld(t, bmSchema)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
+	w := scenario.NewWorld(t, bmSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
 	w.Tick(1000)
 	a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
 	a.Export()
@@ -452,7 +452,7 @@ func TestUniqueJoinFromSnapshot(t *testing.T) {
 	w.Collect(a, snap.Seen[a.ID])
 	w.Collect(b, snap.Seen[b.ID])
 
-	c := w.AddDevice(simtest.Options{Name: "c"})
+	c := w.AddDevice(scenario.Options{Name: "c"})
 	c.Exec(`INSERT INTO bm VALUES('c1', 'https://c', 'from c')`)
 	w.DeliverSnapshots(a, c)
 	w.DeliverAll(a, c)
@@ -490,9 +490,9 @@ func TestUniqueJoinFromSnapshot(t *testing.T) {
 // value, so a clash on it holds the file, with the index named (never a
 // silent loss).
 func TestUniqueExpressionIndexHeld(t *testing.T) {
-	w := simtest.NewWorld(t, bmSchema+`CREATE UNIQUE INDEX bm_lower ON bm(lower(title));`)
-	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
-	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+	w := scenario.NewWorld(t, bmSchema+`CREATE UNIQUE INDEX bm_lower ON bm(lower(title));`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
 	w.Tick(1000)
 	a.Exec(`INSERT INTO bm VALUES('a1', 'https://a', 'Title')`)
 	a.Export()
@@ -504,5 +504,64 @@ func TestUniqueExpressionIndexHeld(t *testing.T) {
 	}
 	if got := heldReasons(a); !strings.Contains(got, "bm_lower") {
 		t.Fatalf("a: reason %q does not name the index", got)
+	}
+}
+
+// Two offline devices bookmark the same URL under different ids (a UNIQUE
+// column besides the key), and one device swaps the unique values of two
+// rows. Nothing may be held forever: every device converges, the same
+// way whatever the arrival order, on the earlier-inserted row keeping the
+// URL, the other row kept whole in the conflict log.
+func TestUniqueClashConverges(t *testing.T) {
+	for _, order := range []string{"ab", "ba"} {
+		t.Run(order, func(t *testing.T) {
+			w := scenario.NewWorld(t, `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+			a.Exec(`INSERT INTO bm VALUES('x1', 'https://one', 'one'), ('x2', 'https://two', 'two')`)
+			w.Tick(1000)
+			w.Quiesce(5)
+			w.Tick(1000)
+			a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
+			w.Tick(1000)
+			b.Exec(`INSERT INTO bm VALUES('b1', 'https://same', 'from b')`)
+			// a swaps two unique values in one transaction.
+			a.Script(`UPDATE bm SET url='tmp' WHERE id='x1'; UPDATE bm SET url='https://one' WHERE id='x2'; UPDATE bm SET url='https://two' WHERE id='x1';`)
+			a.Export()
+			// A row's insert clock is its export's: without a tick both
+			// exports carry the same time and the device ids, random,
+			// would decide which row is "earlier".
+			w.Tick(1)
+			b.Export()
+			first, second := a, b
+			if order == "ba" {
+				first, second = b, a
+			}
+			w.DeliverAll(first, c)
+			c.Import()
+			w.DeliverAll(second, c)
+			c.Import()
+			w.Tick(1000)
+			w.Quiesce(6)
+			w.AssertConverged()
+			if got := a.Query(`SELECT id, url FROM bm ORDER BY id`); len(got) != 3 || got[0][0] != "a1" {
+				t.Fatalf("want a1 (inserted first) to keep the URL, b1 removed: %v", got)
+			}
+			if got := a.Query(`SELECT url FROM bm WHERE id IN ('x1','x2') ORDER BY id`); got[0][0] != "https://two" || got[1][0] != "https://one" {
+				t.Fatalf("swap: %v", got)
+			}
+			logged := false
+			for _, d := range w.Devs {
+				for _, cf := range d.Conflicts() {
+					if strings.Contains(cf.Loser["title"], "from b") {
+						logged = true
+					}
+				}
+			}
+			if !logged {
+				t.Fatal("the row that lost the URL is in no conflict log")
+			}
+		})
 	}
 }

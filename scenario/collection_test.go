@@ -1,4 +1,4 @@
-package rowdrop_test
+package scenario_test
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 	"rowdrop"
 	"rowdrop/internal/ack"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/simtest"
+	"rowdrop/scenario"
 )
 
 // Acknowledgements, collection and devices over time, on real databases
 // and real folders. Each simulated device has its own copy of the folder;
-// the test is the sync tool (simtest.Mirror propagates new files, replaced
+// the test is the sync tool (scenario.Mirror propagates new files, replaced
 // acks and deletions).
 
 const gcSchema = `
@@ -28,12 +28,12 @@ CREATE TABLE notes(id TEXT PRIMARY KEY, owner TEXT, body TEXT, n INTEGER);
 CREATE TABLE shared(id TEXT PRIMARY KEY, v TEXT);
 `
 
-func gcWorld(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
+func gcWorld(t *testing.T, n int) (*scenario.World, []*scenario.Device) {
 	t.Helper()
-	w := simtest.NewWorld(t, gcSchema)
-	var ds []*simtest.Device
+	w := scenario.NewWorld(t, gcSchema)
+	var ds []*scenario.Device
 	for i := 0; i < n; i++ {
-		ds = append(ds, w.AddDevice(simtest.Options{Name: string(rune('a' + i)), Initialised: true, WAL: i%2 == 0}))
+		ds = append(ds, w.AddDevice(scenario.Options{Name: string(rune('a' + i)), Initialised: true, WAL: i%2 == 0}))
 	}
 	// Every device announces itself (its ack) before anything is
 	// collected: a device nobody has heard of joins from a snapshot.
@@ -47,7 +47,7 @@ func gcWorld(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
 
 // snapshot publishes a real snapshot of d (after an import, so that it
 // includes what d has received).
-func snapshot(t *testing.T, w *simtest.World, d *simtest.Device) {
+func snapshot(t *testing.T, w *scenario.World, d *scenario.Device) {
 	t.Helper()
 	d.Import()
 	d.Snapshot()
@@ -55,7 +55,7 @@ func snapshot(t *testing.T, w *simtest.World, d *simtest.Device) {
 
 // trySnapshot publishes a snapshot of d unless d has nothing to snapshot
 // yet (it has neither exported nor applied a file).
-func trySnapshot(t *testing.T, d *simtest.Device) bool {
+func trySnapshot(t *testing.T, d *scenario.Device) bool {
 	t.Helper()
 	if len(d.Published()) == 0 && !hasApplied(t, d) {
 		return false
@@ -64,7 +64,7 @@ func trySnapshot(t *testing.T, d *simtest.Device) bool {
 	return true
 }
 
-func hasApplied(t *testing.T, d *simtest.Device) bool {
+func hasApplied(t *testing.T, d *scenario.Device) bool {
 	for _, x := range d.Status().Devices {
 		if x.Applied > 0 {
 			return true
@@ -72,8 +72,6 @@ func hasApplied(t *testing.T, d *simtest.Device) bool {
 	}
 	return false
 }
-
-func ownFiles(d *simtest.Device) []uint64 { return d.Published() }
 
 func TestCollectEndToEnd(t *testing.T) {
 	w, ds := gcWorld(t, 3)
@@ -90,7 +88,7 @@ func TestCollectEndToEnd(t *testing.T) {
 		w.MirrorAll()
 		w.Tick(1000)
 	}
-	aFiles := ownFiles(a)
+	aFiles := a.Published()
 	if len(aFiles) < 5 {
 		t.Fatalf("a published %v", aFiles)
 	}
@@ -106,76 +104,34 @@ func TestCollectEndToEnd(t *testing.T) {
 	if len(r.Plan.Delete) != len(aFiles)-1 || len(r.Deleted) != 0 {
 		t.Fatalf("dry run: plan %d files (a has %d), deleted %d", len(r.Plan.Delete), len(aFiles), len(r.Deleted))
 	}
-	if !slices.Equal(ownFiles(a), aFiles) {
+	if !slices.Equal(a.Published(), aFiles) {
 		t.Fatal("dry run deleted files")
 	}
-	before := map[string][]uint64{b.Name: ownFiles(b), c.Name: ownFiles(c)}
+	before := map[string][]uint64{b.Name: b.Published(), c.Name: c.Published()}
 	r = a.Collect(false)
-	if len(r.Deleted) != len(aFiles)-1 || r.Bytes == 0 || !slices.Equal(ownFiles(a), aFiles[len(aFiles)-1:]) {
-		t.Fatalf("collected %d of %d; a keeps %v", len(r.Deleted), len(aFiles), ownFiles(a))
+	if len(r.Deleted) != len(aFiles)-1 || r.Bytes == 0 || !slices.Equal(a.Published(), aFiles[len(aFiles)-1:]) {
+		t.Fatalf("collected %d of %d; a keeps %v", len(r.Deleted), len(aFiles), a.Published())
 	}
 	// Never another device's files, in a's copy of the folder.
-	for _, d := range []*simtest.Device{b, c} {
-		if got := publishedIn(a.Folder, d.ID); !slices.Equal(got, before[d.Name]) {
+	for _, d := range []*scenario.Device{b, c} {
+		if got := scenario.Seqs(t, a.Folder, d.ID); !slices.Equal(got, before[d.Name]) {
 			t.Fatalf("a's collection touched %s's files: %v -> %v", d.Name, before[d.Name], got)
 		}
 	}
 	// The deletions travel; everyone carries on and converges.
 	w.MirrorAll()
-	if got := publishedIn(b.Folder, a.ID); len(got) != 1 {
+	if got := scenario.Seqs(t, b.Folder, a.ID); len(got) != 1 {
 		t.Fatalf("deletions did not travel: b still has a's %v", got)
 	}
 	for _, d := range ds {
 		d.Exec("UPDATE notes SET body='after gc' WHERE owner=?", d.Name)
 	}
 	w.MirrorAll()
-	quiesceGC(t, w, 10)
+	w.QuiesceMirrored(10)
 	w.AssertConverged()
 	if got := b.Value("SELECT count(*) FROM notes WHERE body='after gc'"); got != "15" {
 		t.Fatalf("b has %s rows edited after gc, want 15", got)
 	}
-}
-
-// publishedIn lists the changesets of device dev in folder.
-func publishedIn(folder, dev string) []uint64 {
-	ents, _ := os.ReadDir(filepath.Join(folder, dev))
-	var out []uint64
-	for _, e := range ents {
-		if s, ok := rdfile.ParseSeq(e.Name()); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// quiesceGC exports, mirrors everything and imports on every device until
-// nothing moves. A file a device needs and cannot find (collected too
-// early) shows as waiting: that fails the test.
-func quiesceGC(t *testing.T, w *simtest.World, rounds int) {
-	t.Helper()
-	for round := 0; round < rounds; round++ {
-		busy := false
-		for _, d := range w.Devs {
-			if d.Export().Seq > 0 {
-				busy = true
-			}
-		}
-		w.MirrorAll()
-		for _, d := range w.Devs {
-			r := d.Import()
-			if r.Applied > 0 {
-				busy = true
-			}
-			if r.Waiting > 0 || r.Held > 0 || r.Broken > 0 {
-				t.Fatalf("%s: a file it needs is missing or unusable (collected too early?): %+v\n%+v", d.Name, r, d.Status().Files)
-			}
-		}
-		w.MirrorAll()
-		if !busy {
-			return
-		}
-	}
-	t.Fatalf("not quiescent after %d rounds", rounds)
 }
 
 // A device that stops syncing holds collection back; status names it once
@@ -183,7 +139,7 @@ func quiesceGC(t *testing.T, w *simtest.World, rounds int) {
 func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 	w, ds := gcWorld(t, 3)
 	a, b, c := ds[0], ds[1], ds[2]
-	round := func(active ...*simtest.Device) {
+	round := func(active ...*scenario.Device) {
 		for _, d := range active {
 			d.Exec("INSERT INTO notes VALUES(?,?,?,?) ON CONFLICT(id) DO UPDATE SET n=n+1", "k"+d.Name, d.Name, "x", 0)
 			d.Export()
@@ -203,7 +159,7 @@ func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 		}
 	}
 	round(a, b, c)
-	cHas := ownFiles(a)[len(ownFiles(a))-1] // c has applied a's files up to here
+	cHas := a.Published()[len(a.Published())-1] // c has applied a's files up to here
 	for i := 0; i < 4; i++ {
 		w.Tick(24 * 3600 * 1000)
 		round(a, b) // c is away
@@ -254,8 +210,8 @@ func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 	snapshot(t, w, b)
 	w.Mirror(b, a)
 	r = a.Collect(false)
-	if len(ownFiles(a)) != 1 || r.Plan.Bound == cHas {
-		t.Fatalf("after c was retired: bound %d, a keeps %v, why %q", r.Plan.Bound, ownFiles(a), r.Plan.Why)
+	if len(a.Published()) != 1 || r.Plan.Bound == cHas {
+		t.Fatalf("after c was retired: bound %d, a keeps %v, why %q", r.Plan.Bound, a.Published(), r.Plan.Why)
 	}
 	devs, _ = a.S.Devices(context.Background())
 	if st := deviceStatus(devs, c.ID); st != rowdrop.DeviceRetired {
@@ -265,8 +221,8 @@ func TestSilentDeviceHoldsBackUntilForgotten(t *testing.T) {
 		t.Fatalf("a retired device still nags: %q", ws)
 	}
 	// c's files are c's: nobody else deleted them.
-	if got := publishedIn(a.Folder, c.ID); !slices.Equal(got, ownFiles(c)) {
-		t.Fatalf("c's files in a's folder: %v, c has %v", got, ownFiles(c))
+	if got := scenario.Seqs(t, a.Folder, c.ID); !slices.Equal(got, c.Published()) {
+		t.Fatalf("c's files in a's folder: %v, c has %v", got, c.Published())
 	}
 	// Forgetting is refused for this device itself and for unknown ids.
 	if err := a.S.Forget(context.Background(), a.ID); err == nil {
@@ -299,8 +255,8 @@ func TestAckContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Applied[b.ID] != ownFiles(b)[len(ownFiles(b))-1] || got.Device != a.ID || got.DeviceName != "a" {
-		t.Fatalf("ack of a: %+v (b published %v)", got, ownFiles(b))
+	if got.Applied[b.ID] != b.Published()[len(b.Published())-1] || got.Device != a.ID || got.DeviceName != "a" {
+		t.Fatalf("ack of a: %+v (b published %v)", got, b.Published())
 	}
 	st, _ := os.Stat(ack.Path(a.Folder, a.ID))
 	w.Tick(1000)
@@ -378,7 +334,7 @@ func TestCollectionNeverLosesAChange(t *testing.T) {
 	}
 	for _, seed := range seeds(t, 4, 30) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			t.Logf("seed %d (rerun: ROWDROP_SEED=%d go test -run 'TestCollectionNeverLosesAChange' .)", seed, seed)
+			t.Logf("seed %d (rerun: ROWDROP_SEED=%d go test -run 'TestCollectionNeverLosesAChange' ./scenario)", seed, seed)
 			runCollectionSchedule(t, seed, steps)
 		})
 	}
@@ -392,9 +348,9 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 	next := 0
 	collected, snapshots, goneAtJoin := 0, 0, 0
 	joinAt := steps/4 + rng.IntN(steps/2)
-	var late *simtest.Device
-	pick := func() *simtest.Device { return ds[rng.IntN(len(ds))] }
-	imp := func(d *simtest.Device, step int) {
+	var late *scenario.Device
+	pick := func() *scenario.Device { return ds[rng.IntN(len(ds))] }
+	imp := func(d *scenario.Device, step int) {
 		r := d.Import()
 		if d != late && r.Waiting > 0 {
 			t.Fatalf("step %d: %s waits for a file that is gone (collected too early): %+v", step, d.Name, d.Status().Files)
@@ -416,7 +372,7 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 			}
 			w.MirrorAll()
 			goneAtJoin = collected
-			late = w.AddDevice(simtest.Options{Name: "late"})
+			late = w.AddDevice(scenario.Options{Name: "late"})
 			ds = append(ds, late)
 			w.MirrorAll()
 			if r := late.Import(); r.Waiting > 0 || r.Held > 0 || r.Broken > 0 {
@@ -487,14 +443,14 @@ func runCollectionSchedule(t *testing.T, seed uint64, steps int) {
 	ds[0].Snapshot()
 	w.MirrorAll()
 	for round := 0; round < 3; round++ {
-		quiesceGC(t, w, 10)
+		w.QuiesceMirrored(10)
 		for _, d := range ds {
 			trySnapshot(t, d)
 			w.MirrorAll()
 			collected += len(d.Collect(false).Deleted)
 		}
 	}
-	quiesceGC(t, w, 10)
+	w.QuiesceMirrored(10)
 	w.AssertConverged()
 	want := &strings.Builder{}
 	ids := make([]string, 0, len(model))
@@ -567,12 +523,12 @@ func TestFolderSizeStaysBounded(t *testing.T) {
 			late = max(late, size)
 		}
 		if day%10 == 0 || day == days {
-			fmt.Fprintf(&table, "%5d %10d %10d %8d\n", day, size, grown, folderFileCount(ds[0].Folder))
+			fmt.Fprintf(&table, "%5d %10d %10d %8d\n", day, size, grown, len(scenario.RelFiles(t, ds[0].Folder)))
 		}
 		w.Tick(24 * 3600 * 1000)
 	}
 	t.Logf("folder bytes over time (device a's copy; no-gc = changeset bytes ever published):\n%s", table.String())
-	quiesceGC(t, w, 10)
+	w.QuiesceMirrored(10)
 	w.AssertConverged()
 	// Bounded: about one week of changesets, a snapshot per device and
 	// the acks, whatever the length of the run.
@@ -585,17 +541,6 @@ func TestFolderSizeStaysBounded(t *testing.T) {
 	}
 }
 
-func folderFileCount(folder string) int {
-	n := 0
-	_ = filepath.WalkDir(folder, func(_ string, e os.DirEntry, err error) error {
-		if err == nil && e.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	return n
-}
-
 // A device away for long is retired, the others collect past it; it comes
 // back with edits made offline: it re-bases on a snapshot, its offline
 // edits survive and reach everyone, and it gets everything it missed.
@@ -605,9 +550,9 @@ func TestRetiredDeviceRejoinsWithOfflineEdits(t *testing.T) {
 	for _, d := range ds {
 		d.Exec("INSERT INTO notes VALUES(?,?,'before',0)", d.Name+"-1", d.Name)
 	}
-	quiesceGC(t, w, 10)
+	w.QuiesceMirrored(10)
 	// c goes away and edits offline.
-	away := []*simtest.Device{a, b}
+	away := []*scenario.Device{a, b}
 	c.Exec("UPDATE notes SET body='offline edit' WHERE id='c-1'")
 	c.Exec("INSERT INTO notes VALUES('c-2','c','made offline',0)")
 	c.Exec("UPDATE notes SET body='c edits a row of a' WHERE id='a-1'")
@@ -655,7 +600,7 @@ func TestRetiredDeviceRejoinsWithOfflineEdits(t *testing.T) {
 	if _, err := c.S.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	quiesceGC(t, w, 10)
+	w.QuiesceMirrored(10)
 	w.AssertConverged()
 	for _, want := range []string{"c-1|offline edit", "c-2|made offline", "a-1|c edits a row of a", "a-6|day 39", "b-6|day 39"} {
 		id, body, _ := strings.Cut(want, "|")
@@ -664,4 +609,40 @@ func TestRetiredDeviceRejoinsWithOfflineEdits(t *testing.T) {
 		}
 	}
 	t.Logf("%d files were collected while c was away", gone)
+}
+
+// A snapshot whose checksum verifies but whose payload is not even a
+// database (a joiner calls it broken) does not count as coverage for
+// collection; a real one does.
+func TestCollectIgnoresUnusableSnapshot(t *testing.T) {
+	w, ds := gcWorld(t, 2)
+	a, b := ds[0], ds[1]
+	for i := 0; i < 4; i++ {
+		a.Exec("INSERT INTO notes VALUES(?,?,?,?)", fmt.Sprintf("a%d", i), "a", "x", i)
+		a.Export()
+	}
+	w.MirrorAll()
+	b.Import()
+	w.MirrorAll()
+	// b's directory (in a's copy of the folder) gets a checksummed garbage
+	// "snapshot" claiming all of a's files.
+	pub := a.Published()
+	h := rdfile.Header{Kind: rdfile.KindSnapshot, Device: b.ID, Seq: 1, HLC: uint64(w.NowMS) << 16, CreatedMS: w.NowMS,
+		Seen: map[string]uint64{a.ID: pub[len(pub)-1]}}
+	if _, err := rdfile.Build(filepath.Join(a.Folder, b.ID, rdfile.SnapshotName(1)), h, strings.NewReader(strings.Repeat("garbage ", 100))); err != nil {
+		t.Fatal(err)
+	}
+	r := a.Collect(false)
+	t.Logf("plan: snapshot %q bound %d deleted %d problems %q", r.Plan.Snapshot, r.Plan.Bound, len(r.Deleted), r.Plan.Problems)
+	if len(r.Deleted) > 0 {
+		t.Fatalf("a deleted %d changesets on the strength of a snapshot no device can use", len(r.Deleted))
+	}
+	w.Tick(1000)
+	a.Snapshot()
+	w.MirrorAll()
+	b.Import()
+	w.MirrorAll()
+	if r := a.Collect(false); len(r.Deleted) == 0 {
+		t.Fatalf("a real snapshot should let a collect: plan %+v", r.Plan)
+	}
 }

@@ -1,16 +1,16 @@
-package merge_test
+package scenario_test
 
 import (
 	"strings"
 	"testing"
 
 	"rowdrop"
-	"rowdrop/internal/simtest"
 	"rowdrop/merge"
+	"rowdrop/scenario"
 )
 
 // One test per merge rule, on real databases and real folders. Every device
-// has its own folder; the test moves files between them (simtest), so the
+// has its own folder; the test moves files between them (the scenario harness), so the
 // arrival order is part of each test.
 
 const rulesSchema = `
@@ -20,12 +20,12 @@ CREATE TABLE pairs(a TEXT, b INTEGER, v TEXT, PRIMARY KEY(a, b)) WITHOUT ROWID;
 
 // world returns n initialised devices that all hold note 'k'
 // ('t0','b0',0), merged everywhere.
-func world(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
+func world(t *testing.T, n int) (*scenario.World, []*scenario.Device) {
 	t.Helper()
-	w := simtest.NewWorld(t, rulesSchema)
-	var ds []*simtest.Device
+	w := scenario.NewWorld(t, rulesSchema)
+	var ds []*scenario.Device
 	for i := 0; i < n; i++ {
-		ds = append(ds, w.AddDevice(simtest.Options{Name: string(rune('A' + i)), Initialised: true, WAL: i%2 == 1, Hints: i%2 == 0}))
+		ds = append(ds, w.AddDevice(scenario.Options{Name: string(rune('A' + i)), Initialised: true, WAL: i%2 == 1, Hints: i%2 == 0}))
 	}
 	w.Tick(1000)
 	ds[0].Exec("INSERT INTO notes VALUES('k','t0','b0',0)")
@@ -35,16 +35,7 @@ func world(t *testing.T, n int) (*simtest.World, []*simtest.Device) {
 	return w, ds
 }
 
-// send delivers every file of from to each of to and imports there.
-func send(w *simtest.World, from *simtest.Device, to ...*simtest.Device) {
-	w.T.Helper()
-	for _, d := range to {
-		w.DeliverAll(from, d)
-		d.Import()
-	}
-}
-
-func note(d *simtest.Device) string {
+func note(d *scenario.Device) string {
 	d.W.T.Helper()
 	r := d.Query("SELECT quote(title)||'|'||quote(body)||'|'||quote(n) FROM notes WHERE id='k'")
 	if len(r) == 0 {
@@ -55,7 +46,7 @@ func note(d *simtest.Device) string {
 
 // logged returns the conflict-log entries of d about table/key whose loser
 // holds value (rendered) in column col.
-func logged(d *simtest.Device, table, key, col, value string) []*rowdrop.Conflict {
+func logged(d *scenario.Device, table, key, col, value string) []*rowdrop.Conflict {
 	d.W.T.Helper()
 	var out []*rowdrop.Conflict
 	for _, c := range d.Conflicts() {
@@ -66,7 +57,7 @@ func logged(d *simtest.Device, table, key, col, value string) []*rowdrop.Conflic
 	return out
 }
 
-func dumpConflicts(d *simtest.Device) string {
+func dumpConflicts(d *scenario.Device) string {
 	var b strings.Builder
 	for _, c := range d.Conflicts() {
 		b.WriteString(c.Kind + " " + c.Table + "[" + c.Key + "] cols=" + strings.Join(c.Columns, ",") + " winner=")
@@ -82,7 +73,7 @@ func dumpConflicts(d *simtest.Device) string {
 	return b.String()
 }
 
-func wantNote(t *testing.T, want string, ds ...*simtest.Device) {
+func wantNote(t *testing.T, want string, ds ...*scenario.Device) {
 	t.Helper()
 	for _, d := range ds {
 		if got := note(d); got != want {
@@ -101,12 +92,12 @@ func TestConcurrentSameCell(t *testing.T) {
 	a.Export()
 	w.Tick(1000)
 	b.Export() // later clock: B wins
-	send(w, a, b)
-	send(w, b, a)
-	send(w, a, c) // C: A then B
-	send(w, b, c)
-	send(w, b, d) // D: B then A
-	send(w, a, d)
+	w.Send(a, b)
+	w.Send(b, a)
+	w.Send(a, c) // C: A then B
+	w.Send(b, c)
+	w.Send(b, d) // D: B then A
+	w.Send(a, d)
 	wantNote(t, "'from B'|'b0'|0", a, b, c, d)
 	for _, x := range ds {
 		if len(logged(x, "notes", "'k'", "title", "'from A'")) == 0 {
@@ -130,9 +121,9 @@ func TestDifferentCells(t *testing.T) {
 	a.Export()
 	w.Tick(1000)
 	b.Export()
-	send(w, b, c)
-	send(w, a, c, b)
-	send(w, b, a)
+	w.Send(b, c)
+	w.Send(a, c, b)
+	w.Send(b, a)
 	wantNote(t, "'A title'|'B body'|NULL", a, b, c)
 	for _, x := range ds {
 		if cs := x.Conflicts(); len(cs) != 0 {
@@ -156,12 +147,12 @@ func TestEditLaterThanDelete(t *testing.T) {
 	w.Tick(1000)
 	b.Exec("UPDATE notes SET title='edited' WHERE id='k'") // B has not seen the delete
 	b.Export()
-	send(w, a, c) // C: delete first, then the edits
-	send(w, b, c)
-	send(w, b, d) // D: edits first, then the delete
-	send(w, a, d)
-	send(w, b, a)
-	send(w, a, b)
+	w.Send(a, c) // C: delete first, then the edits
+	w.Send(b, c)
+	w.Send(b, d) // D: edits first, then the delete
+	w.Send(a, d)
+	w.Send(b, a)
+	w.Send(a, b)
 	wantNote(t, "'edited'|'b1'|0", a, b, c, d)
 	lost := 0
 	for _, x := range ds {
@@ -188,12 +179,12 @@ func TestDeleteLaterThanEdit(t *testing.T) {
 	w.Tick(1000)
 	a.Exec("DELETE FROM notes WHERE id='k'") // A has not seen the edit
 	a.Export()
-	send(w, a, c)
-	send(w, b, c)
-	send(w, b, d)
-	send(w, a, d)
-	send(w, b, a)
-	send(w, a, b)
+	w.Send(a, c)
+	w.Send(b, c)
+	w.Send(b, d)
+	w.Send(a, d)
+	w.Send(b, a)
+	w.Send(a, b)
 	wantNote(t, "absent", a, b, c, d)
 	for _, x := range ds {
 		if len(logged(x, "notes", "'k'", "title", "'edited'")) == 0 {
@@ -214,13 +205,13 @@ func TestIntentNotAConflict(t *testing.T) {
 	a.Exec("UPDATE notes SET title='A1' WHERE id='k'")
 	a.Export()
 	w.Tick(1000)
-	send(w, a, b)
+	w.Send(a, b)
 	b.Exec("UPDATE notes SET title='B1' WHERE id='k'") // B saw A1
 	b.Export()
 	w.Tick(1000)
-	send(w, b, a)
-	send(w, a, c)
-	send(w, b, c)
+	w.Send(b, a)
+	w.Send(a, c)
+	w.Send(b, c)
 	wantNote(t, "'B1'|'b0'|0", a, b, c)
 	for _, x := range ds {
 		if cs := x.Conflicts(); len(cs) != 0 {
@@ -229,19 +220,19 @@ func TestIntentNotAConflict(t *testing.T) {
 	}
 	// D gets B's file before A's: the data is the same; the log is not
 	// (files carry no causal history; see the package doc).
-	send(w, b, d)
-	send(w, a, d)
+	w.Send(b, d)
+	w.Send(a, d)
 	wantNote(t, "'B1'|'b0'|0", d)
 	t.Logf("D, out of causal order, logged:\n%s", dumpConflicts(d))
 	// Same with the overwrite being a delete, then a re-insert.
 	a.Exec("DELETE FROM notes WHERE id='k'")
 	a.Export()
 	w.Tick(1000)
-	send(w, a, b, c, d)
+	w.Send(a, b, c, d)
 	b.Exec("INSERT INTO notes VALUES('k','again','b2',2)")
 	b.Export()
 	w.Tick(1000)
-	send(w, b, a, c, d)
+	w.Send(b, a, c, d)
 	wantNote(t, "'again'|'b2'|2", a, b, c, d)
 	for _, x := range ds {
 		if cs := x.Conflicts(); len(cs) != 0 {
@@ -263,7 +254,7 @@ func TestUnexportedLocalEditKept(t *testing.T) {
 	b.Exec("UPDATE notes SET title='local' WHERE id='k'") // edited before A exports; not exported
 	w.Tick(1000)
 	a.Export() // A's clock is LATER than B's edit time
-	send(w, a, b, c)
+	w.Send(a, b, c)
 	wantNote(t, "'local'|'remote body'|0", b)
 	wantNote(t, "'remote'|'remote body'|0", a, c)
 	if len(logged(b, "notes", "'k'", "title", "'remote'")) == 0 {
@@ -271,7 +262,7 @@ func TestUnexportedLocalEditKept(t *testing.T) {
 	}
 	w.Tick(1000)
 	b.Export()
-	send(w, b, a, c)
+	w.Send(b, a, c)
 	wantNote(t, "'local'|'remote body'|0", a, b, c)
 	w.Quiesce(3)
 	w.AssertConverged()
@@ -287,7 +278,7 @@ func TestUnexportedLocalDeleteAndInsertKept(t *testing.T) {
 	b.Exec("INSERT INTO notes VALUES('new','local new','y',2)")
 	w.Tick(1000)
 	a.Export()
-	send(w, a, b, c)
+	w.Send(a, b, c)
 	wantNote(t, "absent", b)
 	if got := b.Value("SELECT title FROM notes WHERE id='new'"); got != "local new" {
 		t.Fatalf("B: local insert overwritten: %q", got)
@@ -300,7 +291,7 @@ func TestUnexportedLocalDeleteAndInsertKept(t *testing.T) {
 	}
 	w.Tick(1000)
 	b.Export()
-	send(w, b, a, c)
+	w.Send(b, a, c)
 	wantNote(t, "absent", a, b, c)
 	for _, x := range ds {
 		if got := x.Value("SELECT title||body||n FROM notes WHERE id='new'"); got != "local newy2" {
@@ -323,7 +314,7 @@ func TestUnexportedEditBeatsRemoteDelete(t *testing.T) {
 	w.Tick(1000)
 	a.Exec("DELETE FROM notes WHERE id='k'")
 	a.Export()
-	send(w, a, b, c)
+	w.Send(a, b, c)
 	wantNote(t, "absent", a, c)
 	wantNote(t, "'t0'|'kept'|0", b)
 	found := false
@@ -337,7 +328,7 @@ func TestUnexportedEditBeatsRemoteDelete(t *testing.T) {
 	}
 	w.Tick(1000)
 	b.Export()
-	send(w, b, a, c)
+	w.Send(b, a, c)
 	wantNote(t, "'t0'|'kept'|0", a, b, c)
 	w.Quiesce(3)
 	w.AssertConverged()
@@ -355,12 +346,12 @@ func TestPrimaryKeyCollision(t *testing.T) {
 	a.Export()
 	w.Tick(1000)
 	b.Export()
-	send(w, a, c)
-	send(w, b, c)
-	send(w, b, d)
-	send(w, a, d)
-	send(w, b, a)
-	send(w, a, b)
+	w.Send(a, c)
+	w.Send(b, c)
+	w.Send(b, d)
+	w.Send(a, d)
+	w.Send(b, a)
+	w.Send(a, b)
 	for _, x := range ds {
 		if got := x.Value("SELECT quote(title)||quote(body)||quote(n) FROM notes WHERE id='dup'"); got != "'B row''B body'NULL" {
 			t.Errorf("%s: dup = %s", x.Name, got)
