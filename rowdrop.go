@@ -421,7 +421,7 @@ type folderView struct {
 
 // viewFolder lists the folder and reads the applied vector.
 func (s *Syncer) viewFolder() (*folderView, error) {
-	applied, err := importer.Applied(s.st)
+	applied, err := s.st.Applied()
 	if err != nil {
 		return nil, err
 	}

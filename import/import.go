@@ -92,11 +92,6 @@ func sortedKeys(m map[string]uint64) []string {
 	return out
 }
 
-// Applied returns how far each device's files have been applied.
-//
-// Deprecated: use state.Dir.Applied.
-func Applied(st *state.Dir) (map[string]uint64, error) { return st.Applied() }
-
 func (im *Importer) log() *slog.Logger {
 	if im.Log == nil {
 		return slog.New(slog.DiscardHandler)

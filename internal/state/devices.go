@@ -38,15 +38,6 @@ func (d *Dir) Imported() (bool, error) {
 	return n > 0, nil
 }
 
-// HasImported reports whether any other device's file was ever applied
-// (false if that cannot be read).
-//
-// Deprecated: use Imported, which reports a failed read.
-func (d *Dir) HasImported() bool {
-	ok, _ := d.Imported()
-	return ok
-}
-
 // AppliedFiles says that a device's files up to Seq are now applied here.
 // The source is either the device's own changeset Seq, or a snapshot that
 // includes the device's files up to Seq (FromSnapshot).

@@ -79,19 +79,3 @@ func (d *Dir) Set(k Key, v any) error {
 	}
 	return nil
 }
-
-// Get reads a state value, "" if unset or unreadable.
-//
-// Deprecated: use Value, which reports a failed read.
-func (d *Dir) Get(k Key) string {
-	v, _ := d.Value(k)
-	return v
-}
-
-// GetInt reads an integer state value, 0 if unset or unreadable.
-//
-// Deprecated: use Int, which reports a failed read.
-func (d *Dir) GetInt(k Key) int64 {
-	n, _ := d.Int(k)
-	return n
-}
