@@ -788,11 +788,10 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			fixes = append(fixes, want{w.it, w.row})
 		}
 	}
-	if len(fixes) > 0 {
-		if err := db.SetTriggers(e.Live, false); err != nil {
-			return err
-		}
-		defer db.SetTriggers(e.Live, true)
+	if len(fixes) == 0 {
+		return nil
+	}
+	return db.WithoutTriggers(e.Live, func() error {
 		for _, f := range fixes {
 			lt := acc.get(e.Live, "live", f.it.table)
 			got, err := lt.Get(f.it.key)
@@ -804,8 +803,8 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			}
 			st.Corrected++
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // liveTarget computes the row live should hold: the merged row, except
