@@ -104,7 +104,7 @@ func (s *Syncer) export(ctx context.Context, c *cycle) (export.Result, error) {
 
 // Import applies every applicable file from the other devices. A device
 // that is new, or that misses files its devices have collected, first
-// merges a usable snapshot (join.go).
+// merges a usable snapshot (import/rebase.go).
 func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	c, err := s.newCycle()
 	if err != nil {

@@ -85,12 +85,10 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		st.Close()
 		return nil, err
 	}
-	for name, kind := range cfg.StandIns {
-		if err := registerStandIn(s.live, name, kind); err != nil {
-			s.live.Close()
-			st.Close()
-			return nil, err
-		}
+	if err := db.RegisterStandIns(s.live, cfg.StandIns); err != nil {
+		s.live.Close()
+		st.Close()
+		return nil, err
 	}
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
