@@ -152,7 +152,7 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
 	}
 	if scanErr == nil {
-		if st.Warnings, err = s.deviceWarnings(ctx); err != nil {
+		if st.Warnings, err = s.deviceWarnings(ctx, scan); err != nil {
 			return nil, err
 		}
 	}
