@@ -159,6 +159,11 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		return st, err
 	}
 	defer restore()
+	restoreFK, err := foreignKeysOff(e.Live)
+	if err != nil {
+		return st, err
+	}
+	defer restoreFK()
 	uniqTables, err := e.uniqueTables()
 	if err != nil {
 		return st, err

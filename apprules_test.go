@@ -1,0 +1,154 @@
+package rowdrop_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"zombiezen.com/go/sqlite"
+
+	"rowdrop"
+	"rowdrop/internal/simtest"
+)
+
+// Apps' own rules (issue #14): hand-written cascades, declared cascades
+// and insert triggers that rewrite a column must not act when rowdrop
+// moves a row to a new id after an INTEGER id collision.
+
+const booksCascadeTrigger = `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`
+
+const booksCascadeDeclared = `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(book INTEGER REFERENCES books(id) ON DELETE CASCADE, tag TEXT, PRIMARY KEY(book, tag));
+`
+
+// bookLinks renders each link by its book's title: what the user sees,
+// whatever ids rowdrop chose.
+func bookLinks(d *simtest.Device) string {
+	var b strings.Builder
+	for _, r := range d.Query(`SELECT title FROM books ORDER BY title`) {
+		fmt.Fprintf(&b, "book %s\n", r[0])
+	}
+	for _, r := range d.Query(`SELECT coalesce(b.title, '<dangling>'), l.tag FROM links l LEFT JOIN books b ON b.id = l.book ORDER BY 1, 2`) {
+		fmt.Fprintf(&b, "%s: %s\n", r[0], r[1])
+	}
+	return b.String()
+}
+
+const bookLinksWant = "book A-book\nbook B-book\nA-book: a1\nA-book: a2\nB-book: b1\n"
+
+// Two offline devices insert different books under id 1, each with its
+// links; a third device hears of them in either order. Both books and all
+// their links survive on every device, each link with its own book: the
+// move of the later book to its new id fires neither the app's cascade
+// trigger nor a declared ON DELETE CASCADE.
+func TestRekeyMoveDoesNotCascade(t *testing.T) {
+	for _, sc := range []struct{ name, schema string }{{"trigger", booksCascadeTrigger}, {"declared", booksCascadeDeclared}} {
+		for _, order := range []string{"ab", "ba"} {
+			t.Run(sc.name+"/"+order, func(t *testing.T) {
+				w := simtest.NewWorld(t, sc.schema)
+				a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+				b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Hints: true})
+				c := w.AddDevice(simtest.Options{Name: "c", Initialised: true})
+				for _, d := range w.Devs {
+					d.Exec(`PRAGMA foreign_keys = ON`) // the app enforces its keys
+				}
+				a.Exec(`INSERT INTO books VALUES(1, 'A-book')`)
+				a.Exec(`INSERT INTO links VALUES(1, 'a1'), (1, 'a2')`)
+				w.Tick(1000)
+				b.Exec(`INSERT INTO books VALUES(1, 'B-book')`)
+				b.Exec(`INSERT INTO links VALUES(1, 'b1')`)
+				a.Export()
+				b.Export()
+				first, second := a, b
+				if order == "ba" {
+					first, second = b, a
+				}
+				w.DeliverAll(first, c)
+				c.Import()
+				w.DeliverAll(second, c)
+				c.Import()
+				w.Tick(1000)
+				w.Quiesce(8)
+				w.AssertConverged()
+				wantEverywhere(t, w, bookLinks, bookLinksWant)
+			})
+		}
+	}
+}
+
+// The remote book meets a book created here and not exported yet: the
+// local book moves (FixLocalMoves) without its links being cascaded away.
+func TestRekeyLocalMoveDoesNotCascade(t *testing.T) {
+	for _, sc := range []struct{ name, schema string }{{"trigger", booksCascadeTrigger}, {"declared", booksCascadeDeclared}} {
+		t.Run(sc.name, func(t *testing.T) {
+			w := simtest.NewWorld(t, sc.schema)
+			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true})
+			a.Exec(`INSERT INTO books VALUES(1, 'A-book')`)
+			a.Exec(`INSERT INTO links VALUES(1, 'a1'), (1, 'a2')`)
+			a.Export()
+			w.Tick(1000)
+			b.Exec(`INSERT INTO books VALUES(1, 'B-book')`)
+			b.Exec(`INSERT INTO links VALUES(1, 'b1')`)
+			w.DeliverAll(a, b)
+			b.Import() // before b exports its own rows
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			wantEverywhere(t, w, bookLinks, bookLinksWant)
+		})
+	}
+}
+
+// An insert trigger that overwrites a column with an app function
+// (uuid-style) does not run when a row moves: the moved book keeps the uid
+// it was created with, on every device.
+func TestRekeyMoveKeepsTriggerWrittenColumn(t *testing.T) {
+	schema := `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT, uid TEXT);
+CREATE TRIGGER books_uid AFTER INSERT ON books BEGIN UPDATE books SET uid = uuid4() WHERE id = NEW.id; END;
+`
+	w := simtest.NewWorld(t, schema)
+	stand := func(c *rowdrop.Config) { c.StandIns = map[string]string{"uuid4": "uuid"} }
+	a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, Config: stand})
+	b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Config: stand})
+	c := w.AddDevice(simtest.Options{Name: "c", Initialised: true, Config: stand})
+	for _, d := range w.Devs {
+		if err := d.App.CreateFunction("uuid4", appUUID(d.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Exec(`INSERT INTO books(id, title) VALUES(1, 'A-book')`)
+	w.Tick(1000)
+	b.Exec(`INSERT INTO books(id, title) VALUES(1, 'B-book')`)
+	a.Export()
+	b.Export()
+	w.DeliverAll(b, c)
+	c.Import()
+	w.DeliverAll(a, c)
+	c.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	wantEverywhere(t, w, func(d *simtest.Device) string {
+		var s strings.Builder
+		for _, r := range d.Query(`SELECT title, uid FROM books ORDER BY title`) {
+			fmt.Fprintf(&s, "%s %s\n", r[0], r[1])
+		}
+		return s.String()
+	}, "A-book a-uid-1\nB-book b-uid-1\n")
+}
+
+// appUUID is the app's own uuid4(): on device name, name-uid-1, -2, ...
+func appUUID(name string) *sqlite.FunctionImpl {
+	n := 0
+	return &sqlite.FunctionImpl{NArgs: 0, Scalar: func(sqlite.Context, []sqlite.Value) (sqlite.Value, error) {
+		n++
+		return sqlite.TextValue(fmt.Sprintf("%s-uid-%d", name, n)), nil
+	}}
+}
