@@ -141,6 +141,18 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 	if len(r.parents) == 0 {
 		return r, nil
 	}
+	// References the app keeps by hand, in triggers (apprules.go).
+	if e.Live != nil {
+		trs, err := appTriggers(e.Live)
+		if err != nil {
+			return nil, err
+		}
+		for _, tr := range triggerRefs(trs, e.Tables) {
+			if p := r.parents[strings.ToLower(tr.parent.Name)]; p != nil && !hasRef(r.refs[tr.child.Name], tr.col, p) {
+				r.refs[tr.child.Name] = append(r.refs[tr.child.Name], fkRef{child: tr.child, col: tr.col, parent: p})
+			}
+		}
+	}
 	for _, t := range e.Tables {
 		err := sqlitex.Execute(e.State.Base, `SELECT "table", "from", "to" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
 			Args: []any{t.Name},
@@ -153,7 +165,7 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 				if to != "" && !strings.EqualFold(to, p.Columns[p.PKCols()[0]].Name) {
 					return nil // references another column than the key
 				}
-				if col := t.ColIndex(s.ColumnText(1)); col >= 0 {
+				if col := t.ColIndex(s.ColumnText(1)); col >= 0 && !hasRef(r.refs[t.Name], col, p) {
 					r.refs[t.Name] = append(r.refs[t.Name], fkRef{child: t, col: col, parent: p})
 				}
 				return nil
@@ -163,6 +175,16 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 		}
 	}
 	return r, nil
+}
+
+// hasRef reports whether refs holds column col's reference to parent p.
+func hasRef(refs []fkRef, col int, p *schema.Table) bool {
+	for _, f := range refs {
+		if f.col == col && f.parent == p {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *rekeyer) active() bool { return len(r.parents) > 0 }

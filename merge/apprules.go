@@ -1,0 +1,281 @@
+package merge
+
+// The app's own rules, read from its triggers (issue #14). Many apps keep
+// their references by hand instead of declaring foreign keys: a cascade
+// (AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END)
+// or a check (BEFORE INSERT ON links ... RAISE(ABORT, ...) WHERE NOT
+// EXISTS (SELECT 1 FROM books WHERE id = NEW.book)). Each compares a
+// column of the trigger's table (through OLD or NEW) with a column of
+// another table; when one side is its table's single-column key, the
+// other side references it. Rowdrop reads these references to move a
+// re-keyed row's children with it and to order a file's changes parents
+// first. The reading is deliberately shallow (tokens, no SQL grammar):
+// a comparison it does not recognise only means a reference it does not
+// know, which is what rowdrop did before.
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/schema"
+)
+
+// appTrigger is what rowdrop reads from one of the app's triggers.
+type appTrigger struct {
+	name, table string
+	timing      string // BEFORE, AFTER or INSTEAD
+	event       string // INSERT, UPDATE or DELETE
+	raises      bool   // the body (or WHEN) calls RAISE(ABORT|FAIL|ROLLBACK)
+	reads       []string
+	pairs       []colPair
+}
+
+// colPair is a comparison between a column of the trigger's table (named
+// through OLD or NEW) and a column of another table.
+type colPair struct {
+	col          string // of the trigger's table
+	other, oCol  string
+	new          bool // NEW.col (else OLD.col)
+	otherIsTable bool
+}
+
+// tableRef is a reference from column col of child to parent's key,
+// declared or read from trigger (its name).
+type tableRef struct {
+	child   *schema.Table
+	col     int
+	parent  *schema.Table
+	trigger string // "" for a declared foreign key
+}
+
+var sqlToken = regexp.MustCompile("\"(?:[^\"]|\"\")*\"|`[^`]*`|\\[[^\\]]*\\]|'(?:[^']|'')*'|[A-Za-z_][A-Za-z0-9_$]*|[0-9]+|--[^\n]*|/\\*(?s:.*?)\\*/|\\S")
+
+// ident unquotes an identifier token; "" if tok is not one.
+func ident(tok string) string {
+	switch {
+	case tok == "":
+		return ""
+	case tok[0] == '"':
+		return strings.ReplaceAll(tok[1:len(tok)-1], `""`, `"`)
+	case tok[0] == '`' || tok[0] == '[':
+		return tok[1 : len(tok)-1]
+	case tok[0] == '_' || tok[0] >= 'A' && tok[0] <= 'Z' || tok[0] >= 'a' && tok[0] <= 'z':
+		return tok
+	}
+	return ""
+}
+
+var sqlKeywords = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`select from where and or not exists in is null as on join left right inner outer cross
+		natural using group order by having limit offset union all except intersect values set insert update delete into
+		begin end when then else case raise abort fail rollback ignore replace default with recursive each row for
+		before after instead of distinct like glob match regexp between escape collate cast returning do nothing conflict`) {
+		sqlKeywords[k] = true
+	}
+}
+
+// parseTrigger reads one CREATE TRIGGER statement of table tbl.
+func parseTrigger(name, tbl, sql string) appTrigger {
+	tr := appTrigger{name: name, table: tbl}
+	var toks []string
+	for _, t := range sqlToken.FindAllString(sql, -1) {
+		if strings.HasPrefix(t, "--") || strings.HasPrefix(t, "/*") {
+			continue
+		}
+		toks = append(toks, t)
+	}
+	low := func(i int) string {
+		if i < 0 || i >= len(toks) {
+			return ""
+		}
+		return strings.ToLower(toks[i])
+	}
+	// Header: timing and event, up to ON.
+	i := 0
+	for ; i < len(toks) && low(i) != "on"; i++ {
+		switch low(i) {
+		case "before", "after", "instead":
+			tr.timing = strings.ToUpper(low(i))
+		case "insert", "update", "delete":
+			tr.event = strings.ToUpper(low(i))
+		}
+	}
+	if tr.timing == "" {
+		tr.timing = "BEFORE"
+	}
+	// Aliases and the table each comparison's bare columns belong to: the
+	// table introduced last by FROM, JOIN, UPDATE or INTO.
+	alias := map[string]string{}
+	cur := ""
+	seen := map[string]bool{}
+	ref := func(j int) (tbl, col string, next int, ok bool) {
+		// [alias.]col, or OLD.col / NEW.col (tbl "old"/"new").
+		a := ident(toks[j])
+		if a == "" {
+			return "", "", j, false
+		}
+		if j+2 < len(toks) && toks[j+1] == "." {
+			c := ident(toks[j+2])
+			if c == "" {
+				return "", "", j, false
+			}
+			la := strings.ToLower(a)
+			if la == "old" || la == "new" {
+				return la, c, j + 3, true
+			}
+			if t, ok := alias[la]; ok {
+				return t, c, j + 3, true
+			}
+			return a, c, j + 3, true
+		}
+		if sqlKeywords[strings.ToLower(a)] || (j+1 < len(toks) && toks[j+1] == "(") {
+			return "", "", j, false
+		}
+		return cur, a, j + 1, cur != ""
+	}
+	for j := i + 1; j < len(toks); j++ {
+		l := low(j)
+		switch l {
+		case "raise":
+			if k := low(j + 2); k == "abort" || k == "fail" || k == "rollback" {
+				tr.raises = true
+			}
+		case "from", "join", "update", "into":
+			t := ident(toks[min(j+1, len(toks)-1)])
+			if t == "" || sqlKeywords[strings.ToLower(t)] {
+				continue
+			}
+			if j+3 < len(toks) && toks[j+2] == "." { // schema.table
+				t = ident(toks[j+3])
+				j += 2
+			}
+			cur = t
+			if !seen[strings.ToLower(t)] && !strings.EqualFold(t, tbl) {
+				seen[strings.ToLower(t)] = true
+				tr.reads = append(tr.reads, t)
+			}
+			alias[strings.ToLower(t)] = t
+			k := j + 2
+			if low(k) == "as" {
+				k++
+			}
+			if a := ident(toks[min(k, len(toks)-1)]); k < len(toks) && a != "" && !sqlKeywords[strings.ToLower(a)] {
+				alias[strings.ToLower(a)] = t
+			}
+		}
+		// a = b, or a [NOT] IN (SELECT b FROM t ...)
+		t1, c1, n1, ok := ref(j)
+		if !ok {
+			continue
+		}
+		if n1 < len(toks) && (toks[n1] == "=" || toks[n1] == "==" || low(n1) == "is" && low(n1+1) != "null" && low(n1+1) != "not") {
+			if t2, c2, _, ok := ref(n1 + 1); ok {
+				tr.addPair(t1, c1, t2, c2)
+			}
+			continue
+		}
+		k := n1
+		if low(k) == "not" {
+			k++
+		}
+		if low(k) == "in" && low(k+1) == "(" && low(k+2) == "select" {
+			// The selected column belongs to the FROM that follows.
+			for m := k + 3; m < len(toks)-1 && m < k+12; m++ {
+				if low(m) == "from" {
+					if ft := ident(toks[m+1]); ft != "" {
+						if c2 := ident(toks[k+3]); c2 != "" {
+							tr.addPair(t1, c1, ft, c2)
+						}
+					}
+					break
+				}
+			}
+		}
+	}
+	return tr
+}
+
+func (tr *appTrigger) addPair(t1, c1, t2, c2 string) {
+	if t2 == "old" || t2 == "new" {
+		t1, c1, t2, c2 = t2, c2, t1, c1
+	}
+	if (t1 != "old" && t1 != "new") || t2 == "old" || t2 == "new" || t2 == "" || strings.EqualFold(t2, tr.table) {
+		return
+	}
+	tr.pairs = append(tr.pairs, colPair{col: c1, other: t2, oCol: c2, new: t1 == "new"})
+}
+
+// appTriggers reads the app's triggers from the live database (rowdrop's
+// own hint triggers are not the app's).
+func appTriggers(live *sqlite.Conn) ([]appTrigger, error) {
+	var out []appTrigger
+	err := sqlitex.ExecuteTransient(live, `SELECT name, tbl_name, sql FROM main.sqlite_master WHERE type='trigger' AND sql IS NOT NULL AND name NOT LIKE 'rowdrop\_%' ESCAPE '\' ORDER BY name`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			out = append(out, parseTrigger(s.ColumnText(0), s.ColumnText(1), s.ColumnText(2)))
+			return nil
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("read the app's triggers from the live database: %w", err)
+	}
+	return out, nil
+}
+
+// singleKey returns t's one key column, or -1.
+func singleKey(t *schema.Table) int {
+	if pk := t.PKCols(); len(pk) == 1 {
+		return pk[0]
+	}
+	return -1
+}
+
+// findTable looks a synced table up by name, case-insensitively.
+func findTable(tables map[string]*schema.Table, name string) *schema.Table {
+	if t := tables[name]; t != nil {
+		return t
+	}
+	for n, t := range tables {
+		if strings.EqualFold(n, name) {
+			return t
+		}
+	}
+	return nil
+}
+
+// triggerRefs lists the references the app's triggers keep between synced
+// tables: a comparison of a column with another table's single-column key.
+func triggerRefs(trs []appTrigger, tables map[string]*schema.Table) []tableRef {
+	var out []tableRef
+	has := map[string]bool{}
+	add := func(child *schema.Table, col string, parent *schema.Table, pcol, trig string) {
+		ci, pi := child.ColIndex(col), parent.ColIndex(pcol)
+		if child == parent || ci < 0 || pi < 0 || pi != singleKey(parent) || ci == singleKey(child) {
+			return
+		}
+		k := child.Name + "\x00" + fmt.Sprint(ci) + "\x00" + parent.Name
+		if !has[k] {
+			has[k] = true
+			out = append(out, tableRef{child: child, col: ci, parent: parent, trigger: trig})
+		}
+	}
+	for _, tr := range trs {
+		t := findTable(tables, tr.table)
+		if t == nil {
+			continue
+		}
+		for _, p := range tr.pairs {
+			o := findTable(tables, p.other)
+			if o == nil {
+				continue
+			}
+			add(t, p.col, o, p.oCol, tr.name) // the trigger's table references o
+			add(o, p.oCol, t, p.col, tr.name) // o references the trigger's table
+		}
+	}
+	return out
+}
