@@ -147,8 +147,48 @@ CREATE TRIGGER books_uid AFTER INSERT ON books BEGIN UPDATE books SET uid = uuid
 // appUUID is the app's own uuid4(): on device name, name-uid-1, -2, ...
 func appUUID(name string) *sqlite.FunctionImpl {
 	n := 0
-	return &sqlite.FunctionImpl{NArgs: 0, Scalar: func(sqlite.Context, []sqlite.Value) (sqlite.Value, error) {
+	return &sqlite.FunctionImpl{NArgs: 0, AllowIndirect: true, Scalar: func(sqlite.Context, []sqlite.Value) (sqlite.Value, error) {
 		n++
 		return sqlite.TextValue(fmt.Sprintf("%s-uid-%d", name, n)), nil
 	}}
+}
+
+// A zero-argument app function (uuid4()) called by a trigger when rowdrop
+// applies a change: the "uuid" stand-in writes a random UUID, never NULL;
+// "identity" refuses (it has nothing to pass on) and the file is held,
+// with advice naming the uuid kind.
+func TestStandInUUID(t *testing.T) {
+	schema := `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE book_log(book INTEGER, uid TEXT); -- no key: not synced
+CREATE TRIGGER books_log AFTER INSERT ON books BEGIN INSERT INTO book_log VALUES(NEW.id, uuid4()); END;
+`
+	for _, kind := range []string{"uuid", "identity"} {
+		t.Run(kind, func(t *testing.T) {
+			w := simtest.NewWorld(t, schema)
+			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(simtest.Options{Name: "b", Initialised: true, Config: func(c *rowdrop.Config) { c.StandIns = map[string]string{"uuid4": kind} }})
+			if err := a.App.CreateFunction("uuid4", appUUID("a")); err != nil {
+				t.Fatal(err)
+			}
+			a.Exec(`INSERT INTO books VALUES(1, 'A-book'), (2, 'A-book 2')`)
+			a.Export()
+			w.DeliverAll(a, b)
+			r := b.Import()
+			if kind == "identity" {
+				reason := ""
+				for _, f := range b.Status().Files {
+					reason += f.Reason
+				}
+				if r.Held != 1 || !strings.Contains(reason, "uuid4: uuid") {
+					t.Fatalf("identity stand-in of a zero-argument function: held %d, reason %q", r.Held, reason)
+				}
+				return
+			}
+			rows := b.Query(`SELECT book, uid FROM book_log ORDER BY book`)
+			if len(rows) != 2 || len(rows[0][1]) != 36 || len(rows[1][1]) != 36 || rows[0][1] == rows[1][1] {
+				t.Fatalf("book_log on b: %v (want two distinct UUIDs)", rows)
+			}
+		})
+	}
 }

@@ -205,7 +205,8 @@ type entry struct {
 	SweepEvery   time.Duration `mapstructure:"sweep_every"`
 	MaxChangeset int64         `mapstructure:"max_changeset"`
 	// StandIns: SQL functions the app's triggers call that only the app
-	// defines, with a substitute (identity, null, lower, upper).
+	// defines, with a substitute (identity, null, lower, upper; uuid for
+	// a function called without arguments, like uuid4()).
 	StandIns map[string]string `mapstructure:"stand_ins"`
 	// DeviceHorizon: "30d", "720h".
 	DeviceHorizon string `mapstructure:"device_horizon"`
