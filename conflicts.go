@@ -157,7 +157,7 @@ func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
 			return restoreErr(id, c, err)
 		}
 	}
-	return db.Exec(s.st.Base, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", s.cfg.Now().UnixMilli(), id)
+	return s.st.MarkRestored(id, s.cfg.Now().UnixMilli())
 }
 
 // restoreErr explains a restore refused by a constraint: typically a row

@@ -9,14 +9,11 @@ import (
 	"sort"
 	"time"
 
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
-
 	importer "rowdrop/import"
 	"rowdrop/internal/ack"
-	"rowdrop/internal/db"
 	"rowdrop/internal/gc"
 	"rowdrop/internal/rdfile"
+	"rowdrop/internal/state"
 )
 
 // DefaultDeviceHorizon is how long a device may stay silent (no new
@@ -44,10 +41,10 @@ func (s *Syncer) horizon() time.Duration {
 
 // published is this device's highest sequence number such that every file
 // up to it is in the folder: files still waiting in the outbox are not.
-func (s *Syncer) published() uint64 {
-	next := s.st.GetInt("next_seq")
-	if next <= 1 {
-		return 0
+func (s *Syncer) published() (uint64, error) {
+	next, err := s.st.Int(state.KeyNextSeq)
+	if err != nil || next <= 1 {
+		return 0, err
 	}
 	p := uint64(next - 1)
 	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
@@ -57,32 +54,27 @@ func (s *Syncer) published() uint64 {
 			}
 		}
 	}
-	return p
+	return p, nil
 }
 
 // forgotten lists the devices this device's user retired.
-func (s *Syncer) forgotten() ([]string, error) {
-	out := []string{}
-	err := sqlitex.Execute(s.st.Base, "SELECT id FROM rowdrop_forgotten ORDER BY id", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
-		out = append(out, q.ColumnText(0))
-		return nil
-	}})
-	return out, err
-}
+func (s *Syncer) forgotten() ([]string, error) { return s.st.Forgotten() }
 
 // deviceNames returns the human names this device has recorded.
-func (s *Syncer) deviceNames() map[string]string {
-	names := map[string]string{s.id.Device: s.id.Name}
-	_ = sqlitex.Execute(s.st.Base, "SELECT id,name FROM rowdrop_devices WHERE name<>''", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
-		names[q.ColumnText(0)] = q.ColumnText(1)
-		return nil
-	}})
-	return names
+func (s *Syncer) deviceNames() (map[string]string, error) {
+	names, err := s.st.DeviceNames()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := names[s.id.Device]; !ok {
+		names[s.id.Device] = s.id.Name
+	}
+	return names, nil
 }
 
 // currentAck is the acknowledgement this device would publish now.
 func (s *Syncer) currentAck() (*ack.Ack, error) {
-	applied, err := importer.Applied(s.st)
+	applied, err := s.st.Applied()
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +85,9 @@ func (s *Syncer) currentAck() (*ack.Ack, error) {
 			a.Applied[dev] = n
 		}
 	}
-	if p := s.published(); p > 0 {
+	if p, err := s.published(); err != nil {
+		return nil, err
+	} else if p > 0 {
 		a.Applied[s.id.Device] = p
 	}
 	if a.Forgotten, err = s.forgotten(); err != nil {
@@ -144,7 +138,10 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	names := s.deviceNames()
+	names, err := s.deviceNames()
+	if err != nil {
+		return nil, err
+	}
 	if dirs, err := gc.Survey(s.cfg.Folder); err == nil {
 		for id, d := range dirs {
 			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
@@ -172,7 +169,11 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 		snap.Close()
 		return nil
 	}
-	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: s.published(), Forgotten: forgotten, Names: names, Usable: usable})
+	published, err := s.published()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
 	if err != nil {
 		return nil, err
 	}
@@ -193,19 +194,22 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if len(r.Deleted) > 0 {
 		s.log.Info("collection done", "files", len(r.Deleted), "bytes", r.Bytes, "kept", plan.Kept)
 	}
-	return r, s.st.Set("last_gc_ms", s.cfg.Now().UnixMilli())
+	return r, s.st.Set(state.KeyLastGCMS, s.cfg.Now().UnixMilli())
 }
 
 // MaybeCollect runs Collect when the last one is older than every (watch
 // calls it after each step). It returns nil, nil when it is not time yet.
 func (s *Syncer) MaybeCollect(ctx context.Context, every time.Duration) (*CollectReport, error) {
-	last := s.st.GetInt("last_gc_ms")
+	last, err := s.st.Int(state.KeyLastGCMS)
+	if err != nil {
+		return nil, err
+	}
 	if last > 0 && s.cfg.Now().Sub(time.UnixMilli(last)) < every {
 		return nil, nil
 	}
 	// Recorded first: a collection that fails is retried at the next
 	// period, not at every step.
-	if err := s.st.Set("last_gc_ms", s.cfg.Now().UnixMilli()); err != nil {
+	if err := s.st.Set(state.KeyLastGCMS, s.cfg.Now().UnixMilli()); err != nil {
 		return nil, err
 	}
 	return s.Collect(ctx, false)
@@ -246,11 +250,14 @@ func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	applied, err := importer.Applied(s.st)
+	applied, err := s.st.Applied()
 	if err != nil {
 		return nil, err
 	}
-	names := s.deviceNames()
+	names, err := s.deviceNames()
+	if err != nil {
+		return nil, err
+	}
 	ids := map[string]bool{s.id.Device: true}
 	for id := range dirs {
 		ids[id] = true
@@ -352,8 +359,8 @@ func (s *Syncer) Forget(ctx context.Context, id string) error {
 	if !known {
 		return fmt.Errorf("device %s is not in the folder %s and was never applied here (`rowdrop devices` lists the devices seen): %w", id, s.cfg.Folder, ErrUnknownDevice)
 	}
-	if err := db.Exec(s.st.Base, "INSERT INTO rowdrop_forgotten(id,at_ms) VALUES(?,?) ON CONFLICT(id) DO NOTHING", id, s.cfg.Now().UnixMilli()); err != nil {
-		return fmt.Errorf("record the retirement of %s in %s: %w", id, s.cfg.State, err)
+	if err := s.st.Forget(id, s.cfg.Now().UnixMilli()); err != nil {
+		return err
 	}
 	s.log.Info("device retired: collection no longer waits for it", "device", id)
 	_, err = s.WriteAck(true)

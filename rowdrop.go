@@ -287,7 +287,12 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	absDB, _ := filepath.Abs(cfg.DB)
 	_ = os.WriteFile(filepath.Join(cfg.State, "device"), []byte(s.id.Device), 0o600)
 	_ = os.WriteFile(filepath.Join(cfg.State, "database"), []byte(absDB), 0o600)
-	s.clock = hlc.New(cfg.Now, hlc.Timestamp(st.GetInt("hlc")))
+	last, err := st.Int(state.KeyHLC)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.clock = hlc.New(cfg.Now, hlc.Timestamp(last))
 	if s.live, err = db.OpenLive(cfg.DB, false); err != nil {
 		st.Close()
 		return nil, err
@@ -348,7 +353,9 @@ func (s *Syncer) tables() (t []*schema.Table, sk []schema.Skipped, err error) {
 func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 	// An import interrupted between its live and base commits must finish
 	// first, or its merged values would look like local edits.
-	if s.st.Get("inflight") != "" {
+	if in, err := s.st.CurrentInflight(); err != nil {
+		return export.Result{}, err
+	} else if in.Kind != state.InflightNone {
 		if _, err := s.Import(ctx); err != nil {
 			return export.Result{}, err
 		}

@@ -8,13 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
-
 	"rowdrop/export"
 	importer "rowdrop/import"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
 )
 
 // Status is what `rowdrop status` reports.
@@ -71,8 +69,15 @@ func msTime(ms int64) string {
 
 // Status reports the state of this pair. It reads; it does not sync.
 func (s *Syncer) Status(ctx context.Context) (*Status, error) {
+	var vals [3]int64
+	for i, k := range []state.Key{state.KeyNextSeq, state.KeyLastExport, state.KeyLastImport} {
+		var err error
+		if vals[i], err = s.st.Int(k); err != nil {
+			return nil, err
+		}
+	}
 	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
-		NextSeq: s.st.GetInt("next_seq"), LastExport: msTime(s.st.GetInt("last_export_ms")), LastImport: msTime(s.st.GetInt("last_import_ms"))}
+		NextSeq: vals[0], LastExport: msTime(vals[1]), LastImport: msTime(vals[2])}
 	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
 		for _, e := range ents {
 			if _, ok := rdfile.ParseSeq(e.Name()); ok {
@@ -99,15 +104,14 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 			st.Synced = append(st.Synced, t.Name)
 		}
 	}
-	applied, err := importer.Applied(s.st)
+	applied, err := s.st.Applied()
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]string{}
-	_ = sqlitex.Execute(s.st.Base, "SELECT id,name FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
-		names[q.ColumnText(0)] = q.ColumnText(1)
-		return nil
-	}})
+	names, err := s.st.DeviceNames()
+	if err != nil {
+		return nil, err
+	}
 	scan, scanErr := importer.ScanFolder(s.cfg.Folder)
 	if scanErr == nil {
 		st.FolderOK = true
@@ -131,12 +135,12 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 			st.Files = append(st.Files, FileStatus{Path: c, Status: importer.StatusBroken, Reason: "conflict copy made by the sync tool: rowdrop files are written once, so two installations may share this device identity"})
 		}
 	}
-	err = sqlitex.Execute(s.st.Base, "SELECT path,status,reason,first_ms FROM rowdrop_files ORDER BY path", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
-		st.Files = append(st.Files, FileStatus{Path: q.ColumnText(0), Status: q.ColumnText(1), Reason: q.ColumnText(2), Since: msTime(q.ColumnInt64(3))})
-		return nil
-	}})
+	recorded, err := s.st.FileStatuses()
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range recorded {
+		st.Files = append(st.Files, FileStatus{Path: f.Path, Status: f.Status, Reason: f.Reason, Since: msTime(f.FirstMS)})
 	}
 	if scanErr == nil {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
@@ -144,10 +148,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	if scanErr == nil {
 		st.Warnings = s.deviceWarnings(ctx)
 	}
-	_ = sqlitex.Execute(s.st.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(q *sqlite.Stmt) error {
-		st.Conflicts = q.ColumnInt(0)
-		return nil
-	}})
+	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 

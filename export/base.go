@@ -21,10 +21,6 @@ type SchemaProblem struct {
 	Reason string `json:"reason"`
 }
 
-// schemaProblemsKey is the rowdrop_state key holding the problems found by
-// the last EnsureBase, as JSON, for status reports.
-const schemaProblemsKey = "schema_problems"
-
 // EnsureBase makes the base copy follow the live schema, and returns the
 // tables that can be synced plus the ones that cannot (with guidance).
 //
@@ -42,7 +38,8 @@ const schemaProblemsKey = "schema_problems"
 //     is not synced meanwhile (its changes stay in live, unexported, and
 //     files touching it are held).
 //
-// The problems are also recorded in rowdrop_state for Status.
+// The problems are also recorded in the state (state.KeySchemaProblems,
+// as JSON) for Status.
 func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []SchemaProblem, error) {
 	have, _, err := schema.Inspect(st.Base, "main", schema.Filter{})
 	if err != nil {
@@ -132,10 +129,10 @@ func recordProblems(st *state.Dir, problems []SchemaProblem) error {
 		}
 		v = string(js)
 	}
-	if st.Get(schemaProblemsKey) == v {
-		return nil
+	if old, err := st.Value(state.KeySchemaProblems); err != nil || old == v {
+		return err
 	}
-	return st.Set(schemaProblemsKey, v)
+	return st.Set(state.KeySchemaProblems, v)
 }
 
 // addColumns repeats the app's ALTER TABLE ... ADD COLUMN in the base

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -113,16 +114,24 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.checkIdentity(); err != nil {
 		return res, err
 	}
-	prevProblems := e.State.Get(schemaProblemsKey)
+	prevProblems, err := e.State.Value(state.KeySchemaProblems)
+	if err != nil {
+		return res, err
+	}
 	tables, res.SchemaProblems, err = EnsureBase(e.State, tables)
 	if err != nil {
 		return res, err
 	}
-	for _, p := range res.SchemaProblems {
-		if prevProblems == e.State.Get(schemaProblemsKey) {
-			break // already reported; Status keeps showing it
+	if len(res.SchemaProblems) > 0 {
+		cur, err := e.State.Value(state.KeySchemaProblems)
+		if err != nil {
+			return res, err
 		}
-		log.Warn("table not synced: its schema changed in a way rowdrop cannot follow", "table", p.Table, "reason", p.Reason)
+		if cur != prevProblems { // else already reported; Status keeps showing it
+			for _, p := range res.SchemaProblems {
+				log.Warn("table not synced: its schema changed in a way rowdrop cannot follow", "table", p.Table, "reason", p.Reason)
+			}
+		}
 	}
 	mode := ModeFull
 	if e.Hints && !e.ForceFull {
@@ -214,7 +223,11 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		e.publishInto(&res)
 		return res, nil
 	}
-	seq := uint64(e.State.GetInt("next_seq"))
+	next, err := e.State.Int(state.KeyNextSeq)
+	if err != nil {
+		return res, err
+	}
+	seq := uint64(next)
 	if seq == 0 {
 		return res, errors.New("state directory is not initialised (no next_seq)")
 	}
@@ -222,7 +235,9 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		return res, fmt.Errorf("device %s has used every sequence number the file names allow (%d); give this installation a new identity (move the state directory %s aside)", e.ID.Device, rdfile.MaxSeq, e.State.Path)
 	}
 	ts := e.Clock.Now()
-	if e.State.Get("base_ready") != "1" && !e.State.HasImported() {
+	if fresh, err := e.baseFresh(); err != nil {
+		return res, err
+	} else if fresh {
 		// A device's first export carries what its database held before
 		// rowdrop knew it: its edit times are unknown, so it takes the
 		// lowest precedence. A stale copy never overrides newer edits made
@@ -230,10 +245,11 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		ts = InitialClock
 	}
 	// The causal context: what this device had applied, and itself.
-	seen, err := e.State.AppliedVector()
+	seen, err := e.State.Applied()
 	if err != nil {
 		return res, err
 	}
+	maps.DeleteFunc(seen, func(_ string, n uint64) bool { return n == 0 })
 	seen[e.ID.Device] = seq
 	h := rdfile.Header{
 		Device: e.ID.Device, DeviceName: e.ID.Name, Install: e.ID.Install,
@@ -310,13 +326,22 @@ var ErrDuplicateIdentity = errors.New("duplicate device identity")
 // was cloned or restored from a backup, and another installation (or this
 // one's past) wrote them. Publishing would reuse sequence numbers.
 func (e *Exporter) checkIdentity() error {
-	next := uint64(e.State.GetInt("next_seq"))
+	var next, since, checked uint64
+	for _, v := range []struct {
+		k   state.Key
+		dst *uint64
+		min int64
+	}{{state.KeyNextSeq, &next, 0}, {state.KeyInstallSince, &since, 1}, {state.KeyIDCheckUpTo, &checked, 0}} {
+		n, err := e.State.Int(v.k)
+		if err != nil {
+			return err
+		}
+		*v.dst = uint64(max(n, v.min))
+	}
 	ents, err := os.ReadDir(filepath.Join(e.Folder, e.ID.Device))
 	if err != nil {
 		return nil // no folder or no files of ours yet
 	}
-	since := uint64(max(e.State.GetInt("install_since"), 1))
-	checked := uint64(e.State.GetInt("idcheck_upto"))
 	okUpTo := checked
 	for _, ent := range ents {
 		s, ok := rdfile.ParseSeq(ent.Name())
@@ -346,7 +371,8 @@ func (e *Exporter) checkIdentity() error {
 		}
 	}
 	if okUpTo > checked {
-		_ = e.State.Set("idcheck_upto", okUpTo)
+		// Only saves checking these files again: a failure is harmless.
+		_ = e.State.Set(state.KeyIDCheckUpTo, okUpTo)
 	}
 	for _, ent := range ents {
 		if s, ok := rdfile.ParseSeq(ent.Name()); ok && s >= next {
@@ -357,12 +383,24 @@ func (e *Exporter) checkIdentity() error {
 	return nil
 }
 
+// baseFresh reports whether the base copy does not yet account for what
+// live held before rowdrop knew it: no export committed it and no other
+// device's file was applied.
+func (e *Exporter) baseFresh() (bool, error) {
+	ready, err := e.State.Value(state.KeyBaseReady)
+	if err != nil || ready == "1" {
+		return false, err
+	}
+	imported, err := e.State.Imported()
+	return !imported, err
+}
+
 func (e *Exporter) afterFull(mode string) error {
 	if mode != ModeFull {
 		return nil
 	}
 	e.ForceFull = false
-	return e.State.Set("last_full_ms", e.now().UnixMilli())
+	return e.State.Set(state.KeyLastFullMS, e.now().UnixMilli())
 }
 
 func (e *Exporter) clear(dmax int64) error {
@@ -399,11 +437,15 @@ func (e *Exporter) chooseMode(tables []*schema.Table) (string, error) {
 	if installed {
 		return ModeFull, nil
 	}
-	if e.State.Get("base_ready") != "1" && !e.State.HasImported() {
-		return ModeFull, nil
+	if fresh, err := e.baseFresh(); err != nil || fresh {
+		return ModeFull, err
 	}
 	if e.SweepEvery > 0 {
-		last := time.UnixMilli(e.State.GetInt("last_full_ms"))
+		lastMS, err := e.State.Int(state.KeyLastFullMS)
+		if err != nil {
+			return "", err
+		}
+		last := time.UnixMilli(lastMS)
 		if e.now().Sub(last) > e.SweepEvery {
 			return ModeFull, nil
 		}
@@ -574,7 +616,7 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	}
 	// From now on base accounts for everything live held: later exports
 	// are edits with real clocks.
-	if err = e.State.Set("base_ready", "1"); err != nil {
+	if err = e.State.Set(state.KeyBaseReady, "1"); err != nil {
 		return err
 	}
 	if err = hook("advancing"); err != nil {
@@ -583,16 +625,16 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	if seq == 0 {
 		return nil
 	}
-	if err = e.State.Set("next_seq", strconv.FormatUint(seq+1, 10)); err != nil {
+	if err = e.State.Set(state.KeyNextSeq, strconv.FormatUint(seq+1, 10)); err != nil {
 		return err
 	}
 	if err = e.State.RecordFile(state.FileInfo{Dev: e.ID.Device, Seq: seq, HLC: ts, Seen: seen}); err != nil {
 		return err
 	}
-	if err = e.State.Set("hlc", strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
+	if err = e.State.Set(state.KeyHLC, strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
 		return err
 	}
-	return e.State.Set("last_export_ms", e.now().UnixMilli())
+	return e.State.Set(state.KeyLastExport, e.now().UnixMilli())
 }
 
 // deferredRow is a row whose final version could not be written in

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"rowdrop/internal/state"
 	"strings"
 	"testing"
 )
@@ -95,8 +96,8 @@ func TestExportSchemaProblemKeepsOtherTables(t *testing.T) {
 		}
 	}
 	var recorded []SchemaProblem
-	if err := json.Unmarshal([]byte(e.st.Get(schemaProblemsKey)), &recorded); err != nil || len(recorded) != 3 {
-		t.Fatalf("recorded problems: %q %v", e.st.Get(schemaProblemsKey), err)
+	if err := json.Unmarshal([]byte(e.st.Get(state.KeySchemaProblems)), &recorded); err != nil || len(recorded) != 3 {
+		t.Fatalf("recorded problems: %q %v", e.st.Get(state.KeySchemaProblems), err)
 	}
 	if ps, err := CheckBase(e.st, e.tables()); err != nil || len(ps) != 3 {
 		t.Fatalf("CheckBase: %+v %v", ps, err)

@@ -10,6 +10,7 @@ import (
 
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
+	"rowdrop/internal/state"
 )
 
 // recoverOutbox finishes or discards what an interrupted export left in
@@ -17,7 +18,11 @@ import (
 // must be published; files at or above it never committed and are dropped
 // (the changes they held are still in live - base and are captured again).
 func (e *Exporter) recoverOutbox() error {
-	next := uint64(e.State.GetInt("next_seq"))
+	n, err := e.State.Int(state.KeyNextSeq)
+	if err != nil {
+		return err
+	}
+	next := uint64(n)
 	ents, err := os.ReadDir(e.State.Outbox())
 	if err != nil {
 		return fmt.Errorf("read outbox %s: %w", e.State.Outbox(), err)
@@ -67,7 +72,11 @@ func (e *Exporter) removeStaleTemps() {
 // published paths. If the folder is missing (a pulled USB stick) the files
 // stay in the outbox and an error says so.
 func (e *Exporter) Publish() ([]string, error) {
-	next := uint64(e.State.GetInt("next_seq"))
+	n, err := e.State.Int(state.KeyNextSeq)
+	if err != nil {
+		return nil, err
+	}
+	next := uint64(n)
 	ents, err := os.ReadDir(e.State.Outbox())
 	if err != nil {
 		return nil, fmt.Errorf("read outbox %s: %w", e.State.Outbox(), err)

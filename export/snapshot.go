@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,13 +31,6 @@ type SnapshotResult struct {
 	Seen  map[string]uint64 `json:"seen"`  // changesets it includes, per device
 }
 
-// Snapshot state keys in rowdrop_state.
-const (
-	snapSeqKey   = "snap_seq"   // number of this device's last snapshot
-	snapTotalKey = "snap_total" // sum of its Seen vector (files it covered)
-	snapMSKey    = "snap_ms"    // when it was made
-)
-
 // SnapshotDue reports whether a new snapshot is due: at least everyFiles
 // files (this device's exports plus other devices' files applied) since
 // the last one, or every elapsed since it and at least one new file. A
@@ -47,7 +41,11 @@ func SnapshotDue(st *state.Dir, now time.Time, everyFiles int, every time.Durati
 		return false, err
 	}
 	total := sumSeen(seen)
-	since := total - st.GetInt(snapTotalKey)
+	covered, err := st.Int(state.KeySnapTotal)
+	if err != nil {
+		return false, err
+	}
+	since := total - covered
 	if total == 0 || since <= 0 {
 		return false, nil
 	}
@@ -55,11 +53,14 @@ func SnapshotDue(st *state.Dir, now time.Time, everyFiles int, every time.Durati
 		return true, nil
 	}
 	if every > 0 {
-		last := st.GetInt(snapMSKey)
+		last, err := st.Int(state.KeySnapMS)
+		if err != nil {
+			return false, err
+		}
 		if last == 0 {
 			// Never snapshotted: count from the device's start instead of
 			// snapshotting on the first step.
-			if err := st.Set(snapMSKey, now.UnixMilli()); err != nil {
+			if err := st.Set(state.KeySnapMS, now.UnixMilli()); err != nil {
 				return false, err
 			}
 			return false, nil
@@ -72,16 +73,21 @@ func SnapshotDue(st *state.Dir, now time.Time, everyFiles int, every time.Durati
 // seenVector is what the base copy includes: this device's published
 // files, and every other device's applied ones.
 func seenVector(st *state.Dir) (map[string]uint64, error) {
-	seen := map[string]uint64{}
-	err := sqlitex.Execute(st.Base, "SELECT id, applied FROM rowdrop_devices WHERE applied>0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		seen[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
-		return nil
-	}})
+	seen, err := st.Applied()
 	if err != nil {
-		return nil, fmt.Errorf("read applied files: %w", err)
+		return nil, err
 	}
-	if own := st.GetInt("next_seq") - 1; own > 0 {
-		seen[st.Get("device")] = uint64(own)
+	maps.DeleteFunc(seen, func(_ string, n uint64) bool { return n == 0 })
+	next, err := st.Int(state.KeyNextSeq)
+	if err != nil {
+		return nil, err
+	}
+	if own := next - 1; own > 0 {
+		dev, err := st.Value(state.KeyDevice)
+		if err != nil {
+			return nil, err
+		}
+		seen[dev] = uint64(own)
 	}
 	return seen, nil
 }
@@ -128,15 +134,19 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 	}
 	var rows int64
 	if c, err := sqlite.OpenConn(db.FileURI(tmp)+"?mode=ro", sqlite.OpenReadOnly|sqlite.OpenURI); err == nil {
-		_ = sqlitex.ExecuteTransient(c, "SELECT count(*) FROM rowdrop_rows", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			rows = s.ColumnInt64(0)
-			return nil
-		}})
+		rows, err = state.CountRowMeta(c)
 		c.Close()
+		if err != nil {
+			return res, fmt.Errorf("read the snapshot copy %s: %w", tmp, err)
+		}
 	}
 	// The next number: past the last one recorded and past any in the
 	// folder (a crash after publishing but before recording it).
-	n := uint64(st.GetInt(snapSeqKey))
+	last64, err := st.Int(state.KeySnapSeq)
+	if err != nil {
+		return res, err
+	}
+	n := uint64(last64)
 	dir := filepath.Join(folder, id.Device)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, fmt.Errorf("create this device's directory %s in the shared folder: %w", dir, err)
@@ -173,7 +183,7 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 		return res, err
 	}
 	defer end(&err)
-	for k, v := range map[string]any{snapSeqKey: strconv.FormatUint(n, 10), snapTotalKey: sumSeen(seen), snapMSKey: now.UnixMilli()} {
+	for k, v := range map[state.Key]any{state.KeySnapSeq: strconv.FormatUint(n, 10), state.KeySnapTotal: sumSeen(seen), state.KeySnapMS: now.UnixMilli()} {
 		if err = st.Set(k, v); err != nil {
 			return res, err
 		}
@@ -190,15 +200,6 @@ func outboxFiles(ents []os.DirEntry) []string {
 	}
 	return out
 }
-
-// snapshotKeep are the metadata tables a snapshot carries besides the
-// synced tables: row and cell clocks, and per device how far the copy
-// includes its files and the clock of the last one (what readers judge
-// "had the writer seen this value?" by).
-// The file log and the re-keying records travel too: a joiner needs them
-// to tell which row a later reference to a shared INTEGER id means.
-var snapshotKeep = map[string]bool{"rowdrop_rows": true, "rowdrop_devices": true,
-	"rowdrop_filelog": true, "rowdrop_rekeys": true}
 
 // copyBase copies base.db into path with the backup API and strips it to
 // what a snapshot carries.
@@ -248,7 +249,7 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 	var drop []obj
 	err = sqlitex.ExecuteTransient(dst, "SELECT type, name FROM main.sqlite_master WHERE type IN ('table','view','trigger','index') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		typ, name := s.ColumnText(0), s.ColumnText(1)
-		if typ == "table" && (synced[name] != nil || snapshotKeep[name]) {
+		if typ == "table" && (synced[name] != nil || state.IsSnapshotMetaTable(name)) {
 			return nil
 		}
 		drop = append(drop, obj{typ, name})
@@ -267,16 +268,6 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 			return fmt.Errorf("drop %s %s from the snapshot copy: %w", o.typ, o.name, err)
 		}
 	}
-	// Metadata of tables not in this snapshot would only confuse readers.
-	names := make([]any, 0, len(tables))
-	ph := []string{"NULL"}
-	for _, t := range tables {
-		names = append(names, t.Name)
-		ph = append(ph, "?")
-	}
-	if err = db.Exec(dst, fmt.Sprintf("DELETE FROM rowdrop_rows WHERE tbl NOT IN (%s)", strings.Join(ph, ",")), names...); err != nil {
-		return err
-	}
 	// Device-local columns stay on this device: readers treat them as
 	// placeholders, so blank them where the table allows it.
 	for _, t := range tables {
@@ -288,12 +279,16 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 			}
 		}
 	}
-	// This device's own row: how much of its own files the copy includes
-	// and the latest clock it holds, so readers can tell which of their
-	// values it had seen.
-	if err = db.Exec(dst, "DELETE FROM rowdrop_devices WHERE applied=0 OR id=?", id.Device); err != nil {
+	// Metadata of tables not in this snapshot would only confuse readers;
+	// this device's own entry says how much of its own files the copy
+	// includes.
+	next, err := st.Int(state.KeyNextSeq)
+	if err != nil {
 		return err
 	}
-	return db.Exec(dst, "INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)",
-		id.Device, id.Name, max(st.GetInt("next_seq")-1, 0), int64(last), now.UnixMilli())
+	names := make([]string, 0, len(tables))
+	for _, t := range tables {
+		names = append(names, t.Name)
+	}
+	return state.StripSnapshotMeta(dst, names, state.Device{ID: id.Device, Name: id.Name, Applied: uint64(max(next-1, 0)), LastHLC: last, LastAppliedMS: now.UnixMilli()})
 }

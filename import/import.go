@@ -94,14 +94,9 @@ func sortedKeys(m map[string]uint64) []string {
 }
 
 // Applied returns how far each device's files have been applied.
-func Applied(st *state.Dir) (map[string]uint64, error) {
-	out := map[string]uint64{}
-	err := sqlitex.Execute(st.Base, "SELECT id, applied FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		out[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
-		return nil
-	}})
-	return out, err
-}
+//
+// Deprecated: use state.Dir.Applied.
+func Applied(st *state.Dir) (map[string]uint64, error) { return st.Applied() }
 
 func (im *Importer) log() *slog.Logger {
 	if im.Log == nil {
@@ -118,13 +113,15 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("read shared folder %s: %w (is it mounted?)", im.Folder, err)
 	}
-	applied, err := Applied(im.State)
+	applied, err := im.State.Applied()
 	if err != nil {
 		return res, err
 	}
 	for _, c := range scan.Conflicts {
 		log.Error("sync tool conflict copy of a rowdrop file: rowdrop files are written once by one device, so two installations may share a device identity; the copy is kept, not applied", "file", c)
-		im.record(c, "", 0, StatusBroken, "conflict copy made by the sync tool: possible duplicate device identity")
+		if err := im.record(c, "", 0, StatusBroken, "conflict copy made by the sync tool: possible duplicate device identity"); err != nil {
+			return res, err
+		}
 	}
 	devs := make([]string, 0, len(scan.Files))
 	total := 0
@@ -165,8 +162,10 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 				if e.Seq > next {
 					res.Waiting++
 					stopped[dev] = true
-					im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
-						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq))
+					if err := im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
+						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq)); err != nil {
+						return res, err
+					}
 					break
 				}
 				st, reason, err := im.applyOne(ctx, e, &res)
@@ -175,7 +174,9 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 				}
 				if st == statusCausal {
 					causal[dev] = true
-					im.record(e.Rel, dev, e.Seq, StatusWaiting, reason)
+					if err := im.record(e.Rel, dev, e.Seq, StatusWaiting, reason); err != nil {
+						return res, err
+					}
 					break
 				}
 				if st != "" {
@@ -188,11 +189,15 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 						res.Broken++
 					}
 					stopped[dev] = true
-					im.record(e.Rel, dev, e.Seq, st, reason)
+					if err := im.record(e.Rel, dev, e.Seq, st, reason); err != nil {
+						return res, err
+					}
 					log.Warn("file not applied", "file", e.Rel, "status", st, "reason", reason)
 					break // later files of this device wait; other devices go on
 				}
-				im.clearRecord(e.Rel)
+				if err := im.State.ClearFileStatus(e.Rel); err != nil {
+					return res, err
+				}
 				res.Applied++
 				applied[dev] = e.Seq
 				progress = true
@@ -260,7 +265,7 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 	if sc != nil {
 		defer sc.Close()
 	}
-	if err := im.State.Set("inflight", e.Rel); err != nil {
+	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: e.Rel}); err != nil {
 		return "", "", err
 	}
 	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel, Seq: h.Seq, Seen: h.Seen}
@@ -275,21 +280,17 @@ func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status,
 	}
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
-		if err := sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
-			ON CONFLICT(id) DO UPDATE SET name=excluded.name, applied=excluded.applied, last_hlc=max(last_hlc, excluded.last_hlc), last_applied_ms=excluded.last_applied_ms`,
-			&sqlitex.ExecOptions{Args: []any{h.Device, h.DeviceName, int64(h.Seq), int64(h.HLC), im.now().UnixMilli()}}); err != nil {
+		if err := im.State.MarkApplied(state.AppliedFiles{Dev: h.Device, Name: h.DeviceName, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC),
+			AtMS: im.now().UnixMilli(), Seen: h.Seen}); err != nil {
 			return err
 		}
-		if err := im.State.RecordFile(state.FileInfo{Dev: h.Device, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC), Seen: h.Seen}); err != nil {
+		if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
 			return err
 		}
-		if err := im.State.Set("hlc", strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
+		if err := im.State.Set(state.KeyLastImport, im.now().UnixMilli()); err != nil {
 			return err
 		}
-		if err := im.State.Set("last_import_ms", im.now().UnixMilli()); err != nil {
-			return err
-		}
-		return im.State.Set("inflight", "")
+		return im.State.EndInflight()
 	}
 	st, err := im.Engine.Apply(ctx, src, changes, finish)
 	res.Changes += st.Changes
@@ -445,13 +446,6 @@ func triggersMentioning(conn *sqlite.Conn, word string) string {
 	return strings.Join(names, ", ")
 }
 
-func (im *Importer) record(rel, dev string, seq uint64, status, reason string) {
-	now := im.now().UnixMilli()
-	_ = sqlitex.Execute(im.State.Base, `INSERT INTO rowdrop_files(path,dev,seq,status,reason,first_ms,last_ms) VALUES(?,?,?,?,?,?,?)
-		ON CONFLICT(path) DO UPDATE SET status=excluded.status, reason=excluded.reason, last_ms=excluded.last_ms`,
-		&sqlitex.ExecOptions{Args: []any{rel, dev, int64(seq), status, reason, now, now}})
-}
-
-func (im *Importer) clearRecord(rel string) {
-	_ = sqlitex.Execute(im.State.Base, "DELETE FROM rowdrop_files WHERE path=?", &sqlitex.ExecOptions{Args: []any{rel}})
+func (im *Importer) record(rel, dev string, seq uint64, status, reason string) error {
+	return im.State.RecordFileStatus(rel, dev, seq, status, reason, im.now().UnixMilli())
 }

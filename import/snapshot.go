@@ -103,9 +103,6 @@ func (im *Importer) SnapshotHeader(e SnapshotEntry) (rdfile.Header, string, stri
 	return h, "", ""
 }
 
-// metaTables are the rowdrop tables a snapshot carries.
-var metaTables = []string{"rowdrop_rows", "rowdrop_devices", "rowdrop_filelog", "rowdrop_rekeys"}
-
 // OpenSnapshot validates a snapshot completely before anything of it
 // can reach a database: header (kind, name, clock, tables against the
 // local ones), payload checksum, then the decompressed SQLite file
@@ -227,7 +224,7 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 	for n := range carried {
 		allowed[n] = true
 	}
-	for _, n := range metaTables {
+	for _, n := range state.SnapshotMetaTables {
 		allowed[n] = true
 	}
 	present := map[string]bool{}
@@ -257,8 +254,16 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 		}
 	}
 	// The metadata tables must be laid out as here.
-	for _, n := range metaTables {
-		if a, b := columnsOf(im.State.Base, n), columnsOf(conn, n); a != b {
+	for _, n := range state.SnapshotMetaTables {
+		a, err := state.TableLayout(im.State.Base, n)
+		if err != nil {
+			return "unreadable schema: " + err.Error()
+		}
+		b, err := state.TableLayout(conn, n)
+		if err != nil {
+			return "unreadable schema: " + err.Error()
+		}
+		if a != b {
 			return fmt.Sprintf("table %s is laid out as (%s), here as (%s): written by another rowdrop version", n, b, a)
 		}
 	}
@@ -283,15 +288,6 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 	return im.checkSnapshotRows(snap, carried, shapes)
 }
 
-func columnsOf(conn *sqlite.Conn, table string) string {
-	var cols []string
-	_ = sqlitex.ExecuteTransient(conn, "SELECT name, type, pk FROM pragma_table_info(?)", &sqlitex.ExecOptions{Args: []any{table}, ResultFunc: func(s *sqlite.Stmt) error {
-		cols = append(cols, fmt.Sprintf("%s %s %d", s.ColumnText(0), s.ColumnText(1), s.ColumnInt(2)))
-		return nil
-	}})
-	return strings.Join(cols, ", ")
-}
-
 // checkSnapshotRows checks the content: the device vector agrees with the
 // header, every metadata row names a carried table and decodes, every
 // clock is valid and not later than the header's, and every row of a
@@ -300,19 +296,19 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 	conn, h := snap.Conn, snap.Header
 	var bad string
 	applied := map[string]uint64{}
-	err := sqlitex.ExecuteTransient(conn, "SELECT id, applied, last_hlc, name FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		id := s.ColumnText(0)
-		if !rdfile.ValidDeviceID(id) || s.ColumnInt64(1) < 0 || s.ColumnInt64(1) > rdfile.MaxSeq || uint64(s.ColumnInt64(2)) > h.HLC {
-			bad = fmt.Sprintf("device entry %q is malformed", id)
-			return nil
-		}
-		applied[id] = uint64(s.ColumnInt64(1))
-		snap.Knows[id] = hlc.Timestamp(s.ColumnInt64(2))
-		snap.Names[id] = s.ColumnText(3)
-		return nil
-	}})
+	devs, err := state.ReadDevices(conn)
 	if err != nil {
 		return "unreadable rowdrop_devices: " + err.Error()
+	}
+	for _, d := range devs {
+		// Applied is read as unsigned: a negative one is past MaxSeq.
+		if !rdfile.ValidDeviceID(d.ID) || d.Applied > rdfile.MaxSeq || uint64(d.LastHLC) > h.HLC {
+			bad = fmt.Sprintf("device entry %q is malformed", d.ID)
+			continue
+		}
+		applied[d.ID] = d.Applied
+		snap.Knows[d.ID] = d.LastHLC
+		snap.Names[d.ID] = d.Name
 	}
 	if bad != "" {
 		return bad
@@ -327,7 +323,7 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 			return fmt.Sprintf("its content says it includes %d file(s) of device %s, its header says %d", n, d, h.Seen[d])
 		}
 	}
-	meta, err := (&state.Dir{Base: conn}).NewMeta()
+	meta, err := state.NewMetaOn(conn)
 	if err != nil {
 		return "unreadable metadata: " + err.Error()
 	}
@@ -342,14 +338,11 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 		snap.MaxClock = max(snap.MaxClock, c.HLC)
 		return true
 	}
-	err = sqlitex.ExecuteTransient(conn, "SELECT tbl, pk FROM rowdrop_rows", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		tbl := s.ColumnText(0)
+	err = state.EachRowKey(conn, func(tbl string, pk []byte) error {
 		t := shapes[tbl]
 		if _, ok := carried[tbl]; !ok || t == nil {
 			return fmt.Errorf("metadata names table %q, which the snapshot does not carry", tbl)
 		}
-		pk := make([]byte, s.ColumnLen(1))
-		s.ColumnBytes(1, pk)
 		key, err := changeset.DecodeKey(pk)
 		if err != nil || len(key) != len(t.PKCols()) {
 			return fmt.Errorf("a key of table %s is malformed", tbl)
@@ -374,7 +367,7 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 			}
 		}
 		return nil
-	}})
+	})
 	if err != nil {
 		return err.Error()
 	}
@@ -410,53 +403,44 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 // joiner routes later references by them, so they must be what rowdrop
 // itself would have written.
 func checkSnapshotHistory(conn *sqlite.Conn, h rdfile.Header, shapes map[string]*schema.Table) string {
-	var bad string
-	err := sqlitex.ExecuteTransient(conn, "SELECT dev, seq, hlc, seen FROM rowdrop_filelog", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		dev, seq, clk := s.ColumnText(0), s.ColumnInt64(1), s.ColumnInt64(2)
-		var seen map[string]uint64
-		switch {
-		case bad != "":
-		case !rdfile.ValidDeviceID(dev) || seq < 1 || uint64(seq) > h.Seen[dev] || clk < 0 || uint64(clk) > h.HLC:
-			bad = fmt.Sprintf("file log entry %s/%d is outside what the snapshot includes", dev, seq)
-		case json.Unmarshal([]byte(s.ColumnText(3)), &seen) != nil:
-			bad = fmt.Sprintf("file log entry %s/%d has a malformed seen vector", dev, seq)
-		default:
-			for d, n := range seen {
-				if !rdfile.ValidDeviceID(d) || n > rdfile.MaxSeq {
-					bad = fmt.Sprintf("file log entry %s/%d has a malformed seen vector", dev, seq)
-				}
-			}
-		}
-		return nil
-	}})
+	log, err := state.ReadFileLog(conn)
 	if err != nil {
 		return "unreadable file log: " + err.Error()
 	}
-	if bad != "" {
-		return bad
+	for _, f := range log {
+		var seen map[string]uint64
+		switch {
+		case !rdfile.ValidDeviceID(f.Dev) || f.Seq < 1 || uint64(f.Seq) > h.Seen[f.Dev] || f.HLC < 0 || uint64(f.HLC) > h.HLC:
+			return fmt.Sprintf("file log entry %s/%d is outside what the snapshot includes", f.Dev, f.Seq)
+		case json.Unmarshal([]byte(f.Seen), &seen) != nil:
+			return fmt.Sprintf("file log entry %s/%d has a malformed seen vector", f.Dev, f.Seq)
+		}
+		for d, n := range seen {
+			if !rdfile.ValidDeviceID(d) || n > rdfile.MaxSeq {
+				return fmt.Sprintf("file log entry %s/%d has a malformed seen vector", f.Dev, f.Seq)
+			}
+		}
 	}
-	err = sqlitex.ExecuteTransient(conn, "SELECT tbl, old_pk, new_pk, keeper_hlc, keeper_dev, mover_hlc, mover_dev FROM rowdrop_rekeys", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		if bad != "" {
-			return nil
-		}
-		blob := func(i int) []byte {
-			b := make([]byte, s.ColumnLen(i))
-			s.ColumnBytes(i, b)
-			return b
-		}
-		t := shapes[s.ColumnText(0)]
-		keeper := state.Clock{HLC: hlc.Timestamp(s.ColumnInt64(3)), Dev: s.ColumnText(4)}
-		mover := state.Clock{HLC: hlc.Timestamp(s.ColumnInt64(5)), Dev: s.ColumnText(6)}
-		if t == nil || !rdfile.ValidDeviceID(keeper.Dev) || !rdfile.ValidDeviceID(mover.Dev) || keeper.Compare(mover) >= 0 ||
-			uint64(mover.HLC) > h.HLC || !merge.ValidRekey(t, blob(1), blob(2), mover) {
-			bad = fmt.Sprintf("re-keying record for table %q is not one rowdrop would write", s.ColumnText(0))
-		}
-		return nil
-	}})
+	rekeys, err := state.ReadRekeys(conn)
 	if err != nil {
 		return "unreadable re-keying records: " + err.Error()
 	}
-	return bad
+	for _, r := range rekeys {
+		t := shapes[r.Table]
+		if t == nil || !rdfile.ValidDeviceID(r.Keeper.Dev) || !rdfile.ValidDeviceID(r.Mover.Dev) || r.Keeper.Compare(r.Mover) >= 0 ||
+			uint64(r.Mover.HLC) > h.HLC || !merge.ValidRekey(t, nonNil(r.OldPK), nonNil(r.NewPK), r.Mover) {
+			return fmt.Sprintf("re-keying record for table %q is not one rowdrop would write", r.Table)
+		}
+	}
+	return ""
+}
+
+// nonNil reads a NULL key as an empty one, as the check always has.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func pkList(t *schema.Table) string {
@@ -469,14 +453,9 @@ func pkList(t *schema.Table) string {
 
 // RecordSnapshot notes a snapshot that could not be used, with the reason
 // (status reports it); ClearRecord forgets it.
-func (im *Importer) RecordSnapshot(e SnapshotEntry, status, reason string) {
-	im.record(e.Rel, e.Device, e.Seq, status, reason)
+func (im *Importer) RecordSnapshot(e SnapshotEntry, status, reason string) error {
+	return im.record(e.Rel, e.Device, e.Seq, status, reason)
 }
 
 // ClearRecord forgets a recorded file.
-func (im *Importer) ClearRecord(rel string) { im.clearRecord(rel) }
-
-// Record notes a file that waits, is held or broken.
-func (im *Importer) Record(rel, dev string, seq uint64, status, reason string) {
-	im.record(rel, dev, seq, status, reason)
-}
+func (im *Importer) ClearRecord(rel string) error { return im.State.ClearFileStatus(rel) }

@@ -31,7 +31,7 @@ type listedConflict struct {
 // cmdConflicts lists the conflict log, shows one entry, or restores an
 // entry's losing value as a new local edit.
 func cmdConflicts(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] | show ID [--json] | restore ID", true)
+	fs := a.newFlags("[pair flags] [--json] | show ID [--json] | restore ID", pairFlags)
 	asJSON := fs.Bool("json", false, "print JSON on stdout (list: an array; show: an object)")
 	pos, err := a.parse(fs, args)
 	if err != nil {

@@ -92,7 +92,7 @@ type demo struct {
 
 // cmdDemo runs the self-contained demonstration.
 func cmdDemo(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[--keep] [--touch always|when] [-v]", false)
+	fs := a.newFlags("[--keep] [--touch always|when] [-v]", 0)
 	keep := fs.Bool("keep", false, "keep the temporary directory (databases, state, shared folder) to look around")
 	touch := fs.String("touch", "always", "shape of the app's updated_at trigger: `always` fires on every update, `when` only if updated_at was not set")
 	pos, err := a.parse(fs, args)

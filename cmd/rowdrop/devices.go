@@ -13,7 +13,7 @@ import (
 // cmdDevices lists the devices seen in the folder (and applied here), with
 // their status; `devices forget ID` retires one for good.
 func cmdDevices(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] | forget ID", true)
+	fs := a.newFlags("[pair flags] [--json] | forget ID", pairFlags)
 	asJSON := fs.Bool("json", false, "print JSON on stdout (an array of devices)")
 	pos, err := a.parse(fs, args)
 	if err != nil {

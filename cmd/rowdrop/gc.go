@@ -20,7 +20,7 @@ type collected struct {
 // (every active device has applied them and the newest whole snapshot
 // includes them). --dry-run lists what would go and why the rest stays.
 func cmdGC(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--dry-run] [--json]", true)
+	fs := a.newFlags("[pair flags] [--dry-run] [--json]", pairFlags)
 	dry := fs.Bool("dry-run", false, "list what would be deleted and what holds the rest back; delete nothing")
 	asJSON := fs.Bool("json", false, "print JSON on stdout (an object; an array when several databases are configured)")
 	pos, err := a.parse(fs, args)

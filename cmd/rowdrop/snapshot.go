@@ -19,7 +19,7 @@ import (
 // With --json and one pair, stdout is one JSON object; with several pairs,
 // a JSON array of them.
 func cmdSnapshot(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json]", true)
+	fs := a.newFlags("[pair flags] [--json]", pairFlags)
 	asJSON := fs.Bool("json", false, "print JSON on stdout (an object; an array when several databases are configured)")
 	pos, err := a.parse(fs, args)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // cmdSync runs one cycle for every pair: export this device's changes,
 // then import and merge every applicable file from the other devices.
 func cmdSync(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags]", true)
+	fs := a.newFlags("[pair flags]", pairFlags)
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err

@@ -43,13 +43,7 @@ const (
 // unlocked, so `rowdrop status`, `conflicts` and `sync` work while watch
 // runs; a second watch of the same pair is refused by a lock of its own.
 func cmdWatch(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--debounce D] [--max-delay D] [--poll D] [--rescan D]", true)
-	fs.Duration("debounce", watcher.DefaultDebounce, "quiet period that ends a burst of changes")
-	fs.Duration("max-delay", watcher.DefaultMaxDelay, "longest a continuous burst can postpone a sync")
-	fs.Duration("poll", watcher.DefaultPollInterval, "interval of the PRAGMA data_version poll and folder checks")
-	fs.Duration("rescan", watcher.DefaultRescanInterval, "periodic folder rescan for filesystems without events (negative: off)")
-	fs.Duration("snapshot-every", defaultSnapshotEvery, "publish a snapshot this often, if anything changed (0: never by time)")
-	fs.Int("snapshot-every-files", defaultSnapshotEveryFiles, "publish a snapshot after this many files exported or applied (0: never)")
+	fs := a.newFlags("[pair flags] [--debounce D] [--max-delay D] [--poll D] [--rescan D]", pairFlags|watchFlags)
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -61,9 +55,7 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	v := a.opts.v
-	v.SetDefault("snapshot_every", defaultSnapshotEvery)
-	v.SetDefault("snapshot_every_files", defaultSnapshotEveryFiles)
+	v := a.opts.v // defaults: the settings table
 	tm := watchTimings{debounce: v.GetDuration("debounce"), maxDelay: v.GetDuration("max_delay"), poll: v.GetDuration("poll"), rescan: v.GetDuration("rescan"),
 		snapEvery: v.GetDuration("snapshot_every"), snapEveryFiles: v.GetInt("snapshot_every_files")}
 

@@ -173,7 +173,9 @@ func (d *Device) presetID() {
 		t.Fatalf("%s: %v", d.Name, err)
 	}
 	defer st.Close()
-	if st.Get("device") != "" {
+	if dev, err := st.Value(state.KeyDevice); err != nil {
+		t.Fatalf("%s: %v", d.Name, err)
+	} else if dev != "" {
 		return
 	}
 	sum := sha256.Sum256([]byte(t.Name() + "\x00" + d.Name))

@@ -73,29 +73,9 @@ func (d *Dir) AddRekey(r *Rekey) error {
 
 // Rekeys lists every re-keying decision.
 func (d *Dir) Rekeys() ([]*Rekey, error) {
-	var out []*Rekey
-	err := sqlitex.Execute(d.Base, `SELECT tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev FROM rowdrop_rekeys`,
-		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			out = append(out, &Rekey{Table: s.ColumnText(0), OldPK: columnBlob(s, 1), NewPK: columnBlob(s, 2),
-				Keeper: Clock{hlc.Timestamp(s.ColumnInt64(3)), s.ColumnText(4)}, Mover: Clock{hlc.Timestamp(s.ColumnInt64(5)), s.ColumnText(6)}})
-			return nil
-		}})
+	out, err := ReadRekeys(d.Base)
 	if err != nil {
 		return nil, fmt.Errorf("read re-keying decisions: %w", err)
-	}
-	return out, nil
-}
-
-// AppliedVector returns, per other device, the last of its changesets
-// applied here.
-func (d *Dir) AppliedVector() (map[string]uint64, error) {
-	out := map[string]uint64{}
-	err := sqlitex.Execute(d.Base, "SELECT id, applied FROM rowdrop_devices WHERE applied > 0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		out[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
-		return nil
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("read applied files: %w", err)
 	}
 	return out, nil
 }

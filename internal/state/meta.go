@@ -70,8 +70,12 @@ type Meta struct {
 }
 
 // NewMeta prepares metadata access.
-func (d *Dir) NewMeta() (*Meta, error) {
-	m := &Meta{conn: d.Base}
+func (d *Dir) NewMeta() (*Meta, error) { return NewMetaOn(d.Base) }
+
+// NewMetaOn prepares metadata access on conn, the state database or a
+// snapshot's.
+func NewMetaOn(conn *sqlite.Conn) (*Meta, error) {
+	m := &Meta{conn: conn}
 	for _, p := range []struct {
 		s **sqlite.Stmt
 		q string
@@ -79,7 +83,7 @@ func (d *Dir) NewMeta() (*Meta, error) {
 		{&m.getRow, "SELECT ins, ins_dev, wmax, wmax_dev, del, del_dev, dead, cells FROM rowdrop_rows WHERE tbl=? AND pk=?"},
 		{&m.putRow, "INSERT OR REPLACE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead,cells) VALUES(?,?,?,?,?,?,?,?,?,?)"},
 	} {
-		s, err := d.Base.Prepare(p.q)
+		s, err := conn.Prepare(p.q)
 		if err != nil {
 			return nil, fmt.Errorf("prepare metadata query: %w", err)
 		}
@@ -318,4 +322,25 @@ func (d *Dir) Conflicts(id int64) ([]*Conflict, error) {
 		return nil
 	}})
 	return out, err
+}
+
+// OpenConflicts counts the conflict-log entries not restored.
+func (d *Dir) OpenConflicts() (int, error) {
+	var n int
+	err := sqlitex.Execute(d.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		n = s.ColumnInt(0)
+		return nil
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("count conflicts in %s: %w", d.Path, err)
+	}
+	return n, nil
+}
+
+// MarkRestored records that conflict id's losing values were restored.
+func (d *Dir) MarkRestored(id, atMS int64) error {
+	if err := sqlitex.Execute(d.Base, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", &sqlitex.ExecOptions{Args: []any{atMS, id}}); err != nil {
+		return fmt.Errorf("mark conflict %d restored in %s: %w", id, d.Path, err)
+	}
+	return nil
 }

@@ -148,33 +148,22 @@ func (d *Dir) Close() error {
 // Outbox is where built files wait to be published.
 func (d *Dir) Outbox() string { return filepath.Join(d.Path, "outbox") }
 
-// Get reads a state value ("" if unset).
-func (d *Dir) Get(k string) string {
-	var v string
-	_ = sqlitex.Execute(d.Base, "SELECT v FROM rowdrop_state WHERE k=?", &sqlitex.ExecOptions{Args: []any{k}, ResultFunc: func(s *sqlite.Stmt) error {
-		v = s.ColumnText(0)
-		return nil
-	}})
-	return v
-}
-
-// Set writes a state value (inside the caller's transaction if any).
-func (d *Dir) Set(k string, v any) error {
-	return db.Exec(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES(?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", k, v)
-}
-
-// GetInt reads an integer state value (0 if unset).
-func (d *Dir) GetInt(k string) int64 {
-	n, _ := strconv.ParseInt(d.Get(k), 10, 64)
-	return n
-}
-
 // Identity returns the device identity, creating it on first use.
 func (d *Dir) Identity(name string) (Identity, error) {
-	id := Identity{Device: d.Get("device"), Name: d.Get("name"), Install: d.Get("install")}
+	var id Identity
+	for _, f := range []struct {
+		k Key
+		v *string
+	}{{KeyDevice, &id.Device}, {KeyName, &id.Name}, {KeyInstall, &id.Install}} {
+		v, err := d.Value(f.k)
+		if err != nil {
+			return id, err
+		}
+		*f.v = v
+	}
 	if id.Device != "" {
 		if name != "" && name != id.Name {
-			if err := d.Set("name", name); err != nil {
+			if err := d.Set(KeyName, name); err != nil {
 				return id, err
 			}
 			id.Name = name
@@ -193,8 +182,8 @@ func (d *Dir) CreateIdentity(dev, name string) (Identity, error) {
 		name, _ = os.Hostname()
 	}
 	id := Identity{Device: dev, Name: name, Install: NewInstall()}
-	err := sqlitex.Execute(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES('device',?),('name',?),('install',?),('next_seq',1)",
-		&sqlitex.ExecOptions{Args: []any{id.Device, id.Name, id.Install}})
+	err := sqlitex.Execute(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES(?,?),(?,?),(?,?),(?,1)",
+		&sqlitex.ExecOptions{Args: []any{string(KeyDevice), id.Device, string(KeyName), id.Name, string(KeyInstall), id.Install, string(KeyNextSeq)}})
 	if err != nil {
 		return id, fmt.Errorf("record device identity in %s: %w", d.Path, err)
 	}
@@ -208,16 +197,6 @@ func NewID() string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
-}
-
-// HasImported reports whether any other device's file was ever applied.
-func (d *Dir) HasImported() bool {
-	n := 0
-	_ = sqlitex.Execute(d.Base, "SELECT count(*) FROM rowdrop_devices WHERE applied>0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		n = s.ColumnInt(0)
-		return nil
-	}})
-	return n > 0
 }
 
 // NewInstall returns a per-installation token: creation time (ms, so the
@@ -244,25 +223,29 @@ func InstallTime(tok string) int64 {
 // first sequence number written under the new token.
 func (d *Dir) CheckInstallation() (regenerated bool, err error) {
 	fp := machineFingerprint(d.Path)
-	old := d.Get("host_fp")
-	if old == fp {
-		return false, nil
+	old, err := d.Value(KeyHostFP)
+	if err != nil || old == fp {
+		return false, err
 	}
 	if old == "" {
-		return false, d.Set("host_fp", fp)
+		return false, d.Set(KeyHostFP, fp)
 	}
 	end, err := db.Begin(d.Base, "IMMEDIATE")
 	if err != nil {
 		return false, err
 	}
 	defer end(&err)
-	if err = d.Set("install", NewInstall()); err != nil {
+	if err = d.Set(KeyInstall, NewInstall()); err != nil {
 		return false, err
 	}
-	if err = d.Set("install_since", d.GetInt("next_seq")); err != nil {
+	next, err := d.Int(KeyNextSeq)
+	if err != nil {
 		return false, err
 	}
-	return true, d.Set("host_fp", fp)
+	if err = d.Set(KeyInstallSince, next); err != nil {
+		return false, err
+	}
+	return true, d.Set(KeyHostFP, fp)
 }
 
 // machineFingerprint identifies "this state directory on this machine":

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"rowdrop"
+	"rowdrop/internal/state"
+)
+
+// label is the short name of a pair in logs and messages.
+func (p pairConfig) label() string { return filepath.Base(p.DB) }
+
+// config turns a pair into the library's Config.
+func (p pairConfig) config(log *slog.Logger, progress func(done, total int, file string)) rowdrop.Config {
+	c := p.Config
+	c.Logger = log.With("db", p.label())
+	c.Progress = progress
+	return c
+}
+
+// lockWait is how long a command waits for a state directory another
+// rowdrop process (typically `watch`, in the middle of a step) holds.
+const lockWait = 2 * time.Minute
+
+// open opens a pair, checking the paths first so the message names the
+// flag to fix, and waiting (up to wait) while another rowdrop process holds
+// the state directory: `watch` holds it only for the length of one step.
+func (a *app) open(ctx context.Context, p pairConfig, wait time.Duration, progress func(int, int, string)) (*rowdrop.Syncer, error) {
+	if st, err := os.Stat(p.DB); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("database %s does not exist: give the path of the app's SQLite file (--db, or db: in the config)", p.DB)
+		}
+		return nil, fmt.Errorf("database %s: %w (check the --db path and its permissions)", p.DB, err)
+	} else if st.IsDir() {
+		return nil, fmt.Errorf("database %s is a directory: give the path of the app's SQLite file (--db, or db: in the config)", p.DB)
+	}
+	start := time.Now()
+	logged := false
+	for {
+		s, err := rowdrop.Open(ctx, p.config(a.log, progress))
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, state.ErrLocked) {
+			return nil, err
+		}
+		if time.Since(start) >= wait {
+			return nil, fmt.Errorf("%w (waited %s)", err, wait.Round(time.Second))
+		}
+		if !logged && time.Since(start) > time.Second {
+			a.log.Info("waiting: another rowdrop process is using this pair's state directory (a sync step in progress)", "db", p.label())
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
