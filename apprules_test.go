@@ -216,9 +216,11 @@ END;
 // apply (parents first on insert, children first on delete), in one batch
 // and one change per batch.
 func TestTriggerCheckedParentsApply(t *testing.T) {
-	t.Skip("#14 part 2: pending")
 	for _, batch := range []int{0, 1} {
 		t.Run(fmt.Sprintf("batch%d", batch), func(t *testing.T) {
+			if batch == 1 {
+				t.Skip("#14 part 2: retry across batches pending")
+			}
 			w := simtest.NewWorld(t, booksTagsSchema)
 			cfg := func(c *rowdrop.Config) { c.MergeBatch = batch }
 			a := w.AddDevice(simtest.Options{Name: "a", Initialised: true, Config: cfg})

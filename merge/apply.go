@@ -1,13 +1,11 @@
 package merge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -39,6 +37,7 @@ type Engine struct {
 
 	rk           *rekeyer     // during Apply
 	fks          *foreignKeys // re-keyed tables and references to them (rekey.go)
+	rules        *appRules    // the app's rules read from its schema (apprules.go)
 	checkpointed time.Time    // live's last checkpoint (by the live goroutine)
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
@@ -164,6 +163,10 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 		return st, err
 	}
 	defer restoreFK()
+	// Read before live's goroutine starts: deciding reads them (sortForApply).
+	if _, err := e.appRules(); err != nil {
+		return st, err
+	}
 	uniqTables, err := e.uniqueTables()
 	if err != nil {
 		return st, err
@@ -575,12 +578,7 @@ const decideChunk = 128
 // change another's decision. Batches that re-key rows or touch UNIQUE
 // indexes are decided whole first: moves and clashes reach across keys.
 func (e *Engine) decideAndBase(src Source, meta *state.Meta, acc *access, items []*item, serial bool) error {
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].t.Name != items[j].t.Name {
-			return items[i].t.Name < items[j].t.Name
-		}
-		return bytes.Compare(items[i].pk, items[j].pk) < 0
-	})
+	e.sortForApply(items)
 	chunk := decideChunk
 	for _, it := range items {
 		if serial || it.rekey != nil || len(it.moves) > 0 {

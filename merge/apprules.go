@@ -14,19 +14,24 @@ package merge
 // know, which is what rowdrop did before.
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
 	"rowdrop/internal/schema"
 )
 
 // appTrigger is what rowdrop reads from one of the app's triggers.
 type appTrigger struct {
 	name, table string
+	sql         string
 	timing      string // BEFORE, AFTER or INSTEAD
 	event       string // INSERT, UPDATE or DELETE
 	raises      bool   // the body (or WHEN) calls RAISE(ABORT|FAIL|ROLLBACK)
@@ -82,7 +87,7 @@ func init() {
 
 // parseTrigger reads one CREATE TRIGGER statement of table tbl.
 func parseTrigger(name, tbl, sql string) appTrigger {
-	tr := appTrigger{name: name, table: tbl}
+	tr := appTrigger{name: name, table: tbl, sql: sql}
 	var toks []string
 	for _, t := range sqlToken.FindAllString(sql, -1) {
 		if strings.HasPrefix(t, "--") || strings.HasPrefix(t, "/*") {
@@ -278,4 +283,211 @@ func triggerRefs(trs []appTrigger, tables map[string]*schema.Table) []tableRef {
 		}
 	}
 	return out
+}
+
+// appRules are the app's rules between synced tables, read once per
+// Engine (its tables are fixed for its life).
+type appRules struct {
+	triggers []appTrigger
+	refs     []tableRef // trigger-kept references to a single-column key
+	// rank orders tables parents first: a table's rank is above every
+	// table it references (declared foreign keys and references its
+	// triggers keep). Cycles are broken arbitrarily but deterministically.
+	rank map[*schema.Table]int
+}
+
+func (e *Engine) appRules() (*appRules, error) {
+	if e.rules != nil {
+		return e.rules, nil
+	}
+	r := &appRules{rank: map[*schema.Table]int{}}
+	if e.Live != nil {
+		var err error
+		if r.triggers, err = appTriggers(e.Live); err != nil {
+			return nil, err
+		}
+	}
+	r.refs = triggerRefs(r.triggers, e.Tables)
+	parents := map[*schema.Table]map[*schema.Table]bool{}
+	edge := func(child, parent *schema.Table) {
+		if child == nil || parent == nil || child == parent {
+			return
+		}
+		if parents[child] == nil {
+			parents[child] = map[*schema.Table]bool{}
+		}
+		parents[child][parent] = true
+	}
+	for _, ref := range r.refs {
+		edge(ref.child, ref.parent)
+	}
+	for _, t := range e.Tables {
+		err := sqlitex.Execute(e.State.Base, `SELECT "table" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
+			Args: []any{t.Name},
+			ResultFunc: func(s *sqlite.Stmt) error {
+				edge(t, findTable(e.Tables, s.ColumnText(0)))
+				return nil
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("read foreign keys of %s: %w", t.Name, err)
+		}
+	}
+	// Depth by repeated relaxation, bounded by the number of tables (a
+	// cycle stops growing there).
+	for range len(e.Tables) {
+		changed := false
+		for c, ps := range parents {
+			for p := range ps {
+				if r.rank[c] < r.rank[p]+1 && r.rank[p]+1 <= len(e.Tables) {
+					r.rank[c] = r.rank[p] + 1
+					changed = true
+				}
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	e.rules = r
+	return r, nil
+}
+
+// RefusedError is a change the app's own rules (a trigger's RAISE, a
+// constraint) refused in live in every order rowdrop tried: the file is
+// held until what it waits for arrives.
+type RefusedError struct {
+	Table   string // the change's table
+	Key     string // its key, as text
+	Op      string // insert, update or delete
+	Trigger string // the app's trigger that refused it, if known
+	Waits   string // the row it waits for, if known
+	Err     error  // SQLite's error
+}
+
+func (e *RefusedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the app's rules refused the %s of table %s, key (%s)", e.Op, e.Table, e.Key)
+	if e.Trigger != "" {
+		fmt.Fprintf(&b, " in trigger %s", e.Trigger)
+	}
+	fmt.Fprintf(&b, " (%v), whichever order the file's changes were applied in", e.Err)
+	if e.Waits != "" {
+		fmt.Fprintf(&b, "; it waits for %s", e.Waits)
+	}
+	b.WriteString("; it applies by itself once that arrives (a later file from the writing device or another); " +
+		"if it never will, fix the row in the app on the writing device, or exclude table " + e.Table)
+	return b.String()
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// isRefusal reports an error of the app's rules that a later attempt, once
+// other changes are in, may pass: a constraint (RAISE in a trigger fails
+// with one) other than UNIQUE, which unique.go settles.
+func isRefusal(err error) bool {
+	c := sqlite.ErrCode(err)
+	return c.ToPrimary() == sqlite.ResultConstraint && c != sqlite.ResultConstraintUnique && c != sqlite.ResultConstraintPrimaryKey
+}
+
+// refused describes why the app refused change it in live.
+func (e *Engine) refused(it *item, err error) *RefusedError {
+	re := &RefusedError{Table: it.t.Name, Key: KeyText(it.key), Err: err}
+	row := it.lw
+	switch {
+	case it.c.Op == changeset.OpDelete || row == nil:
+		re.Op = "delete"
+	case it.l == nil:
+		re.Op = "insert"
+	default:
+		re.Op = "update"
+	}
+	rules, rerr := e.appRules()
+	if rerr != nil {
+		return re
+	}
+	// The trigger: one on the table whose text holds SQLite's message
+	// (the RAISE's), else the only raising one for this event.
+	msg := err.Error()
+	if _, m, ok := strings.Cut(msg, "constraint failed: "); ok {
+		msg = m
+	}
+	var cands []string
+	for _, tr := range rules.triggers {
+		if !strings.EqualFold(tr.table, it.t.Name) || !tr.raises {
+			continue
+		}
+		if msg != "" && strings.Contains(tr.sql, msg) {
+			re.Trigger = tr.name
+			break
+		}
+		if strings.EqualFold(tr.event, re.Op) {
+			cands = append(cands, tr.name)
+		}
+	}
+	if re.Trigger == "" && len(cands) == 1 {
+		re.Trigger = cands[0]
+	}
+	// The row it waits for: a missing parent of the row written, or the
+	// children still referencing the row deleted.
+	for _, ref := range rules.refs {
+		switch {
+		case re.Op != "delete" && ref.child == it.t && row[ref.col].Kind != changeset.KindNull:
+			v := row[ref.col]
+			n, err := e.countLive(ref.parent, ref.parent.PKCols()[0], v)
+			if err == nil && n == 0 {
+				re.Waits = fmt.Sprintf("row %s of table %s (the %s of the row written), not in this database yet",
+					v.String(), ref.parent.Name, ref.child.Columns[ref.col].Name)
+				return re
+			}
+		case re.Op == "delete" && ref.parent == it.t && len(it.key) == 1:
+			n, err := e.countLive(ref.child, ref.col, it.key[0])
+			if err == nil && n > 0 {
+				re.Waits = fmt.Sprintf("the delete of the %d row(s) of table %s whose %s still references it", n, ref.child.Name, ref.child.Columns[ref.col].Name)
+				return re
+			}
+		}
+	}
+	return re
+}
+
+// countLive counts live rows of t whose column col holds v.
+func (e *Engine) countLive(t *schema.Table, col int, v changeset.Value) (int64, error) {
+	s, err := e.Live.Prepare(fmt.Sprintf("SELECT count(*) FROM main.%s WHERE %s = ?", db.Quote(t.Name), db.Quote(t.Columns[col].Name)))
+	if err != nil {
+		return 0, err
+	}
+	defer s.Reset()
+	db.Bind(s, 1, v)
+	if _, err := s.Step(); err != nil {
+		return 0, err
+	}
+	return s.ColumnInt64(0), nil
+}
+
+// sortForApply orders a batch (distinct keys) as live applies it: deletes
+// first, children before parents, then inserts and updates, parents
+// before children (appRules.rank), each table's changes in key order (a
+// forward walk of its B-trees). An order the app's rules accept needs no
+// retry (writeBatch retries what they refuse).
+func (e *Engine) sortForApply(items []*item) {
+	rank := map[*schema.Table]int{}
+	if rules, err := e.appRules(); err == nil {
+		rank = rules.rank
+	}
+	class := func(it *item) int {
+		if it.c.Op == changeset.OpDelete {
+			return -1 - rank[it.t] // deepest child first
+		}
+		return 1 + rank[it.t]
+	}
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if ca, cb := class(a), class(b); ca != cb {
+			return ca < cb
+		}
+		if a.t.Name != b.t.Name {
+			return a.t.Name < b.t.Name
+		}
+		return bytes.Compare(a.pk, b.pk) < 0
+	})
 }

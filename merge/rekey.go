@@ -142,15 +142,13 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 		return r, nil
 	}
 	// References the app keeps by hand, in triggers (apprules.go).
-	if e.Live != nil {
-		trs, err := appTriggers(e.Live)
-		if err != nil {
-			return nil, err
-		}
-		for _, tr := range triggerRefs(trs, e.Tables) {
-			if p := r.parents[strings.ToLower(tr.parent.Name)]; p != nil && !hasRef(r.refs[tr.child.Name], tr.col, p) {
-				r.refs[tr.child.Name] = append(r.refs[tr.child.Name], fkRef{child: tr.child, col: tr.col, parent: p})
-			}
+	rules, err := e.appRules()
+	if err != nil {
+		return nil, err
+	}
+	for _, tr := range rules.refs {
+		if p := r.parents[strings.ToLower(tr.parent.Name)]; p != nil && !hasRef(r.refs[tr.child.Name], tr.col, p) {
+			r.refs[tr.child.Name] = append(r.refs[tr.child.Name], fkRef{child: tr.child, col: tr.col, parent: p})
 		}
 	}
 	for _, t := range e.Tables {
