@@ -102,10 +102,11 @@ func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
 	if c.Loser == nil {
 		return fmt.Errorf("conflict %d (%s) has no losing value to restore", id, c.Kind)
 	}
-	tables, _, err := s.tables()
+	ls, err := s.readSchema()
 	if err != nil {
 		return err
 	}
+	tables := ls.tables
 	var t = tables[0]
 	found := false
 	for _, x := range tables {

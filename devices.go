@@ -73,12 +73,15 @@ func (s *Syncer) deviceNames() (map[string]string, error) {
 }
 
 // currentAck is the acknowledgement this device would publish now.
-func (s *Syncer) currentAck() (*ack.Ack, error) {
-	applied, err := s.st.Applied()
-	if err != nil {
-		return nil, err
+// applied is how far this device has applied each device's files (nil:
+// read it).
+func (s *Syncer) currentAck(applied map[string]uint64) (a *ack.Ack, err error) {
+	if applied == nil {
+		if applied, err = s.st.Applied(); err != nil {
+			return nil, err
+		}
 	}
-	a := &ack.Ack{Device: s.id.Device, Install: s.id.Install, DeviceName: s.id.Name, WrittenMS: s.cfg.Now().UnixMilli(),
+	a = &ack.Ack{Device: s.id.Device, Install: s.id.Install, DeviceName: s.id.Name, WrittenMS: s.cfg.Now().UnixMilli(),
 		Applied: map[string]uint64{}}
 	for dev, n := range applied {
 		if n > 0 && dev != s.id.Device && rdfile.ValidDeviceID(dev) {
@@ -100,8 +103,12 @@ func (s *Syncer) currentAck() (*ack.Ack, error) {
 // if it changed, or if force, or if the last one is older than a
 // heartbeat. Import calls it after every import; a collection on any
 // device reads it.
-func (s *Syncer) WriteAck(force bool) (bool, error) {
-	a, err := s.currentAck()
+func (s *Syncer) WriteAck(force bool) (bool, error) { return s.writeAck(force, nil) }
+
+// writeAck is WriteAck with the applied vector the caller has (nil: read
+// it).
+func (s *Syncer) writeAck(force bool, applied map[string]uint64) (bool, error) {
+	a, err := s.currentAck(applied)
 	if err != nil {
 		return false, fmt.Errorf("read what this device has applied from %s: %w", s.cfg.State, err)
 	}
@@ -149,7 +156,11 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 			}
 		}
 	}
-	im, err := s.importer()
+	ls, err := s.readSchema()
+	if err != nil {
+		return nil, err
+	}
+	im, err := s.importer(ls)
 	if err != nil {
 		return nil, err
 	}

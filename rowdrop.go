@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -232,6 +233,11 @@ type Syncer struct {
 	live  *sqlite.Conn // read-write: merges (and hint upkeep)
 	probe *sqlite.Conn // read-only, long-lived: PRAGMA data_version
 	exp   *export.Exporter
+	// im is built once, in Open; its schema part (synced and excluded
+	// tables) is prepared for the live schema whose fingerprint is imKey
+	// ("" before the first use), and prepared again when it changes.
+	im    *importer.Importer
+	imKey string
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -311,6 +317,8 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	}
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: cfg.Folder, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
+	s.im = &importer.Importer{Folder: cfg.Folder, State: st, Self: s.id, Clock: s.clock,
+		Limits: rdfile.Limits{MaxRaw: cfg.MaxChangeset}, Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
 	return s, nil
 }
 
@@ -337,36 +345,88 @@ func (s *Syncer) Close() error {
 	return s.st.Close()
 }
 
-func (s *Syncer) tables() (t []*schema.Table, sk []schema.Skipped, err error) {
+// liveSchema is one read of the live database's schema.
+type liveSchema struct {
+	tables  []*schema.Table
+	skipped []schema.Skipped
+	key     string // fingerprint of both (schemaKey)
+}
+
+// readSchema reads the live schema; one Sync reads it once.
+func (s *Syncer) readSchema() (liveSchema, error) {
+	var ls liveSchema
 	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns}
-	err = retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
-		t, sk, e = schema.Inspect(s.live, "main", f)
+	err := retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
+		ls.tables, ls.skipped, e = schema.Inspect(s.live, "main", f)
 		return e
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("read schema of %s: %w", s.cfg.DB, err)
+		return liveSchema{}, fmt.Errorf("read schema of %s: %w", s.cfg.DB, err)
 	}
-	return t, sk, nil
+	ls.key = schemaKey(ls.tables, ls.skipped)
+	return ls, nil
+}
+
+// schemaKey fingerprints everything of the live schema that the importer
+// and its merge engine depend on: the synced tables' shapes, definitions
+// (constraints, foreign keys), local columns and UNIQUE indexes, and the
+// tables left out.
+func schemaKey(tables []*schema.Table, skipped []schema.Skipped) string {
+	h := sha256.New()
+	field := func(v string) { fmt.Fprintf(h, "%d:%s", len(v), v) }
+	for _, t := range tables {
+		field("table")
+		field(t.Name)
+		field(t.Fingerprint())
+		field(t.CreateSQL)
+		local := make([]string, 0, len(t.Local))
+		for c, on := range t.Local {
+			if on {
+				local = append(local, c)
+			}
+		}
+		sort.Strings(local)
+		for _, c := range local {
+			field(c)
+		}
+		for _, ix := range t.UniqueIndexes {
+			field(ix.Name)
+			field(ix.SQL)
+		}
+	}
+	for _, sk := range skipped {
+		field("skipped")
+		field(sk.Name)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Export captures local changes and publishes them as one file.
 func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
+	ls, err := s.readSchema()
+	if err != nil {
+		return export.Result{}, err
+	}
+	return s.export(ctx, ls)
+}
+
+func (s *Syncer) export(ctx context.Context, ls liveSchema) (export.Result, error) {
 	// An import interrupted between its live and base commits must finish
 	// first, or its merged values would look like local edits.
 	if in, err := s.st.CurrentInflight(); err != nil {
 		return export.Result{}, err
 	} else if in.Kind != state.InflightNone {
-		if _, err := s.Import(ctx); err != nil {
+		if _, err := s.importOnce(ctx, ls, nil); err != nil {
 			return export.Result{}, err
 		}
 	}
 	// A local row that must leave a shared INTEGER id (rekey.go) never
-	// leaves under it. (Checked first: building the merge engine reads
-	// the schema, which an export need not do twice.)
+	// leaves under it. (Checked first: preparing the merge engine for a
+	// new schema runs EnsureBase, which the export runs anyway.)
 	if pending, err := s.st.HasLocalMoves(); err != nil {
 		return export.Result{}, err
 	} else if pending {
-		im, err := s.importer()
+		im, err := s.importer(ls)
 		if err != nil {
 			return export.Result{}, err
 		}
@@ -374,14 +434,13 @@ func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 			return export.Result{}, err
 		}
 	}
-	tables, _, err := s.tables()
-	if err != nil {
-		return export.Result{}, err
-	}
-	res, err := s.exp.Export(ctx, tables)
+	res, err := s.exp.Export(ctx, ls.tables)
 	if err != nil {
 		return res, err
 	}
+	// The export brought the base copy in line with ls (EnsureBase): the
+	// importer follows what it found, without running it again.
+	s.prepareImporter(ls, ls.tables, res.SchemaProblems)
 	if res.Seq > 0 {
 		s.log.Info("exported", "seq", res.Seq, "changes", res.Changes, "bytes", res.Bytes, "mode", res.Mode, "file", res.File)
 	}
@@ -392,18 +451,59 @@ func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 // that is new, or that misses files its devices have collected, first
 // merges a usable snapshot (join.go).
 func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
-	im, err := s.importer()
+	ls, err := s.readSchema()
 	if err != nil {
 		return importer.Result{}, err
 	}
-	rb, err := s.rebase(ctx, im)
+	return s.importOnce(ctx, ls, nil)
+}
+
+// folderView is one listing of the shared folder and what this device has
+// applied of it; one Sync takes it once and passes it on.
+type folderView struct {
+	scan    *importer.Scan // nil if the folder could not be read (err)
+	err     error
+	applied map[string]uint64
+}
+
+// viewFolder lists the folder and reads the applied vector.
+func (s *Syncer) viewFolder() (*folderView, error) {
+	applied, err := importer.Applied(s.st)
+	if err != nil {
+		return nil, err
+	}
+	v := &folderView{applied: applied}
+	v.scan, v.err = importer.ScanFolder(s.cfg.Folder)
+	if v.err != nil {
+		v.scan = nil
+	}
+	return v, nil
+}
+
+// importOnce is Import for the live schema ls, with the folder view fv
+// (nil: take one now, or again if the last one failed).
+func (s *Syncer) importOnce(ctx context.Context, ls liveSchema, fv *folderView) (importer.Result, error) {
+	im, err := s.importer(ls)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	if fv == nil || fv.err != nil {
+		if fv, err = s.viewFolder(); err != nil {
+			return importer.Result{}, err
+		}
+	}
+	scan, scanErr, applied := fv.scan, fv.err, fv.applied
+	rb, err := im.Rebase(ctx, scan, applied)
 	if err != nil {
 		return importer.Result{}, err
 	}
 	if err := im.Engine.FixLocalMoves(ctx); err != nil { // after a rebase
 		return importer.Result{}, err
 	}
-	res, err := im.Import(ctx)
+	if scanErr != nil {
+		return importer.Result{}, fmt.Errorf("read shared folder %s: %w (is it mounted?)", s.cfg.Folder, scanErr)
+	}
+	res, err := im.ImportScanned(ctx, scan, applied)
 	if err == nil {
 		// A value that a row held on a UNIQUE clash waits for can be freed
 		// by this device's own export too, not only by an import.
@@ -412,52 +512,76 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 		res.Conflicts += us.Conflicts
 		res.AddLocks(us)
 	}
-	res.Changes += rb.stats.Changes
-	res.Conflicts += rb.stats.Conflicts
-	res.AddLocks(rb.stats)
+	res.Changes += rb.Stats.Changes
+	res.Conflicts += rb.Stats.Conflicts
+	res.AddLocks(rb.Stats)
 	if err != nil {
 		return res, err
 	}
-	s.noteGaps(im, rb)
+	if err := im.NoteGaps(rb.Gaps, applied); err != nil {
+		return res, err
+	}
 	if res.Applied > 0 {
 		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock, "long_locks", res.LongLocks)
 	}
 	// Tell the other devices how far this one has got, so they can
 	// collect their old files. A failure here costs only disk space
 	// elsewhere: it is reported, the import stands.
-	if _, err := s.WriteAck(false); err != nil {
+	if _, err := s.writeAck(false, applied); err != nil {
 		s.log.Warn("acknowledgement not written", "err", err)
 	}
 	return res, nil
 }
 
-// importer prepares an import of the folder into the synced tables.
-func (s *Syncer) importer() (*importer.Importer, error) {
-	tables, skipped, err := s.tables()
-	if err != nil {
-		return nil, err
+// importer returns the importer, prepared for the live schema ls: when
+// its fingerprint changed, the base copy is brought in line (EnsureBase)
+// first. The merge engine is new for each call, as it caches what one
+// import learns (held UNIQUE clashes, indexes, foreign keys).
+func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
+	if ls.key != s.imKey {
+		// Tables whose shape the base copy cannot follow are left out:
+		// files that touch them are held (their table is not synced here)
+		// until the problem is resolved; Status says why.
+		_, problems, err := export.EnsureBase(s.st, ls.tables)
+		if err != nil {
+			return nil, err
+		}
+		s.prepareImporter(ls, ls.tables, problems)
 	}
-	// Tables whose shape the base copy cannot follow are left out: files
-	// that touch them are held (their table is not synced here) until the
-	// problem is resolved; Status says why.
-	tables, _, err = export.EnsureBase(s.st, tables)
-	if err != nil {
-		return nil, err
-	}
+	im := s.im
+	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey}
+	return im, nil
+}
+
+// prepareImporter sets the importer's tables for the live schema ls: the
+// synced tables but those EnsureBase reported problems of, and the tables
+// excluded here.
+func (s *Syncer) prepareImporter(ls liveSchema, tables []*schema.Table, problems []export.SchemaProblem) {
 	byName := map[string]*schema.Table{}
-	for _, t := range tables {
+	for _, t := range synced(tables, problems) {
 		byName[t.Name] = t
 	}
 	excluded := map[string]bool{}
-	for _, sk := range skipped {
+	for _, sk := range ls.skipped {
 		excluded[sk.Name] = true
 	}
-	return &importer.Importer{
-		Folder: s.cfg.Folder, State: s.st, Self: s.id, Clock: s.clock,
-		Engine: &merge.Engine{Live: s.live, State: s.st, Tables: byName, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey},
-		Tables: byName, Excluded: excluded, Limits: rdfile.Limits{MaxRaw: s.cfg.MaxChangeset},
-		Log: s.log, Now: s.cfg.Now, Progress: s.cfg.Progress, Causal: !s.cfg.NoRekey,
-	}, nil
+	s.im.Tables, s.im.Excluded, s.imKey = byName, excluded, ls.key
+}
+
+// synced returns the tables EnsureBase found no problem with, in order
+// (what it returns itself).
+func synced(tables []*schema.Table, problems []export.SchemaProblem) []*schema.Table {
+	blocked := map[string]bool{}
+	for _, p := range problems {
+		blocked[p.Table] = true
+	}
+	var out []*schema.Table
+	for _, t := range tables {
+		if !blocked[t.Name] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // retryBusy reruns a step that a busy app refused with SQLITE_BUSY without
@@ -484,20 +608,23 @@ type Report struct {
 // Sync runs one cycle: export this device's changes, then import others'.
 func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 	var r Report
-	var err error
-	// A new device joins from a snapshot before its first export, so that
-	// rows it already holds merge into the snapshot's (join.go).
-	joined, err := s.joinIfNew(ctx)
+	ls, err := s.readSchema()
 	if err != nil {
 		return r, err
 	}
-	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.Export(ctx); return e }); err != nil {
+	// A new device joins from a snapshot before its first export, so that
+	// rows it already holds merge into the snapshot's (snapshots.go).
+	joined, fv, err := s.joinIfNew(ctx, ls)
+	if err != nil {
+		return r, err
+	}
+	if err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Export, e = s.export(ctx, ls); return e }); err != nil {
 		return r, err
 	}
 	if _, statErr := os.Stat(s.cfg.Folder); statErr != nil {
 		return r, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path; exports wait in the outbox meanwhile)", s.cfg.Folder, statErr)
 	}
-	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.Import(ctx); return e })
+	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.importOnce(ctx, ls, fv); return e })
 	r.Import.Changes += joined.Changes
 	r.Import.Conflicts += joined.Conflicts
 	r.Import.AddLocks(joined)

@@ -85,11 +85,12 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 			}
 		}
 	}
-	tables, skipped, err := s.tables()
+	ls, err := s.readSchema()
 	if err != nil {
 		return nil, err
 	}
-	st.Skipped = skipped
+	tables := ls.tables
+	st.Skipped = ls.skipped
 	problems, err := export.CheckBase(s.st, tables)
 	if err != nil {
 		return nil, err

@@ -107,16 +107,23 @@ func (im *Importer) log() *slog.Logger {
 
 // Import scans the folder and applies every file that can be applied.
 func (im *Importer) Import(ctx context.Context) (Result, error) {
-	var res Result
-	log := im.log()
 	scan, err := ScanFolder(im.Folder)
 	if err != nil {
-		return res, fmt.Errorf("read shared folder %s: %w (is it mounted?)", im.Folder, err)
+		return Result{}, fmt.Errorf("read shared folder %s: %w (is it mounted?)", im.Folder, err)
 	}
 	applied, err := im.State.Applied()
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
+	return im.ImportScanned(ctx, scan, applied)
+}
+
+// ImportScanned applies every file of scan that can be applied; applied is
+// how far each device's files are applied here (Applied), and is advanced
+// as files go in, so the caller can go on with it.
+func (im *Importer) ImportScanned(ctx context.Context, scan *Scan, applied map[string]uint64) (Result, error) {
+	var res Result
+	log := im.log()
 	for _, c := range scan.Conflicts {
 		log.Error("sync tool conflict copy of a rowdrop file: rowdrop files are written once by one device, so two installations may share a device identity; the copy is kept, not applied", "file", c)
 		if err := im.record(c, "", 0, StatusBroken, "conflict copy made by the sync tool: possible duplicate device identity"); err != nil {

@@ -23,12 +23,14 @@ type Entry struct {
 // Scan is what a folder listing found.
 type Scan struct {
 	Files     map[string][]Entry // by device, sorted by sequence
+	Snapshots []SnapshotEntry    // sorted by path
 	Conflicts []string           // sync-tool conflict copies of rowdrop files
 	Unknown   []string           // other names inside device directories
 }
 
 // ScanFolder lists the folder. Only regular files count; symlinks and
-// anything outside the <device>/<seq>.rdc layout are never opened.
+// anything outside the <device>/<seq>.rdc and <device>/snap-<n>.rds layout
+// are never opened.
 func ScanFolder(folder string) (*Scan, error) {
 	s := &Scan{Files: map[string][]Entry{}}
 	top, err := os.ReadDir(folder)
@@ -53,6 +55,10 @@ func ScanFolder(folder string) (*Scan, error) {
 					continue
 				}
 				s.Files[dev] = append(s.Files[dev], Entry{Device: dev, Seq: seq, Rel: rel})
+			case rdfile.NameSnapshot:
+				if f.Type()&fs.ModeType == 0 {
+					s.Snapshots = append(s.Snapshots, SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
+				}
 			case rdfile.NameConflictCopy:
 				s.Conflicts = append(s.Conflicts, rel)
 			case rdfile.NameUnknown:
@@ -60,6 +66,7 @@ func ScanFolder(folder string) (*Scan, error) {
 			}
 		}
 	}
+	sort.Slice(s.Snapshots, func(i, j int) bool { return s.Snapshots[i].Rel < s.Snapshots[j].Rel })
 	for dev := range s.Files {
 		l := s.Files[dev]
 		sort.Slice(l, func(i, j int) bool { return l[i].Seq < l[j].Seq })

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,33 +29,6 @@ type SnapshotEntry struct {
 	Device string
 	Seq    uint64
 	Rel    string
-}
-
-// ScanSnapshots lists the snapshot files in the folder (regular files
-// under <device>/snap-<n>.rds only).
-func ScanSnapshots(folder string) ([]SnapshotEntry, error) {
-	top, err := os.ReadDir(folder)
-	if err != nil {
-		return nil, err
-	}
-	var out []SnapshotEntry
-	for _, d := range top {
-		if !d.IsDir() || !rdfile.ValidDeviceID(d.Name()) {
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(folder, d.Name()))
-		if err != nil {
-			continue
-		}
-		for _, f := range ents {
-			rel := d.Name() + "/" + f.Name()
-			if kind, dev, seq := rdfile.Classify(rel); kind == rdfile.NameSnapshot && f.Type()&fs.ModeType == 0 {
-				out = append(out, SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Rel < out[j].Rel })
-	return out, nil
 }
 
 // Snapshot is a validated snapshot, decompressed into the state directory
@@ -450,12 +421,3 @@ func pkList(t *schema.Table) string {
 	}
 	return strings.Join(out, ",")
 }
-
-// RecordSnapshot notes a snapshot that could not be used, with the reason
-// (status reports it); ClearRecord forgets it.
-func (im *Importer) RecordSnapshot(e SnapshotEntry, status, reason string) error {
-	return im.record(e.Rel, e.Device, e.Seq, status, reason)
-}
-
-// ClearRecord forgets a recorded file.
-func (im *Importer) ClearRecord(rel string) error { return im.State.ClearFileStatus(rel) }

@@ -86,27 +86,37 @@ func (s *Stats) AddLocks(o Stats) {
 	s.LongLocks += o.LongLocks
 }
 
+// item is one change on its way through Apply: decided against base,
+// written to base, then to live, then recorded.
 type item struct {
-	t   *schema.Table
-	c   *changeset.Change
-	key []changeset.Value
-	pk  []byte
-	m   *state.RowMeta
-	b   []changeset.Value
-	o   *outcome
-	// Re-keying (rekey.go): rows to move first, the decision to record,
-	// and fresh: the key was vacated for this insert (no metadata, no row).
-	moves     []move
-	rekey     *state.Rekey
-	fresh     bool
-	localMove bool // a local row under this id moves after the file (FixLocalMoves)
+	table  *schema.Table
+	change *changeset.Change
+	key    []changeset.Value // the row's primary key (after any re-keying)
+	pk     []byte            // key, encoded
+	// baseMeta and baseRow are the row's metadata and base copy before the
+	// change (nil: never seen, absent); decision is the merged outcome
+	// (nil: the change alters nothing here).
+	baseMeta *state.RowMeta
+	baseRow  []changeset.Value
+	decision *outcome
+
+	// Re-keying of INTEGER-key collisions (rekey.go): the rows to move
+	// before this change; the collision decision to record with it; and
+	// whether the key was vacated for this insert (so no metadata, no row).
+	moves       []move
+	rekeyRecord *state.Rekey
+	keyVacated  bool
+	// Local moves (FixLocalMoves): a row created here under this id moves
+	// to a new id after the file; live keeps it until then.
+	localRowMoves bool
 
 	// UNIQUE clashes (unique.go): live's row before the batch and the row
-	// written there; whether the live write was made or refused; whether
-	// base holds the row out of the table.
-	l, lw                   []changeset.Value
-	liveWritten, liveFailed bool
-	held                    bool
+	// written there; whether that live write was made, or refused by a
+	// UNIQUE index (left to fixLive); whether base holds the row out of
+	// its table (held, see unique.go).
+	liveBefore, liveWant     []changeset.Value
+	liveWritten, liveRefused bool
+	uniqueHeld               bool
 }
 
 // ChangeReader yields changes; *changeset.Reader is one.
@@ -138,158 +148,11 @@ type ChangeReader interface {
 // (which then look like local edits equal to the merge), and base catches
 // up.
 func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish func() error) (st Stats, err error) {
-	// Batches adapt so that one live write transaction stays near
-	// lockTarget: the app's writers wait at most about that long. A fixed
-	// BatchSize (tests) disables the adaptation.
-	size, adaptive := e.BatchSize, e.BatchSize <= 0
-	if adaptive {
-		size = 500
-	}
-	meta, err := e.State.NewMeta()
-	if err != nil {
-		return st, err
-	}
-	defer meta.Close()
-	// Checkpoint live's WAL after each batch's commit rather than inside
-	// it: SQLite runs an automatic checkpoint within the COMMIT call, after
-	// the lock is released, so it would count as held without being so.
-	restore, err := e.manualCheckpoints()
-	if err != nil {
-		return st, err
-	}
-	defer restore()
-	restoreFK, err := foreignKeysOff(e.Live)
-	if err != nil {
-		return st, err
-	}
-	defer restoreFK()
-	// Read before live's goroutine starts: deciding reads them (sortForApply).
-	if _, err := e.appRules(); err != nil {
-		return st, err
-	}
-	uniqTables, err := e.uniqueTables()
-	if err != nil {
-		return st, err
-	}
-	baseAcc, liveAcc := newAccess(), newAccess()
-	defer baseAcc.close()
-	defer liveAcc.close()
-	rk, err := e.newRekeyer(src)
-	if err != nil {
-		return st, err
-	}
-	e.rk = rk
-	defer func() { e.rk = nil }()
-
-	var endBase func(*error)
-	var baseSince time.Time
+	a := &applier{e: e, ctx: ctx, src: src, keys: map[string]bool{}}
 	completed := false
-	defer func() {
-		if endBase == nil {
-			return
-		}
-		if !completed && err == nil {
-			// Unwinding a panic: base may hold rows live has not got, so
-			// it must not commit.
-			abort := errors.New("merge interrupted")
-			endBase(&abort)
-			return
-		}
-		endBase(&err) // commits only if the whole Apply succeeded
-	}()
-	// pending: the batch whose result is not read yet; last: the batch
-	// started last, whose goroutine may still be checkpointing live.
-	var pending, last *inflight
-	defer func() {
-		if last != nil {
-			<-last.finished // never leave live's goroutine running
-		}
-	}()
-	openBase := func() error {
-		if endBase != nil {
-			return nil
-		}
-		var err error
-		if endBase, err = db.Begin(e.State.Base, "IMMEDIATE"); err != nil {
-			return fmt.Errorf("start write transaction on the base copy: %w", err)
-		}
-		baseSince = time.Now()
-		return nil
-	}
-	// settle waits for the batch in flight and records what only its live
-	// write could tell. full: also until its goroutine is done with live
-	// (a checkpoint may follow the write), so this goroutine may use live.
-	settle := func(full bool) error {
-		if pending == nil {
-			if full && last != nil {
-				<-last.finished
-			}
-			return nil
-		}
-		p := pending
-		pending = nil
-		r := <-p.done
-		st.AddLocks(r.st)
-		st.Corrected += r.st.Corrected
-		if adaptive {
-			size = nextBatchSize(size, r.st.MaxLock)
-		}
-		if r.err != nil {
-			return r.err
-		}
-		if err := e.afterLive(p.items, src, &st); err != nil {
-			return err
-		}
-		if full || needsFix(p.items) {
-			<-p.finished
-		}
-		return e.fixLive(ctx, p.items, &uctx{src: src, meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st})
-	}
-	var items []*item
-	keys := map[string]bool{}
-	flush := func() error {
-		if len(items) == 0 {
-			return nil
-		}
-		if err := openBase(); err != nil {
-			return err
-		}
-		serial := false
-		for _, it := range items {
-			serial = serial || uniqTables[it.t]
-		}
-		if pending != nil && (serial || pending.serial || pending.overlaps(keys)) {
-			if err := settle(true); err != nil {
-				return err
-			}
-		}
-		if err := e.decideAndBase(src, meta, baseAcc, items, serial); err != nil {
-			return err
-		}
-		// Not full: the next batch's goroutine waits for this one's
-		// checkpoint itself, and this goroutine goes on deciding.
-		if err := settle(false); err != nil {
-			return err
-		}
-		st.Changes += int64(len(items))
-		st.Batches++
-		pending = e.startLive(ctx, items, keys, src, liveAcc, last)
-		pending.serial = serial
-		last = pending
-		items, keys = nil, map[string]bool{}
-		if time.Since(baseSince) >= baseCommitEvery {
-			// Base may commit only what live already holds.
-			if err := settle(true); err != nil {
-				return err
-			}
-			var err error
-			end := endBase
-			endBase = nil
-			if end(&err); err != nil {
-				return fmt.Errorf("commit the base copy: %w", err)
-			}
-		}
-		return nil
+	defer func() { a.stop(&err, completed) }()
+	if err := a.start(); err != nil {
+		return a.st, err
 	}
 	for {
 		c, rerr := rd.Next()
@@ -297,114 +160,336 @@ func (e *Engine) Apply(ctx context.Context, src Source, rd ChangeReader, finish 
 			break
 		}
 		if rerr != nil {
-			return st, fmt.Errorf("read changes: %w", rerr)
+			return a.st, fmt.Errorf("read changes: %w", rerr)
 		}
-		it, err := e.newItem(c)
-		if err != nil {
-			return st, err
-		}
-		if rk.active() && c.Op == changeset.OpInsert && rk.parents[strings.ToLower(it.t.Name)] != nil {
-			// A key never seen here cannot collide (only a change to this
-			// key writes its metadata, and it is in no unwritten batch):
-			// bulk inserts keep the pipeline. Otherwise the check reads
-			// base as of every earlier change.
-			if pending != nil && pending.keys[it.t.Name+"\x00"+string(it.pk)] {
-				if err := settle(true); err != nil {
-					return st, err
-				}
-			}
-			m, err := meta.Get(it.t.Name, it.pk)
-			if err != nil {
-				return st, err
-			}
-			found := false
-			if m != nil {
-				if err := settle(true); err != nil {
-					return st, err
-				}
-				if found, err = e.detect(rk, meta, baseAcc, it); err != nil {
-					return st, err
-				}
-			}
-			if err != nil {
-				return st, err
-			}
-			if found {
-				// References earlier in this batch may now mean the mover.
-				keys = map[string]bool{}
-				for _, o := range items {
-					if err := rk.redirect(o.t, o.c); err != nil {
-						return st, err
-					}
-					o.setKey()
-					keys[o.t.Name+"\x00"+string(o.pk)] = true
-				}
-			}
-		}
-		k := it.t.Name + "\x00" + string(it.pk)
-		if it.rekey != nil {
-			// A collision's moves must be in base before the next
-			// collision check reads it: the batch ends with this item.
-			if keys[k] {
-				if err := flush(); err != nil {
-					return st, err
-				}
-			}
-			items = append(items, it)
-			keys[k] = true
-			if err := flush(); err != nil {
-				return st, err
-			}
-			if err := settle(true); err != nil {
-				return st, err
-			}
-			continue
-		}
-		if keys[k] || len(items) >= size {
-			// A repeated key (only a foreign writer's file can hold one)
-			// starts a new batch, so it is decided after the first is
-			// written, exactly as if changes were applied one by one.
-			if err := flush(); err != nil {
-				return st, err
-			}
-		}
-		items = append(items, it)
-		keys[k] = true
-		if err := ctx.Err(); err != nil {
-			return st, err
+		if err := a.add(c); err != nil {
+			return a.st, err
 		}
 	}
-	if err := flush(); err != nil {
-		return st, err
+	if err := a.end(finish); err != nil {
+		return a.st, err
 	}
-	if err := settle(true); err != nil {
-		return st, err
+	completed = true
+	return a.st, nil
+}
+
+// applier is one Apply in progress: the deciding goroutine's side of the
+// pipeline (see Apply) and what it shares between batches.
+type applier struct {
+	e   *Engine
+	ctx context.Context
+	src Source
+	st  Stats
+
+	meta             *state.Meta
+	baseAcc, liveAcc *access
+	rk               *rekeyer
+	// uniqueTables are the tables with UNIQUE indexes: their batches run
+	// one at a time (inflight.serial).
+	uniqueTables map[*schema.Table]bool
+	// restoreCheckpoints turns live's automatic checkpoints back on;
+	// restoreFK, foreign-key enforcement on rowdrop's connection.
+	restoreCheckpoints, restoreFK func()
+
+	// size is the next batch's size; adaptive: it follows lockTarget.
+	size     int
+	adaptive bool
+
+	// endBase ends the open base transaction (nil: none is open), begun at
+	// baseSince.
+	endBase   func(*error)
+	baseSince time.Time
+
+	// pending is the batch whose live result is not read yet; last, the
+	// batch started last, whose goroutine may still be checkpointing live.
+	pending, last *inflight
+
+	// items is the batch being gathered, keys their batchKeys.
+	items []*item
+	keys  map[string]bool
+}
+
+// start prepares an Apply; stop undoes what it did, even if it failed.
+func (a *applier) start() error {
+	e := a.e
+	// Batches adapt so that one live write transaction stays near
+	// lockTarget: the app's writers wait at most about that long. A fixed
+	// BatchSize (tests) disables the adaptation.
+	a.size, a.adaptive = e.BatchSize, e.BatchSize <= 0
+	if a.adaptive {
+		a.size = 500
+	}
+	var err error
+	if a.meta, err = e.State.NewMeta(); err != nil {
+		return err
+	}
+	// Checkpoint live's WAL after each batch's commit rather than inside
+	// it: SQLite runs an automatic checkpoint within the COMMIT call, after
+	// the lock is released, so it would count as held without being so.
+	if a.restoreCheckpoints, err = e.manualCheckpoints(); err != nil {
+		return err
+	}
+	if a.restoreFK, err = foreignKeysOff(e.Live); err != nil {
+		return err
+	}
+	// Read before live's goroutine starts: deciding reads them (sortForApply).
+	if _, err := e.appRules(); err != nil {
+		return err
+	}
+	if a.uniqueTables, err = e.uniqueTables(); err != nil {
+		return err
+	}
+	a.baseAcc, a.liveAcc = newAccess(), newAccess()
+	if a.rk, err = e.newRekeyer(a.src); err != nil {
+		return err
+	}
+	e.rk = a.rk
+	return nil
+}
+
+// stop ends an Apply, in the reverse order of start: live's goroutine
+// first (it must never be left running), then the base transaction,
+// which commits only if the whole Apply succeeded (completed and *err
+// nil).
+func (a *applier) stop(err *error, completed bool) {
+	if a.last != nil {
+		<-a.last.finished
+	}
+	if a.endBase != nil {
+		if !completed && *err == nil {
+			// Unwinding a panic: base may hold rows live has not got, so
+			// it must not commit.
+			abort := errors.New("merge interrupted")
+			a.endBase(&abort)
+		} else {
+			a.endBase(err)
+		}
+	}
+	if a.rk != nil {
+		a.e.rk = nil
+	}
+	if a.liveAcc != nil {
+		a.liveAcc.close()
+		a.baseAcc.close()
+	}
+	if a.restoreFK != nil {
+		a.restoreFK()
+	}
+	if a.restoreCheckpoints != nil {
+		a.restoreCheckpoints()
+	}
+	if a.meta != nil {
+		a.meta.Close()
+	}
+}
+
+// batchKey names an item's row within the pipeline's batches.
+func batchKey(it *item) string { return it.table.Name + "\x00" + string(it.pk) }
+
+// add takes one change into the batch being gathered, ending batches
+// where the rules above need it.
+func (a *applier) add(c *changeset.Change) error {
+	it, err := a.e.newItem(c)
+	if err != nil {
+		return err
+	}
+	if a.rk.active() && c.Op == changeset.OpInsert && a.rk.parents[strings.ToLower(it.table.Name)] != nil {
+		if err := a.detectCollision(it); err != nil {
+			return err
+		}
+	}
+	k := batchKey(it)
+	if it.rekeyRecord != nil {
+		// A collision's moves must be in base before the next
+		// collision check reads it: the batch ends with this item.
+		if a.keys[k] {
+			if err := a.flush(); err != nil {
+				return err
+			}
+		}
+		a.items = append(a.items, it)
+		a.keys[k] = true
+		if err := a.flush(); err != nil {
+			return err
+		}
+		return a.settle(true)
+	}
+	if a.keys[k] || len(a.items) >= a.size {
+		// A repeated key (only a foreign writer's file can hold one)
+		// starts a new batch, so it is decided after the first is
+		// written, exactly as if changes were applied one by one.
+		if err := a.flush(); err != nil {
+			return err
+		}
+	}
+	a.items = append(a.items, it)
+	a.keys[k] = true
+	return a.ctx.Err()
+}
+
+// detectCollision checks whether insert it collides with another row
+// under its INTEGER key (rekey.go). A key never seen here cannot collide
+// (only a change to this key writes its metadata, and it is in no
+// unwritten batch): bulk inserts keep the pipeline. Otherwise the check
+// reads base as of every earlier change.
+func (a *applier) detectCollision(it *item) error {
+	if a.pending != nil && a.pending.keys[batchKey(it)] {
+		if err := a.settle(true); err != nil {
+			return err
+		}
+	}
+	m, err := a.meta.Get(it.table.Name, it.pk)
+	if err != nil || m == nil {
+		return err
+	}
+	if err := a.settle(true); err != nil {
+		return err
+	}
+	found, err := a.e.detect(a.rk, a.meta, a.baseAcc, it)
+	if err != nil || !found {
+		return err
+	}
+	// References earlier in this batch may now mean the mover.
+	a.keys = map[string]bool{}
+	for _, o := range a.items {
+		if err := a.rk.redirect(o.table, o.change); err != nil {
+			return err
+		}
+		o.setKey()
+		a.keys[batchKey(o)] = true
+	}
+	return nil
+}
+
+// openBase begins the base transaction if none is open.
+func (a *applier) openBase() error {
+	if a.endBase != nil {
+		return nil
+	}
+	var err error
+	if a.endBase, err = db.Begin(a.e.State.Base, "IMMEDIATE"); err != nil {
+		return fmt.Errorf("start write transaction on the base copy: %w", err)
+	}
+	a.baseSince = time.Now()
+	return nil
+}
+
+// fixups is what the live fix-ups of this Apply need.
+func (a *applier) fixups() *uctx {
+	return &uctx{src: a.src, meta: a.meta, baseAcc: a.baseAcc, liveAcc: a.liveAcc, st: &a.st}
+}
+
+// settle waits for the batch in flight and records what only its live
+// write could tell. full: also until its goroutine is done with live (a
+// checkpoint may follow the write), so this goroutine may use live.
+func (a *applier) settle(full bool) error {
+	if a.pending == nil {
+		if full && a.last != nil {
+			<-a.last.finished
+		}
+		return nil
+	}
+	p := a.pending
+	a.pending = nil
+	r := <-p.done
+	a.st.AddLocks(r.st)
+	a.st.Corrected += r.st.Corrected
+	if a.adaptive {
+		a.size = nextBatchSize(a.size, r.st.MaxLock)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if err := a.e.afterLive(p.items, a.src, &a.st); err != nil {
+		return err
+	}
+	if full || needsFix(p.items) {
+		<-p.finished
+	}
+	return a.e.fixLive(a.ctx, p.items, a.fixups())
+}
+
+// flush decides the gathered batch, writes its base side and hands it to
+// live's goroutine, waiting first for the batch in flight if the two may
+// not overlap; it commits base when baseCommitEvery has passed.
+func (a *applier) flush() error {
+	if len(a.items) == 0 {
+		return nil
+	}
+	if err := a.openBase(); err != nil {
+		return err
+	}
+	serial := false
+	for _, it := range a.items {
+		serial = serial || a.uniqueTables[it.table]
+	}
+	if a.pending != nil && (serial || a.pending.serial || a.pending.overlaps(a.keys)) {
+		if err := a.settle(true); err != nil {
+			return err
+		}
+	}
+	if err := a.e.decideAndBase(a.src, a.meta, a.baseAcc, a.items, serial); err != nil {
+		return err
+	}
+	// Not full: the next batch's goroutine waits for this one's
+	// checkpoint itself, and this goroutine goes on deciding.
+	if err := a.settle(false); err != nil {
+		return err
+	}
+	a.st.Changes += int64(len(a.items))
+	a.st.Batches++
+	a.pending = a.e.startLive(a.ctx, a.items, a.keys, a.src, a.liveAcc, a.last)
+	a.pending.serial = serial
+	a.last = a.pending
+	a.items, a.keys = nil, map[string]bool{}
+	if time.Since(a.baseSince) >= baseCommitEvery {
+		// Base may commit only what live already holds.
+		if err := a.settle(true); err != nil {
+			return err
+		}
+		var err error
+		end := a.endBase
+		a.endBase = nil
+		if end(&err); err != nil {
+			return fmt.Errorf("commit the base copy: %w", err)
+		}
+	}
+	return nil
+}
+
+// end finishes the file once every change is read: the last batch, the
+// rows held on a UNIQUE clash, the local rows to move, then finish, all
+// inside the base transaction.
+func (a *applier) end(finish func() error) error {
+	e := a.e
+	if err := a.flush(); err != nil {
+		return err
+	}
+	if err := a.settle(true); err != nil {
+		return err
 	}
 	// Rows held on a UNIQUE clash are settled once the whole file is in
 	// (a swap of values can span batches).
 	if held, err := e.anyHeld(); err != nil {
-		return st, err
+		return err
 	} else if held {
-		if err := openBase(); err != nil {
-			return st, err
+		if err := a.openBase(); err != nil {
+			return err
 		}
-		if err := e.resolveHeld(ctx, &uctx{src: src, meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st}); err != nil {
-			return st, err
+		if err := e.resolveHeld(a.ctx, a.fixups()); err != nil {
+			return err
 		}
 	}
-	if err := openBase(); err != nil {
-		return st, err
+	if err := a.openBase(); err != nil {
+		return err
 	}
-	if err := e.fixLocalMoves(ctx, baseAcc, liveAcc); err != nil {
-		return st, err
+	if err := e.fixLocalMoves(a.ctx, a.baseAcc, a.liveAcc); err != nil {
+		return err
 	}
 	if finish != nil {
-		if err := finish(); err != nil {
-			return st, err
-		}
+		return finish()
 	}
-	completed = true
-	return st, nil
+	return nil
 }
 
 // baseCommitEvery bounds how much base work a crash can make rowdrop redo.
@@ -465,7 +550,7 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 // needsFix reports whether fixLive has work for a settled batch.
 func needsFix(items []*item) bool {
 	for _, it := range items {
-		if it.o != nil && (it.held || it.liveFailed) {
+		if it.decision != nil && (it.uniqueHeld || it.liveRefused) {
 			return true
 		}
 	}
@@ -552,16 +637,16 @@ func (e *Engine) newItem(c *changeset.Change) (*item, error) {
 			return nil, err
 		}
 	}
-	it := &item{t: t, c: c}
+	it := &item{table: t, change: c}
 	it.setKey()
 	return it, nil
 }
 
 func (it *item) setKey() {
-	if it.c.Op == changeset.OpInsert {
-		it.key = rows.Key(it.t, it.c.New)
+	if it.change.Op == changeset.OpInsert {
+		it.key = rows.Key(it.table, it.change.New)
 	} else {
-		it.key = rows.Key(it.t, it.c.Old)
+		it.key = rows.Key(it.table, it.change.Old)
 	}
 	it.pk = changeset.EncodeKey(it.key)
 }
@@ -581,7 +666,7 @@ func (e *Engine) decideAndBase(src Source, meta *state.Meta, acc *access, items 
 	e.sortForApply(items)
 	chunk := decideChunk
 	for _, it := range items {
-		if serial || it.rekey != nil || len(it.moves) > 0 {
+		if serial || it.rekeyRecord != nil || len(it.moves) > 0 {
 			chunk = len(items)
 			break
 		}
@@ -603,19 +688,19 @@ func (e *Engine) decideAndBase(src Source, meta *state.Meta, acc *access, items 
 func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []*item) error {
 	for _, it := range items {
 		var err error
-		if it.fresh {
-			if it.o, err = decide(it.t, it.c, src.Clock, nil, nil); err != nil {
+		if it.keyVacated {
+			if it.decision, err = decide(it.table, it.change, src.Clock, nil, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		if it.m, err = meta.Get(it.t.Name, it.pk); err != nil {
+		if it.baseMeta, err = meta.Get(it.table.Name, it.pk); err != nil {
 			return err
 		}
-		if it.b, err = acc.get(e.State.Base, "base", it.t).Get(it.key); err != nil {
+		if it.baseRow, err = acc.get(e.State.Base, "base", it.table).Get(it.key); err != nil {
 			return err
 		}
-		if it.o, err = decide(it.t, it.c, src.Clock, it.m, it.b); err != nil {
+		if it.decision, err = decide(it.table, it.change, src.Clock, it.baseMeta, it.baseRow); err != nil {
 			return err
 		}
 	}
@@ -639,36 +724,36 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 	var wants []want
 	var retry []*item
 	for _, it := range items {
-		if it.o == nil {
+		if it.decision == nil {
 			continue
 		}
 		if err := applyMoves(e.Live, "live", acc, it.moves); err != nil {
 			return err
 		}
-		lt := acc.get(e.Live, "live", it.t)
+		lt := acc.get(e.Live, "live", it.table)
 		l, err := lt.Get(it.key)
 		if err != nil {
 			return err
 		}
-		if e.rk != nil && it.b == nil && l != nil && it.o.base != nil && e.rk.parents[strings.ToLower(it.t.Name)] != nil && !rowEqual(it.t, it.o.base, l) {
+		if e.rk != nil && it.baseRow == nil && l != nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil && !rowEqual(it.table, it.decision.base, l) {
 			// A row created here under the same id: it moves, with the
 			// references made here, once the whole file is merged and
 			// base tells them from merged ones (FixLocalMoves). Until
 			// then live keeps it.
-			it.localMove = true
+			it.localRowMoves = true
 			continue
 		}
-		row, conflicts := liveTarget(it.t, it.b, l, it.o.base)
+		row, conflicts := liveTarget(it.table, it.baseRow, l, it.decision.base)
 		for _, c := range conflicts {
 			c.WinnerDev = "local"
 			c.LoserDev = src.Clock.Dev
 			c.LoserHLC = uint64(src.Clock.HLC)
-			it.o.conflicts = append(it.o.conflicts, c)
+			it.decision.conflicts = append(it.decision.conflicts, c)
 		}
-		it.l, it.lw = l, row
+		it.liveBefore, it.liveWant = l, row
 		if err := writeRow(lt, it.key, l, row); err != nil {
 			if !isUnique(err) {
-				return fmt.Errorf("apply %s to the live database: %w", it.t.Name, err)
+				return fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
 			}
 			// Perhaps a value another change of the batch frees: retried
 			// after the rest of the batch (unique.go).
@@ -684,7 +769,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		}
 		for _, it := range retry {
 			if it.liveWritten {
-				wants = append(wants, want{it, it.lw})
+				wants = append(wants, want{it, it.liveWant})
 			}
 		}
 	}
@@ -696,10 +781,10 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 	}
 	var fixes []want
 	for _, w := range wants {
-		if !triggered[strings.ToLower(w.it.t.Name)] {
+		if !triggered[strings.ToLower(w.it.table.Name)] {
 			continue
 		}
-		lt := acc.get(e.Live, "live", w.it.t)
+		lt := acc.get(e.Live, "live", w.it.table)
 		got, err := lt.Get(w.it.key)
 		if err != nil {
 			return err
@@ -714,13 +799,13 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		}
 		defer db.SetTriggers(e.Live, true)
 		for _, f := range fixes {
-			lt := acc.get(e.Live, "live", f.it.t)
+			lt := acc.get(e.Live, "live", f.it.table)
 			got, err := lt.Get(f.it.key)
 			if err != nil {
 				return err
 			}
 			if err := writeRow(lt, f.it.key, got, f.row); err != nil {
-				return fmt.Errorf("undo trigger side effects on %s: %w", f.it.t.Name, err)
+				return fmt.Errorf("undo trigger side effects on %s: %w", f.it.table.Name, err)
 			}
 			st.Corrected++
 		}
@@ -827,7 +912,7 @@ func sameRow(a, b []changeset.Value) bool {
 func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err error) {
 	var retry []*item
 	for _, it := range items {
-		if it.o == nil {
+		if it.decision == nil {
 			continue
 		}
 		if err = applyMoves(e.State.Base, "base", acc, it.moves); err != nil {
@@ -835,20 +920,20 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		}
 		for _, mv := range it.moves {
 			if !mv.liveOnly && !sameRow(mv.from, mv.to) {
-				if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+				if err = e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
 					return err
 				}
 			}
 		}
-		if it.rekey != nil {
-			if err = e.State.AddRekey(it.rekey); err != nil {
+		if it.rekeyRecord != nil {
+			if err = e.State.AddRekey(it.rekeyRecord); err != nil {
 				return err
 			}
 		}
-		bt := acc.get(e.State.Base, "base", it.t)
-		if err = writeRow(bt, it.key, it.b, it.o.base); err != nil {
+		bt := acc.get(e.State.Base, "base", it.table)
+		if err = writeRow(bt, it.key, it.baseRow, it.decision.base); err != nil {
 			if !isUnique(err) {
-				return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+				return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
 			}
 			retry = append(retry, it) // after the rest of the batch (unique.go)
 		}
@@ -859,13 +944,13 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		}
 	}
 	for _, it := range items {
-		if it.o == nil {
+		if it.decision == nil {
 			continue
 		}
 		if err = e.unheld(it); err != nil {
 			return err
 		}
-		if err = meta.Put(it.t.Name, it.pk, it.o.meta); err != nil {
+		if err = meta.Put(it.table.Name, it.pk, it.decision.meta); err != nil {
 			return err
 		}
 	}
@@ -878,16 +963,15 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 	now := e.now().UnixMilli()
 	for _, it := range items {
-		if it.o == nil {
+		if it.decision == nil {
 			continue
 		}
-		if it.localMove {
-			if err := sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
-				&sqlitex.ExecOptions{Args: []any{it.t.Name, it.pk, int64(src.Clock.HLC)}}); err != nil {
-				return fmt.Errorf("record a local row to move: %w", err)
+		if it.localRowMoves {
+			if err := e.State.AddLocalMove(state.LocalMove{Table: it.table.Name, PK: it.pk, HLC: src.Clock.HLC}); err != nil {
+				return err
 			}
 		}
-		for _, c := range it.o.conflicts {
+		for _, c := range it.decision.conflicts {
 			c.AtMS = now
 			c.PK = it.pk
 			c.PKText = KeyText(it.key)

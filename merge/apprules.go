@@ -391,12 +391,12 @@ func isRefusal(err error) bool {
 
 // refused describes why the app refused change it in live.
 func (e *Engine) refused(it *item, err error) *RefusedError {
-	re := &RefusedError{Table: it.t.Name, Key: KeyText(it.key), Err: err}
-	row := it.lw
+	re := &RefusedError{Table: it.table.Name, Key: KeyText(it.key), Err: err}
+	row := it.liveWant
 	switch {
-	case it.c.Op == changeset.OpDelete || row == nil:
+	case it.change.Op == changeset.OpDelete || row == nil:
 		re.Op = "delete"
-	case it.l == nil:
+	case it.liveBefore == nil:
 		re.Op = "insert"
 	default:
 		re.Op = "update"
@@ -413,7 +413,7 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 	}
 	var cands []string
 	for _, tr := range rules.triggers {
-		if !strings.EqualFold(tr.table, it.t.Name) || !tr.raises {
+		if !strings.EqualFold(tr.table, it.table.Name) || !tr.raises {
 			continue
 		}
 		if msg != "" && strings.Contains(tr.sql, msg) {
@@ -431,7 +431,7 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 	// children still referencing the row deleted.
 	for _, ref := range rules.refs {
 		switch {
-		case re.Op != "delete" && ref.child == it.t && row[ref.col].Kind != changeset.KindNull:
+		case re.Op != "delete" && ref.child == it.table && row[ref.col].Kind != changeset.KindNull:
 			v := row[ref.col]
 			n, err := e.countLive(ref.parent, ref.parent.PKCols()[0], v)
 			if err == nil && n == 0 {
@@ -439,7 +439,7 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 					v.String(), ref.parent.Name, ref.child.Columns[ref.col].Name)
 				return re
 			}
-		case re.Op == "delete" && ref.parent == it.t && len(it.key) == 1:
+		case re.Op == "delete" && ref.parent == it.table && len(it.key) == 1:
 			n, err := e.countLive(ref.child, ref.col, it.key[0])
 			if err == nil && n > 0 {
 				re.Waits = fmt.Sprintf("the delete of the %d row(s) of table %s whose %s still references it", n, ref.child.Name, ref.child.Columns[ref.col].Name)
@@ -475,18 +475,18 @@ func (e *Engine) sortForApply(items []*item) {
 		rank = rules.rank
 	}
 	class := func(it *item) int {
-		if it.c.Op == changeset.OpDelete {
-			return -1 - rank[it.t] // deepest child first
+		if it.change.Op == changeset.OpDelete {
+			return -1 - rank[it.table] // deepest child first
 		}
-		return 1 + rank[it.t]
+		return 1 + rank[it.table]
 	}
 	sort.Slice(items, func(i, j int) bool {
 		a, b := items[i], items[j]
 		if ca, cb := class(a), class(b); ca != cb {
 			return ca < cb
 		}
-		if a.t.Name != b.t.Name {
-			return a.t.Name < b.t.Name
+		if a.table.Name != b.table.Name {
+			return a.table.Name < b.table.Name
 		}
 		return bytes.Compare(a.pk, b.pk) < 0
 	})

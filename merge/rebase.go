@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
@@ -59,7 +58,9 @@ const rebaseBatch = 500
 // progress, if set, is called after each batch with rows done and total.
 func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish func() error, progress func(done, total int)) (Stats, error) {
 	var st Stats
-	if err := e.mergeHistory(in.Conn); err != nil {
+	// The snapshot's file log and re-keying records first: the rekeyer
+	// below reads them.
+	if err := e.State.MergeHistory(in.Conn); err != nil {
 		return st, err
 	}
 	// The rekeyer holds the merged records: rebaseMoves uses them, and a
@@ -81,7 +82,7 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		return st, err
 	}
 	defer meta.Close()
-	snapMeta, err := (&state.Dir{Base: in.Conn}).NewMeta()
+	snapMeta, err := state.NewMetaOn(in.Conn)
 	if err != nil {
 		return st, fmt.Errorf("read snapshot metadata: %w", err)
 	}
@@ -93,18 +94,10 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 	liveAcc := newAccess()
 	defer liveAcc.close()
 
-	total := 0
-	if s, err := in.Conn.Prepare("SELECT count(*) FROM rowdrop_rows"); err == nil {
-		if ok, _ := s.Step(); ok {
-			total = s.ColumnInt(0)
-		}
-		s.Finalize()
-	}
-	list, err := in.Conn.Prepare("SELECT tbl, pk FROM rowdrop_rows ORDER BY tbl, pk")
+	total, err := state.CountRowMeta(in.Conn)
 	if err != nil {
-		return st, fmt.Errorf("list snapshot rows: %w", err)
+		return st, fmt.Errorf("count snapshot rows: %w", err)
 	}
-	defer list.Finalize()
 	var batch []*item
 	done := 0
 	flush := func(last bool) error {
@@ -144,26 +137,20 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		st.Batches++
 		batch = batch[:0]
 		if progress != nil {
-			progress(done, total)
+			progress(done, int(total))
 		}
 		return nil
 	}
-	for {
-		ok, err := list.Step()
+	for row, err := range state.RowKeysInOrder(in.Conn) {
 		if err != nil {
-			return st, fmt.Errorf("list snapshot rows: %w", err)
-		}
-		if !ok {
-			break
+			return st, err
 		}
 		done++
-		t := in.Tables[list.ColumnText(0)]
+		t := in.Tables[row.Table]
 		if t == nil {
 			continue // a table not synced here (partial sync)
 		}
-		pk := make([]byte, list.ColumnLen(1))
-		list.ColumnBytes(1, pk)
-		it, err := e.rebaseRow(t, pk, in, meta, snapMeta, acc, snapAcc)
+		it, err := e.rebaseRow(t, row.PK, in, meta, snapMeta, acc, snapAcc)
 		if err != nil {
 			return st, err
 		}
@@ -215,7 +202,7 @@ func (e *Engine) rebaseRow(t *schema.Table, pk []byte, in RebaseInput, meta, sna
 	if l != nil && metaEqual(o.meta, l) && sameRow(o.base, lb) && len(o.conflicts) == 0 {
 		return nil, nil
 	}
-	return &item{t: t, key: key, pk: pk, m: l, b: lb, o: o}, nil
+	return &item{table: t, key: key, pk: pk, baseMeta: l, baseRow: lb, decision: o}, nil
 }
 
 // deadValues decodes the kept values of a deleted or incomplete row (all
@@ -366,55 +353,4 @@ func metaEqual(a, b *state.RowMeta) bool {
 		}
 	}
 	return true
-}
-
-// SnapshotKeys lists the (table, key) pairs of rows a snapshot carries
-// metadata for; used by validation.
-func SnapshotKeys(conn *sqlite.Conn, fn func(tbl string, pk []byte) error) error {
-	s, err := conn.Prepare("SELECT tbl, pk FROM rowdrop_rows")
-	if err != nil {
-		return err
-	}
-	defer s.Finalize()
-	for {
-		ok, err := s.Step()
-		if err != nil || !ok {
-			return err
-		}
-		pk := make([]byte, s.ColumnLen(1))
-		s.ColumnBytes(1, pk)
-		if err := fn(s.ColumnText(0), pk); err != nil {
-			return err
-		}
-	}
-}
-
-// mergeHistory adds the snapshot's file log and re-keying records to this
-// device's (both only grow; a record already here wins).
-func (e *Engine) mergeHistory(snap *sqlite.Conn) (err error) {
-	end, err := db.Begin(e.State.Base, "IMMEDIATE")
-	if err != nil {
-		return fmt.Errorf("start write transaction on the base copy: %w", err)
-	}
-	defer end(&err)
-	err = sqlitex.Execute(snap, "SELECT dev, seq, hlc, seen FROM rowdrop_filelog", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		return sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)",
-			&sqlitex.ExecOptions{Args: []any{s.ColumnText(0), s.ColumnInt64(1), s.ColumnInt64(2), s.ColumnText(3)}})
-	}})
-	if err != nil {
-		return fmt.Errorf("merge the snapshot's file log: %w", err)
-	}
-	err = sqlitex.Execute(snap, "SELECT tbl, old_pk, new_pk, keeper_hlc, keeper_dev, mover_hlc, mover_dev FROM rowdrop_rekeys", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		blob := func(i int) []byte {
-			b := make([]byte, s.ColumnLen(i))
-			s.ColumnBytes(i, b)
-			return b
-		}
-		return sqlitex.Execute(e.State.Base, "INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)",
-			&sqlitex.ExecOptions{Args: []any{s.ColumnText(0), blob(1), blob(2), s.ColumnInt64(3), s.ColumnText(4), s.ColumnInt64(5), s.ColumnText(6)}})
-	}})
-	if err != nil {
-		return fmt.Errorf("merge the snapshot's re-keying records: %w", err)
-	}
-	return nil
 }

@@ -372,7 +372,7 @@ type move struct {
 // plans the move of the existing row (and of the references written for
 // it). It runs with every earlier batch settled, so base is current.
 func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bool, error) {
-	c, t := it.c, it.t
+	c, t := it.change, it.table
 	if c.Op != changeset.OpInsert || r.parents[strings.ToLower(t.Name)] == nil {
 		return false, nil
 	}
@@ -393,7 +393,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	nk := moverKey(t, it.key, mover)
 	rk := &state.Rekey{Table: t.Name, OldPK: it.pk, NewPK: changeset.EncodeKey([]changeset.Value{nk}), Keeper: keeper, Mover: mover}
 	r.add(rk)
-	it.rekey = rk
+	it.rekeyRecord = rk
 	old := it.key
 	if mover == cl {
 		c.New[pkc] = nk
@@ -401,7 +401,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		it.pk = rk.NewPK
 	} else {
 		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk})
-		it.fresh = true
+		it.keyVacated = true
 	}
 	// References already merged here that name the old id: each goes to
 	// the row its writer meant (files arrive in causal order, see
@@ -693,14 +693,6 @@ func moveRow(rt *rows.Table, from, to, row []changeset.Value, col int, val chang
 	return rt.Insert(row)
 }
 
-// moveMeta renames a moved row's metadata.
-func moveMeta(conn *sqlite.Conn, t *schema.Table, from, to []byte) error {
-	if err := sqlitex.Execute(conn, "UPDATE rowdrop_rows SET pk=? WHERE tbl=? AND pk=?", &sqlitex.ExecOptions{Args: []any{to, t.Name, from}}); err != nil {
-		return fmt.Errorf("move metadata of a re-keyed row of %s: %w", t.Name, err)
-	}
-	return nil
-}
-
 // FixLocalMoves moves the rows created here and not exported yet that met
 // a remote insert under the same INTEGER id (recorded by a merge): each
 // goes to a new id, the rows referencing it that were made here follow
@@ -727,15 +719,13 @@ type localMove struct {
 }
 
 func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) error {
-	var todo []localMove
-	err := sqlitex.Execute(e.State.Base, "SELECT tbl, pk, hlc FROM rowdrop_local_moves", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		lm := localMove{t: e.Tables[s.ColumnText(0)], pk: make([]byte, s.ColumnLen(1)), hlc: s.ColumnInt64(2)}
-		s.ColumnBytes(1, lm.pk)
-		todo = append(todo, lm)
-		return nil
-	}})
-	if err != nil || len(todo) == 0 {
+	recorded, err := e.State.LocalMoves()
+	if err != nil || len(recorded) == 0 {
 		return err
+	}
+	todo := make([]localMove, 0, len(recorded))
+	for _, m := range recorded {
+		todo = append(todo, localMove{t: e.Tables[m.Table], pk: m.PK, hlc: int64(m.HLC)})
 	}
 	r, err := e.newRekeyer(Source{})
 	if err != nil {
@@ -752,9 +742,8 @@ func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) er
 				return err
 			}
 		}
-		if err := sqlitex.Execute(e.State.Base, "DELETE FROM rowdrop_local_moves WHERE tbl=? AND pk=?",
-			&sqlitex.ExecOptions{Args: []any{tableName(lm.t), lm.pk}}); err != nil {
-			return fmt.Errorf("clear a local move: %w", err)
+		if err := e.State.DropLocalMove(tableName(lm.t), lm.pk); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -869,8 +858,8 @@ func (e *Engine) moveLocal(baseAcc, liveAcc *access, r *rekeyer, pending map[str
 }
 
 // rebaseMoves prepares a rebase on a snapshot whose re-keying records
-// (merged in by mergeHistory) say that a row this device holds under an
-// INTEGER id is a mover: the snapshot holds another row there. The local
+// (merged in by state.Dir.MergeHistory) say that a row this device holds
+// under an INTEGER id is a mover: the snapshot holds another row there. The local
 // row moves to its new id first (live, base, metadata), with the
 // references its writers meant for it, so the row-by-row join meets each
 // row under the same id on both sides.
@@ -949,7 +938,7 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 	}
 	for _, mv := range moves {
 		if !sameRow(mv.from, mv.to) {
-			if err = moveMeta(e.State.Base, mv.t, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+			if err = e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
 				return err
 			}
 		}

@@ -204,15 +204,11 @@ type uniqueCache struct {
 // heldIn bounds the rows of table tbl held in rowdrop_unique_held.
 func (e *Engine) heldIn(tbl string) (int, error) {
 	if e.uniq.held == nil {
-		e.uniq.held = map[string]int{}
-		err := sqlitex.ExecuteTransient(e.State.Base, "SELECT tbl, count(*) FROM rowdrop_unique_held GROUP BY tbl", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			e.uniq.held[s.ColumnText(0)] = s.ColumnInt(1)
-			return nil
-		}})
+		held, err := e.State.HeldCounts()
 		if err != nil {
-			e.uniq.held = nil
-			return 0, fmt.Errorf("read held UNIQUE clashes: %w", err)
+			return 0, err
 		}
+		e.uniq.held = held
 	}
 	return e.uniq.held[tbl], nil
 }
@@ -234,16 +230,16 @@ func (e *Engine) anyHeld() (bool, error) {
 // marked liveFailed and left to fixLive.
 func (e *Engine) retryLive(acc *access, retry []*item) error {
 	for _, it := range retry {
-		lt := acc.get(e.Live, "live", it.t)
+		lt := acc.get(e.Live, "live", it.table)
 		cur, err := lt.Get(it.key)
 		if err != nil {
 			return err
 		}
-		if err := writeRow(lt, it.key, cur, it.lw); err != nil {
+		if err := writeRow(lt, it.key, cur, it.liveWant); err != nil {
 			if !isUnique(err) {
-				return fmt.Errorf("apply %s to the live database: %w", it.t.Name, err)
+				return fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
 			}
-			it.liveFailed = true
+			it.liveRefused = true
 			continue
 		}
 		it.liveWritten = true
@@ -256,37 +252,37 @@ func (e *Engine) retryLive(acc *access, retry []*item) error {
 // (see the top of this file) until resolveHeld decides.
 func (e *Engine) retryBase(acc *access, retry []*item) error {
 	for _, it := range retry {
-		bt := acc.get(e.State.Base, "base", it.t)
-		err := writeRow(bt, it.key, it.b, it.o.base)
+		bt := acc.get(e.State.Base, "base", it.table)
+		err := writeRow(bt, it.key, it.baseRow, it.decision.base)
 		if err == nil {
 			continue
 		}
 		if !isUnique(err) {
-			return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+			return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
 		}
-		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.t)
+		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.table)
 		if ierr != nil {
 			return ierr
 		}
 		for _, ix := range idx {
 			if ix.unusable {
-				return fmt.Errorf("update base copy of %s (key %s): %w; its UNIQUE index %s is on an expression or partial, and rowdrop cannot resolve clashes on such an index: change the clashing row in the app on one device", it.t.Name, KeyText(it.key), err, ix.name)
+				return fmt.Errorf("update base copy of %s (key %s): %w; its UNIQUE index %s is on an expression or partial, and rowdrop cannot resolve clashes on such an index: change the clashing row in the app on one device", it.table.Name, KeyText(it.key), err, ix.name)
 			}
 		}
-		if it.b != nil {
+		if it.baseRow != nil {
 			if err := bt.Delete(it.key); err != nil {
-				return fmt.Errorf("update base copy of %s: %w", it.t.Name, err)
+				return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
 			}
 		}
-		it.held = true
-		it.o.meta.Dead = changeset.EncodeKey(it.o.base)
-		if err := db.Exec(e.State.Base, "INSERT INTO rowdrop_unique_held(tbl, pk) VALUES(?, ?) ON CONFLICT DO NOTHING", it.t.Name, it.pk); err != nil {
-			return fmt.Errorf("record a held UNIQUE clash: %w", err)
-		}
-		if _, err := e.heldIn(it.t.Name); err != nil {
+		it.uniqueHeld = true
+		it.decision.meta.Dead = changeset.EncodeKey(it.decision.base)
+		if err := e.State.Hold(it.table.Name, it.pk); err != nil {
 			return err
 		}
-		e.uniq.held[it.t.Name]++
+		if _, err := e.heldIn(it.table.Name); err != nil {
+			return err
+		}
+		e.uniq.held[it.table.Name]++
 		e.uniq.dirty = true
 	}
 	return nil
@@ -294,17 +290,14 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 
 // unheld drops a row written to base (or deleted) from the held list.
 func (e *Engine) unheld(it *item) error {
-	if it.held {
+	if it.uniqueHeld {
 		return nil
 	}
-	n, err := e.heldIn(it.t.Name)
+	n, err := e.heldIn(it.table.Name)
 	if err != nil || n == 0 {
 		return err
 	}
-	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", it.t.Name, it.pk); err != nil {
-		return fmt.Errorf("update held UNIQUE clashes: %w", err)
-	}
-	return nil
+	return e.State.Unhold(it.table.Name, it.pk)
 }
 
 // uctx carries what the live fix-ups need: they run on the calling
@@ -321,7 +314,7 @@ type uctx struct {
 func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error) {
 	var todo []*item
 	for _, it := range items {
-		if it.o != nil && (it.held || it.liveFailed) {
+		if it.decision != nil && (it.uniqueHeld || it.liveRefused) {
 			todo = append(todo, it)
 		}
 	}
@@ -329,24 +322,24 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 		return nil
 	}
 	// Held rows first: they free values the refused writes may need.
-	sort.SliceStable(todo, func(i, j int) bool { return todo[i].held && !todo[j].held })
+	sort.SliceStable(todo, func(i, j int) bool { return todo[i].uniqueHeld && !todo[j].uniqueHeld })
 	return e.inLive(ctx, u.st, func() error {
 		for _, it := range todo {
-			lt := u.liveAcc.get(e.Live, "live", it.t)
+			lt := u.liveAcc.get(e.Live, "live", it.table)
 			cur, err := lt.Get(it.key)
 			if err != nil {
 				return err
 			}
-			final := it.o.base
-			if it.held {
+			final := it.decision.base
+			if it.uniqueHeld {
 				final = nil
 			}
 			before := cur
-			if it.liveWritten && sameRow(cur, it.lw) {
-				before = it.l // what live held before this batch
+			if it.liveWritten && sameRow(cur, it.liveWant) {
+				before = it.liveBefore // what live held before this batch
 			}
-			target, _ := liveTarget(it.t, it.b, before, final)
-			if err := e.writeLive(it.t, it.key, cur, target, u, 0); err != nil {
+			target, _ := liveTarget(it.table, it.baseRow, before, final)
+			if err := e.writeLive(it.table, it.key, cur, target, u, 0); err != nil {
 				return err
 			}
 		}
@@ -458,9 +451,6 @@ func (e *Engine) addConflict(c *state.Conflict, key []changeset.Value, u *uctx) 
 	return nil
 }
 
-// inflightUnique marks a ResolveHeld in progress in rowdrop_state.inflight.
-const inflightUnique = "unique-clashes"
-
 // heldRow is a candidate of resolveHeld.
 type heldRow struct {
 	key, vals []changeset.Value
@@ -498,7 +488,9 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	if err != nil || !some {
 		return st, err
 	}
-	if v := e.State.Get("inflight"); v != "" && v != inflightUnique {
+	if in, err := e.State.CurrentInflight(); err != nil {
+		return st, err
+	} else if in.Kind != state.InflightNone && in.Kind != state.InflightUnique {
 		// A file's apply was cut short: it runs again first, and its
 		// own pass settles the held rows.
 		return st, nil
@@ -506,7 +498,7 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	// Live commits before base: a crash in between must make the next
 	// export import (and so come here) first, as for a file in flight,
 	// or live's side of the pass would look like local edits.
-	if err := e.State.Set("inflight", inflightUnique); err != nil {
+	if err := e.State.BeginInflight(state.Inflight{Kind: state.InflightUnique}); err != nil {
 		return st, err
 	}
 	meta, err := e.State.NewMeta()
@@ -525,7 +517,7 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	if err = e.resolveHeld(ctx, &uctx{meta: meta, baseAcc: baseAcc, liveAcc: liveAcc, st: &st}); err != nil {
 		return st, err
 	}
-	err = e.State.Set("inflight", "")
+	err = e.State.EndInflight()
 	return st, err
 }
 
@@ -536,20 +528,14 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 	if err != nil || (!some && !e.uniq.dirty) {
 		return err
 	}
-	byTable := map[string][]*heldRow{}
-	var stale [][2]any
-	err = sqlitex.Execute(e.State.Base, "SELECT tbl, pk, logged FROM rowdrop_unique_held", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		r := &heldRow{pk: make([]byte, s.ColumnLen(1))}
-		s.ColumnBytes(1, r.pk)
-		if !s.ColumnIsNull(2) {
-			r.logged = make([]byte, s.ColumnLen(2))
-			s.ColumnBytes(2, r.logged)
-		}
-		byTable[s.ColumnText(0)] = append(byTable[s.ColumnText(0)], r)
-		return nil
-	}})
+	held, err := e.State.HeldRows()
 	if err != nil {
-		return fmt.Errorf("read held UNIQUE clashes: %w", err)
+		return err
+	}
+	byTable := map[string][]*heldRow{}
+	var stale []state.HeldRow
+	for _, h := range held {
+		byTable[h.Table] = append(byTable[h.Table], &heldRow{pk: h.PK, logged: h.Logged})
 	}
 	names := make([]string, 0, len(byTable))
 	for n := range byTable {
@@ -569,7 +555,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 		for _, r := range byTable[name] {
 			var err error
 			if r.key, err = changeset.DecodeKey(r.pk); err != nil {
-				stale = append(stale, [2]any{name, r.pk})
+				stale = append(stale, state.HeldRow{Table: name, PK: r.pk})
 				continue
 			}
 			if r.m, err = u.meta.Get(name, r.pk); err != nil {
@@ -581,15 +567,15 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 			}
 			r.vals = deadValues(r.m, len(t.Columns))
 			if r.m == nil || !r.m.Alive() || b != nil || !complete(r.vals) {
-				stale = append(stale, [2]any{name, r.pk}) // deleted, written, or incomplete: not held
+				stale = append(stale, state.HeldRow{Table: name, PK: r.pk}) // deleted, written, or incomplete: not held
 				continue
 			}
 			cands[name] = append(cands[name], r)
 		}
 	}
 	for _, s := range stale {
-		if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", s[0], s[1]); err != nil {
-			return fmt.Errorf("update held UNIQUE clashes: %w", err)
+		if err := e.State.Unhold(s.Table, s.PK); err != nil {
+			return err
 		}
 	}
 	var fixes []baseFix
@@ -652,7 +638,7 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 			if err := e.logHeld(t, r.key, r.vals, r.m, c, w, metas[i], u); err != nil {
 				return nil, err
 			}
-			return nil, e.setLogged(t, r.pk, r.m.Dead)
+			return nil, e.State.SetHeldLogged(t.Name, r.pk, r.m.Dead)
 		}
 	}
 	var fixes []baseFix
@@ -672,8 +658,8 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		if err := u.meta.Put(t.Name, c.pk, nm); err != nil {
 			return nil, err
 		}
-		if err := db.Exec(e.State.Base, "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", t.Name, c.pk, nm.Dead); err != nil {
-			return nil, fmt.Errorf("record a held UNIQUE clash: %w", err)
+		if err := e.State.HoldLogged(t.Name, c.pk, nm.Dead); err != nil {
+			return nil, err
 		}
 		if _, err := e.heldIn(t.Name); err != nil {
 			return nil, err
@@ -699,17 +685,10 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 	if err := u.meta.Put(t.Name, r.pk, nm); err != nil {
 		return nil, err
 	}
-	if err := db.Exec(e.State.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", t.Name, r.pk); err != nil {
-		return nil, fmt.Errorf("update held UNIQUE clashes: %w", err)
+	if err := e.State.Unhold(t.Name, r.pk); err != nil {
+		return nil, err
 	}
 	return append(fixes, baseFix{t: t, key: r.key, after: r.vals}), nil
-}
-
-func (e *Engine) setLogged(t *schema.Table, pk, vals []byte) error {
-	if err := db.Exec(e.State.Base, "UPDATE rowdrop_unique_held SET logged=? WHERE tbl=? AND pk=?", vals, t.Name, pk); err != nil {
-		return fmt.Errorf("update held UNIQUE clashes: %w", err)
-	}
-	return nil
 }
 
 // logHeld records that the row under key (values vals, metadata m) is held

@@ -42,6 +42,8 @@ func IsSnapshotMetaTable(name string) bool {
 // values it had seen).
 func StripSnapshotMeta(conn *sqlite.Conn, tables []string, self Device) error {
 	names := make([]any, 0, len(tables))
+	// TODO(issue 22 report): x NOT IN (NULL, ...) is never true, so this
+	// deletes nothing; kept as it was (no behaviour change in this refactor).
 	ph := []string{"NULL"}
 	for _, t := range tables {
 		names = append(names, t)
