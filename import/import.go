@@ -377,7 +377,10 @@ func classify(err error) string {
 
 func heldReason(rel string, err error, live *sqlite.Conn) string {
 	msg := err.Error()
+	var refused *merge.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		return fmt.Sprintf("%s: %v; held, and the files after it from the same device wait behind it", rel, refused)
 	case strings.Contains(msg, "no such function"):
 		name := after(msg, "no such function: ")
 		return fmt.Sprintf("%s: applying it runs app trigger(s) %s calling SQL function %s, which only the app defines; configure a stand-in (stand_ins: {%s: %s}) or exclude the table carrying the trigger; held, nothing applied",

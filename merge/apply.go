@@ -36,6 +36,7 @@ type Engine struct {
 	Rekey bool
 
 	rk           *rekeyer     // during Apply
+	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
 	fks          *foreignKeys // re-keyed tables and references to them (rekey.go)
 	rules        *appRules    // the app's rules read from its schema (apprules.go)
 	checkpointed time.Time    // live's last checkpoint (by the live goroutine)
@@ -117,6 +118,9 @@ type item struct {
 	liveBefore, liveWant     []changeset.Value
 	liveWritten, liveRefused bool
 	uniqueHeld               bool
+	// refusal: the app's rules (a trigger's RAISE, a constraint) refused
+	// the live write; it is retried after the rest (apprules.go).
+	refusal error
 }
 
 // ChangeReader yields changes; *changeset.Reader is one.
@@ -240,6 +244,7 @@ func (a *applier) start() error {
 		return err
 	}
 	a.baseAcc, a.liveAcc = newAccess(), newAccess()
+	e.refusals = &waiting{}
 	if a.rk, err = e.newRekeyer(a.src); err != nil {
 		return err
 	}
@@ -268,6 +273,7 @@ func (a *applier) stop(err *error, completed bool) {
 	if a.rk != nil {
 		a.e.rk = nil
 	}
+	a.e.refusals = nil
 	if a.liveAcc != nil {
 		a.liveAcc.close()
 		a.baseAcc.close()
@@ -447,6 +453,9 @@ func (a *applier) flush() error {
 		if err := a.settle(true); err != nil {
 			return err
 		}
+		if len(a.e.refusals.items) > 0 {
+			return nil // refused changes are in base only, for now
+		}
 		var err error
 		end := a.endBase
 		a.endBase = nil
@@ -479,6 +488,9 @@ func (a *applier) end(finish func() error) error {
 		if err := e.resolveHeld(a.ctx, a.fixups()); err != nil {
 			return err
 		}
+	}
+	if err := a.endRefusals(); err != nil {
+		return err
 	}
 	if err := a.openBase(); err != nil {
 		return err
@@ -722,7 +734,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		row []changeset.Value // nil = absent
 	}
 	var wants []want
-	var retry []*item
+	var retry, refused []*item
 	for _, it := range items {
 		if it.decision == nil {
 			continue
@@ -743,7 +755,13 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			it.localRowMoves = true
 			continue
 		}
-		row, conflicts := liveTarget(it.table, it.baseRow, l, it.decision.base)
+		seen := l
+		if w := e.refusals.supersede(it); w != nil {
+			// An earlier change to this key is still refused: this one was
+			// decided on base holding its row, so it applies to that.
+			seen = w.liveWant
+		}
+		row, conflicts := liveTarget(it.table, it.baseRow, seen, it.decision.base)
 		for _, c := range conflicts {
 			c.WinnerDev = "local"
 			c.LoserDev = src.Clock.Dev
@@ -752,6 +770,13 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		}
 		it.liveBefore, it.liveWant = l, row
 		if err := writeRow(lt, it.key, l, row); err != nil {
+			if e.refusals != nil && isRefusal(err) {
+				// Perhaps the app's rules accept it once other changes of
+				// the file are in: retried after the rest (apprules.go).
+				it.refusal = err
+				refused = append(refused, it)
+				continue
+			}
 			if !isUnique(err) {
 				return fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
 			}
@@ -771,6 +796,15 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			if it.liveWritten {
 				wants = append(wants, want{it, it.liveWant})
 			}
+		}
+	}
+	if e.refusals != nil {
+		written, err := e.refusals.retry(e, acc, refused)
+		if err != nil {
+			return err
+		}
+		for _, it := range written {
+			wants = append(wants, want{it, it.liveWant})
 		}
 	}
 	// Verify and correct what triggers did to the rows we wrote. Only

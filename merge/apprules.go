@@ -374,8 +374,8 @@ func (e *RefusedError) Error() string {
 	if e.Waits != "" {
 		fmt.Fprintf(&b, "; it waits for %s", e.Waits)
 	}
-	b.WriteString("; it applies by itself once that arrives (a later file from the writing device or another); " +
-		"if it never will, fix the row in the app on the writing device, or exclude table " + e.Table)
+	b.WriteString("; the file applies by itself once that is so here (through another device's file, or made in the app here); " +
+		"otherwise exclude table " + e.Table + " from sync on this device")
 	return b.String()
 }
 
@@ -490,4 +490,99 @@ func (e *Engine) sortForApply(items []*item) {
 		}
 		return bytes.Compare(a.pk, b.pk) < 0
 	})
+}
+
+// waiting holds the changes of the file being applied that the app's
+// rules refused in live (a BEFORE trigger's RAISE: a parent not there yet,
+// a child still there). Each batch's live transaction retries them after
+// its own changes, pass after pass while a pass makes progress, the way
+// sqlite3changeset_apply retries constraint failures; whatever is still
+// refused once the whole file is in holds the file (applier.endRefusals).
+// Their merged rows are in base already, so base does not commit while
+// any waits (applier.flush). Only live's goroutine uses it while batches
+// are in flight (each waits for the one before, see startLive); the
+// deciding goroutine reads it after a full settle.
+type waiting struct {
+	items []*item
+}
+
+// supersede drops and returns the waiting change to it's key, if any: a
+// later change to the same key replaces it (it was decided on base holding
+// the waiting change's row).
+func (w *waiting) supersede(it *item) *item {
+	if w == nil {
+		return nil
+	}
+	for i, o := range w.items {
+		if o.table == it.table && bytes.Equal(o.pk, it.pk) {
+			w.items = append(w.items[:i], w.items[i+1:]...)
+			return o
+		}
+	}
+	return nil
+}
+
+// retry writes the waiting changes and the batch's refused ones to live,
+// pass after pass until one makes no progress, and returns those written.
+// Earlier batches' changes go first (file order).
+func (w *waiting) retry(e *Engine, acc *access, refused []*item) ([]*item, error) {
+	todo := append(w.items, refused...)
+	var written []*item
+	for len(todo) > 0 {
+		var left []*item
+		for _, it := range todo {
+			lt := acc.get(e.Live, "live", it.table)
+			cur, err := lt.Get(it.key)
+			if err != nil {
+				return nil, err
+			}
+			want := it.liveWant
+			if !sameRow(cur, it.liveBefore) {
+				// A trigger of another change wrote this row meanwhile.
+				want, _ = liveTarget(it.table, it.baseRow, cur, it.decision.base)
+			}
+			switch err := writeRow(lt, it.key, cur, want); {
+			case err == nil:
+				it.liveWritten, it.liveBefore, it.liveWant, it.refusal = true, cur, want, nil
+				written = append(written, it)
+			case isRefusal(err):
+				it.refusal = err
+				left = append(left, it)
+			default:
+				return nil, fmt.Errorf("apply %s to the live database (key %s): %w", it.table.Name, KeyText(it.key), err)
+			}
+		}
+		if len(left) == len(todo) {
+			break
+		}
+		todo = left
+	}
+	w.items = todo
+	return written, nil
+}
+
+// endRefusals runs once every batch is settled: changes still refused get
+// one more try (the UNIQUE fix-ups may have changed live), then hold the
+// file, naming the first (RefusedError). Nothing of the file is recorded
+// as applied; base does not commit.
+func (a *applier) endRefusals() error {
+	e := a.e
+	if len(e.refusals.items) == 0 {
+		return nil
+	}
+	err := e.inLive(a.ctx, &a.st, func() error {
+		_, err := e.refusals.retry(e, a.liveAcc, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(e.refusals.items) == 0 {
+		return nil
+	}
+	it := e.refusals.items[0]
+	re := e.refused(it, it.refusal)
+	e.log().Warn("the app's rules refused changes of a file in every order tried: the file is held",
+		"file", a.src.File, "refused", len(e.refusals.items), "table", re.Table, "key", re.Key, "trigger", re.Trigger, "waits_for", re.Waits)
+	return re
 }
