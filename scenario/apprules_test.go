@@ -267,22 +267,28 @@ END`)
 	a.Exec(`INSERT INTO books VALUES(1, 'Dune')`)
 	a.Exec(`INSERT INTO books_tags_link VALUES(5, 1, 99)`)
 	a.Export()
+	w.Tick(1000)
+	a.Exec(`INSERT INTO books VALUES(2, 'Emma')`)
+	a.Export() // waits behind the first
 	w.DeliverAll(a, b)
 	if r := b.Import(); r.Held != 1 {
 		t.Fatalf("want the file held: %+v", r)
 	}
-	reason := ""
+	reason, blocks := "", 0
 	for _, f := range b.Status().Files {
 		reason += f.Reason
+		blocks += f.BlocksLater
 	}
-	t.Log(reason)
+	if blocks != 1 {
+		t.Errorf("status: the held file blocks %d later files, want 1", blocks)
+	}
 	for _, want := range []string{"books_tags_link_check", "table books_tags_link, key (5)", "row 99 of table tags", "exclude table books_tags_link"} {
 		if !strings.Contains(reason, want) {
 			t.Errorf("reason lacks %q: %s", want, reason)
 		}
 	}
 	b.Exec(`INSERT INTO tags VALUES(99, 'made here')`)
-	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+	if r := b.Import(); r.Held != 0 || r.Applied != 2 {
 		t.Fatalf("after the tag is made here: %+v\n%+v", r, b.Status().Files)
 	}
 	if got := b.Value(`SELECT count(*) FROM books_tags_link`); got != "1" {
