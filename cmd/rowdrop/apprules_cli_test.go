@@ -89,3 +89,42 @@ CREATE TABLE links(book INTEGER REFERENCES books(id) ON DELETE CASCADE, tag TEXT
 		})
 	}
 }
+
+// A link table checked by the app's BEFORE triggers, whose name sorts
+// before its parent's: a file inserting parents and links, and a later one
+// deleting them all, apply through `rowdrop sync` (issue #14).
+func TestSyncTriggerCheckedParents(t *testing.T) {
+	schema := `CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE books_tags_link(id INTEGER PRIMARY KEY, book INTEGER NOT NULL, tag INTEGER NOT NULL, UNIQUE(book, tag));
+CREATE TRIGGER books_tags_link_check BEFORE INSERT ON books_tags_link BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+  SELECT RAISE(ABORT, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END;
+CREATE TRIGGER tags_restrict BEFORE DELETE ON tags BEGIN
+  SELECT RAISE(ABORT, 'tag still linked') WHERE EXISTS (SELECT 1 FROM books_tags_link WHERE tag = OLD.id);
+END;
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM books_tags_link WHERE book = OLD.id);
+END;`
+	folder := t.TempDir()
+	a, b := schemaDevice(t, folder, "alpha", schema), schemaDevice(t, folder, "beta", schema)
+	a.sync(t)
+	b.sync(t)
+	a.execScript(t, "INSERT INTO books VALUES(1, 'Dune'); INSERT INTO tags VALUES(7, 'sf'); INSERT INTO books_tags_link VALUES(1, 1, 7);")
+	a.sync(t)
+	b.sync(t)
+	q := "SELECT b.title, t.name FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag"
+	if got := b.render(t, q); got != "Dune sf\n" {
+		t.Fatalf("beta after the insert file: %q\nstatus: %v", got, b.status(t)["files"])
+	}
+	a.execScript(t, "DELETE FROM books_tags_link; DELETE FROM tags; DELETE FROM books;")
+	a.sync(t)
+	b.sync(t)
+	if got := b.render(t, "SELECT (SELECT count(*) FROM books) + (SELECT count(*) FROM tags) + (SELECT count(*) FROM books_tags_link)"); got != "0\n" {
+		t.Fatalf("beta after the delete file: %q rows left\nstatus: %v", got, b.status(t)["files"])
+	}
+	if files := b.status(t)["files"]; files != nil && len(files.([]any)) > 0 {
+		t.Fatalf("files not applied: %v", files)
+	}
+}
