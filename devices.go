@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
-	importer "rowdrop/import"
 	"rowdrop/internal/ack"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/gc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
@@ -113,13 +112,13 @@ func (s *Syncer) writeAck(force bool, applied map[string]uint64) (bool, error) {
 		return false, fmt.Errorf("read what this device has applied from %s: %w", s.cfg.State, err)
 	}
 	if !force {
-		old, err := ack.Read(s.cfg.Folder, s.id.Device)
+		old, err := s.shared.ReadAck(s.id.Device)
 		if err == nil && ack.Same(old, a) && time.Duration(a.WrittenMS-old.WrittenMS)*time.Millisecond < ackHeartbeat && old.WrittenMS <= a.WrittenMS {
 			return false, nil
 		}
 	}
-	if err := ack.Write(s.cfg.Folder, a); err != nil {
-		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", ack.Path(s.cfg.Folder, s.id.Device), err)
+	if err := s.shared.WriteAck(a); err != nil {
+		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", s.shared.Path(folder.AckRel(s.id.Device)), err)
 	}
 	return true, nil
 }
@@ -149,7 +148,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	if dirs, err := gc.Survey(s.cfg.Folder); err == nil {
+	if dirs, err := gc.Survey(s.shared); err == nil {
 		for id, d := range dirs {
 			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
 				names[id] = d.Ack.DeviceName
@@ -170,7 +169,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 		if kind != rdfile.NameSnapshot {
 			return fmt.Errorf("not a snapshot name")
 		}
-		snap, status, reason, err := im.OpenSnapshot(ctx, importer.SnapshotEntry{Device: dev, Seq: seq, Rel: rel})
+		snap, status, reason, err := im.OpenSnapshot(ctx, folder.Entry{Device: dev, Seq: seq, Rel: rel})
 		if err != nil {
 			return err
 		}
@@ -184,7 +183,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	plan, err := gc.Make(gc.Input{Folder: s.cfg.Folder, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
+	plan, err := gc.Make(gc.Input{Folder: s.shared, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +194,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if dryRun {
 		return r, nil
 	}
-	r.Deleted, err = gc.Execute(ctx, s.cfg.Folder, plan, s.log)
+	r.Deleted, err = gc.Execute(ctx, s.shared, plan, s.log)
 	for _, it := range r.Deleted {
 		r.Bytes += it.Bytes
 	}
@@ -253,7 +252,7 @@ type DeviceInfo struct {
 // Devices lists every device seen: those with a directory in the folder,
 // those this device has applied files of, and those retired.
 func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
-	dirs, err := gc.Survey(s.cfg.Folder)
+	dirs, err := gc.Survey(s.shared)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +301,7 @@ func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
 			if n := len(d.Changesets); n > 0 {
 				last := d.Changesets[n-1]
 				di.LastFile = last.Seq
-				if f, err := rdfile.Open(filepath.Join(s.cfg.Folder, filepath.FromSlash(last.Rel)), rdfile.Limits{}); err == nil {
+				if f, err := s.shared.Open(last.Rel); err == nil {
 					di.lastMS = f.Header.CreatedMS
 				}
 			}

@@ -27,6 +27,7 @@ import (
 	"rowdrop/export"
 	importer "rowdrop/import"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -238,6 +239,8 @@ type Syncer struct {
 	// ("" before the first use), and prepared again when it changes.
 	im    *importer.Importer
 	imKey string
+	// shared is the shared folder: every read and write of it goes through it.
+	shared *folder.Folder
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -276,7 +279,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st}
+	s := &Syncer{cfg: cfg, log: log, st: st, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
 	if s.id, err = st.Identity(cfg.DeviceName); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
@@ -315,10 +318,10 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		st.Close()
 		return nil, err
 	}
-	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: cfg.Folder, State: st, ID: s.id, Clock: s.clock,
+	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
-	s.im = &importer.Importer{Folder: cfg.Folder, State: st, Self: s.id, Clock: s.clock,
-		Limits: rdfile.Limits{MaxRaw: cfg.MaxChangeset}, Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
+	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
+		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
 	return s, nil
 }
 
@@ -461,19 +464,19 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 // folderView is one listing of the shared folder and what this device has
 // applied of it; one Sync takes it once and passes it on.
 type folderView struct {
-	scan    *importer.Scan // nil if the folder could not be read (err)
+	scan    *folder.Scan // nil if the folder could not be read (err)
 	err     error
 	applied map[string]uint64
 }
 
 // viewFolder lists the folder and reads the applied vector.
 func (s *Syncer) viewFolder() (*folderView, error) {
-	applied, err := importer.Applied(s.st)
+	applied, err := s.st.Applied()
 	if err != nil {
 		return nil, err
 	}
 	v := &folderView{applied: applied}
-	v.scan, v.err = importer.ScanFolder(s.cfg.Folder)
+	v.scan, v.err = s.shared.Scan()
 	if v.err != nil {
 		v.scan = nil
 	}

@@ -31,7 +31,7 @@ func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
 		return export.SnapshotResult{}, fmt.Errorf("no snapshot: exported changes wait in the outbox: %w", r.PublishErr)
 	}
 	// The export brought the base copy in line (EnsureBase).
-	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.cfg.Folder, synced(ls.tables, r.SchemaProblems), s.cfg.Now())
+	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.shared, synced(ls.tables, r.SchemaProblems), s.cfg.Now())
 	if err != nil {
 		return res, err
 	}

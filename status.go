@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"rowdrop/export"
 	importer "rowdrop/import"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
@@ -116,7 +116,7 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	scan, scanErr := importer.ScanFolder(s.cfg.Folder)
+	scan, scanErr := s.shared.Scan()
 	if scanErr == nil {
 		st.FolderOK = true
 		st.Unknown = scan.Unknown
@@ -172,7 +172,7 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 // was damaged after this device applied it (devices that have not applied
 // it yet cannot). Only headers are read, which is cheap; the payload
 // checksum stays the import's job.
-func (s *Syncer) checkFiles(scan *importer.Scan, applied map[string]uint64, known []FileStatus) []FileStatus {
+func (s *Syncer) checkFiles(scan *folder.Scan, applied map[string]uint64, known []FileStatus) []FileStatus {
 	seen := map[string]bool{}
 	for _, f := range known {
 		seen[f.Path] = true
@@ -183,8 +183,8 @@ func (s *Syncer) checkFiles(scan *importer.Scan, applied map[string]uint64, know
 			if seen[e.Rel] {
 				continue
 			}
-			path := filepath.Join(s.cfg.Folder, filepath.FromSlash(e.Rel))
-			_, err := rdfile.Open(path, rdfile.Limits{})
+			path := s.shared.Path(e.Rel)
+			_, err := s.shared.Open(e.Rel)
 			if err == nil {
 				continue
 			}

@@ -22,6 +22,7 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/rows"
@@ -39,7 +40,7 @@ const (
 // Exporter captures and publishes this device's changes.
 type Exporter struct {
 	LivePath string
-	Folder   string
+	Folder   *folder.Folder // the shared folder, where Publish puts the outbox's files
 	State    *state.Dir
 	ID       state.Identity
 	Clock    *hlc.Clock
@@ -338,20 +339,20 @@ func (e *Exporter) checkIdentity() error {
 		}
 		*v.dst = uint64(max(n, v.min))
 	}
-	ents, err := os.ReadDir(filepath.Join(e.Folder, e.ID.Device))
+	names, err := e.Folder.Names(e.ID.Device)
 	if err != nil {
 		return nil // no folder or no files of ours yet
 	}
 	okUpTo := checked
-	for _, ent := range ents {
-		s, ok := rdfile.ParseSeq(ent.Name())
+	for _, name := range names {
+		s, ok := rdfile.ParseSeq(name)
 		// A sync tool's conflict copy of one of our files is checked too:
 		// it is how two installations writing the same name show up.
-		copyOfOurs := !ok && rdfile.IsConflictCopy(ent.Name())
+		copyOfOurs := !ok && rdfile.IsConflictCopy(name)
 		if !copyOfOurs && (!ok || s < since || s <= checked || s >= next) {
 			continue
 		}
-		f, err := rdfile.Open(filepath.Join(e.Folder, e.ID.Device, ent.Name()), rdfile.Limits{})
+		f, err := e.Folder.Open(e.ID.Device + "/" + name)
 		if err != nil {
 			continue // incomplete or damaged: the importer reports it
 		}
@@ -374,10 +375,10 @@ func (e *Exporter) checkIdentity() error {
 		// Only saves checking these files again: a failure is harmless.
 		_ = e.State.Set(state.KeyIDCheckUpTo, okUpTo)
 	}
-	for _, ent := range ents {
-		if s, ok := rdfile.ParseSeq(ent.Name()); ok && s >= next {
+	for _, name := range names {
+		if s, ok := rdfile.ParseSeq(name); ok && s >= next {
 			return fmt.Errorf("the shared folder already holds %s/%s, but this installation's next file is %d: its state directory %s was cloned or restored from a backup, so two installations share device id %s. Nothing was published. To give this installation a new identity, move the state directory aside (mv %s %s.old) and sync again: it joins as a new device, its rows merge at the lowest precedence and anything that differs is kept in the conflict log: %w",
-				e.ID.Device, ent.Name(), next, e.State.Path, e.ID.Device, e.State.Path, e.State.Path, ErrDuplicateIdentity)
+				e.ID.Device, name, next, e.State.Path, e.ID.Device, e.State.Path, e.State.Path, ErrDuplicateIdentity)
 		}
 	}
 	return nil

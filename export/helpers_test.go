@@ -19,6 +19,7 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -101,7 +102,7 @@ func (e *env) open(hints bool) {
 		t.Fatal(err)
 	}
 	e.st = st
-	e.exp = &Exporter{LivePath: e.live, Folder: e.folder, State: st, ID: id,
+	e.exp = &Exporter{LivePath: e.live, Folder: folder.New(e.folder, rdfile.Limits{}), State: st, ID: id,
 		Clock: hlc.New(nil, hlc.Timestamp(st.GetInt("hlc"))), Hints: hints}
 	if hints {
 		live, err := db.OpenLive(e.live, false)
@@ -325,7 +326,8 @@ func folderFiles(t *testing.T, folder string) []string {
 // returns its header and canonical changes.
 func readFile(t *testing.T, path string) (rdfile.Header, []string, []byte) {
 	t.Helper()
-	f, err := rdfile.Open(path, rdfile.Limits{})
+	shared, rel := folder.At(path)
+	f, err := shared.Open(rel)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}

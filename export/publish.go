@@ -58,13 +58,7 @@ func (e *Exporter) removeStaleTemps() {
 		}
 	}
 	removeDB(filepath.Join(e.State.Path, "snapshot.db"))
-	dir := filepath.Join(e.Folder, e.ID.Device)
-	ents, _ = os.ReadDir(dir)
-	for _, ent := range ents {
-		if fsx.IsTemp(ent.Name()) {
-			os.Remove(filepath.Join(dir, ent.Name()))
-		}
-	}
+	e.Folder.RemoveTemps(e.ID.Device)
 }
 
 // Publish copies every committed file waiting in the outbox into the
@@ -91,27 +85,22 @@ func (e *Exporter) Publish() ([]string, error) {
 		return nil, nil
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	if st, err := os.Stat(e.Folder); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("shared folder %s is not available (%d file(s) wait in %s; they are published when it is back): %w", e.Folder, len(seqs), e.State.Outbox(), errFolderGone(err))
+	if err := e.Folder.Available(); err != nil {
+		return nil, fmt.Errorf("shared folder %s is not available (%d file(s) wait in %s; they are published when it is back): %w", e.Folder.Dir(), len(seqs), e.State.Outbox(), err)
 	}
 	// Temp files of ours left by an interrupted publish (a pulled stick)
 	// are garbage: only this device writes in its directory.
-	if ents, err := os.ReadDir(filepath.Join(e.Folder, e.ID.Device)); err == nil {
-		for _, ent := range ents {
-			if fsx.IsTemp(ent.Name()) {
-				os.Remove(filepath.Join(e.Folder, e.ID.Device, ent.Name()))
-			}
-		}
-	}
+	e.Folder.RemoveTemps(e.ID.Device)
 	var out []string
 	for _, s := range seqs {
 		src := filepath.Join(e.State.Outbox(), rdfile.FileName(s))
-		dst := filepath.Join(e.Folder, e.ID.Device, rdfile.FileName(s))
-		if err := fsx.Publish(src, dst); err != nil {
+		rel := rdfile.RelPath(e.ID.Device, s)
+		dst := e.Folder.Path(rel)
+		if err := e.Folder.Publish(rel, src); err != nil {
 			if errors.Is(err, os.ErrExist) {
 				return out, fmt.Errorf("%s exists with different content: another installation is publishing as device %s (a cloned state directory?); give this one a new identity: %w", dst, e.ID.Device, err)
 			}
-			return out, fmt.Errorf("publish %s: %w (check free space and permissions of %s; the file waits in %s and is published by the next sync)", dst, err, e.Folder, e.State.Outbox())
+			return out, fmt.Errorf("publish %s: %w (check free space and permissions of %s; the file waits in %s and is published by the next sync)", dst, err, e.Folder.Dir(), e.State.Outbox())
 		}
 		if err := os.Remove(src); err != nil {
 			return out, err
@@ -119,11 +108,4 @@ func (e *Exporter) Publish() ([]string, error) {
 		out = append(out, dst)
 	}
 	return out, nil
-}
-
-func errFolderGone(err error) error {
-	if err == nil {
-		return errors.New("not a directory")
-	}
-	return err
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
@@ -107,7 +107,7 @@ func sumSeen(seen map[string]uint64) int64 {
 // online backup API into the state directory, stripped of device-private
 // tables, vacuumed, and published like every rowdrop file: compressed,
 // checksummed, under a temporary name first, never replacing a file.
-func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *hlc.Clock, folder string, tables []*schema.Table, now time.Time) (res SnapshotResult, err error) {
+func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *hlc.Clock, shared *folder.Folder, tables []*schema.Table, now time.Time) (res SnapshotResult, err error) {
 	if n, _ := os.ReadDir(st.Outbox()); len(outboxFiles(n)) > 0 {
 		return res, fmt.Errorf("%d exported file(s) still wait in the outbox %s: a snapshot must not include changes the folder does not have yet (make the shared folder available and sync first)", len(outboxFiles(n)), st.Outbox())
 	}
@@ -147,13 +147,12 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 		return res, err
 	}
 	n := uint64(last64)
-	dir := filepath.Join(folder, id.Device)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return res, fmt.Errorf("create this device's directory %s in the shared folder: %w", dir, err)
+	if err := shared.MkdirDevice(id.Device); err != nil {
+		return res, fmt.Errorf("create this device's directory %s in the shared folder: %w", shared.Path(id.Device), err)
 	}
-	if ents, err := os.ReadDir(dir); err == nil {
-		for _, e := range ents {
-			if s, ok := rdfile.ParseSnapshotSeq(e.Name()); ok && s > n {
+	if names, err := shared.Names(id.Device); err == nil {
+		for _, name := range names {
+			if s, ok := rdfile.ParseSnapshotSeq(name); ok && s > n {
 				n = s
 			}
 		}
@@ -173,10 +172,11 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 		return res, err
 	}
 	defer src.Close()
-	path := filepath.Join(dir, rdfile.SnapshotName(n))
-	h, err = rdfile.Build(path, h, src)
+	rel := id.Device + "/" + rdfile.SnapshotName(n)
+	path := shared.Path(rel)
+	h, err = shared.Build(rel, h, src)
 	if err != nil {
-		return res, fmt.Errorf("publish snapshot %s: %w (check free space and permissions of %s)", path, err, folder)
+		return res, fmt.Errorf("publish snapshot %s: %w (check free space and permissions of %s)", path, err, shared.Dir())
 	}
 	end, err := db.Begin(st.Base, "IMMEDIATE")
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/changeset"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -33,14 +33,13 @@ const (
 
 // Importer applies other devices' files.
 type Importer struct {
-	Folder   string
+	Folder   *folder.Folder // the shared folder; its limits bound what is read
 	State    *state.Dir
 	Self     state.Identity
 	Clock    *hlc.Clock
 	Engine   *merge.Engine
 	Tables   map[string]*schema.Table // synced here
 	Excluded map[string]bool          // present here but not synced (partial sync): their changes are skipped
-	Limits   rdfile.Limits
 	Log      *slog.Logger
 	Now      func() time.Time
 	// Progress, if set, is called after each applied file.
@@ -93,11 +92,6 @@ func sortedKeys(m map[string]uint64) []string {
 	return out
 }
 
-// Applied returns how far each device's files have been applied.
-//
-// Deprecated: use state.Dir.Applied.
-func Applied(st *state.Dir) (map[string]uint64, error) { return st.Applied() }
-
 func (im *Importer) log() *slog.Logger {
 	if im.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -107,9 +101,9 @@ func (im *Importer) log() *slog.Logger {
 
 // Import scans the folder and applies every file that can be applied.
 func (im *Importer) Import(ctx context.Context) (Result, error) {
-	scan, err := ScanFolder(im.Folder)
+	scan, err := im.Folder.Scan()
 	if err != nil {
-		return Result{}, fmt.Errorf("read shared folder %s: %w (is it mounted?)", im.Folder, err)
+		return Result{}, err
 	}
 	applied, err := im.State.Applied()
 	if err != nil {
@@ -121,7 +115,7 @@ func (im *Importer) Import(ctx context.Context) (Result, error) {
 // ImportScanned applies every file of scan that can be applied; applied is
 // how far each device's files are applied here (Applied), and is advanced
 // as files go in, so the caller can go on with it.
-func (im *Importer) ImportScanned(ctx context.Context, scan *Scan, applied map[string]uint64) (Result, error) {
+func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applied map[string]uint64) (Result, error) {
 	var res Result
 	log := im.log()
 	for _, c := range scan.Conflicts {
@@ -226,9 +220,8 @@ const statusCausal = "causal"
 // applyOne validates and applies one file. A non-empty status means it was
 // not applied (and why); err is reserved for local failures that should
 // stop the whole import (disk, database).
-func (im *Importer) applyOne(ctx context.Context, e Entry, res *Result) (status, reason string, err error) {
-	path := filepath.Join(im.Folder, filepath.FromSlash(e.Rel))
-	f, err := rdfile.Open(path, im.Limits)
+func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (status, reason string, err error) {
+	f, err := im.Folder.Open(e.Rel)
 	if err != nil {
 		return classify(err), err.Error(), nil
 	}

@@ -12,6 +12,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/changeset"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
@@ -99,11 +100,11 @@ func writeOrderFile(t *testing.T, im *Importer, ct map[string]*changeset.Table, 
 		tb := im.Tables[n]
 		h.Tables = append(h.Tables, rdfile.Table{Name: n, Columns: tb.Columns, Fingerprint: tb.Fingerprint()})
 	}
-	path := filepath.Join(t.TempDir(), "f.rdc")
-	if _, err := rdfile.Build(path, h, &buf); err != nil {
+	dir, rel := folder.New(t.TempDir(), rdfile.Limits{}), rdfile.RelPath(h.Device, h.Seq)
+	if _, err := dir.Build(rel, h, &buf); err != nil {
 		t.Fatal(err)
 	}
-	f, err := rdfile.Open(path, rdfile.Limits{})
+	f, err := dir.Open(rel)
 	if err != nil {
 		t.Fatal(err)
 	}

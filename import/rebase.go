@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"rowdrop/internal/folder"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
@@ -60,7 +61,7 @@ func IsNew(st *state.Dir) (bool, error) {
 // is the folder's listing (nil: unreadable, nothing to do; the import
 // reports it); applied is how far each device's files are applied, and is
 // advanced by what a merged snapshot includes.
-func (im *Importer) Rebase(ctx context.Context, scan *Scan, applied map[string]uint64) (RebaseResult, error) {
+func (im *Importer) Rebase(ctx context.Context, scan *folder.Scan, applied map[string]uint64) (RebaseResult, error) {
 	var rr RebaseResult
 	if scan == nil {
 		return rr, nil
@@ -84,7 +85,7 @@ type folderBounds struct {
 	present   map[string]bool   // paths of the changesets
 }
 
-func boundsOf(scan *Scan, self string) folderBounds {
+func boundsOf(scan *folder.Scan, self string) folderBounds {
 	fb := folderBounds{low: map[string]uint64{}, high: map[string]uint64{}, present: map[string]bool{}}
 	for d, l := range scan.Files {
 		if d != self && len(l) > 0 {
@@ -112,7 +113,7 @@ func (fb folderBounds) gaps(applied map[string]uint64) map[string]bool {
 
 // candidate is a snapshot worth merging.
 type candidate struct {
-	e     SnapshotEntry
+	e     folder.Entry
 	h     rdfile.Header
 	cover uint64 // how many files it includes in all
 }
@@ -120,7 +121,7 @@ type candidate struct {
 // candidates reads the headers of the snapshots in the folder and keeps
 // the usable ones that bring something (see above), recording why the
 // others are not used.
-func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied map[string]uint64) ([]candidate, error) {
+func (im *Importer) candidates(snaps []folder.Entry, fb folderBounds, applied map[string]uint64) ([]candidate, error) {
 	inflight, err := im.State.CurrentInflight()
 	if err != nil {
 		return nil, err
@@ -181,7 +182,7 @@ func (im *Importer) candidates(snaps []SnapshotEntry, fb folderBounds, applied m
 // usable reports whether nothing is missing after merging the snapshot,
 // and whether it includes only files that were published (recording it
 // as waiting otherwise); own is this device's next sequence number.
-func (im *Importer) usable(e SnapshotEntry, h rdfile.Header, fb folderBounds, applied map[string]uint64, own uint64) (bool, error) {
+func (im *Importer) usable(e folder.Entry, h rdfile.Header, fb folderBounds, applied map[string]uint64, own uint64) (bool, error) {
 	usable := true
 	for d, lo := range fb.low {
 		if max(applied[d], h.Seen[d])+1 < lo {

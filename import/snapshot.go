@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
@@ -24,17 +24,10 @@ import (
 	"rowdrop/merge"
 )
 
-// SnapshotEntry is a snapshot file found in the folder.
-type SnapshotEntry struct {
-	Device string
-	Seq    uint64
-	Rel    string
-}
-
 // Snapshot is a validated snapshot, decompressed into the state directory
 // and opened read-only.
 type Snapshot struct {
-	Entry  SnapshotEntry
+	Entry  folder.Entry
 	Header rdfile.Header
 	Conn   *sqlite.Conn
 	// Tables are the local synced tables it carries (same shape).
@@ -59,8 +52,8 @@ func (s *Snapshot) Close() {
 
 // SnapshotHeader reads a snapshot's header only (cheap): for choosing
 // among snapshots before validating one fully.
-func (im *Importer) SnapshotHeader(e SnapshotEntry) (rdfile.Header, string, string) {
-	f, err := rdfile.Open(filepath.Join(im.Folder, filepath.FromSlash(e.Rel)), im.Limits)
+func (im *Importer) SnapshotHeader(e folder.Entry) (rdfile.Header, string, string) {
+	f, err := im.Folder.Open(e.Rel)
 	if err != nil {
 		return rdfile.Header{}, classify(err), err.Error()
 	}
@@ -82,12 +75,11 @@ func (im *Importer) SnapshotHeader(e SnapshotEntry) (rdfile.Header, string, stri
 // can't be used (StatusWaiting: incomplete, retry later; StatusHeld: not
 // yet, e.g. another schema; StatusBroken: never); err is reserved for
 // local failures.
-func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Snapshot, status, reason string, err error) {
+func (im *Importer) OpenSnapshot(ctx context.Context, e folder.Entry) (snap *Snapshot, status, reason string, err error) {
 	h, status, reason := im.SnapshotHeader(e)
 	if status != "" {
 		return nil, status, reason, nil
 	}
-	path := filepath.Join(im.Folder, filepath.FromSlash(e.Rel))
 	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
 		return nil, StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
 			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
@@ -107,7 +99,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Sn
 			return nil, StatusHeld, fmt.Sprintf("%s: the snapshot does not carry table %s, which this device syncs (the device that wrote it excludes the table or lacks it): not usable here", e.Rel, name), nil
 		}
 	}
-	f, err := rdfile.Open(path, im.Limits)
+	f, err := im.Folder.Open(e.Rel)
 	if err != nil {
 		return nil, classify(err), err.Error(), nil
 	}
@@ -137,7 +129,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e SnapshotEntry) (snap *Sn
 
 // decompress writes the payload into a private file in the state
 // directory; the reader is bounded by the header and Limits.
-func (im *Importer) decompress(f *rdfile.File, e SnapshotEntry) (string, string, string, error) {
+func (im *Importer) decompress(f *rdfile.File, e folder.Entry) (string, string, string, error) {
 	rc, err := f.Changeset()
 	if err != nil {
 		return "", classify(err), err.Error(), nil

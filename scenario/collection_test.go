@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"rowdrop"
-	"rowdrop/internal/ack"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 	"rowdrop/scenario"
 )
@@ -251,29 +251,29 @@ func TestAckContent(t *testing.T) {
 	b.Export()
 	w.Mirror(b, a)
 	a.Import()
-	got, err := ack.Read(a.Folder, a.ID)
+	got, err := folder.New(a.Folder, rdfile.Limits{}).ReadAck(a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Applied[b.ID] != b.Published()[len(b.Published())-1] || got.Device != a.ID || got.DeviceName != "a" {
 		t.Fatalf("ack of a: %+v (b published %v)", got, b.Published())
 	}
-	st, _ := os.Stat(ack.Path(a.Folder, a.ID))
+	st, _ := os.Stat(filepath.Join(a.Folder, filepath.FromSlash(folder.AckRel(a.ID))))
 	w.Tick(1000)
 	a.Import()
-	if st2, _ := os.Stat(ack.Path(a.Folder, a.ID)); !st2.ModTime().Equal(st.ModTime()) {
+	if st2, _ := os.Stat(filepath.Join(a.Folder, filepath.FromSlash(folder.AckRel(a.ID)))); !st2.ModTime().Equal(st.ModTime()) {
 		t.Fatal("unchanged ack rewritten")
 	}
-	if again, _ := ack.Read(a.Folder, a.ID); again.WrittenMS != got.WrittenMS {
+	if again, _ := folder.New(a.Folder, rdfile.Limits{}).ReadAck(a.ID); again.WrittenMS != got.WrittenMS {
 		t.Fatal("unchanged ack rewritten")
 	}
 	w.Tick(13 * 3600 * 1000)
 	a.Import()
-	if again, _ := ack.Read(a.Folder, a.ID); again.WrittenMS == got.WrittenMS {
+	if again, _ := folder.New(a.Folder, rdfile.Limits{}).ReadAck(a.ID); again.WrittenMS == got.WrittenMS {
 		t.Fatal("no heartbeat after 13 hours")
 	}
 	// A hostile ack of b in a's folder never breaks a's sync or status.
-	os.WriteFile(ack.Path(a.Folder, b.ID), []byte(`{"device":`), 0o644)
+	os.WriteFile(filepath.Join(a.Folder, filepath.FromSlash(folder.AckRel(b.ID))), []byte(`{"device":`), 0o644)
 	a.Import()
 	a.Status()
 	devs, err := a.S.Devices(context.Background())

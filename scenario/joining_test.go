@@ -47,7 +47,7 @@ func TestJoinLateFromSnapshot(t *testing.T) {
 	}
 	// The payload is one self-contained SQLite file in rollback mode,
 	// though base.db is in WAL mode (FORMAT §14).
-	sf, err := rdfile.Open(snap.File, rdfile.Limits{})
+	sf, err := scenario.OpenFile(snap.File)
 	if err != nil {
 		t.Fatal(err)
 	}

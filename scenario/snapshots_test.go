@@ -30,7 +30,7 @@ CREATE TABLE tags(note TEXT, tag TEXT, PRIMARY KEY(tag, note)) WITHOUT ROWID;
 // right): only its content is wrong.
 func craftSnapshot(t *testing.T, src string, to *scenario.Device, dev string, n uint64, edit func(conn *sqlite.Conn, h *rdfile.Header)) string {
 	t.Helper()
-	f, err := rdfile.Open(src, rdfile.Limits{})
+	f, err := scenario.OpenFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestBadSnapshotsSkipped(t *testing.T) {
 	want[rel] = "broken"
 	// Checksummed garbage instead of a database.
 	rel = a.ID + "/" + rdfile.SnapshotName(next())
-	gf, err := rdfile.Open(good.File, rdfile.Limits{})
+	gf, err := scenario.OpenFile(good.File)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"rowdrop/internal/changeset"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 )
 
@@ -263,10 +264,18 @@ func (d *Device) ReadPublished() []PublishedFile {
 	return out
 }
 
+// OpenFile opens the rowdrop file at path, inside a shared folder
+// (<folder>/<device>/<name>), the way every reader does: through
+// internal/folder.
+func OpenFile(path string) (*rdfile.File, error) {
+	f, rel := folder.At(path)
+	return f.Open(rel)
+}
+
 // ReadFile decodes one changeset file.
 func ReadFile(path string) (PublishedFile, error) {
 	var pf PublishedFile
-	f, err := rdfile.Open(path, rdfile.Limits{})
+	f, err := OpenFile(path)
 	if err != nil {
 		return pf, err
 	}

@@ -19,7 +19,7 @@ import (
 
 	"rowdrop/export"
 	"rowdrop/internal/db"
-	"rowdrop/internal/rdfile"
+	"rowdrop/internal/folder"
 )
 
 // p1 measures the export of one-row edits against a full session diff of
@@ -337,7 +337,8 @@ func (b *bench) p3(ctx context.Context, d *device, label string) error {
 	if published == 0 {
 		return fmt.Errorf("published file %q not found", res.File)
 	}
-	f, err := rdfile.Open(res.File, rdfile.Limits{})
+	shared, rel := folder.At(res.File)
+	f, err := shared.Open(rel)
 	if err != nil {
 		return err
 	}

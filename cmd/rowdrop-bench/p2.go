@@ -14,7 +14,7 @@ import (
 
 	"rowdrop/export"
 	"rowdrop/internal/db"
-	"rowdrop/internal/rdfile"
+	"rowdrop/internal/folder"
 )
 
 // p2 measures merging remote updates (device A's file applied by device
@@ -158,7 +158,8 @@ func (b *bench) p2(ctx context.Context, a *device) error {
 
 	// The raw baseline: the same changeset, decompressed, applied by
 	// sqlite3changeset_apply into a backup-API copy of B's database.
-	f, err := rdfile.Open(eres.File, rdfile.Limits{})
+	shared, rel := folder.At(eres.File)
+	f, err := shared.Open(rel)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/ack"
+	shared "rowdrop/internal/folder"
+	"rowdrop/internal/rdfile"
 )
 
 // gc and devices through the binary: the dry run explains, the real run
@@ -82,7 +83,7 @@ func TestGCAndDevicesCommands(t *testing.T) {
 	if !strings.Contains(r.stdout, bID) || !strings.Contains(r.stdout, "RETIRED") {
 		t.Fatalf("devices after forget:\n%s", r.stdout)
 	}
-	if got, _ := ack.Read(folder, aID); got == nil || len(got.Forgotten) != 1 || got.Forgotten[0] != bID {
+	if got, _ := shared.New(folder, rdfile.Limits{}).ReadAck(aID); got == nil || len(got.Forgotten) != 1 || got.Forgotten[0] != bID {
 		t.Fatalf("a's ack does not carry the retirement: %+v", got)
 	}
 	// A bad horizon is a usage error naming the key.

@@ -3,7 +3,8 @@
 // and which devices its user retired. Its device is its only writer and
 // replaces it atomically; every other device reads it to decide which of
 // its own files nobody needs any more (collection). docs/FORMAT.md §14 is
-// the normative description.
+// the normative description. This package is the format (Parse, Marshal);
+// internal/folder reads and writes the file (ReadAck, WriteAck).
 //
 // An ack.json is read from a shared folder, so it is untrusted: Parse is
 // strict (exact member names, no duplicates, no unknown members, bounded
@@ -18,11 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 
-	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
 )
 
@@ -211,59 +209,6 @@ func Marshal(a *Ack) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
-}
-
-// Path is where device dev's ack lives in folder.
-func Path(folder, dev string) string {
-	return filepath.Join(folder, dev, rdfile.AckName)
-}
-
-// Read reads and validates device dev's ack.json in folder. A missing
-// file yields an error wrapping os.ErrNotExist; anything else that is
-// wrong wraps ErrInvalid and names the file.
-func Read(folder, dev string) (*Ack, error) {
-	p := Path(folder, dev)
-	st, err := os.Lstat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file: %w", p, ErrInvalid)
-	}
-	if st.Size() > MaxSize {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d an ack.json may have: %w", p, st.Size(), MaxSize, ErrInvalid)
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	a, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
-	}
-	if a.Device != dev {
-		return nil, fmt.Errorf("%s: says device %s, but lies in the directory of %s: %w", p, a.Device, dev, ErrInvalid)
-	}
-	return a, nil
-}
-
-// Write atomically replaces the ack of a.Device in folder (temp name,
-// fsync, rename). Only a.Device may call it for its own directory.
-func Write(folder string, a *Ack) error {
-	data, err := Marshal(a)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Join(folder, a.Device)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w (check that the shared folder is mounted and writable)", dir, err)
-	}
-	return fsx.Replace(Path(folder, a.Device), data)
 }
 
 // Same reports whether two acks say the same thing, apart from when they

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,15 +28,9 @@ import (
 	"time"
 
 	"rowdrop/internal/ack"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 )
-
-// Changeset is a changeset file found in a device directory.
-type Changeset struct {
-	Seq   uint64
-	Rel   string // slash-separated, relative to the folder
-	Bytes int64
-}
 
 // Snapshot is a snapshot file found in a device directory. Header is nil
 // when its header is unreadable (Err says why); the payload is not checked
@@ -54,79 +47,57 @@ type Snapshot struct {
 // Dir is what one device directory holds.
 type Dir struct {
 	ID         string
-	Changesets []Changeset // ascending
-	Snapshots  []Snapshot  // ascending by sequence
-	Ack        *ack.Ack    // nil when absent or refused
-	AckErr     error       // why the ack was refused (nil when absent or fine)
-	Bytes      int64       // all regular files
+	Changesets []folder.Entry // ascending
+	Snapshots  []Snapshot     // ascending by sequence
+	Ack        *ack.Ack       // nil when absent or refused
+	AckErr     error          // why the ack was refused (nil when absent or fine)
+	Bytes      int64          // all regular files
 }
 
-// Survey lists every device directory of folder. Only regular files are
+// Survey lists every device directory of the folder (one folder.Scan) and
+// reads the snapshot headers and acks in them. Only regular files are
 // looked at; temp files, artefacts and unknown names are skipped (the
 // importer reports those).
-func Survey(folder string) (map[string]*Dir, error) {
-	top, err := os.ReadDir(folder)
+func Survey(f *folder.Folder) (map[string]*Dir, error) {
+	scan, err := f.Scan()
 	if err != nil {
-		return nil, fmt.Errorf("read shared folder %s: %w (is it mounted?)", folder, err)
+		return nil, err
 	}
 	out := map[string]*Dir{}
-	for _, d := range top {
-		if !d.IsDir() || !rdfile.ValidDeviceID(d.Name()) {
-			continue
-		}
-		dir := &Dir{ID: d.Name()}
-		out[dir.ID] = dir
-		ents, err := os.ReadDir(filepath.Join(folder, d.Name()))
-		if err != nil {
-			continue // vanished between listings
-		}
-		for _, e := range ents {
-			if e.Type()&fs.ModeType != 0 {
-				continue
+	for id, sd := range scan.Dirs {
+		dir := &Dir{ID: id, Changesets: sd.Changesets, Bytes: sd.Bytes}
+		out[id] = dir
+		for _, e := range sd.Snapshots {
+			s := Snapshot{Device: id, Seq: e.Seq, Rel: e.Rel, Bytes: e.Bytes}
+			fh, err := f.Open(e.Rel)
+			switch {
+			case err != nil:
+				s.Err = err
+			case fh.Header.Kind != rdfile.KindSnapshot:
+				s.Err = fmt.Errorf("%s: header says kind %q under a snapshot name", e.Rel, fh.Header.Kind)
+			case fh.Header.Device != id || fh.Header.Seq != e.Seq:
+				s.Err = fmt.Errorf("%s: header says device %s snapshot %d, its name says %s/%d", e.Rel, fh.Header.Device, fh.Header.Seq, id, e.Seq)
+			default:
+				h := fh.Header
+				s.Header = &h
 			}
-			info, err := e.Info()
+			dir.Snapshots = append(dir.Snapshots, s)
+		}
+		if sd.Ack {
+			a, err := f.ReadAck(id)
 			if err != nil {
-				continue
-			}
-			dir.Bytes += info.Size()
-			rel := dir.ID + "/" + e.Name()
-			kind, _, seq := rdfile.Classify(rel)
-			switch kind {
-			case rdfile.NameChangeset:
-				dir.Changesets = append(dir.Changesets, Changeset{Seq: seq, Rel: rel, Bytes: info.Size()})
-			case rdfile.NameSnapshot:
-				s := Snapshot{Device: dir.ID, Seq: seq, Rel: rel, Bytes: info.Size()}
-				f, err := rdfile.Open(filepath.Join(folder, filepath.FromSlash(rel)), rdfile.Limits{})
-				switch {
-				case err != nil:
-					s.Err = err
-				case f.Header.Kind != rdfile.KindSnapshot:
-					s.Err = fmt.Errorf("%s: header says kind %q under a snapshot name", rel, f.Header.Kind)
-				case f.Header.Device != dir.ID || f.Header.Seq != seq:
-					s.Err = fmt.Errorf("%s: header says device %s snapshot %d, its name says %s/%d", rel, f.Header.Device, f.Header.Seq, dir.ID, seq)
-				default:
-					h := f.Header
-					s.Header = &h
-				}
-				dir.Snapshots = append(dir.Snapshots, s)
-			case rdfile.NameAck:
-				a, err := ack.Read(folder, dir.ID)
-				if err != nil {
-					dir.AckErr = err
-				} else {
-					dir.Ack = a
-				}
+				dir.AckErr = err
+			} else {
+				dir.Ack = a
 			}
 		}
-		sort.Slice(dir.Changesets, func(i, j int) bool { return dir.Changesets[i].Seq < dir.Changesets[j].Seq })
-		sort.Slice(dir.Snapshots, func(i, j int) bool { return dir.Snapshots[i].Seq < dir.Snapshots[j].Seq })
 	}
 	return out, nil
 }
 
 // Input is what a device knows about itself when it plans a collection.
 type Input struct {
-	Folder string
+	Folder *folder.Folder
 	Self   string
 	// Published is this device's highest sequence number such that every
 	// file up to it is in the folder (files waiting in the outbox are not).
@@ -212,7 +183,7 @@ func Retired(dirs map[string]*Dir, forgotten []string) map[string]bool {
 // NewestWhole returns the newest snapshot of dirs (by clock, then device
 // id) whose payload checksum verifies, and the problems of the newer ones
 // that did not.
-func NewestWhole(folder string, dirs map[string]*Dir, usable func(rel string) error) (*Snapshot, []string) {
+func NewestWhole(f *folder.Folder, dirs map[string]*Dir, usable func(rel string) error) (*Snapshot, []string) {
 	var all []Snapshot
 	var problems []string
 	for _, d := range dirs {
@@ -232,7 +203,7 @@ func NewestWhole(folder string, dirs map[string]*Dir, usable func(rel string) er
 		return a.Device > b.Device
 	})
 	for i := range all {
-		if err := verify(folder, all[i].Rel); err != nil {
+		if err := verify(f, all[i].Rel); err != nil {
 			problems = append(problems, fmt.Sprintf("snapshot %s is not whole (yet): %v", all[i].Rel, err))
 			continue
 		}
@@ -247,12 +218,12 @@ func NewestWhole(folder string, dirs map[string]*Dir, usable func(rel string) er
 	return nil, problems
 }
 
-func verify(folder, rel string) error {
-	f, err := rdfile.Open(filepath.Join(folder, filepath.FromSlash(rel)), rdfile.Limits{})
+func verify(f *folder.Folder, rel string) error {
+	fh, err := f.Open(rel)
 	if err != nil {
 		return err
 	}
-	return f.Verify()
+	return fh.Verify()
 }
 
 // Make plans a collection for in.Self. It reads the folder; it deletes
@@ -390,7 +361,7 @@ func msTime(ms int64) string {
 // collection never leaves a gap below files that stay), logging each. It
 // refuses any path outside the device's own directory. It returns what
 // was deleted.
-func Execute(ctx context.Context, folder string, p *Plan, log *slog.Logger) ([]Item, error) {
+func Execute(ctx context.Context, f *folder.Folder, p *Plan, log *slog.Logger) ([]Item, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -403,8 +374,8 @@ func Execute(ctx context.Context, folder string, p *Plan, log *slog.Logger) ([]I
 		if dev != p.Self || (kind != rdfile.NameChangeset && kind != rdfile.NameSnapshot) || strings.Count(it.Rel, "/") != 1 {
 			return done, fmt.Errorf("refusing to delete %s: only this device's own changesets and snapshots (under %s/) are ever collected", it.Rel, p.Self)
 		}
-		path := filepath.Join(folder, filepath.FromSlash(it.Rel))
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		path := f.Path(it.Rel)
+		if err := f.Remove(it.Rel); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return done, fmt.Errorf("delete %s: %w (check the permissions of %s; the files not deleted yet stay and the next collection retries)", path, err, filepath.Dir(path))
 		}
 		log.Info("collected", "file", it.Rel, "bytes", it.Bytes, "reason", it.Reason)

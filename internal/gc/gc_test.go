@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"rowdrop/internal/ack"
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
 )
 
@@ -22,15 +23,15 @@ const (
 	devC = "cccccccccccccccc"
 )
 
-type folder struct {
+type testFolder struct {
 	t   *testing.T
 	dir string
 }
 
-func newFolder(t *testing.T) *folder { return &folder{t: t, dir: t.TempDir()} }
+func newFolder(t *testing.T) *testFolder { return &testFolder{t: t, dir: t.TempDir()} }
 
 // changesets publishes files 1..n of dev.
-func (f *folder) changesets(dev string, n uint64) {
+func (f *testFolder) changesets(dev string, n uint64) {
 	f.t.Helper()
 	os.MkdirAll(filepath.Join(f.dir, dev), 0o755)
 	for s := uint64(1); s <= n; s++ {
@@ -47,7 +48,7 @@ func (f *folder) changesets(dev string, n uint64) {
 
 // snapshot publishes dev's snapshot number seq with clock hlc and the
 // given seen vector.
-func (f *folder) snapshot(dev string, seq, hlc uint64, seen map[string]uint64) string {
+func (f *testFolder) snapshot(dev string, seq, hlc uint64, seen map[string]uint64) string {
 	f.t.Helper()
 	os.MkdirAll(filepath.Join(f.dir, dev), 0o755)
 	p := filepath.Join(f.dir, dev, rdfile.SnapshotName(seq))
@@ -58,18 +59,18 @@ func (f *folder) snapshot(dev string, seq, hlc uint64, seen map[string]uint64) s
 	return p
 }
 
-func (f *folder) ack(dev string, applied map[string]uint64, forgotten ...string) {
+func (f *testFolder) ack(dev string, applied map[string]uint64, forgotten ...string) {
 	f.t.Helper()
 	if forgotten == nil {
 		forgotten = []string{}
 	}
-	if err := ack.Write(f.dir, &ack.Ack{Device: dev, Install: "i", DeviceName: "n" + dev[:1], WrittenMS: 1_800_000_000_000, Applied: applied, Forgotten: forgotten}); err != nil {
+	if err := folder.New(f.dir, rdfile.Limits{}).WriteAck(&ack.Ack{Device: dev, Install: "i", DeviceName: "n" + dev[:1], WrittenMS: 1_800_000_000_000, Applied: applied, Forgotten: forgotten}); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
 // files lists every file under dev's directory.
-func (f *folder) files(dev string) []string {
+func (f *testFolder) files(dev string) []string {
 	ents, _ := os.ReadDir(filepath.Join(f.dir, dev))
 	var out []string
 	for _, e := range ents {
@@ -78,19 +79,19 @@ func (f *folder) files(dev string) []string {
 	return out
 }
 
-func (f *folder) plan(published uint64, forgotten ...string) *Plan {
+func (f *testFolder) plan(published uint64, forgotten ...string) *Plan {
 	f.t.Helper()
-	p, err := Make(Input{Folder: f.dir, Self: self, Published: published, Forgotten: forgotten})
+	p, err := Make(Input{Folder: folder.New(f.dir, rdfile.Limits{}), Self: self, Published: published, Forgotten: forgotten})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	return p
 }
 
-func (f *folder) collect(published uint64, forgotten ...string) *Plan {
+func (f *testFolder) collect(published uint64, forgotten ...string) *Plan {
 	f.t.Helper()
 	p := f.plan(published, forgotten...)
-	if _, err := Execute(context.Background(), f.dir, p, nil); err != nil {
+	if _, err := Execute(context.Background(), folder.New(f.dir, rdfile.Limits{}), p, nil); err != nil {
 		f.t.Fatal(err)
 	}
 	return p
@@ -117,7 +118,7 @@ func mentions(lines []string, s string) bool {
 
 // A typical folder: self published 10, B and C 5 each, both acked all of
 // self's files.
-func typical(t *testing.T) *folder {
+func typical(t *testing.T) *testFolder {
 	f := newFolder(t)
 	f.changesets(self, 10)
 	f.changesets(devB, 5)
@@ -220,7 +221,7 @@ func TestMalformedAckHoldsBack(t *testing.T) {
 		"misplaced": `{"device":"bbbbbbbbbbbbbbbb","install":"i","device_name":"x","written_ms":1,"applied":{"aaaaaaaaaaaaaaaa":10},"forgotten":[]}`,
 		"beyond":    `{"device":"cccccccccccccccc","install":"i","device_name":"x","written_ms":1,"applied":{"aaaaaaaaaaaaaaaa":99},"forgotten":[]}`,
 	} {
-		os.WriteFile(ack.Path(f.dir, devC), []byte(content), 0o644)
+		os.WriteFile(filepath.Join(f.dir, filepath.FromSlash(folder.AckRel(devC))), []byte(content), 0o644)
 		p := f.collect(10)
 		if len(p.Delete) != 0 {
 			t.Fatalf("%s ack of C: collected %v", name, seqs(p, "changeset"))
@@ -230,8 +231,8 @@ func TestMalformedAckHoldsBack(t *testing.T) {
 		}
 	}
 	// A directory in place of ack.json: reported, never crashes.
-	os.Remove(ack.Path(f.dir, devC))
-	os.Mkdir(ack.Path(f.dir, devC), 0o755)
+	os.Remove(filepath.Join(f.dir, filepath.FromSlash(folder.AckRel(devC))))
+	os.Mkdir(filepath.Join(f.dir, filepath.FromSlash(folder.AckRel(devC))), 0o755)
 	if p := f.collect(10); len(p.Delete) != 0 {
 		t.Fatalf("collected with a directory for C's ack")
 	}
@@ -259,7 +260,7 @@ func TestNeverAnotherDevicesFiles(t *testing.T) {
 	// A plan naming someone else's file (or escaping the folder) is refused.
 	for _, rel := range []string{devB + "/" + rdfile.FileName(1), "../" + self + "/x", self + "/" + rdfile.AckName, self + "/../" + devB + "/" + rdfile.FileName(2)} {
 		bad := &Plan{Self: self, Delete: []Item{{Rel: rel, Kind: "changeset"}}}
-		if _, err := Execute(context.Background(), f.dir, bad, nil); err == nil {
+		if _, err := Execute(context.Background(), folder.New(f.dir, rdfile.Limits{}), bad, nil); err == nil {
 			t.Errorf("Execute deleted %s", rel)
 		}
 	}
