@@ -26,6 +26,7 @@ import (
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
 	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
 )
 
 // appTrigger is what rowdrop reads from one of the app's triggers.
@@ -362,6 +363,10 @@ type RefusedError struct {
 	Trigger string // the app's trigger that refused it, if known
 	Waits   string // the row it waits for, if known
 	Err     error  // SQLite's error
+
+	// The missing parent row it waits for (nil: none known).
+	parent    *schema.Table
+	parentKey changeset.Value
 }
 
 func (e *RefusedError) Error() string {
@@ -437,6 +442,7 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 			if err == nil && n == 0 {
 				re.Waits = fmt.Sprintf("row %s of table %s (the %s of the row written), not in this database yet",
 					v.String(), ref.parent.Name, ref.child.Columns[ref.col].Name)
+				re.parent, re.parentKey = ref.parent, v
 				return re
 			}
 		case re.Op == "delete" && ref.parent == it.table && len(it.key) == 1:
@@ -580,9 +586,63 @@ func (a *applier) endRefusals() error {
 	if len(e.refusals.items) == 0 {
 		return nil
 	}
+	if err := a.orphans(); err != nil {
+		return err
+	}
+	if len(e.refusals.items) == 0 {
+		return nil
+	}
 	it := e.refusals.items[0]
 	re := e.refused(it, it.refusal)
 	e.log().Warn("the app's rules refused changes of a file in every order tried: the file is held",
 		"file", a.src.File, "refused", len(e.refusals.items), "table", re.Table, "key", re.Key, "trigger", re.Trigger, "waits_for", re.Waits)
 	return re
+}
+
+// KindParentDeleted marks a row whose parent was deleted concurrently:
+// the app's rules refuse it here, so it is taken out (orphans).
+const KindParentDeleted = "parent-deleted"
+
+// orphans settles the refused writes whose missing parent was deleted by
+// a change merged here (its metadata is a tombstone): a row referencing a
+// row that another device deleted concurrently. No order will ever let the
+// app accept it; on a device that had the row when the delete came, the
+// app's cascade removed it. Here it stays out of live, as the cascade
+// would have left it: base keeps the merged row, so the next export
+// carries the removal to every device as this device's edit (what the
+// app's rules decided is exported), and the row goes to the conflict log,
+// restorable. Every other refusal still holds the file.
+func (a *applier) orphans() error {
+	e := a.e
+	var left []*item
+	now := e.now().UnixMilli()
+	for _, it := range e.refusals.items {
+		re := e.refused(it, it.refusal)
+		if re.parent == nil || it.change.Op == changeset.OpDelete {
+			left = append(left, it)
+			continue
+		}
+		m, err := a.meta.Get(re.parent.Name, changeset.EncodeKey([]changeset.Value{re.parentKey}))
+		if err != nil {
+			return err
+		}
+		if m == nil || m.Alive() {
+			left = append(left, it) // not known here yet: it may still come
+			continue
+		}
+		c := &state.Conflict{Kind: KindParentDeleted, Table: it.table.Name, Cols: jsonCols(allCols(it.table)),
+			Loser: encodeOpt(it.liveWant), Winner: encodeOpt(it.liveBefore),
+			Note: fmt.Sprintf("the row refers to row %s of %s, which was deleted on another device meanwhile; the app's rules (%s) refuse it, so it is taken out here and everywhere, as the app's cascade does",
+				re.parentKey.String(), re.parent.Name, re.Trigger),
+			WinnerDev: "local", LoserDev: a.src.Clock.Dev, LoserHLC: uint64(a.src.Clock.HLC),
+			AtMS: now, PK: it.pk, PKText: KeyText(it.key), File: a.src.File}
+		if err := e.State.AddConflict(c); err != nil {
+			return fmt.Errorf("write conflict log: %w", err)
+		}
+		a.st.Conflicts++
+		e.log().Info("a change refers to a row deleted meanwhile on another device; the app's rules refuse it: taken out and logged",
+			"file", a.src.File, "table", it.table.Name, "key", KeyText(it.key), "parent", re.parent.Name, "parent_key", re.parentKey.String())
+	}
+	e.refusals.items = left
+	return nil
 }
