@@ -7,9 +7,7 @@
 package rowdrop
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -18,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -132,98 +129,6 @@ func findStateDir(dbPath, folder string) string {
 	return def
 }
 
-// registerStandIn defines a substitute SQL function on rowdrop's own
-// connection, so the app's triggers can run when rowdrop applies changes.
-// "uuid" makes a value from nothing (a random UUID, for uuid4() or
-// random_uuid()); the other kinds transform their first argument, and
-// refuse to be called without one rather than silently write NULL where
-// the app's function writes a value.
-func registerStandIn(conn *sqlite.Conn, name, kind string) error {
-	var f func(sqlite.Value) sqlite.Value
-	switch kind {
-	case "uuid":
-		return conn.CreateFunction(name, &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true,
-			Scalar: func(sqlite.Context, []sqlite.Value) (sqlite.Value, error) {
-				u, err := randomUUID()
-				if err != nil {
-					return sqlite.Value{}, fmt.Errorf("stand-in %s (uuid): %w", name, err)
-				}
-				return sqlite.TextValue(u), nil
-			}})
-	case "identity":
-		f = func(v sqlite.Value) sqlite.Value { return v }
-	case "null":
-		f = func(sqlite.Value) sqlite.Value { return sqlite.Value{} }
-	case "lower", "upper":
-		conv := strings.ToLower
-		if kind == "upper" {
-			conv = strings.ToUpper
-		}
-		f = func(v sqlite.Value) sqlite.Value {
-			if v.Type() != sqlite.TypeText {
-				return v
-			}
-			return sqlite.TextValue(conv(v.Text()))
-		}
-	default:
-		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower, upper, or uuid for a function called without arguments that makes a value, like uuid4())", name, kind)
-	}
-	impl := &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true, Deterministic: true,
-		Scalar: func(_ sqlite.Context, args []sqlite.Value) (sqlite.Value, error) {
-			if len(args) == 0 {
-				return sqlite.Value{}, nil
-			}
-			return copyValue(f(args[0])), nil
-		}}
-	if kind == "null" {
-		return conn.CreateFunction(name, impl)
-	}
-	// One to maxFunctionArgs arguments, not any number: a call without
-	// arguments then fails to prepare ("wrong number of arguments"), and
-	// the file is held with advice (the uuid kind), instead of NULL being
-	// written where the app's function makes a value. (An error returned
-	// by a Go function does not fail the statement in this driver.)
-	for n := 1; n <= maxFunctionArgs; n++ {
-		impl.NArgs = n
-		if err := conn.CreateFunction(name, impl); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// maxFunctionArgs is SQLite's default limit on a function's arguments
-// (SQLITE_MAX_FUNCTION_ARG).
-const maxFunctionArgs = 127
-
-// randomUUID returns a random (version 4) UUID in its text form.
-func randomUUID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
-}
-
-// copyValue detaches a value from SQLite's memory, which is reused after
-// the call returns.
-func copyValue(v sqlite.Value) sqlite.Value {
-	switch v.Type() {
-	case sqlite.TypeInteger:
-		return sqlite.IntegerValue(v.Int64())
-	case sqlite.TypeFloat:
-		return sqlite.FloatValue(v.Float())
-	case sqlite.TypeText:
-		return sqlite.TextValue(v.Text())
-	case sqlite.TypeBlob:
-		return sqlite.BlobValue(bytes.Clone(v.Blob()))
-	}
-	return sqlite.Value{}
-}
-
 // Syncer is one opened (database, folder) pair.
 type Syncer struct {
 	cfg   Config
@@ -306,12 +211,10 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		st.Close()
 		return nil, err
 	}
-	for name, kind := range cfg.StandIns {
-		if err := registerStandIn(s.live, name, kind); err != nil {
-			s.live.Close()
-			st.Close()
-			return nil, err
-		}
+	if err := db.RegisterStandIns(s.live, cfg.StandIns); err != nil {
+		s.live.Close()
+		st.Close()
+		return nil, err
 	}
 	if s.probe, err = db.OpenLive(cfg.DB, true); err != nil {
 		s.live.Close()

@@ -323,7 +323,7 @@ func (e *Engine) appRules() (*appRules, error) {
 		edge(ref.child, ref.parent)
 	}
 	for _, t := range e.Tables {
-		err := sqlitex.Execute(e.State.Base, `SELECT "table" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
+		err := sqlitex.Execute(e.State.Conn(), `SELECT "table" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
 			Args: []any{t.Name},
 			ResultFunc: func(s *sqlite.Stmt) error {
 				edge(t, findTable(e.Tables, s.ColumnText(0)))

@@ -54,7 +54,6 @@ func (p *appProp) exec(d *scenario.Device, q string, args ...any) {
 	d.Exec(q, args...)
 }
 
-//
 // Not in the default run yet: with this schema, re-keying makes devices
 // diverge for about one seed in ten (seeds 5 20 23 43 59 71 73 92 97 of
 // 1-100), and does so on main with declared foreign keys and no triggers
