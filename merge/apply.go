@@ -770,7 +770,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		}
 		it.liveBefore, it.liveWant = l, row
 		if err := writeRow(lt, it.key, l, row); err != nil {
-			if e.refusals != nil && isRefusal(err) {
+			if e.refusals != nil && isRefusal(e.Live, err) {
 				// Perhaps the app's rules accept it once other changes of
 				// the file are in: retried after the rest (apprules.go).
 				it.refusal = err

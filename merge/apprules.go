@@ -43,10 +43,9 @@ type appTrigger struct {
 // colPair is a comparison between a column of the trigger's table (named
 // through OLD or NEW) and a column of another table.
 type colPair struct {
-	col          string // of the trigger's table
-	other, oCol  string
-	new          bool // NEW.col (else OLD.col)
-	otherIsTable bool
+	col         string // of the trigger's table
+	other, oCol string
+	new         bool // NEW.col (else OLD.col)
 }
 
 // tableRef is a reference from column col of child to parent's key,
@@ -388,10 +387,12 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // isRefusal reports an error of the app's rules that a later attempt, once
 // other changes are in, may pass: a constraint (RAISE in a trigger fails
-// with one) other than UNIQUE, which unique.go settles.
-func isRefusal(err error) bool {
+// with one) other than UNIQUE, which unique.go settles, that left live's
+// transaction open (RAISE(ROLLBACK) ends it: nothing can be retried then).
+func isRefusal(live *sqlite.Conn, err error) bool {
 	c := sqlite.ErrCode(err)
-	return c.ToPrimary() == sqlite.ResultConstraint && c != sqlite.ResultConstraintUnique && c != sqlite.ResultConstraintPrimaryKey
+	return c.ToPrimary() == sqlite.ResultConstraint && c != sqlite.ResultConstraintUnique && c != sqlite.ResultConstraintPrimaryKey &&
+		!live.AutocommitEnabled()
 }
 
 // refused describes why the app refused change it in live.
@@ -551,7 +552,7 @@ func (w *waiting) retry(e *Engine, acc *access, refused []*item) ([]*item, error
 			case err == nil:
 				it.liveWritten, it.liveBefore, it.liveWant, it.refusal = true, cur, want, nil
 				written = append(written, it)
-			case isRefusal(err):
+			case isRefusal(e.Live, err):
 				it.refusal = err
 				left = append(left, it)
 			default:

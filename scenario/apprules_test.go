@@ -297,3 +297,32 @@ END`)
 	w.Quiesce(8)
 	w.AssertConverged()
 }
+
+// RAISE(ROLLBACK) ends live's transaction: nothing is retried then, the
+// file is held whole, and live keeps none of it.
+func TestTriggerRollbackHoldsWholeFile(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE books_tags_link(id INTEGER PRIMARY KEY, book INTEGER NOT NULL, tag INTEGER NOT NULL);
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	b.Exec(`CREATE TRIGGER books_tags_link_check BEFORE INSERT ON books_tags_link BEGIN
+  SELECT RAISE(ROLLBACK, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END`)
+	a.Exec(`INSERT INTO books VALUES(1, 'Dune')`)
+	a.Exec(`INSERT INTO books_tags_link VALUES(5, 1, 99)`)
+	a.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 1 {
+		t.Fatalf("want the file held: %+v", r)
+	}
+	if n := b.Value(`SELECT (SELECT count(*) FROM books) + (SELECT count(*) FROM books_tags_link)`); n != "0" {
+		t.Fatalf("live kept %s row(s) of a held file", n)
+	}
+	b.Exec(`INSERT INTO tags VALUES(99, 'made here')`)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("after the tag is made here: %+v", r)
+	}
+}
