@@ -769,6 +769,10 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			it.decision.conflicts = append(it.decision.conflicts, c)
 		}
 		it.liveBefore, it.liveWant = l, row
+		cascade, err := e.cascadeWatch(acc, it, l, row)
+		if err != nil {
+			return err
+		}
 		if err := writeRow(lt, it.key, l, row); err != nil {
 			if e.refusals != nil && isRefusal(e.Live, err) {
 				// Perhaps the app's rules accept it once other changes of
@@ -787,6 +791,9 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		}
 		it.liveWritten = true
 		wants = append(wants, want{it, row})
+		if err := cascade.log(e, acc, it, src); err != nil {
+			return err
+		}
 	}
 	if len(retry) > 0 {
 		if err := e.retryLive(acc, retry); err != nil {
@@ -1006,8 +1013,10 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 		}
 		for _, c := range it.decision.conflicts {
 			c.AtMS = now
-			c.PK = it.pk
-			c.PKText = KeyText(it.key)
+			if c.PK == nil { // another row's (a cascade's, apprules.go)
+				c.PK = it.pk
+				c.PKText = KeyText(it.key)
+			}
 			c.File = src.File
 			if err := e.State.AddConflict(c); err != nil {
 				return fmt.Errorf("write conflict log: %w", err)

@@ -25,6 +25,7 @@ import (
 
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/db"
+	"rowdrop/internal/rows"
 	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
 )
@@ -645,5 +646,93 @@ func (a *applier) orphans() error {
 			"file", a.src.File, "table", it.table.Name, "key", KeyText(it.key), "parent", re.parent.Name, "parent_key", re.parentKey.String())
 	}
 	e.refusals.items = left
+	return nil
+}
+
+// KindCascaded marks a row the app's cascade trigger deleted when a
+// remote delete of the row it references was applied here.
+const KindCascaded = "cascaded"
+
+// cascadeRows are the live rows that reference a row about to be deleted
+// through a reference the app's delete triggers keep (a hand-written
+// cascade): after the delete, those gone were deleted by the app, not by
+// the merge. They are exported as this device's deletes, like any live
+// change, and logged here (the device whose delete it was may never have
+// seen them).
+type cascadeRows struct {
+	refs []tableRef
+	rows [][][]changeset.Value // per ref: the referencing rows
+}
+
+// cascadeWatch collects, before it's delete is written, the rows the
+// app's delete triggers on its table may cascade to (nil: none).
+func (e *Engine) cascadeWatch(acc *access, it *item, cur, want []changeset.Value) (*cascadeRows, error) {
+	if cur == nil || want != nil || e.rules == nil || len(it.key) != 1 {
+		return nil, nil
+	}
+	var cr *cascadeRows
+	for _, ref := range e.rules.refs {
+		if ref.parent != it.table || !e.rules.deleteTrigger(ref.trigger, it.table) {
+			continue
+		}
+		keys, err := referencing(e.Live, fkRef{child: ref.child, col: ref.col, parent: ref.parent}, it.key[0])
+		if err != nil || len(keys) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if cr == nil {
+			cr = &cascadeRows{}
+		}
+		ct := acc.get(e.Live, "live", ref.child)
+		var found [][]changeset.Value
+		for _, k := range keys {
+			r, err := ct.Get(k)
+			if err != nil {
+				return nil, err
+			}
+			if r != nil {
+				found = append(found, r)
+			}
+		}
+		cr.refs = append(cr.refs, ref)
+		cr.rows = append(cr.rows, found)
+	}
+	return cr, nil
+}
+
+// deleteTrigger reports whether trigger name is a delete trigger of t.
+func (r *appRules) deleteTrigger(name string, t *schema.Table) bool {
+	for _, tr := range r.triggers {
+		if tr.name == name {
+			return tr.event == "DELETE" && strings.EqualFold(tr.table, t.Name)
+		}
+	}
+	return false
+}
+
+// log records, as conflicts of it, the watched rows the delete removed.
+func (cr *cascadeRows) log(e *Engine, acc *access, it *item, src Source) error {
+	if cr == nil {
+		return nil
+	}
+	for i, ref := range cr.refs {
+		ct := acc.get(e.Live, "live", ref.child)
+		for _, row := range cr.rows[i] {
+			key := rows.Key(ref.child, row)
+			now, err := ct.Get(key)
+			if err != nil {
+				return err
+			}
+			if now != nil {
+				continue
+			}
+			it.decision.conflicts = append(it.decision.conflicts, &state.Conflict{Kind: KindCascaded, Table: ref.child.Name,
+				Cols: jsonCols(allCols(ref.child)), Loser: encodeOpt(row), PK: changeset.EncodeKey(key), PKText: KeyText(key),
+				WinnerDev: src.Clock.Dev, WinnerHLC: uint64(src.Clock.HLC), LoserDev: "local",
+				Note: fmt.Sprintf("deleted by the app's trigger %s when the delete of row %s of %s from another device was applied here; the removal is exported as this device's", ref.trigger, KeyText(it.key), it.table.Name)})
+		}
+	}
 	return nil
 }

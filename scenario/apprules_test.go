@@ -326,3 +326,39 @@ END`)
 		t.Fatalf("after the tag is made here: %+v", r)
 	}
 }
+
+// A remote delete of a book, applied here, fires the app's cascade on a
+// link the deleting device never saw: the link's removal is exported as
+// this device's and logged here (cascaded), not lost silently.
+func TestCascadeOfRemoteDeleteIsLogged(t *testing.T) {
+	w := scenario.NewWorld(t, booksCascadeTrigger)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	a.Exec(`INSERT INTO books VALUES(1, 'A-book')`)
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES(1, 'b1')`)
+	b.Export()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 1`) // a has not seen b's link
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	if n := a.Value(`SELECT count(*) FROM links`); n != "0" {
+		t.Fatalf("links left: %s", n)
+	}
+	found := false
+	for _, c := range b.Conflicts() {
+		if c.Kind == "cascaded" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "b1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
+	}
+}
