@@ -35,7 +35,7 @@ type appLink struct{ book, tag string }
 
 // appProp is one seed's run: what every device did, to judge the end.
 type appProp struct {
-	t       *testing.T
+	t       testing.TB
 	rng     *rand.Rand
 	w       *scenario.World
 	devs    []*scenario.Device
@@ -44,6 +44,37 @@ type appProp struct {
 	deleted map[appLink]bool // by an edit on a device that saw the link
 	deletes bool             // books and tags are deleted too
 	trace   bool
+	// ops, when not nil, records every operation (apprules_reduce_test.go
+	// replays and shrinks them); tick is the clock advance not yet
+	// recorded with one.
+	ops  *[]appOp
+	tick int64
+}
+
+// appOp is one recorded operation of a run: after advancing the clock by
+// tick, run q on device dev, or (q empty) export dev and deliver all of it
+// to device to, which imports.
+type appOp struct {
+	tick    int64
+	dev, to int
+	q       string
+	args    []any
+}
+
+func (p *appProp) devIndex(d *scenario.Device) int {
+	for i, x := range p.devs {
+		if x == d {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *appProp) record(op appOp) {
+	if p.ops != nil {
+		op.tick, p.tick = p.tick, 0
+		*p.ops = append(*p.ops, op)
+	}
 }
 
 // exec runs q on d, logged when tracing.
@@ -51,6 +82,7 @@ func (p *appProp) exec(d *scenario.Device, q string, args ...any) {
 	if p.trace {
 		p.t.Logf("%s: %s %v", d.Name, q, args)
 	}
+	p.record(appOp{dev: p.devIndex(d), q: q, args: args})
 	d.Exec(q, args...)
 }
 
@@ -76,7 +108,16 @@ func TestAppRulesProperty(t *testing.T) {
 	}
 }
 
-func runAppProp(t *testing.T, seed uint64, deletes bool) {
+func runAppProp(t testing.TB, seed uint64, deletes bool) { runAppPropRec(t, seed, deletes, nil) }
+
+// appRecord is a run as recorded: each device's merge batch (0: adaptive)
+// and the operations.
+type appRecord struct {
+	batches []int
+	ops     []appOp
+}
+
+func runAppPropRec(t testing.TB, seed uint64, deletes bool, rec *appRecord) {
 	w := scenario.NewWorld(t, appPropSchema)
 	trace := os.Getenv("ROWDROP_APPPROP_TRACE") != ""
 	w.Quiet = !trace
@@ -86,6 +127,12 @@ func runAppProp(t *testing.T, seed uint64, deletes bool) {
 		if p.rng.IntN(2) == 0 {
 			c.MergeBatch = 1 + p.rng.IntN(3)
 		}
+		if rec != nil {
+			rec.batches = append(rec.batches, c.MergeBatch)
+		}
+	}
+	if rec != nil {
+		p.ops = &rec.ops
 	}
 	for i := range 4 {
 		d := w.AddDevice(scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i%2 == 1, Config: stand})
@@ -124,7 +171,9 @@ func (p *appProp) linksOf(d *scenario.Device, where string) []appLink {
 
 func (p *appProp) step() {
 	d := p.dev()
-	p.w.Tick(int64(1 + p.rng.IntN(50)))
+	ms := int64(1 + p.rng.IntN(50))
+	p.w.Tick(ms)
+	p.tick += ms
 	p.n++
 	switch r := p.rng.IntN(100); {
 	case r < 18: // a book, under the next id this device sees
@@ -168,6 +217,7 @@ func (p *appProp) step() {
 		}
 	default: // sync: export, deliver everything of one device to another, import
 		from, to := d, p.dev()
+		p.record(appOp{dev: p.devIndex(from), to: p.devIndex(to)})
 		from.Export()
 		if from != to {
 			p.w.DeliverAll(from, to)

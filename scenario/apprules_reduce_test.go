@@ -1,0 +1,169 @@
+package scenario_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"rowdrop"
+	"rowdrop/scenario"
+)
+
+// TestAppRulesReduce shrinks a failing seed of TestAppRulesProperty to
+// the fewest operations and devices that still make devices diverge, and
+// prints them as Go code for a deterministic test. A tool, not a test:
+// ROWDROP_REDUCE_SEED=n runs it (ROWDROP_APPPROP_DELETES=1 for the
+// deletes variant).
+func TestAppRulesReduce(t *testing.T) {
+	s := os.Getenv("ROWDROP_REDUCE_SEED")
+	if s == "" {
+		t.Skip("a tool: ROWDROP_REDUCE_SEED=n shrinks seed n of TestAppRulesProperty")
+	}
+	seed, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
+	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
+	rec := &appRecord{}
+	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, deletes, rec) })
+	if !interesting(msg) {
+		t.Fatalf("seed %d does not diverge: %q", seed, msg)
+	}
+	ops := rec.ops
+	devs := []int{0, 1, 2, 3}
+	try := func(ops []appOp, devs []int) bool {
+		return interesting(probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops) }))
+	}
+	if !try(ops, devs) {
+		t.Fatalf("the replay of seed %d does not diverge", seed)
+	}
+	for changed := true; changed; {
+		changed = false
+		for n := len(ops) / 2; n >= 1; n /= 2 {
+			for i := 0; i+n <= len(ops); {
+				cand := append(append([]appOp(nil), ops[:i]...), ops[i+n:]...)
+				if try(cand, devs) {
+					ops, changed = cand, true
+					continue
+				}
+				i += n
+			}
+		}
+		used := map[int]bool{}
+		for _, op := range ops {
+			used[op.dev], used[op.to] = true, true
+		}
+		for i := 0; i < len(devs); i++ {
+			if used[devs[i]] {
+				continue
+			}
+			cand := append(append([]int(nil), devs[:i]...), devs[i+1:]...)
+			if try(ops, cand) {
+				devs, changed = cand, true
+				i--
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "devices %v, batches %v\n", devs, rec.batches)
+	for _, op := range ops {
+		if op.q == "" {
+			fmt.Fprintf(&b, "tick %d; d%d -> d%d\n", op.tick, op.dev, op.to)
+		} else {
+			fmt.Fprintf(&b, "tick %d; d%d: %s %v\n", op.tick, op.dev, op.q, op.args)
+		}
+	}
+	t.Logf("minimal:\n%s\n%s", b.String(), probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops) }))
+}
+
+// interesting: the devices diverged (not another failure of a shrunk run).
+func interesting(msg string) bool {
+	return strings.Contains(msg, "devices differ") || strings.Contains(msg, "base copy differs")
+}
+
+// replayApp replays recorded operations on the devices devs (indexes into
+// batches), then quiesces and checks convergence.
+func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp) {
+	w := scenario.NewWorld(tb, appPropSchema)
+	w.Quiet = true
+	byIdx := map[int]*scenario.Device{}
+	for _, i := range devs {
+		b := batches[i]
+		d := w.AddDevice(scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i%2 == 1, Config: func(c *rowdrop.Config) {
+			c.StandIns = map[string]string{"uuid4": "uuid"}
+			c.MergeBatch = b
+		}})
+		if err := d.App.CreateFunction("uuid4", appUUID(d.Name)); err != nil {
+			tb.Fatal(err)
+		}
+		byIdx[i] = d
+	}
+	for _, op := range ops {
+		w.Tick(op.tick)
+		d := byIdx[op.dev]
+		if op.q != "" {
+			d.Exec(op.q, op.args...)
+			continue
+		}
+		to := byIdx[op.to]
+		d.Export()
+		if to != d {
+			w.DeliverAll(d, to)
+			to.Import()
+		}
+	}
+	w.Tick(1000)
+	w.Quiesce(12)
+	w.AssertConverged()
+}
+
+// probeTB is a testing.TB whose failures end the run (by panic) and are
+// recorded instead of failing the test.
+type probeTB struct {
+	testing.TB
+	name     string
+	msg      string
+	cleanups []func()
+}
+
+type probeFail struct{}
+
+func (p *probeTB) Name() string              { return p.name }
+func (p *probeTB) Helper()                   {}
+func (p *probeTB) Log(...any)                {}
+func (p *probeTB) Logf(string, ...any)       {}
+func (p *probeTB) Cleanup(f func())          { p.cleanups = append(p.cleanups, f) }
+func (p *probeTB) Fail()                     { p.fail("failed") }
+func (p *probeTB) Failed() bool              { return p.msg != "" }
+func (p *probeTB) FailNow()                  { p.fail("failed"); panic(probeFail{}) }
+func (p *probeTB) Error(a ...any)            { p.fail(fmt.Sprint(a...)) }
+func (p *probeTB) Errorf(f string, a ...any) { p.fail(fmt.Sprintf(f, a...)) }
+func (p *probeTB) Fatal(a ...any)            { p.fail(fmt.Sprint(a...)); panic(probeFail{}) }
+func (p *probeTB) Fatalf(f string, a ...any) { p.fail(fmt.Sprintf(f, a...)); panic(probeFail{}) }
+func (p *probeTB) Skip(...any)               { panic(probeFail{}) }
+func (p *probeTB) Skipf(string, ...any)      { panic(probeFail{}) }
+func (p *probeTB) fail(m string)             { p.msg += m + "\n" }
+func (p *probeTB) Setenv(k, v string)        { p.TB.Setenv(k, v) }
+func (p *probeTB) TempDir() string           { return p.TB.TempDir() }
+
+// probe runs fn with a probeTB named name and returns its failure
+// messages ("" if none).
+func probe(t *testing.T, name string, fn func(tb testing.TB)) (msg string) {
+	p := &probeTB{TB: t, name: name}
+	defer func() {
+		for i := len(p.cleanups) - 1; i >= 0; i-- {
+			p.cleanups[i]()
+		}
+		if r := recover(); r != nil {
+			if _, ok := r.(probeFail); !ok {
+				p.fail(fmt.Sprint("panic: ", r))
+			}
+		}
+		msg = p.msg
+	}()
+	fn(p)
+	return p.msg
+}
