@@ -960,7 +960,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		}
 		for _, mv := range it.moves {
 			if !mv.liveOnly && !sameRow(mv.from, mv.to) {
-				if err = e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+				if err = e.moveMeta(meta, mv); err != nil {
 					return err
 				}
 			}

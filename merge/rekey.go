@@ -364,6 +364,7 @@ type move struct {
 	col      int
 	val      changeset.Value
 	liveOnly bool // a reference made here and not exported yet
+	metaOnly bool // a deleted row: only its metadata (and kept values) move
 }
 
 // detect checks an insert into an INTEGER-keyed table against the row
@@ -377,11 +378,32 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		return false, nil
 	}
 	m, err := meta.Get(t.Name, it.pk)
-	if err != nil || m == nil || !m.Alive() || m.Ins == r.src.Clock {
+	if err != nil || m == nil || m.Ins.IsZero() || m.Ins == r.src.Clock {
 		return false, err
 	}
+	// The row inserted there: in base if alive, else its kept values. A
+	// deleted row collides too: whether its delete arrived before this
+	// insert or after is arrival order, which must not decide (a device
+	// that met the insert while the row lived moved one of them).
 	b, err := acc.get(e.State.Conn(), "base", t).Get(it.key)
-	if err != nil || b == nil || rowEqual(t, b, c.New) {
+	if err != nil {
+		return false, err
+	}
+	dead := b == nil
+	if dead {
+		if m.Alive() || m.Dead == nil {
+			return false, nil // incomplete: no row to collide with
+		}
+		if b, err = changeset.DecodeKey(m.Dead); err != nil || len(b) != len(t.Columns) {
+			return false, nil
+		}
+	}
+	if rowEqual(t, b, c.New) {
+		return false, nil
+	}
+	// An insert whose writer had seen the row there reuses the id on
+	// purpose (it saw the row deleted): no collision.
+	if seen, err := r.hadSeen(r.current(), m.Ins); err != nil || seen {
 		return false, err
 	}
 	cl := r.src.Clock
@@ -400,7 +422,9 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		it.key = []changeset.Value{nk}
 		it.pk = rk.NewPK
 	} else {
-		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk})
+		// A deleted mover has no row to move, only its metadata (live may
+		// hold a row created here under the id: FixLocalMoves moves it).
+		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk, metaOnly: dead})
 		it.keyVacated = true
 	}
 	// References already merged here that name the old id: each goes to
@@ -432,7 +456,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 			return false, fmt.Errorf("read %s in the live database: %w", t.Name, err)
 		}
 	}
-	if mover != cl && !moved {
+	if mover != cl && !moved && !dead {
 		// References made here and not exported yet were made when the
 		// moving row held the id: they follow it. (Every batch is settled,
 		// so this goroutine may read live.)
@@ -563,7 +587,7 @@ func applyMoves(conn *sqlite.Conn, which string, acc *access, moves []move) erro
 
 func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) error {
 	for _, mv := range moves {
-		if mv.liveOnly && which != "live" {
+		if mv.metaOnly || (mv.liveOnly && which != "live") {
 			continue
 		}
 		rt := acc.get(conn, which, mv.t)
@@ -679,6 +703,27 @@ func foreignKeysOff(conn *sqlite.Conn) (restore func(), err error) {
 			sqlitex.ExecuteTransient(conn, "PRAGMA foreign_keys=ON", nil)
 		}
 	}, nil
+}
+
+// moveMeta moves the metadata of a moved row to its new key. The kept
+// values of a deleted row take the new key too, so an edit that brings
+// the row back writes it there.
+func (e *Engine) moveMeta(meta *state.Meta, mv move) error {
+	to := changeset.EncodeKey(mv.to)
+	if err := e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), to); err != nil {
+		return err
+	}
+	m, err := meta.Get(mv.t.Name, to)
+	if err != nil || m == nil || m.Dead == nil {
+		return err
+	}
+	vals, err := changeset.DecodeKey(m.Dead)
+	if err != nil || len(vals) != len(mv.t.Columns) || vals[mv.col].Equal(mv.val) {
+		return nil
+	}
+	vals[mv.col] = mv.val
+	m.Dead = changeset.EncodeKey(vals)
+	return meta.Put(mv.t.Name, to, m)
 }
 
 func moveRow(rt *rows.Table, from, to, row []changeset.Value, col int, val changeset.Value) error {
@@ -938,7 +983,7 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 	}
 	for _, mv := range moves {
 		if !sameRow(mv.from, mv.to) {
-			if err = e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)); err != nil {
+			if err = e.moveMeta(meta, mv); err != nil {
 				return err
 			}
 		}

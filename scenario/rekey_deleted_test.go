@@ -1,0 +1,71 @@
+package scenario_test
+
+import (
+	"testing"
+
+	"rowdrop/scenario"
+)
+
+// Two offline devices insert different rows under one INTEGER id, and one
+// of them deletes its row before it hears of the other. Whether that
+// delete reaches a device before or after the other insert is arrival
+// order, so it must not decide where the other row lives: on every device
+// the earlier-inserted row keeps the id (here deleted) and the other row
+// lives under its new id, or, when the deleted row was inserted later, it
+// is the one that moves and the live row keeps the id. Before the fix, a
+// device that met the insert while the row was deleted saw no collision:
+// the other row took the old id there (and, when it was the earlier
+// insert, was lost under the deleted row's later clock).
+func TestIntegerKeyCollisionWithDeletedRow(t *testing.T) {
+	for _, deletedFirst := range []bool{true, false} {
+		name := "deleted-row-inserted-first"
+		if !deletedFirst {
+			name = "deleted-row-inserted-later"
+		}
+		t.Run(name, func(t *testing.T) {
+			w := scenario.NewWorld(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+			insertB := func() {
+				b.Exec(`INSERT INTO items VALUES(1, 'b-row')`)
+				b.Export()
+				w.Tick(1000)
+			}
+			if !deletedFirst {
+				insertB()
+			}
+			a.Exec(`INSERT INTO items VALUES(1, 'a-row')`)
+			a.Export()
+			w.Tick(1000)
+			a.Exec(`DELETE FROM items WHERE id = 1`)
+			a.Export()
+			w.Tick(1000)
+			if deletedFirst {
+				insertB()
+			}
+			// a meets b's insert with its own row deleted; b meets a's
+			// insert while its row lives; c gets b's file between a's.
+			w.DeliverAll(b, a)
+			a.Import()
+			w.Deliver(a, 2, c) // a's first file (seq 1 is its empty initial export)
+			c.Import()
+			w.DeliverAll(b, c)
+			c.Import()
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			for _, d := range w.Devs {
+				if got := d.Value(`SELECT group_concat(name) FROM items`); got != "b-row" {
+					t.Errorf("%s: items %q, want only b-row:\n%s", d.Name, got, d.Dump())
+				}
+				id := d.Value(`SELECT id FROM items`)
+				if deletedFirst && id == "1" || !deletedFirst && id != "1" {
+					t.Errorf("%s: b-row under id %s (inserted first: %v)", d.Name, id, !deletedFirst)
+				}
+			}
+		})
+	}
+}
