@@ -111,7 +111,7 @@ func (t *spillTee) Read(p []byte) (int, error) {
 // merging in key order, the changes of fileOrder's tables keeping their
 // file order; if staging fails (a full disk), s is nil and the file is
 // merged in file order.
-func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, string) {
+func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, string) {
 	cs, err := f.Changeset()
 	if err != nil {
 		return nil, err.Error()
@@ -187,7 +187,7 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 			continue
 		}
 		e := entry{off: rd.Start(), n: uint32(size), tbl: uint16(len(s.tables) - 1)}
-		if fileOrder[c.Table.Name] {
+		if _, ok := fileOrder[c.Table.Name]; ok {
 			e.hi = uint64(n) // their place in the file
 		} else if k := c.Key(); len(k) > 0 {
 			e.hi, e.lo = sortPrefix(k[0])
@@ -259,9 +259,9 @@ func removeStaging(dir string) {
 }
 
 // ranks orders the tables by name, so a window's changes are grouped by
-// table and, within one, by key; fileOrder's tables come first, together,
-// by their place in the file.
-func (s *staged) ranks(fileOrder map[string]bool) {
+// table and, within one, by key; fileOrder's tables come first, by their
+// rank there (parents first), then by their place in the file.
+func (s *staged) ranks(fileOrder map[string]int) {
 	names := make([]string, len(s.tables))
 	for i, t := range s.tables {
 		names[i] = t.Name
@@ -271,8 +271,8 @@ func (s *staged) ranks(fileOrder map[string]bool) {
 	s.rank = make([]int, len(names))
 	for i, n := range names {
 		s.rank[i] = sort.SearchStrings(sorted, n)
-		if fileOrder[n] {
-			s.rank[i] = -1
+		if r, ok := fileOrder[n]; ok {
+			s.rank[i] = r - math.MaxInt32
 		}
 	}
 }

@@ -152,7 +152,7 @@ func TestStagedChangesInKeyOrder(t *testing.T) {
 	for _, window := range []int{0, 1, 2, 3, 100} {
 		im.orderWindow = window
 		f := writeOrderFile(t, im, ct, in, -1)
-		s, reason := im.stage(f, map[string]bool{"c": true})
+		s, reason := im.stage(f, map[string]int{"c": 0})
 		if reason != "" || s == nil {
 			t.Fatalf("window %d: staged=%v, reason %q", window, s != nil, reason)
 		}

@@ -959,7 +959,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 			return err
 		}
 		for _, mv := range it.moves {
-			if !mv.liveOnly && !sameRow(mv.from, mv.to) {
+			if !mv.liveOnly && (mv.metaOnly || !sameRow(mv.from, mv.to)) {
 				if err = e.moveMeta(meta, mv); err != nil {
 					return err
 				}

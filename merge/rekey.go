@@ -93,16 +93,27 @@ func (e *Engine) newRekeyer(src Source) (*rekeyer, error) {
 // FileOrderTables lists the tables whose changes must be applied in file
 // order: with re-keying on, the INTEGER-keyed tables and the tables
 // referencing them (collision checks and reference redirects read their
-// changes in file order). Other tables' changes may be reordered.
-func (e *Engine) FileOrderTables() (map[string]bool, error) {
+// changes in file order). Other tables' changes may be reordered. Each
+// maps to its rank: a file's changes to lower-ranked tables go first, so
+// parents come before the tables referencing them and a parent's
+// collisions in the file are known before a reference to it is read (a
+// reference read earlier names an id whose meaning is not settled yet: it
+// may merge a row with another device's identical-looking one, or clash on
+// a UNIQUE index, and what collides later cannot undo that alike on every
+// device). Within a table, file order.
+func (e *Engine) FileOrderTables() (map[string]int, error) {
 	r, err := e.rekeyTables()
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
+	rules, err := e.appRules()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
 	for _, t := range e.Tables {
 		if r.parents[strings.ToLower(t.Name)] != nil || len(r.refs[t.Name]) > 0 {
-			out[t.Name] = true
+			out[t.Name] = rules.rank[t]
 		}
 	}
 	return out, nil
@@ -364,7 +375,8 @@ type move struct {
 	col      int
 	val      changeset.Value
 	liveOnly bool // a reference made here and not exported yet
-	metaOnly bool // a deleted row: only its metadata (and kept values) move
+	metaOnly bool // a deleted or held row: only its metadata (and kept values) move
+	held     bool // a row held on a UNIQUE clash (unique.go)
 }
 
 // detect checks an insert into an INTEGER-keyed table against the row
@@ -437,7 +449,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	}
 	for _, rt := range refs {
 		if !rt.want.Equal(old[0]) {
-			it.moves = append(it.moves, refMove(rt.ref, rt.key, rt.want))
+			it.moves = append(it.moves, rt.move())
 		}
 	}
 	moved := false
@@ -510,18 +522,45 @@ func refMove(ref fkRef, ck []changeset.Value, v changeset.Value) move {
 }
 
 // refTarget is a merged reference to an old id and the id its writer
-// meant.
+// meant; held: the row is held out of its table on a UNIQUE clash
+// (unique.go), its values only in its metadata.
 type refTarget struct {
 	ref  fkRef
 	key  []changeset.Value
 	want changeset.Value
+	held bool
+}
+
+// move is the move that makes the referencing row point at the id its
+// writer meant.
+func (rt refTarget) move() move {
+	mv := refMove(rt.ref, rt.key, rt.want)
+	mv.metaOnly, mv.held = rt.held, rt.held
+	return mv
 }
 
 // mergedRefs lists the rows in base referencing old id v of t whose
-// writer is known, each with the id that writer meant.
+// writer is known, each with the id that writer meant, and the rows held
+// out of their table on a UNIQUE clash that do (a held row may clash only
+// because its reference still names the old id: once it names the row
+// its writer meant, resolveHeld brings it back, as on a device that met
+// the collision before the clash).
 func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Table, v changeset.Value) ([]refTarget, error) {
 	var out []refTarget
-	for _, ref := range r.refsTo(t) {
+	add := func(ref fkRef, ck []changeset.Value, cm *state.RowMeta, held bool) error {
+		w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
+		if err != nil || w == nil {
+			return err
+		}
+		want, err := r.resolve(*w, t, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, refTarget{ref, ck, want, held})
+		return nil
+	}
+	var heldRows []state.HeldRow
+	for i, ref := range r.refsTo(t) {
 		keys, err := referencing(base, ref, v)
 		if err != nil {
 			return nil, err
@@ -534,18 +573,37 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 			if cm == nil {
 				continue
 			}
-			w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
-			if err != nil {
+			if err := add(ref, ck, cm, false); err != nil {
 				return nil, err
 			}
-			if w == nil {
+		}
+		if i == 0 {
+			if heldRows, err = r.st.HeldRows(); err != nil {
+				return nil, err
+			}
+		}
+		for _, h := range heldRows {
+			if h.Table != ref.child.Name {
 				continue
 			}
-			want, err := r.resolve(*w, t, v)
+			cm, err := meta.Get(h.Table, h.PK)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, refTarget{ref, ck, want})
+			if cm == nil || cm.Dead == nil {
+				continue
+			}
+			vals, err := changeset.DecodeKey(cm.Dead)
+			if err != nil || len(vals) != len(ref.child.Columns) || !vals[ref.col].Equal(v) {
+				continue
+			}
+			ck, err := changeset.DecodeKey(h.PK)
+			if err != nil {
+				continue
+			}
+			if err := add(ref, ck, cm, true); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
@@ -706,12 +764,22 @@ func foreignKeysOff(conn *sqlite.Conn) (restore func(), err error) {
 }
 
 // moveMeta moves the metadata of a moved row to its new key. The kept
-// values of a deleted row take the new key too, so an edit that brings
-// the row back writes it there.
+// values of a deleted or held row take the move too (they are the row's
+// only copy), so an edit that brings the row back writes it there.
 func (e *Engine) moveMeta(meta *state.Meta, mv move) error {
-	to := changeset.EncodeKey(mv.to)
-	if err := e.State.MoveRowMeta(mv.t.Name, changeset.EncodeKey(mv.from), to); err != nil {
-		return err
+	from, to := changeset.EncodeKey(mv.from), changeset.EncodeKey(mv.to)
+	if !sameRow(mv.from, mv.to) {
+		if err := e.State.MoveRowMeta(mv.t.Name, from, to); err != nil {
+			return err
+		}
+		if mv.held {
+			if err := e.State.Unhold(mv.t.Name, from); err != nil {
+				return err
+			}
+			if err := e.State.Hold(mv.t.Name, to); err != nil {
+				return err
+			}
+		}
 	}
 	m, err := meta.Get(mv.t.Name, to)
 	if err != nil || m == nil || m.Dead == nil {
@@ -946,7 +1014,7 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 			}
 			for _, rt := range refs {
 				if rt.want.Equal(nk) {
-					moves = append(moves, refMove(rt.ref, rt.key, nk))
+					moves = append(moves, rt.move())
 				}
 			}
 			e.log().Info("re-basing: a row held here under an id that another row keeps moves to its new id",
@@ -982,7 +1050,7 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 		return err
 	}
 	for _, mv := range moves {
-		if !sameRow(mv.from, mv.to) {
+		if mv.metaOnly || !sameRow(mv.from, mv.to) {
 			if err = e.moveMeta(meta, mv); err != nil {
 				return err
 			}

@@ -69,3 +69,38 @@ func TestIntegerKeyCollisionWithDeletedRow(t *testing.T) {
 		})
 	}
 }
+
+// Two devices each insert a tag and a link to it under the same ids; the
+// link table (its name sorts before its parent's, so a file's links are
+// merged before its tags) has a UNIQUE reference. Where the other
+// device's link arrives before its tag's collision is known, the link,
+// naming the old id, clashes with the local link and is held; once the
+// tag's collision is found, the held link must follow the tag it meant
+// and come back, as it does on a device that found the collisions in the
+// other order. Before the fix only the rows in the table followed, and
+// the held link stayed out on one device only.
+func TestIntegerKeyCollisionRepointsHeldChild(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER REFERENCES tags(id), UNIQUE(tag));`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	for _, d := range []*scenario.Device{a, b} {
+		d.Exec(`INSERT INTO tags VALUES(1, ?)`, d.Name+"-tag")
+		d.Exec(`INSERT INTO links VALUES(1, 1)`)
+		d.Export()
+		w.Tick(1000)
+	}
+	w.DeliverAll(b, a)
+	a.Import()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT group_concat(t.name, ',') FROM (SELECT t.name FROM links l JOIN tags t ON t.id = l.tag ORDER BY 1) t`); got != "a-tag,b-tag" {
+			t.Errorf("%s: links to %q, want a-tag,b-tag:\n%s", d.Name, got, d.Dump())
+		}
+	}
+}
