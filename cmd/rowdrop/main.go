@@ -109,6 +109,7 @@ var commands = map[string]command{
 	"devices":   cmdDevices,
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
+	"check":     cmdCheck,
 }
 
 // run is main without the process: it returns the exit status.
@@ -135,6 +136,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, errHelp) {
 		return 0
+	}
+	// A command that finished and reported its problems itself.
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	a.fail(err)
 	var ue *usageError
