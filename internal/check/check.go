@@ -297,14 +297,7 @@ func detail(path string, err error) string {
 	if errors.Is(err, os.ErrNotExist) {
 		return "vanished while the check ran"
 	}
-	for {
-		trimmed := strings.TrimPrefix(msg, path+": ")
-		if trimmed == msg {
-			break
-		}
-		msg = trimmed
-	}
-	return oneLine(msg)
+	return oneLine(strings.ReplaceAll(msg, path+": ", ""))
 }
 
 func oneLine(s string) string {
@@ -353,45 +346,39 @@ func (c *checker) unknown(u string) {
 		Fix: "rowdrop ignores it: move it out of the shared folder (device directories hold only <seq>.rdc, snap-<n>.rds and ack.json)"})
 }
 
-// sequence reports the changesets of device id that are missing: between
-// what a sound snapshot includes and the newest one any file says exists.
+// sequence reports the changesets of device id that are missing: a gap
+// between two files in the folder, files before the lowest one that no
+// sound snapshot includes (collection deletes only those), and files
+// after the newest one that a header or an ack says were published.
 func (c *checker) sequence(id string) {
 	d := c.dev(id)
-	present := d.present
-	if len(present) > 0 {
-		last := present[len(present)-1]
-		if last > d.known {
-			d.known, d.knownBy = last, rdfile.RelPath(id, last)
-		}
-	}
-	next := d.covered + 1 // the first file that must be here
-	report := func(lo, hi uint64) {
+	p := d.present
+	report := func(lo, hi uint64, why, fix string) {
 		what := fmt.Sprintf("changeset %d of device %s is not in the folder", lo, id)
 		if hi > lo {
 			what = fmt.Sprintf("changesets %d to %d of device %s are not in the folder", lo, hi, id)
 		}
-		fix := fmt.Sprintf("if the sync tool is still delivering it, check again later; otherwise restore it from a backup or another machine's copy of the folder "+
-			"(devices that have not applied it wait at it, and at device %s's later files)", id)
-		switch {
-		case len(present) > 0 && hi < present[0]:
-			what += " and no sound snapshot includes it (collection deletes only files a snapshot includes)"
-			fix = "run `rowdrop snapshot` on a device that has applied it, so that joining devices start past it; or restore it from a backup or another machine's copy of the folder"
-		case len(present) == 0 || hi > present[len(present)-1]:
-			what += fmt.Sprintf(" (%s says it was published)", d.knownBy)
+		if fix == "" {
+			fix = fmt.Sprintf("if the sync tool is still delivering it, check again later; otherwise restore it from a backup or another machine's copy of the folder "+
+				"(devices that have not applied it wait at it, and at device %s's later files)", id)
 		}
-		c.problem(Problem{File: rdfile.RelPath(id, lo), Device: id, Kind: Missing, What: what, Fix: fix})
+		c.problem(Problem{File: rdfile.RelPath(id, lo), Device: id, Kind: Missing, What: what + why, Fix: fix})
 	}
-	for _, s := range present {
-		if s < next {
-			continue
+	var last uint64
+	if len(p) > 0 {
+		if first := p[0]; first > d.covered+1 {
+			report(d.covered+1, first-1, " and no sound snapshot includes it (collection deletes only files a snapshot includes)",
+				"run `rowdrop snapshot` on a device that has applied it, so that joining devices start past it; or restore it from a backup or another machine's copy of the folder")
 		}
-		if s > next {
-			report(next, s-1)
+		for i := 1; i < len(p); i++ {
+			if p[i] > p[i-1]+1 {
+				report(p[i-1]+1, p[i]-1, "", "")
+			}
 		}
-		next = s + 1
+		last = p[len(p)-1]
 	}
-	if d.known >= next {
-		report(next, d.known)
+	if lo := max(last, d.covered) + 1; d.known >= lo {
+		report(lo, d.known, fmt.Sprintf(" (%s says it was published)", d.knownBy), "")
 	}
 }
 

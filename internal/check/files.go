@@ -138,7 +138,7 @@ func shapeMismatch(t rdfile.Table, ct *changeset.Table) string {
 // may have been collected.
 func (c *checker) snapshot(ctx context.Context, e folder.Entry) {
 	c.r.Snapshots++
-	fix := fmt.Sprintf("joining and re-basing devices skip it; run `rowdrop snapshot` on an up-to-date device to publish a sound one, then `rowdrop gc` on %s deletes this one (or delete it by hand)", e.Device)
+	fix := "joining and re-basing devices skip it: run `rowdrop snapshot` on an up-to-date device to publish a sound one, then delete this one"
 	f, err := c.f.Open(e.Rel)
 	if err != nil {
 		c.readErr(e.Rel, e.Device, err, fix)
@@ -232,7 +232,7 @@ func integrity(ctx context.Context, image []byte) string {
 		return nil
 	}})
 	if err != nil {
-		return "its database does not open: " + oneLine(err.Error())
+		return "its database fails PRAGMA integrity_check: " + oneLine(strings.TrimPrefix(err.Error(), "sqlite: step: "))
 	}
 	if len(problems) > 0 {
 		return "its database fails PRAGMA integrity_check: " + oneLine(strings.Join(problems, "; "))
