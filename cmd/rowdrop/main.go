@@ -47,6 +47,9 @@ Usage:
                                             what they applied, status (active, silent, retired)
   rowdrop devices forget ID                 retire a device that is gone for good: collection stops
                                             waiting for it (its files stay)
+  rowdrop check     --folder DIR [--read-data] [--json]
+                                            verify every file in the shared folder (needs no database,
+                                            writes nothing); exit 3 when it finds problems
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
