@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"rowdrop"
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/check"
 	"rowdrop/internal/folder"
@@ -509,4 +510,50 @@ func seedOf(t *testing.T) int64 {
 		s = s*31 + int64(c)
 	}
 	return s
+}
+
+// TestCheckClonedStateDirectory: a state directory cloned to another
+// machine (as in TestClonedStateDirectoryDetected) makes both
+// installations publish file 2; the sync tool keeps one and makes a
+// conflict copy of the other. check names the copy as two installations
+// under one device id, and says what to do.
+func TestCheckClonedStateDirectory(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	fa, fb := filepath.Join(root, "folder-a"), filepath.Join(root, "folder-b")
+	os.MkdirAll(fa, 0o755)
+	a := scenario.NewSharedDevice(t, fa, "a", scenario.SharedOptions{Journal: "wal"})
+	a.Exec("INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.Sync()
+	a.S.Close()
+	cloneDir := filepath.Join(root, "clone")
+	scenario.CopyDir(t, filepath.Dir(a.DB), cloneDir)
+	scenario.CopyDir(t, fa, fb)
+	cfg := a.Config()
+	cfg.DeviceName = a.Name
+	sa := a.Open(cfg)
+	cloneDB := filepath.Join(cloneDir, "a.db")
+	clone := scenario.SharedDevice{T: t, Name: "clone", DB: cloneDB, Folder: fb, State: filepath.Join(cloneDir, "state")}
+	sb := clone.Open(clone.Config())
+	scenario.ExecFile(t, a.DB, "UPDATE notes SET title='from original' WHERE id='n1'")
+	scenario.ExecFile(t, cloneDB, "INSERT INTO notes(id,title) VALUES('n2','written on the clone')")
+	for _, s := range []interface {
+		Sync(context.Context) (rowdrop.Report, error)
+	}{sa, sb} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev := sa.Identity().Device
+	conflict := dev + "/0000000002.sync-conflict-20261126-101500-ABCDEFG.rdc"
+	scenario.CopyFile(t, filepath.Join(fb, dev, rdfile.FileName(2)), filepath.Join(fa, filepath.FromSlash(conflict)))
+
+	r := runCheck(t, fa, true)
+	if len(r.Problems) != 1 {
+		t.Fatalf("want the conflict copy alone, got %+v", r.Problems)
+	}
+	p := r.Problems[0]
+	if p.File != conflict || p.Kind != check.ConflictCopy || !strings.Contains(p.What, "other content") || !strings.Contains(p.Fix, "two installations publish as device "+dev) {
+		t.Fatalf("got %s", p)
+	}
 }
