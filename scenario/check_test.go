@@ -227,11 +227,18 @@ func TestCheckEveryDamage(t *testing.T) {
 				remove(t, dir, aFile(1))
 				remove(t, dir, aFile(2))
 			}},
-		{name: "missing newest file", file: aFile(cf.aLast), kind: check.Missing, what: "ack.json says it was published",
+		{name: "missing newest file", file: aFile(cf.aLast), kind: check.Missing, what: "/ack.json)",
 			damage: func(t *testing.T, dir string) { remove(t, dir, aFile(cf.aLast)) }},
 		{name: "first file missing, no snapshot includes it", file: cf.bFirst, kind: check.Missing, what: "no sound snapshot",
 			damage: func(t *testing.T, dir string) {
 				remove(t, dir, cf.bFirst)
+				remove(t, dir, cf.snap)
+			}},
+		{name: "a device's directory lost", file: cf.bFirst, kind: check.Missing, what: "changesets 1 to",
+			damage: func(t *testing.T, dir string) {
+				if err := os.RemoveAll(filepath.Join(dir, cf.b)); err != nil {
+					t.Fatal(err)
+				}
 				remove(t, dir, cf.snap)
 			}},
 		{name: "identical conflict copy", file: cf.a + "/0000000001.sync-conflict-20261126-101500-ABCDEFG.rdc", kind: check.ConflictCopy, what: "identical",

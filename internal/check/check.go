@@ -176,6 +176,12 @@ func Run(ctx context.Context, f *folder.Folder, opt Options) (*Report, error) {
 	for _, u := range scan.Unknown {
 		c.unknown(u)
 	}
+	// Devices only headers and acks speak of have no directory here.
+	ids = ids[:0]
+	for id := range c.devs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	for _, id := range ids {
 		c.sequence(id)
 	}
@@ -207,9 +213,8 @@ type devState struct {
 	knownBy string
 	// covered is the highest sequence number of this device that a sound
 	// snapshot includes: files up to it may have been collected.
-	covered   uint64
-	coveredBy string
-	nameFrom  uint64 // sequence number of the header Name came from
+	covered  uint64
+	nameFrom uint64 // sequence number of the header Name came from
 	// payloads maps a changeset's name to its payload checksum, for
 	// comparing conflict copies.
 	payloads map[string]string
@@ -256,11 +261,14 @@ func (c *checker) problem(p Problem) {
 // sawSeq records that file (of any device) says device dev published up
 // to seq.
 func (c *checker) sawSeq(dev string, seq uint64, file string) {
-	d := c.devs[dev]
-	if d == nil || seq <= d.known {
-		return // a device without a directory here has nothing to check
+	if seq == 0 || !rdfile.ValidDeviceID(dev) {
+		return
 	}
-	d.known, d.knownBy = seq, file
+	// A device without a directory here is checked too: its files are
+	// missing, unless a snapshot includes them.
+	if d := c.dev(dev); seq > d.known {
+		d.known, d.knownBy = seq, file
+	}
 }
 
 // setName keeps the device name of the newest header read.
@@ -378,7 +386,7 @@ func (c *checker) sequence(id string) {
 		last = p[len(p)-1]
 	}
 	if lo := max(last, d.covered) + 1; d.known >= lo {
-		report(lo, d.known, fmt.Sprintf(" (%s says it was published)", d.knownBy), "")
+		report(lo, d.known, fmt.Sprintf(" (published, says %s)", d.knownBy), "")
 	}
 }
 
@@ -386,11 +394,17 @@ func (c *checker) sequence(id string) {
 func (c *checker) finish(ids []string) {
 	for _, id := range ids {
 		d := c.devs[id]
+		dir := c.scan.Dirs[id]
+		if dir == nil && d.Problems == 0 {
+			continue // named in a snapshot but none of its files is needed
+		}
 		d.Changesets = len(d.present)
 		if len(d.present) > 0 {
 			d.First, d.Last = d.present[0], d.present[len(d.present)-1]
 		}
-		d.Snapshots = len(c.scan.Dirs[id].Snapshots)
+		if dir != nil {
+			d.Snapshots = len(dir.Snapshots)
+		}
 		c.r.Devices = append(c.r.Devices, d.Device)
 	}
 	sort.SliceStable(c.r.Problems, func(i, j int) bool { return c.r.Problems[i].File < c.r.Problems[j].File })
@@ -405,7 +419,7 @@ func (c *checker) finish(ids []string) {
 	if c.opt.ReadData {
 		scope = "headers, checksums and every payload"
 	}
-	counted := fmt.Sprintf("%s, %s, %s, %s of %s (%s)", plural(len(ids), "device"), plural(c.r.Changesets, "changeset"),
+	counted := fmt.Sprintf("%s, %s, %s, %s of %s (%s)", plural(len(c.r.Devices), "device"), plural(c.r.Changesets, "changeset"),
 		plural(c.r.Snapshots, "snapshot"), plural(c.r.Acks, "ack"), c.r.Folder, scope)
 	if c.r.OK {
 		c.r.Summary = "no problems: " + counted

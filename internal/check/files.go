@@ -161,8 +161,8 @@ func (c *checker) snapshot(ctx context.Context, e folder.Entry) {
 	}
 	for dev, n := range h.Seen {
 		c.sawSeq(dev, n, e.Rel)
-		if d := c.devs[dev]; d != nil && n > d.covered {
-			d.covered, d.coveredBy = n, e.Rel
+		if d := c.dev(dev); n > d.covered {
+			d.covered = n
 		}
 	}
 }
