@@ -389,8 +389,9 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	if c.Op != changeset.OpInsert || r.parents[strings.ToLower(t.Name)] == nil {
 		return false, nil
 	}
+	cl := r.src.Clock
 	m, err := meta.Get(t.Name, it.pk)
-	if err != nil || m == nil || m.Ins.IsZero() || m.Ins == r.src.Clock {
+	if err != nil || m == nil || m.Ins.IsZero() || m.Ins == cl {
 		return false, err
 	}
 	// The row inserted there: in base if alive, else its kept values. A
@@ -410,7 +411,13 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 			return false, nil
 		}
 	}
-	if rowEqual(t, b, c.New) {
+	// Identical rows are one row only as two devices' pre-existing data
+	// (both stamped with the initial clock: always the earliest, so they
+	// always meet under the id). Two later inserts of the same values are
+	// two rows: merged where they meet first they would be one row, while
+	// a device that meets either with a third row under the id first
+	// moves each to its own new id.
+	if rowEqual(t, b, c.New) && m.Ins.HLC <= initialClock && cl.HLC <= initialClock {
 		return false, nil
 	}
 	// An insert whose writer had seen the row there reuses the id on
@@ -418,7 +425,6 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	if seen, err := r.hadSeen(r.current(), m.Ins); err != nil || seen {
 		return false, err
 	}
-	cl := r.src.Clock
 	keeper, mover := m.Ins, cl
 	if cl.Compare(m.Ins) < 0 {
 		keeper, mover = cl, m.Ins
@@ -495,6 +501,10 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
 	return true, nil
 }
+
+// initialClock is the clock of a device's first export
+// (export.InitialClock), which stamps the data it held before it synced.
+const initialClock = 1
 
 // refsTo lists the declared references to parent table t.
 func (r *rekeyer) refsTo(t *schema.Table) []fkRef {

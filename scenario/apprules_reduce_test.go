@@ -1,7 +1,9 @@
 package scenario_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -27,6 +29,26 @@ func TestAppRulesReduce(t *testing.T) {
 	}
 	name := fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
 	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
+	if f := os.Getenv("ROWDROP_REDUCE_REPLAY"); f != "" {
+		// Replay a shrunk run saved before, with diagnostics.
+		var saved struct {
+			Batches, Devs []int
+			Ops           []savedOp
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &saved); err != nil {
+			t.Fatal(err)
+		}
+		var ops []appOp
+		for _, o := range saved.Ops {
+			ops = append(ops, appOp{tick: o.Tick, dev: o.Dev, to: o.To, q: o.Q, args: o.Args})
+		}
+		t.Log(probe(t, name, func(tb testing.TB) { replayApp(tb, saved.Batches, saved.Devs, ops, true) }))
+		return
+	}
 	rec := &appRecord{}
 	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, deletes, rec) })
 	if !interesting(msg) {
@@ -87,6 +109,18 @@ func TestAppRulesReduce(t *testing.T) {
 			}
 		}
 	}
+	saved := map[string]any{"Batches": rec.batches, "Devs": devs}
+	var so []savedOp
+	for _, o := range ops {
+		so = append(so, savedOp{o.tick, o.dev, o.to, o.q, o.args})
+	}
+	saved["Ops"] = so
+	if data, err := json.Marshal(saved); err == nil {
+		f := fmt.Sprintf("%s/rowdrop-reduce-%d.json", os.TempDir(), seed)
+		if os.WriteFile(f, data, 0o644) == nil {
+			t.Logf("saved in %s (ROWDROP_REDUCE_REPLAY=%s replays it)", f, f)
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "devices %v, batches %v\n", devs, rec.batches)
 	for _, op := range ops {
@@ -99,6 +133,14 @@ func TestAppRulesReduce(t *testing.T) {
 	t.Logf("minimal:\n%s\n%s", b.String(), probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops, true) }))
 }
 
+// savedOp is an appOp as JSON.
+type savedOp struct {
+	Tick    int64
+	Dev, To int
+	Q       string
+	Args    []any
+}
+
 // interesting: the devices diverged (not another failure of a shrunk run).
 func interesting(msg string) bool {
 	return strings.Contains(msg, "devices differ") || strings.Contains(msg, "base copy differs")
@@ -108,13 +150,17 @@ func interesting(msg string) bool {
 // batches), then quiesces and checks convergence.
 func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bool) {
 	w := scenario.NewWorld(tb, appPropSchema)
-	w.Quiet = true
+	w.Quiet = len(diag) == 0
+	verbose := len(diag) > 0 && os.Getenv("ROWDROP_REDUCE_LOG") != ""
 	byIdx := map[int]*scenario.Device{}
 	for _, i := range devs {
 		b := batches[i]
 		d := w.AddDevice(scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i%2 == 1, Config: func(c *rowdrop.Config) {
 			c.StandIns = map[string]string{"uuid4": "uuid"}
 			c.MergeBatch = b
+			if verbose {
+				c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dev", fmt.Sprintf("d%d", i))
+			}
 		}})
 		if err := d.App.CreateFunction("uuid4", appUUID(d.Name)); err != nil {
 			tb.Fatal(err)
@@ -124,6 +170,9 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 	for _, op := range ops {
 		w.Tick(op.tick)
 		d := byIdx[op.dev]
+		if verbose {
+			fmt.Fprintf(os.Stderr, "--- op %+v\n", op)
+		}
 		if op.q != "" {
 			d.Exec(op.q, op.args...)
 			continue
