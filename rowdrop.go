@@ -27,6 +27,7 @@ import (
 	importer "rowdrop/import"
 	"rowdrop/internal/db"
 	"rowdrop/internal/folder"
+	"rowdrop/internal/fsx"
 	"rowdrop/internal/hlc"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
@@ -96,7 +97,8 @@ func DefaultStateDir(dbPath, folder string) string {
 	}
 	a, _ := filepath.Abs(dbPath)
 	b, _ := filepath.Abs(folder)
-	h := sha256.Sum256([]byte(a + "\x00" + b))
+	// PathKey: where names fold case, two spellings of one path are one pair.
+	h := sha256.Sum256([]byte(fsx.PathKey(a) + "\x00" + fsx.PathKey(b)))
 	return filepath.Join(base, "rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
 }
 
@@ -119,7 +121,7 @@ func findStateDir(dbPath, folder string) string {
 		dir := filepath.Join(parent, e.Name())
 		dev, err1 := os.ReadFile(filepath.Join(dir, "device"))
 		dbp, err2 := os.ReadFile(filepath.Join(dir, "database"))
-		if err1 != nil || err2 != nil || string(dbp) != absDB || !rdfile.ValidDeviceID(string(dev)) {
+		if err1 != nil || err2 != nil || !fsx.SamePath(string(dbp), absDB) || !rdfile.ValidDeviceID(string(dev)) {
 			continue
 		}
 		if st, err := os.Stat(filepath.Join(folder, string(dev))); err == nil && st.IsDir() {
@@ -284,7 +286,7 @@ func inside(p, dir string) bool {
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	rel, err := filepath.Rel(b, a)
+	rel, err := filepath.Rel(fsx.PathKey(b), fsx.PathKey(a))
 	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
 }
 
