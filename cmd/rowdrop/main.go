@@ -9,6 +9,7 @@
 //	rowdrop gc        [--dry-run] [--json]    delete this device's files nobody needs
 //	rowdrop devices   [--json] | forget ID
 //	rowdrop demo      [--keep]                three simulated devices
+//	rowdrop --version                         module version and VCS revision
 //
 // Every subcommand takes the same pair flags, or --config naming a YAML file
 // that lists several databases. See `rowdrop help`.
@@ -21,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -50,6 +52,7 @@ Usage:
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
+  rowdrop --version                         the module version and VCS revision this binary was built from
 
 Pair flags (sync, watch, status, conflicts, snapshot, gc, devices; flags may come before or after arguments):
   --db PATH              the app's SQLite database
@@ -121,6 +124,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, versionText(debug.ReadBuildInfo()))
 		return 0
 	}
 	cmd, ok := commands[name]
