@@ -3,7 +3,6 @@ package rowdrop
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"time"
 
@@ -11,35 +10,41 @@ import (
 	importer "rowdrop/import"
 	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
 )
 
 // Status is what `rowdrop status` reports.
 type Status struct {
-	Device     string           `json:"device"`
-	Name       string           `json:"name"`
-	Database   string           `json:"database"`
-	Folder     string           `json:"folder"`
-	StateDir   string           `json:"state_dir"`
-	FolderOK   bool             `json:"folder_available"`
-	NextSeq    int64            `json:"next_seq"`
-	Outbox     int              `json:"outbox_waiting"`
-	LastExport string           `json:"last_export,omitempty"`
-	LastImport string           `json:"last_import,omitempty"`
-	Devices    []DeviceStatus   `json:"devices"`
-	Files      []FileStatus     `json:"files"`
-	Synced     []string         `json:"tables_synced"`
-	Skipped    []schema.Skipped `json:"tables_skipped"`
-	Conflicts  int              `json:"conflicts"`
-	Unknown    []string         `json:"unknown_files,omitempty"`
+	Device     string         `json:"device"`
+	Name       string         `json:"name"`
+	Database   string         `json:"database"`
+	Folder     string         `json:"folder"`
+	StateDir   string         `json:"state_dir"`
+	FolderOK   bool           `json:"folder_available"`
+	NextSeq    int64          `json:"next_seq"`
+	Outbox     int            `json:"outbox_waiting"`
+	LastExport string         `json:"last_export,omitempty"`
+	LastImport string         `json:"last_import,omitempty"`
+	Devices    []DeviceStatus `json:"devices"`
+	Files      []FileStatus   `json:"files"`
+	Synced     []string       `json:"tables_synced"`
+	Skipped    []SkippedTable `json:"tables_skipped"`
+	Conflicts  int            `json:"conflicts"`
+	Unknown    []string       `json:"unknown_files,omitempty"`
 	// Warnings name devices silent for longer than the device horizon:
 	// they hold back the collection of old files until they sync again or
 	// the user retires them (`rowdrop devices forget ID`).
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// SkippedSchemaChanged is the Skipped.Kind of a synced table whose shape
+// SkippedTable is a table rowdrop does not sync here, with the reason.
+type SkippedTable struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"` // "excluded" (by rule or config), "unsyncable" or SkippedSchemaChanged
+	Reason string `json:"reason"`
+}
+
+// SkippedSchemaChanged is the SkippedTable.Kind of a synced table whose shape
 // changed on this device in a way rowdrop cannot follow (export.SchemaProblem).
 const SkippedSchemaChanged = "schema-changed"
 
@@ -78,19 +83,19 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
 		NextSeq: vals[0], LastExport: msTime(vals[1]), LastImport: msTime(vals[2])}
-	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
-		for _, e := range ents {
-			if _, ok := rdfile.ParseSeq(e.Name()); ok {
-				st.Outbox++
-			}
-		}
+	waiting, err := s.outbox()
+	if err != nil {
+		return nil, err
 	}
+	st.Outbox = len(waiting)
 	ls, err := s.readSchema()
 	if err != nil {
 		return nil, err
 	}
 	tables := ls.tables
-	st.Skipped = ls.skipped
+	for _, sk := range ls.skipped {
+		st.Skipped = append(st.Skipped, SkippedTable(sk))
+	}
 	problems, err := export.CheckBase(s.st, tables)
 	if err != nil {
 		return nil, err
@@ -98,7 +103,7 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	blocked := map[string]bool{}
 	for _, p := range problems {
 		blocked[p.Table] = true
-		st.Skipped = append(st.Skipped, schema.Skipped{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
+		st.Skipped = append(st.Skipped, SkippedTable{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
 	}
 	for _, t := range tables {
 		if !blocked[t.Name] {
@@ -147,7 +152,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
 	}
 	if scanErr == nil {
-		st.Warnings = s.deviceWarnings(ctx)
+		if st.Warnings, err = s.deviceWarnings(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
 		return nil, err
