@@ -1,0 +1,178 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+)
+
+// The app's schema beyond the synced tables: an excluded table, a table
+// rowdrop cannot sync (no primary key, so it stays device-local), an
+// index, a view, user_version and WAL.
+const restoreExtraSchema = `
+CREATE TABLE cache(k TEXT PRIMARY KEY, v BLOB);
+CREATE TABLE log_lines(at INTEGER, msg TEXT);
+CREATE INDEX notes_updated ON notes(updated_at);
+CREATE VIEW recent AS SELECT id, title FROM notes ORDER BY updated_at DESC;
+PRAGMA user_version=42;
+`
+
+func queryStrings(t *testing.T, path, q string) []string {
+	t.Helper()
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var out []string
+	err = sqlitex.Execute(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		var row []string
+		for i := 0; i < s.ColumnCount(); i++ {
+			row = append(row, s.ColumnText(i))
+		}
+		out = append(out, strings.Join(row, "|"))
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("%s: %s: %v", path, q, err)
+	}
+	return out
+}
+
+// appSchema is the app's part of sqlite_master (rowdrop's own objects,
+// such as capture hints, aside).
+func appSchema(t *testing.T, path string) string {
+	return strings.Join(queryStrings(t, path, `SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'rowdrop\_%' ESCAPE '\' ORDER BY type, name`), "\n")
+}
+
+func TestRestore(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "a")
+	a.execScript(t, restoreExtraSchema)
+	c := newDevice(t, folder, "c") // a device that synced all along
+	c.execScript(t, restoreExtraSchema)
+	a.execScript(t, `
+INSERT INTO notes(id, title, body, updated_at) VALUES ('n1', 'groceries', 'milk eggs', 1), ('n2', 'trip', 'pack the tent', 2), ('n3', 'gone', 'soon deleted', 3);
+INSERT INTO note_tags VALUES ('n1', 'home'), ('n2', 'travel');
+INSERT INTO cache VALUES ('x', x'00');
+INSERT INTO log_lines VALUES (1, 'device-local');`)
+	excl := []string{"--exclude", "cache"}
+	ok(t, append(append([]string{"sync"}, a.flags()...), excl...)...)
+	ok(t, append(append([]string{"sync"}, c.flags()...), excl...)...)
+	ok(t, append(append([]string{"snapshot"}, a.flags()...), excl...)...)
+	// Files after the snapshot: restore applies them too.
+	a.execScript(t, `
+UPDATE notes SET body = 'milk eggs bread', updated_at = 4 WHERE id = 'n1';
+DELETE FROM notes WHERE id = 'n3';
+INSERT INTO notes(id, title, body, updated_at) VALUES ('n4', 'after', 'the snapshot', 5);
+DELETE FROM note_tags WHERE note_id = 'n2';`)
+	ok(t, append(append([]string{"sync"}, a.flags()...), excl...)...)
+	ok(t, append(append([]string{"sync"}, c.flags()...), excl...)...)
+	sameDB(t, a, c)
+
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, db string }{{"missing path", filepath.Join(dir, "new.db")}, {"empty file", empty}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &device{name: "b-" + filepath.Base(tc.db), db: tc.db, state: filepath.Join(dir, filepath.Base(tc.db)+".state"), folder: folder}
+			// sync refuses the missing or table-less database and points
+			// to restore.
+			if r := runRD(t, append([]string{"sync"}, b.flags()...)...); r.code == 0 || !strings.Contains(r.stderr, "rowdrop restore") {
+				t.Fatalf("sync on %s: exit %d, stderr %q; want a failure pointing to restore", tc.name, r.code, r.stderr)
+			}
+			r := ok(t, append([]string{"restore"}, b.flags()...)...)
+			if !strings.Contains(r.stdout, "restored") {
+				t.Errorf("restore printed %q", r.stdout)
+			}
+			sameDB(t, c, b)
+			if got, want := appSchema(t, b.db), appSchema(t, a.db); got != want {
+				t.Fatalf("restored schema differs from the writer's:\n%s\nwant:\n%s", got, want)
+			}
+			for _, q := range []string{"PRAGMA user_version", "PRAGMA journal_mode", "SELECT count(*) FROM cache", "SELECT count(*) FROM log_lines"} {
+				got, want := queryStrings(t, b.db, q), queryStrings(t, a.db, q)
+				if strings.HasPrefix(q, "SELECT") {
+					want = []string{"0"} // excluded and unsyncable tables: present and empty
+				}
+				if strings.Join(got, ",") != strings.Join(want, ",") {
+					t.Errorf("%s on the restored database: %v, want %v", q, got, want)
+				}
+			}
+			if got := queryStrings(t, b.db, "PRAGMA integrity_check"); len(got) != 1 || got[0] != "ok" {
+				t.Fatalf("integrity_check: %v", got)
+			}
+			b.exec(t, "INSERT INTO notes_fts(notes_fts) VALUES('integrity-check')")
+			if got := queryStrings(t, b.db, "SELECT rowid FROM notes_fts WHERE notes_fts MATCH 'bread'"); len(got) != 1 {
+				t.Errorf("full-text search on the restored database finds %v for a value of a file after the snapshot", got)
+			}
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), ".rowdrop-tmp") {
+					t.Errorf("restore left %s behind", e.Name())
+				}
+			}
+			// The restored database is a device: its next edit reaches a.
+			b.exec(t, "INSERT INTO notes(id, title, body, updated_at) VALUES (?, 'from the restored device', 'hi', 9)", b.name)
+			b.sync(t)
+			ok(t, append(append([]string{"sync"}, a.flags()...), excl...)...)
+			if got := queryStrings(t, a.db, "SELECT title FROM notes WHERE id = '"+b.name+"'"); len(got) != 1 {
+				t.Fatalf("the restored device's edit did not reach a: %v", got)
+			}
+			a.exec(t, "INSERT INTO notes_fts(notes_fts) VALUES('integrity-check')")
+			ok(t, append(append([]string{"sync"}, c.flags()...), excl...)...)
+			b.sync(t)
+			sameDB(t, a, b)
+			// A second restore refuses to overwrite it.
+			if r := runRD(t, append([]string{"restore"}, b.flags()...)...); r.code == 0 || !strings.Contains(r.stderr, "--force") {
+				t.Fatalf("restore over a database with tables: exit %d, stderr %q; want a refusal naming --force", r.code, r.stderr)
+			}
+		})
+	}
+	t.Run("force", func(t *testing.T) {
+		d := newDevice(t, folder, "d")
+		d.exec(t, "INSERT INTO notes(id, title) VALUES ('only-here', 'replaced')")
+		ok(t, append([]string{"restore", "--force"}, d.flags()...)...)
+		sameDB(t, a, d)
+		if _, err := os.Stat(d.db + "-wal"); err == nil {
+			if got := queryStrings(t, d.db, "SELECT count(*) FROM notes WHERE id = 'only-here'"); got[0] != "0" {
+				t.Fatal("the replaced database's WAL was applied to the restored one")
+			}
+		}
+	})
+}
+
+func TestRestoreNothingToRestore(t *testing.T) {
+	folder, dir := t.TempDir(), t.TempDir()
+	args := []string{"restore", "--db", filepath.Join(dir, "x.db"), "--folder", folder, "--state", filepath.Join(dir, "state")}
+	if r := runRD(t, args...); r.code != 1 || !strings.Contains(r.stderr, "nothing to restore") {
+		t.Fatalf("restore from an empty folder: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r := ok(t, append(args, "--if-folder-has-data")...)
+	if !strings.Contains(r.stdout, "nothing to restore") {
+		t.Fatalf("restore --if-folder-has-data printed %q", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.db")); err == nil {
+		t.Fatal("restore from an empty folder created the database")
+	}
+}
+
+func TestRestoreWithoutSnapshotExplains(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "a")
+	a.exec(t, "INSERT INTO notes(id, title) VALUES ('n1', 'x')")
+	a.sync(t)
+	dir := t.TempDir()
+	r := runRD(t, "restore", "--db", filepath.Join(dir, "x.db"), "--folder", folder, "--state", filepath.Join(dir, "state"))
+	if r.code != 1 || !strings.Contains(r.stderr, "rowdrop snapshot") {
+		t.Fatalf("restore without a snapshot: exit %d, stderr %q; want the advice to take one", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.db")); err == nil {
+		t.Fatal("a failed restore left a database under the final name")
+	}
+}
