@@ -28,12 +28,26 @@ func (im *Importer) SchemaFromSnapshots(ctx context.Context, scan *folder.Scan, 
 	if err != nil {
 		return nil, "", "", err
 	}
-	if len(cands) == 0 {
-		return nil, "", fmt.Sprintf("none of the %d snapshots in the shared folder is usable (see `rowdrop status`): run `rowdrop snapshot` on an up-to-date device", len(scan.Snapshots)), nil
-	}
 	sortCandidates(cands)
-	var why []string
+	// Then the others, newest first: a resumed restore has merged its
+	// snapshot already (none is a candidate any more), and when no
+	// snapshot is usable but the files are all there, the newest schema
+	// is the one they were written under.
+	var rest []candidate
+	in := map[string]bool{}
 	for _, c := range cands {
+		in[c.e.Rel] = true
+	}
+	for _, e := range scan.Snapshots {
+		if !in[e.Rel] {
+			if h, status, _ := im.SnapshotHeader(e); status == "" {
+				rest = append(rest, candidate{e: e, h: h})
+			}
+		}
+	}
+	sortCandidates(rest)
+	var why []string
+	for _, c := range append(cands, rest...) {
 		full, reason, err := im.snapshotSchema(ctx, c.e)
 		if err != nil {
 			return nil, "", "", err
@@ -42,6 +56,9 @@ func (im *Importer) SchemaFromSnapshots(ctx context.Context, scan *folder.Scan, 
 			return full, c.e.Rel, "", nil
 		}
 		why = append(why, c.e.Rel+": "+reason)
+	}
+	if len(why) == 0 {
+		return nil, "", fmt.Sprintf("none of the %d snapshots in the shared folder is readable (see `rowdrop status`): run `rowdrop snapshot` on an up-to-date device", len(scan.Snapshots)), nil
 	}
 	return nil, "", "no usable snapshot carries the app's schema (" + strings.Join(why, "; ") + "): run `rowdrop snapshot` with this rowdrop version on a device that has the database", nil
 }

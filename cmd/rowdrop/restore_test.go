@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
@@ -175,4 +181,136 @@ func TestRestoreWithoutSnapshotExplains(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "x.db")); err == nil {
 		t.Fatal("a failed restore left a database under the final name")
 	}
+}
+
+// A restore killed (SIGKILL) at a random moment leaves either no database
+// under the final name or a complete one; run again, it finishes (resumes)
+// and the result equals a device that synced all along.
+func TestRestoreKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills restores in a loop")
+	}
+	rng := rand.New(rand.NewPCG(seed(t), 0))
+	folder := t.TempDir()
+	a := newDevice(t, folder, "a")
+	n := 0
+	batch := func(rows int) {
+		var b strings.Builder
+		for range rows {
+			n++
+			fmt.Fprintf(&b, "INSERT INTO notes(id, title, body, updated_at) VALUES ('n%05d', 'title %d', 'body of note %d', %d);\n", n, n, n, n)
+		}
+		a.execScript(t, b.String())
+		a.sync(t)
+	}
+	for range 5 {
+		batch(400)
+	}
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	for range 15 {
+		batch(200)
+	}
+	dir := t.TempDir()
+	timed := func(db string) time.Duration {
+		start := time.Now()
+		ok(t, "restore", "--db", db, "--folder", folder, "--state", db+".state")
+		return time.Since(start)
+	}
+	full := timed(filepath.Join(dir, "reference.db"))
+	t.Logf("a whole restore takes %s", full)
+	kills := 0
+	defer func() { t.Logf("%d restores killed", kills) }()
+	for i := range 6 {
+		db := filepath.Join(dir, fmt.Sprintf("k%d.db", i))
+		args := []string{"restore", "--db", db, "--folder", folder, "--state", db + ".state"}
+		for attempt := 0; ; attempt++ {
+			cmd := exec.Command(bin, args...)
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			delay := time.Duration(rng.Int64N(int64(full + full/5)))
+			killed := false
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("restore %d (attempt %d): %v\n%s", i, attempt, err, errb.String())
+				}
+			case <-time.After(delay):
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-done
+				killed = true
+				kills++
+			}
+			if _, err := os.Stat(db); err == nil {
+				// Under the final name: complete, whatever the moment.
+				if got, want := mustDump(t, db), a.dump(t); got != want {
+					t.Fatalf("restore %d killed after %s left an incomplete database under the final name", i, delay)
+				}
+				break
+			}
+			if !killed {
+				t.Fatalf("restore %d finished without a database", i)
+			}
+			if attempt > 20 {
+				t.Fatalf("restore %d never finished", i)
+			}
+		}
+		// Run again after the kill: refused if it was complete, else
+		// resumed; either way the database equals the writer's.
+		r := runRD(t, args...)
+		if r.code != 0 && !strings.Contains(r.stderr, "--force") {
+			t.Fatalf("restore %d run again: exit %d, stderr %q", i, r.code, r.stderr)
+		}
+		if got, want := mustDump(t, db), a.dump(t); got != want {
+			t.Fatalf("restore %d: the database differs from the writer's", i)
+		}
+		if got := queryStrings(t, db, "PRAGMA integrity_check"); got[0] != "ok" {
+			t.Fatalf("restore %d: integrity_check %v", i, got)
+		}
+	}
+	// The device works: an edit syncs.
+	b := &device{name: "k", db: filepath.Join(dir, "k0.db"), state: filepath.Join(dir, "k0.db.state"), folder: folder}
+	b.exec(t, "INSERT INTO notes(id, title) VALUES ('k', 'after the kill')")
+	b.sync(t)
+	a.sync(t)
+	sameDB(t, a, b)
+}
+
+func mustDump(t *testing.T, path string) string {
+	t.Helper()
+	s, err := dumpDB(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return s
+}
+
+// Restore from a folder whose old files were collected: the snapshot
+// stands in for them.
+func TestRestoreAfterCollection(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "a")
+	for i := range 3 {
+		a.exec(t, "INSERT INTO notes(id, title, body) VALUES (?, 'before', 'the snapshot')", fmt.Sprintf("old%d", i))
+		a.sync(t)
+	}
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	a.exec(t, "UPDATE notes SET body = 'after' WHERE id = 'old1'")
+	a.sync(t)
+	ok(t, append([]string{"gc"}, a.flags()...)...)
+	dev, err := os.ReadFile(filepath.Join(a.state, "device"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(folder, string(dev), "0000000001.rdc")); err == nil {
+		t.Fatal("gc kept the first file: the test needs a collected folder")
+	}
+	dir := t.TempDir()
+	b := &device{name: "b", db: filepath.Join(dir, "b.db"), state: filepath.Join(dir, "state"), folder: folder}
+	ok(t, append([]string{"restore"}, b.flags()...)...)
+	sameDB(t, a, b)
 }
