@@ -8,10 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"zombiezen.com/go/sqlite"
-	"zombiezen.com/go/sqlite/sqlitex"
-
-	"rowdrop/internal/db"
 	"rowdrop/internal/folder"
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
@@ -101,7 +97,7 @@ func Restore(ctx context.Context, cfg Config, force bool) (res RestoreResult, er
 		return res, err
 	}
 	s = nil
-	if err := finishRestored(tmp, full); err != nil {
+	if err := full.FinishFile(tmp); err != nil {
 		return res, err
 	}
 	if err := replaceWith(tmp, final, force); err != nil {
@@ -140,7 +136,7 @@ func checkRestoreTarget(path string, force bool) error {
 	if st.Size() == 0 && (wal == nil || wal.Size() == 0) {
 		return nil
 	}
-	n, err := countObjects(path)
+	n, err := schema.ObjectsIn(path)
 	if err != nil && !force {
 		return fmt.Errorf("database %s exists and is not an empty SQLite database (%w): restore never overwrites it; pass --force to replace it, or choose another --db", path, err)
 	}
@@ -148,20 +144,6 @@ func checkRestoreTarget(path string, force bool) error {
 		return fmt.Errorf("database %s already holds %d schema objects: restore builds a new database and never overwrites one; if it is to be replaced, stop the app and pass --force, or choose another --db", path, n)
 	}
 	return nil
-}
-
-func countObjects(path string) (int, error) {
-	conn, err := sqlite.OpenConn(db.FileURI(path)+"?mode=ro", sqlite.OpenReadOnly|sqlite.OpenURI)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	n := 0
-	err = sqlitex.ExecuteTransient(conn, "SELECT count(*) FROM main.sqlite_master", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		n = s.ColumnInt(0)
-		return nil
-	}})
-	return n, err
 }
 
 // prepareRestoreState readies the state directory of the new device: a
@@ -238,33 +220,6 @@ func (s *Syncer) restoreSchema(ctx context.Context) (*schema.Full, string, error
 	}
 	s.log.Info("restoring: created the app's schema", "snapshot", snap, "objects", len(full.Objects))
 	return full, snap, nil
-}
-
-// finishRestored applies the settings that follow the data (user_version,
-// journal mode) and fsyncs the file.
-func finishRestored(path string, full *schema.Full) error {
-	conn, err := sqlite.OpenConn(db.FileURI(path), sqlite.OpenReadWrite|sqlite.OpenURI)
-	if err != nil {
-		return fmt.Errorf("open the restored database %s: %w", path, err)
-	}
-	if err := full.Finish(conn); err != nil {
-		conn.Close()
-		return fmt.Errorf("restored database %s: %w", path, err)
-	}
-	// Closing the last connection checkpoints and removes a WAL; the mode
-	// stays in the file.
-	if err := conn.Close(); err != nil {
-		return fmt.Errorf("close the restored database %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync the restored database %s: %w", path, err)
-	}
-	return nil
 }
 
 // replaceWith renames the finished database into place (atomically, even

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -126,3 +127,47 @@ func (f *Full) Finish(conn *sqlite.Conn) error {
 }
 
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// FinishFile applies Finish to the database file at path (no other
+// connection open), then fsyncs the file: the last step before a restored
+// database is renamed into place.
+func (f *Full) FinishFile(path string) error {
+	conn, err := sqlite.OpenConn(db.FileURI(path), sqlite.OpenReadWrite|sqlite.OpenURI)
+	if err != nil {
+		return fmt.Errorf("open the restored database %s: %w", path, err)
+	}
+	if err := f.Finish(conn); err != nil {
+		conn.Close()
+		return fmt.Errorf("restored database %s: %w", path, err)
+	}
+	// Closing the last connection checkpoints and removes a WAL; the mode
+	// stays in the file.
+	if err := conn.Close(); err != nil {
+		return fmt.Errorf("close the restored database %s: %w", path, err)
+	}
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	if err := fh.Sync(); err != nil {
+		return fmt.Errorf("fsync the restored database %s: %w", path, err)
+	}
+	return nil
+}
+
+// ObjectsIn counts the schema objects of the database file at path,
+// opened read-only.
+func ObjectsIn(path string) (int, error) {
+	conn, err := sqlite.OpenConn(db.FileURI(path)+"?mode=ro", sqlite.OpenReadOnly|sqlite.OpenURI)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	n := 0
+	err = sqlitex.ExecuteTransient(conn, "SELECT count(*) FROM main.sqlite_master", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		n = s.ColumnInt(0)
+		return nil
+	}})
+	return n, err
+}
