@@ -12,6 +12,7 @@ import (
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
 )
 
 // Restore: building the app's database on a new machine from the shared
@@ -104,7 +105,7 @@ func Restore(ctx context.Context, cfg Config, force bool) (res RestoreResult, er
 		return res, err
 	}
 	// The breadcrumb findStateDir reads names the final database.
-	if err := os.WriteFile(filepath.Join(cfg.State, "database"), []byte(final), 0o600); err != nil {
+	if err := state.LeaveBreadcrumbs(cfg.State, res.Device, final); err != nil {
 		return res, fmt.Errorf("record the database in state directory %s: %w", cfg.State, err)
 	}
 	if err := os.Remove(filepath.Join(cfg.State, restoringMark)); err != nil {
