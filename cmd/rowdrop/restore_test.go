@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"rowdrop/internal/rdfile"
 	"strings"
 	"syscall"
 	"testing"
@@ -313,4 +318,96 @@ func TestRestoreAfterCollection(t *testing.T) {
 	b := &device{name: "b", db: filepath.Join(dir, "b.db"), state: filepath.Join(dir, "state"), folder: folder}
 	ok(t, append([]string{"restore"}, b.flags()...)...)
 	sameDB(t, a, b)
+}
+
+// A snapshot written by a rowdrop before restore existed (format version
+// 1, no rowdrop_schema) still serves a joining device; restore explains
+// that it cannot build a database from it.
+func TestVersion1SnapshotStillJoins(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "a")
+	a.exec(t, "INSERT INTO notes(id, title, body) VALUES ('n1', 'one', 'x'), ('n2', 'two', 'y')")
+	a.sync(t)
+	r := ok(t, append([]string{"snapshot", "--json"}, a.flags()...)...)
+	var snap struct{ File string }
+	if err := json.Unmarshal([]byte(r.stdout), &snap); err != nil {
+		t.Fatal(err)
+	}
+	a.exec(t, "UPDATE notes SET body = 'later' WHERE id = 'n2'")
+	a.sync(t)
+	ok(t, append([]string{"gc"}, a.flags()...)...) // the snapshot now stands in for file 1
+	if _, err := os.Stat(filepath.Join(filepath.Dir(snap.File), "0000000001.rdc")); err == nil {
+		t.Fatal("gc kept file 1: the joining device would not need the snapshot")
+	}
+	downgradeSnapshot(t, snap.File)
+
+	c := newDevice(t, folder, "c")
+	c.sync(t)
+	sameDB(t, a, c)
+
+	dir := t.TempDir()
+	rr := runRD(t, "restore", "--db", filepath.Join(dir, "x.db"), "--folder", folder, "--state", filepath.Join(dir, "state"))
+	if rr.code != 1 || !strings.Contains(rr.stderr, "older rowdrop") {
+		t.Fatalf("restore from a version-1 snapshot: exit %d, stderr %q", rr.code, rr.stderr)
+	}
+}
+
+// downgradeSnapshot rewrites the snapshot at path as a version-1 writer
+// made it: without rowdrop_schema, format version 1.
+func downgradeSnapshot(t *testing.T, path string) {
+	t.Helper()
+	f, err := rdfile.Open(path, rdfile.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := f.Changeset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := filepath.Join(t.TempDir(), "payload.db")
+	out, err := os.Create(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	out.Close()
+	conn, err := sqlite.OpenConn(payload, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TABLE rowdrop_schema", "VACUUM"} {
+		if err := sqlitex.ExecuteTransient(conn, q, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	in, err := os.Open(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	h := f.Header
+	if _, err := rdfile.Build(path, h, in); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.BigEndian.PutUint16(b[4:6], 1)
+	hl := int(binary.BigEndian.Uint32(b[6:10]))
+	sum := sha256.Sum256(b[:10+hl])
+	copy(b[10+hl:], sum[:])
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := rdfile.Open(path, rdfile.Limits{}); err != nil || f.Verify() != nil {
+		t.Fatalf("the downgraded snapshot does not read: %v", err)
+	}
 }
