@@ -60,7 +60,9 @@ type Config struct {
 
 	// StandIns registers substitutes for SQL functions that the app's
 	// triggers call but only the app defines (calibre's title_sort, say):
-	// name -> "identity" (first argument), "null", "lower" or "upper".
+	// name -> "identity" (first argument), "null", "lower", "upper", or
+	// "uuid" (a random UUID, for a function called without arguments that
+	// makes a value, like uuid4() or random_uuid()).
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
 
