@@ -56,6 +56,9 @@ Usage:
                                             what they applied, status (active, silent, retired)
   rowdrop devices forget ID                 retire a device that is gone for good: collection stops
                                             waiting for it (its files stay)
+  rowdrop check     --folder DIR [--read-data] [--json]
+                                            verify every file in the shared folder (needs no database,
+                                            writes nothing); exit 3 when it finds problems
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
@@ -120,6 +123,7 @@ var commands = map[string]command{
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
 	"restore":   cmdRestore,
+	"check":     cmdCheck,
 }
 
 // run is main without the process: it returns the exit status.
@@ -149,6 +153,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, errHelp) {
 		return 0
+	}
+	// A command that finished and reported its problems itself.
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	a.fail(err)
 	var ue *usageError
