@@ -402,12 +402,15 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	if err != nil {
 		return false, err
 	}
-	dead := b == nil
-	if dead {
-		if m.Alive() || m.Dead == nil {
-			return false, nil // incomplete: no row to collide with
+	// Not in base: deleted, or held out on a UNIQUE clash (alive by its
+	// clocks, unique.go), or incomplete (an edit whose insert has not
+	// arrived: no row to collide with).
+	dead, held := b == nil && !m.Alive(), b == nil && m.Alive()
+	if b == nil {
+		if m.Dead == nil {
+			return false, nil
 		}
-		if b, err = changeset.DecodeKey(m.Dead); err != nil || len(b) != len(t.Columns) {
+		if b, err = changeset.DecodeKey(m.Dead); err != nil || len(b) != len(t.Columns) || !complete(b) {
 			return false, nil
 		}
 	}
@@ -440,9 +443,10 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		it.key = []changeset.Value{nk}
 		it.pk = rk.NewPK
 	} else {
-		// A deleted mover has no row to move, only its metadata (live may
-		// hold a row created here under the id: FixLocalMoves moves it).
-		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk, metaOnly: dead})
+		// A deleted or held mover has no row to move, only its metadata
+		// (live may hold a row created here under the id: FixLocalMoves
+		// moves it).
+		it.moves = append(it.moves, move{t: t, from: old, to: []changeset.Value{nk}, col: pkc, val: nk, metaOnly: dead || held, held: held})
 		it.keyVacated = true
 	}
 	// References already merged here that name the old id: each goes to
@@ -474,7 +478,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 			return false, fmt.Errorf("read %s in the live database: %w", t.Name, err)
 		}
 	}
-	if mover != cl && !moved && !dead {
+	if mover != cl && !moved && !dead && !held {
 		// References made here and not exported yet were made when the
 		// moving row held the id: they follow it. (Every batch is settled,
 		// so this goroutine may read live.)
