@@ -747,11 +747,14 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		if err != nil {
 			return err
 		}
-		if e.rk != nil && it.baseRow == nil && l != nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil && !rowEqual(it.table, it.decision.base, l) {
+		if e.rk != nil && it.baseRow == nil && l != nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil &&
+			(src.Clock.HLC > initialClock || !rowEqual(it.table, it.decision.base, l)) {
 			// A row created here under the same id: it moves, with the
 			// references made here, once the whole file is merged and
 			// base tells them from merged ones (FixLocalMoves). Until
-			// then live keeps it.
+			// then live keeps it. Identical values are the same row
+			// only as pre-existing data (see detect): a reference
+			// among them may name a row of this device that moves too.
 			it.localRowMoves = true
 			continue
 		}

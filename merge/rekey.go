@@ -854,6 +854,13 @@ func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) er
 	for _, m := range recorded {
 		todo = append(todo, localMove{t: e.Tables[m.Table], pk: m.PK, hlc: int64(m.HLC)})
 	}
+	// Parents first: a local row identical to the merged one is told
+	// apart only once the local parents it references have moved.
+	rules, err := e.appRules()
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(todo, func(i, j int) bool { return rules.rank[todo[i].t] < rules.rank[todo[j].t] })
 	r, err := e.newRekeyer(Source{})
 	if err != nil {
 		return err
