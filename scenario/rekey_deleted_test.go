@@ -104,3 +104,41 @@ CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER REFERENCES tags(id), UNIQ
 		}
 	}
 }
+
+// Two devices insert the same values under one INTEGER id, and a third an
+// earlier, different row there. The two identical rows are two inserts:
+// each lives under its own new id on every device. Before the fix a device
+// that met the two identical rows first merged them into one (and moved
+// that one), while a device that met the earlier row first moved each to
+// its own id: one row there, two here.
+func TestIntegerKeyCollisionIdenticalLaterInserts(t *testing.T) {
+	w := scenario.NewWorld(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	a.Exec(`INSERT INTO items VALUES(1, 'a-row')`)
+	a.Export()
+	w.Tick(1000)
+	for _, d := range []*scenario.Device{b, c} {
+		d.Exec(`INSERT INTO items VALUES(1, 'same')`)
+		d.Export()
+		w.Tick(1000)
+	}
+	w.DeliverAll(c, b) // b meets the identical row first
+	b.Import()
+	w.DeliverAll(b, a) // a meets each identical row with its own
+	a.Import()
+	w.DeliverAll(c, a)
+	a.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT group_concat(name, ',') FROM (SELECT name FROM items ORDER BY id DESC)`); got != "a-row,same,same" {
+			t.Errorf("%s: items %q, want a-row under 1 and both identical rows:\n%s", d.Name, got, d.Dump())
+		}
+		if got := d.Value(`SELECT name FROM items WHERE id = 1`); got != "a-row" {
+			t.Errorf("%s: id 1 holds %q, want a-row", d.Name, got)
+		}
+	}
+}
