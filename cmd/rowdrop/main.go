@@ -60,6 +60,8 @@ Pair flags (sync, watch, status, conflicts, snapshot, gc, devices; flags may com
   --exclude T1,T2        never sync these tables
   --local-columns T.C,.. columns that stay on this device (never exported, never overwritten)
   --hints                opt into the fast capture path (small triggers record changed keys)
+  --create-folder        create the shared folder on the first run if it does not exist
+                         (without it a missing folder is refused before anything is written)
   --config FILE          YAML config; may list several databases (default:
                          $XDG_CONFIG_HOME/rowdrop/rowdrop.yaml when it exists)
   --log-json             logs as JSON lines on stderr (default: readable text)

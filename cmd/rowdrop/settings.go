@@ -86,6 +86,8 @@ var settings = []setting{
 		field: func(c *rowdrop.Config) any { return &c.LocalColumns }},
 	{key: "hints", flag: "hints", group: pairFlags, kind: kindBool, perDB: true, help: "opt into the fast capture path (trigger-recorded keys)",
 		field: func(c *rowdrop.Config) any { return &c.Hints }},
+	{key: "create_folder", flag: "create-folder", group: pairFlags, kind: kindBool, help: "create the shared folder if it does not exist (first run only; without it a missing folder is refused)",
+		field: func(c *rowdrop.Config) any { return &c.CreateFolder }},
 	{key: "config", flag: "config", group: pairFlags, kind: kindPath, help: "YAML config `file`, may list several databases"},
 
 	// File and environment only.

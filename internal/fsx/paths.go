@@ -1,0 +1,37 @@
+package fsx
+
+import "path/filepath"
+
+// Inside reports whether path p is dir or below it, once both are made
+// absolute and their symbolic links resolved (see RealPath).
+func Inside(p, dir string) bool {
+	a, b := RealPath(p), RealPath(dir)
+	if a == "" || b == "" {
+		return false
+	}
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
+}
+
+// RealPath returns p absolute, with its symbolic links resolved. Of a path
+// that does not exist (yet), the nearest existing ancestor is resolved and
+// the rest appended, so a folder or state directory to be created compares
+// where it will be. It returns "" only when p cannot be made absolute.
+func RealPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return ""
+	}
+	rest := ""
+	for dir := abs; ; {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
+}
