@@ -82,6 +82,9 @@ config file. In the file, an entry of "databases:" beats the top-level keys.
 Config keys besides the flags: sweep_every, max_changeset, stand_ins, and
 device_horizon (default 30d): how long another device may be silent before
 status warns that it holds back the collection of old files.
+The config is checked before anything runs: an unknown key, a bad value (debounce: fast,
+a negative duration or count) or two databases sharing one folder is refused (exit 2),
+naming the file, the line and the key.
 
 Output: --json prints JSON on stdout only (pipe it into jq); logs always go to stderr.
 Exit status:
