@@ -93,3 +93,26 @@ func TestMissingFolderRefusedUnlessCreate(t *testing.T) {
 		t.Fatalf("a folder that is a file: got %v", err)
 	}
 }
+
+// A pair that cannot work (the database is not SQLite, a stand-in has an
+// unknown kind) fails before the state directory is created.
+func TestInvalidPairCreatesNoState(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "folder")
+	os.Mkdir(folder, 0o755)
+	notDB := filepath.Join(dir, "notes.txt")
+	os.WriteFile(notDB, []byte("not a database, just some text that is long enough to be read as a header......"), 0o644)
+	for _, c := range []Config{
+		{DB: notDB, Folder: folder, State: filepath.Join(dir, "s1")},
+		{DB: newAppDB(t, dir), Folder: folder, State: filepath.Join(dir, "s2"), StandIns: map[string]string{"title_sort": "reverse"}},
+	} {
+		if s, err := Open(ctx, c); err == nil {
+			s.Close()
+			t.Fatalf("Open(%s) succeeded", c.DB)
+		}
+		if _, err := os.Stat(c.State); err == nil {
+			t.Errorf("a refused Open of %s created the state directory", c.DB)
+		}
+	}
+}

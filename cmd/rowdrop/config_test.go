@@ -79,6 +79,8 @@ databases:
 	write("cfg/nestedfolder.yaml", "databases:\n  - {db: a.db, folder: f}\n  - {db: b.db, folder: f/sub}\n")
 	write("cfg/toplevelfolder.yaml", "folder: f\ndatabases:\n  - {db: a.db}\n  - {db: b.db}\n")
 	write("cfg/linkedfolder.yaml", "databases:\n  - {db: a.db, folder: real}\n  - {db: b.db, folder: link}\n")
+	write("cfg/anchors.yaml", "x-common: &common\n  exclude: [ui]\ndatabases:\n  - <<: *common\n    db: a.db\n    folder: fa\n  - {<<: *common, db: b.db, folder: fb, exclude: [ui, cache]}\n")
+	write("cfg/badanchor.yaml", "common: &common\n  exlude: [ui]\ndatabases:\n  - <<: *common\n    db: a.db\n    folder: fa\n")
 	if err := os.MkdirAll(filepath.Join(tmp, "cfg", "real"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +132,8 @@ databases:
 		{"strict: --db and --folder of another entry", nil, []string{"--config", "cfg/nestedfolder.yaml", "--db", "cfg/b.db", "--folder", "cfg/f"}},
 		{"strict: nested folders", nil, []string{"--config", "cfg/nestedfolder.yaml"}},
 		{"strict: one top-level folder for two", nil, []string{"--config", "cfg/toplevelfolder.yaml"}},
+		{"strict: anchors and merge keys", nil, []string{"--config", "cfg/anchors.yaml"}},
+		{"strict: merge keys", nil, []string{"--config", "cfg/badanchor.yaml"}},
 		{"strict: folders one through a link", nil, []string{"--config", "cfg/linkedfolder.yaml"}},
 		{"watch: defaults", nil, []string{"watch", "--db", "a.db"}},
 		{"watch: flags", nil, []string{"watch", "--db", "a.db", "--debounce", "1s", "--max-delay", "9s", "--poll", "2s", "--rescan", "-1s", "--snapshot-every", "0", "--snapshot-every-files", "7"}},

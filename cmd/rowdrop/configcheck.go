@@ -89,15 +89,20 @@ func checkConfigFile(path string) (fileSettings, error) {
 		}
 	}
 	seen := map[string]int{}
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], root.Content[i+1]
-		if first, dup := seen[k.Value]; dup {
+	for _, kv := range pairsOf(root) {
+		k, v := kv.k, kv.v
+		if first, dup := seen[k.Value]; dup && !kv.merged {
 			p.add(k.Line, "%s: is given twice (also on line %d)", k.Value, first)
 			continue
 		}
-		seen[k.Value] = k.Line
+		if !kv.merged {
+			seen[k.Value] = k.Line
+		}
+		if strings.HasPrefix(k.Value, "x-") {
+			continue // an extension field, as in Compose files: holds anchors (&name) for entries
+		}
 		if k.Value == "databases" {
-			checkEntries(p, v, perDB, top)
+			checkEntries(p, deref(v), perDB, top)
 			continue
 		}
 		s, ok := top[k.Value]
@@ -106,7 +111,11 @@ func checkConfigFile(path string) (fileSettings, error) {
 				p.add(k.Line, "config: has no effect inside a config file (pass --config or set ROWDROP_CONFIG)")
 				continue
 			}
-			p.add(k.Line, "unknown key %q%s", k.Value, suggest(k.Value, append(keys(top), "databases")))
+			hint := suggest(k.Value, append(keys(top), "databases"))
+			if hint == "" && v.Anchor != "" {
+				hint = " (a key that only holds an anchor must start with x-)"
+			}
+			p.add(k.Line, "unknown key %q%s", k.Value, hint)
 			continue
 		}
 		checkValue(p, s, v)
@@ -129,18 +138,21 @@ func checkEntries(p *configProblems, list *yaml.Node, perDB, top map[string]sett
 	}
 	valid := append(keys(perDB), "db")
 	for n, e := range list.Content {
+		e = deref(e)
 		if e.Kind != yaml.MappingNode {
 			p.add(e.Line, "entry %d of databases: must be a mapping (db: PATH, folder: DIR), not %s", n+1, nodeKind(e))
 			continue
 		}
 		seen := map[string]int{}
-		for i := 0; i+1 < len(e.Content); i += 2 {
-			k, v := e.Content[i], e.Content[i+1]
-			if first, dup := seen[k.Value]; dup {
+		for _, kv := range pairsOf(e) {
+			k, v := kv.k, kv.v
+			if first, dup := seen[k.Value]; dup && !kv.merged {
 				p.add(k.Line, "%s: is given twice in entry %d of databases: (also on line %d)", k.Value, n+1, first)
 				continue
 			}
-			seen[k.Value] = k.Line
+			if !kv.merged {
+				seen[k.Value] = k.Line
+			}
 			if k.Value == "db" {
 				if v.Kind != yaml.ScalarNode {
 					p.add(v.Line, "db: must be the path of the app's SQLite file, not %s", nodeKind(v))
@@ -163,6 +175,7 @@ func checkEntries(p *configProblems, list *yaml.Node, perDB, top map[string]sett
 
 // checkValue checks one value against its setting's kind.
 func checkValue(p *configProblems, s setting, v *yaml.Node) {
+	v = deref(v)
 	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
 		return // key: with nothing after it, as if absent
 	}
@@ -170,7 +183,7 @@ func checkValue(p *configProblems, s setting, v *yaml.Node) {
 	case kindList:
 		if v.Kind == yaml.SequenceNode {
 			for _, e := range v.Content {
-				if e.Kind != yaml.ScalarNode {
+				if e = deref(e); e.Kind != yaml.ScalarNode {
 					p.add(e.Line, "%s: every item must be a name, not %s", s.key, nodeKind(e))
 				}
 			}
@@ -182,7 +195,7 @@ func checkValue(p *configProblems, s setting, v *yaml.Node) {
 			return
 		}
 		for i := 1; i < len(v.Content); i += 2 {
-			if e := v.Content[i]; e.Kind != yaml.ScalarNode {
+			if e := deref(v.Content[i]); e.Kind != yaml.ScalarNode {
 				p.add(e.Line, "%s: %s: must be a single value, not %s", s.key, v.Content[i-1].Value, nodeKind(e))
 			}
 		}
@@ -285,6 +298,50 @@ func yamlError(data []byte, err error) string {
 		}
 	}
 	return fmt.Sprintf("line %s: %s", reported, what)
+}
+
+// deref follows a YAML alias (*name) to the node it names.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// kvPair is one key and its value in a mapping; merged: it comes from a
+// map merged in with `<<:`, where an explicit key may override it.
+type kvPair struct {
+	k, v   *yaml.Node
+	merged bool
+}
+
+// pairsOf returns the key/value pairs of mapping m, with the pairs of maps
+// merged in by `<<: *anchor` (or `<<: [*a, *b]`) in their place, so each
+// key is checked where it takes effect.
+func pairsOf(m *yaml.Node) []kvPair {
+	var out []kvPair
+	var walk func(m *yaml.Node, depth int)
+	walk = func(m *yaml.Node, depth int) {
+		for i := 0; i+1 < len(m.Content) && depth < 20; i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			if k.Tag != "!!merge" {
+				out = append(out, kvPair{k, v, depth > 0})
+				continue
+			}
+			v = deref(v)
+			srcs := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				srcs = v.Content
+			}
+			for _, src := range srcs {
+				if src = deref(src); src.Kind == yaml.MappingNode {
+					walk(src, depth+1)
+				}
+			}
+		}
+	}
+	walk(m, 0)
+	return out
 }
 
 // nodeKind names a node's kind for messages.
