@@ -401,13 +401,18 @@ func standInKind(conn *sqlite.Conn, name string) string {
 		return kind
 	}
 	call := regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(name) + `\s*\(\s*\)`)
-	_ = sqlitex.Execute(conn, "SELECT sql FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
+	// A failed read leaves the advice at identity; the held reason names
+	// the triggers (or that they could not be read) either way.
+	err := sqlitex.Execute(conn, "SELECT sql FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
 		&sqlitex.ExecOptions{Args: []any{name}, ResultFunc: func(s *sqlite.Stmt) error {
 			if call.MatchString(s.ColumnText(0)) {
 				kind = "uuid"
 			}
 			return nil
 		}})
+	if err != nil {
+		return "identity"
+	}
 	return kind
 }
 
@@ -430,11 +435,16 @@ func triggersMentioning(conn *sqlite.Conn, word string) string {
 		return "(unknown)"
 	}
 	targets := []string{word}
-	_ = sqlitex.Execute(conn, "SELECT name FROM main.sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING '||?||'%'",
-		&sqlitex.ExecOptions{Args: []any{word}, ResultFunc: func(s *sqlite.Stmt) error { targets = append(targets, s.ColumnText(0)); return nil }})
+	unreadable := func(err error) string {
+		return "(unknown: the live schema could not be read: " + err.Error() + ")"
+	}
+	if err := sqlitex.Execute(conn, "SELECT name FROM main.sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING '||?||'%'",
+		&sqlitex.ExecOptions{Args: []any{word}, ResultFunc: func(s *sqlite.Stmt) error { targets = append(targets, s.ColumnText(0)); return nil }}); err != nil {
+		return unreadable(err)
+	}
 	var names []string
 	for _, w := range targets {
-		_ = sqlitex.Execute(conn, "SELECT name, tbl_name FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
+		err := sqlitex.Execute(conn, "SELECT name, tbl_name FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
 			&sqlitex.ExecOptions{Args: []any{w}, ResultFunc: func(s *sqlite.Stmt) error {
 				n := fmt.Sprintf("%s (on %s)", s.ColumnText(0), s.ColumnText(1))
 				if !slices.Contains(names, n) {
@@ -442,6 +452,9 @@ func triggersMentioning(conn *sqlite.Conn, word string) string {
 				}
 				return nil
 			}})
+		if err != nil {
+			return unreadable(err)
+		}
 	}
 	if len(names) == 0 {
 		return "(unknown)"

@@ -105,7 +105,7 @@ type Input struct {
 	// Dirs, optional, is the folder's Survey if the caller already made
 	// it (nil: Make surveys the folder itself).
 	Dirs map[string]*Dir
-	Self   string
+	Self string
 	// Published is this device's highest sequence number such that every
 	// file up to it is in the folder (files waiting in the outbox are not).
 	Published uint64
