@@ -47,8 +47,10 @@ func TestSyncJSONAndExitCodes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(junk, "0000000001.rdc"), []byte("junk!"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rep = b.syncJSON(t, 3); rep.Imported.Broken != 1 || rep.InSync {
-		t.Errorf("broken file: %+v", rep.Imported)
+	for i := range 2 { // the file stays broken: every sync says so
+		if rep = b.syncJSON(t, 3); rep.Imported.Broken != 1 || rep.InSync {
+			t.Errorf("sync %d with a broken file: %+v", i+1, rep.Imported)
+		}
 	}
 	// Failure and usage.
 	if r := runRD(t, "sync", "--json", "--db", filepath.Join(folder, "..", "nope.db"), "--folder", folder); r.code != 1 || r.stdout != "" {
