@@ -144,6 +144,7 @@ func checkEntries(p *configProblems, list *yaml.Node, perDB, top map[string]sett
 			continue
 		}
 		seen := map[string]int{}
+		hasDB := false
 		for _, kv := range pairsOf(e) {
 			k, v := kv.k, kv.v
 			if first, dup := seen[k.Value]; dup && !kv.merged {
@@ -154,6 +155,7 @@ func checkEntries(p *configProblems, list *yaml.Node, perDB, top map[string]sett
 				seen[k.Value] = k.Line
 			}
 			if k.Value == "db" {
+				hasDB = true
 				if v.Kind != yaml.ScalarNode {
 					p.add(v.Line, "db: must be the path of the app's SQLite file, not %s", nodeKind(v))
 				}
@@ -169,6 +171,9 @@ func checkEntries(p *configProblems, list *yaml.Node, perDB, top map[string]sett
 				continue
 			}
 			checkValue(p, s, v)
+		}
+		if !hasDB {
+			p.add(e.Line, "entry %d of databases: has no db: (the path of the app's SQLite file)", n+1)
 		}
 	}
 }
