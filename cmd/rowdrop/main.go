@@ -47,6 +47,9 @@ Usage:
                                             what they applied, status (active, silent, retired)
   rowdrop devices forget ID                 retire a device that is gone for good: collection stops
                                             waiting for it (its files stay)
+  rowdrop check     --folder DIR [--read-data] [--json]
+                                            verify every file in the shared folder (needs no database,
+                                            writes nothing); exit 3 when it finds problems
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
@@ -92,7 +95,7 @@ Exit status:
   1  failure (one line on stderr says what failed and what to do)
   2  bad usage: an unknown command or flag, a mistake in the config file or a bad value
   3  sync, status: done, but files are held or broken ("rowdrop status" says which
-     and why); scripts and systemd can alert on it
+     and why); check: problems found. Scripts and systemd can alert on it
 `
 
 func main() {
@@ -135,6 +138,7 @@ var commands = map[string]command{
 	"devices":   cmdDevices,
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
+	"check":     cmdCheck,
 }
 
 // run is main without the process: it returns the exit status.
@@ -158,6 +162,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := cmd(ctx, a, args[1:])
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
+	}
+	// A command that finished and reported its problems itself.
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	a.fail(err)
 	var ue *usageError
