@@ -122,7 +122,8 @@ func (cfg Config) resolve() (Config, error) {
 }
 
 // checkFolder refuses a shared folder that does not exist on a first run
-// (no state directory yet), unless cfg.CreateFolder: then it creates it.
+// (no state directory yet), unless cfg.CreateFolder or the folder is to be
+// made directly on a mounted stick: then it creates it.
 // A typo'd --folder must not leave a state directory with an identity and
 // an outbox behind. Once the pair is initialised, a missing folder is a
 // stick not mounted or a share offline: exports wait in the outbox.
@@ -137,6 +138,11 @@ func checkFolder(cfg Config) error {
 	case state.Initialised(cfg.State):
 		return nil
 	case cfg.CreateFolder:
+		return shared.Create()
+	case fsx.OnRemovableMount(filepath.Dir(cfg.Folder)):
+		// Its parent is a stick that is in (a filesystem mounted below
+		// /media, /run/media, /mnt or /Volumes): no typo, a first use.
+		cfg.Logger.Info("creating the shared folder on the mounted stick", "folder", cfg.Folder)
 		return shared.Create()
 	}
 	return fmt.Errorf("shared folder %s does not exist: check the path, mount the stick or share it is on, or pass --create-folder to create it (nothing was written)", cfg.Folder)

@@ -35,3 +35,27 @@ func RealPath(p string) string {
 		dir = parent
 	}
 }
+
+// removableRoots are where desktops mount sticks and cards: udisks under
+// /media/$USER or /run/media/$USER, by hand under /mnt, macOS under
+// /Volumes.
+var removableRoots = []string{"/media", "/run/media", "/mnt", "/Volumes"}
+
+// OnRemovableMount reports whether dir is a mounted filesystem under one of
+// the places sticks are mounted (/media, /run/media, /mnt, /Volumes): a
+// folder to be created directly in it is on a stick that is in.
+func OnRemovableMount(dir string) bool {
+	return UnderRemovableRoot(dir) && IsMountPoint(dir)
+}
+
+// UnderRemovableRoot reports whether dir (resolved) lies below one of the
+// places sticks are mounted.
+func UnderRemovableRoot(dir string) bool {
+	real := RealPath(dir)
+	for _, root := range removableRoots {
+		if real != root && Inside(real, root) {
+			return true
+		}
+	}
+	return false
+}
