@@ -49,6 +49,15 @@ func TestGuardsResolveSymlinks(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "state directory") {
 		t.Fatalf("a state directory reached through a link into the folder: got %v", err)
 	}
+	// The database reached through a link, its file inside the folder.
+	inFolder := newAppDB(t, folder)
+	dbLink := filepath.Join(dir, "notes.db")
+	if err := os.Symlink(inFolder, dbLink); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = Open(ctx, Config{DB: dbLink, Folder: folder, State: state}); err == nil || !strings.Contains(err.Error(), "inside the shared folder") {
+		t.Fatalf("a database linking into the folder: got %v", err)
+	}
 	for _, p := range []string{state, filepath.Join(folder, "a")} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s was created by a refused Open", p)
