@@ -3,13 +3,14 @@ package fsx
 import "path/filepath"
 
 // Inside reports whether path p is dir or below it, once both are made
-// absolute and their symbolic links resolved (see RealPath).
+// absolute and their symbolic links resolved (see RealPath), compared by
+// PathKey (case-folded where the file systems fold case).
 func Inside(p, dir string) bool {
 	a, b := RealPath(p), RealPath(dir)
 	if a == "" || b == "" {
 		return false
 	}
-	rel, err := filepath.Rel(b, a)
+	rel, err := filepath.Rel(PathKey(b), PathKey(a))
 	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
 }
 
