@@ -32,6 +32,9 @@ type Config struct {
 	Folder     string // the shared folder
 	State      string // private state directory; default: DefaultStateDir
 	DeviceName string // human name of this device; default: hostname
+	// CreateFolder lets the first Open create a shared folder that does
+	// not exist; without it, that Open fails before writing anything.
+	CreateFolder bool
 
 	Include      []string // tables to sync (empty: all with a primary key)
 	Exclude      []string // tables never synced
@@ -103,25 +106,55 @@ func (cfg Config) resolve() (Config, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	// Refuse a state directory or folder that would put rowdrop's files
-	// next to, or the database inside, the shared folder.
-	if inside(cfg.DB, cfg.Folder) {
-		return cfg, fmt.Errorf("database %s is inside the shared folder %s: the sync tool would copy the live file (move the database out of the folder)", cfg.DB, cfg.Folder)
+	// next to, or the database inside, the shared folder. The paths are
+	// compared after resolving symbolic links: ~/Dropbox is often a link,
+	// and a link to the database's directory must not pass.
+	if fsx.Inside(cfg.DB, cfg.Folder) {
+		return cfg, fmt.Errorf("database %s is inside the shared folder %s: the sync tool would copy the live file (move the database out of the folder)", cfg.DB, describeReal(cfg.Folder))
 	}
-	if inside(cfg.State, cfg.Folder) {
-		return cfg, fmt.Errorf("state directory %s is inside the shared folder %s: it is private to this device (choose another --state)", cfg.State, cfg.Folder)
+	if fsx.Inside(cfg.State, cfg.Folder) {
+		return cfg, fmt.Errorf("state directory %s is inside the shared folder %s: it is private to this device (choose another --state)", cfg.State, describeReal(cfg.Folder))
+	}
+	if err := checkFolder(cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
 
-// inside reports whether path p is dir or below it.
-func inside(p, dir string) bool {
-	a, err1 := filepath.Abs(p)
-	b, err2 := filepath.Abs(dir)
-	if err1 != nil || err2 != nil {
-		return false
+// checkFolder refuses a shared folder that does not exist on a first run
+// (no state directory yet), unless cfg.CreateFolder or the folder is to be
+// made directly on a mounted stick: then it creates it.
+// A typo'd --folder must not leave a state directory with an identity and
+// an outbox behind. Once the pair is initialised, a missing folder is a
+// stick not mounted or a share offline: exports wait in the outbox.
+func checkFolder(cfg Config) error {
+	shared := folder.New(cfg.Folder, rdfile.Limits{})
+	err := shared.Available()
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("shared folder %s: %w (check the --folder path)", cfg.Folder, err)
+	case state.Initialised(cfg.State):
+		return nil
+	case cfg.CreateFolder:
+		return shared.Create()
+	case fsx.OnRemovableMount(filepath.Dir(cfg.Folder)):
+		// Its parent is a stick that is in (a filesystem mounted below
+		// /media, /run/media, /mnt or /Volumes): no typo, a first use.
+		cfg.Logger.Info("creating the shared folder on the mounted stick", "folder", cfg.Folder)
+		return shared.Create()
 	}
-	rel, err := filepath.Rel(fsx.PathKey(b), fsx.PathKey(a))
-	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
+	return fmt.Errorf("shared folder %s does not exist: check the path, mount the stick or share it is on, or pass --create-folder to create it (nothing was written)", cfg.Folder)
+}
+
+// describeReal names dir, and where it resolves to when that differs.
+func describeReal(dir string) string {
+	abs, _ := filepath.Abs(dir)
+	if real := fsx.RealPath(dir); real != "" && real != abs {
+		return dir + " (which resolves to " + real + ")"
+	}
+	return dir
 }
 
 // DefaultStateDir is the state directory for a (database, folder) pair:

@@ -55,41 +55,44 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		return nil, err
 	}
 	log := cfg.Logger
-	st, err := state.Open(cfg.State)
+	// The live database first: a file that is not a SQLite database, or a
+	// bad stand-in, must fail before the state directory is created.
+	live, err := db.OpenLive(cfg.DB, false)
 	if err != nil {
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
-	if s.id, err = st.Identity(cfg.DeviceName); err != nil {
+	if err := db.RegisterStandIns(live, cfg.StandIns); err != nil {
+		live.Close()
+		return nil, err
+	}
+	st, err := state.Open(cfg.State)
+	if err != nil {
+		live.Close()
+		return nil, err
+	}
+	s := &Syncer{cfg: cfg, log: log, st: st, live: live, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
+	fail := func(err error) (*Syncer, error) {
+		live.Close()
 		st.Close()
-		return nil, fmt.Errorf("initialise device identity in %s: %w", cfg.State, err)
+		return nil, err
+	}
+	if s.id, err = st.Identity(cfg.DeviceName); err != nil {
+		return fail(fmt.Errorf("initialise device identity in %s: %w", cfg.State, err))
 	}
 	if moved, err := st.CheckInstallation(); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("check installation of %s: %w", cfg.State, err)
+		return fail(fmt.Errorf("check installation of %s: %w", cfg.State, err))
 	} else if moved {
 		log.Warn("this state directory was copied or restored from a backup: it gets a new installation token, so a duplicate of it elsewhere can be detected", "state", cfg.State, "device", s.id.Device)
 		if s.id, err = st.Identity(cfg.DeviceName); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("read the new device identity in %s: %w", cfg.State, err)
+			return fail(fmt.Errorf("read the new device identity in %s: %w", cfg.State, err))
 		}
 	}
 	leaveBreadcrumbs(cfg, s.id.Device)
 	last, err := st.Int(state.KeyHLC)
 	if err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	s.clock = hlc.New(cfg.Now, hlc.Timestamp(last))
-	if s.live, err = db.OpenLive(cfg.DB, false); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if err := db.RegisterStandIns(s.live, cfg.StandIns); err != nil {
-		s.live.Close()
-		st.Close()
-		return nil, err
-	}
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
 	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,

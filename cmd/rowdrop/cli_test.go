@@ -212,6 +212,16 @@ func ok(t *testing.T, args ...string) result {
 	return r
 }
 
+// exits runs rowdrop and fails the test unless it exits with code.
+func exits(t *testing.T, code int, args ...string) result {
+	t.Helper()
+	r := runRD(t, args...)
+	if r.code != code {
+		t.Fatalf("rowdrop %s: exit %d, want %d\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), r.code, code, r.stderr, r.stdout)
+	}
+	return r
+}
+
 func (d *device) sync(t *testing.T) {
 	t.Helper()
 	ok(t, append([]string{"sync"}, d.flags()...)...)
@@ -376,7 +386,8 @@ func TestStatusReportsCorruptFile(t *testing.T) {
 	type fileStatus struct{ Path, Status, Reason string }
 	check := func(when string) {
 		t.Helper()
-		r := ok(t, append([]string{"status", "--json"}, b.flags()...)...)
+		// Exit status 3: the status is complete, but files are broken.
+		r := exits(t, 3, append([]string{"status", "--json"}, b.flags()...)...)
 		var st struct {
 			Device  string       `json:"device"`
 			Files   []fileStatus `json:"files"`
@@ -408,18 +419,26 @@ func TestStatusReportsCorruptFile(t *testing.T) {
 		}
 	}
 	check("before any sync")
-	// A sync is not failed by another device's bad file; it is recorded.
-	b.sync(t)
+	// A sync is not failed by another device's bad file; it is recorded,
+	// and the exit status (3) says that not everything was applied.
+	r := exits(t, 3, append([]string{"sync"}, b.flags()...)...)
+	if !strings.Contains(r.stderr, "2 broken") || !strings.Contains(r.stderr, "rowdrop status") {
+		t.Errorf("sync with broken files does not say so on stderr:\n%s", r.stderr)
+	}
 	check("after a sync")
 	// The human view says it too.
-	r := ok(t, append([]string{"status"}, b.flags()...)...)
+	r = exits(t, 3, append([]string{"status"}, b.flags()...)...)
 	if !strings.Contains(r.stdout, "BROKEN") {
 		t.Fatalf("status does not show the broken file:\n%s", r.stdout)
 	}
 
 	// A file damaged after beta applied it is reported as well: devices
 	// that join later could not apply it.
-	alphaID := a.status(t)["device"].(string)
+	var ast map[string]any
+	if err := json.Unmarshal([]byte(exits(t, 3, append([]string{"status", "--json"}, a.flags()...)...).stdout), &ast); err != nil {
+		t.Fatal(err)
+	}
+	alphaID := ast["device"].(string)
 	garbage := make([]byte, 200)
 	_, _ = rand.Read(garbage)
 	if err := os.WriteFile(filepath.Join(folder, alphaID, "0000000001.rdc"), garbage, 0o644); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 
 	"rowdrop"
+	"rowdrop/internal/fsx"
 )
 
 // options is the layered configuration of one invocation.
@@ -24,6 +25,7 @@ type options struct {
 	v          *viper.Viper
 	flagSet    map[string]bool // keys given as flags
 	configFile string          // "" when no file was read
+	file       fileSettings    // what checkConfigFile read of it
 	logJSON    bool
 	verbose    bool
 }
@@ -42,6 +44,9 @@ func newOptions(given map[string]string, withConfig bool) (*options, error) {
 			v.SetDefault(s.key, s.def)
 		}
 	}
+	if err := checkGiven(given); err != nil {
+		return nil, err
+	}
 	for key, val := range given {
 		v.Set(key, val)
 		o.flagSet[key] = true
@@ -57,6 +62,11 @@ func newOptions(given map[string]string, withConfig bool) (*options, error) {
 		}
 		if o.configFile != "" {
 			o.configFile = expandPath(o.configFile, "")
+			info, err := checkConfigFile(o.configFile)
+			if err != nil {
+				return nil, err
+			}
+			o.file = info
 			v.SetConfigFile(o.configFile)
 			v.SetConfigType("yaml")
 			if err := v.ReadInConfig(); err != nil {
@@ -210,12 +220,59 @@ func (a *app) pairs() ([]pairConfig, error) {
 		if p.Folder == "" {
 			return nil, usagef("no shared folder for database %s: pass --folder DIR, or set folder: for it in the config", p.DB)
 		}
-		if seen[p.DB] {
+		if seen[fsx.RealPath(p.DB)] {
 			return nil, usagef("database %s is listed twice in the config: one folder per database", p.DB)
 		}
-		seen[p.DB] = true
+		seen[fsx.RealPath(p.DB)] = true
+	}
+	if err := o.checkSharedFolders(out, entries, cfgDir); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// checkSharedFolders refuses two databases with one shared folder (or one
+// inside the other's), compared after resolving symbolic links: each
+// device directory in a folder belongs to one database, and a second one
+// would read the first's files as its own devices'. The databases are the
+// pairs chosen and the config's other entries, whose folders are what the
+// file says (flags and variables speak of the chosen pair only).
+func (o *options) checkSharedFolders(chosen []pairConfig, entries []entry, cfgDir string) error {
+	type pair struct{ db, folder string }
+	var all []pair
+	picked := map[string]bool{}
+	for _, p := range chosen {
+		all = append(all, pair{p.DB, p.Folder})
+		picked[p.DB] = true
+	}
+	for _, e := range entries {
+		if picked[e.db] {
+			continue
+		}
+		f, _ := e.vals["folder"].(string)
+		if f == "" {
+			f = o.file.folder
+		}
+		if f = expandPath(f, cfgDir); f != "" {
+			all = append(all, pair{e.db, f})
+		}
+	}
+	for i := range all {
+		for j := i + 1; j < len(all); j++ {
+			a, b := all[i], all[j]
+			switch {
+			case fsx.Inside(a.folder, b.folder) && fsx.Inside(b.folder, a.folder):
+				where := "the folder " + a.folder
+				if a.folder != b.folder {
+					where = fmt.Sprintf("one folder (%s and %s are the same directory)", a.folder, b.folder)
+				}
+				return usagef("databases %s and %s share %s: each database needs a shared folder of its own (set folder: per entry in the config)", a.db, b.db, where)
+			case fsx.Inside(a.folder, b.folder), fsx.Inside(b.folder, a.folder):
+				return usagef("the shared folders of databases %s (%s) and %s (%s) are one inside the other: each database needs a shared folder of its own, side by side", a.db, a.folder, b.db, b.folder)
+			}
+		}
+	}
+	return nil
 }
 
 // layer fills one pair from an entry and the layered keys.

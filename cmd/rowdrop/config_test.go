@@ -67,6 +67,26 @@ databases:
 	write("cfg/list.yaml", "databases: 3\n")
 	write("cfg/watch.yaml", "db: w.db\nfolder: wf\nmax_delay: 10s\nrescan: 0s\nsnapshot_every: 24h\n")
 	write("xdg/rowdrop/rowdrop.yaml", "folder: xf\nexclude: [q]\n")
+	// Strict config (#17): unknown keys and bad values name the line.
+	write("cfg/typo.yaml", "folder: f\nexlude: [ui_state]\nlocal-columns: [t.c]\n")
+	write("cfg/entrytypo.yaml", "databases:\n  - db: a.db\n    folder: f\n    exlcude: [ui_state]\n    debounce: 1s\n    colour: blue\n")
+	write("cfg/badvalues.yaml", "db: a.db\nfolder: f\ndebounce: fast\nmax_delay: -5s\nrescan: -1s\nsnapshot_every_files: -3\nmax_changeset: lots\nhints: yes\n")
+	write("cfg/dupkey.yaml", "db: a.db\nfolder: f\nfolder: g\n")
+	write("cfg/badindent.yaml", "device: desk\ndatabases:\n  - db: a.db\n    folder: f\n   exclude: [x]\n")
+	write("cfg/tab.yaml", "db: a.db\nfolder: f\n\texclude: [x]\n")
+	write("cfg/notmap.yaml", "- db: a.db\n")
+	write("cfg/sharedfolder.yaml", "databases:\n  - {db: a.db, folder: f}\n  - {db: b.db, folder: ./f/}\n")
+	write("cfg/nestedfolder.yaml", "databases:\n  - {db: a.db, folder: f}\n  - {db: b.db, folder: f/sub}\n")
+	write("cfg/toplevelfolder.yaml", "folder: f\ndatabases:\n  - {db: a.db}\n  - {db: b.db}\n")
+	write("cfg/linkedfolder.yaml", "databases:\n  - {db: a.db, folder: real}\n  - {db: b.db, folder: link}\n")
+	write("cfg/anchors.yaml", "x-common: &common\n  exclude: [ui]\ndatabases:\n  - <<: *common\n    db: a.db\n    folder: fa\n  - {<<: *common, db: b.db, folder: fb, exclude: [ui, cache]}\n")
+	write("cfg/badanchor.yaml", "common: &common\n  exlude: [ui]\ndatabases:\n  - <<: *common\n    db: a.db\n    folder: fa\n")
+	if err := os.MkdirAll(filepath.Join(tmp, "cfg", "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(tmp, "cfg", "real"), filepath.Join(tmp, "cfg", "link")); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name string
@@ -96,6 +116,25 @@ databases:
 		{"config: databases not a list", nil, []string{"--config", "cfg/list.yaml"}},
 		{"config: missing file", nil, []string{"--config", "cfg/none.yaml"}},
 		{"bad flag", nil, []string{"--nope"}},
+		{"strict: unknown top-level keys", nil, []string{"--config", "cfg/typo.yaml", "--db", "a.db"}},
+		{"strict: unknown entry keys", nil, []string{"--config", "cfg/entrytypo.yaml"}},
+		{"strict: bad values", nil, []string{"--config", "cfg/badvalues.yaml"}},
+		{"strict: duplicate key", nil, []string{"--config", "cfg/dupkey.yaml"}},
+		{"strict: yaml error names its line", nil, []string{"--config", "cfg/badindent.yaml"}},
+		{"strict: tab names its line", nil, []string{"--config", "cfg/tab.yaml"}},
+		{"strict: not a mapping", nil, []string{"--config", "cfg/notmap.yaml"}},
+		{"strict: negative flag", nil, []string{"watch", "--db", "a.db", "--debounce", "-5s"}},
+		{"strict: negative count flag", nil, []string{"watch", "--db", "a.db", "--snapshot-every-files", "-1"}},
+		{"strict: rescan off is negative", nil, []string{"watch", "--db", "a.db", "--rescan", "-1s"}},
+		{"strict: bad env", []string{"ROWDROP_DEBOUNCE=fast", "ROWDROP_HINTS=maybe"}, []string{"--db", "a.db"}},
+		{"strict: two databases, one folder", nil, []string{"--config", "cfg/sharedfolder.yaml"}},
+		{"strict: one folder, picked by --db", nil, []string{"--config", "cfg/sharedfolder.yaml", "--db", "cfg/a.db"}},
+		{"strict: --db and --folder of another entry", nil, []string{"--config", "cfg/nestedfolder.yaml", "--db", "cfg/b.db", "--folder", "cfg/f"}},
+		{"strict: nested folders", nil, []string{"--config", "cfg/nestedfolder.yaml"}},
+		{"strict: one top-level folder for two", nil, []string{"--config", "cfg/toplevelfolder.yaml"}},
+		{"strict: anchors and merge keys", nil, []string{"--config", "cfg/anchors.yaml"}},
+		{"strict: merge keys", nil, []string{"--config", "cfg/badanchor.yaml"}},
+		{"strict: folders one through a link", nil, []string{"--config", "cfg/linkedfolder.yaml"}},
 		{"watch: defaults", nil, []string{"watch", "--db", "a.db"}},
 		{"watch: flags", nil, []string{"watch", "--db", "a.db", "--debounce", "1s", "--max-delay", "9s", "--poll", "2s", "--rescan", "-1s", "--snapshot-every", "0", "--snapshot-every-files", "7"}},
 		{"watch: env and file", []string{"ROWDROP_DEBOUNCE=50ms", "ROWDROP_SNAPSHOT_EVERY_FILES=0"}, []string{"watch", "--config", "cfg/watch.yaml"}},

@@ -31,7 +31,7 @@ const usageText = `rowdrop syncs a SQLite app database between devices that shar
 (Syncthing, Dropbox, a USB stick). It never copies the live database file.
 
 Usage:
-  rowdrop sync      [pair flags]            export this device's changes, import everyone else's
+  rowdrop sync      [pair flags] [--json]   export this device's changes, import everyone else's
   rowdrop watch     [pair flags] [watch flags]  sync whenever the database or the folder changes,
                                             until SIGINT/SIGTERM; serves every configured database
   rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
@@ -73,6 +73,8 @@ Pair flags (sync, watch, status, conflicts, snapshot, restore, gc, devices; flag
   --exclude T1,T2        never sync these tables
   --local-columns T.C,.. columns that stay on this device (never exported, never overwritten)
   --hints                opt into the fast capture path (small triggers record changed keys)
+  --create-folder        create the shared folder on the first run if it does not exist
+                         (without it a missing folder is refused before anything is written)
   --config FILE          YAML config; may list several databases (default:
                          $XDG_CONFIG_HOME/rowdrop/rowdrop.yaml when it exists)
   --log-json             logs as JSON lines on stderr (default: readable text)
@@ -93,10 +95,17 @@ config file. In the file, an entry of "databases:" beats the top-level keys.
 Config keys besides the flags: sweep_every, max_changeset, stand_ins, and
 device_horizon (default 30d): how long another device may be silent before
 status warns that it holds back the collection of old files.
+The config is checked before anything runs: an unknown key, a bad value (debounce: fast,
+a negative duration or count) or two databases sharing one folder is refused (exit 2),
+naming the file, the line and the key.
 
 Output: --json prints JSON on stdout only (pipe it into jq); logs always go to stderr.
-Exit status: 0 success, 1 failure (one line on stderr says what failed and what to do),
-2 bad usage.
+Exit status:
+  0  success: everything was applied
+  1  failure (one line on stderr says what failed and what to do)
+  2  bad usage: an unknown command or flag, a mistake in the config file or a bad value
+  3  sync, status: done, but files are held or broken ("rowdrop status" says which
+     and why); check: problems found. Scripts and systemd can alert on it
 `
 
 func main() {
@@ -109,6 +118,23 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+// Exit statuses. exitNotAllApplied lets scripts and systemd (a unit's
+// SuccessExitStatus, or OnFailure) alert on files that need a person.
+const (
+	exitOK            = 0
+	exitFailure       = 1
+	exitUsage         = 2
+	exitNotAllApplied = 3 // sync, status: done, but files are held or broken
+)
+
+// notAllAppliedError is the outcome of a sync or status that did its work
+// but found files held or broken: exit status 3.
+type notAllAppliedError struct{ held, broken int }
+
+func (e *notAllAppliedError) Error() string {
+	return fmt.Sprintf("done, but not every file is applied: %d held, %d broken (`rowdrop status` says which and why; exit status 3)", e.held, e.broken)
+}
 
 // command is one subcommand: it parses its own flags from args.
 type command func(ctx context.Context, a *app, args []string) error
@@ -130,29 +156,26 @@ var commands = map[string]command{
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usageText)
-		return 2
+		return exitUsage
 	}
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
-		return 0
+		return exitOK
 	case "version", "-version", "--version":
 		fmt.Fprint(stdout, versionText(debug.ReadBuildInfo()))
-		return 0
+		return exitOK
 	}
 	cmd, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "rowdrop: unknown command %q: run `rowdrop help` for the list\n", name)
-		return 2
+		return exitUsage
 	}
 	a := &app{name: name, stdout: stdout, stderr: stderr}
 	err := cmd(ctx, a, args[1:])
-	if err == nil {
-		return 0
-	}
-	if errors.Is(err, errHelp) {
-		return 0
+	if err == nil || errors.Is(err, errHelp) {
+		return exitOK
 	}
 	// A command that finished and reported its problems itself.
 	var coded interface{ ExitCode() int }
@@ -161,10 +184,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	a.fail(err)
 	var ue *usageError
-	if errors.As(err, &ue) {
-		return 2
+	var na *notAllAppliedError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &na):
+		return exitNotAllApplied
 	}
-	return 1
+	return exitFailure
 }
 
 // app carries what every subcommand shares: output streams, the logger and

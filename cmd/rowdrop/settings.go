@@ -22,6 +22,9 @@ type setting struct {
 	help  string // flag help; a `word` in backquotes names the flag's argument
 	// perDB: a `databases:` entry may set it for its database.
 	perDB bool
+	// negOK: a negative duration means something (rescan: off); without
+	// it a negative value is refused.
+	negOK bool
 	// field points at the library Config field the resolved value fills;
 	// nil for keys read where they are used (db, config, logging, watch).
 	field func(*rowdrop.Config) any
@@ -86,6 +89,8 @@ var settings = []setting{
 		field: func(c *rowdrop.Config) any { return &c.LocalColumns }},
 	{key: "hints", flag: "hints", group: pairFlags, kind: kindBool, perDB: true, help: "opt into the fast capture path (trigger-recorded keys)",
 		field: func(c *rowdrop.Config) any { return &c.Hints }},
+	{key: "create_folder", flag: "create-folder", group: pairFlags, kind: kindBool, help: "create the shared folder if it does not exist (first run only; without it a missing folder is refused)",
+		field: func(c *rowdrop.Config) any { return &c.CreateFolder }},
 	{key: "config", flag: "config", group: pairFlags, kind: kindPath, help: "YAML config `file`, may list several databases"},
 
 	// File and environment only.
@@ -117,7 +122,7 @@ var settings = []setting{
 		help: "longest a continuous burst can postpone a sync"},
 	{key: "poll", flag: "poll", group: watchFlags, kind: kindDuration, def: watcher.DefaultPollInterval,
 		help: "interval of the PRAGMA data_version poll and folder checks"},
-	{key: "rescan", flag: "rescan", group: watchFlags, kind: kindDuration, def: watcher.DefaultRescanInterval,
+	{key: "rescan", flag: "rescan", group: watchFlags, kind: kindDuration, def: watcher.DefaultRescanInterval, negOK: true,
 		help: "periodic folder rescan for filesystems without events (negative: off)"},
 	{key: "snapshot_every", flag: "snapshot-every", group: watchFlags, kind: kindDuration, def: defaultSnapshotEvery,
 		help: "publish a snapshot this often, if anything changed (0: never by time)"},

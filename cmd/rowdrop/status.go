@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"rowdrop"
+	importer "rowdrop/import"
 )
 
 // cmdStatus reports, for every pair, this device, the other devices seen,
@@ -41,16 +42,42 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 		all = append(all, st)
 	}
 	if *asJSON {
+		var err error
 		if len(all) == 1 {
-			return writeJSON(a.stdout, all[0])
+			err = writeJSON(a.stdout, all[0])
+		} else {
+			err = writeJSON(a.stdout, all)
 		}
-		return writeJSON(a.stdout, all)
+		if err != nil {
+			return err
+		}
+	} else {
+		for i, st := range all {
+			if i > 0 {
+				fmt.Fprintln(a.stdout)
+			}
+			printStatus(a.stdout, st)
+		}
 	}
-	for i, st := range all {
-		if i > 0 {
-			fmt.Fprintln(a.stdout)
+	return notAllApplied(all)
+}
+
+// notAllApplied returns the exit-status-3 error when any status lists a
+// file held or broken, else nil.
+func notAllApplied(all []*rowdrop.Status) error {
+	var e notAllAppliedError
+	for _, st := range all {
+		for _, f := range st.Files {
+			switch f.Status {
+			case importer.StatusHeld:
+				e.held++
+			case importer.StatusBroken:
+				e.broken++
+			}
 		}
-		printStatus(a.stdout, st)
+	}
+	if e.held+e.broken > 0 {
+		return &e
 	}
 	return nil
 }

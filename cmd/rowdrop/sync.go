@@ -14,8 +14,13 @@ import (
 
 // cmdSync runs one cycle for every pair: export this device's changes,
 // then import and merge every applicable file from the other devices.
+//
+// With --json, stdout is one JSON object per pair (an array when several
+// databases are configured) with the facts the log reports. The exit status
+// is 3 when everything ran but files are held or broken.
 func cmdSync(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags]", pairFlags)
+	fs := a.newFlags("[pair flags] [--json]", pairFlags)
+	asJSON := fs.Bool("json", false, "print what each sync did as JSON on stdout (an object; an array when several databases are configured)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -34,16 +39,39 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 	// One pair failing (a stick not mounted) does not keep the others from
 	// syncing; the failures are reported together, on one line.
 	var failed []string
+	var reports []syncReport
+	var notApplied notAllAppliedError
 	for _, p := range pairs {
-		if err := a.syncOnce(ctx, p); err != nil {
+		rep, err := a.syncOnce(ctx, p)
+		if err != nil {
 			if len(pairs) == 1 {
+				if *asJSON && rep.Device != "" {
+					writeJSON(a.stdout, rep)
+				}
 				return err
 			}
 			failed = append(failed, p.label()+": "+err.Error())
 		}
+		notApplied.held += rep.Imported.Held
+		notApplied.broken += rep.Imported.Broken
+		reports = append(reports, rep)
+	}
+	if *asJSON {
+		var err error
+		if len(reports) == 1 {
+			err = writeJSON(a.stdout, reports[0])
+		} else {
+			err = writeJSON(a.stdout, reports)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	switch len(failed) {
 	case 0:
+		if notApplied.held+notApplied.broken > 0 {
+			return &notApplied
+		}
 		return nil
 	case 1:
 		return fmt.Errorf("%s", failed[0])
@@ -51,30 +79,87 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 	return fmt.Errorf("%d of %d databases failed: %s", len(failed), len(pairs), strings.Join(failed, "; "))
 }
 
-// syncOnce opens a pair, syncs it once and closes it.
-func (a *app) syncOnce(ctx context.Context, p pairConfig) error {
+// syncReport is what one pair's sync did: `sync --json` prints it, and the
+// log says the same (report).
+type syncReport struct {
+	Database string `json:"database"`
+	Folder   string `json:"folder"`
+	Device   string `json:"device"`    // this device's name
+	DeviceID string `json:"device_id"` // and its id
+	// InSync: nothing was exported or imported, and nothing waits.
+	InSync   bool           `json:"in_sync"`
+	Exported exportedReport `json:"exported"`
+	Imported importedReport `json:"imported"`
+	// Error says why the sync failed ("" when it did not); only a sync of
+	// several databases prints failed ones.
+	Error string `json:"error,omitempty"`
+}
+
+// exportedReport is the export part of a syncReport.
+type exportedReport struct {
+	Seq     uint64   `json:"seq"`     // the file's sequence number; 0: nothing exported
+	File    string   `json:"file"`    // its path in the folder ("" if none published)
+	Changes int64    `json:"changes"` // changed rows in it
+	Tables  []string `json:"tables"`
+	// Pending: the file waits in the outbox (the folder is not available).
+	Pending bool `json:"pending"`
+}
+
+// importedReport is the import part of a syncReport.
+type importedReport struct {
+	Applied   int   `json:"applied"` // files applied
+	Changes   int64 `json:"changes"`
+	Conflicts int64 `json:"new_conflicts"`
+	Waiting   int   `json:"waiting"` // files not applied yet, expected to resolve by themselves
+	Held      int   `json:"held"`    // whole, but cannot be applied yet
+	Broken    int   `json:"broken"`  // never applied
+}
+
+// newSyncReport describes one pair's cycle.
+func newSyncReport(p pairConfig, s *rowdrop.Syncer, r rowdrop.Report) syncReport {
+	id := s.Identity()
+	rep := syncReport{Database: p.DB, Folder: p.Folder, Device: id.Name, DeviceID: id.Device,
+		Exported: exportedReport{Seq: r.Export.Seq, File: r.Export.File, Changes: r.Export.Changes, Tables: r.Export.Tables, Pending: r.Export.Pending},
+		Imported: importedReport{Applied: r.Import.Applied, Changes: r.Import.Changes, Conflicts: r.Import.Conflicts,
+			Waiting: r.Import.Waiting, Held: r.Import.Held, Broken: r.Import.Broken}}
+	if rep.Exported.Tables == nil {
+		rep.Exported.Tables = []string{}
+	}
+	rep.InSync = !r.Export.Pending && r.Export.Seq == 0 && r.Import.Applied == 0 &&
+		r.Import.Waiting+r.Import.Held+r.Import.Broken == 0
+	return rep
+}
+
+// syncOnce opens a pair, syncs it once and closes it. The report is filled
+// as far as the sync got (Device is empty when the pair did not open).
+func (a *app) syncOnce(ctx context.Context, p pairConfig) (syncReport, error) {
 	prog := a.newProgress(p.label())
 	defer prog.done()
+	rep := syncReport{Database: p.DB, Folder: p.Folder, Exported: exportedReport{Tables: []string{}}}
 	s, err := a.open(ctx, p, lockWait, prog.callback())
 	if err != nil {
-		return err
+		rep.Error = oneLine(err.Error())
+		return rep, err
 	}
 	defer s.Close()
 	r, err := s.Sync(ctx)
+	rep = newSyncReport(p, s, r)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted (%w): nothing was left half-done; run `rowdrop sync` again to finish", err)
+			err = fmt.Errorf("interrupted (%w): nothing was left half-done; run `rowdrop sync` again to finish", err)
 		}
-		return err
+		rep.InSync = false
+		rep.Error = oneLine(err.Error())
+		return rep, err
 	}
 	a.report(p, s, r)
-	return nil
+	return rep, nil
 }
 
 // report logs the outcome of one `rowdrop sync` cycle.
 func (a *app) report(p pairConfig, s *rowdrop.Syncer, r rowdrop.Report) {
 	log := a.log.With("db", p.label())
-	if !r.Export.Pending && r.Export.Seq == 0 && r.Import.Applied == 0 {
+	if newSyncReport(p, s, r).InSync {
 		log.Info("in sync: nothing to export or import", "device", s.Identity().Name)
 	}
 	reportResult(log, r, nil)

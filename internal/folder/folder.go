@@ -82,6 +82,15 @@ func (f *Folder) HasDevice(dev string) bool {
 	return err == nil && st.IsDir()
 }
 
+// Create makes the folder (and its parents) when it does not exist: the
+// first run of a pair asked to (--create-folder).
+func (f *Folder) Create() error {
+	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+		return fmt.Errorf("create shared folder %s: %w", f.dir, err)
+	}
+	return nil
+}
+
 // Open reads and validates the header of the rowdrop file rel (a
 // changeset, a snapshot, or a sync tool's conflict copy of one). Names
 // outside the layout are refused without being opened, so no path built

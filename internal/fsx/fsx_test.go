@@ -171,3 +171,21 @@ func TestSyncDir(t *testing.T) {
 		t.Fatal("SyncDir of a missing directory succeeded")
 	}
 }
+
+// A mount point is told by its device number; sticks are mounted below
+// /media, /run/media, /mnt or /Volumes.
+func TestMountPoints(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err == nil && !IsMountPoint("/proc") {
+		t.Error("/proc is not seen as a mount point")
+	}
+	dir := t.TempDir()
+	if IsMountPoint(dir) || IsMountPoint(filepath.Join(dir, "missing")) {
+		t.Errorf("a plain directory %s is seen as a mount point", dir)
+	}
+	for dir, want := range map[string]bool{"/media/alice/STICK": true, "/run/media/bob/SD": true, "/mnt/usb": true,
+		"/Volumes/STICK": true, "/media": false, "/home/alice/media": false, "/mediaX/a": false} {
+		if got := UnderRemovableRoot(dir); got != want {
+			t.Errorf("UnderRemovableRoot(%s) = %v, want %v", dir, got, want)
+		}
+	}
+}

@@ -106,6 +106,14 @@ CREATE TABLE IF NOT EXISTS rowdrop_files(
 CREATE TABLE IF NOT EXISTS rowdrop_forgotten(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL) WITHOUT ROWID;
 `
 
+// Initialised reports whether path holds an initialised state directory
+// (one Open has created its database), so a caller can tell a first run
+// from a later one without creating anything.
+func Initialised(path string) bool {
+	st, err := os.Stat(filepath.Join(path, "base.db"))
+	return err == nil && st.Mode().IsRegular()
+}
+
 // Open locks and opens (creating) the state directory. It fails if another
 // rowdrop process holds it.
 func Open(path string) (*Dir, error) {
