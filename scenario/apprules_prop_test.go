@@ -86,27 +86,46 @@ func (p *appProp) exec(d *scenario.Device, q string, args ...any) {
 	d.Exec(q, args...)
 }
 
-// Not in the default run yet: with this schema, re-keying makes devices
-// diverge for about one seed in ten (seeds 5 20 23 43 59 71 73 92 97 of
-// 1-100), and does so on main with declared foreign keys and no triggers
-// at all, so it is re-keying's own (link rows under colliding ids), not
-// the app's rules'. ROWDROP_APPPROP=1 runs it; ROWDROP_APPPROP_DELETES=1
-// adds deletes of books and tags, concurrent with new links.
+// TestAppRulesProperty runs seeds 1..100 by default (20 with -short;
+// ROWDROP_SEED=n one seed, ROWDROP_SEEDS=N N seeds from a random base,
+// ROWDROP_SEED_BASE=b from b): about 0.2-0.5 s a seed, 20-40 s in all on
+// a loaded 2-core machine. ROWDROP_APPPROP_DELETES=1 adds deletes of
+// books and tags, concurrent with new links (not in the default run yet:
+// see appPropKnown); ROWDROP_APPPROP_TRACE=1 logs every step.
+// TestAppRulesReduce shrinks a failing seed.
 func TestAppRulesProperty(t *testing.T) {
-	if os.Getenv("ROWDROP_APPPROP") == "" && os.Getenv("ROWDROP_APPPROP_DELETES") == "" {
-		t.Skip("known divergences in re-keying (see the comment); ROWDROP_APPPROP=1 runs it")
-	}
 	seeds := propSeeds(t)
 	if os.Getenv("ROWDROP_SEEDS") == "" && os.Getenv("ROWDROP_SEED") == "" {
 		seeds = seeds[:min(len(seeds), 100)]
 	}
+	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
 	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Logf("seed %d (rerun with ROWDROP_SEED=%d)", seed, seed)
-			runAppProp(t, seed, os.Getenv("ROWDROP_APPPROP_DELETES") != "")
+			if why := appPropKnown[seed]; why != "" && !deletes && os.Getenv("ROWDROP_SEED") == "" {
+				t.Skipf("known divergence (ROWDROP_SEED=%d runs it): %s", seed, why)
+			}
+			runAppProp(t, seed, deletes)
 		})
 	}
 }
+
+// appPropKnown are the seeds that still diverge, with the cause.
+var appPropKnown = map[uint64]string{
+	100: reuseLineage,
+}
+
+// reuseLineage: device A's row L0 under INTEGER id k is seen and deleted by
+// device B, which then reuses k for a new row L3 (max+1), while device C,
+// unaware of L0 and L3, inserts L2 under k, after L0 and before L3. A
+// device that met L2 while L0 lived moved L2 (L0 earlier) and L3 then
+// takes k over from L0; but B's row metadata for k only remembers L3's
+// insert clock (the export overwrites L0's), so B compares L2 with L3,
+// moves L3 and keeps L2 under k. Needs the metadata to carry the first
+// insert clock of an id's lineage through a seen-delete-and-reuse (state
+// RowMeta, export.recordLocal and merge.decide), and detect to compare
+// with it.
+const reuseLineage = "an INTEGER id reused after a seen delete, concurrent with a third device's insert under it: the reusing device forgot the first row's insert clock (see reuseLineage)"
 
 func runAppProp(t testing.TB, seed uint64, deletes bool) { runAppPropRec(t, seed, deletes, nil) }
 
