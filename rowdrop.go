@@ -72,6 +72,17 @@ type Config struct {
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
 
+	// MassChangePercent and MassChangeMinRows set the mass-change guard:
+	// an export that would delete or overwrite more than MassChangePercent
+	// percent of a table holding at least MassChangeMinRows rows is held
+	// (not built, not published) until confirmed; Sync then returns an
+	// error wrapping ErrMassChange that says why. 0: the defaults, 50% and
+	// 20 rows; a negative MassChangePercent turns the guard off.
+	MassChangePercent, MassChangeMinRows int64
+	// ConfirmMassChange lets this Syncer's next export through the guard
+	// (`rowdrop sync --confirm-mass-change`).
+	ConfirmMassChange bool
+
 	// DeviceHorizon is how long another device may stay silent (no new
 	// acknowledgement or file) before status warns that it holds back the
 	// collection of old files (0: DefaultDeviceHorizon, 30 days). A silent
@@ -194,6 +205,9 @@ type Syncer struct {
 	imKey string
 	// shared is the shared folder: every read and write of it goes through it.
 	shared *folder.Folder
+	// liveID is the identity of the file live and probe have open
+	// (export.FileID): when another file takes the path, they follow it.
+	liveID string
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -255,27 +269,64 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		return nil, err
 	}
 	s.clock = hlc.New(cfg.Now, hlc.Timestamp(last))
-	if s.live, err = db.OpenLive(cfg.DB, false); err != nil {
-		st.Close()
-		return nil, err
-	}
-	for name, kind := range cfg.StandIns {
-		if err := registerStandIn(s.live, name, kind); err != nil {
-			s.live.Close()
-			st.Close()
-			return nil, err
-		}
-	}
-	if s.probe, err = db.OpenLive(cfg.DB, true); err != nil {
-		s.live.Close()
+	if s.live, s.probe, s.liveID, err = openLive(cfg); err != nil {
 		st.Close()
 		return nil, err
 	}
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
-		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
+		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now,
+		MassPercent: int(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
 	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
 		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
 	return s, nil
+}
+
+// openLive opens rowdrop's two connections to the live database: live
+// (read-write, with the stand-in functions) and probe (read-only), and
+// returns the identity of the file they opened.
+func openLive(cfg Config) (live, probe *sqlite.Conn, id string, err error) {
+	if id, err = export.FileID(cfg.DB); err != nil {
+		return nil, nil, "", fmt.Errorf("database %s: %w", cfg.DB, err)
+	}
+	if live, err = db.OpenLive(cfg.DB, false); err != nil {
+		return nil, nil, "", err
+	}
+	for name, kind := range cfg.StandIns {
+		if err := registerStandIn(live, name, kind); err != nil {
+			live.Close()
+			return nil, nil, "", err
+		}
+	}
+	if probe, err = db.OpenLive(cfg.DB, true); err != nil {
+		live.Close()
+		return nil, nil, "", err
+	}
+	return live, probe, id, nil
+}
+
+// followLive reopens the connections to the live database when another
+// file took its path (VACUUM INTO + rename, a restore, a reinstalled app):
+// the open ones still reach the old, unlinked file. What the new file is
+// is for the export's check (export/recognise.go) to tell.
+func (s *Syncer) followLive() error {
+	id, err := export.FileID(s.cfg.DB)
+	if err != nil {
+		return fmt.Errorf("database %s: %w (give the path of the app's SQLite file)", s.cfg.DB, err)
+	}
+	if id == s.liveID {
+		return nil
+	}
+	live, probe, id, err := openLive(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.log.Info("the database file was replaced: following the new one", "db", s.cfg.DB)
+	s.live.Close()
+	s.probe.Close()
+	s.live, s.probe, s.liveID = live, probe, id
+	s.exp.Live = live
+	s.imKey = "" // prepare the importer again, on the new connection
+	return nil
 }
 
 func inside(p, dir string) bool {
@@ -311,6 +362,9 @@ type liveSchema struct {
 // readSchema reads the live schema; one Sync reads it once.
 func (s *Syncer) readSchema() (liveSchema, error) {
 	var ls liveSchema
+	if err := s.followLive(); err != nil {
+		return ls, err
+	}
 	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns}
 	err := retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
 		ls.tables, ls.skipped, e = schema.Inspect(s.live, "main", f)
@@ -448,6 +502,25 @@ func (s *Syncer) importOnce(ctx context.Context, ls liveSchema, fv *folderView) 
 			return importer.Result{}, err
 		}
 	}
+	// A merge into a file that is not the one last synced would keep its
+	// differences as unexported edits: recognise it first (not while an
+	// interrupted import is unfinished: its merged values are in live only).
+	var liveFile *state.LiveFile
+	if in, err := s.st.CurrentInflight(); err != nil {
+		return importer.Result{}, err
+	} else if in.Kind == state.InflightNone {
+		rec, cur, err := s.exp.Recognise(ctx, s.importedTables(ls))
+		if err != nil {
+			return importer.Result{}, err
+		}
+		if rec != nil {
+			s.imKey = "" // live changed under the importer: prepare it again
+			if im, err = s.importer(ls); err != nil {
+				return importer.Result{}, err
+			}
+		}
+		liveFile = &cur
+	}
 	scan, scanErr, applied := fv.scan, fv.err, fv.applied
 	rb, err := im.Rebase(ctx, scan, applied)
 	if err != nil {
@@ -476,6 +549,11 @@ func (s *Syncer) importOnce(ctx context.Context, ls liveSchema, fv *folderView) 
 	}
 	if err := im.NoteGaps(rb.Gaps, applied); err != nil {
 		return res, err
+	}
+	if liveFile != nil {
+		if err := s.exp.RecordLiveFile(*liveFile); err != nil {
+			return res, err
+		}
 	}
 	if res.Applied > 0 {
 		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock, "long_locks", res.LongLocks)
@@ -507,6 +585,18 @@ func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
 	im := s.im
 	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey}
 	return im, nil
+}
+
+// importedTables returns the synced tables the importer was prepared for,
+// in the live schema's order.
+func (s *Syncer) importedTables(ls liveSchema) []*schema.Table {
+	var out []*schema.Table
+	for _, t := range ls.tables {
+		if s.im.Tables[t.Name] != nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // prepareImporter sets the importer's tables for the live schema ls: the
@@ -591,8 +681,16 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 		// Imports went ahead; the export waits in the outbox and is retried.
 		return r, fmt.Errorf("exported changes wait in the outbox: %w", r.Export.PublishErr)
 	}
+	if r.Export.Held != "" {
+		// Imports went ahead; the export waits for the user's word.
+		return r, fmt.Errorf("%w: this device's changes were not published: %s", ErrMassChange, r.Export.Held)
+	}
 	return r, nil
 }
+
+// ErrMassChange: the mass-change guard held this device's export (Config,
+// MassChangePercent); Sync's error says which tables and how to confirm.
+var ErrMassChange = errors.New("export held by the mass-change guard")
 
 // DataVersion polls PRAGMA data_version on a long-lived connection: it
 // changes when another connection commits to the live database.

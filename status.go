@@ -37,6 +37,13 @@ type Status struct {
 	// they hold back the collection of old files until they sync again or
 	// the user retires them (`rowdrop devices forget ID`).
 	Warnings []string `json:"warnings,omitempty"`
+	// Held says why the mass-change guard holds this device's changes
+	// back, and how to publish them ("": nothing held).
+	Held string `json:"export_held,omitempty"`
+	// Recognised is the last time the live database was found not to be
+	// the file last synced (replaced, an older copy, emptied), and what
+	// was done about it.
+	Recognised *state.Recognition `json:"live_database_recognised,omitempty"`
 }
 
 // SkippedSchemaChanged is the Skipped.Kind of a synced table whose shape
@@ -151,6 +158,14 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
 		return nil, err
+	}
+	if st.Held, err = s.st.Value(state.KeyMassHeld); err != nil {
+		return nil, err
+	}
+	if r, ok, err := s.st.LastRecognition(); err != nil {
+		return nil, err
+	} else if ok {
+		st.Recognised = &r
 	}
 	return st, nil
 }

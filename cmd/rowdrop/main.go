@@ -28,7 +28,10 @@ const usageText = `rowdrop syncs a SQLite app database between devices that shar
 (Syncthing, Dropbox, a USB stick). It never copies the live database file.
 
 Usage:
-  rowdrop sync      [pair flags]            export this device's changes, import everyone else's
+  rowdrop sync      [pair flags] [--confirm-mass-change]
+                                            export this device's changes, import everyone else's;
+                                            --confirm-mass-change publishes an export the mass-change
+                                            guard held (it deletes or overwrites most of a table)
   rowdrop watch     [pair flags] [watch flags]  sync whenever the database or the folder changes,
                                             until SIGINT/SIGTERM; serves every configured database
   rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
@@ -77,9 +80,12 @@ Watch flags:
 Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
 ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
 config file. In the file, an entry of "databases:" beats the top-level keys.
-Config keys besides the flags: sweep_every, max_changeset, stand_ins, and
+Config keys besides the flags: sweep_every, max_changeset, stand_ins,
 device_horizon (default 30d): how long another device may be silent before
-status warns that it holds back the collection of old files.
+status warns that it holds back the collection of old files, and
+mass_change_percent (default 50), mass_change_min_rows (default 20): an export
+that deletes or overwrites more than that share of a table of at least that
+many rows is held until ` + "`rowdrop sync --confirm-mass-change`" + ` (a negative percent: off).
 
 Output: --json prints JSON on stdout only (pipe it into jq); logs always go to stderr.
 Exit status: 0 success, 1 failure (one line on stderr says what failed and what to do),

@@ -15,7 +15,8 @@ import (
 // cmdSync runs one cycle for every pair: export this device's changes,
 // then import and merge every applicable file from the other devices.
 func cmdSync(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags]", pairFlags)
+	fs := a.newFlags("[pair flags] [--confirm-mass-change]", pairFlags)
+	confirm := fs.Bool("confirm-mass-change", false, "publish an export the mass-change guard held (it deletes or overwrites most of a table)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -26,6 +27,9 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
+	}
+	for i := range pairs {
+		pairs[i].ConfirmMassChange = *confirm
 	}
 	// Ctrl-C cancels the step through its context: SQLite rolls back what
 	// was not committed, and the next sync picks up from there.

@@ -1,0 +1,562 @@
+package export
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
+	"rowdrop/internal/changeset"
+	"rowdrop/internal/db"
+	"rowdrop/internal/rows"
+	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
+)
+
+// Recognising the live database (invariant 13b).
+//
+// Invariant 7 (base + unexported edits = live) holds only while live is the
+// file rowdrop last synced. A database restored from a backup, reset by a
+// reinstalled app, or replaced by a rename is not: its differences from the
+// base copy are not the user's newest intent. So every export and import
+// records what identifies the file (state.LiveFile) and every export checks
+// it before capturing. The signals, and why:
+//
+//   - file identity (device and inode; volume and file index on Windows):
+//     a rename over the path (VACUUM INTO + mv, most restores, an app that
+//     recreates its file) changes it. A stat, no open.
+//   - the header's file change counter: it only grows in a file's history
+//     (every commit in rollback mode; in WAL mode whenever page 1 is
+//     written), so a smaller one is an older copy even when it was copied
+//     over the same inode. Read through SQLite (sqlite_dbpage, page 1),
+//     never by opening the file around it (invariant 6).
+//   - application_id and user_version: another app's database, or one
+//     from before a schema migration, is not this file's future.
+//   - a fingerprint of the synced tables: per table, a hash of its first
+//     and last row in key order (two index probes). Content alone cannot
+//     tell "went backwards" from an ordinary edit without false alarms (an
+//     undo brings back an older state too), and a false alarm demotes a
+//     real edit, so content is not a trigger by itself: it tells an
+//     emptied database (every synced table empty while the base copy has
+//     rows, a trigger on its own, checked against the base copy), and it
+//     tells a replaced file whose content is unchanged (nothing to do).
+//
+// Counter and user_version never move backwards in one file's history and
+// the file identity never changes under ordinary edits, so none of the
+// triggers fires on the user's own work. Cost per sync: a stat, a read
+// transaction on a fresh read-only connection with four pragmas and page 1,
+// and two index probes per synced table (see BenchmarkReadLiveFile).
+//
+// What happens then (Recover): the differences live has from the base copy
+// merge at the lowest precedence, as a new device's first export does:
+// every value the base copy holds has a clock and wins, so live gets it
+// back (an emptied database is refilled, as a device joining would be)
+// and the value of the copy that lost goes to the conflict log, restorable
+// one by one; a row the base copy deleted is removed again. What the base
+// copy never held (a key rowdrop has no clock for: a new row) stays and is
+// exported as a new edit. Nothing destructive leaves this device.
+
+// Recognition kinds (state.Recognition.Kind).
+const (
+	RecognisedReplaced = "replaced"   // another file now has the path
+	RecognisedOlder    = "older-copy" // the file's history went backwards
+	RecognisedEmptied  = "emptied"    // every synced table is empty, the base copy is not
+)
+
+// KindRestoredCopy is the conflict-log kind of a value of a replaced or
+// older copy of the live database that lost to the base copy's.
+const KindRestoredCopy = "restored-copy"
+
+// ReadLiveFile reads what identifies the live database at path now, for
+// the synced tables.
+func ReadLiveFile(path string, tables []*schema.Table) (f state.LiveFile, err error) {
+	if f.FileID, err = FileID(path); err != nil {
+		return f, fmt.Errorf("identify database file %s: %w", path, err)
+	}
+	conn, err := db.OpenLive(path, true)
+	if err != nil {
+		return f, err
+	}
+	defer conn.Close()
+	end, err := db.Begin(conn, "DEFERRED")
+	if err != nil {
+		return f, fmt.Errorf("read identity of %s: %w", path, err)
+	}
+	defer end(&err)
+	ints := []struct {
+		q   string
+		dst *int64
+	}{{"PRAGMA page_count", &f.Pages}, {"PRAGMA application_id", &f.AppID}, {"PRAGMA user_version", &f.UserVersion}}
+	for _, p := range ints {
+		if err = sqlitex.ExecuteTransient(conn, p.q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			*p.dst = s.ColumnInt64(0)
+			return nil
+		}}); err != nil {
+			return f, fmt.Errorf("read %s of %s: %w", p.q, path, err)
+		}
+	}
+	// Offset 24 of page 1: the file change counter (big-endian).
+	if err = sqlitex.ExecuteTransient(conn, "SELECT substr(data, 25, 4) FROM sqlite_dbpage('main') WHERE pgno=1", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		b := make([]byte, 4)
+		if s.ColumnBytes(0, b) == 4 {
+			f.Counter = binary.BigEndian.Uint32(b)
+		}
+		return nil
+	}}); err != nil {
+		return f, fmt.Errorf("read the header of %s: %w", path, err)
+	}
+	f.Rows = map[string]string{}
+	for _, t := range tables {
+		if f.Rows[t.Name], err = edgeRows(conn, "main", t); err != nil {
+			return f, fmt.Errorf("fingerprint table %s of %s: %w", t.Name, path, err)
+		}
+	}
+	return f, nil
+}
+
+// edgeRows fingerprints a table by its first and last row in key order
+// ("" when it is empty). Both are probes of the primary key's index.
+func edgeRows(conn *sqlite.Conn, dbName string, t *schema.Table) (string, error) {
+	var pk, desc, cols []string
+	for _, i := range t.PKCols() {
+		pk = append(pk, db.Quote(t.Columns[i].Name))
+		desc = append(desc, db.Quote(t.Columns[i].Name)+" DESC")
+	}
+	for _, c := range t.Columns {
+		if !t.Local[c.Name] {
+			cols = append(cols, db.Quote(c.Name))
+		}
+	}
+	h := sha256.New()
+	found := false
+	for _, order := range []string{strings.Join(pk, ","), strings.Join(desc, ",")} {
+		q := fmt.Sprintf("SELECT %s FROM %s.%s ORDER BY %s LIMIT 1", strings.Join(cols, ","), db.Quote(dbName), db.Quote(t.Name), order)
+		err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			found = true
+			vals := make([]changeset.Value, s.ColumnCount())
+			for i := range vals {
+				vals[i] = db.Column(s, i)
+			}
+			h.Write(changeset.EncodeKey(vals))
+			return nil
+		}})
+		if err != nil {
+			return "", err
+		}
+	}
+	if !found {
+		return "", nil
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12]), nil
+}
+
+// baseHasRows reports whether any synced table of the base copy has a row.
+func baseHasRows(base *sqlite.Conn, tables []*schema.Table) (bool, error) {
+	for _, t := range tables {
+		has := false
+		err := sqlitex.ExecuteTransient(base, fmt.Sprintf("SELECT 1 FROM main.%s LIMIT 1", db.Quote(t.Name)), &sqlitex.ExecOptions{ResultFunc: func(*sqlite.Stmt) error {
+			has = true
+			return nil
+		}})
+		if err != nil {
+			return false, fmt.Errorf("read base copy of %s: %w", t.Name, err)
+		}
+		if has {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Classify compares what identifies the live database now (cur) with what
+// was recorded (rec; recorded false: never) and returns the recognition
+// kind and the signal that decided it, or "" when live is the file last
+// synced. baseRows says whether the base copy holds rows.
+func Classify(rec state.LiveFile, recorded bool, cur state.LiveFile, baseRows bool) (kind, reason string) {
+	if baseRows && cur.Empty() {
+		return RecognisedEmptied, "every synced table is empty but the base copy has rows (the app was reset or reinstalled, or its file recreated)"
+	}
+	if !recorded {
+		return "", ""
+	}
+	switch {
+	case rec.AppID != cur.AppID:
+		return RecognisedReplaced, fmt.Sprintf("its application_id is %d, the database synced until now had %d (another app's database?)", cur.AppID, rec.AppID)
+	case rec.FileID != "" && cur.FileID != "" && rec.FileID != cur.FileID:
+		return RecognisedReplaced, fmt.Sprintf("another file now has its path (file id %s, was %s): it was replaced, restored or recreated", cur.FileID, rec.FileID)
+	case cur.Counter < rec.Counter:
+		return RecognisedOlder, fmt.Sprintf("its file change counter went back from %d to %d: an older copy (restored from a backup?)", rec.Counter, cur.Counter)
+	case cur.UserVersion < rec.UserVersion:
+		return RecognisedOlder, fmt.Sprintf("its user_version went back from %d to %d: a copy from before the app's last upgrade", rec.UserVersion, cur.UserVersion)
+	}
+	return "", ""
+}
+
+// Recognise checks the live database before a capture or a merge; when it
+// is not the file last synced it recovers (see the top of this file) and
+// returns what it found (nil: it is). cur is what identifies the file now,
+// for RecordLiveFile once the export or import has committed.
+func (e *Exporter) Recognise(ctx context.Context, tables []*schema.Table) (r *state.Recognition, cur state.LiveFile, err error) {
+	rec, recorded, err := e.State.LiveFile()
+	if err != nil {
+		return nil, cur, err
+	}
+	if cur, err = ReadLiveFile(e.LivePath, tables); err != nil {
+		return nil, cur, err
+	}
+	baseRows, err := baseHasRows(e.State.Base, tables)
+	if err != nil {
+		return nil, cur, err
+	}
+	kind, reason := Classify(rec, recorded, cur, baseRows)
+	if kind == "" {
+		return nil, cur, nil
+	}
+	r = &state.Recognition{Kind: kind, Reason: reason, AtMS: e.now().UnixMilli()}
+	if err := e.recover(ctx, tables, r); err != nil {
+		return nil, cur, err
+	}
+	if err := e.State.SetRecognition(*r); err != nil {
+		return nil, cur, err
+	}
+	// The file is recognised from now on: its history continues here.
+	if cur, err = ReadLiveFile(e.LivePath, tables); err != nil {
+		return nil, cur, err
+	}
+	if err := e.RecordLiveFile(cur); err != nil {
+		return nil, cur, err
+	}
+	// The hints may not cover what the other file holds: the next export
+	// compares everything.
+	e.ForceFull = true
+	log := e.logger()
+	switch kind {
+	case RecognisedEmptied:
+		log.Warn("the live database is empty where the synced one had rows: treated as a device joining, its rows brought back from the base copy; nothing is deleted on other devices (to delete them everywhere, delete them in the app again)",
+			"db", e.LivePath, "reason", reason, "restored_rows", r.Restored, "kept_new_rows", r.Kept)
+	default:
+		log.Warn("the live database is not the file last synced: its differences merged at the lowest precedence, so every synced edit wins and its losing values are in the conflict log (`rowdrop conflicts`); nothing is deleted on other devices",
+			"db", e.LivePath, "kind", kind, "reason", reason, "restored_rows", r.Restored, "reverted_rows", r.Reverted, "kept_new_rows", r.Kept)
+	}
+	return r, cur, nil
+}
+
+// RecordLiveFile records f (from Recognise) as what identifies the live
+// database: called once an export or import committed. f is read before
+// the capture, so a file replaced meanwhile is still told apart next time;
+// rowdrop's own writes since only make the counter it recorded smaller.
+func (e *Exporter) RecordLiveFile(f state.LiveFile) error {
+	f.AtMS = e.now().UnixMilli()
+	return e.State.SetLiveFile(f)
+}
+
+// liveFix is one row of live to bring back to the base copy's version.
+type liveFix struct {
+	t    *schema.Table
+	key  []changeset.Value
+	want []changeset.Value // the base row (nil: the row must go)
+	cols []int             // for an update: the columns to write
+}
+
+// recover merges live's differences from the base copy at the lowest
+// precedence (see the top of this file): the conflict log first (so a crash
+// loses nothing), then live in one write transaction.
+func (e *Exporter) recover(ctx context.Context, tables []*schema.Table, r *state.Recognition) (err error) {
+	diff, err := e.captureDiff(ctx, tables)
+	if err != nil {
+		return err
+	}
+	defer func() { diff.Close(); os.Remove(diff.Name()) }()
+	meta, err := e.State.NewMeta()
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	byName := map[string]*schema.Table{}
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	now := e.now().UnixMilli()
+	note := "the live database was " + r.Kind + " (" + r.Reason + "): this value of it lost to the synced one"
+	var fixes []liveFix
+	var conflicts []*state.Conflict
+	rd := changeset.NewReader(bufio.NewReaderSize(diff, 1<<20), changeset.Limits{})
+	for {
+		c, rerr := rd.Next()
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("decode captured changeset: %w", rerr)
+		}
+		t := byName[c.Table.Name]
+		if t == nil {
+			continue
+		}
+		var key []changeset.Value
+		if c.Op == changeset.OpInsert {
+			key = cloneValues(rows.Key(t, c.New))
+		} else {
+			key = cloneValues(rows.Key(t, c.Old))
+		}
+		pk := changeset.EncodeKey(key)
+		m, err := meta.Get(t.Name, pk)
+		if err != nil {
+			return err
+		}
+		conflict := func(cols []string, winner, loser []changeset.Value, win state.Clock) {
+			js, _ := json.Marshal(cols)
+			conflicts = append(conflicts, &state.Conflict{AtMS: now, Kind: KindRestoredCopy, Table: t.Name, PK: pk, PKText: keyText(key),
+				Cols: string(js), Winner: encodeOpt(winner), WinnerDev: win.Dev, WinnerHLC: uint64(win.HLC),
+				Loser: encodeOpt(loser), LoserDev: e.ID.Device, Note: note})
+		}
+		switch c.Op {
+		case changeset.OpInsert:
+			if m == nil {
+				r.Kept++ // a key rowdrop never saw: a new row, exported as one
+				continue
+			}
+			// The base copy deleted it (or never had this version alive).
+			var names []string
+			for _, col := range t.Columns {
+				names = append(names, col.Name)
+			}
+			conflict(names, nil, cloneValues(c.New), m.Del)
+			fixes = append(fixes, liveFix{t: t, key: key})
+			r.Reverted++
+		case changeset.OpDelete:
+			fixes = append(fixes, liveFix{t: t, key: key, want: cloneValues(c.Old)})
+			r.Restored++
+		case changeset.OpUpdate:
+			var idx []int
+			var names []string
+			var win, lose []changeset.Value
+			var clock state.Clock
+			for i, v := range c.New {
+				if v.Kind == changeset.KindUndefined || t.Columns[i].PK > 0 || t.Local[t.Columns[i].Name] {
+					continue // device-local values stay this device's
+				}
+				idx = append(idx, i)
+				names = append(names, t.Columns[i].Name)
+				win = append(win, c.Old[i])
+				lose = append(lose, v)
+				if m != nil {
+					clock = state.Max(clock, m.CellClock(t.Columns[i].Name))
+				}
+			}
+			if len(idx) == 0 {
+				continue
+			}
+			conflict(names, cloneValues(win), cloneValues(lose), clock)
+			fixes = append(fixes, liveFix{t: t, key: key, want: cloneValues(c.Old), cols: idx})
+			r.Reverted++
+		}
+	}
+	if len(fixes) == 0 {
+		return nil
+	}
+	if err := e.logConflicts(conflicts); err != nil {
+		return err
+	}
+	return e.fixLive(ctx, fixes)
+}
+
+// logConflicts appends entries to the conflict log in one transaction.
+func (e *Exporter) logConflicts(cs []*state.Conflict) (err error) {
+	if len(cs) == 0 {
+		return nil
+	}
+	end, err := db.Begin(e.State.Base, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("write conflict log: %w", err)
+	}
+	defer end(&err)
+	for _, c := range cs {
+		if err = e.State.AddConflict(c); err != nil {
+			return fmt.Errorf("write conflict log: %w", err)
+		}
+	}
+	return nil
+}
+
+// fixLive writes the base copy's versions into live, in one write
+// transaction: removals first, then updates, then inserts, so UNIQUE
+// values move before they are claimed; a write a constraint refuses is
+// retried once after the others. What the app's triggers do to the synced
+// rows written is then undone, as a merge does (invariant 13a).
+func (e *Exporter) fixLive(ctx context.Context, fixes []liveFix) (err error) {
+	if e.Live == nil {
+		return fmt.Errorf("recover %s: no connection to write it", e.LivePath)
+	}
+	defer db.Interruptible(ctx, e.Live)()
+	end, err := db.Begin(e.Live, "IMMEDIATE")
+	if err != nil {
+		return fmt.Errorf("bring %s back to the synced state: %w", e.LivePath, err)
+	}
+	defer end(&err)
+	acc := map[string]*rows.Table{}
+	defer func() {
+		for _, a := range acc {
+			a.Close()
+		}
+	}()
+	tbl := func(t *schema.Table) *rows.Table {
+		if acc[t.Name] == nil {
+			acc[t.Name] = rows.Open(e.Live, "main", t)
+		}
+		return acc[t.Name]
+	}
+	write := func(f liveFix) error {
+		rt := tbl(f.t)
+		switch {
+		case f.want == nil:
+			return rt.Delete(f.key)
+		case f.cols != nil:
+			vals := make([]changeset.Value, len(f.cols))
+			for j, i := range f.cols {
+				vals[j] = f.want[i]
+			}
+			return rt.Update(f.key, f.cols, vals)
+		}
+		return rt.Insert(f.want)
+	}
+	var retry []liveFix
+	for phase := 0; phase < 3; phase++ {
+		for _, f := range fixes {
+			p := 2
+			if f.want == nil {
+				p = 0
+			} else if f.cols != nil {
+				p = 1
+			}
+			if p != phase {
+				continue
+			}
+			if werr := write(f); werr != nil {
+				if !isConstraint(werr) {
+					return fmt.Errorf("bring %s back to the synced state: %w", e.LivePath, werr)
+				}
+				retry = append(retry, f)
+			}
+		}
+	}
+	for _, f := range retry {
+		if err = write(f); err != nil {
+			return fmt.Errorf("bring a row of %s in %s back to the synced state: %w (fix the row in the app and sync again)", f.t.Name, e.LivePath, err)
+		}
+	}
+	// Undo what triggers did to the rows just written.
+	var undo []liveFix
+	for _, f := range fixes {
+		got, gerr := tbl(f.t).Get(f.key)
+		if gerr != nil {
+			return gerr
+		}
+		if f.want == nil {
+			continue
+		}
+		if got == nil {
+			undo = append(undo, liveFix{t: f.t, key: f.key, want: f.want})
+			continue
+		}
+		var cols []int
+		for i := range f.t.Columns {
+			if f.t.Columns[i].PK == 0 && (f.cols == nil || contains(f.cols, i)) && !got[i].Equal(f.want[i]) {
+				cols = append(cols, i)
+			}
+		}
+		if len(cols) > 0 {
+			undo = append(undo, liveFix{t: f.t, key: f.key, want: f.want, cols: cols})
+		}
+	}
+	if len(undo) > 0 {
+		if err = db.SetTriggers(e.Live, false); err != nil {
+			return err
+		}
+		defer db.SetTriggers(e.Live, true)
+		for _, f := range undo {
+			if err = write(f); err != nil {
+				return fmt.Errorf("undo trigger side effects on %s: %w", f.t.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func encodeOpt(v []changeset.Value) []byte {
+	if v == nil {
+		return nil
+	}
+	return changeset.EncodeKey(v)
+}
+
+func keyText(key []changeset.Value) string {
+	parts := make([]string, len(key))
+	for i, v := range key {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// captureDiff writes every difference between the base copy and live as
+// one changeset into a temporary file, rewound.
+func (e *Exporter) captureDiff(ctx context.Context, tables []*schema.Table) (*os.File, error) {
+	raw, err := os.CreateTemp(e.State.Path, ".capture-")
+	if err != nil {
+		return nil, fmt.Errorf("create capture file in state directory %s: %w", e.State.Path, err)
+	}
+	fail := func(err error) (*os.File, error) { raw.Close(); os.Remove(raw.Name()); return nil, err }
+	w := bufio.NewWriterSize(raw, 1<<20)
+	_, fx, err := captureFull(ctx, e.LivePath, filepath.Join(e.State.Path, "base.db"), e.State.Path, tables, w)
+	if err != nil {
+		return fail(fmt.Errorf("compare %s with the base copy: %w", e.LivePath, err))
+	}
+	if err := w.Flush(); err != nil {
+		return fail(fmt.Errorf("write capture file: %w", err))
+	}
+	if _, err := raw.Seek(0, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	if fx.empty() {
+		return raw, nil
+	}
+	fixed, err := os.CreateTemp(e.State.Path, ".capture-")
+	if err != nil {
+		return fail(fmt.Errorf("create capture file in state directory %s: %w", e.State.Path, err))
+	}
+	bw := bufio.NewWriterSize(fixed, 1<<20)
+	err = fx.merge(raw, tables, bw)
+	raw.Close()
+	os.Remove(raw.Name())
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		_, err = fixed.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		fixed.Close()
+		os.Remove(fixed.Name())
+		return nil, fmt.Errorf("write capture file: %w", err)
+	}
+	return fixed, nil
+}
