@@ -504,15 +504,17 @@ func (e *Exporter) chooseMode(tables []*schema.Table) (string, error) {
 type touchedSet struct {
 	n      int64
 	tables map[string]bool
-	// lost counts, per table, the rows the export deletes or overwrites.
-	lost map[string]int64
+	// deleted counts, per table, the rows the export deletes; updated
+	// holds the keys of the rows it updates (massguard.go).
+	deleted map[string]int64
+	updated map[string][][]byte
 }
 
 // filter decodes the captured changeset and writes the exported one:
 // device-local columns are removed (an UPDATE of only local columns is
 // dropped; INSERT/DELETE carry NULL there).
 func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touchedSet, error) {
-	ts := touchedSet{tables: map[string]bool{}, lost: map[string]int64{}}
+	ts := touchedSet{tables: map[string]bool{}, deleted: map[string]int64{}, updated: map[string][][]byte{}}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return nil, ts, err
 	}
@@ -551,8 +553,11 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 		}
 		ts.n++
 		ts.tables[t.Name] = true
-		if c.Op != changeset.OpInsert {
-			ts.lost[t.Name]++
+		switch c.Op {
+		case changeset.OpDelete:
+			ts.deleted[t.Name]++
+		case changeset.OpUpdate:
+			ts.updated[t.Name] = append(ts.updated[t.Name], changeset.EncodeKey(rows.Key(t, c.Old)))
 		}
 	}
 	err = cw.Flush()

@@ -29,8 +29,11 @@ const (
 )
 
 // massChange returns why the export described by ts must be held ("": it
-// need not). Only tables with enough deleted or overwritten rows to matter
-// are counted, in the base copy (what other devices hold).
+// need not). A row counts when the export deletes it, or overwrites it
+// while its current values were last written by another device: that is
+// other devices' work undone. (A device rewriting its own rows, a "mark
+// all read" or a backfill after a migration, is its user's editing.) Only
+// tables with enough such rows to matter are counted, in the base copy.
 func (e *Exporter) massChange(ts touchedSet) (string, error) {
 	pct, minRows := e.MassPercent, e.MassMinRows
 	if pct < 0 {
@@ -42,17 +45,51 @@ func (e *Exporter) massChange(ts touchedSet) (string, error) {
 	if minRows <= 0 {
 		minRows = DefaultMassMinRows
 	}
-	var over []string
-	names := make([]string, 0, len(ts.lost))
-	for n := range ts.lost {
-		names = append(names, n)
+	// lost > pct% of total needs total < lost*100/pct: below this, even
+	// the smallest guarded table would not be exceeded.
+	small := func(n int64) bool { return n*100 <= int64(pct)*int64(minRows) }
+	names := map[string]bool{}
+	for n := range ts.deleted {
+		names[n] = true
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		lost := ts.lost[name]
-		// lost > pct% of total needs total < lost*100/pct: skip the count
-		// when even the smallest guarded table would not be exceeded.
-		if lost*100 <= int64(pct)*int64(minRows) {
+	for n := range ts.updated {
+		names[n] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	var meta *state.Meta
+	defer func() {
+		if meta != nil {
+			meta.Close()
+		}
+	}()
+	var over []string
+	for _, name := range sorted {
+		lost := ts.deleted[name]
+		if small(lost + int64(len(ts.updated[name]))) {
+			continue
+		}
+		if len(ts.updated[name]) > 0 {
+			if meta == nil {
+				var err error
+				if meta, err = e.State.NewMeta(); err != nil {
+					return "", err
+				}
+			}
+			for _, pk := range ts.updated[name] {
+				m, err := meta.Get(name, pk)
+				if err != nil {
+					return "", err
+				}
+				if m != nil && m.WMax.Dev != e.ID.Device {
+					lost++
+				}
+			}
+		}
+		if small(lost) {
 			continue
 		}
 		var total int64
