@@ -7,7 +7,6 @@
 package rowdrop
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -140,54 +138,6 @@ func findStateDir(dbPath, folder string) string {
 	return def
 }
 
-// registerStandIn defines a substitute SQL function on rowdrop's own
-// connection, so the app's triggers can run when rowdrop applies changes.
-func registerStandIn(conn *sqlite.Conn, name, kind string) error {
-	var f func(sqlite.Value) sqlite.Value
-	switch kind {
-	case "identity":
-		f = func(v sqlite.Value) sqlite.Value { return v }
-	case "null":
-		f = func(sqlite.Value) sqlite.Value { return sqlite.Value{} }
-	case "lower", "upper":
-		conv := strings.ToLower
-		if kind == "upper" {
-			conv = strings.ToUpper
-		}
-		f = func(v sqlite.Value) sqlite.Value {
-			if v.Type() != sqlite.TypeText {
-				return v
-			}
-			return sqlite.TextValue(conv(v.Text()))
-		}
-	default:
-		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower or upper)", name, kind)
-	}
-	return conn.CreateFunction(name, &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true, Deterministic: true,
-		Scalar: func(_ sqlite.Context, args []sqlite.Value) (sqlite.Value, error) {
-			if len(args) == 0 {
-				return sqlite.Value{}, nil
-			}
-			return copyValue(f(args[0])), nil
-		}})
-}
-
-// copyValue detaches a value from SQLite's memory, which is reused after
-// the call returns.
-func copyValue(v sqlite.Value) sqlite.Value {
-	switch v.Type() {
-	case sqlite.TypeInteger:
-		return sqlite.IntegerValue(v.Int64())
-	case sqlite.TypeFloat:
-		return sqlite.FloatValue(v.Float())
-	case sqlite.TypeText:
-		return sqlite.TextValue(v.Text())
-	case sqlite.TypeBlob:
-		return sqlite.BlobValue(bytes.Clone(v.Blob()))
-	}
-	return sqlite.Value{}
-}
-
 // Syncer is one opened (database, folder) pair.
 type Syncer struct {
 	cfg   Config
@@ -291,11 +241,9 @@ func openLive(cfg Config) (live, probe *sqlite.Conn, id string, err error) {
 	if live, err = db.OpenLive(cfg.DB, false); err != nil {
 		return nil, nil, "", err
 	}
-	for name, kind := range cfg.StandIns {
-		if err := registerStandIn(live, name, kind); err != nil {
-			live.Close()
-			return nil, nil, "", err
-		}
+	if err := db.RegisterStandIns(live, cfg.StandIns); err != nil {
+		live.Close()
+		return nil, nil, "", err
 	}
 	if probe, err = db.OpenLive(cfg.DB, true); err != nil {
 		live.Close()

@@ -41,7 +41,7 @@ type SchemaProblem struct {
 // The problems are also recorded in the state (state.KeySchemaProblems,
 // as JSON) for Status.
 func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []SchemaProblem, error) {
-	have, _, err := schema.Inspect(st.Base, "main", schema.Filter{})
+	have, _, err := schema.Inspect(st.Conn(), "main", schema.Filter{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read base copy schema: %w", err)
 	}
@@ -56,7 +56,7 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 		if b == nil {
 			ddl, err := t.CreateIn("main")
 			if err == nil {
-				err = db.Exec(st.Base, ddl)
+				err = db.Exec(st.Conn(), ddl)
 			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("create table %s in the base copy: %w", t.Name, err)
@@ -93,7 +93,7 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 // CheckBase reports, without changing anything, the tables whose live
 // shape the base copy cannot follow (see EnsureBase).
 func CheckBase(st *state.Dir, tables []*schema.Table) ([]SchemaProblem, error) {
-	have, _, err := schema.Inspect(st.Base, "main", schema.Filter{})
+	have, _, err := schema.Inspect(st.Conn(), "main", schema.Filter{})
 	if err != nil {
 		return nil, fmt.Errorf("read base copy schema: %w", err)
 	}
@@ -138,7 +138,7 @@ func recordProblems(st *state.Dir, problems []SchemaProblem) error {
 // addColumns repeats the app's ALTER TABLE ... ADD COLUMN in the base
 // copy, in one transaction.
 func addColumns(st *state.Dir, t *schema.Table, added []rdfile.Column) (err error) {
-	end, err := db.Begin(st.Base, "IMMEDIATE")
+	end, err := db.Begin(st.Conn(), "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("add columns to the base copy of %s: %w", t.Name, err)
 	}
@@ -148,7 +148,7 @@ func addColumns(st *state.Dir, t *schema.Table, added []rdfile.Column) (err erro
 		if derr != nil {
 			return fmt.Errorf("follow the new column %s.%s in the base copy: %w", t.Name, c.Name, derr)
 		}
-		if err = db.Exec(st.Base, "ALTER TABLE main."+db.Quote(t.Name)+" ADD COLUMN "+def); err != nil {
+		if err = db.Exec(st.Conn(), "ALTER TABLE main."+db.Quote(t.Name)+" ADD COLUMN "+def); err != nil {
 			return fmt.Errorf("follow the new column %s.%s in the base copy (ADD COLUMN %s): %w", t.Name, c.Name, def, err)
 		}
 	}
@@ -178,7 +178,7 @@ func mirrorUniqueIndexes(st *state.Dir, t, b *schema.Table) error {
 			continue
 		}
 		if _, ok := have[ix.Name]; ok {
-			if err := db.Exec(st.Base, "DROP INDEX main."+db.Quote(ix.Name)); err != nil {
+			if err := db.Exec(st.Conn(), "DROP INDEX main."+db.Quote(ix.Name)); err != nil {
 				return fmt.Errorf("replace index %s in the base copy: %w", ix.Name, err)
 			}
 		}
@@ -186,7 +186,7 @@ func mirrorUniqueIndexes(st *state.Dir, t, b *schema.Table) error {
 		if err != nil {
 			return err
 		}
-		if err := db.Exec(st.Base, ddl); err != nil {
+		if err := db.Exec(st.Conn(), ddl); err != nil {
 			if sqlite.ErrCode(err).ToPrimary() == sqlite.ResultConstraint {
 				// Base still holds rows the app has since de-duplicated
 				// (edits not exported yet): the next export brings base in
@@ -198,7 +198,7 @@ func mirrorUniqueIndexes(st *state.Dir, t, b *schema.Table) error {
 	}
 	for name := range have {
 		if !want[name] {
-			if err := db.Exec(st.Base, "DROP INDEX main."+db.Quote(name)); err != nil {
+			if err := db.Exec(st.Conn(), "DROP INDEX main."+db.Quote(name)); err != nil {
 				return fmt.Errorf("drop index %s from the base copy: %w", name, err)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
+	"rowdrop/internal/state"
 )
 
 // Crash safety of the sequence: whatever instant an export is interrupted
@@ -100,7 +101,7 @@ func TestCrashAfterBuildBeforeCommit(t *testing.T) {
 	if got := outbox(t, e); len(got) != 1 || got[0] != rdfile.FileName(2) {
 		t.Fatalf("outbox after the crash: %v", got)
 	}
-	if n := e.st.GetInt("next_seq"); n != 2 {
+	if n := stateInt(t, e.st, state.KeyNextSeq); n != 2 {
 		t.Fatalf("next_seq = %d after a crash before the commit", n)
 	}
 	// Edits made after the crash join the same, not yet published, file 2.
@@ -206,7 +207,7 @@ func TestFailureInsideBaseTransaction(t *testing.T) {
 	if after := dumpTables(t, basePath, e.tables()); after != before {
 		t.Fatalf("base copy changed by a failed export")
 	}
-	if n := e.st.GetInt("next_seq"); n != 2 {
+	if n := stateInt(t, e.st, state.KeyNextSeq); n != 2 {
 		t.Fatalf("next_seq = %d", n)
 	}
 	if got := outbox(t, e); len(got) != 0 {

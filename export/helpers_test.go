@@ -103,7 +103,7 @@ func (e *env) open(hints bool) {
 	}
 	e.st = st
 	e.exp = &Exporter{LivePath: e.live, Folder: folder.New(e.folder, rdfile.Limits{}), State: st, ID: id,
-		Clock: hlc.New(nil, hlc.Timestamp(st.GetInt("hlc"))), Hints: hints}
+		Clock: hlc.New(nil, hlc.Timestamp(stateInt(t, st, state.KeyHLC))), Hints: hints}
 	if hints {
 		live, err := db.OpenLive(e.live, false)
 		if err != nil {
@@ -450,4 +450,24 @@ func envInt(t *testing.T, name string, def int) int {
 		t.Fatalf("%s=%q: want a non-negative integer", name, v)
 	}
 	return n
+}
+
+// stateInt reads an integer state value, failing the test if it cannot.
+func stateInt(t testing.TB, st *state.Dir, k state.Key) int64 {
+	t.Helper()
+	n, err := st.Int(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// stateValue reads a state value, failing the test if it cannot.
+func stateValue(t testing.TB, st *state.Dir, k state.Key) string {
+	t.Helper()
+	v, err := st.Value(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

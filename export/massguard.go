@@ -93,7 +93,7 @@ func (e *Exporter) massChange(ts touchedSet) (string, error) {
 			continue
 		}
 		var total int64
-		err := sqlitex.ExecuteTransient(e.State.Base, fmt.Sprintf("SELECT count(*) FROM main.%s", db.Quote(name)), &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		err := sqlitex.ExecuteTransient(e.State.Conn(), fmt.Sprintf("SELECT count(*) FROM main.%s", db.Quote(name)), &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 			total = s.ColumnInt64(0)
 			return nil
 		}})

@@ -96,8 +96,8 @@ func TestExportSchemaProblemKeepsOtherTables(t *testing.T) {
 		}
 	}
 	var recorded []SchemaProblem
-	if err := json.Unmarshal([]byte(e.st.Get(state.KeySchemaProblems)), &recorded); err != nil || len(recorded) != 3 {
-		t.Fatalf("recorded problems: %q %v", e.st.Get(state.KeySchemaProblems), err)
+	if err := json.Unmarshal([]byte(stateValue(t, e.st, state.KeySchemaProblems)), &recorded); err != nil || len(recorded) != 3 {
+		t.Fatalf("recorded problems: %q %v", stateValue(t, e.st, state.KeySchemaProblems), err)
 	}
 	if ps, err := CheckBase(e.st, e.tables()); err != nil || len(ps) != 3 {
 		t.Fatalf("CheckBase: %+v %v", ps, err)

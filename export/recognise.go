@@ -214,7 +214,7 @@ func (e *Exporter) Recognise(ctx context.Context, tables []*schema.Table) (r *st
 	if cur, err = ReadLiveFile(e.LivePath, tables); err != nil {
 		return nil, cur, err
 	}
-	baseRows, err := baseHasRows(e.State.Base, tables)
+	baseRows, err := baseHasRows(e.State.Conn(), tables)
 	if err != nil {
 		return nil, cur, err
 	}
@@ -376,7 +376,7 @@ func (e *Exporter) logConflicts(cs []*state.Conflict) (err error) {
 	if len(cs) == 0 {
 		return nil
 	}
-	end, err := db.Begin(e.State.Base, "IMMEDIATE")
+	end, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("write conflict log: %w", err)
 	}

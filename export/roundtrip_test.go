@@ -15,6 +15,7 @@ import (
 	"rowdrop/internal/changeset"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/schema"
+	"rowdrop/internal/state"
 )
 
 // A schema exercising every shape the capture must handle. nopk and the
@@ -133,7 +134,7 @@ func testRoundTrip(t *testing.T, wal, hints bool, wantMode string) {
 	if got := folderFiles(t, e.folder); len(got) != 2 {
 		t.Fatalf("folder holds %v, want two files", got)
 	}
-	if n := e.st.GetInt("next_seq"); n != 3 {
+	if n := stateInt(t, e.st, state.KeyNextSeq); n != 3 {
 		t.Fatalf("next_seq = %d, want 3", n)
 	}
 	// invariant 7: base + unexported edits = live; nothing unexported now.

@@ -178,7 +178,7 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 	if err != nil {
 		return res, fmt.Errorf("publish snapshot %s: %w (check free space and permissions of %s)", path, err, shared.Dir())
 	}
-	end, err := db.Begin(st.Base, "IMMEDIATE")
+	end, err := db.Begin(st.Conn(), "IMMEDIATE")
 	if err != nil {
 		return res, err
 	}
@@ -204,7 +204,7 @@ func outboxFiles(ents []os.DirEntry) []string {
 // copyBase copies base.db into path with the backup API and strips it to
 // what a snapshot carries.
 func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) (err error) {
-	if err := snapshot(ctx, st.Base, path); err != nil {
+	if err := snapshot(ctx, st.Conn(), path); err != nil {
 		return err
 	}
 	dst, err := sqlite.OpenConn(db.FileURI(path), sqlite.OpenReadWrite|sqlite.OpenURI)

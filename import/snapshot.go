@@ -218,7 +218,7 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 	}
 	// The metadata tables must be laid out as here.
 	for _, n := range state.SnapshotMetaTables {
-		a, err := state.TableLayout(im.State.Base, n)
+		a, err := state.TableLayout(im.State.Conn(), n)
 		if err != nil {
 			return "unreadable schema: " + err.Error()
 		}

@@ -357,7 +357,7 @@ func (a *applier) openBase() error {
 		return nil
 	}
 	var err error
-	if a.endBase, err = db.Begin(a.e.State.Base, "IMMEDIATE"); err != nil {
+	if a.endBase, err = db.Begin(a.e.State.Conn(), "IMMEDIATE"); err != nil {
 		return fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
 	a.baseSince = time.Now()
@@ -615,7 +615,7 @@ func (e *Engine) newItem(c *changeset.Change) (*item, error) {
 		d := e.defaults[t.Name]
 		if d == nil {
 			var err error
-			if d, err = columnDefaults(e.State.Base, t); err != nil {
+			if d, err = columnDefaults(e.State.Conn(), t); err != nil {
 				return nil, err
 			}
 			e.defaults[t.Name] = d
@@ -692,7 +692,7 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 		if it.baseMeta, err = meta.Get(it.table.Name, it.pk); err != nil {
 			return err
 		}
-		if it.baseRow, err = acc.get(e.State.Base, "base", it.table).Get(it.key); err != nil {
+		if it.baseRow, err = acc.get(e.State.Conn(), "base", it.table).Get(it.key); err != nil {
 			return err
 		}
 		if it.decision, err = decide(it.table, it.change, src.Clock, it.baseMeta, it.baseRow); err != nil {
@@ -788,11 +788,10 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			fixes = append(fixes, want{w.it, w.row})
 		}
 	}
-	if len(fixes) > 0 {
-		if err := db.SetTriggers(e.Live, false); err != nil {
-			return err
-		}
-		defer db.SetTriggers(e.Live, true)
+	if len(fixes) == 0 {
+		return nil
+	}
+	return db.WithoutTriggers(e.Live, func() error {
 		for _, f := range fixes {
 			lt := acc.get(e.Live, "live", f.it.table)
 			got, err := lt.Get(f.it.key)
@@ -804,8 +803,8 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			}
 			st.Corrected++
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // liveTarget computes the row live should hold: the merged row, except
@@ -910,7 +909,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 		if it.decision == nil {
 			continue
 		}
-		if err = applyMoves(e.State.Base, "base", acc, it.moves); err != nil {
+		if err = applyMoves(e.State.Conn(), "base", acc, it.moves); err != nil {
 			return err
 		}
 		for _, mv := range it.moves {
@@ -925,7 +924,7 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 				return err
 			}
 		}
-		bt := acc.get(e.State.Base, "base", it.table)
+		bt := acc.get(e.State.Conn(), "base", it.table)
 		if err = writeRow(bt, it.key, it.baseRow, it.decision.base); err != nil {
 			if !isUnique(err) {
 				return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
@@ -988,7 +987,7 @@ func (e *Engine) uniqueTables() (map[*schema.Table]bool, error) {
 		for _, d := range []struct {
 			conn  *sqlite.Conn
 			which string
-		}{{e.State.Base, "base"}, {e.Live, "live"}} {
+		}{{e.State.Conn(), "base"}, {e.Live, "live"}} {
 			ix, err := e.uniqueIndexes(d.conn, d.which, t)
 			if err != nil {
 				return nil, err

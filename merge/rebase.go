@@ -111,7 +111,7 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 			}
 		}
 		if len(batch) > 0 || last {
-			end, err := db.Begin(e.State.Base, "IMMEDIATE")
+			end, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 			if err != nil {
 				return fmt.Errorf("start write transaction on the base copy: %w", err)
 			}
@@ -190,7 +190,7 @@ func (e *Engine) rebaseRow(t *schema.Table, pk []byte, in RebaseInput, meta, sna
 	if err != nil {
 		return nil, err
 	}
-	lb, err := acc.get(e.State.Base, "base", t).Get(key)
+	lb, err := acc.get(e.State.Conn(), "base", t).Get(key)
 	if err != nil {
 		return nil, err
 	}

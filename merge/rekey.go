@@ -142,7 +142,7 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 		return r, nil
 	}
 	for _, t := range e.Tables {
-		err := sqlitex.Execute(e.State.Base, `SELECT "table", "from", "to" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
+		err := sqlitex.Execute(e.State.Conn(), `SELECT "table", "from", "to" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
 			Args: []any{t.Name},
 			ResultFunc: func(s *sqlite.Stmt) error {
 				p := r.parents[strings.ToLower(s.ColumnText(0))]
@@ -360,7 +360,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	if err != nil || m == nil || !m.Alive() || m.Ins == r.src.Clock {
 		return false, err
 	}
-	b, err := acc.get(e.State.Base, "base", t).Get(it.key)
+	b, err := acc.get(e.State.Conn(), "base", t).Get(it.key)
 	if err != nil || b == nil || rowEqual(t, b, c.New) {
 		return false, err
 	}
@@ -387,7 +387,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	// the row its writer meant (files arrive in causal order, see
 	// importer.Causal, so every row a writer had seen is known by now).
 	// References naming a moved row's new id are explicit and stay.
-	refs, err := r.mergedRefs(e.State.Base, meta, t, old[0])
+	refs, err := r.mergedRefs(e.State.Conn(), meta, t, old[0])
 	if err != nil {
 		return false, err
 	}
@@ -422,7 +422,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 				return false, err
 			}
 			for _, ck := range keys {
-				b, err := acc.get(e.State.Base, "base", ref.child).Get(ck)
+				b, err := acc.get(e.State.Conn(), "base", ref.child).Get(ck)
 				if err != nil {
 					return false, err
 				}
@@ -635,7 +635,7 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 	if err != nil || len(key) != 1 {
 		return nil // not a key of this table: nothing to move
 	}
-	lt, bt := liveAcc.get(e.Live, "live", t), baseAcc.get(e.State.Base, "base", t)
+	lt, bt := liveAcc.get(e.Live, "live", t), baseAcc.get(e.State.Conn(), "base", t)
 	b, err := bt.Get(key)
 	if err != nil {
 		return err
@@ -663,7 +663,7 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 		if err != nil {
 			return err
 		}
-		ct, cb := liveAcc.get(e.Live, "live", ref.child), baseAcc.get(e.State.Base, "base", ref.child)
+		ct, cb := liveAcc.get(e.Live, "live", ref.child), baseAcc.get(e.State.Conn(), "base", ref.child)
 		for _, ck := range keys {
 			bc, err := cb.Get(ck)
 			if err != nil {
@@ -734,7 +734,7 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 			}
 			nk := moverKey(t, old, rk.Mover)
 			moves = append(moves, move{t: t, from: old, to: []changeset.Value{nk}, col: t.PKCols()[0], val: nk})
-			refs, err := r.mergedRefs(e.State.Base, meta, t, old[0])
+			refs, err := r.mergedRefs(e.State.Conn(), meta, t, old[0])
 			if err != nil {
 				return err
 			}
@@ -762,12 +762,12 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 	if endLive(&err); err != nil {
 		return err
 	}
-	endBase, err := db.Begin(e.State.Base, "IMMEDIATE")
+	endBase, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
 	defer endBase(&err)
-	if err = applyMoves(e.State.Base, "base", baseAcc, moves); err != nil {
+	if err = applyMoves(e.State.Conn(), "base", baseAcc, moves); err != nil {
 		return err
 	}
 	for _, mv := range moves {

@@ -252,7 +252,7 @@ func (e *Engine) retryLive(acc *access, retry []*item) error {
 // (see the top of this file) until resolveHeld decides.
 func (e *Engine) retryBase(acc *access, retry []*item) error {
 	for _, it := range retry {
-		bt := acc.get(e.State.Base, "base", it.table)
+		bt := acc.get(e.State.Conn(), "base", it.table)
 		err := writeRow(bt, it.key, it.baseRow, it.decision.base)
 		if err == nil {
 			continue
@@ -260,7 +260,7 @@ func (e *Engine) retryBase(acc *access, retry []*item) error {
 		if !isUnique(err) {
 			return fmt.Errorf("update base copy of %s: %w", it.table.Name, err)
 		}
-		idx, ierr := e.uniqueIndexes(e.State.Base, "base", it.table)
+		idx, ierr := e.uniqueIndexes(e.State.Conn(), "base", it.table)
 		if ierr != nil {
 			return ierr
 		}
@@ -369,7 +369,7 @@ func (e *Engine) inLive(ctx context.Context, st *Stats, fn func() error) (err er
 // is made again.
 func (e *Engine) writeLive(t *schema.Table, key, cur, want []changeset.Value, u *uctx, depth int) error {
 	lt := u.liveAcc.get(e.Live, "live", t)
-	bt := u.baseAcc.get(e.State.Base, "base", t)
+	bt := u.baseAcc.get(e.State.Conn(), "base", t)
 	for attempt := 0; ; attempt++ {
 		err := writeRow(lt, key, cur, want)
 		if err == nil {
@@ -509,7 +509,7 @@ func (e *Engine) ResolveHeld(ctx context.Context) (st Stats, err error) {
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
-	end, err := db.Begin(e.State.Base, "IMMEDIATE")
+	end, err := db.Begin(e.State.Conn(), "IMMEDIATE")
 	if err != nil {
 		return st, fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
@@ -551,7 +551,7 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 		if t == nil {
 			continue // not synced here now: left as it is
 		}
-		bt := u.baseAcc.get(e.State.Base, "base", t)
+		bt := u.baseAcc.get(e.State.Conn(), "base", t)
 		for _, r := range byTable[name] {
 			var err error
 			if r.key, err = changeset.DecodeKey(r.pk); err != nil {
@@ -616,8 +616,8 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 // earlier holds one of its UNIQUE values; otherwise it takes its place in
 // the table and the rows it clashes with (all inserted later) are held.
 func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, error) {
-	bt := u.baseAcc.get(e.State.Base, "base", t)
-	clashes, err := e.findClashes(e.State.Base, "base", t, r.vals, r.key)
+	bt := u.baseAcc.get(e.State.Conn(), "base", t)
+	clashes, err := e.findClashes(e.State.Conn(), "base", t, r.vals, r.key)
 	if err != nil {
 		return nil, err
 	}

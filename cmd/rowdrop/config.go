@@ -295,6 +295,14 @@ func (o *options) resolve(s setting, e entry, cfgDir string) (any, error) {
 	return v.GetString(s.key), nil
 }
 
+// watchTimings resolves watch's pacing and snapshot keys (defaults: the
+// settings table; the watcher takes 0 as its own default too).
+func (o *options) watchTimings() watchTimings {
+	v := o.v
+	return watchTimings{debounce: v.GetDuration("debounce"), maxDelay: v.GetDuration("max_delay"), poll: v.GetDuration("poll"), rescan: v.GetDuration("rescan"),
+		snapEvery: v.GetDuration("snapshot_every"), snapEveryFiles: v.GetInt("snapshot_every_files")}
+}
+
 // parseHorizon reads a duration in days ("30d") or as Go writes durations
 // ("720h"); "" is 0 (the default).
 func parseHorizon(s string) (time.Duration, error) {

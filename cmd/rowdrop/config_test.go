@@ -65,6 +65,7 @@ databases:
 	write("cfg/nofolder.yaml", "databases:\n  - {db: a.db}\n")
 	write("cfg/broken.yaml", "databases: [\n")
 	write("cfg/list.yaml", "databases: 3\n")
+	write("cfg/watch.yaml", "db: w.db\nfolder: wf\nmax_delay: 10s\nrescan: 0s\nsnapshot_every: 24h\n")
 	write("xdg/rowdrop/rowdrop.yaml", "folder: xf\nexclude: [q]\n")
 
 	cases := []struct {
@@ -95,6 +96,10 @@ databases:
 		{"config: databases not a list", nil, []string{"--config", "cfg/list.yaml"}},
 		{"config: missing file", nil, []string{"--config", "cfg/none.yaml"}},
 		{"bad flag", nil, []string{"--nope"}},
+		{"watch: defaults", nil, []string{"watch", "--db", "a.db"}},
+		{"watch: flags", nil, []string{"watch", "--db", "a.db", "--debounce", "1s", "--max-delay", "9s", "--poll", "2s", "--rescan", "-1s", "--snapshot-every", "0", "--snapshot-every-files", "7"}},
+		{"watch: env and file", []string{"ROWDROP_DEBOUNCE=50ms", "ROWDROP_SNAPSHOT_EVERY_FILES=0"}, []string{"watch", "--config", "cfg/watch.yaml"}},
+		{"watch: flag only on watch", nil, []string{"--debounce", "1s"}},
 		{"positional", nil, []string{"show", "--db", "a.db", "3", "--", "-x", "--folder"}},
 	}
 	var out strings.Builder
@@ -139,13 +144,22 @@ var pkgDir = func() string {
 // resolved pairs, or the error.
 func resolveForTest(args []string) string {
 	a := &app{name: "sync", stdout: io.Discard, stderr: io.Discard}
-	fs := a.newFlags("[pair flags]", pairFlags)
+	groups := pairFlags
+	if len(args) > 0 && args[0] == "watch" {
+		a.name, groups, args = "watch", pairFlags|watchFlags, args[1:]
+	}
+	fs := a.newFlags("[pair flags]", groups)
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return renderErr(err)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "pos=%q config=%q logJSON=%v verbose=%v\n", pos, a.opts.configFile, a.opts.logJSON, a.opts.verbose)
+	if a.name == "watch" {
+		tm := a.opts.watchTimings()
+		fmt.Fprintf(&b, "watch debounce=%s maxDelay=%s poll=%s rescan=%s snapEvery=%s snapEveryFiles=%d\n",
+			tm.debounce, tm.maxDelay, tm.poll, tm.rescan, tm.snapEvery, tm.snapEveryFiles)
+	}
 	pairs, err := a.pairs()
 	if err != nil {
 		b.WriteString(renderErr(err))

@@ -1,5 +1,7 @@
 package main
 
+// Opening a pair: from its layered configuration to the library's Syncer.
+
 import (
 	"context"
 	"errors"

@@ -55,9 +55,7 @@ func cmdWatch(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	v := a.opts.v // defaults: the settings table
-	tm := watchTimings{debounce: v.GetDuration("debounce"), maxDelay: v.GetDuration("max_delay"), poll: v.GetDuration("poll"), rescan: v.GetDuration("rescan"),
-		snapEvery: v.GetDuration("snapshot_every"), snapEveryFiles: v.GetInt("snapshot_every_files")}
+	tm := a.opts.watchTimings()
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -130,35 +130,73 @@ func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 
 // rawHandle digs the C handle and TLS out of a zombiezen connection. The
 // driver does not expose sqlite3_db_config, which rowdrop needs to switch
-// triggers off for corrective writes; both fields are stable in v1.4.x.
+// triggers off for corrective writes, so this reads its private fields
+// (tls *libc.TLS and conn uintptr, as in v1.4.x). A driver that renames or
+// retypes them gets a clear error here, not a crash, and TestTriggerSwitch
+// fails.
 func rawHandle(conn *sqlite.Conn) (*libc.TLS, uintptr, error) {
-	v := reflect.ValueOf(conn).Elem()
+	return rawHandleOf(reflect.ValueOf(conn).Elem())
+}
+
+// rawHandleOf is rawHandle on the struct value v (a test passes others).
+func rawHandleOf(v reflect.Value) (*libc.TLS, uintptr, error) {
 	tf, cf := v.FieldByName("tls"), v.FieldByName("conn")
-	if !tf.IsValid() || !cf.IsValid() || tf.Kind() != reflect.Pointer || cf.Kind() != reflect.Uintptr {
-		return nil, 0, errors.New("sqlite driver layout changed: cannot reach sqlite3_db_config")
+	if !tf.IsValid() || !cf.IsValid() || tf.Type() != reflect.TypeFor[*libc.TLS]() || cf.Kind() != reflect.Uintptr {
+		return nil, 0, fmt.Errorf("the sqlite driver's connection (%s) no longer has the fields tls *libc.TLS and conn uintptr: cannot reach sqlite3_db_config to switch triggers off (adapt internal/db.rawHandle to the new driver version)", v.Type())
 	}
-	return (*libc.TLS)(unsafe.Pointer(tf.Pointer())), uintptr(cf.Uint()), nil
+	if tf.IsNil() || cf.Uint() == 0 {
+		return nil, 0, errors.New("sqlite connection has no handle (closed?): cannot switch triggers")
+	}
+	return (*libc.TLS)(tf.UnsafePointer()), uintptr(cf.Uint()), nil
 }
 
 // SetTriggers turns trigger execution on or off for this connection only.
+// It reads the setting back, so a switch that did not take is an error.
+// Prefer WithoutTriggers, which also switches them back on.
 func SetTriggers(conn *sqlite.Conn, on bool) error {
 	tls, h, err := rawHandle(conn)
 	if err != nil {
 		return err
 	}
-	val := int32(0)
+	want := int32(0)
 	if on {
-		val = 1
+		want = 1
 	}
-	va := libc.NewVaList(val, uintptr(0))
+	res := libc.Xmalloc(tls, 4) // int *pRes: the setting after the call
+	if res == 0 {
+		return errors.New("sqlite3_db_config(ENABLE_TRIGGER): out of memory")
+	}
+	defer libc.Xfree(tls, res)
+	*cInt(res) = -1
+	va := libc.NewVaList(want, res)
 	if va == 0 {
-		return errors.New("sqlite3_db_config: out of memory")
+		return errors.New("sqlite3_db_config(ENABLE_TRIGGER): out of memory")
 	}
 	defer libc.Xfree(tls, va)
 	if rc := lib.Xsqlite3_db_config(tls, h, lib.SQLITE_DBCONFIG_ENABLE_TRIGGER, va); rc != lib.SQLITE_OK {
-		return fmt.Errorf("sqlite3_db_config(ENABLE_TRIGGER): code %d", rc)
+		return fmt.Errorf("sqlite3_db_config(ENABLE_TRIGGER, %d): code %d", want, rc)
+	}
+	if got := *cInt(res); got != want {
+		return fmt.Errorf("sqlite3_db_config(ENABLE_TRIGGER, %d): triggers are %d afterwards (the driver's handle is not what internal/db.rawHandle expects)", want, got)
 	}
 	return nil
+}
+
+// cInt is the C int at p, in memory libc allocated (outside Go's heap).
+func cInt(p uintptr) *int32 { return (*int32)(unsafe.Add(nil, p)) }
+
+// WithoutTriggers runs fn with triggers off on conn and switches them back
+// on, whatever fn returns: an error switching back is returned too, since
+// the connection would then skip the app's triggers on every later write.
+func WithoutTriggers(conn *sqlite.Conn, fn func() error) error {
+	if err := SetTriggers(conn, false); err != nil {
+		return fmt.Errorf("switch triggers off: %w", err)
+	}
+	err := fn()
+	if onErr := SetTriggers(conn, true); onErr != nil {
+		return errors.Join(err, fmt.Errorf("switch triggers back on: %w", onErr))
+	}
+	return err
 }
 
 // Exec runs a statement with arguments, discarding results.
@@ -175,7 +213,7 @@ func Interruptible(ctx context.Context, conn *sqlite.Conn) func() {
 
 // Begin starts a transaction of the given kind ("DEFERRED" or "IMMEDIATE")
 // and returns its end function: pass it the outcome; it commits on nil and
-// rolls back otherwise.
+// rolls back otherwise. A failed rollback is added to the outcome.
 func Begin(conn *sqlite.Conn, kind string) (func(*error), error) {
 	if err := sqlitex.ExecuteTransient(conn, "BEGIN "+kind, nil); err != nil {
 		return nil, err
@@ -184,12 +222,25 @@ func Begin(conn *sqlite.Conn, kind string) (func(*error), error) {
 		if *errp == nil {
 			if err := sqlitex.ExecuteTransient(conn, "COMMIT", nil); err != nil {
 				*errp = err
-				_ = sqlitex.ExecuteTransient(conn, "ROLLBACK", nil)
+				if rbErr := rollback(conn); rbErr != nil {
+					*errp = errors.Join(err, rbErr)
+				}
 			}
 			return
 		}
-		if !conn.AutocommitEnabled() {
-			_ = sqlitex.ExecuteTransient(conn, "ROLLBACK", nil)
+		if rbErr := rollback(conn); rbErr != nil {
+			*errp = errors.Join(*errp, rbErr)
 		}
 	}, nil
+}
+
+// rollback ends the open transaction, if SQLite has not already.
+func rollback(conn *sqlite.Conn) error {
+	if conn.AutocommitEnabled() {
+		return nil
+	}
+	if err := sqlitex.ExecuteTransient(conn, "ROLLBACK", nil); err != nil {
+		return fmt.Errorf("roll back: %w", err)
+	}
+	return nil
 }

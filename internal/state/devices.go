@@ -15,7 +15,7 @@ import (
 // A vector for a file header leaves the zeros out.
 func (d *Dir) Applied() (map[string]uint64, error) {
 	out := map[string]uint64{}
-	err := sqlitex.Execute(d.Base, "SELECT id, applied FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT id, applied FROM rowdrop_devices", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		out[s.ColumnText(0)] = uint64(s.ColumnInt64(1))
 		return nil
 	}})
@@ -28,7 +28,7 @@ func (d *Dir) Applied() (map[string]uint64, error) {
 // Imported reports whether any other device's file was ever applied.
 func (d *Dir) Imported() (bool, error) {
 	var n int
-	err := sqlitex.Execute(d.Base, "SELECT count(*) FROM rowdrop_devices WHERE applied>0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT count(*) FROM rowdrop_devices WHERE applied>0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		n = s.ColumnInt(0)
 		return nil
 	}})
@@ -36,15 +36,6 @@ func (d *Dir) Imported() (bool, error) {
 		return false, fmt.Errorf("read applied files from %s: %w", d.Path, err)
 	}
 	return n > 0, nil
-}
-
-// HasImported reports whether any other device's file was ever applied
-// (false if that cannot be read).
-//
-// Deprecated: use Imported, which reports a failed read.
-func (d *Dir) HasImported() bool {
-	ok, _ := d.Imported()
-	return ok
 }
 
 // AppliedFiles says that a device's files up to Seq are now applied here.
@@ -77,7 +68,7 @@ func (d *Dir) MarkApplied(a AppliedFiles) error {
 	if a.FromSnapshot {
 		name = "CASE WHEN name='' THEN excluded.name ELSE name END"
 	}
-	err := db.Exec(d.Base, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
+	err := db.Exec(d.conn, `INSERT INTO rowdrop_devices(id,name,applied,last_hlc,last_applied_ms) VALUES(?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name=`+name+`, applied=max(applied, excluded.applied), last_hlc=max(last_hlc, excluded.last_hlc), last_applied_ms=excluded.last_applied_ms`,
 		a.Dev, a.Name, int64(a.Seq), int64(a.HLC), a.AtMS)
 	if err != nil {
@@ -101,7 +92,7 @@ type Device struct {
 
 // Devices lists the devices recorded here.
 func (d *Dir) Devices() ([]Device, error) {
-	out, err := ReadDevices(d.Base)
+	out, err := ReadDevices(d.conn)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", d.Path, err)
 	}
@@ -156,7 +147,7 @@ func (d *Dir) LastClocks() (map[string]hlc.Timestamp, error) {
 // Forget records that the user retired device id (collection stops
 // waiting for it); forgetting it again keeps the first time.
 func (d *Dir) Forget(id string, atMS int64) error {
-	if err := db.Exec(d.Base, "INSERT INTO rowdrop_forgotten(id,at_ms) VALUES(?,?) ON CONFLICT(id) DO NOTHING", id, atMS); err != nil {
+	if err := db.Exec(d.conn, "INSERT INTO rowdrop_forgotten(id,at_ms) VALUES(?,?) ON CONFLICT(id) DO NOTHING", id, atMS); err != nil {
 		return fmt.Errorf("record the retirement of %s in %s: %w", id, d.Path, err)
 	}
 	return nil
@@ -165,7 +156,7 @@ func (d *Dir) Forget(id string, atMS int64) error {
 // Forgotten lists the retired devices, sorted.
 func (d *Dir) Forgotten() ([]string, error) {
 	out := []string{}
-	err := sqlitex.Execute(d.Base, "SELECT id FROM rowdrop_forgotten ORDER BY id", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT id FROM rowdrop_forgotten ORDER BY id", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		out = append(out, s.ColumnText(0))
 		return nil
 	}})

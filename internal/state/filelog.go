@@ -27,7 +27,7 @@ func (d *Dir) RecordFile(f FileInfo) error {
 	if f.Seen == nil {
 		js = []byte("{}")
 	}
-	if err := sqlitex.Execute(d.Base, `INSERT OR REPLACE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)`,
+	if err := sqlitex.Execute(d.conn, `INSERT OR REPLACE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)`,
 		&sqlitex.ExecOptions{Args: []any{f.Dev, int64(f.Seq), int64(f.HLC), string(js)}}); err != nil {
 		return fmt.Errorf("record file %s/%d in the file log: %w", f.Dev, f.Seq, err)
 	}
@@ -38,7 +38,7 @@ func (d *Dir) RecordFile(f FileInfo) error {
 // file that wrote every value carrying clock (h, dev).
 func (d *Dir) FileByClock(dev string, h hlc.Timestamp) (*FileInfo, error) {
 	var out *FileInfo
-	err := sqlitex.Execute(d.Base, `SELECT seq, seen FROM rowdrop_filelog WHERE dev=? AND hlc=? ORDER BY seq LIMIT 1`,
+	err := sqlitex.Execute(d.conn, `SELECT seq, seen FROM rowdrop_filelog WHERE dev=? AND hlc=? ORDER BY seq LIMIT 1`,
 		&sqlitex.ExecOptions{Args: []any{dev, int64(h)}, ResultFunc: func(s *sqlite.Stmt) error {
 			f := &FileInfo{Dev: dev, Seq: uint64(s.ColumnInt64(0)), HLC: h}
 			if err := json.Unmarshal([]byte(s.ColumnText(1)), &f.Seen); err != nil {
@@ -64,7 +64,7 @@ type Rekey struct {
 
 // AddRekey stores a re-keying decision.
 func (d *Dir) AddRekey(r *Rekey) error {
-	if err := sqlitex.Execute(d.Base, `INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)`,
+	if err := sqlitex.Execute(d.conn, `INSERT OR IGNORE INTO rowdrop_rekeys(tbl,old_pk,new_pk,keeper_hlc,keeper_dev,mover_hlc,mover_dev) VALUES(?,?,?,?,?,?,?)`,
 		&sqlitex.ExecOptions{Args: []any{r.Table, r.OldPK, r.NewPK, int64(r.Keeper.HLC), r.Keeper.Dev, int64(r.Mover.HLC), r.Mover.Dev}}); err != nil {
 		return fmt.Errorf("record re-keying of a row of %s: %w", r.Table, err)
 	}
@@ -73,7 +73,7 @@ func (d *Dir) AddRekey(r *Rekey) error {
 
 // Rekeys lists every re-keying decision.
 func (d *Dir) Rekeys() ([]*Rekey, error) {
-	out, err := ReadRekeys(d.Base)
+	out, err := ReadRekeys(d.conn)
 	if err != nil {
 		return nil, fmt.Errorf("read re-keying decisions: %w", err)
 	}
@@ -84,7 +84,7 @@ func (d *Dir) Rekeys() ([]*Rekey, error) {
 // id (merge.Engine.FixLocalMoves): a cheap check before every export.
 func (d *Dir) HasLocalMoves() (bool, error) {
 	var any bool
-	err := sqlitex.Execute(d.Base, "SELECT EXISTS(SELECT 1 FROM rowdrop_local_moves)", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT EXISTS(SELECT 1 FROM rowdrop_local_moves)", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		any = s.ColumnInt(0) != 0
 		return nil
 	}})

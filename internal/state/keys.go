@@ -58,7 +58,7 @@ const (
 // Value reads a state value ("" if unset).
 func (d *Dir) Value(k Key) (string, error) {
 	var v string
-	err := sqlitex.Execute(d.Base, "SELECT v FROM rowdrop_state WHERE k=?", &sqlitex.ExecOptions{Args: []any{string(k)}, ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT v FROM rowdrop_state WHERE k=?", &sqlitex.ExecOptions{Args: []any{string(k)}, ResultFunc: func(s *sqlite.Stmt) error {
 		v = s.ColumnText(0)
 		return nil
 	}})
@@ -83,24 +83,8 @@ func (d *Dir) Int(k Key) (int64, error) {
 
 // Set writes a state value (inside the caller's transaction if any).
 func (d *Dir) Set(k Key, v any) error {
-	if err := db.Exec(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES(?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", string(k), v); err != nil {
+	if err := db.Exec(d.conn, "INSERT INTO rowdrop_state(k,v) VALUES(?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", string(k), v); err != nil {
 		return fmt.Errorf("write %s to the state in %s: %w", k, d.Path, err)
 	}
 	return nil
-}
-
-// Get reads a state value, "" if unset or unreadable.
-//
-// Deprecated: use Value, which reports a failed read.
-func (d *Dir) Get(k Key) string {
-	v, _ := d.Value(k)
-	return v
-}
-
-// GetInt reads an integer state value, 0 if unset or unreadable.
-//
-// Deprecated: use Int, which reports a failed read.
-func (d *Dir) GetInt(k Key) int64 {
-	n, _ := d.Int(k)
-	return n
 }

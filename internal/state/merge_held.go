@@ -29,7 +29,7 @@ type HeldRow struct {
 // HeldCounts returns the number of held rows per table.
 func (d *Dir) HeldCounts() (map[string]int, error) {
 	out := map[string]int{}
-	err := sqlitex.ExecuteTransient(d.Base, "SELECT tbl, count(*) FROM rowdrop_unique_held GROUP BY tbl", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.ExecuteTransient(d.conn, "SELECT tbl, count(*) FROM rowdrop_unique_held GROUP BY tbl", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		out[s.ColumnText(0)] = s.ColumnInt(1)
 		return nil
 	}})
@@ -42,7 +42,7 @@ func (d *Dir) HeldCounts() (map[string]int, error) {
 // HeldRows lists every held row.
 func (d *Dir) HeldRows() ([]HeldRow, error) {
 	var out []HeldRow
-	err := sqlitex.Execute(d.Base, "SELECT tbl, pk, logged FROM rowdrop_unique_held", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT tbl, pk, logged FROM rowdrop_unique_held", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		out = append(out, HeldRow{Table: s.ColumnText(0), PK: columnBlob(s, 1), Logged: columnBlob(s, 2)})
 		return nil
 	}})
@@ -55,7 +55,7 @@ func (d *Dir) HeldRows() ([]HeldRow, error) {
 // Hold lists the row under pk of table tbl as held; an entry already there
 // keeps what it logged.
 func (d *Dir) Hold(tbl string, pk []byte) error {
-	if err := db.Exec(d.Base, "INSERT INTO rowdrop_unique_held(tbl, pk) VALUES(?, ?) ON CONFLICT DO NOTHING", tbl, pk); err != nil {
+	if err := db.Exec(d.conn, "INSERT INTO rowdrop_unique_held(tbl, pk) VALUES(?, ?) ON CONFLICT DO NOTHING", tbl, pk); err != nil {
 		return fmt.Errorf("record a held UNIQUE clash: %w", err)
 	}
 	return nil
@@ -64,7 +64,7 @@ func (d *Dir) Hold(tbl string, pk []byte) error {
 // HoldLogged lists a row as held whose values logged were just written to
 // the conflict log.
 func (d *Dir) HoldLogged(tbl string, pk, logged []byte) error {
-	if err := db.Exec(d.Base, "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", tbl, pk, logged); err != nil {
+	if err := db.Exec(d.conn, "INSERT OR REPLACE INTO rowdrop_unique_held(tbl, pk, logged) VALUES(?, ?, ?)", tbl, pk, logged); err != nil {
 		return fmt.Errorf("record a held UNIQUE clash: %w", err)
 	}
 	return nil
@@ -73,7 +73,7 @@ func (d *Dir) HoldLogged(tbl string, pk, logged []byte) error {
 // SetHeldLogged records that a held row's values logged were written to
 // the conflict log.
 func (d *Dir) SetHeldLogged(tbl string, pk, logged []byte) error {
-	if err := db.Exec(d.Base, "UPDATE rowdrop_unique_held SET logged=? WHERE tbl=? AND pk=?", logged, tbl, pk); err != nil {
+	if err := db.Exec(d.conn, "UPDATE rowdrop_unique_held SET logged=? WHERE tbl=? AND pk=?", logged, tbl, pk); err != nil {
 		return fmt.Errorf("update held UNIQUE clashes: %w", err)
 	}
 	return nil
@@ -81,7 +81,7 @@ func (d *Dir) SetHeldLogged(tbl string, pk, logged []byte) error {
 
 // Unhold drops a row from the held list (if it is there).
 func (d *Dir) Unhold(tbl string, pk []byte) error {
-	if err := db.Exec(d.Base, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", tbl, pk); err != nil {
+	if err := db.Exec(d.conn, "DELETE FROM rowdrop_unique_held WHERE tbl=? AND pk=?", tbl, pk); err != nil {
 		return fmt.Errorf("update held UNIQUE clashes: %w", err)
 	}
 	return nil
@@ -98,7 +98,7 @@ type LocalMove struct {
 
 // AddLocalMove records a local row to move (once).
 func (d *Dir) AddLocalMove(m LocalMove) error {
-	if err := sqlitex.Execute(d.Base, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
+	if err := sqlitex.Execute(d.conn, "INSERT OR IGNORE INTO rowdrop_local_moves(tbl,pk,hlc) VALUES(?,?,?)",
 		&sqlitex.ExecOptions{Args: []any{m.Table, m.PK, int64(m.HLC)}}); err != nil {
 		return fmt.Errorf("record a local row to move: %w", err)
 	}
@@ -108,7 +108,7 @@ func (d *Dir) AddLocalMove(m LocalMove) error {
 // LocalMoves lists the local rows waiting to move.
 func (d *Dir) LocalMoves() ([]LocalMove, error) {
 	var out []LocalMove
-	err := sqlitex.Execute(d.Base, "SELECT tbl, pk, hlc FROM rowdrop_local_moves", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT tbl, pk, hlc FROM rowdrop_local_moves", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		pk := make([]byte, s.ColumnLen(1))
 		s.ColumnBytes(1, pk)
 		out = append(out, LocalMove{Table: s.ColumnText(0), PK: pk, HLC: hlc.Timestamp(s.ColumnInt64(2))})
@@ -122,7 +122,7 @@ func (d *Dir) LocalMoves() ([]LocalMove, error) {
 
 // DropLocalMove forgets a local row to move (moved, or nothing to move).
 func (d *Dir) DropLocalMove(tbl string, pk []byte) error {
-	if err := sqlitex.Execute(d.Base, "DELETE FROM rowdrop_local_moves WHERE tbl=? AND pk=?",
+	if err := sqlitex.Execute(d.conn, "DELETE FROM rowdrop_local_moves WHERE tbl=? AND pk=?",
 		&sqlitex.ExecOptions{Args: []any{tbl, pk}}); err != nil {
 		return fmt.Errorf("clear a local move: %w", err)
 	}
@@ -132,7 +132,7 @@ func (d *Dir) DropLocalMove(tbl string, pk []byte) error {
 // MoveRowMeta renames the metadata of a row of table tbl that moved from
 // key from to key to (re-keying).
 func (d *Dir) MoveRowMeta(tbl string, from, to []byte) error {
-	if err := sqlitex.Execute(d.Base, "UPDATE rowdrop_rows SET pk=? WHERE tbl=? AND pk=?", &sqlitex.ExecOptions{Args: []any{to, tbl, from}}); err != nil {
+	if err := sqlitex.Execute(d.conn, "UPDATE rowdrop_rows SET pk=? WHERE tbl=? AND pk=?", &sqlitex.ExecOptions{Args: []any{to, tbl, from}}); err != nil {
 		return fmt.Errorf("move metadata of a re-keyed row of %s: %w", tbl, err)
 	}
 	return nil

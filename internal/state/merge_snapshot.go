@@ -56,13 +56,13 @@ func (d *Dir) MergeHistory(snap *sqlite.Conn) (err error) {
 	if err != nil {
 		return fmt.Errorf("merge the snapshot's re-keying records: %w", err)
 	}
-	end, err := db.Begin(d.Base, "IMMEDIATE")
+	end, err := db.Begin(d.conn, "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("start write transaction on the base copy: %w", err)
 	}
 	defer end(&err)
 	for _, f := range files {
-		if err := db.Exec(d.Base, "INSERT OR IGNORE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)", f.Dev, f.Seq, f.HLC, f.Seen); err != nil {
+		if err := db.Exec(d.conn, "INSERT OR IGNORE INTO rowdrop_filelog(dev,seq,hlc,seen) VALUES(?,?,?,?)", f.Dev, f.Seq, f.HLC, f.Seen); err != nil {
 			return fmt.Errorf("merge the snapshot's file log: %w", err)
 		}
 	}

@@ -70,7 +70,7 @@ type Meta struct {
 }
 
 // NewMeta prepares metadata access.
-func (d *Dir) NewMeta() (*Meta, error) { return NewMetaOn(d.Base) }
+func (d *Dir) NewMeta() (*Meta, error) { return NewMetaOn(d.conn) }
 
 // NewMetaOn prepares metadata access on conn, the state database or a
 // snapshot's.
@@ -298,7 +298,7 @@ type Conflict struct {
 
 // AddConflict appends to the conflict log.
 func (d *Dir) AddConflict(c *Conflict) error {
-	return sqlitex.Execute(d.Base, `INSERT INTO rowdrop_conflicts(at_ms,kind,tbl,pk,pk_text,cols,winner,winner_dev,winner_hlc,loser,loser_dev,loser_hlc,file,note)
+	return sqlitex.Execute(d.conn, `INSERT INTO rowdrop_conflicts(at_ms,kind,tbl,pk,pk_text,cols,winner,winner_dev,winner_hlc,loser,loser_dev,loser_hlc,file,note)
 		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, &sqlitex.ExecOptions{Args: []any{
 		c.AtMS, c.Kind, c.Table, c.PK, c.PKText, c.Cols, c.Winner, c.WinnerDev, int64(c.WinnerHLC), c.Loser, c.LoserDev, int64(c.LoserHLC), c.File, c.Note}})
 }
@@ -313,7 +313,7 @@ func (d *Dir) Conflicts(id int64) ([]*Conflict, error) {
 		args = append(args, id)
 	}
 	q += " ORDER BY id DESC"
-	err := sqlitex.Execute(d.Base, q, &sqlitex.ExecOptions{Args: args, ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, q, &sqlitex.ExecOptions{Args: args, ResultFunc: func(s *sqlite.Stmt) error {
 
 		out = append(out, &Conflict{ID: s.ColumnInt64(0), AtMS: s.ColumnInt64(1), Kind: s.ColumnText(2), Table: s.ColumnText(3),
 			PK: columnBlob(s, 4), PKText: s.ColumnText(5), Cols: s.ColumnText(6), Winner: columnBlob(s, 7), WinnerDev: s.ColumnText(8),
@@ -327,7 +327,7 @@ func (d *Dir) Conflicts(id int64) ([]*Conflict, error) {
 // OpenConflicts counts the conflict-log entries not restored.
 func (d *Dir) OpenConflicts() (int, error) {
 	var n int
-	err := sqlitex.Execute(d.Base, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, "SELECT count(*) FROM rowdrop_conflicts WHERE restored_ms=0", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		n = s.ColumnInt(0)
 		return nil
 	}})
@@ -339,7 +339,7 @@ func (d *Dir) OpenConflicts() (int, error) {
 
 // MarkRestored records that conflict id's losing values were restored.
 func (d *Dir) MarkRestored(id, atMS int64) error {
-	if err := sqlitex.Execute(d.Base, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", &sqlitex.ExecOptions{Args: []any{atMS, id}}); err != nil {
+	if err := sqlitex.Execute(d.conn, "UPDATE rowdrop_conflicts SET restored_ms=? WHERE id=?", &sqlitex.ExecOptions{Args: []any{atMS, id}}); err != nil {
 		return fmt.Errorf("mark conflict %d restored in %s: %w", id, d.Path, err)
 	}
 	return nil

@@ -61,7 +61,7 @@ INSERT INTO rowdrop_cells VALUES('notes',x'01','title',20,'cccc');
 			t.Fatalf("open %d: row 2 metadata %+v, %v: want no cells", round, other, err)
 		}
 		gone := true
-		sqlitex.ExecuteTransient(d.Base, "SELECT 1 FROM sqlite_master WHERE name='rowdrop_cells'", &sqlitex.ExecOptions{ResultFunc: func(*sqlite.Stmt) error {
+		sqlitex.ExecuteTransient(d.Conn(), "SELECT 1 FROM sqlite_master WHERE name='rowdrop_cells'", &sqlitex.ExecOptions{ResultFunc: func(*sqlite.Stmt) error {
 			gone = false
 			return nil
 		}})

@@ -42,9 +42,9 @@ func IsSnapshotMetaTable(name string) bool {
 // values it had seen).
 func StripSnapshotMeta(conn *sqlite.Conn, tables []string, self Device) error {
 	names := make([]any, 0, len(tables))
-	// TODO(issue 22 report): x NOT IN (NULL, ...) is never true, so this
-	// deletes nothing; kept as it was (no behaviour change in this refactor).
-	ph := []string{"NULL"}
+	// An empty list is valid in SQLite (every row goes). A NULL in the
+	// list would make NOT IN never true, keeping every row.
+	ph := []string{}
 	for _, t := range tables {
 		names = append(names, t)
 		ph = append(ph, "?")

@@ -26,9 +26,15 @@ import (
 // Dir is an opened, locked state directory.
 type Dir struct {
 	Path string
-	Base *sqlite.Conn // base.db: base copy of synced tables + rowdrop_* metadata
+	conn *sqlite.Conn // base.db: base copy of synced tables + rowdrop_* metadata
 	lock *os.File
 }
+
+// Conn is the connection to base.db. Its app tables (the base copy of the
+// synced tables) are export's and merge's to read and write directly; its
+// rowdrop_* tables are this package's, reached only through Dir's methods
+// and the functions of this package.
+func (d *Dir) Conn() *sqlite.Conn { return d.conn }
 
 // Identity is who this device is.
 type Identity struct {
@@ -132,7 +138,7 @@ func Open(path string) (*Dir, error) {
 		lf.Close()
 		return nil, fmt.Errorf("upgrade %s: %w", filepath.Join(path, "base.db"), err)
 	}
-	return &Dir{Path: path, Base: base, lock: lf}, nil
+	return &Dir{Path: path, conn: base, lock: lf}, nil
 }
 
 // ErrLocked means another process holds the state directory.
@@ -140,7 +146,7 @@ var ErrLocked = errors.New("state directory locked")
 
 // Close releases the state directory.
 func (d *Dir) Close() error {
-	err := d.Base.Close()
+	err := d.conn.Close()
 	d.lock.Close()
 	return err
 }
@@ -182,7 +188,7 @@ func (d *Dir) CreateIdentity(dev, name string) (Identity, error) {
 		name, _ = os.Hostname()
 	}
 	id := Identity{Device: dev, Name: name, Install: NewInstall()}
-	err := sqlitex.Execute(d.Base, "INSERT INTO rowdrop_state(k,v) VALUES(?,?),(?,?),(?,?),(?,1)",
+	err := sqlitex.Execute(d.conn, "INSERT INTO rowdrop_state(k,v) VALUES(?,?),(?,?),(?,?),(?,1)",
 		&sqlitex.ExecOptions{Args: []any{string(KeyDevice), id.Device, string(KeyName), id.Name, string(KeyInstall), id.Install, string(KeyNextSeq)}})
 	if err != nil {
 		return id, fmt.Errorf("record device identity in %s: %w", d.Path, err)
@@ -230,7 +236,7 @@ func (d *Dir) CheckInstallation() (regenerated bool, err error) {
 	if old == "" {
 		return false, d.Set(KeyHostFP, fp)
 	}
-	end, err := db.Begin(d.Base, "IMMEDIATE")
+	end, err := db.Begin(d.conn, "IMMEDIATE")
 	if err != nil {
 		return false, err
 	}
