@@ -225,7 +225,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	}
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now,
-		MassPercent: int(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
+		MassPercent: massPercent(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
 	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
 		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
 	return s, nil
@@ -275,6 +275,18 @@ func (s *Syncer) followLive() error {
 	s.exp.Live = live
 	s.imKey = "" // prepare the importer again, on the new connection
 	return nil
+}
+
+// massPercent is the guard's threshold for the exporter: the default for
+// 0, off (0) for a negative one.
+func massPercent(p int64) int {
+	switch {
+	case p == 0:
+		return export.DefaultMassPercent
+	case p < 0:
+		return 0
+	}
+	return int(p)
 }
 
 func inside(p, dir string) bool {

@@ -57,8 +57,9 @@ type Exporter struct {
 	ForceFull bool
 	// MassPercent and MassMinRows set the mass-change guard (massChange):
 	// an export that deletes or overwrites more than MassPercent% of a
-	// table of at least MassMinRows rows is held. 0 means the default (50%,
-	// 20 rows); a negative MassPercent turns the guard off.
+	// table of at least MassMinRows rows (0: DefaultMassMinRows) is held.
+	// MassPercent 0 or negative turns the guard off; the library's Config
+	// turns it on by default (DefaultMassPercent).
 	MassPercent, MassMinRows int
 	// ConfirmMassChange lets the next export through the guard.
 	ConfirmMassChange bool

@@ -36,11 +36,8 @@ const (
 // tables with enough such rows to matter are counted, in the base copy.
 func (e *Exporter) massChange(ts touchedSet) (string, error) {
 	pct, minRows := e.MassPercent, e.MassMinRows
-	if pct < 0 {
+	if pct <= 0 {
 		return "", nil
-	}
-	if pct == 0 {
-		pct = DefaultMassPercent
 	}
 	if minRows <= 0 {
 		minRows = DefaultMassMinRows
