@@ -511,6 +511,9 @@ func (s *Syncer) importOnce(ctx context.Context, ls liveSchema, fv *folderView) 
 		return res, err
 	}
 	if liveFile != nil {
+		if res.Applied > 0 || rb.Used != "" {
+			s.exp.Mark(liveFile)
+		}
 		if err := s.exp.RecordLiveFile(*liveFile); err != nil {
 			return res, err
 		}

@@ -340,6 +340,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.releaseHold(); err != nil {
 		return res, err
 	}
+	e.Mark(&liveFile)
 	if err := e.RecordLiveFile(liveFile); err != nil {
 		return res, err
 	}

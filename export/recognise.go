@@ -42,6 +42,17 @@ import (
 //     never by opening the file around it (invariant 6).
 //   - application_id and user_version: another app's database, or one
 //     from before a schema migration, is not this file's future.
+//   - rowdrop's marker row, in a table rowdrop_marker of the app's
+//     database: the device that wrote it and a generation, advanced by
+//     every export that publishes and every import that merges (which
+//     write live anyway, or just did). It is the only signal that survives
+//     every way a backup comes back: copied over the same inode in WAL mode
+//     (the counter moves only when page 1 is written), or written into the
+//     file through SQLite's backup API (the app's own "restore backup":
+//     the counter then grows), so content alone would have to tell, and
+//     it cannot (below). Its cost: one small table in the app's schema
+//     (rowdrop's own, never synced, like rowdrop_dirty of the hints), one
+//     row written per sync that changed something.
 //   - a fingerprint of the synced tables: per table, a hash of its first
 //     and last row in key order (two index probes). Content alone cannot
 //     tell "went backwards" from an ordinary edit without false alarms (an
@@ -115,6 +126,9 @@ func ReadLiveFile(path string, tables []*schema.Table) (f state.LiveFile, err er
 	}}); err != nil {
 		return f, fmt.Errorf("read the header of %s: %w", path, err)
 	}
+	if f.Marker, f.Token, err = readMarker(conn); err != nil {
+		return f, fmt.Errorf("read rowdrop's marker in %s: %w", path, err)
+	}
 	f.Rows = map[string]string{}
 	for _, t := range tables {
 		if f.Rows[t.Name], err = edgeRows(conn, "main", t); err != nil {
@@ -122,6 +136,53 @@ func ReadLiveFile(path string, tables []*schema.Table) (f state.LiveFile, err er
 		}
 	}
 	return f, nil
+}
+
+// markerTable holds rowdrop's marker row in the app's database.
+const markerTable = "rowdrop_marker"
+
+// readMarker reads the marker row (0, "" when there is none).
+func readMarker(conn *sqlite.Conn) (gen int64, token string, err error) {
+	has := false
+	err = sqlitex.ExecuteTransient(conn, "SELECT 1 FROM main.sqlite_master WHERE type='table' AND name='"+markerTable+"'", &sqlitex.ExecOptions{ResultFunc: func(*sqlite.Stmt) error {
+		has = true
+		return nil
+	}})
+	if err != nil || !has {
+		return 0, "", err
+	}
+	err = sqlitex.ExecuteTransient(conn, "SELECT gen, token FROM main."+markerTable+" WHERE id=1", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		gen, token = s.ColumnInt64(0), s.ColumnText(1)
+		return nil
+	}})
+	return gen, token, err
+}
+
+// Mark writes the next generation of rowdrop's marker into live, after
+// an export published or an import merged, and notes it in f (what
+// RecordLiveFile then records). A failure is logged, not fatal: the
+// marker in the file and in f stay as they were, consistent.
+func (e *Exporter) Mark(f *state.LiveFile) {
+	if e.Live == nil {
+		return
+	}
+	gen := f.Marker + 1
+	err := func() (err error) {
+		end, err := db.Begin(e.Live, "IMMEDIATE")
+		if err != nil {
+			return err
+		}
+		defer end(&err)
+		if err = db.Exec(e.Live, "CREATE TABLE IF NOT EXISTS main."+markerTable+"(id INTEGER PRIMARY KEY CHECK(id=1), gen INTEGER NOT NULL, token TEXT NOT NULL)"); err != nil {
+			return err
+		}
+		return db.Exec(e.Live, "INSERT INTO main."+markerTable+"(id,gen,token) VALUES(1,?,?) ON CONFLICT(id) DO UPDATE SET gen=excluded.gen, token=excluded.token", gen, e.ID.Device)
+	}()
+	if err != nil {
+		e.logger().Warn("could not update rowdrop's marker in the live database (a restored copy of it may then go unrecognised)", "db", e.LivePath, "table", markerTable, "err", err)
+		return
+	}
+	f.Marker, f.Token = gen, e.ID.Device
 }
 
 // edgeRows fingerprints a table by its first and last row in key order
@@ -194,6 +255,12 @@ func Classify(rec state.LiveFile, recorded bool, cur state.LiveFile, baseRows bo
 		return RecognisedReplaced, fmt.Sprintf("its application_id is %d, the database synced until now had %d (another app's database?)", cur.AppID, rec.AppID)
 	case rec.FileID != "" && cur.FileID != "" && rec.FileID != cur.FileID:
 		return RecognisedReplaced, fmt.Sprintf("another file now has its path (file id %s, was %s): it was replaced, restored or recreated", cur.FileID, rec.FileID)
+	case rec.Marker > 0 && cur.Marker == 0:
+		return RecognisedReplaced, "rowdrop's marker (table " + markerTable + ") is gone: the file was replaced or recreated"
+	case rec.Marker > 0 && cur.Token != rec.Token:
+		return RecognisedReplaced, fmt.Sprintf("rowdrop's marker was written by device %s, not this one: a copy of another device's database?", cur.Token)
+	case cur.Marker < rec.Marker:
+		return RecognisedOlder, fmt.Sprintf("rowdrop's marker went back from generation %d to %d: an older copy (restored from a backup?)", rec.Marker, cur.Marker)
 	case cur.Counter < rec.Counter:
 		return RecognisedOlder, fmt.Sprintf("its file change counter went back from %d to %d: an older copy (restored from a backup?)", rec.Counter, cur.Counter)
 	case cur.UserVersion < rec.UserVersion:

@@ -355,3 +355,36 @@ func TestMassOverwriteOfOthersWork(t *testing.T) {
 		t.Fatalf("b overwriting 30 of a's 40 notes: %v", err)
 	}
 }
+
+// TestRestoreThroughBackupAPI: the app's own "restore backup" copies an
+// older copy into the live file through SQLite's backup API, in WAL mode:
+// same file, and the change counter grows. rowdrop's marker went back.
+func TestRestoreThroughBackupAPI(t *testing.T) {
+	w, a, b := restorePair(t, scenario.Options{WAL: true})
+	backup := filepath.Join(w.Dir, "a-backup.db")
+	a.Exec("VACUUM INTO ?", backup)
+	w.Tick(1000)
+	b.Exec("UPDATE notes SET title='edited by b' WHERE id='n1'")
+	b.Exec("INSERT INTO notes VALUES('n3','third','three')")
+	w.Quiesce(10)
+	src, err := sqlite.OpenConn(backup, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err := sqlite.NewBackup(a.App, "main", src, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bk.Step(-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := bk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	r := a.Export()
+	if r.Recognised == nil || r.Recognised.Kind != export.RecognisedOlder {
+		t.Fatalf("the restored copy was not recognised as older: %+v", r.Recognised)
+	}
+	checkRestoreOutcome(t, w, a, b)
+}

@@ -25,6 +25,13 @@ type LiveFile struct {
 	// another app's database, or an older schema version, is not the file.
 	AppID       int64 `json:"application_id"`
 	UserVersion int64 `json:"user_version"`
+	// Marker and Token are the generation and owner of rowdrop's marker
+	// row in the app's database (table rowdrop_marker, export/recognise.go):
+	// every export that publishes and every import that merges writes the
+	// next generation, so a copy from before has a smaller one, whatever
+	// the tool that brought it back. 0: no marker.
+	Marker int64  `json:"marker,omitempty"`
+	Token  string `json:"token,omitempty"`
 	// Rows fingerprints each synced table by its first and last row in key
 	// order ("" for an empty table).
 	Rows map[string]string `json:"rows,omitempty"`
