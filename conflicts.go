@@ -33,10 +33,14 @@ type Conflict struct {
 	Restored string            `json:"restored,omitempty"`
 }
 
-func view(c *state.Conflict) *Conflict {
+// view renders a conflict-log entry; values that do not decode are left
+// out, a column list that does not is an error (the state is damaged).
+func view(c *state.Conflict) (*Conflict, error) {
 	v := &Conflict{ID: c.ID, At: msTime(c.AtMS), Kind: c.Kind, Table: c.Table, Key: c.PKText, WinnerBy: c.WinnerDev, LoserBy: c.LoserDev,
 		File: c.File, Note: c.Note, Restored: msTime(c.Restored)}
-	_ = json.Unmarshal([]byte(c.Cols), &v.Columns)
+	if err := json.Unmarshal([]byte(c.Cols), &v.Columns); err != nil {
+		return nil, fmt.Errorf("conflict %d: stored column list %q is unreadable: %w", c.ID, c.Cols, err)
+	}
 	render := func(b []byte) map[string]string {
 		if b == nil {
 			return nil
@@ -60,7 +64,7 @@ func view(c *state.Conflict) *Conflict {
 	if c.LoserHLC != 0 {
 		v.LoserAt = hlc.Timestamp(c.LoserHLC).String()
 	}
-	return v
+	return v, nil
 }
 
 // Conflicts lists the conflict log, newest first.
@@ -71,7 +75,11 @@ func (s *Syncer) Conflicts() ([]*Conflict, error) {
 	}
 	out := make([]*Conflict, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, view(c))
+		v, err := view(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -85,12 +93,13 @@ func (s *Syncer) Conflict(id int64) (*Conflict, error) {
 	if len(cs) == 0 {
 		return nil, fmt.Errorf("no conflict with id %d (list them with `rowdrop conflicts`)", id)
 	}
-	return view(cs[0]), nil
+	return view(cs[0])
 }
 
-// Restore writes an entry's losing value(s) back into the live database as
-// a new local edit, which the next export publishes like any edit.
-func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
+// RestoreConflict writes an entry's losing value(s) back into the live
+// database as a new local edit, which the next export publishes like any
+// edit.
+func (s *Syncer) RestoreConflict(ctx context.Context, id int64) (err error) {
 	cs, err := s.st.Conflicts(id)
 	if err != nil {
 		return err
@@ -118,7 +127,9 @@ func (s *Syncer) Restore(ctx context.Context, id int64) (err error) {
 		return fmt.Errorf("conflict %d is about table %s, which is not synced here any more", id, c.Table)
 	}
 	var cols []string
-	_ = json.Unmarshal([]byte(c.Cols), &cols)
+	if err := json.Unmarshal([]byte(c.Cols), &cols); err != nil {
+		return fmt.Errorf("conflict %d: stored column list is unreadable: %w", id, err)
+	}
 	vals, err := changeset.DecodeKey(c.Loser)
 	if err != nil || len(vals) != len(cols) {
 		return fmt.Errorf("conflict %d: stored value is unreadable", id)

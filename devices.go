@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"time"
 
@@ -46,11 +45,13 @@ func (s *Syncer) published() (uint64, error) {
 		return 0, err
 	}
 	p := uint64(next - 1)
-	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
-		for _, e := range ents {
-			if seq, ok := rdfile.ParseSeq(e.Name()); ok && seq <= p {
-				p = seq - 1
-			}
+	waiting, err := s.outbox()
+	if err != nil {
+		return 0, err
+	}
+	for _, seq := range waiting {
+		if seq <= p {
+			p = seq - 1
 		}
 	}
 	return p, nil
@@ -121,108 +122,6 @@ func (s *Syncer) writeAck(force bool, applied map[string]uint64) (bool, error) {
 		return false, fmt.Errorf("write acknowledgement %s: %w (check that the shared folder is writable; until it is, other devices keep this device's old files)", s.shared.Path(folder.AckRel(s.id.Device)), err)
 	}
 	return true, nil
-}
-
-// CollectReport is the outcome of Collect.
-type CollectReport struct {
-	DryRun  bool      `json:"dry_run"`
-	Plan    *gc.Plan  `json:"plan"`
-	Deleted []gc.Item `json:"deleted"`
-	Bytes   int64     `json:"bytes_freed"`
-}
-
-// Collect deletes this device's own files that no device needs any more:
-// changesets every active device has acknowledged and the newest whole
-// snapshot includes, and its own snapshots older than its newest whole
-// one. With dryRun it only reports what would go and what holds the rest
-// back. It never touches another device's files.
-func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, error) {
-	if _, err := os.Stat(s.cfg.Folder); err != nil {
-		return nil, fmt.Errorf("shared folder %s is not available: %w (mount it, or check the --folder path)", s.cfg.Folder, err)
-	}
-	forgotten, err := s.forgotten()
-	if err != nil {
-		return nil, err
-	}
-	names, err := s.deviceNames()
-	if err != nil {
-		return nil, err
-	}
-	if dirs, err := gc.Survey(s.shared); err == nil {
-		for id, d := range dirs {
-			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
-				names[id] = d.Ack.DeviceName
-			}
-		}
-	}
-	ls, err := s.readSchema()
-	if err != nil {
-		return nil, err
-	}
-	im, err := s.importer(ls)
-	if err != nil {
-		return nil, err
-	}
-	// A snapshot covers collected files only if a joiner could use it.
-	usable := func(rel string) error {
-		kind, dev, seq := rdfile.Classify(rel)
-		if kind != rdfile.NameSnapshot {
-			return fmt.Errorf("not a snapshot name")
-		}
-		snap, status, reason, err := im.OpenSnapshot(ctx, folder.Entry{Device: dev, Seq: seq, Rel: rel})
-		if err != nil {
-			return err
-		}
-		if status != "" {
-			return fmt.Errorf("%s (%s)", reason, status)
-		}
-		snap.Close()
-		return nil
-	}
-	published, err := s.published()
-	if err != nil {
-		return nil, err
-	}
-	plan, err := gc.Make(gc.Input{Folder: s.shared, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
-	if err != nil {
-		return nil, err
-	}
-	r := &CollectReport{DryRun: dryRun, Plan: plan, Deleted: []gc.Item{}}
-	for _, p := range plan.Problems {
-		s.log.Warn("collection: " + p)
-	}
-	if dryRun {
-		return r, nil
-	}
-	r.Deleted, err = gc.Execute(ctx, s.shared, plan, s.log)
-	for _, it := range r.Deleted {
-		r.Bytes += it.Bytes
-	}
-	if err != nil {
-		return r, err
-	}
-	if len(r.Deleted) > 0 {
-		s.log.Info("collection done", "files", len(r.Deleted), "bytes", r.Bytes, "kept", plan.Kept)
-	}
-	return r, s.st.Set(state.KeyLastGCMS, s.cfg.Now().UnixMilli())
-}
-
-// MaybeCollect runs Collect when the last one is older than every (watch
-// calls it after each step). It returns nil, nil when it is not time yet.
-func (s *Syncer) MaybeCollect(ctx context.Context, every time.Duration) (*CollectReport, error) {
-	last, err := s.st.Int(state.KeyLastGCMS)
-	if err != nil {
-		return nil, err
-	}
-	if last > 0 && s.cfg.Now().Sub(time.UnixMilli(last)) < every {
-		return nil, nil
-	}
-	// Recorded first: a collection that fails is retried at the next
-	// period, not at every step.
-	if err := s.st.Set(state.KeyLastGCMS, s.cfg.Now().UnixMilli()); err != nil {
-		return nil, err
-	}
-	return s.Collect(ctx, false)
 }
 
 // DeviceInfo is one device as this device sees it.
@@ -379,10 +278,10 @@ func (s *Syncer) Forget(ctx context.Context, id string) error {
 
 // deviceWarnings names the devices that hold collection back by being
 // silent for longer than the horizon.
-func (s *Syncer) deviceWarnings(ctx context.Context) []string {
+func (s *Syncer) deviceWarnings(ctx context.Context) ([]string, error) {
 	devs, err := s.Devices(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var out []string
 	for _, d := range devs {
@@ -400,5 +299,5 @@ func (s *Syncer) deviceWarnings(ctx context.Context) []string {
 		out = append(out, fmt.Sprintf("device %s is silent: %s (horizon %s). Until it syncs again it holds back the collection of old files; if it is gone for good, run `rowdrop devices forget %s`",
 			name, since, s.horizon(), d.ID))
 	}
-	return out
+	return out, nil
 }

@@ -16,22 +16,22 @@ import (
 // Snapshot exports this device's edits, then publishes a snapshot of its
 // merged state into the shared folder.
 func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
-	ls, err := s.readSchema()
+	c, err := s.newCycle()
 	if err != nil {
 		return export.SnapshotResult{}, err
 	}
-	if _, _, err := s.joinIfNew(ctx, ls); err != nil {
+	if _, err := s.joinIfNew(ctx, c); err != nil {
 		return export.SnapshotResult{}, err
 	}
 	var r export.Result
-	if err := retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r, e = s.export(ctx, ls); return e }); err != nil {
+	if err := retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r, e = s.export(ctx, c); return e }); err != nil {
 		return export.SnapshotResult{}, err
 	}
 	if r.PublishErr != nil {
 		return export.SnapshotResult{}, fmt.Errorf("no snapshot: exported changes wait in the outbox: %w", r.PublishErr)
 	}
 	// The export brought the base copy in line (EnsureBase).
-	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.shared, synced(ls.tables, r.SchemaProblems), s.cfg.Now())
+	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.shared, synced(c.schema.tables, r.SchemaProblems), s.cfg.Now())
 	if err != nil {
 		return res, err
 	}
@@ -56,23 +56,21 @@ func (s *Syncer) SnapshotIfDue(ctx context.Context, everyFiles int, every time.D
 }
 
 // joinIfNew merges a usable snapshot into a new device (import/rebase.go).
-// It returns the folder view it took, for the import that follows (nil if
-// none).
-func (s *Syncer) joinIfNew(ctx context.Context, ls liveSchema) (merge.Stats, *folderView, error) {
+func (s *Syncer) joinIfNew(ctx context.Context, c *cycle) (merge.Stats, error) {
 	if isNew, err := importer.IsNew(s.st); err != nil || !isNew {
-		return merge.Stats{}, nil, err
+		return merge.Stats{}, err
 	}
-	fv, err := s.viewFolder()
+	fv, err := s.folder(c)
 	if err != nil {
-		return merge.Stats{}, nil, err
+		return merge.Stats{}, err
 	}
 	if fv.err != nil {
-		return merge.Stats{}, fv, nil // Export says what is wrong with the folder
+		return merge.Stats{}, nil // Export says what is wrong with the folder
 	}
-	im, err := s.importer(ls)
+	im, err := s.importer(c.schema)
 	if err != nil {
-		return merge.Stats{}, nil, err
+		return merge.Stats{}, err
 	}
 	rr, err := im.Rebase(ctx, fv.scan, fv.applied)
-	return rr.Stats, fv, err
+	return rr.Stats, err
 }

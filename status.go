@@ -3,7 +3,6 @@ package rowdrop
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"time"
 
@@ -11,28 +10,27 @@ import (
 	importer "rowdrop/import"
 	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
 	"rowdrop/internal/state"
 )
 
 // Status is what `rowdrop status` reports.
 type Status struct {
-	Device     string           `json:"device"`
-	Name       string           `json:"name"`
-	Database   string           `json:"database"`
-	Folder     string           `json:"folder"`
-	StateDir   string           `json:"state_dir"`
-	FolderOK   bool             `json:"folder_available"`
-	NextSeq    int64            `json:"next_seq"`
-	Outbox     int              `json:"outbox_waiting"`
-	LastExport string           `json:"last_export,omitempty"`
-	LastImport string           `json:"last_import,omitempty"`
-	Devices    []DeviceStatus   `json:"devices"`
-	Files      []FileStatus     `json:"files"`
-	Synced     []string         `json:"tables_synced"`
-	Skipped    []schema.Skipped `json:"tables_skipped"`
-	Conflicts  int              `json:"conflicts"`
-	Unknown    []string         `json:"unknown_files,omitempty"`
+	Device     string         `json:"device"`
+	Name       string         `json:"name"`
+	Database   string         `json:"database"`
+	Folder     string         `json:"folder"`
+	StateDir   string         `json:"state_dir"`
+	FolderOK   bool           `json:"folder_available"`
+	NextSeq    int64          `json:"next_seq"`
+	Outbox     int            `json:"outbox_waiting"`
+	LastExport string         `json:"last_export,omitempty"`
+	LastImport string         `json:"last_import,omitempty"`
+	Devices    []DeviceStatus `json:"devices"`
+	Files      []FileStatus   `json:"files"`
+	Synced     []string       `json:"tables_synced"`
+	Skipped    []SkippedTable `json:"tables_skipped"`
+	Conflicts  int            `json:"conflicts"`
+	Unknown    []string       `json:"unknown_files,omitempty"`
 	// Warnings name devices silent for longer than the device horizon:
 	// they hold back the collection of old files until they sync again or
 	// the user retires them (`rowdrop devices forget ID`).
@@ -43,10 +41,38 @@ type Status struct {
 	// Recognised is the last time the live database was found not to be
 	// the file last synced (replaced, an older copy, emptied), and what
 	// was done about it.
-	Recognised *state.Recognition `json:"live_database_recognised,omitempty"`
+	Recognised *Recognition `json:"live_database_recognised,omitempty"`
 }
 
-// SkippedSchemaChanged is the Skipped.Kind of a synced table whose shape
+// Recognition is what a check of the live database found when it was not
+// the file last synced (export/recognise.go), and what was done.
+type Recognition struct {
+	Kind   string `json:"kind"`   // "replaced", "older-copy" or "emptied"
+	Reason string `json:"reason"` // the signal that told
+	// Restored counts rows brought back from the base copy, Reverted rows
+	// whose values lost to the synced ones (each in the conflict log),
+	// Kept differences exported as new edits (rows never synced).
+	Restored int    `json:"restored_rows"`
+	Reverted int    `json:"reverted_rows"`
+	Kept     int    `json:"kept_rows"`
+	At       string `json:"at"`
+}
+
+func recognitionView(r *state.Recognition) *Recognition {
+	if r == nil {
+		return nil
+	}
+	return &Recognition{Kind: r.Kind, Reason: r.Reason, Restored: r.Restored, Reverted: r.Reverted, Kept: r.Kept, At: msTime(r.AtMS)}
+}
+
+// SkippedTable is a table rowdrop does not sync here, with the reason.
+type SkippedTable struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"` // "excluded" (by rule or config), "unsyncable" or SkippedSchemaChanged
+	Reason string `json:"reason"`
+}
+
+// SkippedSchemaChanged is the SkippedTable.Kind of a synced table whose shape
 // changed on this device in a way rowdrop cannot follow (export.SchemaProblem).
 const SkippedSchemaChanged = "schema-changed"
 
@@ -85,19 +111,19 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
 		NextSeq: vals[0], LastExport: msTime(vals[1]), LastImport: msTime(vals[2])}
-	if ents, err := os.ReadDir(s.st.Outbox()); err == nil {
-		for _, e := range ents {
-			if _, ok := rdfile.ParseSeq(e.Name()); ok {
-				st.Outbox++
-			}
-		}
+	waiting, err := s.outbox()
+	if err != nil {
+		return nil, err
 	}
+	st.Outbox = len(waiting)
 	ls, err := s.readSchema()
 	if err != nil {
 		return nil, err
 	}
 	tables := ls.tables
-	st.Skipped = ls.skipped
+	for _, sk := range ls.skipped {
+		st.Skipped = append(st.Skipped, SkippedTable(sk))
+	}
 	problems, err := export.CheckBase(s.st, tables)
 	if err != nil {
 		return nil, err
@@ -105,7 +131,7 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	blocked := map[string]bool{}
 	for _, p := range problems {
 		blocked[p.Table] = true
-		st.Skipped = append(st.Skipped, schema.Skipped{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
+		st.Skipped = append(st.Skipped, SkippedTable{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
 	}
 	for _, t := range tables {
 		if !blocked[t.Name] {
@@ -154,7 +180,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
 	}
 	if scanErr == nil {
-		st.Warnings = s.deviceWarnings(ctx)
+		if st.Warnings, err = s.deviceWarnings(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
 		return nil, err
@@ -165,7 +193,7 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	if r, ok, err := s.st.LastRecognition(); err != nil {
 		return nil, err
 	} else if ok {
-		st.Recognised = &r
+		st.Recognised = recognitionView(&r)
 	}
 	return st, nil
 }

@@ -246,19 +246,6 @@ func dropHintTriggers(conn *sqlite.Conn) error {
 	return nil
 }
 
-// RemoveHints drops the hint triggers and table.
-func RemoveHints(conn *sqlite.Conn) (err error) {
-	end, err := db.Begin(conn, "IMMEDIATE")
-	if err != nil {
-		return err
-	}
-	defer end(&err)
-	if err = dropHintTriggers(conn); err != nil {
-		return err
-	}
-	return db.Exec(conn, "DROP TABLE IF EXISTS rowdrop_dirty")
-}
-
 // clearHints deletes consumed hints (rowid <= max).
 func clearHints(conn *sqlite.Conn, max int64) error {
 	if max <= 0 {

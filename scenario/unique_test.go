@@ -67,13 +67,13 @@ func TestUniqueLocalUnexportedRowLoses(t *testing.T) {
 		t.Fatalf("c: %v", got)
 	}
 	// Restoring it while a1 holds the URL is refused with the fix named.
-	err := b.S.Restore(context.Background(), lost[0].ID)
+	err := b.S.RestoreConflict(context.Background(), lost[0].ID)
 	if err == nil || !strings.Contains(err.Error(), "change or delete that row") {
 		t.Fatalf("restore while the value is taken: %v", err)
 	}
 	// Once the URL is free, it comes back and travels.
 	b.Exec(`UPDATE bm SET url='https://moved' WHERE id='a1'`)
-	if err := b.S.Restore(context.Background(), lost[0].ID); err != nil {
+	if err := b.S.RestoreConflict(context.Background(), lost[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	w.Tick(1000)

@@ -81,7 +81,7 @@ func cmdConflicts(ctx context.Context, a *app, args []string) error {
 	if c.Restored != "" {
 		a.log.Warn("this conflict was restored before; writing its losing value again", "id", id, "restored", c.Restored)
 	}
-	if err := s.Restore(ctx, id); err != nil {
+	if err := s.RestoreConflict(ctx, id); err != nil {
 		return err
 	}
 	cols := make([]string, 0, len(c.Loser))

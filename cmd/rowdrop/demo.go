@@ -309,7 +309,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger, guard string) error {
 	// 6. Restore the lost edit, to show nothing is silently lost.
 	if restoreID != 0 {
 		d.section(fmt.Sprintf("6. the laptop brings back \"Old ideas\" with its edit: `rowdrop conflicts restore %d`", restoreID))
-		if err := laptop.s.Restore(ctx, restoreID); err != nil {
+		if err := laptop.s.RestoreConflict(ctx, restoreID); err != nil {
 			return err
 		}
 		if err := laptop.exec("INSERT OR IGNORE INTO note_tags(note_id,tag) VALUES(?, 'ideas')", d.ids["Old ideas"]); err != nil {

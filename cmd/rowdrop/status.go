@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"rowdrop"
 )
@@ -120,7 +119,7 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 	}
 	if r := st.Recognised; r != nil {
 		fmt.Fprintf(w, "recognised %s: the database was %s (%s); %d row(s) brought back, %d reverted (in the conflict log), %d kept as new edits\n",
-			time.UnixMilli(r.AtMS).UTC().Format(time.RFC3339), r.Kind, r.Reason, r.Restored, r.Reverted, r.Kept)
+			r.At, r.Kind, r.Reason, r.Restored, r.Reverted, r.Kept)
 	}
 
 	fmt.Fprintf(w, "\nother devices: %d\n", len(st.Devices))
