@@ -226,6 +226,12 @@ func schemaKey(tables []*schema.Table, skipped []schema.Skipped) string {
 		}
 	}
 	for _, sk := range skipped {
+		// rowdrop's own tables in the app's database (rowdrop_marker,
+		// rowdrop_dirty) come and go with rowdrop's work, not the app's
+		// schema; no file ever names one.
+		if strings.HasPrefix(strings.ToLower(sk.Name), "rowdrop_") {
+			continue
+		}
 		field("skipped")
 		field(sk.Name)
 	}
