@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"zombiezen.com/go/sqlite"
@@ -323,6 +324,15 @@ func (e *Exporter) Recognise(ctx context.Context, tables []*schema.Table) (r *st
 // the capture, so a file replaced meanwhile is still told apart next time;
 // rowdrop's own writes since only make the counter it recorded smaller.
 func (e *Exporter) RecordLiveFile(f state.LiveFile) error {
+	// Unchanged (a sync with nothing to do): no write, no fsync.
+	if rec, ok, err := e.State.LiveFile(); err != nil {
+		return err
+	} else if ok {
+		rec.AtMS = f.AtMS
+		if reflect.DeepEqual(rec, f) {
+			return nil
+		}
+	}
 	f.AtMS = e.now().UnixMilli()
 	return e.State.SetLiveFile(f)
 }

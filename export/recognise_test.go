@@ -117,8 +117,10 @@ func BenchmarkReadLiveFile(b *testing.B) {
 			if wal {
 				mode = "WAL"
 			}
-			script := "PRAGMA journal_mode=" + mode + `;
-CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT, body TEXT);
+			if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode="+mode, nil); err != nil {
+				b.Fatal(err)
+			}
+			script := `CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT, body TEXT);
 CREATE TABLE items(id INTEGER PRIMARY KEY, v TEXT);
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000)
 INSERT INTO notes SELECT printf('n%08d', i), 'title', hex(randomblob(40)) FROM n;
