@@ -297,3 +297,24 @@ func (s *Syncer) outbox() ([]uint64, error) {
 
 // Publish retries publishing files waiting in the outbox.
 func (s *Syncer) Publish() ([]string, error) { return s.exp.Publish() }
+
+// AdoptPlan counts, per synced table, what Adopt would insert, change and
+// delete on every device: live's differences from the base copy.
+func (s *Syncer) AdoptPlan(ctx context.Context) ([]export.TableChanges, error) {
+	c, err := s.newCycle()
+	if err != nil {
+		return nil, err
+	}
+	return s.exp.AdoptPlan(ctx, c.schema.tables)
+}
+
+// Adopt takes the live database as the truth ("my database now is the
+// truth"): one sync whose export publishes live's differences from the
+// base copy as new edits, winning over everything merged before, without
+// the recognition of a replaced or older file and without the mass-change
+// guard. Show AdoptPlan to the user first.
+func (s *Syncer) Adopt(ctx context.Context) (Report, error) {
+	s.exp.Adopt = true
+	defer func() { s.exp.Adopt = false }()
+	return s.Sync(ctx)
+}

@@ -63,6 +63,9 @@ type Exporter struct {
 	MassPercent, MassMinRows int
 	// ConfirmMassChange lets the next export through the guard.
 	ConfirmMassChange bool
+	// Adopt makes the next export take live as the truth (adopt.go): no
+	// recognition of the file, no guard.
+	Adopt bool
 
 	warnedHints bool // "hints unsupported" was logged once
 }
@@ -149,7 +152,14 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 			}
 		}
 	}
-	recognised, liveFile, err := e.Recognise(ctx, tables)
+	var recognised *state.Recognition
+	var liveFile state.LiveFile
+	if e.Adopt {
+		liveFile, err = ReadLiveFile(e.LivePath, tables)
+		e.ConfirmMassChange = true
+	} else {
+		recognised, liveFile, err = e.Recognise(ctx, tables)
+	}
 	if err != nil {
 		return res, err
 	}

@@ -110,7 +110,7 @@ func (e *Exporter) massChange(ts touchedSet) (string, error) {
 // releaseHold forgets a hold once an export got through (confirmed, or
 // the mass change was undone).
 func (e *Exporter) releaseHold() error {
-	e.ConfirmMassChange = false // one confirmation, one export
+	e.ConfirmMassChange, e.Adopt = false, false // one confirmation, one export
 	v, err := e.State.Value(state.KeyMassHeld)
 	if err != nil || v == "" {
 		return err

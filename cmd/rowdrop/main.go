@@ -34,6 +34,11 @@ Usage:
                                             guard held (it deletes or overwrites most of a table)
   rowdrop watch     [pair flags] [watch flags]  sync whenever the database or the folder changes,
                                             until SIGINT/SIGTERM; serves every configured database
+  rowdrop adopt     [pair flags] [--dry-run] [--json]
+                                            take the live database as the truth: print how many rows
+                                            that inserts, changes and deletes on every device, then sync
+                                            with its content winning as new edits (after a restore or a
+                                            reset that was meant, or to confirm a mass change)
   rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
                                             synced and skipped tables, conflicts
   rowdrop conflicts [pair flags] [--json]   list the conflict log (values that lost a merge)
@@ -115,6 +120,7 @@ var commands = map[string]command{
 	"devices":   cmdDevices,
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
+	"adopt":     cmdAdopt,
 }
 
 // run is main without the process: it returns the exit status.

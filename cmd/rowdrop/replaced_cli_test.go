@@ -164,3 +164,33 @@ func TestCLIMassDeleteHeld(t *testing.T) {
 		t.Fatalf("still held: %q", held)
 	}
 }
+
+// TestCLIAdopt: the user means it. alpha's app deleted every note (which a
+// sync would take for a reset and refill); `rowdrop adopt --dry-run` prints
+// what adopting would do and changes nothing; `rowdrop adopt` makes the
+// empty state win on every device.
+func TestCLIAdopt(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	a.exec(t, "INSERT INTO notes(id,title,body) VALUES('n1','first','one'),('n2','second','two')")
+	a.exec(t, "INSERT INTO note_tags VALUES('n1','x')")
+	a.sync(t)
+	b.sync(t)
+	a.execScript(t, "DELETE FROM notes; DELETE FROM note_tags;")
+	r := ok(t, append([]string{"adopt", "--dry-run"}, a.flags()...)...)
+	if !strings.Contains(r.stdout, "would change") || !strings.Contains(r.stdout, "notes: 0 row(s) inserted, 0 changed, 2 deleted") || !strings.Contains(r.stdout, "note_tags: 0 row(s) inserted, 0 changed, 1 deleted") {
+		t.Fatalf("adopt --dry-run printed:\n%s", r.stdout)
+	}
+	if strings.Contains(a.dump(t), "'first'") {
+		t.Fatal("adopt --dry-run changed the live database")
+	}
+	r = ok(t, append([]string{"adopt"}, a.flags()...)...)
+	if !strings.Contains(r.stdout, "notes: 0 row(s) inserted, 0 changed, 2 deleted") {
+		t.Fatalf("adopt printed:\n%s", r.stdout)
+	}
+	b.sync(t)
+	sameDB(t, a, b)
+	if got := b.dump(t); got != "" {
+		t.Fatalf("beta after alpha adopted its empty database:\n%s", got)
+	}
+}
