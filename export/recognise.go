@@ -60,8 +60,11 @@ import (
 //     undo brings back an older state too), and a false alarm demotes a
 //     real edit, so content is not a trigger by itself: it tells an
 //     emptied database (every synced table empty while the base copy has
-//     rows, a trigger on its own, checked against the base copy), and it
-//     tells a replaced file whose content is unchanged (nothing to do).
+//     rows) and a replaced file whose content is unchanged (nothing to
+//     do). Emptied together with another signal, a table created again
+//     (its root page changed) or a file never synced, it is a reset;
+//     emptied by the app's deletes in the file last synced, it is an edit,
+//     which the mass-change guard judges (massguard.go).
 //
 // Counter and user_version never move backwards in one file's history and
 // the file identity never changes under ordinary edits, so none of the
@@ -108,7 +111,7 @@ func ReadLiveFile(path string, tables []*schema.Table) (f state.LiveFile, err er
 	ints := []struct {
 		q   string
 		dst *int64
-	}{{"PRAGMA page_count", &f.Pages}, {"PRAGMA application_id", &f.AppID}, {"PRAGMA user_version", &f.UserVersion}}
+	}{{"PRAGMA page_count", &f.Pages}, {"PRAGMA application_id", &f.AppID}, {"PRAGMA user_version", &f.UserVersion}, {"PRAGMA schema_version", &f.SchemaVersion}}
 	for _, p := range ints {
 		if err = sqlitex.ExecuteTransient(conn, p.q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 			*p.dst = s.ColumnInt64(0)
@@ -129,6 +132,19 @@ func ReadLiveFile(path string, tables []*schema.Table) (f state.LiveFile, err er
 	}
 	if f.Marker, f.Token, err = readMarker(conn); err != nil {
 		return f, fmt.Errorf("read rowdrop's marker in %s: %w", path, err)
+	}
+	synced := map[string]bool{}
+	for _, t := range tables {
+		synced[t.Name] = true
+	}
+	f.Roots = map[string]int64{}
+	if err = sqlitex.ExecuteTransient(conn, "SELECT name, rootpage FROM main.sqlite_master WHERE type='table'", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		if synced[s.ColumnText(0)] {
+			f.Roots[s.ColumnText(0)] = s.ColumnInt64(1)
+		}
+		return nil
+	}}); err != nil {
+		return f, fmt.Errorf("read the schema of %s: %w", path, err)
 	}
 	f.Rows = map[string]string{}
 	for _, t := range tables {
@@ -245,12 +261,36 @@ func baseHasRows(base *sqlite.Conn, tables []*schema.Table) (bool, error) {
 // kind and the signal that decided it, or "" when live is the file last
 // synced. baseRows says whether the base copy holds rows.
 func Classify(rec state.LiveFile, recorded bool, cur state.LiveFile, baseRows bool) (kind, reason string) {
-	if baseRows && cur.Empty() {
-		return RecognisedEmptied, "every synced table is empty but the base copy has rows (the app was reset or reinstalled, or its file recreated)"
+	if recorded {
+		kind, reason = replaced(rec, cur)
 	}
-	if !recorded {
-		return "", ""
+	if !baseRows || !cur.Empty() {
+		return kind, reason
 	}
+	// Every synced table is empty where the base copy has rows. Emptied by
+	// the app's own deletes in the file last synced, that is an edit (the
+	// mass-change guard judges it); emptied together with a new file, a
+	// recreated table or no record at all, it is a reset.
+	switch {
+	case kind != "":
+		return RecognisedEmptied, "every synced table is empty and " + reason
+	case !recorded:
+		return RecognisedEmptied, "every synced table is empty but the base copy has rows, and this file was never synced (the app was reset or reinstalled?)"
+	}
+	if cur.SchemaVersion != rec.SchemaVersion {
+		return RecognisedEmptied, "every synced table is empty and the schema was written since the last sync (the app was reset, its tables created again?)"
+	}
+	for name, root := range rec.Roots {
+		if now, ok := cur.Roots[name]; ok && now != root {
+			return RecognisedEmptied, fmt.Sprintf("every synced table is empty and table %s was created again (the app was reset?)", name)
+		}
+	}
+	return "", ""
+}
+
+// replaced compares the signals of a file's history (see the top of this
+// file) and says how they tell that cur is not the file recorded in rec.
+func replaced(rec, cur state.LiveFile) (kind, reason string) {
 	switch {
 	case rec.AppID != cur.AppID:
 		return RecognisedReplaced, fmt.Sprintf("its application_id is %d, the database synced until now had %d (another app's database?)", cur.AppID, rec.AppID)
@@ -324,6 +364,14 @@ func (e *Exporter) Recognise(ctx context.Context, tables []*schema.Table) (r *st
 // the capture, so a file replaced meanwhile is still told apart next time;
 // rowdrop's own writes since only make the counter it recorded smaller.
 func (e *Exporter) RecordLiveFile(f state.LiveFile) error {
+	// The schema version after rowdrop's own schema writes (the marker,
+	// the hint triggers): only the app's count as a sign of a reset.
+	if e.Live != nil {
+		_ = sqlitex.ExecuteTransient(e.Live, "PRAGMA schema_version", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			f.SchemaVersion = s.ColumnInt64(0)
+			return nil
+		}})
+	}
 	// Unchanged (a sync with nothing to do): no write, no fsync.
 	if rec, ok, err := e.State.LiveFile(); err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 // TestClassifySignals: each signal alone tells its kind; none fires on an
 // unchanged file, and without a record only emptiness is judged.
 func TestClassifySignals(t *testing.T) {
-	rec := state.LiveFile{FileID: "1:10", Counter: 7, AppID: 5, UserVersion: 3, Marker: 4, Token: "dev", Rows: map[string]string{"notes": "ab"}}
+	rec := state.LiveFile{FileID: "1:10", Counter: 7, AppID: 5, UserVersion: 3, Marker: 4, Token: "dev", Rows: map[string]string{"notes": "ab"}, Roots: map[string]int64{"notes": 2}}
 	with := func(edit func(f *state.LiveFile)) state.LiveFile {
 		f := rec
 		f.Rows = map[string]string{"notes": "cd"}
@@ -31,9 +31,11 @@ func TestClassifySignals(t *testing.T) {
 	}{
 		{"unchanged", with(func(*state.LiveFile) {}), true, true, "", ""},
 		{"edited: counter and marker grow", with(func(f *state.LiveFile) { f.Counter, f.Marker, f.Pages = 9, 5, 100 }), true, true, "", ""},
-		{"emptied", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), true, true, RecognisedEmptied, "empty"},
-		{"emptied, never recorded", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), false, true, RecognisedEmptied, "empty"},
-		{"empty, base empty too", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), true, false, "", ""},
+		{"emptied by deletes in the same file: an edit", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), true, true, "", ""},
+		{"emptied, never recorded", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), false, true, RecognisedEmptied, "never synced"},
+		{"emptied, new file", with(func(f *state.LiveFile) { f.Rows, f.FileID = map[string]string{"notes": ""}, "1:12" }), true, true, RecognisedEmptied, "file id"},
+		{"emptied, table created again", with(func(f *state.LiveFile) { f.Rows, f.Roots = map[string]string{"notes": ""}, map[string]int64{"notes": 9} }), true, true, RecognisedEmptied, "created again"},
+		{"empty, base empty too", with(func(f *state.LiveFile) { f.Rows, f.FileID = map[string]string{"notes": ""}, "1:12" }), true, false, RecognisedReplaced, "file id"},
 		{"never recorded", with(func(f *state.LiveFile) { f.FileID = "other" }), false, true, "", ""},
 		{"file id", with(func(f *state.LiveFile) { f.FileID = "1:11" }), true, true, RecognisedReplaced, "file id"},
 		{"application_id", with(func(f *state.LiveFile) { f.AppID = 6 }), true, true, RecognisedReplaced, "application_id"},
@@ -88,14 +90,15 @@ func TestRecogniseQuietOnOrdinaryWork(t *testing.T) {
 	}
 }
 
-// TestRecogniseEmptiedRefills: through the Exporter alone, an emptied
-// database is refilled from the base copy and exports nothing.
+// TestRecogniseEmptiedRefills: through the Exporter alone, a database
+// reset by dropping and creating its table again is refilled from the base
+// copy and exports nothing.
 func TestRecogniseEmptiedRefills(t *testing.T) {
 	e := newEnv(t, envOpts{schema: "CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT);", memFS: true})
 	e.exec("INSERT INTO notes VALUES('n1','a'),('n2','b')")
 	e.export()
 	base := dumpTables(t, e.live, e.tables())
-	e.exec("DELETE FROM notes")
+	e.exec("DROP TABLE notes; CREATE TABLE notes(id TEXT PRIMARY KEY, title TEXT);")
 	r := e.export()
 	if r.Recognised == nil || r.Recognised.Kind != RecognisedEmptied || r.Recognised.Restored != 2 || r.Seq != 0 {
 		t.Fatalf("export of an emptied database: seq %d, recognised %+v", r.Seq, r.Recognised)

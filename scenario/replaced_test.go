@@ -209,10 +209,6 @@ var emptiedCases = []struct {
 	{"schema-only-recreate", func(t *testing.T, path string) {
 		scenario.ScriptFile(t, path, "DROP TABLE notes; DROP TABLE tags;"+notesSchema)
 	}},
-	// The app's "reset" deletes every row.
-	{"rows-deleted", func(t *testing.T, path string) {
-		scenario.ScriptFile(t, path, "DELETE FROM notes; DELETE FROM tags;")
-	}},
 	// An empty database compacted into place by VACUUM INTO + rename.
 	{"vacuum-into-rename", func(t *testing.T, path string) {
 		tmp := path + ".new"
@@ -257,6 +253,30 @@ func TestResetToEmptyRefills(t *testing.T) {
 				t.Fatalf("status does not say the database was emptied: %+v", st.Recognised)
 			}
 		})
+	}
+}
+
+// TestAppDeletingEverythingIsAnEdit: the app deleting every row of the
+// file last synced is the user's edit, not a reset: in small tables it
+// propagates; in a table of 20 rows or more the mass-change guard holds it.
+func TestAppDeletingEverythingIsAnEdit(t *testing.T) {
+	w, a, b := restorePair(t, scenario.Options{})
+	a.Script("DELETE FROM notes; DELETE FROM tags;")
+	w.Quiesce(10)
+	w.AssertConverged()
+	if got := b.Value("SELECT count(*) FROM notes"); got != "0" {
+		t.Fatalf("b has %s notes after a deleted every note", got)
+	}
+	for i := 0; i < 20; i++ {
+		b.Exec("INSERT INTO notes VALUES(?,?,?)", fmt.Sprintf("m%02d", i), "t", "b")
+	}
+	w.Quiesce(10)
+	a.Script("DELETE FROM notes;")
+	if _, err := a.S.Sync(context.Background()); !errors.Is(err, rowdrop.ErrMassChange) {
+		t.Fatalf("a deleting all 20 notes b wrote: %v", err)
+	}
+	if got := a.Value("SELECT count(*) FROM notes"); got != "0" {
+		t.Fatalf("a's delete was undone: %s notes", got)
 	}
 }
 

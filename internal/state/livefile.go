@@ -35,6 +35,12 @@ type LiveFile struct {
 	// Rows fingerprints each synced table by its first and last row in key
 	// order ("" for an empty table).
 	Rows map[string]string `json:"rows,omitempty"`
+	// SchemaVersion is PRAGMA schema_version, as rowdrop's own schema
+	// writes (its marker, the hint triggers) left it.
+	SchemaVersion int64 `json:"schema_version"`
+	// Roots is each synced table's root page (sqlite_master.rootpage): a
+	// table dropped and created again gets a new one.
+	Roots map[string]int64 `json:"roots,omitempty"`
 	AtMS int64             `json:"at_ms"`
 }
 
