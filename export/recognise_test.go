@@ -34,7 +34,9 @@ func TestClassifySignals(t *testing.T) {
 		{"emptied by deletes in the same file: an edit", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), true, true, "", ""},
 		{"emptied, never recorded", with(func(f *state.LiveFile) { f.Rows = map[string]string{"notes": ""} }), false, true, RecognisedEmptied, "never synced"},
 		{"emptied, new file", with(func(f *state.LiveFile) { f.Rows, f.FileID = map[string]string{"notes": ""}, "1:12" }), true, true, RecognisedEmptied, "file id"},
-		{"emptied, table created again", with(func(f *state.LiveFile) { f.Rows, f.Roots = map[string]string{"notes": ""}, map[string]int64{"notes": 9} }), true, true, RecognisedEmptied, "created again"},
+		{"emptied, table created again", with(func(f *state.LiveFile) {
+			f.Rows, f.Roots = map[string]string{"notes": ""}, map[string]int64{"notes": 9}
+		}), true, true, RecognisedEmptied, "created again"},
 		{"empty, base empty too", with(func(f *state.LiveFile) { f.Rows, f.FileID = map[string]string{"notes": ""}, "1:12" }), true, false, RecognisedReplaced, "file id"},
 		{"never recorded", with(func(f *state.LiveFile) { f.FileID = "other" }), false, true, "", ""},
 		{"file id", with(func(f *state.LiveFile) { f.FileID = "1:11" }), true, true, RecognisedReplaced, "file id"},

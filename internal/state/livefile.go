@@ -41,7 +41,7 @@ type LiveFile struct {
 	// Roots is each synced table's root page (sqlite_master.rootpage): a
 	// table dropped and created again gets a new one.
 	Roots map[string]int64 `json:"roots,omitempty"`
-	AtMS int64             `json:"at_ms"`
+	AtMS  int64            `json:"at_ms"`
 }
 
 // Empty reports whether every synced table was empty.
