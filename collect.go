@@ -103,7 +103,8 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	if dirs, err := gc.Survey(s.shared); err == nil {
+	dirs, err := gc.Survey(s.shared, nil)
+	if err == nil {
 		for id, d := range dirs {
 			if d.Ack != nil && d.Ack.DeviceName != "" && names[id] == "" {
 				names[id] = d.Ack.DeviceName
@@ -138,7 +139,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	plan, err := gc.Make(gc.Input{Folder: s.shared, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
+	plan, err := gc.Make(gc.Input{Folder: s.shared, Dirs: dirs, Self: s.id.Device, Published: published, Forgotten: forgotten, Names: names, Usable: usable})
 	if err != nil {
 		return nil, err
 	}

@@ -151,7 +151,12 @@ type DeviceInfo struct {
 // Devices lists every device seen: those with a directory in the folder,
 // those this device has applied files of, and those retired.
 func (s *Syncer) Devices(ctx context.Context) ([]DeviceInfo, error) {
-	dirs, err := gc.Survey(s.shared)
+	return s.devices(ctx, nil)
+}
+
+// devices is Devices on the folder listing scan (nil: list it now).
+func (s *Syncer) devices(ctx context.Context, scan *folder.Scan) ([]DeviceInfo, error) {
+	dirs, err := gc.Survey(s.shared, scan)
 	if err != nil {
 		return nil, err
 	}
@@ -277,9 +282,9 @@ func (s *Syncer) Forget(ctx context.Context, id string) error {
 }
 
 // deviceWarnings names the devices that hold collection back by being
-// silent for longer than the horizon.
-func (s *Syncer) deviceWarnings(ctx context.Context) ([]string, error) {
-	devs, err := s.Devices(ctx)
+// silent for longer than the horizon, from the folder listing scan.
+func (s *Syncer) deviceWarnings(ctx context.Context, scan *folder.Scan) ([]string, error) {
+	devs, err := s.devices(ctx, scan)
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,6 @@
 package rowdrop
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +20,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"rowdrop/internal/folder"
 	"rowdrop/internal/rdfile"
+	"rowdrop/internal/state"
 )
 
 // Config names one (database, folder) pair and how to sync it.
@@ -59,7 +59,9 @@ type Config struct {
 
 	// StandIns registers substitutes for SQL functions that the app's
 	// triggers call but only the app defines (calibre's title_sort, say):
-	// name -> "identity" (first argument), "null", "lower" or "upper".
+	// name -> "identity" (first argument), "null", "lower", "upper", or
+	// "uuid" (a random UUID, for a function called without arguments that
+	// makes a value, like uuid4() or random_uuid()).
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
 
@@ -134,59 +136,21 @@ func inside(p, dir string) bool {
 
 // DefaultStateDir is the state directory for a (database, folder) pair:
 // $XDG_STATE_HOME/rowdrop/<hash of both absolute paths>.
-func DefaultStateDir(dbPath, folder string) string {
-	base := os.Getenv("XDG_STATE_HOME")
-	if base == "" {
-		home, _ := os.UserHomeDir()
-		base = filepath.Join(home, ".local", "state")
-	}
-	a, _ := filepath.Abs(dbPath)
-	b, _ := filepath.Abs(folder)
-	h := sha256.Sum256([]byte(a + "\x00" + b))
-	return filepath.Join(base, "rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
-}
+func DefaultStateDir(dbPath, folder string) string { return state.DefaultDir(dbPath, folder) }
 
 // findStateDir returns the default state directory for the pair, unless
 // it does not exist yet and another default state directory of the same
 // database already publishes into this folder: then the folder was mounted
 // under another path (a USB stick), and that device continues.
-func findStateDir(dbPath, folder string) string {
-	def := DefaultStateDir(dbPath, folder)
-	if _, err := os.Stat(def); err == nil {
-		return def
-	}
-	absDB, _ := filepath.Abs(dbPath)
-	parent := filepath.Dir(def)
-	ents, err := os.ReadDir(parent)
-	if err != nil {
-		return def
-	}
-	for _, e := range ents {
-		dir := filepath.Join(parent, e.Name())
-		dev, err1 := os.ReadFile(filepath.Join(dir, "device"))
-		dbp, err2 := os.ReadFile(filepath.Join(dir, "database"))
-		if err1 != nil || err2 != nil || string(dbp) != absDB || !rdfile.ValidDeviceID(string(dev)) {
-			continue
-		}
-		if st, err := os.Stat(filepath.Join(folder, string(dev))); err == nil && st.IsDir() {
-			return dir
-		}
-	}
-	return def
+func findStateDir(dbPath, dir string) string {
+	return state.FindDir(dbPath, dir, folder.New(dir, rdfile.Limits{}).HasDevice)
 }
 
 // leaveBreadcrumbs writes plain-text files into the state directory that
 // let findStateDir recognise it when the folder comes back under another
 // path. They are a convenience: a failure is logged, not fatal.
 func leaveBreadcrumbs(cfg Config, device string) {
-	absDB, err := filepath.Abs(cfg.DB)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(cfg.State, "device"), []byte(device), 0o600)
-	}
-	if err == nil {
-		err = os.WriteFile(filepath.Join(cfg.State, "database"), []byte(absDB), 0o600)
-	}
-	if err != nil {
+	if err := state.LeaveBreadcrumbs(cfg.State, device, cfg.DB); err != nil {
 		cfg.Logger.Warn("state directory breadcrumbs not written: if the folder comes back under another path, pass --state", "state", cfg.State, "err", err)
 	}
 }

@@ -91,6 +91,9 @@ type FileStatus struct {
 	Status string `json:"status"`
 	Reason string `json:"reason"`
 	Since  string `json:"since"`
+	// BlocksLater counts the later files of the same device in the folder
+	// that wait behind this one (a device's files apply in order).
+	BlocksLater int `json:"blocks_later,omitempty"`
 }
 
 func msTime(ms int64) string {
@@ -174,13 +177,21 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	for _, f := range recorded {
-		st.Files = append(st.Files, FileStatus{Path: f.Path, Status: f.Status, Reason: f.Reason, Since: msTime(f.FirstMS)})
+		fs := FileStatus{Path: f.Path, Status: f.Status, Reason: f.Reason, Since: msTime(f.FirstMS)}
+		if scanErr == nil && f.Status == importer.StatusHeld {
+			for _, later := range scan.Files[f.Dev] {
+				if later.Seq > f.Seq {
+					fs.BlocksLater++
+				}
+			}
+		}
+		st.Files = append(st.Files, fs)
 	}
 	if scanErr == nil {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
 	}
 	if scanErr == nil {
-		if st.Warnings, err = s.deviceWarnings(ctx); err != nil {
+		if st.Warnings, err = s.deviceWarnings(ctx, scan); err != nil {
 			return nil, err
 		}
 	}

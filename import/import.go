@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -369,10 +370,17 @@ func classify(err error) string {
 
 func heldReason(rel string, err error, live *sqlite.Conn) string {
 	msg := err.Error()
+	var refused *merge.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		return fmt.Sprintf("%s: %v; held, and the files after it from the same device wait behind it", rel, refused)
 	case strings.Contains(msg, "no such function"):
 		name := after(msg, "no such function: ")
-		return fmt.Sprintf("%s: applying it runs app trigger(s) %s calling SQL function %s, which only the app defines; configure a stand-in (stand_ins: {%s: identity}) or exclude the table carrying the trigger; held, nothing applied",
+		return fmt.Sprintf("%s: applying it runs app trigger(s) %s calling SQL function %s, which only the app defines; configure a stand-in (stand_ins: {%s: %s}) or exclude the table carrying the trigger; held, nothing applied",
+			rel, triggersMentioning(live, name), name, name, standInKind(live, name))
+	case strings.Contains(msg, "wrong number of arguments to function "):
+		name, _, _ := strings.Cut(after(msg, "wrong number of arguments to function "), "(")
+		return fmt.Sprintf("%s: applying it runs app trigger(s) %s calling SQL function %s with arguments its stand-in cannot take; a function called without arguments that makes a value (like uuid4()) needs stand_ins: {%s: uuid}; held, nothing applied",
 			rel, triggersMentioning(live, name), name, name)
 	case strings.Contains(msg, "no such module"):
 		mod := after(msg, "no such module: ")
@@ -382,6 +390,30 @@ func heldReason(rel string, err error, live *sqlite.Conn) string {
 		return fmt.Sprintf("%s: a constraint of the local database refused a change (%s); held", rel, msg)
 	}
 	return fmt.Sprintf("%s: could not be applied: %s; held and retried", rel, msg)
+}
+
+// standInKind is the stand-in to advise for function name: uuid when a
+// trigger calls it without arguments (it makes a value, like uuid4()),
+// else identity.
+func standInKind(conn *sqlite.Conn, name string) string {
+	kind := "identity"
+	if conn == nil || name == "?" {
+		return kind
+	}
+	call := regexp.MustCompile(`(?i)\b` + regexp.QuoteMeta(name) + `\s*\(\s*\)`)
+	// A failed read leaves the advice at identity; the held reason names
+	// the triggers (or that they could not be read) either way.
+	err := sqlitex.Execute(conn, "SELECT sql FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
+		&sqlitex.ExecOptions{Args: []any{name}, ResultFunc: func(s *sqlite.Stmt) error {
+			if call.MatchString(s.ColumnText(0)) {
+				kind = "uuid"
+			}
+			return nil
+		}})
+	if err != nil {
+		return "identity"
+	}
+	return kind
 }
 
 // after returns the word following prefix in msg.
@@ -403,11 +435,16 @@ func triggersMentioning(conn *sqlite.Conn, word string) string {
 		return "(unknown)"
 	}
 	targets := []string{word}
-	_ = sqlitex.Execute(conn, "SELECT name FROM main.sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING '||?||'%'",
-		&sqlitex.ExecOptions{Args: []any{word}, ResultFunc: func(s *sqlite.Stmt) error { targets = append(targets, s.ColumnText(0)); return nil }})
+	unreadable := func(err error) string {
+		return "(unknown: the live schema could not be read: " + err.Error() + ")"
+	}
+	if err := sqlitex.Execute(conn, "SELECT name FROM main.sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING '||?||'%'",
+		&sqlitex.ExecOptions{Args: []any{word}, ResultFunc: func(s *sqlite.Stmt) error { targets = append(targets, s.ColumnText(0)); return nil }}); err != nil {
+		return unreadable(err)
+	}
 	var names []string
 	for _, w := range targets {
-		_ = sqlitex.Execute(conn, "SELECT name, tbl_name FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
+		err := sqlitex.Execute(conn, "SELECT name, tbl_name FROM main.sqlite_master WHERE type='trigger' AND instr(lower(sql), lower(?)) > 0",
 			&sqlitex.ExecOptions{Args: []any{w}, ResultFunc: func(s *sqlite.Stmt) error {
 				n := fmt.Sprintf("%s (on %s)", s.ColumnText(0), s.ColumnText(1))
 				if !slices.Contains(names, n) {
@@ -415,6 +452,9 @@ func triggersMentioning(conn *sqlite.Conn, word string) string {
 				}
 				return nil
 			}})
+		if err != nil {
+			return unreadable(err)
+		}
 	}
 	if len(names) == 0 {
 		return "(unknown)"

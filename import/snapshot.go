@@ -166,8 +166,11 @@ func (im *Importer) decompress(f *rdfile.File, e folder.Entry) (string, string, 
 func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried map[string]rdfile.Table) string {
 	conn := snap.Conn
 	defer db.Interruptible(ctx, conn)()
-	// Never run anything the file's schema might bring.
-	_ = sqlitex.ExecuteTransient(conn, "PRAGMA trusted_schema=OFF", nil)
+	// Never run anything the file's schema might bring; a snapshot read
+	// without that guarantee is not read at all.
+	if err := sqlitex.ExecuteTransient(conn, "PRAGMA trusted_schema=OFF", nil); err != nil {
+		return "cannot switch off trusted_schema to read it safely: " + err.Error()
+	}
 	var problems []string
 	err := sqlitex.ExecuteTransient(conn, "PRAGMA integrity_check(20)", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		if v := s.ColumnText(0); v != "ok" {

@@ -1,13 +1,11 @@
 package merge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -38,7 +36,9 @@ type Engine struct {
 	Rekey bool
 
 	rk           *rekeyer     // during Apply
+	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
 	fks          *foreignKeys // re-keyed tables and references to them (rekey.go)
+	rules        *appRules    // the app's rules read from its schema (apprules.go)
 	checkpointed time.Time    // live's last checkpoint (by the live goroutine)
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
@@ -118,6 +118,9 @@ type item struct {
 	liveBefore, liveWant     []changeset.Value
 	liveWritten, liveRefused bool
 	uniqueHeld               bool
+	// refusal: the app's rules (a trigger's RAISE, a constraint) refused
+	// the live write; it is retried after the rest (apprules.go).
+	refusal error
 }
 
 // ChangeReader yields changes; *changeset.Reader is one.
@@ -188,8 +191,9 @@ type applier struct {
 	// uniqueTables are the tables with UNIQUE indexes: their batches run
 	// one at a time (inflight.serial).
 	uniqueTables map[*schema.Table]bool
-	// restoreCheckpoints turns live's automatic checkpoints back on.
-	restoreCheckpoints func()
+	// restoreCheckpoints turns live's automatic checkpoints back on;
+	// restoreFK, foreign-key enforcement on rowdrop's connection.
+	restoreCheckpoints, restoreFK func()
 
 	// size is the next batch's size; adaptive: it follows lockTarget.
 	size     int
@@ -229,10 +233,18 @@ func (a *applier) start() error {
 	if a.restoreCheckpoints, err = e.manualCheckpoints(); err != nil {
 		return err
 	}
+	if a.restoreFK, err = foreignKeysOff(e.Live); err != nil {
+		return err
+	}
+	// Read before live's goroutine starts: deciding reads them (sortForApply).
+	if _, err := e.appRules(); err != nil {
+		return err
+	}
 	if a.uniqueTables, err = e.uniqueTables(); err != nil {
 		return err
 	}
 	a.baseAcc, a.liveAcc = newAccess(), newAccess()
+	e.refusals = &waiting{}
 	if a.rk, err = e.newRekeyer(a.src); err != nil {
 		return err
 	}
@@ -261,9 +273,13 @@ func (a *applier) stop(err *error, completed bool) {
 	if a.rk != nil {
 		a.e.rk = nil
 	}
+	a.e.refusals = nil
 	if a.liveAcc != nil {
 		a.liveAcc.close()
 		a.baseAcc.close()
+	}
+	if a.restoreFK != nil {
+		a.restoreFK()
 	}
 	if a.restoreCheckpoints != nil {
 		a.restoreCheckpoints()
@@ -437,6 +453,9 @@ func (a *applier) flush() error {
 		if err := a.settle(true); err != nil {
 			return err
 		}
+		if len(a.e.refusals.items) > 0 {
+			return nil // refused changes are in base only, for now
+		}
 		var err error
 		end := a.endBase
 		a.endBase = nil
@@ -469,6 +488,9 @@ func (a *applier) end(finish func() error) error {
 		if err := e.resolveHeld(a.ctx, a.fixups()); err != nil {
 			return err
 		}
+	}
+	if err := a.endRefusals(); err != nil {
+		return err
 	}
 	if err := a.openBase(); err != nil {
 		return err
@@ -653,12 +675,7 @@ const decideChunk = 128
 // change another's decision. Batches that re-key rows or touch UNIQUE
 // indexes are decided whole first: moves and clashes reach across keys.
 func (e *Engine) decideAndBase(src Source, meta *state.Meta, acc *access, items []*item, serial bool) error {
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].table.Name != items[j].table.Name {
-			return items[i].table.Name < items[j].table.Name
-		}
-		return bytes.Compare(items[i].pk, items[j].pk) < 0
-	})
+	e.sortForApply(items)
 	chunk := decideChunk
 	for _, it := range items {
 		if serial || it.rekeyRecord != nil || len(it.moves) > 0 {
@@ -717,7 +734,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		row []changeset.Value // nil = absent
 	}
 	var wants []want
-	var retry []*item
+	var retry, refused []*item
 	for _, it := range items {
 		if it.decision == nil {
 			continue
@@ -738,7 +755,13 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			it.localRowMoves = true
 			continue
 		}
-		row, conflicts := liveTarget(it.table, it.baseRow, l, it.decision.base)
+		seen := l
+		if w := e.refusals.supersede(it); w != nil {
+			// An earlier change to this key is still refused: this one was
+			// decided on base holding its row, so it applies to that.
+			seen = w.liveWant
+		}
+		row, conflicts := liveTarget(it.table, it.baseRow, seen, it.decision.base)
 		for _, c := range conflicts {
 			c.WinnerDev = "local"
 			c.LoserDev = src.Clock.Dev
@@ -746,7 +769,18 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			it.decision.conflicts = append(it.decision.conflicts, c)
 		}
 		it.liveBefore, it.liveWant = l, row
+		cascade, err := e.cascadeWatch(acc, it, l, row)
+		if err != nil {
+			return err
+		}
 		if err := writeRow(lt, it.key, l, row); err != nil {
+			if e.refusals != nil && isRefusal(e.Live, err) {
+				// Perhaps the app's rules accept it once other changes of
+				// the file are in: retried after the rest (apprules.go).
+				it.refusal = err
+				refused = append(refused, it)
+				continue
+			}
 			if !isUnique(err) {
 				return fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
 			}
@@ -757,6 +791,9 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		}
 		it.liveWritten = true
 		wants = append(wants, want{it, row})
+		if err := cascade.log(e, acc, it, src); err != nil {
+			return err
+		}
 	}
 	if len(retry) > 0 {
 		if err := e.retryLive(acc, retry); err != nil {
@@ -766,6 +803,15 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			if it.liveWritten {
 				wants = append(wants, want{it, it.liveWant})
 			}
+		}
+	}
+	if e.refusals != nil {
+		written, err := e.refusals.retry(e, acc, refused)
+		if err != nil {
+			return err
+		}
+		for _, it := range written {
+			wants = append(wants, want{it, it.liveWant})
 		}
 	}
 	// Verify and correct what triggers did to the rows we wrote. Only
@@ -967,8 +1013,10 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 		}
 		for _, c := range it.decision.conflicts {
 			c.AtMS = now
-			c.PK = it.pk
-			c.PKText = KeyText(it.key)
+			if c.PK == nil { // another row's (a cascade's, apprules.go)
+				c.PK = it.pk
+				c.PKText = KeyText(it.key)
+			}
 			c.File = src.File
 			if err := e.State.AddConflict(c); err != nil {
 				return fmt.Errorf("write conflict log: %w", err)

@@ -141,6 +141,16 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 	if len(r.parents) == 0 {
 		return r, nil
 	}
+	// References the app keeps by hand, in triggers (apprules.go).
+	rules, err := e.appRules()
+	if err != nil {
+		return nil, err
+	}
+	for _, tr := range rules.refs {
+		if p := r.parents[strings.ToLower(tr.parent.Name)]; p != nil && !hasRef(r.refs[tr.child.Name], tr.col, p) {
+			r.refs[tr.child.Name] = append(r.refs[tr.child.Name], fkRef{child: tr.child, col: tr.col, parent: p})
+		}
+	}
 	for _, t := range e.Tables {
 		err := sqlitex.Execute(e.State.Conn(), `SELECT "table", "from", "to" FROM pragma_foreign_key_list(?)`, &sqlitex.ExecOptions{
 			Args: []any{t.Name},
@@ -153,7 +163,7 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 				if to != "" && !strings.EqualFold(to, p.Columns[p.PKCols()[0]].Name) {
 					return nil // references another column than the key
 				}
-				if col := t.ColIndex(s.ColumnText(1)); col >= 0 {
+				if col := t.ColIndex(s.ColumnText(1)); col >= 0 && !hasRef(r.refs[t.Name], col, p) {
 					r.refs[t.Name] = append(r.refs[t.Name], fkRef{child: t, col: col, parent: p})
 				}
 				return nil
@@ -163,6 +173,16 @@ func (e *Engine) readForeignKeys() (*foreignKeys, error) {
 		}
 	}
 	return r, nil
+}
+
+// hasRef reports whether refs holds column col's reference to parent p.
+func hasRef(refs []fkRef, col int, p *schema.Table) bool {
+	for _, f := range refs {
+		if f.col == col && f.parent == p {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *rekeyer) active() bool { return len(r.parents) > 0 }
@@ -529,8 +549,19 @@ func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset
 	return out, nil
 }
 
-// applyMoves performs planned moves on one database (live or base).
+// applyMoves performs planned moves on one database (live or base). In
+// live they run with the app's triggers off (see quietly).
 func applyMoves(conn *sqlite.Conn, which string, acc *access, moves []move) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	if which == "live" {
+		return quietly(conn, func() error { return applyMovesOn(conn, which, acc, moves) })
+	}
+	return applyMovesOn(conn, which, acc, moves)
+}
+
+func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) error {
 	for _, mv := range moves {
 		if mv.liveOnly && which != "live" {
 			continue
@@ -555,8 +586,99 @@ func applyMoves(conn *sqlite.Conn, which string, acc *access, moves []move) erro
 		if err := moveRow(rt, mv.from, mv.to, row, mv.col, mv.val); err != nil {
 			return fmt.Errorf("re-key a row of %s in the %s database: %w", mv.t.Name, which, err)
 		}
+		if which == "live" {
+			if err := hintMoved(conn, mv.t, mv.from, mv.to); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// quietly runs fn, which moves rows of live, with the app's triggers off.
+// A move is rowdrop's bookkeeping, not an edit: the app's delete and
+// insert triggers would act on it as on a real delete and insert (a
+// hand-written cascade deletes the moved row's links, an insert trigger
+// rewrites a column with an app function's stand-in), and what they did
+// would then be exported as this device's edits. Declared ON DELETE
+// CASCADE actions do not run either: foreign-key enforcement is off on
+// rowdrop's connection (foreignKeysOff).
+func quietly(conn *sqlite.Conn, fn func() error) (err error) {
+	if err := db.SetTriggers(conn, false); err != nil {
+		return fmt.Errorf("turn triggers off to move a row: %w", err)
+	}
+	defer func() {
+		if e := db.SetTriggers(conn, true); e != nil && err == nil {
+			err = fmt.Errorf("turn triggers back on after moving a row: %w", e)
+		}
+	}()
+	return fn()
+}
+
+// hintMoved records a moved row's old and new keys in live's hint table,
+// if hints are installed: the hint triggers were off during the move, and
+// a row that moved only in live (made here, not exported yet) must still
+// be exported under its new key.
+func hintMoved(conn *sqlite.Conn, t *schema.Table, keys ...[]changeset.Value) error {
+	n := 0
+	err := sqlitex.ExecuteTransient(conn, "SELECT count(*) FROM main.sqlite_master WHERE type='table' AND name='rowdrop_dirty'",
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
+	if err != nil || n == 0 {
+		return err
+	}
+	for _, k := range keys {
+		if len(k) > hintKeyCols {
+			continue // hints cannot hold this key: the table is always diffed
+		}
+		ph := strings.Repeat(",?", len(k))
+		cols := ""
+		for i := range k {
+			cols += fmt.Sprintf(",k%d", i+1)
+		}
+		s, err := conn.Prepare("INSERT INTO main.rowdrop_dirty(tbl" + cols + ") VALUES(?" + ph + ")")
+		if err != nil {
+			return fmt.Errorf("record a moved row of %s for export: %w", t.Name, err)
+		}
+		s.BindText(1, t.Name)
+		for i, v := range k {
+			db.Bind(s, i+2, v)
+		}
+		if _, err := s.Step(); err != nil {
+			s.Reset()
+			return fmt.Errorf("record a moved row of %s for export: %w", t.Name, err)
+		}
+		s.Reset()
+	}
+	return nil
+}
+
+// hintKeyCols is the number of key columns rowdrop_dirty holds
+// (export.MaxHintKeyCols).
+const hintKeyCols = 8
+
+// foreignKeysOff turns foreign-key enforcement off on rowdrop's live
+// connection (SQLite's default; a build may differ) until restore: a
+// declared ON DELETE CASCADE would otherwise delete the children of a row
+// rowdrop moves, and changes of one file apply in an order that may pass
+// through states the keys forbid. The app's own connections are not
+// affected. Outside a transaction only (SQLite ignores it inside).
+func foreignKeysOff(conn *sqlite.Conn) (restore func(), err error) {
+	on := false
+	err = sqlitex.ExecuteTransient(conn, "PRAGMA foreign_keys", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		on = s.ColumnInt(0) != 0
+		return nil
+	}})
+	if err == nil && on {
+		err = sqlitex.ExecuteTransient(conn, "PRAGMA foreign_keys=OFF", nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("turn off foreign-key enforcement on rowdrop's connection to the live database: %w", err)
+	}
+	return func() {
+		if on {
+			sqlitex.ExecuteTransient(conn, "PRAGMA foreign_keys=ON", nil)
+		}
+	}, nil
 }
 
 func moveRow(rt *rows.Table, from, to, row []changeset.Value, col int, val changeset.Value) error {
@@ -579,6 +701,11 @@ func moveRow(rt *rows.Table, from, to, row []changeset.Value, col int, val chang
 // already moved is only unrecorded. Rowdrop runs it after every merge and
 // before every export, so a local row never leaves under the shared id.
 func (e *Engine) FixLocalMoves(ctx context.Context) error {
+	restore, err := foreignKeysOff(e.Live)
+	if err != nil {
+		return err
+	}
+	defer restore()
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
@@ -654,20 +781,57 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 	if there, err := lt.Get([]changeset.Value{nk}); err != nil || there != nil {
 		return err
 	}
+	n := 0
+	if err := quietly(e.Live, func() error {
+		var err error
+		n, err = e.moveLocal(baseAcc, liveAcc, r, pending, t, key, nk, l)
+		return err
+	}); err != nil {
+		return err
+	}
+	if b != nil {
+		// The merged row, as an ordinary apply writes it: the app's
+		// insert triggers run, and what they changed in it is put back.
+		if err := lt.Insert(b); err != nil {
+			return fmt.Errorf("write the merged row of %s: %w", t.Name, err)
+		}
+		got, err := lt.Get(key)
+		if err != nil {
+			return err
+		}
+		if !sameRow(got, b) {
+			if err := quietly(e.Live, func() error { return writeRow(lt, key, got, b) }); err != nil {
+				return fmt.Errorf("undo trigger side effects on %s: %w", t.Name, err)
+			}
+		}
+	}
+	e.log().Info("a row created here (not exported yet) had the id of a row inserted on another device: it moves to a new id",
+		"table", t.Name, "id", key[0].String(), "new_id", nk.String(), "references_moved", n)
+	return nil
+}
+
+// moveLocal moves local row l of t from key to nk, with the rows made here
+// that reference it, in live (triggers off); it returns how many
+// references moved.
+func (e *Engine) moveLocal(baseAcc, liveAcc *access, r *rekeyer, pending map[string]bool, t *schema.Table, key []changeset.Value, nk changeset.Value, l []changeset.Value) (int, error) {
+	lt := liveAcc.get(e.Live, "live", t)
 	if err := moveRow(lt, key, []changeset.Value{nk}, l, t.PKCols()[0], nk); err != nil {
-		return fmt.Errorf("move a local row of %s to a new id: %w", t.Name, err)
+		return 0, fmt.Errorf("move a local row of %s to a new id: %w", t.Name, err)
+	}
+	if err := hintMoved(e.Live, t, key, []changeset.Value{nk}); err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, ref := range r.refsTo(t) {
 		keys, err := referencing(e.Live, ref, key[0])
 		if err != nil {
-			return err
+			return 0, err
 		}
 		ct, cb := liveAcc.get(e.Live, "live", ref.child), baseAcc.get(e.State.Conn(), "base", ref.child)
 		for _, ck := range keys {
 			bc, err := cb.Get(ck)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			// Merged from elsewhere (base holds it with this reference):
 			// it means the row that keeps the id. Unless base's row
@@ -678,22 +842,19 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 			}
 			row, err := ct.Get(ck)
 			if err != nil || row == nil {
-				return err
+				return 0, err
 			}
-			if err := moveRow(ct, ck, refMove(ref, ck, nk).to, row, ref.col, nk); err != nil {
-				return fmt.Errorf("re-point a row of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
+			to := refMove(ref, ck, nk).to
+			if err := moveRow(ct, ck, to, row, ref.col, nk); err != nil {
+				return 0, fmt.Errorf("re-point a row of %s to the moved row of %s: %w", ref.child.Name, t.Name, err)
+			}
+			if err := hintMoved(e.Live, ref.child, ck, to); err != nil {
+				return 0, err
 			}
 			n++
 		}
 	}
-	if b != nil {
-		if err := lt.Insert(b); err != nil {
-			return fmt.Errorf("write the merged row of %s: %w", t.Name, err)
-		}
-	}
-	e.log().Info("a row created here (not exported yet) had the id of a row inserted on another device: it moves to a new id",
-		"table", t.Name, "id", key[0].String(), "new_id", nk.String(), "references_moved", n)
-	return nil
+	return n, nil
 }
 
 // rebaseMoves prepares a rebase on a snapshot whose re-keying records
@@ -750,6 +911,11 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 	if len(moves) == 0 {
 		return nil
 	}
+	restore, err := foreignKeysOff(e.Live)
+	if err != nil {
+		return err
+	}
+	defer restore()
 	defer db.Interruptible(ctx, e.Live)()
 	endLive, err := db.Begin(e.Live, "IMMEDIATE")
 	if err != nil {

@@ -94,7 +94,8 @@ var settings = []setting{
 	{key: "max_changeset", kind: kindInt, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.MaxChangeset }},
 	// stand_ins: SQL functions the app's triggers call that only the app
-	// defines, with a substitute (identity, null, lower, upper).
+	// defines, with a substitute (identity, null, lower, upper; uuid for
+	// a function called without arguments, like uuid4()).
 	{key: "stand_ins", kind: kindMap, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.StandIns }},
 	// device_horizon: how long another device may be silent before status

@@ -143,6 +143,9 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 				since = " since " + f.Since
 			}
 			fmt.Fprintf(w, "  %s  %s%s\n      %s\n", f.Path, strings.ToUpper(f.Status), since, f.Reason)
+			if f.BlocksLater > 0 {
+				fmt.Fprintf(w, "      %d later file(s) of the same device wait behind it\n", f.BlocksLater)
+			}
 		}
 	}
 	if len(st.Warnings) > 0 {

@@ -189,16 +189,30 @@ CREATE TRIGGER t_norm AFTER INSERT ON t BEGIN UPDATE t SET norm = app_norm(new.v
 				t.Errorf("%s(%v) = %q, want %q", kind, v, got, want[i])
 			}
 		}
-		if got := queryText(t, conn, "SELECT app_norm()"); got != "NULL" {
-			t.Errorf("%s() without arguments = %q, want NULL", kind, got)
+		// Without arguments: only null gives NULL; the others refuse
+		// (the app's function makes a value there: use uuid).
+		if kind == "null" {
+			if got := queryText(t, conn, "SELECT app_norm()"); got != "NULL" {
+				t.Errorf("%s() without arguments = %q, want NULL", kind, got)
+			}
+		} else if err := Exec(conn, "SELECT app_norm()"); err == nil || !strings.Contains(err.Error(), "wrong number of arguments") {
+			t.Errorf("%s() without arguments: %v, want a refusal", kind, err)
 		}
 		if got := queryText(t, conn, "SELECT app_norm('A', 'b')"); got != want[4] {
 			t.Errorf("%s('A', 'b') = %q, want %q (of the first argument)", kind, got, want[4])
 		}
 	}
+	// uuid makes a fresh random UUID, with or without arguments.
 	conn := openLive(t, path)
+	if err := RegisterStandIns(conn, map[string]string{"app_uuid": "uuid"}); err != nil {
+		t.Fatal(err)
+	}
+	u1, u2 := queryText(t, conn, "SELECT app_uuid()"), queryText(t, conn, "SELECT app_uuid(1)")
+	if len(u1) != len("text:")+36 || len(u2) != len(u1) || u1 == u2 || u1[len("text:")+14] != '4' {
+		t.Errorf("uuid: %q, %q", u1, u2)
+	}
 	err := RegisterStandIns(conn, map[string]string{"a": "identity", "b": "reverse"})
-	if err == nil || !strings.Contains(err.Error(), `unknown kind "reverse"`) || !strings.Contains(err.Error(), "identity, null, lower or upper") {
+	if err == nil || !strings.Contains(err.Error(), `unknown kind "reverse"`) || !strings.Contains(err.Error(), "identity, null, lower, upper, or uuid") {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if err := RegisterStandIns(conn, nil); err != nil {

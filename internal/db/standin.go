@@ -2,6 +2,8 @@ package db
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,11 +13,11 @@ import (
 )
 
 // RegisterStandIns defines each named SQL function (name to kind:
-// identity, null, lower or upper) on conn. They stand in for functions the
-// app registers on its own connections and its triggers call, so those
-// triggers can run when rowdrop writes the live database. Names are
-// registered in sorted order, so an unknown kind is reported the same way
-// every time.
+// identity, null, lower, upper or uuid) on conn. They stand in for
+// functions the app registers on its own connections and its triggers
+// call, so those triggers can run when rowdrop writes the live database.
+// Names are registered in sorted order, so an unknown kind is reported the
+// same way every time.
 func RegisterStandIns(conn *sqlite.Conn, standIns map[string]string) error {
 	for _, name := range slices.Sorted(maps.Keys(standIns)) {
 		if err := RegisterStandIn(conn, name, standIns[name]); err != nil {
@@ -25,13 +27,27 @@ func RegisterStandIns(conn *sqlite.Conn, standIns map[string]string) error {
 	return nil
 }
 
-// RegisterStandIn defines one substitute SQL function on conn. It takes
-// any number of arguments and returns a function of its first (NULL when
-// called without one): identity returns it, null returns NULL, lower and
-// upper change the case of text and return other values unchanged.
+// RegisterStandIn defines one substitute SQL function on conn. uuid makes
+// a value from nothing (a random version-4 UUID, for uuid4() or
+// random_uuid()), whatever it is passed. The others are functions of their
+// first argument: identity returns it, null returns NULL, lower and upper
+// change the case of text and return other values unchanged; identity,
+// lower and upper take one argument or more, so a call without any (the
+// app's function makes a value) fails to prepare, and the change that ran
+// it is held with advice, instead of NULL being written where the app
+// writes a value. null takes any number.
 func RegisterStandIn(conn *sqlite.Conn, name, kind string) error {
 	var f func(sqlite.Value) sqlite.Value
 	switch kind {
+	case "uuid":
+		return conn.CreateFunction(name, &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true,
+			Scalar: func(sqlite.Context, []sqlite.Value) (sqlite.Value, error) {
+				u, err := randomUUID()
+				if err != nil {
+					return sqlite.Value{}, fmt.Errorf("stand-in %s (uuid): %w", name, err)
+				}
+				return sqlite.TextValue(u), nil
+			}})
 	case "identity":
 		f = func(v sqlite.Value) sqlite.Value { return v }
 	case "null":
@@ -48,15 +64,44 @@ func RegisterStandIn(conn *sqlite.Conn, name, kind string) error {
 			return sqlite.TextValue(conv(v.Text()))
 		}
 	default:
-		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower or upper)", name, kind)
+		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower, upper, or uuid for a function called without arguments that makes a value, like uuid4())", name, kind)
 	}
-	return conn.CreateFunction(name, &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true, Deterministic: true,
+	impl := &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true, Deterministic: true,
 		Scalar: func(_ sqlite.Context, args []sqlite.Value) (sqlite.Value, error) {
 			if len(args) == 0 {
 				return sqlite.Value{}, nil
 			}
 			return copyValue(f(args[0])), nil
-		}})
+		}}
+	if kind == "null" {
+		return conn.CreateFunction(name, impl)
+	}
+	// One to maxFunctionArgs arguments, not any number. (An error returned
+	// by a Go function does not fail the statement in this driver, so the
+	// refusal has to come from SQLite's arity check.)
+	for n := 1; n <= maxFunctionArgs; n++ {
+		impl.NArgs = n
+		if err := conn.CreateFunction(name, impl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxFunctionArgs is SQLite's default limit on a function's arguments
+// (SQLITE_MAX_FUNCTION_ARG).
+const maxFunctionArgs = 127
+
+// randomUUID returns a random (version 4) UUID in its text form.
+func randomUUID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
 }
 
 // copyValue detaches a value from SQLite's memory, which is reused after

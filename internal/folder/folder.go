@@ -72,6 +72,16 @@ func (f *Folder) Available() error {
 	return nil
 }
 
+// HasDevice reports whether the folder holds a directory for device dev
+// (a valid device id): that device publishes here.
+func (f *Folder) HasDevice(dev string) bool {
+	if !rdfile.ValidDeviceID(dev) {
+		return false
+	}
+	st, err := os.Stat(f.Path(dev))
+	return err == nil && st.IsDir()
+}
+
 // Open reads and validates the header of the rowdrop file rel (a
 // changeset, a snapshot, or a sync tool's conflict copy of one). Names
 // outside the layout are refused without being opened, so no path built

@@ -54,14 +54,18 @@ type Dir struct {
 	Bytes      int64          // all regular files
 }
 
-// Survey lists every device directory of the folder (one folder.Scan) and
-// reads the snapshot headers and acks in them. Only regular files are
+// Survey lists every device directory of the folder (scan, or one
+// folder.Scan of its own when scan is nil: a caller that already listed
+// the folder passes its listing) and reads the snapshot headers and acks
+// in them. Only regular files are
 // looked at; temp files, artefacts and unknown names are skipped (the
 // importer reports those).
-func Survey(f *folder.Folder) (map[string]*Dir, error) {
-	scan, err := f.Scan()
-	if err != nil {
-		return nil, err
+func Survey(f *folder.Folder, scan *folder.Scan) (map[string]*Dir, error) {
+	if scan == nil {
+		var err error
+		if scan, err = f.Scan(); err != nil {
+			return nil, err
+		}
 	}
 	out := map[string]*Dir{}
 	for id, sd := range scan.Dirs {
@@ -98,7 +102,10 @@ func Survey(f *folder.Folder) (map[string]*Dir, error) {
 // Input is what a device knows about itself when it plans a collection.
 type Input struct {
 	Folder *folder.Folder
-	Self   string
+	// Dirs, optional, is the folder's Survey if the caller already made
+	// it (nil: Make surveys the folder itself).
+	Dirs map[string]*Dir
+	Self string
 	// Published is this device's highest sequence number such that every
 	// file up to it is in the folder (files waiting in the outbox are not).
 	Published uint64
@@ -229,9 +236,12 @@ func verify(f *folder.Folder, rel string) error {
 // Make plans a collection for in.Self. It reads the folder; it deletes
 // nothing.
 func Make(in Input) (*Plan, error) {
-	dirs, err := Survey(in.Folder)
-	if err != nil {
-		return nil, err
+	dirs := in.Dirs
+	if dirs == nil {
+		var err error
+		if dirs, err = Survey(in.Folder, nil); err != nil {
+			return nil, err
+		}
 	}
 	p := &Plan{Self: in.Self, Published: in.Published, Delete: []Item{}}
 	retired := Retired(dirs, in.Forgotten)

@@ -1,0 +1,209 @@
+package scenario_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"rowdrop"
+	"rowdrop/scenario"
+)
+
+// An app-style schema (issue #14 §3): INTEGER ids that offline devices
+// allocate as max+1 (so they collide), a link table whose parents are
+// checked by a BEFORE INSERT trigger and whose rows a hand-written AFTER
+// DELETE trigger cascades away, an updated_at trigger, an insert trigger
+// that fills a column with an app function (uuid-style), a UNIQUE name.
+const appPropSchema = `
+CREATE TABLE books(id INTEGER PRIMARY KEY, name TEXT NOT NULL, title TEXT, uid TEXT, updated_at INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE books_tags_link(id INTEGER PRIMARY KEY, book INTEGER NOT NULL, tag INTEGER NOT NULL, UNIQUE(book, tag));
+CREATE TRIGGER books_tags_link_check BEFORE INSERT ON books_tags_link BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+  SELECT RAISE(ABORT, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END;
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM books_tags_link WHERE book = OLD.id; END;
+CREATE TRIGGER tags_cascade AFTER DELETE ON tags BEGIN DELETE FROM books_tags_link WHERE tag = OLD.id; END;
+CREATE TRIGGER books_touch AFTER UPDATE OF title ON books BEGIN UPDATE books SET updated_at = updated_at + 1 WHERE id = NEW.id; END;
+CREATE TRIGGER books_uid AFTER INSERT ON books WHEN NEW.uid IS NULL BEGIN UPDATE books SET uid = uuid4() WHERE id = NEW.id; END;
+`
+
+// appLink names a link by its book's and tag's names (ids move).
+type appLink struct{ book, tag string }
+
+// appProp is one seed's run: what every device did, to judge the end.
+type appProp struct {
+	t       *testing.T
+	rng     *rand.Rand
+	w       *scenario.World
+	devs    []*scenario.Device
+	n       int
+	created map[appLink]bool
+	deleted map[appLink]bool // by an edit on a device that saw the link
+	deletes bool             // books and tags are deleted too
+	trace   bool
+}
+
+// exec runs q on d, logged when tracing.
+func (p *appProp) exec(d *scenario.Device, q string, args ...any) {
+	if p.trace {
+		p.t.Logf("%s: %s %v", d.Name, q, args)
+	}
+	d.Exec(q, args...)
+}
+
+// Not in the default run yet: with this schema, re-keying makes devices
+// diverge for about one seed in ten (seeds 5 20 23 43 59 71 73 92 97 of
+// 1-100), and does so on main with declared foreign keys and no triggers
+// at all, so it is re-keying's own (link rows under colliding ids), not
+// the app's rules'. ROWDROP_APPPROP=1 runs it; ROWDROP_APPPROP_DELETES=1
+// adds deletes of books and tags, concurrent with new links.
+func TestAppRulesProperty(t *testing.T) {
+	if os.Getenv("ROWDROP_APPPROP") == "" && os.Getenv("ROWDROP_APPPROP_DELETES") == "" {
+		t.Skip("known divergences in re-keying (see the comment); ROWDROP_APPPROP=1 runs it")
+	}
+	seeds := propSeeds(t)
+	if os.Getenv("ROWDROP_SEEDS") == "" && os.Getenv("ROWDROP_SEED") == "" {
+		seeds = seeds[:min(len(seeds), 100)]
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Logf("seed %d (rerun with ROWDROP_SEED=%d)", seed, seed)
+			runAppProp(t, seed, os.Getenv("ROWDROP_APPPROP_DELETES") != "")
+		})
+	}
+}
+
+func runAppProp(t *testing.T, seed uint64, deletes bool) {
+	w := scenario.NewWorld(t, appPropSchema)
+	trace := os.Getenv("ROWDROP_APPPROP_TRACE") != ""
+	w.Quiet = !trace
+	p := &appProp{trace: trace, t: t, rng: rand.New(rand.NewPCG(seed, 14)), w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{}, deletes: deletes}
+	stand := func(c *rowdrop.Config) {
+		c.StandIns = map[string]string{"uuid4": "uuid"}
+		if p.rng.IntN(2) == 0 {
+			c.MergeBatch = 1 + p.rng.IntN(3)
+		}
+	}
+	for i := range 4 {
+		d := w.AddDevice(scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i%2 == 1, Config: stand})
+		if err := d.App.CreateFunction("uuid4", appUUID(d.Name)); err != nil {
+			t.Fatal(err)
+		}
+		p.devs = append(p.devs, d)
+	}
+	for range 30 + p.rng.IntN(20) {
+		p.step()
+	}
+	w.Tick(1000)
+	w.Quiesce(12) // fails on any file still waiting, held or broken
+	w.AssertConverged()
+	p.check()
+}
+
+func (p *appProp) dev() *scenario.Device { return p.devs[p.rng.IntN(len(p.devs))] }
+
+// pick returns a random row of q on d, or nil.
+func (p *appProp) pick(d *scenario.Device, q string) []string {
+	rows := d.Query(q)
+	if len(rows) == 0 {
+		return nil
+	}
+	return rows[p.rng.IntN(len(rows))]
+}
+
+func (p *appProp) linksOf(d *scenario.Device, where string) []appLink {
+	var out []appLink
+	for _, r := range d.Query(`SELECT b.name, t.name FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag WHERE ` + where) {
+		out = append(out, appLink{r[0], r[1]})
+	}
+	return out
+}
+
+func (p *appProp) step() {
+	d := p.dev()
+	p.w.Tick(int64(1 + p.rng.IntN(50)))
+	p.n++
+	switch r := p.rng.IntN(100); {
+	case r < 18: // a book, under the next id this device sees
+		p.exec(d, `INSERT INTO books(id, name, title) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books`, fmt.Sprintf("b-%s-%d", d.Name, p.n), "t")
+	case r < 30:
+		p.exec(d, `INSERT INTO tags(id, name) SELECT coalesce(max(id), 0) + 1, ? FROM tags`, fmt.Sprintf("t-%s-%d", d.Name, p.n))
+	case r < 55: // link a book and a tag this device has
+		b, t := p.pick(d, `SELECT id, name FROM books`), p.pick(d, `SELECT id, name FROM tags`)
+		if b != nil && t != nil {
+			p.exec(d, `INSERT OR IGNORE INTO books_tags_link(id, book, tag) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books_tags_link`, b[0], t[0])
+			p.created[appLink{b[1], t[1]}] = true
+		}
+	case r < 63: // unlink
+		if l := p.pick(d, `SELECT l.book, l.tag, b.name, t.name FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag`); l != nil {
+			p.exec(d, `DELETE FROM books_tags_link WHERE book = ? AND tag = ?`, l[0], l[1])
+			p.deleted[appLink{l[2], l[3]}] = true
+		}
+	case r < 70: // relink: one link to another tag
+		l := p.pick(d, `SELECT l.book, l.tag, b.name, t.name FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag`)
+		t := p.pick(d, `SELECT id, name FROM tags`)
+		if l != nil && t != nil && t[0] != l[1] {
+			p.exec(d, `DELETE FROM books_tags_link WHERE book = ? AND tag = ?`, l[0], l[1])
+			p.exec(d, `INSERT OR IGNORE INTO books_tags_link(id, book, tag) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books_tags_link`, l[0], t[0])
+			p.deleted[appLink{l[2], l[3]}] = true
+			p.created[appLink{l[2], t[1]}] = true
+		}
+	case r < 76:
+		if b := p.pick(d, `SELECT id FROM books`); b != nil {
+			p.exec(d, `UPDATE books SET title = title || '+' WHERE id = ?`, b[0])
+		}
+	case r < 80 && p.deletes: // delete a book or a tag: the app cascades its links
+		tbl, col := "books", "book"
+		if p.rng.IntN(2) == 0 {
+			tbl, col = "tags", "tag"
+		}
+		if row := p.pick(d, `SELECT id FROM `+tbl); row != nil {
+			for _, l := range p.linksOf(d, "l."+col+" = "+row[0]) {
+				p.deleted[l] = true
+			}
+			p.exec(d, `DELETE FROM `+tbl+` WHERE id = ?`, row[0])
+		}
+	default: // sync: export, deliver everything of one device to another, import
+		from, to := d, p.dev()
+		from.Export()
+		if from != to {
+			p.w.DeliverAll(from, to)
+			to.Import()
+		}
+	}
+}
+
+// check judges the converged end: no link without its book and tag, and
+// every link some device made is there, or was deleted by an edit on a
+// device that had it, or is in a conflict log.
+func (p *appProp) check() {
+	t := p.t
+	d := p.devs[0]
+	if n := d.Value(`SELECT count(*) FROM books_tags_link WHERE book NOT IN (SELECT id FROM books) OR tag NOT IN (SELECT id FROM tags)`); n != "0" {
+		t.Errorf("%s orphan link row(s):\n%s", n, d.Dump())
+	}
+	if n := d.Value(`SELECT count(*) FROM books WHERE uid IS NULL OR length(uid) < 8`); n != "0" {
+		t.Errorf("%s book(s) without their uid:\n%s", n, d.Dump())
+	}
+	present := map[appLink]bool{}
+	for _, l := range p.linksOf(d, "1") {
+		present[l] = true
+	}
+	logged := ""
+	for _, x := range p.devs {
+		for _, c := range x.Conflicts() {
+			logged += fmt.Sprintf("%s %s %v %v\n", c.Table, c.Key, c.Loser, c.Winner)
+		}
+	}
+	for l := range p.created {
+		if present[l] || p.deleted[l] {
+			continue
+		}
+		if !strings.Contains(logged, "books_tags_link") && !strings.Contains(logged, l.book) && !strings.Contains(logged, l.tag) {
+			t.Errorf("link %s-%s was made, is gone, was deleted by no device that had it, and is in no conflict log\n%s", l.book, l.tag, d.Dump())
+		}
+	}
+}
