@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"rowdrop/internal/folder"
+	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
 	"rowdrop/internal/state"
 )
@@ -130,7 +131,7 @@ func inside(p, dir string) bool {
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	rel, err := filepath.Rel(b, a)
+	rel, err := filepath.Rel(fsx.PathKey(b), fsx.PathKey(a))
 	return err == nil && rel != ".." && !filepath.IsAbs(rel) && (rel == "." || len(rel) < 3 || rel[:3] != "../")
 }
 

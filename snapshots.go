@@ -7,6 +7,7 @@ import (
 
 	"rowdrop/export"
 	importer "rowdrop/import"
+	"rowdrop/internal/schema"
 	"rowdrop/merge"
 )
 
@@ -30,8 +31,13 @@ func (s *Syncer) Snapshot(ctx context.Context) (export.SnapshotResult, error) {
 	if r.PublishErr != nil {
 		return export.SnapshotResult{}, fmt.Errorf("no snapshot: exported changes wait in the outbox: %w", r.PublishErr)
 	}
+	// The snapshot carries the app's whole schema, for `rowdrop restore`.
+	app, err := schema.ReadFull(s.live)
+	if err != nil {
+		return export.SnapshotResult{}, err
+	}
 	// The export brought the base copy in line (EnsureBase).
-	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.shared, synced(c.schema.tables, r.SchemaProblems), s.cfg.Now())
+	res, err := export.MakeSnapshot(ctx, s.st, s.id, s.clock, s.shared, synced(c.schema.tables, r.SchemaProblems), app, s.cfg.Now())
 	if err != nil {
 		return res, err
 	}

@@ -107,7 +107,12 @@ func sumSeen(seen map[string]uint64) int64 {
 // online backup API into the state directory, stripped of device-private
 // tables, vacuumed, and published like every rowdrop file: compressed,
 // checksummed, under a temporary name first, never replacing a file.
-func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *hlc.Clock, shared *folder.Folder, tables []*schema.Table, now time.Time) (res SnapshotResult, err error) {
+//
+// app is the live database's complete schema (schema.ReadFull): the
+// snapshot carries it (state.SnapshotSchemaTable, format version 2) so a
+// new machine can rebuild the app's database from the folder alone
+// (rowdrop restore). nil leaves it out.
+func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *hlc.Clock, shared *folder.Folder, tables []*schema.Table, app *schema.Full, now time.Time) (res SnapshotResult, err error) {
 	if n, _ := os.ReadDir(st.Outbox()); len(outboxFiles(n)) > 0 {
 		return res, fmt.Errorf("%d exported file(s) still wait in the outbox %s: a snapshot must not include changes the folder does not have yet (make the shared folder available and sync first)", len(outboxFiles(n)), st.Outbox())
 	}
@@ -129,7 +134,7 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 	if last == 0 {
 		last = InitialClock
 	}
-	if err := copyBase(ctx, st, tmp, id, tables, last, now); err != nil {
+	if err := copyBase(ctx, st, tmp, id, tables, app, last, now); err != nil {
 		return res, fmt.Errorf("copy base copy for a snapshot: %w", err)
 	}
 	var rows int64
@@ -203,7 +208,7 @@ func outboxFiles(ents []os.DirEntry) []string {
 
 // copyBase copies base.db into path with the backup API and strips it to
 // what a snapshot carries.
-func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) (err error) {
+func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity, tables []*schema.Table, app *schema.Full, last hlc.Timestamp, now time.Time) (err error) {
 	if err := snapshot(ctx, st.Conn(), path); err != nil {
 		return err
 	}
@@ -228,7 +233,7 @@ func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity
 	if mode != "delete" {
 		return fmt.Errorf("take the snapshot copy %s out of WAL mode: it stays in %q mode", path, mode)
 	}
-	if err := stripCopy(dst, st, id, tables, last, now); err != nil {
+	if err := stripCopy(dst, st, id, tables, app, last, now); err != nil {
 		return err
 	}
 	if err := sqlitex.ExecuteTransient(dst, "VACUUM", nil); err != nil {
@@ -240,7 +245,7 @@ func copyBase(ctx context.Context, st *state.Dir, path string, id state.Identity
 // stripCopy removes from the copy what is private to this device (conflict
 // log, file records, state, tables not synced) and blanks device-local
 // columns, in one transaction.
-func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*schema.Table, last hlc.Timestamp, now time.Time) (err error) {
+func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*schema.Table, app *schema.Full, last hlc.Timestamp, now time.Time) (err error) {
 	synced := map[string]*schema.Table{}
 	for _, t := range tables {
 		synced[t.Name] = t
@@ -290,5 +295,11 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 	for _, t := range tables {
 		names = append(names, t.Name)
 	}
-	return state.StripSnapshotMeta(dst, names, state.Device{ID: id.Device, Name: id.Name, Applied: uint64(max(next-1, 0)), LastHLC: last, LastAppliedMS: now.UnixMilli()})
+	if err = state.StripSnapshotMeta(dst, names, state.Device{ID: id.Device, Name: id.Name, Applied: uint64(max(next-1, 0)), LastHLC: last, LastAppliedMS: now.UnixMilli()}); err != nil {
+		return err
+	}
+	if app != nil {
+		err = state.PutSnapshotSchema(dst, app)
+	}
+	return err
 }

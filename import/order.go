@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"rowdrop/internal/changeset"
+	"rowdrop/internal/fsx"
 	"rowdrop/internal/rdfile"
 	"rowdrop/merge"
 )
@@ -224,9 +224,8 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]bool) (*staged, s
 func (im *Importer) newStaged(size int64) (*staged, error) {
 	dir := im.State.Path
 	removeStaging(dir)
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(dir, &fs); err == nil {
-		if free := int64(fs.Bavail) * fs.Bsize; size > free/2 {
+	if free, err := fsx.FreeBytes(dir); err == nil {
+		if size > free/2 {
 			return nil, fmt.Errorf("staging needs %d MB, and the state directory %s has %d MB free (staging takes at most half)", size>>20, dir, free>>20)
 		}
 	}

@@ -193,6 +193,9 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 	for _, n := range state.SnapshotMetaTables {
 		allowed[n] = true
 	}
+	// Version 2 snapshots also carry the writer's schema (optional: not
+	// in version 1).
+	allowed[state.SnapshotSchemaTable] = true
 	present := map[string]bool{}
 	var bad string
 	err = sqlitex.ExecuteTransient(conn, "SELECT type, name, tbl_name, sql IS NULL FROM main.sqlite_master", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
@@ -215,7 +218,7 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 		return bad
 	}
 	for n := range allowed {
-		if !present[n] && n != "sqlite_sequence" {
+		if !present[n] && n != "sqlite_sequence" && n != state.SnapshotSchemaTable {
 			return fmt.Sprintf("lacks table %s", n)
 		}
 	}

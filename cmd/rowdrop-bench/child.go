@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"zombiezen.com/go/sqlite"
@@ -314,9 +313,5 @@ func (c *child) finish(v any) (int64, error) {
 	if err := json.Unmarshal([]byte(last), v); err != nil {
 		return 0, fmt.Errorf("child result %q: %w", last, err)
 	}
-	var maxrss int64
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		maxrss = ru.Maxrss // kB on Linux
-	}
-	return maxrss, werr
+	return peakRSS(c.cmd.ProcessState), werr
 }

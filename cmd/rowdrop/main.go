@@ -6,9 +6,11 @@
 //	rowdrop status    [--json]                what this device knows
 //	rowdrop conflicts [--json] | show ID | restore ID
 //	rowdrop snapshot  [--json]                publish a snapshot for joining devices
+//	rowdrop restore   [--force]               build the database from the folder (new machine)
 //	rowdrop gc        [--dry-run] [--json]    delete this device's files nobody needs
 //	rowdrop devices   [--json] | forget ID
 //	rowdrop demo      [--keep]                three simulated devices
+//	rowdrop --version                         module version and VCS revision
 //
 // Every subcommand takes the same pair flags, or --config naming a YAML file
 // that lists several databases. See `rowdrop help`.
@@ -21,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -51,15 +54,25 @@ Usage:
                                             delete this device's own old files that every active device
                                             has applied and the newest snapshot includes (watch does it daily);
                                             --dry-run lists what would go and which device holds the rest back
+  rowdrop restore   --db PATH --folder DIR [--device NAME] [--force] [--if-folder-has-data]
+                                            on a new machine: build the database from the shared folder
+                                            (the app's schema and rows from the newest usable snapshot, then
+                                            every later file) as a new device; never overwrites a database
+                                            that holds tables unless --force; --if-folder-has-data exits 0
+                                            when there is nothing to restore
   rowdrop devices   [pair flags] [--json]   the devices seen: name, last file, last acknowledgement,
                                             what they applied, status (active, silent, retired)
   rowdrop devices forget ID                 retire a device that is gone for good: collection stops
                                             waiting for it (its files stay)
+  rowdrop check     --folder DIR [--read-data] [--json]
+                                            verify every file in the shared folder (needs no database,
+                                            writes nothing); exit 3 when it finds problems
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
+  rowdrop --version                         the module version and VCS revision this binary was built from
 
-Pair flags (sync, watch, status, conflicts, snapshot, gc, devices; flags may come before or after arguments):
+Pair flags (sync, watch, status, conflicts, snapshot, restore, gc, devices; flags may come before or after arguments):
   --db PATH              the app's SQLite database
   --folder DIR           the shared folder (one per database; never put the database inside it)
   --state DIR            private state directory (default: $XDG_STATE_HOME/rowdrop/<db>-<hash>)
@@ -121,6 +134,8 @@ var commands = map[string]command{
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
 	"adopt":     cmdAdopt,
+	"restore":   cmdRestore,
+	"check":     cmdCheck,
 }
 
 // run is main without the process: it returns the exit status.
@@ -133,6 +148,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch name {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprint(stdout, versionText(debug.ReadBuildInfo()))
 		return 0
 	}
 	cmd, ok := commands[name]
@@ -147,6 +165,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, errHelp) {
 		return 0
+	}
+	// A command that finished and reported its problems itself.
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
 	}
 	a.fail(err)
 	var ue *usageError

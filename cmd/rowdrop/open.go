@@ -12,7 +12,11 @@ import (
 	"time"
 
 	"rowdrop"
+	"rowdrop/internal/db"
 	"rowdrop/internal/state"
+
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 )
 
 // label is the short name of a pair in logs and messages.
@@ -36,11 +40,16 @@ const lockWait = 2 * time.Minute
 func (a *app) open(ctx context.Context, p pairConfig, wait time.Duration, progress func(int, int, string)) (*rowdrop.Syncer, error) {
 	if st, err := os.Stat(p.DB); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("database %s does not exist: give the path of the app's SQLite file (--db, or db: in the config)", p.DB)
+			return nil, fmt.Errorf("database %s does not exist: give the path of the app's SQLite file (--db, or db: in the config); on a new machine, build it from the shared folder with `rowdrop restore --db %s --folder %s`", p.DB, p.DB, p.Folder)
 		}
 		return nil, fmt.Errorf("database %s: %w (check the --db path and its permissions)", p.DB, err)
 	} else if st.IsDir() {
 		return nil, fmt.Errorf("database %s is a directory: give the path of the app's SQLite file (--db, or db: in the config)", p.DB)
+	}
+	if a.name == "sync" || a.name == "watch" {
+		if n, err := appTables(p.DB); err == nil && n == 0 {
+			return nil, fmt.Errorf("database %s has no tables: on a new machine, build it from the shared folder with `rowdrop restore --db %s --folder %s` (restore accepts an empty file), or start the app once so it creates its tables", p.DB, p.DB, p.Folder)
+		}
 	}
 	start := time.Now()
 	logged := false
@@ -65,4 +74,18 @@ func (a *app) open(ctx context.Context, p pairConfig, wait time.Duration, progre
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// appTables counts the tables of the database at path besides rowdrop's
+// own: none means the app never created its schema there.
+func appTables(path string) (int, error) {
+	conn, err := sqlite.OpenConn(db.FileURI(path)+"?mode=ro", sqlite.OpenReadOnly|sqlite.OpenURI)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	n := 0
+	err = sqlitex.ExecuteTransient(conn, `SELECT count(*) FROM main.sqlite_master WHERE type='table' AND name NOT LIKE 'rowdrop\_%' ESCAPE '\'`,
+		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error { n = s.ColumnInt(0); return nil }})
+	return n, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"rowdrop"
 	"rowdrop/internal/db"
+	"rowdrop/internal/fsx"
 	"rowdrop/watcher"
 )
 
@@ -134,9 +135,9 @@ func lockWatch(p pairConfig) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := fsx.TryLock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, fsx.ErrLockHeld) {
 			return nil, fmt.Errorf("another `rowdrop watch` already serves database %s (state %s): stop it first, or use `rowdrop sync` alongside it", p.DB, p.State)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)

@@ -185,7 +185,7 @@ func (f *Folder) ReadAck(dev string) (*ack.Ack, error) {
 	if st.Size() > ack.MaxSize {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d an ack.json may have: %w", p, st.Size(), ack.MaxSize, ack.ErrInvalid)
 	}
-	fh, err := os.Open(p)
+	fh, err := fsx.OpenRead(p)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,14 @@
 // Package fsx holds the few filesystem moves rowdrop makes: atomic publish
 // (temp name, fsync, rename, fsync directory) and its helpers. Everything that
 // appears under a final name in the shared folder goes through here.
+//
+// What differs between operating systems lives in one file per concept
+// and platform (golang.org/x/sys, never Linux-only syscall types):
+// locking (lock_*.go), free space (free_*.go), renaming over a name
+// another process has open and publishing without replacing (rename_*.go),
+// opening for reading without blocking such a rename (open_*.go),
+// directory fsync and what replaces it on Windows (syncdir_*.go), and
+// whether path names fold case (case_*.go).
 package fsx
 
 import (
@@ -27,21 +35,6 @@ func tempName(dir string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return filepath.Join(dir, TempPrefix+hex.EncodeToString(b[:]))
-}
-
-// SyncDir fsyncs a directory so a rename inside it is durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		// Some filesystems (vfat via FUSE, some network mounts) refuse
-		// directory fsync; the rename is still atomic there.
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // writeTemp writes a new temporary file in dir with the content fn
@@ -80,22 +73,10 @@ func WriteFunc(path string, fn func(w io.Writer) error) error {
 	if err != nil {
 		return err
 	}
-	// Link refuses to replace an existing name, unlike rename; fall back to
-	// rename where hard links are unsupported (FAT, some FUSE mounts).
-	if lerr := os.Link(tmp, path); lerr == nil {
-		os.Remove(tmp)
-	} else if errors.Is(lerr, os.ErrExist) {
-		os.Remove(tmp)
+	if err := linkNoReplace(tmp, path); errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("%s already exists: %w", path, os.ErrExist)
-	} else {
-		if _, serr := os.Lstat(path); serr == nil {
-			os.Remove(tmp)
-			return fmt.Errorf("%s already exists: %w", path, os.ErrExist)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("rename into %s: %w", path, err)
-		}
+	} else if err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
 	}
 	return SyncDir(dir)
 }
@@ -113,7 +94,7 @@ func Replace(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("rename into %s: %w", path, err)
 	}
@@ -151,12 +132,12 @@ func Publish(src, dst string) error {
 // SameContent reports whether two files hold the same bytes. A missing b
 // yields an error wrapping os.ErrNotExist.
 func SameContent(a, b string) (bool, error) {
-	fb, err := os.Open(b)
+	fb, err := OpenRead(b)
 	if err != nil {
 		return false, err
 	}
 	defer fb.Close()
-	fa, err := os.Open(a)
+	fa, err := OpenRead(a)
 	if err != nil {
 		return false, err
 	}

@@ -25,8 +25,19 @@ import (
 // Magic opens every rowdrop changeset file.
 const Magic = "RDCS"
 
-// Version is the format version this build writes and the newest it reads.
-const Version = 1
+// Version is the newest format version this build reads. Version 2 differs
+// from 1 only in what a snapshot's payload may hold (the writer's schema,
+// docs/FORMAT.md §14.2), so changesets are still written as version 1 and
+// every older reader keeps reading them; snapshots are written as 2.
+const Version = 2
+
+// versionOf is the version a file of kind is written as.
+func versionOf(kind string) uint16 {
+	if kind == KindSnapshot {
+		return 2
+	}
+	return 1
+}
 
 // prefixLen is magic (4) + version (2) + header length (4).
 const prefixLen = 10
@@ -170,7 +181,7 @@ func encodePrefix(h Header) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	b.WriteString(Magic)
-	_ = binary.Write(&b, binary.BigEndian, uint16(Version))
+	_ = binary.Write(&b, binary.BigEndian, versionOf(h.Kind))
 	_ = binary.Write(&b, binary.BigEndian, uint32(len(js)))
 	b.Write(js)
 	s := sha256.Sum256(b.Bytes())

@@ -270,7 +270,7 @@ func mustJSON(v any) []byte {
 
 func TestTooNew(t *testing.T) {
 	m, payload := validParts(t, testChangeset(t))
-	for _, v := range []uint16{2, 0xffff} {
+	for _, v := range []uint16{Version + 1, 0xffff} {
 		// A newer version may lay out everything after the prefix
 		// differently: it is recognised from the prefix alone.
 		if _, err := open(t, craft(v, mustJSON(m), payload)); !errors.Is(err, ErrTooNew) {
@@ -520,4 +520,19 @@ func FuzzReadHeader(f *testing.F) {
 			check(t, craft(1, data, nil))
 		}
 	})
+}
+
+// Changesets stay version 1, so rowdrop versions that read only 1 keep
+// reading them; snapshots (whose payload may carry the writer's schema)
+// are version 2.
+func TestVersionWrittenPerKind(t *testing.T) {
+	for kind, want := range map[string]uint16{KindChangeset: 1, KindSnapshot: 2} {
+		pre, err := encodePrefix(Header{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := uint16(pre[4])<<8 | uint16(pre[5]); got != want {
+			t.Errorf("%s written as version %d, want %d", kind, got, want)
+		}
+	}
 }

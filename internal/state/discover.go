@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"rowdrop/internal/fsx"
 )
 
 // Breadcrumb files in a state directory: plain text that lets
@@ -25,7 +26,8 @@ func DefaultDir(dbPath, folder string) string {
 	}
 	a, _ := filepath.Abs(dbPath)
 	b, _ := filepath.Abs(folder)
-	h := sha256.Sum256([]byte(a + "\x00" + b))
+	// PathKey: where names fold case, two spellings of one path are one pair.
+	h := sha256.Sum256([]byte(fsx.PathKey(a) + "\x00" + fsx.PathKey(b)))
 	return filepath.Join(base, "rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
 }
 
@@ -49,7 +51,7 @@ func FindDir(dbPath, folder string, publishes func(device string) bool) string {
 		dir := filepath.Join(parent, e.Name())
 		dev, err1 := os.ReadFile(filepath.Join(dir, breadcrumbDevice))
 		dbp, err2 := os.ReadFile(filepath.Join(dir, breadcrumbDatabase))
-		if err1 != nil || err2 != nil || string(dbp) != absDB {
+		if err1 != nil || err2 != nil || !fsx.SamePath(string(dbp), absDB) {
 			continue
 		}
 		if publishes(string(dev)) {

@@ -14,13 +14,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"rowdrop/internal/db"
+	"rowdrop/internal/fsx"
 )
 
 // Dir is an opened, locked state directory.
@@ -116,9 +116,9 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock in state directory %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := fsx.TryLock(lf); err != nil {
 		lf.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, fsx.ErrLockHeld) {
 			return nil, fmt.Errorf("state directory %s is in use by another rowdrop process (stop it, or give this one its own --state): %w", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("lock state directory %s: %w", path, err)
@@ -255,15 +255,10 @@ func (d *Dir) CheckInstallation() (regenerated bool, err error) {
 }
 
 // machineFingerprint identifies "this state directory on this machine":
-// hostname, machine id and the directory's inode.
+// hostname, machine id and the directory's identity on its volume (the
+// inode on Unix). On Linux it is the same string as before platforms were
+// split (machineid_*.go, dirid_*.go), so no installation looks moved.
 func machineFingerprint(dir string) string {
 	host, _ := os.Hostname()
-	mid, _ := os.ReadFile("/etc/machine-id")
-	var ino uint64
-	if st, err := os.Stat(dir); err == nil {
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-			ino = sys.Ino
-		}
-	}
-	return fmt.Sprintf("%s|%s|%d", host, strings.TrimSpace(string(mid)), ino)
+	return fmt.Sprintf("%s|%s|%d", host, machineID(), dirID(dir))
 }
