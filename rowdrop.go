@@ -69,6 +69,17 @@ type Config struct {
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
 
+	// MassChangePercent and MassChangeMinRows set the mass-change guard:
+	// an export that would delete or overwrite more than MassChangePercent
+	// percent of a table holding at least MassChangeMinRows rows is held
+	// (not built, not published) until confirmed; Sync then returns an
+	// error wrapping ErrMassChange that says why. 0: the defaults, 50% and
+	// 20 rows; a negative MassChangePercent turns the guard off.
+	MassChangePercent, MassChangeMinRows int64
+	// ConfirmMassChange lets this Syncer's next export through the guard
+	// (`rowdrop sync --confirm-mass-change`).
+	ConfirmMassChange bool
+
 	// DeviceHorizon is how long another device may stay silent (no new
 	// acknowledgement or file) before status warns that it holds back the
 	// collection of old files (0: DefaultDeviceHorizon, 30 days). A silent

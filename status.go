@@ -35,6 +35,34 @@ type Status struct {
 	// they hold back the collection of old files until they sync again or
 	// the user retires them (`rowdrop devices forget ID`).
 	Warnings []string `json:"warnings,omitempty"`
+	// Held says why the mass-change guard holds this device's changes
+	// back, and how to publish them ("": nothing held).
+	Held string `json:"export_held,omitempty"`
+	// Recognised is the last time the live database was found not to be
+	// the file last synced (replaced, an older copy, emptied), and what
+	// was done about it.
+	Recognised *Recognition `json:"live_database_recognised,omitempty"`
+}
+
+// Recognition is what a check of the live database found when it was not
+// the file last synced (export/recognise.go), and what was done.
+type Recognition struct {
+	Kind   string `json:"kind"`   // "replaced", "older-copy" or "emptied"
+	Reason string `json:"reason"` // the signal that told
+	// Restored counts rows brought back from the base copy, Reverted rows
+	// whose values lost to the synced ones (each in the conflict log),
+	// Kept differences exported as new edits (rows never synced).
+	Restored int    `json:"restored_rows"`
+	Reverted int    `json:"reverted_rows"`
+	Kept     int    `json:"kept_rows"`
+	At       string `json:"at"`
+}
+
+func recognitionView(r *state.Recognition) *Recognition {
+	if r == nil {
+		return nil
+	}
+	return &Recognition{Kind: r.Kind, Reason: r.Reason, Restored: r.Restored, Reverted: r.Reverted, Kept: r.Kept, At: msTime(r.AtMS)}
 }
 
 // SkippedTable is a table rowdrop does not sync here, with the reason.
@@ -169,6 +197,14 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
 		return nil, err
+	}
+	if st.Held, err = s.st.Value(state.KeyMassHeld); err != nil {
+		return nil, err
+	}
+	if r, ok, err := s.st.LastRecognition(); err != nil {
+		return nil, err
+	} else if ok {
+		st.Recognised = recognitionView(&r)
 	}
 	return st, nil
 }

@@ -2,6 +2,7 @@ package rowdrop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -52,8 +53,16 @@ func (s *Syncer) Sync(ctx context.Context) (Report, error) {
 		// Imports went ahead; the export waits in the outbox and is retried.
 		return r, fmt.Errorf("exported changes wait in the outbox: %w", r.Export.PublishErr)
 	}
+	if r.Export.Held != "" {
+		// Imports went ahead; the export waits for the user's word.
+		return r, fmt.Errorf("%w: this device's changes were not published: %s", ErrMassChange, r.Export.Held)
+	}
 	return r, nil
 }
+
+// ErrMassChange: the mass-change guard held this device's export (Config,
+// MassChangePercent); Sync's error says which tables and how to confirm.
+var ErrMassChange = errors.New("export held by the mass-change guard")
 
 // Export captures local changes and publishes them as one file.
 func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
@@ -93,6 +102,7 @@ func (s *Syncer) export(ctx context.Context, c *cycle) (export.Result, error) {
 	if err != nil {
 		return res, err
 	}
+	c.recognised = true // the export checked the live file (export/recognise.go)
 	// The export brought the base copy in line with ls (EnsureBase): the
 	// importer follows what it found, without running it again.
 	s.prepareImporter(ls, ls.tables, res.SchemaProblems)
@@ -120,6 +130,9 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 type cycle struct {
 	schema liveSchema
 	view   *folderView
+	// recognised: an export of this cycle checked the live file and
+	// recorded what identifies it.
+	recognised bool
 }
 
 func (s *Syncer) newCycle() (*cycle, error) {
@@ -175,6 +188,16 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 	if err != nil {
 		return importer.Result{}, err
 	}
+	liveFile, err := s.recogniseForImport(ctx, c)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	if liveFile.recovered {
+		s.imKey = "" // live changed under the importer: prepare it again
+		if im, err = s.importer(c.schema); err != nil {
+			return importer.Result{}, err
+		}
+	}
 	scan, scanErr, applied := fv.scan, fv.err, fv.applied
 	rb, err := im.Rebase(ctx, scan, applied)
 	if err != nil {
@@ -204,6 +227,14 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 	if err := im.NoteGaps(rb.Gaps, applied); err != nil {
 		return res, err
 	}
+	if liveFile.f != nil {
+		if res.Applied > 0 || rb.Used != "" {
+			s.exp.Mark(liveFile.f) // the merge wrote live: a new generation
+		}
+		if err := s.exp.RecordLiveFile(*liveFile.f); err != nil {
+			return res, err
+		}
+	}
 	if res.Applied > 0 {
 		s.log.Info("imported", "files", res.Applied, "changes", res.Changes, "conflicts", res.Conflicts, "max_lock", res.MaxLock, "long_locks", res.LongLocks)
 	}
@@ -214,6 +245,38 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 		s.log.Warn("acknowledgement not written", "err", err)
 	}
 	return res, nil
+}
+
+// importLive is what recogniseForImport found: what identifies the live
+// file (f; nil while an interrupted import is unfinished) and whether it
+// was recovered.
+type importLive struct {
+	f         *state.LiveFile
+	recovered bool
+}
+
+// recogniseForImport checks the live file before a merge: merged into a
+// file that is not the one last synced, its differences would stay as
+// unexported edits. An export of the same cycle checked it already; an
+// interrupted import's merged values are in live only, so none is checked
+// until it is finished.
+func (s *Syncer) recogniseForImport(ctx context.Context, c *cycle) (importLive, error) {
+	if c.recognised {
+		f, ok, err := s.st.LiveFile()
+		if err != nil || !ok {
+			return importLive{}, err
+		}
+		return importLive{f: &f}, nil
+	}
+	if in, err := s.st.CurrentInflight(); err != nil || in.Kind != state.InflightNone {
+		return importLive{}, err
+	}
+	rec, cur, err := s.exp.Recognise(ctx, s.importedTables(c.schema))
+	if err != nil {
+		return importLive{}, err
+	}
+	c.recognised = true
+	return importLive{f: &cur, recovered: rec != nil}, nil
 }
 
 // outbox lists the sequence numbers of this device's files waiting in the
@@ -234,3 +297,24 @@ func (s *Syncer) outbox() ([]uint64, error) {
 
 // Publish retries publishing files waiting in the outbox.
 func (s *Syncer) Publish() ([]string, error) { return s.exp.Publish() }
+
+// AdoptPlan counts, per synced table, what Adopt would insert, change and
+// delete on every device: live's differences from the base copy.
+func (s *Syncer) AdoptPlan(ctx context.Context) ([]export.TableChanges, error) {
+	c, err := s.newCycle()
+	if err != nil {
+		return nil, err
+	}
+	return s.exp.AdoptPlan(ctx, c.schema.tables)
+}
+
+// Adopt takes the live database as the truth ("my database now is the
+// truth"): one sync whose export publishes live's differences from the
+// base copy as new edits, winning over everything merged before, without
+// the recognition of a replaced or older file and without the mass-change
+// guard. Show AdoptPlan to the user first.
+func (s *Syncer) Adopt(ctx context.Context) (Report, error) {
+	s.exp.Adopt = true
+	defer func() { s.exp.Adopt = false }()
+	return s.Sync(ctx)
+}

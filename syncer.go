@@ -45,6 +45,9 @@ type Syncer struct {
 	imBlocked string
 	// shared is the shared folder: every read and write of it goes through it.
 	shared *folder.Folder
+	// liveID is the identity of the file live has open (export.FileID):
+	// when another file takes the path, live follows it (followLive).
+	liveID string
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -57,12 +60,8 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	log := cfg.Logger
 	// The live database first: a file that is not a SQLite database, or a
 	// bad stand-in, must fail before the state directory is created.
-	live, err := db.OpenLive(cfg.DB, false)
+	live, liveID, err := openLive(cfg)
 	if err != nil {
-		return nil, err
-	}
-	if err := db.RegisterStandIns(live, cfg.StandIns); err != nil {
-		live.Close()
 		return nil, err
 	}
 	st, err := state.Open(cfg.State)
@@ -70,7 +69,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		live.Close()
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st, live: live, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
+	s := &Syncer{cfg: cfg, log: log, st: st, live: live, liveID: liveID, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
 	fail := func(err error) (*Syncer, error) {
 		live.Close()
 		st.Close()
@@ -94,10 +93,66 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	}
 	s.clock = hlc.New(cfg.Now, hlc.Timestamp(last))
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
-		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now}
+		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now,
+		MassPercent: massPercent(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
 	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
 		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
 	return s, nil
+}
+
+// openLive opens rowdrop's read-write connection to the live database,
+// with the stand-in functions, and returns the identity of the file it
+// opened.
+func openLive(cfg Config) (*sqlite.Conn, string, error) {
+	id, err := export.FileID(cfg.DB)
+	if err != nil {
+		return nil, "", fmt.Errorf("database %s: %w (give the path of the app's SQLite file)", cfg.DB, err)
+	}
+	live, err := db.OpenLive(cfg.DB, false)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := db.RegisterStandIns(live, cfg.StandIns); err != nil {
+		live.Close()
+		return nil, "", err
+	}
+	return live, id, nil
+}
+
+// followLive reopens the connection to the live database when another
+// file took its path (VACUUM INTO + rename, a restore, a reinstalled app):
+// the open one still reaches the old, unlinked file. What the new file is
+// is for the export's check to tell (export/recognise.go).
+func (s *Syncer) followLive() error {
+	id, err := export.FileID(s.cfg.DB)
+	if err != nil {
+		return fmt.Errorf("database %s: %w (give the path of the app's SQLite file)", s.cfg.DB, err)
+	}
+	if id == s.liveID {
+		return nil
+	}
+	live, id, err := openLive(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.log.Info("the database file was replaced: following the new one", "db", s.cfg.DB)
+	s.live.Close()
+	s.live, s.liveID = live, id
+	s.exp.Live = live
+	s.imKey = "" // prepare the importer again, on the new connection
+	return nil
+}
+
+// massPercent is the guard's threshold for the exporter: the default for
+// 0, off (0) for a negative one.
+func massPercent(p int64) int {
+	switch {
+	case p == 0:
+		return export.DefaultMassPercent
+	case p < 0:
+		return 0
+	}
+	return int(p)
 }
 
 // Identity is a device's identity.
@@ -132,6 +187,9 @@ type liveSchema struct {
 // readSchema reads the live schema; one Sync reads it once.
 func (s *Syncer) readSchema() (liveSchema, error) {
 	var ls liveSchema
+	if err := s.followLive(); err != nil {
+		return ls, err
+	}
 	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns}
 	err := retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
 		ls.tables, ls.skipped, e = schema.Inspect(s.live, "main", f)
@@ -172,6 +230,12 @@ func schemaKey(tables []*schema.Table, skipped []schema.Skipped) string {
 		}
 	}
 	for _, sk := range skipped {
+		// rowdrop's own tables in the app's database (rowdrop_marker,
+		// rowdrop_dirty) come and go with rowdrop's work, not the app's
+		// schema; no file ever names one.
+		if strings.HasPrefix(strings.ToLower(sk.Name), "rowdrop_") {
+			continue
+		}
 		field("skipped")
 		field(sk.Name)
 	}
@@ -196,6 +260,18 @@ func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
 	im := s.im
 	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey}
 	return im, nil
+}
+
+// importedTables returns the synced tables the importer was prepared for,
+// in the live schema's order.
+func (s *Syncer) importedTables(ls liveSchema) []*schema.Table {
+	var out []*schema.Table
+	for _, t := range ls.tables {
+		if s.im.Tables[t.Name] != nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // prepareImporter sets the importer's tables for the live schema ls: the

@@ -55,6 +55,17 @@ type Exporter struct {
 	Now        func() time.Time
 	// ForceFull makes the next export a full diff.
 	ForceFull bool
+	// MassPercent and MassMinRows set the mass-change guard (massChange):
+	// an export that deletes or overwrites more than MassPercent% of a
+	// table of at least MassMinRows rows (0: DefaultMassMinRows) is held.
+	// MassPercent 0 or negative turns the guard off; the library's Config
+	// turns it on by default (DefaultMassPercent).
+	MassPercent, MassMinRows int
+	// ConfirmMassChange lets the next export through the guard.
+	ConfirmMassChange bool
+	// Adopt makes the next export take live as the truth (adopt.go): no
+	// recognition of the file, no guard.
+	Adopt bool
 
 	warnedHints bool // "hints unsupported" was logged once
 }
@@ -84,6 +95,13 @@ type Result struct {
 	// their shape changed in a way the base copy cannot follow (see
 	// EnsureBase); every other table was exported.
 	SchemaProblems []SchemaProblem
+	// Recognised is set when the live database was not the file last
+	// synced (recognise.go) and says what was done about it.
+	Recognised *state.Recognition
+	// Held is set when the mass-change guard kept this export back: why,
+	// and how to let it through. Nothing was built or published; live
+	// keeps the changes as unexported edits.
+	Held string
 }
 
 // crashHook, if set (by tests), is called at the named points of an
@@ -134,6 +152,18 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 			}
 		}
 	}
+	var recognised *state.Recognition
+	var liveFile state.LiveFile
+	if e.Adopt {
+		liveFile, err = ReadLiveFile(e.LivePath, tables)
+		e.ConfirmMassChange = true
+	} else {
+		recognised, liveFile, err = e.Recognise(ctx, tables)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Recognised = recognised
 	mode := ModeFull
 	if e.Hints && !e.ForceFull {
 		mode, err = e.chooseMode(tables)
@@ -219,8 +249,30 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		if err := e.clear(dmax); err != nil {
 			return res, err
 		}
+		if err := e.releaseHold(); err != nil {
+			return res, err
+		}
+		if err := e.RecordLiveFile(liveFile); err != nil {
+			return res, err
+		}
 		// Files an earlier run could not publish (the USB stick was out)
 		// go out now, even though nothing new changed.
+		e.publishInto(&res)
+		return res, nil
+	}
+	if held, err := e.massChange(touched); err != nil {
+		return res, err
+	} else if held != "" && !e.ConfirmMassChange {
+		// Base, hints and sequence stay as they are: the changes remain
+		// unexported edits, exported once confirmed, or undone in the app.
+		res.Held = held
+		if err := e.State.Set(state.KeyMassHeld, held); err != nil {
+			return res, err
+		}
+		if err := e.RecordLiveFile(liveFile); err != nil {
+			return res, err
+		}
+		log.Warn("export held: "+held, "db", e.LivePath)
 		e.publishInto(&res)
 		return res, nil
 	}
@@ -293,6 +345,13 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	}
 	res.Seq, res.Changes, res.Bytes = seq, touched.n, h.PayloadLen
 	if err := e.afterFull(mode); err != nil {
+		return res, err
+	}
+	if err := e.releaseHold(); err != nil {
+		return res, err
+	}
+	e.Mark(&liveFile)
+	if err := e.RecordLiveFile(liveFile); err != nil {
 		return res, err
 	}
 	// Hints are consumed once the base copy accounts for them.
@@ -457,13 +516,17 @@ func (e *Exporter) chooseMode(tables []*schema.Table) (string, error) {
 type touchedSet struct {
 	n      int64
 	tables map[string]bool
+	// deleted counts, per table, the rows the export deletes; updated
+	// holds the keys of the rows it updates (massguard.go).
+	deleted map[string]int64
+	updated map[string][][]byte
 }
 
 // filter decodes the captured changeset and writes the exported one:
 // device-local columns are removed (an UPDATE of only local columns is
 // dropped; INSERT/DELETE carry NULL there).
 func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touchedSet, error) {
-	ts := touchedSet{tables: map[string]bool{}}
+	ts := touchedSet{tables: map[string]bool{}, deleted: map[string]int64{}, updated: map[string][][]byte{}}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return nil, ts, err
 	}
@@ -502,6 +565,12 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 		}
 		ts.n++
 		ts.tables[t.Name] = true
+		switch c.Op {
+		case changeset.OpDelete:
+			ts.deleted[t.Name]++
+		case changeset.OpUpdate:
+			ts.updated[t.Name] = append(ts.updated[t.Name], changeset.EncodeKey(rows.Key(t, c.Old)))
+		}
 	}
 	err = cw.Flush()
 	if err == nil {

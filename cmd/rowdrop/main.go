@@ -31,9 +31,17 @@ const usageText = `rowdrop syncs a SQLite app database between devices that shar
 (Syncthing, Dropbox, a USB stick). It never copies the live database file.
 
 Usage:
-  rowdrop sync      [pair flags] [--json]   export this device's changes, import everyone else's
+  rowdrop sync      [pair flags] [--json] [--confirm-mass-change]
+                                            export this device's changes, import everyone else's;
+                                            --confirm-mass-change publishes an export the mass-change
+                                            guard held (it deletes or overwrites most of a table)
   rowdrop watch     [pair flags] [watch flags]  sync whenever the database or the folder changes,
                                             until SIGINT/SIGTERM; serves every configured database
+  rowdrop adopt     [pair flags] [--dry-run] [--json]
+                                            take the live database as the truth: print how many rows
+                                            that inserts, changes and deletes on every device, then sync
+                                            with its content winning as new edits (after a restore or a
+                                            reset that was meant, or to confirm a mass change)
   rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
                                             synced and skipped tables, conflicts
   rowdrop conflicts [pair flags] [--json]   list the conflict log (values that lost a merge)
@@ -92,9 +100,12 @@ Watch flags:
 Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
 ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
 config file. In the file, an entry of "databases:" beats the top-level keys.
-Config keys besides the flags: sweep_every, max_changeset, stand_ins, and
+Config keys besides the flags: sweep_every, max_changeset, stand_ins,
 device_horizon (default 30d): how long another device may be silent before
-status warns that it holds back the collection of old files.
+status warns that it holds back the collection of old files, and
+mass_change_percent (default 50), mass_change_min_rows (default 20): an export
+that deletes or overwrites more than that share of a table of at least that
+many rows is held until ` + "`rowdrop sync --confirm-mass-change`" + ` (a negative percent: off).
 The config is checked before anything runs: an unknown key, a bad value (debounce: fast,
 a negative duration or count) or two databases sharing one folder is refused (exit 2),
 naming the file, the line and the key.
@@ -148,6 +159,7 @@ var commands = map[string]command{
 	"devices":   cmdDevices,
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
+	"adopt":     cmdAdopt,
 	"restore":   cmdRestore,
 	"check":     cmdCheck,
 }

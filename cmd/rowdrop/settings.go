@@ -107,6 +107,14 @@ var settings = []setting{
 	// warns ("30d", "720h"; unset: the library's default).
 	{key: "device_horizon", kind: kindDays, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.DeviceHorizon }},
+	// mass_change_percent, mass_change_min_rows: the mass-change guard
+	// holds an export that deletes or overwrites more than this percent
+	// of a table of at least this many rows (0: 50 and 20; a negative
+	// percent turns it off); `rowdrop sync --confirm-mass-change` lets it through.
+	{key: "mass_change_percent", kind: kindInt, perDB: true,
+		field: func(c *rowdrop.Config) any { return &c.MassChangePercent }},
+	{key: "mass_change_min_rows", kind: kindInt, perDB: true,
+		field: func(c *rowdrop.Config) any { return &c.MassChangeMinRows }},
 	// rekey_integer_ids: false (see README).
 	{key: "rekey_integer_ids", kind: kindNegatedBool,
 		field: func(c *rowdrop.Config) any { return &c.NoRekey }},

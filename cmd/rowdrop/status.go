@@ -141,6 +141,13 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 		fmt.Fprintf(w, "outbox     %d file(s) wait for the folder\n", st.Outbox)
 	}
 	fmt.Fprintf(w, "imported   last %s\n", orNever(st.LastImport))
+	if st.Held != "" {
+		fmt.Fprintf(w, "HELD       this device's changes are not published: %s\n", st.Held)
+	}
+	if r := st.Recognised; r != nil {
+		fmt.Fprintf(w, "recognised %s: the database was %s (%s); %d row(s) brought back, %d reverted (in the conflict log), %d kept as new edits\n",
+			r.At, r.Kind, r.Reason, r.Restored, r.Reverted, r.Kept)
+	}
 
 	fmt.Fprintf(w, "\nother devices: %d\n", len(st.Devices))
 	if len(st.Devices) > 0 {

@@ -19,8 +19,9 @@ import (
 // databases are configured) with the facts the log reports. The exit status
 // is 3 when everything ran but files are held or broken.
 func cmdSync(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json]", pairFlags)
+	fs := a.newFlags("[pair flags] [--json] [--confirm-mass-change]", pairFlags)
 	asJSON := fs.Bool("json", false, "print what each sync did as JSON on stdout (an object; an array when several databases are configured)")
+	confirm := fs.Bool("confirm-mass-change", false, "publish an export the mass-change guard held (it deletes or overwrites most of a table)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
@@ -31,6 +32,9 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
+	}
+	for i := range pairs {
+		pairs[i].ConfirmMassChange = *confirm
 	}
 	// Ctrl-C cancels the step through its context: SQLite rolls back what
 	// was not committed, and the next sync picks up from there.

@@ -29,6 +29,15 @@ const (
 	KeyIDCheckUpTo Key = "idcheck_upto"   // own files up to this one checked for this installation
 	KeyLastFullMS  Key = "last_full_ms"   // last full comparison of live and base
 	KeyLastExport  Key = "last_export_ms" // last export that published a file
+	// KeyLiveFile is what identified the live database at the last export
+	// or import (JSON, LiveFile; through LiveFile and SetLiveFile).
+	KeyLiveFile Key = "live_file"
+	// KeyRecognition is what the last check of the live database found
+	// when it was not the file last synced (JSON, Recognition).
+	KeyRecognition Key = "recognition"
+	// KeyMassHeld says why the last export was held by the mass-change
+	// guard ("" when none is held).
+	KeyMassHeld Key = "mass_held"
 
 	// Import.
 	KeyHLC         Key = "hlc"            // last clock this device issued or observed
