@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"rowdrop/internal/hlc"
@@ -62,12 +63,10 @@ func (s *Syncer) RevertPlan(ctx context.Context, file string) (*revert.Plan, err
 func (s *Syncer) revertRel(file string) (string, error) {
 	slash := filepath.ToSlash(file)
 	if _, err := os.Stat(file); err != nil {
-		cand := slash
-		if !strings.HasSuffix(cand, rdfile.Ext) {
-			cand += rdfile.Ext
-		}
-		if kind, _, _ := rdfile.Classify(cand); kind == rdfile.NameChangeset {
-			return cand, nil
+		if dev, num, found := strings.Cut(slash, "/"); found && rdfile.ValidDeviceID(dev) {
+			if seq, err := strconv.ParseUint(strings.TrimSuffix(num, rdfile.Ext), 10, 64); err == nil && seq > 0 {
+				return rdfile.RelPath(dev, seq), nil
+			}
 		}
 		return "", fmt.Errorf("revert %s: %w (give a changeset's path in the shared folder, or <device>/<seq>)", file, err)
 	}
