@@ -190,3 +190,36 @@ func TestCLIRevertRefuses(t *testing.T) {
 		t.Fatalf("a refused revert changed beta:\n%s", got)
 	}
 }
+
+// TestCLIRevertOwnMassDelete: alpha's app deletes 25 of 40 notes, the user
+// confirms the held export, beta applies it; alpha reverts its own file
+// and every note is back on both devices.
+func TestCLIRevertOwnMassDelete(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	var script strings.Builder
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&script, "INSERT INTO notes(id,title) VALUES('n%02d','note %d');", i, i)
+	}
+	a.execScript(t, script.String())
+	a.sync(t)
+	b.sync(t)
+	full := b.dump(t)
+	a.exec(t, "DELETE FROM notes WHERE id < 'n25'")
+	exits(t, 1, append([]string{"sync"}, a.flags()...)...)
+	ok(t, append([]string{"sync", "--confirm-mass-change"}, a.flags()...)...)
+	b.sync(t)
+	if got := strings.Count(b.dump(t), "'note "); got != 15 {
+		t.Fatalf("beta has %d notes after the confirmed delete, want 15", got)
+	}
+	_, file := lastFile(t, a)
+	r := ok(t, append([]string{"revert", file}, a.flags()...)...)
+	if !strings.Contains(r.stdout, "25 re-inserted, 0 cell(s) written back, 0 skipped") {
+		t.Fatalf("revert on alpha:\n%s", r.stdout)
+	}
+	b.sync(t)
+	sameDB(t, a, b)
+	if got := b.dump(t); got != full {
+		t.Fatalf("after the revert beta holds:\n%s\nwant:\n%s", got, full)
+	}
+}
