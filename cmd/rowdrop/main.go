@@ -42,6 +42,11 @@ Usage:
                                             that inserts, changes and deletes on every device, then sync
                                             with its content winning as new edits (after a restore or a
                                             reset that was meant, or to confirm a mass change)
+  rowdrop revert    [pair flags] [--dry-run] [--json] FILE
+                                            undo a published changeset (a path in the shared folder, or
+                                            <device>/<seq>) on every device: print what it deletes,
+                                            re-inserts and writes back, then apply it as a new edit and
+                                            sync; rows and cells changed since the file are skipped
   rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
                                             synced and skipped tables, conflicts
   rowdrop conflicts [pair flags] [--json]   list the conflict log (values that lost a merge)
@@ -72,7 +77,7 @@ Usage:
   rowdrop help                              this text
   rowdrop --version                         the module version and VCS revision this binary was built from
 
-Pair flags (sync, watch, status, conflicts, snapshot, restore, gc, devices; flags may come before or after arguments):
+Pair flags (sync, watch, adopt, revert, status, conflicts, snapshot, restore, gc, devices; flags may come before or after arguments):
   --db PATH              the app's SQLite database
   --folder DIR           the shared folder (one per database; never put the database inside it)
   --state DIR            private state directory (default: $XDG_STATE_HOME/rowdrop/<db>-<hash>)
@@ -160,6 +165,7 @@ var commands = map[string]command{
 	"demo":      cmdDemo,
 	"snapshot":  cmdSnapshot,
 	"adopt":     cmdAdopt,
+	"revert":    cmdRevert,
 	"restore":   cmdRestore,
 	"check":     cmdCheck,
 }
