@@ -1,10 +1,7 @@
 package export
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"sort"
 
@@ -39,23 +36,10 @@ func (e *Exporter) AdoptPlan(ctx context.Context, tables []*schema.Table) ([]Tab
 		return nil, err
 	}
 	defer func() { diff.Close(); os.Remove(diff.Name()) }()
-	byName := map[string]*schema.Table{}
-	for _, t := range tables {
-		byName[t.Name] = t
-	}
 	counts := map[string]*TableChanges{}
-	rd := changeset.NewReader(bufio.NewReaderSize(diff, 1<<20), changeset.Limits{})
-	for {
-		c, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode captured changeset: %w", err)
-		}
-		t := byName[c.Table.Name]
-		if t == nil || !exportForm(t, c) {
-			continue
+	err = eachCaptured(diff, tables, func(t *schema.Table, c *changeset.Change) error {
+		if !exportForm(t, c) {
+			return nil
 		}
 		tc := counts[t.Name]
 		if tc == nil {
@@ -70,6 +54,10 @@ func (e *Exporter) AdoptPlan(ctx context.Context, tables []*schema.Table) ([]Tab
 		case changeset.OpDelete:
 			tc.Delete++
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]TableChanges, 0, len(counts))
 	for _, tc := range counts {

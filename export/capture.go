@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -327,4 +328,29 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 		return 0, nil, err
 	}
 	return dmax, fx, nil
+}
+
+// eachCaptured decodes a captured changeset and calls fn with each change
+// to one of tables (changes to other tables are skipped), in changeset
+// order; fn's error stops the walk and is returned as is.
+func eachCaptured(r io.Reader, tables []*schema.Table, fn func(t *schema.Table, c *changeset.Change) error) error {
+	byName := make(map[string]*schema.Table, len(tables))
+	for _, t := range tables {
+		byName[t.Name] = t
+	}
+	rd := changeset.NewReader(bufio.NewReaderSize(r, 1<<20), changeset.Limits{})
+	for {
+		c, err := rd.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("decode captured changeset: %w", err)
+		}
+		if t := byName[c.Table.Name]; t != nil {
+			if err := fn(t, c); err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -534,34 +534,14 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 	if err != nil {
 		return nil, ts, fmt.Errorf("create export file in state directory %s: %w", e.State.Path, err)
 	}
-	byName := map[string]*schema.Table{}
-	for _, t := range tables {
-		byName[t.Name] = t
-	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	cw := changeset.NewWriter(bw)
-	rd := changeset.NewReader(bufio.NewReaderSize(raw, 1<<20), changeset.Limits{})
-	for {
-		c, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			out.Close()
-			os.Remove(out.Name())
-			return nil, ts, fmt.Errorf("decode captured changeset: %w", err)
-		}
-		t := byName[c.Table.Name]
-		if t == nil {
-			continue
-		}
+	err = eachCaptured(raw, tables, func(t *schema.Table, c *changeset.Change) error {
 		if !exportForm(t, c) {
-			continue
+			return nil
 		}
 		if err := cw.Write(c); err != nil {
-			out.Close()
-			os.Remove(out.Name())
-			return nil, ts, fmt.Errorf("write export changeset: %w", err)
+			return fmt.Errorf("write export changeset: %w", err)
 		}
 		ts.n++
 		ts.tables[t.Name] = true
@@ -571,15 +551,20 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 		case changeset.OpUpdate:
 			ts.updated[t.Name] = append(ts.updated[t.Name], changeset.EncodeKey(rows.Key(t, c.Old)))
 		}
-	}
-	err = cw.Flush()
+		return nil
+	})
 	if err == nil {
-		err = bw.Flush()
+		if err = cw.Flush(); err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			err = fmt.Errorf("write export changeset: %w", err)
+		}
 	}
 	if err != nil {
 		out.Close()
 		os.Remove(out.Name())
-		return nil, ts, fmt.Errorf("write export changeset: %w", err)
+		return nil, ts, err
 	}
 	return out, ts, nil
 }
@@ -638,37 +623,25 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 			a.Close()
 		}
 	}()
-	byName := map[string]*schema.Table{}
-	for _, t := range tables {
-		byName[t.Name] = t
-	}
 	clock := state.Clock{HLC: ts, Dev: e.ID.Device}
 	var deferred []*deferredRow
-	rd := changeset.NewReader(bufio.NewReaderSize(raw, 1<<20), changeset.Limits{})
-	for {
-		c, rerr := rd.Next()
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("decode captured changeset: %w", rerr)
-		}
-		t := byName[c.Table.Name]
-		if t == nil {
-			continue
-		}
+	err = eachCaptured(raw, tables, func(t *schema.Table, c *changeset.Change) error {
 		a := access[t.Name]
 		if a == nil {
 			a = rows.Open(base, "main", t)
 			access[t.Name] = a
 		}
-		var d *deferredRow
-		if d, err = recordLocal(meta, a, t, c, clock); err != nil {
+		d, err := recordLocal(meta, a, t, c, clock)
+		if err != nil {
 			return err
 		}
 		if d != nil {
 			deferred = append(deferred, d)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// Rows that collided on a UNIQUE constraint with a row that a later
 	// change moves or deletes (a swap of unique values, say). Every other

@@ -407,27 +407,11 @@ func (e *Exporter) recover(ctx context.Context, tables []*schema.Table, r *state
 		return err
 	}
 	defer meta.Close()
-	byName := map[string]*schema.Table{}
-	for _, t := range tables {
-		byName[t.Name] = t
-	}
 	now := e.now().UnixMilli()
 	note := "the live database was " + r.Kind + " (" + r.Reason + "): this value of it lost to the synced one"
 	var fixes []liveFix
 	var conflicts []*state.Conflict
-	rd := changeset.NewReader(bufio.NewReaderSize(diff, 1<<20), changeset.Limits{})
-	for {
-		c, rerr := rd.Next()
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("decode captured changeset: %w", rerr)
-		}
-		t := byName[c.Table.Name]
-		if t == nil {
-			continue
-		}
+	err = eachCaptured(diff, tables, func(t *schema.Table, c *changeset.Change) error {
 		var key []changeset.Value
 		if c.Op == changeset.OpInsert {
 			key = cloneValues(rows.Key(t, c.New))
@@ -449,7 +433,7 @@ func (e *Exporter) recover(ctx context.Context, tables []*schema.Table, r *state
 		case changeset.OpInsert:
 			if m == nil {
 				r.Kept++ // a key rowdrop never saw: a new row, exported as one
-				continue
+				return nil
 			}
 			// The base copy deleted it (or never had this version alive).
 			var names []string
@@ -480,12 +464,16 @@ func (e *Exporter) recover(ctx context.Context, tables []*schema.Table, r *state
 				}
 			}
 			if len(idx) == 0 {
-				continue
+				return nil
 			}
 			conflict(names, cloneValues(win), cloneValues(lose), clock)
 			fixes = append(fixes, liveFix{t: t, key: key, want: cloneValues(c.Old), cols: idx})
 			r.Reverted++
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(fixes) == 0 {
 		return nil
