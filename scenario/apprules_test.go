@@ -68,10 +68,8 @@ func TestRekeyMoveDoesNotCascade(t *testing.T) {
 				if order == "ba" {
 					first, second = b, a
 				}
-				w.DeliverAll(first, c)
-				c.Import()
-				w.DeliverAll(second, c)
-				c.Import()
+				w.Send(first, c)
+				w.Send(second, c)
 				w.Tick(1000)
 				w.Quiesce(8)
 				w.AssertConverged()

@@ -138,8 +138,7 @@ func TestUniqueCompositeIndex(t *testing.T) {
 			if order == "ba" {
 				first, second = b, a
 			}
-			w.DeliverAll(first, c)
-			c.Import()
+			w.Send(first, c)
 			w.DeliverAll(second, c)
 			if r := c.Import(); r.Held != 0 {
 				t.Fatalf("c: %+v", r)
@@ -538,10 +537,8 @@ func TestUniqueClashConverges(t *testing.T) {
 			if order == "ba" {
 				first, second = b, a
 			}
-			w.DeliverAll(first, c)
-			c.Import()
-			w.DeliverAll(second, c)
-			c.Import()
+			w.Send(first, c)
+			w.Send(second, c)
 			w.Tick(1000)
 			w.Quiesce(6)
 			w.AssertConverged()
