@@ -6,10 +6,10 @@ import (
 	"os"
 	"time"
 
-	"rowdrop/internal/folder"
-	"rowdrop/internal/gc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/gc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Collection of this device's old files (internal/gc does the planning

@@ -7,11 +7,11 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/rows"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/rows"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Conflict is a readable conflict-log entry.

@@ -7,11 +7,11 @@ import (
 	"sort"
 	"time"
 
-	"rowdrop/internal/ack"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/gc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/ack"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/gc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // DefaultDeviceHorizon is how long a device may stay silent (no new

@@ -1,4 +1,4 @@
-module rowdrop
+module github.com/rowdrop/rowdrop
 
 go 1.26.8
 

@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"time"
 
-	"rowdrop/internal/folder"
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Restore: building the app's database on a new machine from the shared

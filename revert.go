@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/revert"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/revert"
 )
 
 // Undoing one published changeset from the folder (`rowdrop revert`): the

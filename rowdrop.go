@@ -20,10 +20,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"rowdrop/internal/folder"
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Config names one (database, folder) pair and how to sync it.

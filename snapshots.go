@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"rowdrop/export"
-	importer "rowdrop/import"
-	"rowdrop/internal/schema"
-	"rowdrop/merge"
+	"github.com/rowdrop/rowdrop/export"
+	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // Snapshots: publishing one, and joining from one (the choice and the

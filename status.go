@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"rowdrop/export"
-	importer "rowdrop/import"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/export"
+	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Status is what `rowdrop status` reports.

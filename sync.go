@@ -7,12 +7,12 @@ import (
 	"os"
 	"time"
 
-	"rowdrop/export"
-	importer "rowdrop/import"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
-	"rowdrop/merge"
+	"github.com/rowdrop/rowdrop/export"
+	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // One sync cycle: export this device's changes, import the others'.

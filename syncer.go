@@ -12,15 +12,15 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/export"
-	importer "rowdrop/import"
-	"rowdrop/internal/db"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
-	"rowdrop/merge"
+	"github.com/rowdrop/rowdrop/export"
+	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // The Syncer's lifecycle: Open, what it holds (state, live connection,

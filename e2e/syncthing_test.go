@@ -155,8 +155,8 @@ func rowdropBin(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		buildBin = filepath.Join(buildDir, "rowdrop")
-		cmd := exec.Command("go", "build", "-o", buildBin, "rowdrop/cmd/rowdrop")
+		buildBin = filepath.Join(buildDir, "github.com/rowdrop/rowdrop")
+		cmd := exec.Command("go", "build", "-o", buildBin, "github.com/rowdrop/rowdrop/cmd/rowdrop")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build rowdrop/cmd/rowdrop: %v (or set %s to a prebuilt binary)\n%s", err, envBin, out)

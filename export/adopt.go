@@ -5,8 +5,8 @@ import (
 	"os"
 	"sort"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 // Adopting the live database: the user's word that what live holds now is

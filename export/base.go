@@ -6,10 +6,10 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/db"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // SchemaProblem is a synced table whose live shape changed in a way the

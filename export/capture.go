@@ -13,9 +13,9 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 // Capture writes, as one SQLite changeset, every difference between the

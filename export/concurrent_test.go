@@ -16,7 +16,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/db"
 )
 
 // The writer process: TestMain runs it instead of the tests when

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Crash safety of the sequence: whatever instant an export is interrupted

@@ -14,7 +14,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 // The fast path must produce exactly what the full diff produces. Every

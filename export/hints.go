@@ -8,8 +8,8 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 // Hint triggers: the opt-in fast capture path. Three tiny triggers per

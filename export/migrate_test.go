@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"rowdrop/internal/state"
 	"strings"
 	"testing"
+
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // An app upgrade that adds columns (ALTER TABLE ... ADD COLUMN, with

@@ -8,9 +8,9 @@ import (
 	"sort"
 	"strings"
 
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // recoverOutbox finishes or discards what an interrupted export left in

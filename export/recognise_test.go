@@ -7,8 +7,8 @@ import (
 
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // TestClassifySignals: each signal alone tells its kind; none fires on an

@@ -12,10 +12,10 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // A schema exercising every shape the capture must handle. nopk and the

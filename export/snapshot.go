@@ -12,13 +12,13 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // SnapshotResult describes one published snapshot.

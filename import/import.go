@@ -15,13 +15,13 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
-	"rowdrop/merge"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // File statuses recorded for status reports.

@@ -12,10 +12,10 @@ import (
 	"sort"
 	"strings"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
-	"rowdrop/merge"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // A file's changes are merged in key order, not in the order the file

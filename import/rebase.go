@@ -7,11 +7,11 @@ import (
 	"strconv"
 	"strings"
 
-	"rowdrop/internal/folder"
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/state"
-	"rowdrop/merge"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // Snapshots, joining and rejoining.

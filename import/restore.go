@@ -8,10 +8,10 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/db"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // SchemaFromSnapshots finds the app's complete schema for `rowdrop

@@ -23,11 +23,11 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/internal/rows"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/rows"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // appTrigger is what rowdrop reads from one of the app's triggers.

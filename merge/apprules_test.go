@@ -9,7 +9,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 func TestTriggerRefs(t *testing.T) {

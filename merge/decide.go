@@ -31,9 +31,9 @@ package merge
 import (
 	"encoding/json"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Conflict kinds in the log.

@@ -7,11 +7,11 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/internal/hlc"
-	"rowdrop/internal/schema"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // A rebase merges another device's whole merged state (a snapshot: base

@@ -6,9 +6,9 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 // Files from a device whose app has not run a migration yet carry fewer

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // An app-style schema (issue #14 §3): INTEGER ids that offline devices

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // TestAppRulesReduce shrinks a failing seed of TestAppRulesProperty to

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // A file that repeats a key (rowdrop never writes one, a foreign writer

@@ -16,8 +16,8 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // runApp is the busy app: a separate OS process writing to its database

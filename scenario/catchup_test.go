@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // A device away while another wrote hundreds of files catches up in one

@@ -15,12 +15,12 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/check"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/check"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // checkedFolder is a shared folder made by real syncs of two devices:

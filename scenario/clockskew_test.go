@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // Clock skew through the clock interface: A's clock runs a day ahead, B's

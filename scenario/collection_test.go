@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"rowdrop"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // Acknowledgements, collection and devices over time, on real databases

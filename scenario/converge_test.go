@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 func TestTwoDevicesConverge(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	importer "rowdrop/import"
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // Delivery rules, on real databases and folders: each device has its own

@@ -38,10 +38,10 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
-	"rowdrop/export"
-	importer "rowdrop/import"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/export"
+	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/state"
 )
 
 // Epoch is where the simulated wall clock starts (2027-01-15, ms).

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/rdfile"
-	"rowdrop/internal/schema"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // plant builds a well-formed rowdrop file (valid checksums) around an

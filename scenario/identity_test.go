@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/export"
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/export"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // A state directory cloned to another machine: both installations publish

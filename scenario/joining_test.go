@@ -14,9 +14,9 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop"
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // TestJoinLateFromSnapshot: two devices work for a while, one snapshots,

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // TestMain lets this test binary be its own child process. The crash tests

@@ -16,11 +16,11 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/merge"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/merge"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // The property test: four devices, each with its own database, state

@@ -4,9 +4,9 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/merge"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/merge"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // One test per merge rule, on real databases and real folders. Every device

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 const migSchema = `

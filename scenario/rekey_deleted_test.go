@@ -3,7 +3,7 @@ package scenario_test
 import (
 	"testing"
 
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // Two offline devices insert different rows under one INTEGER id, and one

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 const kbIntSchema = `

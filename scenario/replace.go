@@ -6,7 +6,7 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // WithAppClosed closes the app's connection, runs fn (which may replace,

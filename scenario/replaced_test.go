@@ -12,9 +12,9 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
-	"rowdrop/export"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/export"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // Invariant 13b: a database restored, reset or replaced under rowdrop is

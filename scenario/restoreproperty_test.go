@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // TestRestoreProperty: random app edits interleaved with random restores

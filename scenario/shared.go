@@ -10,7 +10,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // NotesSchema is the notes app most shared-folder tests sync: a text key,

@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // Published returns the sequence numbers of this device's files in its

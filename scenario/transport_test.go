@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"rowdrop/internal/rdfile"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // The simulated transport itself: whole, partial and repeated deliveries

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // A notes app's schema: an FTS5 external-content index kept by triggers and

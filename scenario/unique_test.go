@@ -15,10 +15,10 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
-	"rowdrop/internal/changeset"
-	"rowdrop/merge"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/merge"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 const bmSchema = `CREATE TABLE bm(id TEXT PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop"
-	"rowdrop/scenario"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
 )
 
 // A USB stick: the folder round-trips through a real FAT32 filesystem image

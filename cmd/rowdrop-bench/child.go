@@ -20,7 +20,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // Child processes: the benchmark re-executes its own binary (or the test

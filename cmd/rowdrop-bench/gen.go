@@ -13,7 +13,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 type bench struct {
@@ -26,7 +26,7 @@ type bench struct {
 }
 
 func newRand(seed int64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), 0x726f7764726f70)) // "rowdrop"
+	return rand.New(rand.NewPCG(uint64(seed), 0x726f7764726f70)) // "github.com/rowdrop/rowdrop"
 }
 
 func (b *bench) logf(format string, args ...any) {

@@ -17,9 +17,9 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/export"
-	"rowdrop/internal/db"
-	"rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/export"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/folder"
 )
 
 // p1 measures the export of one-row edits against a full session diff of

@@ -12,9 +12,9 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/export"
-	"rowdrop/internal/db"
-	"rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/export"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/folder"
 )
 
 // p2 measures merging remote updates (device A's file applied by device

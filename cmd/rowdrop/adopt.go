@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"rowdrop/export"
+	"github.com/rowdrop/rowdrop/export"
 )
 
 // cmdAdopt takes each pair's live database as the truth: it prints how

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 
-	"rowdrop/internal/check"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/check"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // exitCheckProblems is check's exit status when it ran to the end and

@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/viper"
 
-	"rowdrop"
-	"rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/fsx"
 )
 
 // options is the layered configuration of one invocation.
@@ -89,7 +89,7 @@ func defaultConfigFile() string {
 		}
 		base = filepath.Join(home, ".config")
 	}
-	return filepath.Join(base, "rowdrop", "rowdrop.yaml")
+	return filepath.Join(base, "github.com/rowdrop/rowdrop", "rowdrop.yaml")
 }
 
 // pairConfig is one (database, folder) pair after layering: the library's

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // kindText says in words what each conflict kind means.

@@ -19,7 +19,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // demoSchema is a notes database shaped like a real knowledge-base app's:

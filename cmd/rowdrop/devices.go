@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // cmdDevices lists the devices seen in the folder (and applied here), with

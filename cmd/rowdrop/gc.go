@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // collected is one pair's collection report, with its database, so that

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	shared "rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	shared "github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // gc and devices through the binary: the dry run explains, the real run

@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"rowdrop"
-	"rowdrop/internal/db"
-	"rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/state"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"

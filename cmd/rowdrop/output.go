@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // startLogging sets up a.log after the layering: text or JSON on stderr,

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // cmdRestore builds a pair's database from the shared folder on a new

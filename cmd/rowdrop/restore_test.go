@@ -11,11 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"rowdrop/internal/rdfile"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"

@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"rowdrop/internal/revert"
+	"github.com/rowdrop/rowdrop/internal/revert"
 )
 
 // cmdRevert undoes one published changeset: it prints what the inverse

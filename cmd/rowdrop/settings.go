@@ -4,8 +4,8 @@ import (
 	"reflect"
 	"time"
 
-	"rowdrop"
-	"rowdrop/watcher"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/watcher"
 )
 
 // setting is one configuration key, defined once: its flag, its key in the

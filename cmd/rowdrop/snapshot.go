@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"rowdrop/export"
+	"github.com/rowdrop/rowdrop/export"
 )
 
 // cmdSnapshot exports this device's changes, then publishes a snapshot of

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"rowdrop"
-	importer "rowdrop/import"
+	"github.com/rowdrop/rowdrop"
+	importer "github.com/rowdrop/rowdrop/import"
 )
 
 // cmdStatus reports, for every pair, this device, the other devices seen,

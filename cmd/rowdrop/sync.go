@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"rowdrop"
+	"github.com/rowdrop/rowdrop"
 )
 
 // cmdSync runs one cycle for every pair: export this device's changes,

@@ -17,7 +17,7 @@ func TestVersionText(t *testing.T) {
 			t.Errorf("versionText = %q, lacks %q", got, want)
 		}
 	}
-	if got := versionText(&debug.BuildInfo{Main: debug.Module{Path: "rowdrop"}}, true); !strings.Contains(got, "rowdrop (devel)") || !strings.Contains(got, "revision unknown") {
+	if got := versionText(&debug.BuildInfo{Main: debug.Module{Path: "github.com/rowdrop/rowdrop"}}, true); !strings.Contains(got, "rowdrop (devel)") || !strings.Contains(got, "revision unknown") {
 		t.Errorf("versionText without version or VCS = %q", got)
 	}
 	if got := versionText(nil, false); !strings.Contains(got, "no build information") {

@@ -15,10 +15,10 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop"
-	"rowdrop/internal/db"
-	"rowdrop/internal/fsx"
-	"rowdrop/watcher"
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/watcher"
 )
 
 // watchTimings are the watcher's pacing knobs, and when it publishes

@@ -21,7 +21,7 @@ import (
 	"io"
 	"sort"
 
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // MaxSize bounds an ack.json a reader accepts (a hostile file cannot make

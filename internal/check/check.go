@@ -28,8 +28,8 @@ import (
 	"sort"
 	"strings"
 
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // Kind says what is wrong with a file.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 func TestOriginalName(t *testing.T) {

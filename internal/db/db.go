@@ -18,7 +18,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/changeset"
 )
 
 // BusyTimeout is how long rowdrop waits for the app's locks. The app's

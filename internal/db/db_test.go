@@ -12,7 +12,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/changeset"
 )
 
 // newDB creates a SQLite file (rollback journal, as an app's often is)

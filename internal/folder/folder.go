@@ -18,9 +18,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"rowdrop/internal/ack"
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/ack"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // Folder is a shared folder on this machine. It holds no open files and

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/ack"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/fsx"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/ack"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 const (

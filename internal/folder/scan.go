@@ -6,7 +6,7 @@ import (
 	"os"
 	"sort"
 
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // Entry is a rowdrop file found in the folder (a changeset or a snapshot).

@@ -27,9 +27,9 @@ import (
 	"strings"
 	"time"
 
-	"rowdrop/internal/ack"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/ack"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // Snapshot is a snapshot file found in a device directory. Header is nil

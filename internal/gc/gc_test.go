@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"rowdrop/internal/ack"
-	"rowdrop/internal/folder"
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/ack"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // Collector unit tests on a real folder: changesets and snapshots are

@@ -19,7 +19,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/fsx"
 )
 
 // Magic opens every rowdrop changeset file.

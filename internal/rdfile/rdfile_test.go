@@ -16,7 +16,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/changeset"
 )
 
 var testCols = []Column{

@@ -9,9 +9,9 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/changeset"
-	"rowdrop/internal/db"
-	"rowdrop/internal/schema"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
 // Table accesses one table in one database of a connection.

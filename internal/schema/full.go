@@ -9,7 +9,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/db"
 )
 
 // Object is one entry of sqlite_master that has SQL: a table (synced or

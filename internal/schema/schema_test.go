@@ -9,7 +9,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 func openDB(t *testing.T, script string) *sqlite.Conn {

@@ -10,8 +10,8 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
-	"rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/hlc"
 )
 
 func openDir(t *testing.T) *Dir {

@@ -7,7 +7,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/hlc"
 )
 
 // FileInfo is what the file log knows of one changeset.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // InflightKind says what kind of merge an Inflight marker names.

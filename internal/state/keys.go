@@ -7,7 +7,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/db"
 )
 
 // Key names a value of rowdrop_state, the state directory's key-value

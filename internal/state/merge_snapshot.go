@@ -6,7 +6,7 @@ import (
 
 	"zombiezen.com/go/sqlite"
 
-	"rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/db"
 )
 
 // What a rebase (merge/rebase.go) reads of a snapshot and adds to this

@@ -9,7 +9,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/hlc"
 )
 
 // Clock orders events: HLC first, device id as the tie-break, so every

@@ -19,8 +19,8 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"rowdrop/internal/db"
-	"rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/db"
+	"github.com/rowdrop/rowdrop/internal/fsx"
 )
 
 // Dir is an opened, locked state directory.
