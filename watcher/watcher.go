@@ -227,7 +227,7 @@ type loop struct {
 	pend    pending
 	timer   *time.Timer // fires at pend's deadline
 	running bool
-	lastEnd time.Time // when the last handler call returned
+	lastEnd time.Time  // when the last handler call returned
 	done    chan error // the running handler's result; buffered so it never blocks
 
 	version     int64
