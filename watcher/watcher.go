@@ -125,10 +125,10 @@ type Event struct {
 //
 // The first call happens at start, with Local and Remote both true, so the
 // engine catches up with whatever happened while rowdrop was not running.
-// Afterwards the first trigger after a quiet period starts a call at once
-// (the leading edge: a single edit is exported without waiting), and so does
-// a complete file of another device (Config.FolderFile). Triggers that follow
-// are coalesced: they end after a quiet period of cfg.Debounce (or after
+// Afterwards a commit to the live database after a quiet period starts a
+// call at once (the leading edge: a single edit is exported without
+// waiting), and so does a complete file of another device
+// (Config.FolderFile). Other triggers, and those that follow, are coalesced: they end after a quiet period of cfg.Debounce (or after
 // cfg.MaxDelay at the latest) and produce one call. Calls are strictly
 // serial: triggers that arrive while the handler runs are coalesced into one
 // follow-up call.
@@ -345,14 +345,29 @@ func (l *loop) shutdown(ctx context.Context) error {
 // trigger records one reason to run the handler and (re)arms the timer.
 func (l *loop) trigger(local, remote bool, reason string) { l.triggerNow(local, remote, false, reason) }
 
-// triggerNow is trigger; urgent (a complete file arrived) starts the call
-// at once, or right after the running one. The first trigger after a quiet
-// period does too: the leading edge of a burst.
+// triggerLocal is an event on the live database's files. One that marks a
+// commit (a write to the "-wal", or the "-journal" removed: a rollback
+// journal's commit point) after a quiet period starts the call at once,
+// the leading edge of a burst: a single edit is exported without waiting.
+// Other events (a rollback journal created when a transaction begins, a
+// checkpoint) wait for the quiet period: a call started then would read
+// the database before the commit.
+func (l *loop) triggerLocal(base string, op fsnotify.Op) {
+	db := filepath.Base(l.cfg.DBPath)
+	commit := (base == db+"-wal" && op.Has(fsnotify.Write)) || (base == db+"-journal" && op.Has(fsnotify.Remove))
+	// Quiet: no call for a quiet period, and no burst older than one (the
+	// journal created when the transaction began is a younger one).
+	now := time.Now()
+	quiet := !l.running && now.Sub(l.lastEnd) >= l.cfg.Debounce && (!l.pend.active || now.Sub(l.pend.first) < l.cfg.Debounce)
+	l.triggerNow(true, false, commit && quiet, opName(op)+" "+base)
+}
+
+// triggerNow is trigger; urgent starts the call at once, or right after
+// the running one.
 func (l *loop) triggerNow(local, remote, urgent bool, reason string) {
 	now := time.Now()
-	quiet := !l.pend.active && !l.running && now.Sub(l.lastEnd) >= l.cfg.Debounce
 	l.pend.add(local, remote, reason, now)
-	if urgent || quiet {
+	if urgent {
 		l.pend.lead = true
 	}
 	if !l.running {
@@ -396,7 +411,7 @@ func (l *loop) onNotify(ev fsnotify.Event) {
 				l.check(l.db, false) // notice now rather than at the next poll
 			}
 		case filepath.Dir(name) == l.db.root && l.dbNames[filepath.Base(name)] && counts(op):
-			l.trigger(true, false, opName(op)+" "+filepath.Base(name))
+			l.triggerLocal(filepath.Base(name), op)
 		}
 	}
 	if l.folder != nil {

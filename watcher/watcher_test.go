@@ -745,28 +745,73 @@ func leadConfig(folder string) Config {
 	return cfg
 }
 
-// TestLeadingEdgeStartsAtOnce: the first change after a quiet period is
-// handled at once; what follows it waits for the quiet period.
+// TestLeadingEdgeStartsAtOnce: a commit to the live database after a quiet
+// period is handled at once, in WAL and in rollback-journal mode; what
+// follows it waits for the quiet period; a write transaction that has begun
+// but not committed starts nothing early.
 func TestLeadingEdgeStartsAtOnce(t *testing.T) {
 	t.Parallel()
-	folder := t.TempDir()
-	cfg := leadConfig(folder)
-	r := newRecorder()
-	start(t, cfg, r.handle)
-	waitFor(t, r.ch, "startup call", isStartup)
-	time.Sleep(cfg.Debounce + 200*time.Millisecond) // quiet since the startup call
+	for _, mode := range []string{"WAL", "DELETE"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "app.db")
+			writer, err := sqlite.OpenConn(path, sqlite.OpenReadWrite, sqlite.OpenCreate)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer writer.Close()
+			exec := func(q string) {
+				t.Helper()
+				if err := sqlitex.ExecuteTransient(writer, q, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exec("PRAGMA journal_mode=" + mode)
+			exec("CREATE TABLE t (v INTEGER)")
+			cfg := leadConfig("")
+			cfg.Folder = ""
+			cfg.DBPath = path
+			r := newRecorder()
+			start(t, cfg, r.handle)
+			waitFor(t, r.ch, "startup call", isStartup)
+			time.Sleep(cfg.Debounce + 200*time.Millisecond) // quiet since the startup call
 
-	t0 := time.Now()
-	writeFile(t, filepath.Join(folder, "first.rdz"), "x")
-	waitFor(t, r.ch, "leading-edge call", remoteWith("first.rdz"))
-	if d := time.Since(t0); d >= cfg.Debounce/2 {
-		t.Fatalf("first change after a quiet period handled after %v, want at once (quiet period %v)", d, cfg.Debounce)
-	}
-	t1 := time.Now()
-	writeFile(t, filepath.Join(folder, "second.rdz"), "x")
-	waitFor(t, r.ch, "coalesced follow-up", remoteWith("second.rdz"))
-	if d := time.Since(t1); d < cfg.Debounce*9/10 {
-		t.Fatalf("a change right after a call was handled after %v, want it to wait for the quiet period of %v", d, cfg.Debounce)
+			t0 := time.Now()
+			exec("INSERT INTO t VALUES (1)")
+			waitFor(t, r.ch, "leading-edge call", func(ev Event) bool { return ev.Local })
+			if d := time.Since(t0); d >= cfg.Debounce/2 {
+				t.Fatalf("a commit after a quiet period was handled after %v, want at once (quiet period %v)", d, cfg.Debounce)
+			}
+			t1 := time.Now()
+			exec("INSERT INTO t VALUES (2)")
+			waitFor(t, r.ch, "coalesced follow-up", func(ev Event) bool { return ev.Local })
+			if d := time.Since(t1); d < cfg.Debounce*9/10 {
+				t.Fatalf("a commit right after a call was handled after %v, want it to wait for the quiet period of %v", d, cfg.Debounce)
+			}
+
+			if mode != "DELETE" {
+				return
+			}
+			// A transaction that began (its journal exists) but has not
+			// committed is no leading edge: a call now would read the
+			// database before the commit.
+			time.Sleep(cfg.Debounce + 200*time.Millisecond)
+			exec("BEGIN IMMEDIATE")
+			exec("INSERT INTO t VALUES (3)")
+			t2 := time.Now()
+			if _, err := os.Stat(path + "-journal"); err != nil {
+				exec("COMMIT")
+				t.Skipf("no -journal file during the transaction (%v): nothing to test", err)
+			}
+			select {
+			case ev := <-r.ch:
+				if d := time.Since(t2); d < cfg.Debounce/2 {
+					t.Fatalf("a call %v after a transaction began, before its commit: %+v", d, ev)
+				}
+			case <-time.After(cfg.Debounce / 2):
+			}
+			exec("COMMIT")
+		})
 	}
 }
 

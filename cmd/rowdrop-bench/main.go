@@ -42,7 +42,7 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "", "work directory for the generated databases (default: a new temporary directory)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.Reps, "reps", 21, "timed one-row exports per database (P1)")
-	flag.StringVar(&o.Only, "only", "", "comma-separated subset of p1,p2,p5 (p1 includes P3; p2 includes P6)")
+	flag.StringVar(&o.Only, "only", "", "comma-separated subset of p1,p2,p5,latency (p1 includes P3; p2 includes P6)")
 	flag.StringVar(&o.PprofDir, "pprof-dir", "", "write CPU profiles of the measured phases into this directory")
 	verbose := flag.Bool("v", false, "log rowdrop's own messages to stderr")
 	// Size overrides, for experiments and profiling.
@@ -196,12 +196,13 @@ var required = map[string][]string{
 	"p1": {"P1 export", "P1 initial export", "P3 bytes", "P3 file-level"},
 	"p2": {"P2 merge", "P6 lock"},
 	"p5": {"P5 memory"},
+	"latency": {"L1 commit-to-visible"},
 }
 
 // Missing lists the required figures the run did not produce.
 func (r *Report) Missing() []string {
 	var out []string
-	for _, phase := range []string{"p1", "p2", "p5"} {
+	for _, phase := range []string{"p1", "p2", "p5", "latency"} {
 		if !wantPhase(r.only, phase) {
 			continue
 		}
@@ -359,6 +360,14 @@ func (b *bench) run(ctx context.Context) error {
 	if b.want("p5") {
 		if err := b.p5(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("P5: %w", err))
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if b.want("latency") {
+		if err := b.latency(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("latency: %w", err))
 		}
 	}
 	return errors.Join(errs...)
