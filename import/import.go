@@ -276,7 +276,7 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 			return classify(err), err.Error(), nil
 		}
 		defer cs.Close()
-		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{}), skip: im.Excluded} // the reader buffers (64 KiB) itself
+		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}), skip: im.Excluded} // the reader buffers (64 KiB) itself
 	}
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))

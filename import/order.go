@@ -141,7 +141,7 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 			s.Close()
 		}
 	}()
-	rd := changeset.NewReader(src, changeset.Limits{}) // it buffers (64 KiB) itself
+	rd := changeset.NewReader(src, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}) // it buffers (64 KiB) itself
 	var n int64
 	var last *changeset.Table
 	var rec [entrySize]byte
@@ -263,7 +263,7 @@ func (im *Importer) newStaged(size int64) (*staged, error) {
 	if im.orderWindow > 0 {
 		w = im.orderWindow
 	}
-	return &staged{payload: p, index: x, window: w, dec: changeset.NewReader(nil, changeset.Limits{})}, nil
+	return &staged{payload: p, index: x, window: w, dec: changeset.NewReader(nil, changeset.Limits{MaxValueBytes: math.MaxInt32})}, nil // staged bytes passed the file's limits already
 }
 
 // removeStaging removes staging files a process that died left in dir:

@@ -84,7 +84,7 @@ func decodeChangeset(ctx context.Context, f *rdfile.File) string {
 	for _, t := range f.Header.Tables {
 		tables[t.Name] = t
 	}
-	rd := changeset.NewReader(rc, changeset.Limits{})
+	rd := changeset.NewReader(rc, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()})
 	var n int64
 	var last *changeset.Table
 	for {

@@ -497,7 +497,7 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte("SQLite format 3\x00"))
 	f.Add([]byte{})
 	check := func(t *testing.T, data []byte) {
-		h, off, err := ReadHeader(bytes.NewReader(data), int64(len(data)))
+		h, off, err := ReadHeader(bytes.NewReader(data), int64(len(data)), Limits{MaxHeader: MaxHeader})
 		if err != nil {
 			n := 0
 			for _, e := range []error{ErrIncomplete, ErrForeign, ErrTooNew, ErrInvalid} {
