@@ -7,8 +7,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
@@ -198,4 +200,90 @@ func onlyDevice(t *testing.T, folder string) string {
 		t.Fatalf("want one device directory in %s, have %v", folder, out)
 	}
 	return out[0]
+}
+
+// Every limit on what is read from the folder refuses a hand-made file
+// beyond it, naming the limit; a forged header with a 16 MiB device name
+// is refused before it is read, so status stays short and quick; the
+// files of other devices still apply (issue 21, 9).
+func TestCLIFolderLimitsRefuseNamingTheLimit(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','from alpha')")
+	a.sync(t)
+	var notes rdfile.Table
+	for _, tb := range headerOf(t, filepath.Join(folder, onlyDevice(t, folder), rdfile.FileName(1))).Tables {
+		if tb.Name == "notes" {
+			notes = tb
+		}
+	}
+	row := func(id string, body string) rawChange {
+		return rawChange{op: 0x12, new: []any{id, "t", body, 0}}
+	}
+	const (
+		devName   = "nnnnnnnnnnnnnnnn"
+		devHeader = "hhhhhhhhhhhhhhhh"
+		devValue  = "vvvvvvvvvvvvvvvv"
+		devRaw    = "rrrrrrrrrrrrrrrr"
+	)
+	hdr := func(name string) rdfile.Header {
+		return rdfile.Header{DeviceName: name, Tables: []rdfile.Table{notes}}
+	}
+	handMade(t, folder, devName, 1, hdr(strings.Repeat("n", 300)), 1, rawChangeset(notes, row("x1", "long name")))
+	handMade(t, folder, devHeader, 1, hdr(strings.Repeat("N", 16<<20-4096)), 1, rawChangeset(notes, row("x2", "huge header")))
+	handMade(t, folder, devValue, 1, hdr("v"), 1, rawChangeset(notes, row("x3", strings.Repeat("v", 3<<20))))
+	handMade(t, folder, devRaw, 1, hdr("r"), 3, rawChangeset(notes,
+		row("x4", strings.Repeat("a", 3<<19)), row("x5", strings.Repeat("b", 3<<19)), row("x6", strings.Repeat("c", 3<<19))))
+
+	limits := []string{"--max-value", strconv.Itoa(2 << 20), "--max-changeset", strconv.Itoa(4 << 20)}
+	exits(t, 3, append(append([]string{"sync"}, b.flags()...), limits...)...)
+	got := b.dump(t)
+	if !strings.Contains(got, "'from alpha'") {
+		t.Fatalf("beta lacks alpha's row:\n%s", got)
+	}
+	for _, id := range []string{"x1", "x2", "x3", "x4", "x5", "x6"} {
+		if strings.Contains(got, "'"+id+"'") {
+			t.Fatalf("row %s of a file beyond a limit was applied:\n%s", id, got)
+		}
+	}
+	start := time.Now()
+	r := runRD(t, append(append([]string{"status", "--json"}, b.flags()...), limits...)...)
+	took := time.Since(start)
+	if r.code != 3 {
+		t.Fatalf("status: exit %d, want 3\n%s", r.code, r.stderr)
+	}
+	// Short: no header member is echoed whole (the forged one printed
+	// 486 MB). Quick: the 16 MiB header is refused by its length, not
+	// parsed (30 s before); the bound is generous, against a regression
+	// to parsing, not a speed target.
+	if n := len(r.stdout) + len(r.stderr); n > 256<<10 {
+		t.Fatalf("status printed %d bytes", n)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("status took %s with a forged 16 MiB header in the folder", took)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	files, _ := st["files"].([]any)
+	for _, f := range files {
+		m, _ := f.(map[string]any)
+		p, _ := m["path"].(string)
+		s, _ := m["status"].(string)
+		reason, _ := m["reason"].(string)
+		reasons[strings.SplitN(p, "/", 2)[0]] = s + ": " + reason
+	}
+	for dev, want := range map[string]string{
+		devName:   "device_name of 300 bytes exceeds the limit of 256",
+		devHeader: "exceeds this reader's limit of 1048576 (setting max_header",
+		devValue:  "exceeds the limit of 2097152 bytes per value",
+		devRaw:    "exceeds this reader's limit of 4194304 (setting max_changeset)",
+	} {
+		r := reasons[dev]
+		if !strings.HasPrefix(r, "broken: ") || !strings.Contains(r, want) || !strings.Contains(r, dev) {
+			t.Errorf("file of %s: %q, want broken, naming the file and %q", dev, r, want)
+		}
+	}
 }

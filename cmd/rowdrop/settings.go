@@ -95,13 +95,13 @@ var settings = []setting{
 	// Limits on what is read from the folder (docs/FORMAT.md §11): a
 	// file beyond one is refused with the limit named.
 	{key: "max_changeset", flag: "max-changeset", group: pairFlags, kind: kindInt, perDB: true,
-		help: "largest decompressed file read from the folder, in `bytes` (default 4 GiB)",
+		help:  "largest decompressed file read from the folder, in `bytes` (default 4 GiB)",
 		field: func(c *rowdrop.Config) any { return &c.MaxChangeset }},
 	{key: "max_header", flag: "max-header", group: pairFlags, kind: kindInt, perDB: true,
-		help: "largest file header read from the folder, in `bytes` (default 1 MiB, at most 16 MiB)",
+		help:  "largest file header read from the folder, in `bytes` (default 1 MiB, at most 16 MiB)",
 		field: func(c *rowdrop.Config) any { return &c.MaxHeader }},
 	{key: "max_value", flag: "max-value", group: pairFlags, kind: kindInt, perDB: true,
-		help: "largest TEXT or BLOB value read from the folder, in `bytes` (default 256 MiB)",
+		help:  "largest TEXT or BLOB value read from the folder, in `bytes` (default 256 MiB)",
 		field: func(c *rowdrop.Config) any { return &c.MaxValue }},
 
 	// File and environment only.

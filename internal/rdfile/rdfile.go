@@ -602,7 +602,7 @@ var (
 		"created_ms": true, "tables": true, "changes": true, "compression": true, "payload_len": true, "payload_sha256": true, "raw_len": true, "seen": false,
 		"prev": false, "heads": false}
 	// v3Members are the header members versions 1 and 2 do not have.
-	v3Members = map[string]bool{"prev": true, "heads": true}
+	v3Members     = map[string]bool{"prev": true, "heads": true}
 	tableMembers  = map[string]bool{"name": true, "columns": true, "fingerprint": true}
 	columnMembers = map[string]bool{"name": true, "type": true, "pk": false, "notnull": false, "local": false}
 )
