@@ -96,6 +96,20 @@ func (s *Syncer) currentAck(applied map[string]uint64) (a *ack.Ack, err error) {
 	if a.Forgotten, err = s.forgotten(); err != nil {
 		return nil, err
 	}
+	// What each acknowledged file was (the hash chain): a device that
+	// later finds other content under its name reports it replaced.
+	for dev, n := range a.Applied {
+		sum, err := s.st.Sum(dev, n)
+		if err != nil {
+			return nil, err
+		}
+		if sum != "" {
+			if a.Sums == nil {
+				a.Sums = map[string]string{}
+			}
+			a.Sums[dev] = sum
+		}
+	}
 	return a, nil
 }
 

@@ -50,7 +50,9 @@ type Importer struct {
 	// writer had seen must be known here when the reference arrives.
 	Causal bool
 
-	applied map[string]uint64 // during Import
+	applied map[string]uint64              // during Import
+	scan    *folder.Scan                   // during Import
+	acks    map[string]map[uint64][]ackSum // during Import, read when first needed (chain.go)
 
 	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }
@@ -138,8 +140,11 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 		}
 	}
 	sort.Strings(devs)
-	im.applied = applied
-	defer func() { im.applied = nil }()
+	im.applied, im.scan = applied, scan
+	defer func() { im.applied, im.scan, im.acks = nil, nil, nil }()
+	if err := im.verifyApplied(scan, applied, &res); err != nil {
+		return res, err
+	}
 	done := 0
 	// Rounds: a file that waits for another device's file (causal order,
 	// see Causal) may become applicable once that device's files went in.
@@ -232,6 +237,9 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	if h.Device != e.Device || h.Seq != e.Seq {
 		return StatusBroken, fmt.Sprintf("%s: header says device %s seq %d, its name says %s/%d: refused", e.Rel, h.Device, h.Seq, e.Device, e.Seq), nil
 	}
+	if reason, err := im.checkChain(e, f); err != nil || reason != "" {
+		return StatusBroken, reason, err
+	}
 	if im.Causal {
 		for _, d := range sortedKeys(h.Seen) {
 			if d == h.Device || d == im.Self.Device || im.applied[d] >= h.Seen[d] {
@@ -282,6 +290,9 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := im.State.MarkApplied(state.AppliedFiles{Dev: h.Device, Name: h.DeviceName, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC),
 			AtMS: im.now().UnixMilli(), Seen: h.Seen}); err != nil {
+			return err
+		}
+		if err := im.State.RecordSum(state.FileSum{Dev: h.Device, Seq: h.Seq, Sum: f.Sum(), Size: e.Bytes, MtimeNS: e.ModNS}); err != nil {
 			return err
 		}
 		if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {

@@ -322,6 +322,9 @@ func (im *Importer) finishSnapshot(snap *Snapshot) error {
 		if err := im.State.MarkApplied(state.AppliedFiles{Dev: d, Name: snap.Names[d], Seq: n, HLC: snap.Knows[d], AtMS: now, FromSnapshot: true}); err != nil {
 			return err
 		}
+		if err := im.recordHead(d, n, h.Heads[d]); err != nil {
+			return err
+		}
 	}
 	if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
 		return err

@@ -240,6 +240,17 @@ func encodePrefix(h Header) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// SumOf is the file sum (File.Sum) of a file with the final header h, as
+// Build returns it: the writer records it, and names it as the next file's
+// Prev, without reading the file back.
+func SumOf(h Header) (string, error) {
+	pre, err := encodePrefix(h)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(pre[len(pre)-sha256.Size:]), nil
+}
+
 type countWriter struct {
 	w io.Writer
 	n int64
