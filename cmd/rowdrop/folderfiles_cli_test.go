@@ -287,3 +287,82 @@ func TestCLIFolderLimitsRefuseNamingTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// syncAny runs rowdrop sync for d, accepting exit 0 and 3 (not every
+// file applied).
+func syncAny(t *testing.T, d *device) {
+	t.Helper()
+	if r := runRD(t, append([]string{"sync"}, d.flags()...)...); r.code != 0 && r.code != 3 {
+		t.Fatalf("rowdrop sync (%s): exit %d\n%s", d.name, r.code, r.stderr)
+	}
+}
+
+// A file replaced under its own name (issue 21, 3): the device that
+// applied the original reports it and keeps what it applied; a device
+// joining later refuses it (the ack of the first one names the
+// original); the owner notices at its next sync and reports it.
+func TestCLIReplacedFileIsReportedAndRefused(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','original')")
+	a.sync(t)
+	b.sync(t)
+	if !strings.Contains(b.dump(t), "'original'") {
+		t.Fatalf("beta lacks alpha's row:\n%s", b.dump(t))
+	}
+	var aID string // beta published no file, only its ack
+	for _, e := range mustReadDir(t, folder) {
+		if _, err := os.Stat(filepath.Join(folder, e, rdfile.FileName(1))); err == nil {
+			aID = e
+		}
+	}
+	orig := filepath.Join(folder, aID, rdfile.FileName(1))
+	h := headerOf(t, orig)
+	var notes rdfile.Table
+	for _, tb := range h.Tables {
+		if tb.Name == "notes" {
+			notes = tb
+		}
+	}
+	// The same name, another content: a valid file in every other way.
+	if err := os.Remove(orig); err != nil {
+		t.Fatal(err)
+	}
+	handMade(t, folder, aID, 1, rdfile.Header{DeviceName: h.DeviceName, Install: h.Install, HLC: h.HLC, Seen: h.Seen, Tables: []rdfile.Table{notes}}, 1,
+		rawChangeset(notes, rawChange{op: 0x12, new: []any{"n1", "forged", "", 0}}))
+
+	syncAny(t, b)
+	if got := b.dump(t); !strings.Contains(got, "'original'") || strings.Contains(got, "forged") {
+		t.Fatalf("beta's copy changed:\n%s", got)
+	}
+	if st, reason := fileStatus(t, b, aID+"/"+rdfile.FileName(1)); st != "broken" || !strings.Contains(reason, "replaced under its own name") {
+		t.Fatalf("beta, which applied the original: status %q %q, want broken: replaced", st, reason)
+	}
+
+	c := newDevice(t, folder, "gamma")
+	syncAny(t, c)
+	if got := c.dump(t); strings.Contains(got, "forged") {
+		t.Fatalf("the joiner applied the replaced file:\n%s", got)
+	}
+	if st, reason := fileStatus(t, c, aID+"/"+rdfile.FileName(1)); st != "broken" || !strings.Contains(reason, "replaced under its own name") || !strings.Contains(reason, "acknowledged") {
+		t.Fatalf("joiner: status %q %q, want broken: replaced, by the ack of beta", st, reason)
+	}
+
+	syncAny(t, a)
+	if st, reason := fileStatus(t, a, aID+"/"+rdfile.FileName(1)); st != "broken" || !strings.Contains(reason, "replaced in the shared folder after this device published it") {
+		t.Fatalf("owner: status %q %q, want broken: replaced after publishing", st, reason)
+	}
+}
+
+func mustReadDir(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
