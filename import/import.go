@@ -169,7 +169,7 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 					res.Waiting++
 					stopped[dev] = true
 					if err := im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
-						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq)); err != nil {
+						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it. If it is still on its way this resolves by itself; if it was deleted from the folder, this device can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then sync here", next, dev, e.Seq)); err != nil {
 						return res, err
 					}
 					break

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rowdrop/rowdrop/internal/rdfile"
+)
+
+// deviceWithFile is the id of the device whose directory in folder holds
+// changeset seq.
+func deviceWithFile(t *testing.T, folder string, seq uint64) string {
+	t.Helper()
+	for _, e := range mustReadDir(t, folder) {
+		if _, err := os.Stat(filepath.Join(folder, e, rdfile.FileName(seq))); err == nil {
+			return e
+		}
+	}
+	t.Fatalf("no device in %s has file %d", folder, seq)
+	return ""
+}
+
+// A device joining after a file it needs was deleted from the folder
+// (collected, or removed by hand) is told to have a snapshot taken on an
+// up-to-date device, as the README promises (issue 21, smaller items).
+func TestCLIJoinerMissingDeletedFileGetsSnapshotAdvice(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "alpha")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.sync(t)
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n2','two')")
+	a.sync(t)
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n3','three')")
+	a.sync(t)
+	aID := deviceWithFile(t, folder, 3)
+	// The lowest file gone (as collection deletes), and one between two
+	// that are still there.
+	for _, tc := range []struct {
+		name   string
+		delete uint64
+	}{{"lowest", 1}, {"between", 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(folder, aID, rdfile.FileName(tc.delete))
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(p)
+			defer os.WriteFile(p, data, 0o644)
+			c := newDevice(t, folder, "gamma")
+			syncAny(t, c)
+			st, reason := fileStatus(t, c, aID+"/"+rdfile.FileName(tc.delete))
+			if st != "waiting" || !strings.Contains(reason, "run `rowdrop snapshot` on a device that is up to date") {
+				t.Fatalf("joiner missing file %d: status %q %q, want waiting with the advice to run `rowdrop snapshot` on an up-to-date device", tc.delete, st, reason)
+			}
+		})
+	}
+}
