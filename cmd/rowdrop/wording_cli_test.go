@@ -58,3 +58,39 @@ func TestCLIJoinerMissingDeletedFileGetsSnapshotAdvice(t *testing.T) {
 		})
 	}
 }
+
+// A tampered snapshot next to a valid older one is reported, not
+// silently skipped (docs/FORMAT.md §14.3: "reports and skips"), on the
+// sync that used the older one and on the next.
+func TestCLITamperedSnapshotIsReported(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "alpha")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.sync(t)
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n2','two')")
+	a.sync(t)
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	aID := deviceWithFile(t, folder, 2)
+	snap2 := filepath.Join(folder, aID, "snap-0000000002"+rdfile.SnapshotExt)
+	data, err := os.ReadFile(snap2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-10] ^= 0xff // inside the payload: its checksum no longer matches
+	if err := os.WriteFile(snap2, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newDevice(t, folder, "gamma")
+	for i := 0; i < 2; i++ {
+		syncAny(t, c)
+		if got := c.dump(t); !strings.Contains(got, "'two'") {
+			t.Fatalf("joiner did not catch up:\n%s", got)
+		}
+		st, reason := fileStatus(t, c, "snap-0000000002")
+		if st == "" || !strings.Contains(reason, "snap-0000000002") {
+			t.Fatalf("sync %d: the tampered snapshot is not reported (status %q %q)", i+1, st, reason)
+		}
+		t.Logf("sync %d: %s: %s", i+1, st, reason)
+	}
+}
