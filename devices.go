@@ -10,6 +10,7 @@ import (
 	"github.com/rowdrop/rowdrop/internal/ack"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/gc"
+	"github.com/rowdrop/rowdrop/internal/hlc"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/state"
 )
@@ -220,7 +221,10 @@ func (s *Syncer) devices(ctx context.Context, scan *folder.Scan) ([]DeviceInfo, 
 				last := d.Changesets[n-1]
 				di.LastFile = last.Seq
 				if f, err := s.shared.Open(last.Rel); err == nil {
-					di.lastMS = f.Header.CreatedMS
+					// Its clock is at least every clock it had seen from
+					// others: a bound on when it was alive that does not
+					// trust its own wall clock alone.
+					di.lastMS = max(f.Header.CreatedMS, hlc.Timestamp(f.Header.HLC).Millis())
 				}
 			}
 			for _, sn := range d.Snapshots {
@@ -239,6 +243,17 @@ func (s *Syncer) devices(ctx context.Context, scan *folder.Scan) ([]DeviceInfo, 
 			} else if d.AckErr != nil {
 				di.Problem = d.AckErr.Error()
 			}
+		}
+		if d := dirs[id]; d != nil && id != s.id.Device {
+			// A device whose clock is slow is not silent because its
+			// files say an old time: what counts is when something new
+			// from it arrived here, by this device's clock.
+			evidence := fmt.Sprintf("files %d snapshots %d ack %s", di.LastFile, di.Snapshots, di.LastAck)
+			at, err := s.st.Observe(id, evidence, now.UnixMilli())
+			if err != nil {
+				return nil, err
+			}
+			di.lastMS = max(di.lastMS, at)
 		}
 		di.LastSeen = msTime(di.lastMS)
 		switch {

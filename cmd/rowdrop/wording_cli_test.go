@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
@@ -92,5 +94,53 @@ func TestCLITamperedSnapshotIsReported(t *testing.T) {
 			t.Fatalf("sync %d: the tampered snapshot is not reported (status %q %q)", i+1, st, reason)
 		}
 		t.Logf("sync %d: %s: %s", i+1, st, reason)
+	}
+}
+
+// A device whose clock is slow (a year behind) is not called silent
+// right after it publishes: silence is judged by when its files arrive
+// here, not by the times its own clock wrote into them.
+func TestCLISlowClockDeviceNotSilentAfterPublishing(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.sync(t)
+	var notes rdfile.Table
+	for _, tb := range headerOf(t, filepath.Join(folder, deviceWithFile(t, folder, 1), rdfile.FileName(1))).Tables {
+		if tb.Name == "notes" {
+			notes = tb
+		}
+	}
+	const slow = "ssssssssssssssss"
+	slowMS := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	publish := func(seq uint64, id string) {
+		ms := slowMS + int64(seq)*60_000
+		handMade(t, folder, slow, seq, rdfile.Header{DeviceName: "slowpoke", CreatedMS: ms, HLC: uint64(ms) << 16, Tables: []rdfile.Table{notes}}, 1,
+			rawChangeset(notes, rawChange{op: 0x12, new: []any{id, "from the slow device", "", 0}}))
+	}
+	silent := func() string {
+		t.Helper()
+		r := runRD(t, append([]string{"status", "--json"}, b.flags()...)...)
+		var st map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, r.stdout)
+		}
+		ws, _ := st["warnings"].([]any)
+		for _, w := range ws {
+			if s, _ := w.(string); strings.Contains(s, slow) && strings.Contains(s, "silent") {
+				return s
+			}
+		}
+		return ""
+	}
+	publish(1, "s1")
+	syncAny(t, b) // first sight: its own clock is all there is to go by
+	publish(2, "s2")
+	syncAny(t, b)
+	if !strings.Contains(b.dump(t), "'s2'") {
+		t.Fatalf("the slow device's file was not applied:\n%s", b.dump(t))
+	}
+	if w := silent(); w != "" {
+		t.Fatalf("right after it published, the slow device is called silent: %s", w)
 	}
 }
