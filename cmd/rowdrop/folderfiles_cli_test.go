@@ -352,6 +352,31 @@ func TestCLIReplacedFileIsReportedAndRefused(t *testing.T) {
 	if st, reason := fileStatus(t, a, aID+"/"+rdfile.FileName(1)); st != "broken" || !strings.Contains(reason, "replaced in the shared folder after this device published it") {
 		t.Fatalf("owner: status %q %q, want broken: replaced after publishing", st, reason)
 	}
+
+	// The owner's next file names the original as its predecessor; and
+	// `rowdrop check` finds the replaced file by the chain and the ack.
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n2','second')")
+	syncAny(t, a)
+	if prev := headerOf(t, filepath.Join(folder, aID, rdfile.FileName(2))).Prev; prev == "" {
+		t.Fatal("the owner's file 2 names no predecessor")
+	}
+	r := exits(t, 3, "check", "--folder", folder, "--json")
+	var rep struct {
+		Problems []struct{ File, Kind, What string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, r.stdout)
+	}
+	byChain, byAck := false, false
+	for _, p := range rep.Problems {
+		if p.File == aID+"/"+rdfile.FileName(1) && p.Kind == "replaced" {
+			byChain = byChain || strings.Contains(p.What, "predecessor")
+			byAck = byAck || strings.Contains(p.What, "acknowledges it")
+		}
+	}
+	if !byChain || !byAck {
+		t.Fatalf("rowdrop check: replaced file found by chain %v, by ack %v:\n%s", byChain, byAck, r.stdout)
+	}
 }
 
 func mustReadDir(t *testing.T, dir string) []string {
