@@ -153,6 +153,8 @@ func fileStatus(t *testing.T, d *device, part string) (string, string) {
 // A file holding a change with NULL in a primary-key column (which no
 // SQLite session records) is refused whole: its valid changes do not
 // apply either, and status says BROKEN with the reason (issue 21, 4).
+// So is one with an UPDATE that changes nothing, or a table group whose
+// column count differs from its header's.
 func TestCLINullPrimaryKeyRefusesWholeFile(t *testing.T) {
 	folder := t.TempDir()
 	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
@@ -169,6 +171,16 @@ func TestCLINullPrimaryKeyRefusesWholeFile(t *testing.T) {
 	handMade(t, folder, dev, 1, rdfile.Header{Tables: []rdfile.Table{notes}}, 2, rawChangeset(notes,
 		rawChange{op: 0x12, new: []any{"g1", "valid row", "", 0}},
 		rawChange{op: 0x12, new: []any{nil, "null key", "", 0}}))
+	// Other changes no session writes: an UPDATE changing no column, and
+	// a table group with fewer columns than the header declares.
+	const devNoop, devCols = "oooooooooooooooo", "cccccccccccccccc"
+	handMade(t, folder, devNoop, 1, rdfile.Header{Tables: []rdfile.Table{notes}}, 2, rawChangeset(notes,
+		rawChange{op: 0x12, new: []any{"o1", "valid row", "", 0}},
+		rawChange{op: 0x17, old: []any{"n1", undef, undef, undef}, new: []any{undef, undef, undef, undef}}))
+	narrow := notes
+	narrow.Columns = notes.Columns[:3]
+	handMade(t, folder, devCols, 1, rdfile.Header{Tables: []rdfile.Table{notes}}, 1, rawChangeset(narrow,
+		rawChange{op: 0x12, new: []any{"c1", "valid row", ""}}))
 	exits(t, 3, append([]string{"sync"}, b.flags()...)...) // 3: not every file applied
 	got := b.dump(t)
 	if !strings.Contains(got, "'from alpha'") {
@@ -177,9 +189,11 @@ func TestCLINullPrimaryKeyRefusesWholeFile(t *testing.T) {
 	if strings.Contains(got, "valid row") || strings.Contains(got, "null key") {
 		t.Fatalf("a part of the file with a NULL key was applied:\n%s", got)
 	}
-	st, reason := fileStatus(t, b, dev)
-	if st != "broken" || !strings.Contains(reason, "NULL in primary key") || !strings.Contains(reason, dev) {
-		t.Fatalf("status of the NULL-key file: %q %q, want broken naming the file and the NULL key", st, reason)
+	for d, want := range map[string]string{dev: "NULL in primary key", devNoop: "UPDATE changes no non-key column", devCols: "a change has 3 columns, the header declares 4"} {
+		st, reason := fileStatus(t, b, d)
+		if st != "broken" || !strings.Contains(reason, want) || !strings.Contains(reason, d) || !strings.Contains(reason, "refused whole") {
+			t.Errorf("status of the file of %s: %q %q, want broken, refused whole, naming the file and %q", d, st, reason, want)
+		}
 	}
 }
 
