@@ -134,7 +134,7 @@ func (e *Exporter) checkPublished() error {
 	if len(dir.Changesets) == 0 {
 		return nil
 	}
-	sums, err := e.State.Sums(e.ID.Device)
+	sums, err := e.State.Sums(e.ID.Device, dir.Changesets[0].Seq)
 	if err != nil {
 		return err
 	}

@@ -129,7 +129,7 @@ func (im *Importer) verifyApplied(scan *folder.Scan, applied map[string]uint64, 
 			}
 			if sums == nil {
 				var err error
-				if sums, err = im.State.Sums(dev); err != nil {
+				if sums, err = im.State.Sums(dev, files[0].Seq); err != nil {
 					return err
 				}
 			}

@@ -57,12 +57,12 @@ func (d *Dir) RecordSum(f FileSum) error {
 	return nil
 }
 
-// Sums returns what this device recorded of device dev's changesets, by
-// sequence number.
-func (d *Dir) Sums(dev string) (map[uint64]FileSum, error) {
+// Sums returns what this device recorded of device dev's changesets from
+// sequence number from on (the lowest still in the folder), by number.
+func (d *Dir) Sums(dev string, from uint64) (map[uint64]FileSum, error) {
 	out := map[uint64]FileSum{}
-	err := sqlitex.Execute(d.conn, `SELECT seq, sum, size, mtime_ns FROM rowdrop_filesums WHERE dev=?`,
-		&sqlitex.ExecOptions{Args: []any{dev}, ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(d.conn, `SELECT seq, sum, size, mtime_ns FROM rowdrop_filesums WHERE dev=? AND seq>=?`,
+		&sqlitex.ExecOptions{Args: []any{dev, int64(min(from, 1<<62))}, ResultFunc: func(s *sqlite.Stmt) error {
 			f := FileSum{Dev: dev, Seq: uint64(s.ColumnInt64(0)), Sum: s.ColumnText(1), Size: s.ColumnInt64(2), MtimeNS: s.ColumnInt64(3)}
 			out[f.Seq] = f
 			return nil
