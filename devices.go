@@ -10,6 +10,7 @@ import (
 	"github.com/rowdrop/rowdrop/internal/ack"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/gc"
+	"github.com/rowdrop/rowdrop/internal/hlc"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/state"
 )
@@ -95,6 +96,20 @@ func (s *Syncer) currentAck(applied map[string]uint64) (a *ack.Ack, err error) {
 	}
 	if a.Forgotten, err = s.forgotten(); err != nil {
 		return nil, err
+	}
+	// What each acknowledged file was (the hash chain): a device that
+	// later finds other content under its name reports it replaced.
+	for dev, n := range a.Applied {
+		sum, err := s.st.Sum(dev, n)
+		if err != nil {
+			return nil, err
+		}
+		if sum != "" {
+			if a.Sums == nil {
+				a.Sums = map[string]string{}
+			}
+			a.Sums[dev] = sum
+		}
 	}
 	return a, nil
 }
@@ -206,7 +221,10 @@ func (s *Syncer) devices(ctx context.Context, scan *folder.Scan) ([]DeviceInfo, 
 				last := d.Changesets[n-1]
 				di.LastFile = last.Seq
 				if f, err := s.shared.Open(last.Rel); err == nil {
-					di.lastMS = f.Header.CreatedMS
+					// Its clock is at least every clock it had seen from
+					// others: a bound on when it was alive that does not
+					// trust its own wall clock alone.
+					di.lastMS = max(f.Header.CreatedMS, hlc.Timestamp(f.Header.HLC).Millis())
 				}
 			}
 			for _, sn := range d.Snapshots {
@@ -225,6 +243,17 @@ func (s *Syncer) devices(ctx context.Context, scan *folder.Scan) ([]DeviceInfo, 
 			} else if d.AckErr != nil {
 				di.Problem = d.AckErr.Error()
 			}
+		}
+		if d := dirs[id]; d != nil && id != s.id.Device {
+			// A device whose clock is slow is not silent because its
+			// files say an old time: what counts is when something new
+			// from it arrived here, by this device's clock.
+			evidence := fmt.Sprintf("files %d snapshots %d ack %s", di.LastFile, di.Snapshots, di.LastAck)
+			at, err := s.st.Observe(id, evidence, now.UnixMilli())
+			if err != nil {
+				return nil, err
+			}
+			di.lastMS = max(di.lastMS, at)
 		}
 		di.LastSeen = msTime(di.lastMS)
 		switch {

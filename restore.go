@@ -10,7 +10,6 @@ import (
 
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/fsx"
-	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/schema"
 	"github.com/rowdrop/rowdrop/internal/state"
 )
@@ -55,7 +54,7 @@ func Restore(ctx context.Context, cfg Config, force bool) (res RestoreResult, er
 	if err := checkRestoreTarget(final, force); err != nil {
 		return res, err
 	}
-	scan, err := folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset}).Scan()
+	scan, err := folder.New(cfg.Folder, cfg.limits()).Scan()
 	if err != nil {
 		return res, err
 	}

@@ -48,6 +48,12 @@ type Config struct {
 	// MaxChangeset caps the decompressed size of a file read from the
 	// folder (0: 4 GiB).
 	MaxChangeset int64
+	// MaxHeader caps the JSON header of a file read from the folder (0:
+	// 1 MiB; the format allows up to 16 MiB).
+	MaxHeader int64
+	// MaxValue caps each TEXT or BLOB value in a file read from the
+	// folder (0: 256 MiB).
+	MaxValue int64
 	// NoRekey turns off re-keying of INTEGER id collisions. By default,
 	// when two devices insert different rows under one INTEGER PRIMARY KEY
 	// id, both rows survive: the later insert moves to a new (negative) id
@@ -95,6 +101,11 @@ type Config struct {
 }
 
 // resolve checks the configuration and fills in the defaults.
+// limits are the reader's limits on files from the folder.
+func (cfg Config) limits() rdfile.Limits {
+	return rdfile.Limits{MaxRaw: cfg.MaxChangeset, MaxHeader: cfg.MaxHeader, MaxValue: cfg.MaxValue}
+}
+
 func (cfg Config) resolve() (Config, error) {
 	if cfg.DB == "" || cfg.Folder == "" {
 		return cfg, errors.New("both a database (--db) and a shared folder (--folder) are required")
@@ -139,7 +150,7 @@ func (cfg Config) resolve() (Config, error) {
 // an outbox behind. Once the pair is initialised, a missing folder is a
 // stick not mounted or a share offline: exports wait in the outbox.
 func checkFolder(cfg Config) error {
-	shared := folder.New(cfg.Folder, rdfile.Limits{})
+	shared := folder.New(cfg.Folder, cfg.limits())
 	err := shared.Available()
 	switch {
 	case err == nil:

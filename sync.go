@@ -244,6 +244,12 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 	if _, err := s.writeAck(false, applied); err != nil {
 		s.log.Warn("acknowledgement not written", "err", err)
 	}
+	// Note, by this device's clock, what arrived from each device: that
+	// is when a device was last heard of ("silent since"), whatever its
+	// own clock says.
+	if _, err := s.devices(ctx, scan); err != nil {
+		s.log.Warn("could not note what arrived from the other devices", "err", err)
+	}
 	return res, nil
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/hlc"
-	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/schema"
 	"github.com/rowdrop/rowdrop/internal/state"
 	"github.com/rowdrop/rowdrop/merge"
@@ -69,7 +68,7 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		live.Close()
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st, live: live, liveID: liveID, shared: folder.New(cfg.Folder, rdfile.Limits{MaxRaw: cfg.MaxChangeset})}
+	s := &Syncer{cfg: cfg, log: log, st: st, live: live, liveID: liveID, shared: folder.New(cfg.Folder, cfg.limits())}
 	fail := func(err error) (*Syncer, error) {
 		live.Close()
 		st.Close()

@@ -240,7 +240,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
 			return res, err
 		}
-		if err := e.advanceBase(ctx, raw, tables, 0, 0, nil); err != nil {
+		if err := e.advanceBase(ctx, raw, tables, 0, 0, nil, ""); err != nil {
 			return res, err
 		}
 		if err := e.afterFull(mode); err != nil {
@@ -318,6 +318,11 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 			res.Tables = append(res.Tables, t.Name)
 		}
 	}
+	// The hash chain (docs/FORMAT.md §5.1): the sum of this device's
+	// previous file, unknown only for the first file after an upgrade.
+	if h.Prev, err = e.State.Sum(e.ID.Device, seq-1); err != nil {
+		return res, err
+	}
 	outPath := filepath.Join(e.State.Outbox(), rdfile.FileName(seq))
 	if _, err := changes.Seek(0, io.SeekStart); err != nil {
 		return res, err
@@ -325,6 +330,10 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	h, err = rdfile.Build(outPath, h, changes)
 	if err != nil {
 		return res, fmt.Errorf("build changeset file in %s: %w", e.State.Outbox(), err)
+	}
+	sum, err := rdfile.SumOf(h)
+	if err != nil {
+		return res, err
 	}
 	// The file is durable in the outbox; now advance base, clocks and the
 	// sequence in one transaction. A crash before this commit leaves an
@@ -336,7 +345,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return res, err
 	}
-	if err := e.advanceBase(ctx, raw, tables, seq, ts, seen); err != nil {
+	if err := e.advanceBase(ctx, raw, tables, seq, ts, seen, sum); err != nil {
 		os.Remove(outPath)
 		return res, err
 	}
@@ -604,7 +613,7 @@ func exportForm(t *schema.Table, c *changeset.Change) bool {
 
 // advanceBase applies the captured (unfiltered) changes to the base copy and
 // records their clocks, the new sequence number and the HLC, atomically.
-func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64) (err error) {
+func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64, sum string) (err error) {
 	base := e.State.Conn()
 	defer db.Interruptible(ctx, base)()
 	end, err := db.Begin(base, "IMMEDIATE")
@@ -672,6 +681,9 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 		return err
 	}
 	if err = e.State.RecordFile(state.FileInfo{Dev: e.ID.Device, Seq: seq, HLC: ts, Seen: seen}); err != nil {
+		return err
+	}
+	if err = e.State.RecordSum(state.FileSum{Dev: e.ID.Device, Seq: seq, Sum: sum}); err != nil {
 		return err
 	}
 	if err = e.State.Set(state.KeyHLC, strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {

@@ -71,6 +71,9 @@ func (e *Exporter) Publish() ([]string, error) {
 		return nil, err
 	}
 	next := uint64(n)
+	if err := e.checkPublished(); err != nil {
+		e.logger().Warn("could not check this device's published files against its records (retried next sync)", "err", err)
+	}
 	ents, err := os.ReadDir(e.State.Outbox())
 	if err != nil {
 		return nil, fmt.Errorf("read outbox %s: %w", e.State.Outbox(), err)
@@ -108,4 +111,71 @@ func (e *Exporter) Publish() ([]string, error) {
 		out = append(out, dst)
 	}
 	return out, nil
+}
+
+// statusBroken is the file status (state.RecordFileStatus) of a file that
+// is not what it should be; the importer uses the same word.
+const statusBroken = "broken"
+
+// checkPublished compares this device's files in the folder with what it
+// recorded when it built them (the hash chain, docs/FORMAT.md §5.1): size
+// and modification time first, the file sum when those changed. A file
+// replaced under its name is reported (status broken, with what to do):
+// this device cannot rebuild it, because a published file leaves the
+// outbox; one put back as it was clears the report.
+func (e *Exporter) checkPublished() error {
+	dir, err := e.Folder.ScanDevice(e.ID.Device)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if len(dir.Changesets) == 0 {
+		return nil
+	}
+	sums, err := e.State.Sums(e.ID.Device, dir.Changesets[0].Seq)
+	if err != nil {
+		return err
+	}
+	for _, ent := range dir.Changesets {
+		rec, ok := sums[ent.Seq]
+		if !ok || rec.Size == ent.Bytes && rec.MtimeNS == ent.ModNS {
+			continue
+		}
+		f, err := e.Folder.Open(ent.Rel)
+		if err == nil && f.Sum() == rec.Sum {
+			rec.Size, rec.MtimeNS = ent.Bytes, ent.ModNS
+			if err := e.State.RecordSum(rec); err != nil {
+				return err
+			}
+			if err := e.State.ClearFileStatus(ent.Rel); err != nil {
+				return err
+			}
+			continue
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		now := "does not open as a rowdrop file"
+		if err == nil {
+			now = "has sum " + shortSum(f.Sum())
+		}
+		reason := fmt.Sprintf("%s: replaced in the shared folder after this device published it: this device wrote sum %s, the file there now %s. "+
+			"Devices that applied the original report it and keep it; devices that have not refuse it, and this device's later files wait behind it there. "+
+			"This device cannot write it again (a published file leaves its outbox): put the original back from a backup or the sync tool's old versions of the file (Syncthing: .stversions), and find what wrote into %s",
+			ent.Rel, shortSum(rec.Sum), now, e.Folder.Path(e.ID.Device))
+		e.logger().Error("a file this device published was replaced in the shared folder", "file", ent.Rel, "reason", reason)
+		if err := e.State.RecordFileStatus(ent.Rel, e.ID.Device, ent.Seq, statusBroken, reason, e.now().UnixMilli()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func shortSum(s string) string {
+	if len(s) > 12 {
+		return s[:12] + "…"
+	}
+	return s
 }

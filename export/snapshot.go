@@ -165,6 +165,20 @@ func MakeSnapshot(ctx context.Context, st *state.Dir, id state.Identity, clock *
 	n++
 	h := rdfile.Header{Kind: rdfile.KindSnapshot, Device: id.Device, DeviceName: id.Name, Install: id.Install,
 		Seq: n, HLC: uint64(last), CreatedMS: now.UnixMilli(), Changes: rows, Seen: seen}
+	// The chain heads it includes (docs/FORMAT.md §5.1): a device that
+	// joins from it checks each device's next file against them.
+	for d, k := range seen {
+		sum, err := st.Sum(d, k)
+		if err != nil {
+			return res, err
+		}
+		if sum != "" && k > 0 {
+			if h.Heads == nil {
+				h.Heads = map[string]string{}
+			}
+			h.Heads[d] = sum
+		}
+	}
 	for _, t := range tables {
 		cols := append([]rdfile.Column(nil), t.Columns...)
 		for i := range cols {

@@ -50,7 +50,9 @@ type Importer struct {
 	// writer had seen must be known here when the reference arrives.
 	Causal bool
 
-	applied map[string]uint64 // during Import
+	applied map[string]uint64              // during Import
+	scan    *folder.Scan                   // during Import
+	acks    map[string]map[uint64][]ackSum // during Import, read when first needed (chain.go)
 
 	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }
@@ -138,8 +140,11 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 		}
 	}
 	sort.Strings(devs)
-	im.applied = applied
-	defer func() { im.applied = nil }()
+	im.applied, im.scan = applied, scan
+	defer func() { im.applied, im.scan, im.acks = nil, nil, nil }()
+	if err := im.verifyApplied(scan, applied, &res); err != nil {
+		return res, err
+	}
 	done := 0
 	// Rounds: a file that waits for another device's file (causal order,
 	// see Causal) may become applicable once that device's files went in.
@@ -164,7 +169,7 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 					res.Waiting++
 					stopped[dev] = true
 					if err := im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
-						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it", next, dev, e.Seq)); err != nil {
+						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it. If it is still on its way this resolves by itself; if it was deleted from the folder, this device can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then sync here", next, dev, e.Seq)); err != nil {
 						return res, err
 					}
 					break
@@ -232,6 +237,9 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	if h.Device != e.Device || h.Seq != e.Seq {
 		return StatusBroken, fmt.Sprintf("%s: header says device %s seq %d, its name says %s/%d: refused", e.Rel, h.Device, h.Seq, e.Device, e.Seq), nil
 	}
+	if reason, err := im.checkChain(e, f); err != nil || reason != "" {
+		return StatusBroken, reason, err
+	}
 	if im.Causal {
 		for _, d := range sortedKeys(h.Seen) {
 			if d == h.Device || d == im.Self.Device || im.applied[d] >= h.Seen[d] {
@@ -276,12 +284,15 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 			return classify(err), err.Error(), nil
 		}
 		defer cs.Close()
-		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{}), skip: im.Excluded} // the reader buffers (64 KiB) itself
+		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}), skip: im.Excluded} // the reader buffers (64 KiB) itself
 	}
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := im.State.MarkApplied(state.AppliedFiles{Dev: h.Device, Name: h.DeviceName, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC),
 			AtMS: im.now().UnixMilli(), Seen: h.Seen}); err != nil {
+			return err
+		}
+		if err := im.State.RecordSum(state.FileSum{Dev: h.Device, Seq: h.Seq, Sum: f.Sum(), Size: e.Bytes, MtimeNS: e.ModNS}); err != nil {
 			return err
 		}
 		if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {

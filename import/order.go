@@ -117,9 +117,9 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 		return nil, err.Error()
 	}
 	defer cs.Close()
-	allowed := map[string]bool{}
+	allowed := map[string]rdfile.Table{}
 	for _, t := range f.Header.Tables {
-		allowed[t.Name] = true
+		allowed[t.Name] = t
 	}
 	var tee *spillTee
 	var iw *bufio.Writer
@@ -141,7 +141,7 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 			s.Close()
 		}
 	}()
-	rd := changeset.NewReader(src, changeset.Limits{}) // it buffers (64 KiB) itself
+	rd := changeset.NewReader(src, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}) // it buffers (64 KiB) itself
 	var n int64
 	var last *changeset.Table
 	var rec [entrySize]byte
@@ -151,15 +151,21 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 			break
 		}
 		if err != nil {
-			return nil, "corrupt changeset payload: " + err.Error()
+			return nil, "invalid changeset payload, refused whole (nothing of it applied): " + err.Error()
 		}
 		n++
 		if n > f.Header.Changes {
 			// Refused now, before staging more than the header announced.
 			return nil, fmt.Sprintf("holds more changes than the %d its header says: refused", f.Header.Changes)
 		}
-		if !allowed[c.Table.Name] {
+		ht, ok := allowed[c.Table.Name]
+		if !ok {
 			return nil, fmt.Sprintf("changes table %q, which its header does not declare: refused", c.Table.Name)
+		}
+		if c.Table != last {
+			if why := agrees(ht, c.Table); why != "" {
+				return nil, why + ": refused whole, nothing of it applied"
+			}
 		}
 		if im.Excluded[c.Table.Name] {
 			continue
@@ -219,6 +225,20 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 	return s, ""
 }
 
+// agrees says how a table group of the payload disagrees with its
+// table's entry in the header (docs/FORMAT.md §7.3), or "".
+func agrees(ht rdfile.Table, ct *changeset.Table) string {
+	if len(ht.Columns) != ct.NumCols() {
+		return fmt.Sprintf("table %s: a change has %d columns, the header declares %d", ct.Name, ct.NumCols(), len(ht.Columns))
+	}
+	for i, c := range ht.Columns {
+		if (c.PK != 0) != (ct.PK[i] != 0) {
+			return fmt.Sprintf("table %s: the changes' primary key columns differ from the header's (column %s)", ct.Name, c.Name)
+		}
+	}
+	return ""
+}
+
 // newStaged creates the staging files for size bytes (payload and index),
 // if the state directory's file system has room for them and a margin.
 func (im *Importer) newStaged(size int64) (*staged, error) {
@@ -243,7 +263,7 @@ func (im *Importer) newStaged(size int64) (*staged, error) {
 	if im.orderWindow > 0 {
 		w = im.orderWindow
 	}
-	return &staged{payload: p, index: x, window: w, dec: changeset.NewReader(nil, changeset.Limits{})}, nil
+	return &staged{payload: p, index: x, window: w, dec: changeset.NewReader(nil, changeset.Limits{MaxValueBytes: math.MaxInt32})}, nil // staged bytes passed the file's limits already
 }
 
 // removeStaging removes staging files a process that died left in dir:

@@ -151,6 +151,15 @@ func (im *Importer) candidates(snaps []folder.Entry, fb folderBounds, applied ma
 			continue
 		}
 		if recorded[e.Rel] != "" {
+			// A damaged payload stays reported (docs/FORMAT.md §14.3:
+			// "reports and skips") even once another snapshot was used
+			// and this one is no longer tried.
+			if reason := im.damagedSnapshot(e); reason != "" {
+				if err := im.record(e.Rel, e.Device, e.Seq, StatusWaiting, reason); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			// It arrived whole since, or is no longer needed; if it is
 			// tried below and fails, it is reported again.
 			if err := im.State.ClearFileStatus(e.Rel); err != nil {
@@ -177,6 +186,19 @@ func (im *Importer) candidates(snaps []folder.Entry, fb folderBounds, applied ma
 		}
 	}
 	return cands, nil
+}
+
+// damagedSnapshot says why snapshot e's payload is not the one its header
+// announces, or "".
+func (im *Importer) damagedSnapshot(e folder.Entry) string {
+	f, err := im.Folder.Open(e.Rel)
+	if err == nil {
+		err = f.Verify()
+	}
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s (damaged, or still being written): skipped, reported until it is whole or gone", e.Rel, strings.TrimPrefix(err.Error(), im.Folder.Path(e.Rel)+": "))
 }
 
 // usable reports whether nothing is missing after merging the snapshot,
@@ -320,6 +342,9 @@ func (im *Importer) finishSnapshot(snap *Snapshot) error {
 		}
 		// (Waiting records of files the snapshot includes go: moot.)
 		if err := im.State.MarkApplied(state.AppliedFiles{Dev: d, Name: snap.Names[d], Seq: n, HLC: snap.Knows[d], AtMS: now, FromSnapshot: true}); err != nil {
+			return err
+		}
+		if err := im.recordHead(d, n, h.Heads[d]); err != nil {
 			return err
 		}
 	}

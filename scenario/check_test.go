@@ -306,7 +306,14 @@ func TestCheckEveryDamage(t *testing.T) {
 			for _, readData := range []bool{false, true} {
 				r := runCheck(t, dir, readData)
 				if tc.readData && !readData || tc.kind == "" {
-					if !r.OK {
+					for _, p := range r.Problems {
+						// A changeset rebuilt with other content is
+						// another file under its name: the hash chain
+						// (its successor's prev) tells without reading
+						// the payload.
+						if tc.kind != "" && p.File == tc.file && p.Kind == check.Replaced && strings.Contains(p.What, "predecessor") {
+							continue
+						}
 						t.Fatalf("without --read-data: %+v", r.Problems)
 					}
 					continue
@@ -314,7 +321,9 @@ func TestCheckEveryDamage(t *testing.T) {
 				var found *check.Problem
 				for i, p := range r.Problems {
 					if p.File == tc.file {
-						found = &r.Problems[i]
+						if found == nil || p.Kind == tc.kind { // a rebuilt changeset is also replaced (see above)
+							found = &r.Problems[i]
+						}
 					} else if tc.name != "symlink under a changeset name" {
 						t.Errorf("read-data %v: another problem: %s", readData, p)
 					}

@@ -90,6 +90,10 @@ Pair flags (sync, watch, adopt, revert, status, conflicts, snapshot, restore, gc
                          (without it a missing folder is refused before anything is written)
   --config FILE          YAML config; may list several databases (default:
                          $XDG_CONFIG_HOME/rowdrop/rowdrop.yaml when it exists)
+  --max-changeset BYTES  largest decompressed file read from the folder (default 4 GiB)
+  --max-header BYTES     largest file header read from the folder (default 1 MiB, at most 16 MiB)
+  --max-value BYTES      largest TEXT or BLOB value read from the folder (default 256 MiB);
+                         a file beyond a limit is refused (status says which limit)
   --log-json             logs as JSON lines on stderr (default: readable text)
   -v                     debug logs
 
@@ -105,7 +109,7 @@ Watch flags:
 Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
 ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
 config file. In the file, an entry of "databases:" beats the top-level keys.
-Config keys besides the flags: sweep_every, max_changeset, stand_ins,
+Config keys besides the flags: sweep_every, stand_ins,
 device_horizon (default 30d): how long another device may be silent before
 status warns that it holds back the collection of old files, and
 mass_change_percent (default 50), mass_change_min_rows (default 20): an export

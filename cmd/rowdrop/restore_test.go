@@ -394,6 +394,7 @@ func downgradeSnapshot(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	h := f.Header
+	h.Heads = nil // version 3's chain heads: a version-1 writer had none
 	if _, err := rdfile.Build(path, h, in); err != nil {
 		t.Fatal(err)
 	}

@@ -92,12 +92,21 @@ var settings = []setting{
 	{key: "create_folder", flag: "create-folder", group: pairFlags, kind: kindBool, help: "create the shared folder if it does not exist (first run only; without it a missing folder is refused)",
 		field: func(c *rowdrop.Config) any { return &c.CreateFolder }},
 	{key: "config", flag: "config", group: pairFlags, kind: kindPath, help: "YAML config `file`, may list several databases"},
+	// Limits on what is read from the folder (docs/FORMAT.md §11): a
+	// file beyond one is refused with the limit named.
+	{key: "max_changeset", flag: "max-changeset", group: pairFlags, kind: kindInt, perDB: true,
+		help:  "largest decompressed file read from the folder, in `bytes` (default 4 GiB)",
+		field: func(c *rowdrop.Config) any { return &c.MaxChangeset }},
+	{key: "max_header", flag: "max-header", group: pairFlags, kind: kindInt, perDB: true,
+		help:  "largest file header read from the folder, in `bytes` (default 1 MiB, at most 16 MiB)",
+		field: func(c *rowdrop.Config) any { return &c.MaxHeader }},
+	{key: "max_value", flag: "max-value", group: pairFlags, kind: kindInt, perDB: true,
+		help:  "largest TEXT or BLOB value read from the folder, in `bytes` (default 256 MiB)",
+		field: func(c *rowdrop.Config) any { return &c.MaxValue }},
 
 	// File and environment only.
 	{key: "sweep_every", kind: kindDuration, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.SweepEvery }},
-	{key: "max_changeset", kind: kindInt, perDB: true,
-		field: func(c *rowdrop.Config) any { return &c.MaxChangeset }},
 	// stand_ins: SQL functions the app's triggers call that only the app
 	// defines, with a substitute (identity, null, lower, upper; uuid for
 	// a function called without arguments, like uuid4()).

@@ -47,6 +47,12 @@ type Ack struct {
 	// Forgotten lists the devices the writer's user retired (`rowdrop
 	// devices forget`): no device waits for their acknowledgement any more.
 	Forgotten []string `json:"forgotten"`
+	// Sums (optional: acks of rowdrop before the hash chain lack it) maps
+	// a device of Applied to the file sum of its changeset Applied[dev]
+	// as the writer applied (or, for itself, published) it: a device that
+	// later finds other content under that name knows it was replaced
+	// (docs/FORMAT.md §5.1, §15.1).
+	Sums map[string]string `json:"sums,omitempty"`
 }
 
 // ErrInvalid marks an ack.json that is not acceptable.
@@ -55,6 +61,9 @@ var ErrInvalid = errors.New("invalid ack.json")
 // members of the object, all required (an empty map or list is written,
 // never left out, so a truncated writer in another language is caught).
 var members = []string{"device", "install", "device_name", "written_ms", "applied", "forgotten"}
+
+// optional members, which a writer may leave out.
+var optional = []string{"sums"}
 
 // Parse decodes and validates an ack.json.
 func Parse(data []byte) (*Ack, error) {
@@ -100,6 +109,11 @@ func (a *Ack) Validate() error {
 	for dev, n := range a.Applied {
 		if !rdfile.ValidDeviceID(dev) || n > rdfile.MaxSeq {
 			return bad("applied entry %q: %d is malformed", dev, n)
+		}
+	}
+	for dev, sum := range a.Sums {
+		if _, ok := a.Applied[dev]; !ok || !isSum(sum) {
+			return bad("sums entry %q: not the file sum of a file its applied entry names", dev)
 		}
 	}
 	seen := map[string]bool{}
@@ -184,12 +198,25 @@ func checkStrict(data []byte) error {
 }
 
 func known(k string) bool {
-	for _, m := range members {
+	for _, m := range append(members, optional...) {
 		if m == k {
 			return true
 		}
 	}
 	return false
+}
+
+// isSum reports whether s is a file sum: 64 lowercase hex digits.
+func isSum(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Marshal encodes an ack with sorted maps and lists (stable bytes: an

@@ -180,10 +180,29 @@ func (c *Change) validate() error {
 	return nil
 }
 
-// checkDefined enforces the format's rules about undefined values: none in
-// INSERT or DELETE records, and every primary key column present in the old
-// record of an UPDATE (it identifies the row).
+// checkDefined enforces the format's rules about what a change may hold,
+// which are what an SQLite session can produce (docs/FORMAT.md §7.2): no
+// undefined value in an INSERT or DELETE record; every primary-key column
+// defined and not NULL where the change identifies its row (SQLite's
+// sessions never record a row whose key holds a NULL, so a device that
+// joins from a snapshot would never see it); an UPDATE changes at least
+// non-key column, and for each one it changes carries the old value.
 func checkDefined(t *Table, op Op, old, new []Value) error {
+	key := old
+	if op == OpInsert {
+		key = new
+	}
+	for i, b := range t.PK {
+		if b == 0 {
+			continue
+		}
+		switch key[i].Kind {
+		case KindUndefined:
+			return fmt.Errorf("%v has undefined primary key column %d", op, i)
+		case KindNull:
+			return fmt.Errorf("%v has NULL in primary key column %d, which SQLite never records", op, i)
+		}
+	}
 	switch op {
 	case OpInsert, OpDelete:
 		rec := old
@@ -196,10 +215,23 @@ func checkDefined(t *Table, op Op, old, new []Value) error {
 			}
 		}
 	case OpUpdate:
-		for i, b := range t.PK {
-			if b != 0 && old[i].Kind == KindUndefined {
-				return fmt.Errorf("UPDATE has undefined primary key column %d in old record", i)
+		changed := false
+		for i, v := range new {
+			if v.Kind == KindUndefined {
+				continue
 			}
+			if t.PK[i] != 0 {
+				// SQLite's diff writes a key that only its collation
+				// calls equal (rowdrop's export drops it, §8.2).
+				continue
+			}
+			if old[i].Kind == KindUndefined {
+				return fmt.Errorf("UPDATE changes column %d without its old value", i)
+			}
+			changed = true
+		}
+		if !changed {
+			return fmt.Errorf("UPDATE changes no non-key column")
 		}
 	}
 	return nil

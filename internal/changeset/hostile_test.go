@@ -121,7 +121,14 @@ func TestCorruptInputs(t *testing.T) {
 		{"unknown type", cat(hdr, []byte{18, 0, 6}), "unknown value type 0x06", 8},
 		{"type 0xff", cat(hdr, []byte{9, 0}, i1, []byte{0xff}), "unknown value type 0xff", 17},
 		{"insert undefined", cat(hdr, []byte{18, 0}, i1, []byte{0}), "INSERT has undefined value in column 1", 6},
-		{"delete undefined", cat(hdr, []byte{9, 0, 0}, i1), "DELETE has undefined value in column 0", 6},
+		{"delete undefined", cat(hdr, []byte{9, 0, 0}, i1), "DELETE has undefined primary key column 0", 6},
+		{"delete undefined value", cat(hdr, []byte{9, 0}, i1, []byte{0}), "DELETE has undefined value in column 1", 6},
+		{"insert NULL key", cat(hdr, []byte{18, 0, 5}, i1), "INSERT has NULL in primary key column 0", 6},
+		{"delete NULL key", cat(hdr, []byte{9, 0, 5}, i1), "DELETE has NULL in primary key column 0", 6},
+		{"update NULL key", cat(hdr, []byte{23, 0, 5}, i1, []byte{0}, i1), "UPDATE has NULL in primary key column 0", 6},
+		{"update no change", cat(hdr, []byte{23, 0}, i1, []byte{0, 0, 0}), "UPDATE changes no non-key column", 6},
+		{"update sets only the key", cat(hdr, []byte{23, 0}, i1, []byte{0}, i1, []byte{0}), "UPDATE changes no non-key column", 6},
+		{"update without old value", cat(hdr, []byte{23, 0}, i1, []byte{0, 0}, i1), "UPDATE changes column 1 without its old value", 6},
 		{"update pk undefined", cat(hdr, []byte{23, 0, 0}, i1, []byte{0}, i1), "undefined primary key column 0", 6},
 		{"zero columns", []byte{'T', 0, 't', 0}, "zero columns", 1},
 		{"too many columns", cat([]byte{'T'}, AppendVarint(nil, 2001)), "Limits.MaxColumns", 1},
@@ -152,13 +159,13 @@ func TestCorruptInputs(t *testing.T) {
 }
 
 func TestValidEdgeCases(t *testing.T) {
-	hdr := header("t", 1, 0)
 	i1 := AppendValue(nil, Int(1))
 	// A header with no changes (SQLite's reader accepts it), repeated
 	// headers, an empty table name, a non-minimal varint length, and an
-	// UPDATE whose new record is all undefined.
+	// UPDATE of one of two non-key columns. (An UPDATE whose new record is all undefined SQLite
+	// accepts too, but no session writes one: TestCorruptInputs.)
 	data := cat(header("empty", 1), header("", 1, 0), []byte{18, 0}, i1, []byte{3, 0x80, 0x80, 0x02}, []byte("ab"),
-		hdr, []byte{23, 1}, i1, []byte{0, 0, 0})
+		header("t", 1, 0, 0), []byte{23, 1}, i1, []byte{0}, i1, []byte{0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2})
 	got, err := decodeAll(data, Limits{})
 	if err != nil {
 		t.Fatal(err)

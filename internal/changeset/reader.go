@@ -282,7 +282,7 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 				return arena, err
 			}
 			if l > uint64(r.lim.MaxValueBytes) {
-				return arena, r.corrupt(lenOff, "%s value of %d bytes in %s record column %d exceeds Limits.MaxValueBytes (%d)", v.Kind, l, which, i, r.lim.MaxValueBytes)
+				return arena, r.corrupt(lenOff, "%s value of %d bytes in %s record column %d exceeds the limit of %d bytes per value (Limits.MaxValueBytes; rowdrop's setting max_value)", v.Kind, l, which, i, r.lim.MaxValueBytes)
 			}
 			if total := r.lim.MaxTotalBytes; total > 0 && l > uint64(total-r.off) {
 				return arena, r.corrupt(lenOff, "%s value of %d bytes runs past Limits.MaxTotalBytes (%d)", v.Kind, l, total)

@@ -16,6 +16,9 @@
 //     SQLite database; with ReadData that the database opens and passes
 //     PRAGMA integrity_check;
 //   - ack.json: that it parses (ack.Parse) and names its directory;
+//   - the hash chain (§5.1): every changeset names its predecessor's file
+//     sum, and acks and snapshots name the sums of files they include; a
+//     file whose sum disagrees was replaced under its own name;
 //   - sync-tool conflict copies (identical, or a second installation
 //     publishing under one device id) and names rowdrop never writes.
 package check
@@ -53,6 +56,9 @@ const (
 	TooNew Kind = "too_new"
 	// ConflictCopy: a sync tool's conflict copy of a rowdrop file.
 	ConflictCopy Kind = "conflict_copy"
+	// Replaced: whole, but not the content its (device, sequence) names:
+	// the next file, an ack or a snapshot records another file sum.
+	Replaced Kind = "replaced"
 )
 
 // Problem is one thing found wrong, about one file.
@@ -184,6 +190,7 @@ func Run(ctx context.Context, f *folder.Folder, opt Options) (*Report, error) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		c.sequence(id)
+		c.chain(id)
 	}
 	c.finish(ids)
 	return c.r, nil
@@ -218,6 +225,48 @@ type devState struct {
 	// payloads maps a changeset's name to its payload checksum, for
 	// comparing conflict copies.
 	payloads map[string]string
+	// sums and prevs are, per readable changeset, its file sum and the
+	// sum it names as its predecessor's (the hash chain).
+	sums, prevs map[uint64]string
+	// claims are the sums acks and snapshots recorded for its files.
+	claims []claim
+}
+
+// claim is a file sum another file records for a changeset.
+type claim struct {
+	seq      uint64
+	sum, why string
+}
+
+// claim notes that file why records sum for changeset seq of dev.
+func (c *checker) claim(dev string, seq uint64, sum, why string) {
+	if seq == 0 || sum == "" || !rdfile.ValidDeviceID(dev) {
+		return
+	}
+	d := c.dev(dev)
+	d.claims = append(d.claims, claim{seq, sum, why})
+}
+
+// chain reports the changesets of device id whose content is not the one
+// the hash chain names.
+func (c *checker) chain(id string) {
+	d := c.dev(id)
+	fix := "a published file is never rewritten: put the original back from a backup or another machine's copy of the shared folder (the sync tool's old versions), and find what wrote into it"
+	short := func(s string) string { return s[:min(len(s), 12)] }
+	for _, seq := range d.present {
+		prev, ok := d.prevs[seq]
+		before, okb := d.sums[seq-1]
+		if ok && okb && prev != "" && prev != before {
+			c.problem(Problem{File: rdfile.RelPath(id, seq-1), Device: id, Kind: Replaced,
+				What: fmt.Sprintf("its file sum is %s…, but changeset %d of the device names %s… as its predecessor: one of the two was replaced under its own name", short(before), seq, short(prev)), Fix: fix})
+		}
+	}
+	for _, cl := range d.claims {
+		if sum, ok := d.sums[cl.seq]; ok && sum != cl.sum {
+			c.problem(Problem{File: rdfile.RelPath(id, cl.seq), Device: id, Kind: Replaced,
+				What: fmt.Sprintf("its file sum is %s…, but %s with sum %s…: replaced under its own name", short(sum), cl.why, short(cl.sum)), Fix: fix})
+		}
+	}
 }
 
 type checker struct {
@@ -338,6 +387,7 @@ func (c *checker) ack(id string) {
 	}
 	for dev, n := range a.Applied {
 		c.sawSeq(dev, n, rel)
+		c.claim(dev, n, a.Sums[dev], rel+" acknowledges it")
 	}
 }
 

@@ -48,6 +48,10 @@ func (c *checker) changeset(ctx context.Context, e folder.Entry) {
 		d.payloads = map[string]string{}
 	}
 	d.payloads[path.Base(e.Rel)] = h.PayloadSHA256
+	if d.sums == nil {
+		d.sums, d.prevs = map[uint64]string{}, map[uint64]string{}
+	}
+	d.sums[e.Seq], d.prevs[e.Seq] = f.Sum(), h.Prev
 	for dev, n := range h.Seen {
 		c.sawSeq(dev, n, e.Rel)
 	}
@@ -84,7 +88,7 @@ func decodeChangeset(ctx context.Context, f *rdfile.File) string {
 	for _, t := range f.Header.Tables {
 		tables[t.Name] = t
 	}
-	rd := changeset.NewReader(rc, changeset.Limits{})
+	rd := changeset.NewReader(rc, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()})
 	var n int64
 	var last *changeset.Table
 	for {
@@ -164,6 +168,9 @@ func (c *checker) snapshot(ctx context.Context, e folder.Entry) {
 		if d := c.dev(dev); n > d.covered {
 			d.covered = n
 		}
+	}
+	for dev, sum := range h.Heads {
+		c.claim(dev, h.Seen[dev], sum, e.Rel+" includes it")
 	}
 }
 

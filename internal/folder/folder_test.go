@@ -150,16 +150,16 @@ func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	rel := devA + "/" + rdfile.FileName(1)
 	build(t, dir, rel, rdfile.Header{Device: devA, Install: "i", Seq: 1, HLC: 1 << 16, CreatedMS: 1})
-	f := folder.New(dir, rdfile.Limits{MaxRaw: 10})
+	if _, err := folder.New(dir, rdfile.Limits{MaxRaw: 10}).Open(rel); !errors.Is(err, rdfile.ErrInvalid) || !strings.Contains(err.Error(), "max_changeset") {
+		t.Errorf("the folder's limit (10 bytes) was not applied: %v", err)
+	}
+	f := folder.New(dir, rdfile.Limits{})
 	fh, err := f.Open(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fh.Header.Seq != 1 || fh.Path != f.Path(rel) {
 		t.Fatalf("opened %+v", fh)
-	}
-	if _, err := fh.Changeset(); !errors.Is(err, rdfile.ErrInvalid) {
-		t.Errorf("the folder's limit (10 bytes) was not applied: %v", err)
 	}
 	write(t, filepath.Join(dir, devA, "notes.txt"), "x")
 	for _, bad := range []string{"", devA + "/notes.txt", devA + "/" + rdfile.AckName, "../" + rel, devA + "/../" + rel, "/" + rel, devA, devA + "/x/" + rdfile.FileName(1)} {

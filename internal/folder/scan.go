@@ -15,6 +15,9 @@ type Entry struct {
 	Seq    uint64 // sequence number (changeset) or snapshot number
 	Rel    string // slash-separated path relative to the folder
 	Bytes  int64
+	// ModNS is the file's modification time (Unix ns): with Bytes, what
+	// tells cheaply that a file already checked may have been replaced.
+	ModNS int64
 }
 
 // Dir is what one device directory holds.
@@ -83,13 +86,13 @@ func (s *Scan) add(dir *Dir, e fs.DirEntry) {
 	rel := dir.ID + "/" + e.Name()
 	kind, _, seq := rdfile.Classify(rel)
 	regular := e.Type()&fs.ModeType == 0
-	var size int64
+	var size, mod int64
 	if regular {
 		info, err := e.Info()
 		if err != nil {
 			regular = false // vanished since the listing
 		} else {
-			size = info.Size()
+			size, mod = info.Size(), info.ModTime().UnixNano()
 			dir.Bytes += size
 		}
 	}
@@ -98,11 +101,11 @@ func (s *Scan) add(dir *Dir, e fs.DirEntry) {
 		if e.Type()&fs.ModeType != 0 {
 			s.Unknown = append(s.Unknown, rel+" (not a regular file)")
 		} else if regular {
-			dir.Changesets = append(dir.Changesets, Entry{Device: dir.ID, Seq: seq, Rel: rel, Bytes: size})
+			dir.Changesets = append(dir.Changesets, Entry{Device: dir.ID, Seq: seq, Rel: rel, Bytes: size, ModNS: mod})
 		}
 	case rdfile.NameSnapshot:
 		if regular {
-			dir.Snapshots = append(dir.Snapshots, Entry{Device: dir.ID, Seq: seq, Rel: rel, Bytes: size})
+			dir.Snapshots = append(dir.Snapshots, Entry{Device: dir.ID, Seq: seq, Rel: rel, Bytes: size, ModNS: mod})
 		}
 	case rdfile.NameAck:
 		dir.Ack = dir.Ack || regular
@@ -111,4 +114,20 @@ func (s *Scan) add(dir *Dir, e fs.DirEntry) {
 	case rdfile.NameUnknown:
 		s.Unknown = append(s.Unknown, rel)
 	}
+}
+
+// ScanDevice lists device dev's directory alone, as Scan would: what a
+// device checks of its own files.
+func (f *Folder) ScanDevice(dev string) (*Dir, error) {
+	dir := &Dir{ID: dev}
+	ents, err := os.ReadDir(f.Path(dev))
+	if err != nil {
+		return dir, err
+	}
+	s := &Scan{Dirs: map[string]*Dir{}, Files: map[string][]Entry{}}
+	for _, e := range ents {
+		s.add(dir, e)
+	}
+	sort.Slice(dir.Changesets, func(i, j int) bool { return dir.Changesets[i].Seq < dir.Changesets[j].Seq })
+	return dir, nil
 }

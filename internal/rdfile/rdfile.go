@@ -27,13 +27,18 @@ const Magic = "RDCS"
 
 // Version is the newest format version this build reads. Version 2 differs
 // from 1 only in what a snapshot's payload may hold (the writer's schema,
-// docs/FORMAT.md §14.2), so changesets are still written as version 1 and
-// every older reader keeps reading them; snapshots are written as 2.
-const Version = 2
+// docs/FORMAT.md §14.2); version 3 adds the hash chain (a changeset's
+// `prev`, a snapshot's `heads`, §5.1). A file is written as the lowest
+// version that has every member it holds, so older readers keep reading
+// what they can.
+const Version = 3
 
-// versionOf is the version a file of kind is written as.
-func versionOf(kind string) uint16 {
-	if kind == KindSnapshot {
+// versionOf is the version a file with header h is written as.
+func versionOf(h Header) uint16 {
+	switch {
+	case h.Prev != "" || len(h.Heads) > 0:
+		return 3
+	case h.Kind == KindSnapshot:
 		return 2
 	}
 	return 1
@@ -42,8 +47,25 @@ func versionOf(kind string) uint16 {
 // prefixLen is magic (4) + version (2) + header length (4).
 const prefixLen = 10
 
-// MaxHeader bounds the JSON header so a hostile length can't make us allocate.
+// MaxHeader is the format's bound on the JSON header (docs/FORMAT.md §4).
 const MaxHeader = 16 << 20
+
+// Limits on header members (docs/FORMAT.md §11), fixed: no writer needs
+// more, and every message that names a member stays short.
+const (
+	MaxDeviceName = 256  // bytes of device_name
+	MaxInstall    = 64   // bytes of install
+	MaxName       = 4096 // bytes of a table or column name (also the changeset reader's bound)
+	MaxType       = 1024 // bytes of a declared column type
+	MaxColumns    = 2000 // columns per table: SQLite's default SQLITE_MAX_COLUMN
+)
+
+// Default reader limits (Limits' zero fields).
+const (
+	DefaultMaxHeader = 1 << 20   // JSON header bytes
+	DefaultMaxRaw    = 4 << 30   // decompressed bytes per file
+	DefaultMaxValue  = 256 << 20 // bytes per TEXT or BLOB value
+)
 
 // Errors a reader classifies files by.
 var (
@@ -101,6 +123,15 @@ type Header struct {
 	// file. In a snapshot it is exactly the set of changesets the snapshot
 	// includes; in a changeset it is the writer's causal context.
 	Seen map[string]uint64 `json:"seen,omitempty"`
+	// Prev (version 3, changesets) is the file sum (File.Sum) of the same
+	// device's changeset Seq-1: the files of a device form a hash chain,
+	// so one replaced under its own name no longer matches its successor.
+	// Empty in file 1, and where the writer does not know it (the first
+	// file it writes after upgrading from a version without the chain).
+	Prev string `json:"prev,omitempty"`
+	// Heads (version 3, snapshots) is, per device of Seen, the file sum
+	// of its changeset Seen[d]: the chain head the snapshot includes.
+	Heads map[string]string `json:"heads,omitempty"`
 }
 
 // Kinds of files.
@@ -109,16 +140,36 @@ const (
 	KindSnapshot  = "snapshot"  // payload: a SQLite database (base tables + merge metadata)
 )
 
-// Limits bound what a reader accepts from a file in the shared folder.
+// Limits bound what a reader accepts from a file in the shared folder
+// (docs/FORMAT.md §11); a zero field takes the default. A file beyond one
+// is refused (ErrInvalid) with the limit named.
 type Limits struct {
-	MaxRaw int64 // largest decompressed changeset accepted; 0 = 4 GiB
+	MaxRaw    int64 // largest decompressed payload (max_changeset); 0 = DefaultMaxRaw
+	MaxHeader int64 // largest JSON header (max_header); 0 = DefaultMaxHeader, never above MaxHeader
+	MaxValue  int64 // largest TEXT or BLOB value in a changeset (max_value); 0 = DefaultMaxValue
 }
 
 func (l Limits) maxRaw() int64 {
 	if l.MaxRaw <= 0 {
-		return 4 << 30
+		return DefaultMaxRaw
 	}
 	return l.MaxRaw
+}
+
+func (l Limits) maxHeader() int64 {
+	if l.MaxHeader <= 0 {
+		return DefaultMaxHeader
+	}
+	return min(l.MaxHeader, MaxHeader)
+}
+
+// ValueLimit is the largest TEXT or BLOB value a changeset read under l
+// may hold, for the changeset reader.
+func (l Limits) ValueLimit() int {
+	if l.MaxValue <= 0 {
+		return DefaultMaxValue
+	}
+	return int(min(l.MaxValue, 1<<31-1))
 }
 
 // Build writes a complete file to path (atomically, never replacing an
@@ -181,12 +232,23 @@ func encodePrefix(h Header) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	b.WriteString(Magic)
-	_ = binary.Write(&b, binary.BigEndian, versionOf(h.Kind))
+	_ = binary.Write(&b, binary.BigEndian, versionOf(h))
 	_ = binary.Write(&b, binary.BigEndian, uint32(len(js)))
 	b.Write(js)
 	s := sha256.Sum256(b.Bytes())
 	b.Write(s[:])
 	return b.Bytes(), nil
+}
+
+// SumOf is the file sum (File.Sum) of a file with the final header h, as
+// Build returns it: the writer records it, and names it as the next file's
+// Prev, without reading the file back.
+func SumOf(h Header) (string, error) {
+	pre, err := encodePrefix(h)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(pre[len(pre)-sha256.Size:]), nil
 }
 
 type countWriter struct {
@@ -206,7 +268,17 @@ type File struct {
 	Header Header
 	offset int64 // where the payload starts
 	lim    Limits
+	sum    [sha256.Size]byte
 }
+
+// Sum is the file's sum: the hex SHA-256 of its bytes up to the end of the
+// header (its header checksum). The header holds the payload's SHA-256, so
+// the sum names the whole content; a file under the same name with another
+// sum is another file (docs/FORMAT.md §5.1).
+func (f *File) Sum() string { return hex.EncodeToString(f.sum[:]) }
+
+// Limits are the limits f was opened with.
+func (f *File) Limits() Limits { return f.lim }
 
 // Open reads and validates the header of the file at path and checks that
 // the file has exactly the announced length. It does not read the payload.
@@ -223,16 +295,30 @@ func Open(path string, lim Limits) (*File, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file: %w", path, ErrInvalid)
 	}
-	h, off, err := ReadHeader(bufio.NewReader(f), st.Size())
+	h, off, sum, err := readHeader(bufio.NewReader(f), st.Size(), lim)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &File{Path: path, Header: h, offset: off, lim: lim}, nil
+	return &File{Path: path, Header: h, offset: off, lim: lim, sum: sum}, nil
 }
 
-// ReadHeader parses and validates a file's prefix and header from r; size
-// is the file's total length.
-func ReadHeader(r io.Reader, size int64) (Header, int64, error) {
+// ReadHeader parses and validates a file's prefix and header from r within
+// the limits lim; size is the file's total length. It returns the header
+// and the offset of the payload.
+func ReadHeader(r io.Reader, size int64, lim Limits) (Header, int64, error) {
+	h, off, _, err := readHeader(r, size, lim)
+	return h, off, err
+}
+
+// readHeader is ReadHeader that also returns the file sum (the header
+// checksum).
+func readHeader(r io.Reader, size int64, lim Limits) (Header, int64, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	h, off, err := readHeaderInto(r, size, lim, &sum)
+	return h, off, sum, err
+}
+
+func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte) (Header, int64, error) {
 	var h Header
 	var pre [prefixLen]byte
 	if n, err := io.ReadFull(r, pre[:]); err != nil {
@@ -258,7 +344,10 @@ func ReadHeader(r io.Reader, size int64) (Header, int64, error) {
 	}
 	hl := int64(binary.BigEndian.Uint32(pre[6:10]))
 	if hl > MaxHeader {
-		return h, 0, fmt.Errorf("header of %d bytes exceeds %d: %w", hl, MaxHeader, ErrInvalid)
+		return h, 0, fmt.Errorf("header of %d bytes exceeds the format's %d: %w", hl, MaxHeader, ErrInvalid)
+	}
+	if hl > lim.maxHeader() {
+		return h, 0, fmt.Errorf("header of %d bytes exceeds this reader's limit of %d (setting max_header; the format allows up to %d): refused: %w", hl, lim.maxHeader(), MaxHeader, ErrInvalid)
 	}
 	if prefixLen+hl+sha256.Size > size {
 		return h, 0, fmt.Errorf("file is %d bytes, header alone needs %d: %w", size, prefixLen+hl+sha256.Size, ErrIncomplete)
@@ -273,7 +362,8 @@ func ReadHeader(r io.Reader, size int64) (Header, int64, error) {
 	if !bytes.Equal(hs.Sum(nil), buf[hl:]) {
 		return h, 0, fmt.Errorf("header checksum mismatch: %w", ErrIncomplete)
 	}
-	if err := checkMembers(buf[:hl]); err != nil {
+	copy(sum[:], buf[hl:])
+	if err := checkMembers(buf[:hl], ver); err != nil {
 		return h, 0, fmt.Errorf("header JSON: %v: %w", err, ErrInvalid)
 	}
 	dec := json.NewDecoder(bytes.NewReader(buf[:hl]))
@@ -286,6 +376,9 @@ func ReadHeader(r io.Reader, size int64) (Header, int64, error) {
 	}
 	if err := h.validate(); err != nil {
 		return h, 0, err
+	}
+	if h.RawLen > lim.maxRaw() {
+		return h, 0, fmt.Errorf("decompressed payload of %d bytes exceeds this reader's limit of %d (setting max_changeset): refused: %w", h.RawLen, lim.maxRaw(), ErrInvalid)
 	}
 	off := prefixLen + hl + sha256.Size
 	switch want := off + h.PayloadLen; {
@@ -305,13 +398,17 @@ func (h *Header) validate() error {
 	}
 	switch {
 	case h.Kind != KindChangeset && h.Kind != KindSnapshot:
-		return bad("kind %q is neither \"changeset\" nor \"snapshot\"", h.Kind)
+		return bad("kind %q is neither \"changeset\" nor \"snapshot\"", short(h.Kind))
 	case !ValidDeviceID(h.Device):
-		return bad("device id %q is malformed", h.Device)
+		return bad("device id %q is malformed", short(h.Device))
+	case len(h.DeviceName) > MaxDeviceName:
+		return bad("device_name of %d bytes exceeds the limit of %d", len(h.DeviceName), MaxDeviceName)
+	case len(h.Install) > MaxInstall:
+		return bad("install of %d bytes exceeds the limit of %d", len(h.Install), MaxInstall)
 	case h.Seq == 0 || h.Seq > MaxSeq:
 		return bad("sequence number %d out of range", h.Seq)
 	case h.Compression != "zstd":
-		return bad("compression %q unsupported", h.Compression)
+		return bad("compression %q unsupported", short(h.Compression))
 	case h.PayloadLen < 0 || h.RawLen < 0 || h.Changes < 0:
 		return bad("negative length")
 	case !isLowerHex(h.PayloadSHA256, 64):
@@ -319,7 +416,18 @@ func (h *Header) validate() error {
 	}
 	for dev, n := range h.Seen {
 		if !ValidDeviceID(dev) || n > MaxSeq {
-			return bad("seen entry %q: %d is malformed", dev, n)
+			return bad("seen entry %q: %d is malformed", short(dev), n)
+		}
+	}
+	if h.Prev != "" && (h.Kind != KindChangeset || h.Seq == 1 || !isLowerHex(h.Prev, 64)) {
+		return bad("prev %q is not the file sum of a previous changeset", short(h.Prev))
+	}
+	if len(h.Heads) > 0 && h.Kind != KindSnapshot {
+		return bad("heads in a %s", h.Kind)
+	}
+	for dev, sum := range h.Heads {
+		if n, ok := h.Seen[dev]; !ok || n == 0 || !isLowerHex(sum, 64) {
+			return bad("heads entry %q: %q is not the file sum of a changeset the snapshot includes", short(dev), short(sum))
 		}
 	}
 	seen := map[string]bool{}
@@ -327,32 +435,50 @@ func (h *Header) validate() error {
 		if t.Name == "" || len(t.Columns) == 0 {
 			return bad("table entry without name or columns")
 		}
+		if len(t.Name) > MaxName {
+			return bad("table name of %d bytes exceeds the limit of %d", len(t.Name), MaxName)
+		}
+		if len(t.Columns) > MaxColumns {
+			return bad("table %q has %d columns, more than the limit of %d", short(t.Name), len(t.Columns), MaxColumns)
+		}
 		if seen[t.Name] {
-			return bad("table %q listed twice", t.Name)
+			return bad("table %q listed twice", short(t.Name))
 		}
 		seen[t.Name] = true
 		pks := map[int]bool{}
 		for _, c := range t.Columns {
 			if c.Name == "" || c.PK < 0 || c.PK > len(t.Columns) || (c.PK > 0 && pks[c.PK]) {
-				return bad("table %q: malformed column entry", t.Name)
+				return bad("table %q: malformed column entry", short(t.Name))
+			}
+			if len(c.Name) > MaxName || len(c.Type) > MaxType {
+				return bad("table %q: a column name or type exceeds the limit of %d or %d bytes", short(t.Name), MaxName, MaxType)
 			}
 			if c.PK > 0 {
 				pks[c.PK] = true
 			}
 		}
 		if len(pks) == 0 {
-			return bad("table %q has no primary key", t.Name)
+			return bad("table %q has no primary key", short(t.Name))
 		}
 		for i := 1; i <= len(pks); i++ {
 			if !pks[i] {
-				return bad("table %q: primary key positions are not 1..%d", t.Name, len(pks))
+				return bad("table %q: primary key positions are not 1..%d", short(t.Name), len(pks))
 			}
 		}
 		if Fingerprint(t.Name, t.Columns) != t.Fingerprint {
-			return bad("table %q: fingerprint does not match its columns", t.Name)
+			return bad("table %q: fingerprint does not match its columns", short(t.Name))
 		}
 	}
 	return nil
+}
+
+// short is s for a message: at most 64 bytes of it, so a hostile header
+// cannot make a report huge.
+func short(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return s[:64] + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 func isLowerHex(s string, n int) bool {
@@ -425,7 +551,7 @@ func (f *File) Verify() error {
 // bombs stop there).
 func (f *File) Changeset() (io.ReadCloser, error) {
 	if f.Header.RawLen > f.lim.maxRaw() {
-		return nil, fmt.Errorf("%s: changeset of %d bytes exceeds the limit of %d: %w", f.Path, f.Header.RawLen, f.lim.maxRaw(), ErrInvalid)
+		return nil, fmt.Errorf("%s: decompressed payload of %d bytes exceeds this reader's limit of %d (setting max_changeset): refused: %w", f.Path, f.Header.RawLen, f.lim.maxRaw(), ErrInvalid)
 	}
 	fh, err := os.Open(f.Path)
 	if err != nil {
@@ -484,15 +610,24 @@ func (b *boundedReader) Close() error {
 // language would not, so neither does this one (docs/FORMAT.md §5).
 var (
 	headerMembers = map[string]bool{"kind": true, "device": true, "device_name": false, "install": true, "seq": true, "hlc": true,
-		"created_ms": true, "tables": true, "changes": true, "compression": true, "payload_len": true, "payload_sha256": true, "raw_len": true, "seen": false}
+		"created_ms": true, "tables": true, "changes": true, "compression": true, "payload_len": true, "payload_sha256": true, "raw_len": true, "seen": false,
+		"prev": false, "heads": false}
+	// v3Members are the header members versions 1 and 2 do not have.
+	v3Members     = map[string]bool{"prev": true, "heads": true}
 	tableMembers  = map[string]bool{"name": true, "columns": true, "fingerprint": true}
 	columnMembers = map[string]bool{"name": true, "type": true, "pk": false, "notnull": false, "local": false}
 )
 
+// isHeader tells the header's member table from the tables' and columns'.
+func isHeader(members map[string]bool) bool {
+	_, ok := members["payload_sha256"]
+	return ok
+}
+
 // checkMembers checks the member names of the header object and of its
 // table and column objects: exact spelling, no duplicates, no unknown
-// member, every required member present.
-func checkMembers(js []byte) error {
+// member (for version ver), every required member present.
+func checkMembers(js []byte, ver uint16) error {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
 	var object func(members map[string]bool, child func(key string) error) error
@@ -534,7 +669,7 @@ func checkMembers(js []byte) error {
 				return err
 			}
 			key := t.(string)
-			if _, known := members[key]; !known {
+			if _, known := members[key]; !known || (ver < 3 && v3Members[key] && isHeader(members)) {
 				return fmt.Errorf("unknown member %q", key)
 			}
 			if seen[key] {

@@ -497,7 +497,7 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add([]byte("SQLite format 3\x00"))
 	f.Add([]byte{})
 	check := func(t *testing.T, data []byte) {
-		h, off, err := ReadHeader(bytes.NewReader(data), int64(len(data)))
+		h, off, err := ReadHeader(bytes.NewReader(data), int64(len(data)), Limits{MaxHeader: MaxHeader})
 		if err != nil {
 			n := 0
 			for _, e := range []error{ErrIncomplete, ErrForeign, ErrTooNew, ErrInvalid} {
@@ -533,6 +533,52 @@ func TestVersionWrittenPerKind(t *testing.T) {
 		}
 		if got := uint16(pre[4])<<8 | uint16(pre[5]); got != want {
 			t.Errorf("%s written as version %d, want %d", kind, got, want)
+		}
+	}
+}
+
+// The hash chain (version 3): a changeset naming its predecessor is
+// written as version 3 and read back with that member; the file sum is
+// what SumOf predicted; prev in a version-1 file is an unknown member;
+// heads belong to snapshots and name files their seen vector includes.
+func TestChainMembers(t *testing.T) {
+	dir := t.TempDir()
+	h := testHeader()
+	h.Prev = strings.Repeat("ab", 32)
+	p := filepath.Join(dir, FileName(7))
+	built, err := Build(p, h, bytes.NewReader(testChangeset(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(p, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	if v := uint16(data[4])<<8 | uint16(data[5]); v != 3 || f.Header.Prev != h.Prev {
+		t.Fatalf("version %d, prev %q", v, f.Header.Prev)
+	}
+	if want, _ := SumOf(built); f.Sum() != want {
+		t.Fatalf("Sum %s, SumOf %s", f.Sum(), want)
+	}
+	m, payload := validParts(t, testChangeset(t))
+	m["prev"] = h.Prev
+	if _, _, err := ReadHeader(bytes.NewReader(craft(1, mustJSON(m), payload)), int64(len(craft(1, mustJSON(m), payload))), Limits{}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `unknown member "prev"`) {
+		t.Errorf("prev in a version-1 file: %v", err)
+	}
+	for name, mod := range map[string]func(*Header){
+		"prev in file 1":       func(h *Header) { h.Seq = 1 },
+		"prev not a sum":       func(h *Header) { h.Prev = "x" },
+		"heads in a changeset": func(h *Header) { h.Heads = map[string]string{dev: h.Prev} },
+		"heads beyond its seen": func(h *Header) {
+			h.Kind, h.Prev, h.Heads = KindSnapshot, "", map[string]string{dev: strings.Repeat("cd", 32)}
+		},
+	} {
+		x := testHeader()
+		x.Kind, x.Compression, x.PayloadSHA256, x.Prev = KindChangeset, "zstd", strings.Repeat("0", 64), h.Prev
+		mod(&x)
+		if err := x.validate(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }

@@ -34,6 +34,59 @@ func (d *Dir) RecordFile(f FileInfo) error {
 	return nil
 }
 
+// FileSum is what this device recorded of one changeset's content: its
+// file sum (rdfile.File.Sum) and the size and modification time (Unix ns)
+// the file had in the folder when last checked (0 when never seen here,
+// e.g. a chain head taken from a snapshot).
+type FileSum struct {
+	Dev     string
+	Seq     uint64
+	Sum     string
+	Size    int64
+	MtimeNS int64
+}
+
+// RecordSum notes the content of changeset (f.Dev, f.Seq): applied,
+// published, named by a snapshot's chain heads, or checked again
+// unchanged (then with its new size and time).
+func (d *Dir) RecordSum(f FileSum) error {
+	if err := sqlitex.Execute(d.conn, `INSERT OR REPLACE INTO rowdrop_filesums(dev,seq,sum,size,mtime_ns) VALUES(?,?,?,?,?)`,
+		&sqlitex.ExecOptions{Args: []any{f.Dev, int64(f.Seq), f.Sum, f.Size, f.MtimeNS}}); err != nil {
+		return fmt.Errorf("record the sum of file %s/%d: %w", f.Dev, f.Seq, err)
+	}
+	return nil
+}
+
+// Sums returns what this device recorded of device dev's changesets from
+// sequence number from on (the lowest still in the folder), by number.
+func (d *Dir) Sums(dev string, from uint64) (map[uint64]FileSum, error) {
+	out := map[uint64]FileSum{}
+	err := sqlitex.Execute(d.conn, `SELECT seq, sum, size, mtime_ns FROM rowdrop_filesums WHERE dev=? AND seq>=?`,
+		&sqlitex.ExecOptions{Args: []any{dev, int64(min(from, 1<<62))}, ResultFunc: func(s *sqlite.Stmt) error {
+			f := FileSum{Dev: dev, Seq: uint64(s.ColumnInt64(0)), Sum: s.ColumnText(1), Size: s.ColumnInt64(2), MtimeNS: s.ColumnInt64(3)}
+			out[f.Seq] = f
+			return nil
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("read the recorded file sums of device %s: %w", dev, err)
+	}
+	return out, nil
+}
+
+// Sum returns the recorded sum of changeset (dev, seq), "" if none.
+func (d *Dir) Sum(dev string, seq uint64) (string, error) {
+	var out string
+	err := sqlitex.Execute(d.conn, `SELECT sum FROM rowdrop_filesums WHERE dev=? AND seq=?`,
+		&sqlitex.ExecOptions{Args: []any{dev, int64(seq)}, ResultFunc: func(s *sqlite.Stmt) error {
+			out = s.ColumnText(0)
+			return nil
+		}})
+	if err != nil {
+		return "", fmt.Errorf("read the recorded sum of file %s/%d: %w", dev, seq, err)
+	}
+	return out, nil
+}
+
 // FileByClock finds the changeset of device dev whose clock is h: the
 // file that wrote every value carrying clock (h, dev).
 func (d *Dir) FileByClock(dev string, h hlc.Timestamp) (*FileInfo, error) {

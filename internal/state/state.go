@@ -77,6 +77,20 @@ CREATE TABLE IF NOT EXISTS rowdrop_filelog(
 	dev TEXT NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL, seen TEXT NOT NULL DEFAULT '{}',
 	PRIMARY KEY(dev, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rowdrop_filelog_hlc ON rowdrop_filelog(dev, hlc);
+-- What every changeset this device applied, published or took from a
+-- snapshot's chain heads was: its file sum (docs/FORMAT.md §5.1) and, to
+-- tell cheaply whether the file in the folder changed since, its size and
+-- modification time when last checked (0: never seen here). Device-private:
+-- snapshots do not carry it (filelog.go).
+-- Per other device, the latest evidence of life seen from it in the
+-- folder (its newest file and ack) and when this device first saw that
+-- evidence, by this device's clock (observed.go): "silent since" is judged
+-- by arrival, not by the other device's own clock.
+CREATE TABLE IF NOT EXISTS rowdrop_observed(dev TEXT PRIMARY KEY, evidence TEXT NOT NULL, at_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rowdrop_filesums(
+	dev TEXT NOT NULL, seq INTEGER NOT NULL, sum TEXT NOT NULL,
+	size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY(dev, seq)) WITHOUT ROWID;
 -- INTEGER primary-key collisions: two devices inserted different rows
 -- under old_pk; the one inserted later (mover) lives under new_pk.
 CREATE TABLE IF NOT EXISTS rowdrop_rekeys(
