@@ -133,6 +133,14 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.checkIdentity(); err != nil {
 		return res, err
 	}
+	// A merge cut short between its live and base commits left merged
+	// values in live that base lacks: captured now, they would go out as
+	// this device's edits. The caller finishes the merge first (sync.go).
+	if in, err := e.State.CurrentInflight(); err != nil {
+		return res, err
+	} else if in.Kind != state.InflightNone {
+		return res, fmt.Errorf("%w: the merge of %s %s is not finished in the state directory %s; nothing is captured until it is (sync again)", ErrInflight, in.Kind, in.Name, e.State.Path)
+	}
 	prevProblems, err := e.State.Value(state.KeySchemaProblems)
 	if err != nil {
 		return res, err
@@ -380,6 +388,10 @@ const InitialClock = hlc.Timestamp(1)
 
 // ErrDuplicateIdentity: another installation publishes as this device.
 var ErrDuplicateIdentity = errors.New("duplicate device identity")
+
+// ErrInflight: an import was cut short between its live and base commits
+// and is not finished; Export captures nothing until it is.
+var ErrInflight = errors.New("an interrupted import is not finished")
 
 // checkIdentity refuses to publish when the folder already holds files of
 // this device at or beyond the next sequence number: this state directory

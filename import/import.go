@@ -16,6 +16,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/hlc"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
@@ -300,6 +301,11 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", "", ctx.Err()
+		}
+		if db.MaybeFull(err) {
+			// A local failure (a full disk, most often), not the file's:
+			// the import stops; the in-flight marker finishes it later.
+			return "", "", fmt.Errorf("apply %s: %w", e.Rel, err)
 		}
 		return StatusHeld, heldReason(e.Rel, err, im.Engine.Live), nil
 	}
