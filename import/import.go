@@ -266,6 +266,25 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	if sc != nil {
 		defer sc.Close()
 	}
+	// A re-run of a merge cut short after live commits: the journal says
+	// which INTEGER-key inserts it wrote to live (state/inflight.go).
+	prev, err := im.State.CurrentInflight()
+	if err != nil {
+		return "", "", err
+	}
+	var recovered map[string]bool
+	if prev.Kind == state.InflightChangeset && prev.Name == e.Rel {
+		if recovered, err = im.State.InflightWritten(e.Rel); err != nil {
+			return "", "", err
+		}
+	}
+	if recovered == nil {
+		if err := im.State.StartInflightKeys(e.Rel); err != nil {
+			return "", "", err
+		}
+	}
+	im.Engine.Journal, im.Engine.Recovered = true, recovered
+	defer func() { im.Engine.Journal, im.Engine.Recovered = false, nil }()
 	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: e.Rel}); err != nil {
 		return "", "", err
 	}
@@ -308,6 +327,9 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 			return "", "", fmt.Errorf("apply %s: %w", e.Rel, err)
 		}
 		return StatusHeld, heldReason(e.Rel, err, im.Engine.Live), nil
+	}
+	if err := im.State.ClearInflightKeys(); err != nil {
+		im.log().Warn("in-flight journal not removed (it is replaced by the next import's)", "err", err)
 	}
 	return "", "", nil
 }

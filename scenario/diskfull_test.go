@@ -50,12 +50,18 @@ func smallDisk(t *testing.T, dir, size string) (resize func(size string)) {
 // newNotesDB creates a NotesSchema database in WAL mode at path.
 func newNotesDB(t *testing.T, path string) {
 	t.Helper()
+	newDB(t, path, scenario.NotesSchema)
+}
+
+// newDB creates a database with schema in WAL mode at path.
+func newDB(t *testing.T, path, schema string) {
+	t.Helper()
 	conn, err := sqlite.OpenConn(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := sqlitex.ExecuteScript(conn, scenario.NotesSchema, nil); err != nil {
+	if err := sqlitex.ExecuteScript(conn, schema, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := sqlitex.ExecuteTransient(conn, "PRAGMA journal_mode=WAL", nil); err != nil {
