@@ -686,6 +686,11 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	if err = e.State.RecordFile(state.FileInfo{Dev: e.ID.Device, Seq: seq, HLC: ts, Seen: seen}); err != nil {
 		return err
 	}
+	// After the clock was set back (boundClock): the files stamped ahead
+	// take clocks just below this one, as every reader reads them.
+	if _, err = e.State.RestampAhead(e.ID.Device, seq, ts); err != nil {
+		return err
+	}
 	if err = e.State.Set(state.KeyHLC, strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
 		return err
 	}

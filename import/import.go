@@ -51,7 +51,8 @@ type Importer struct {
 	// writer had seen must be known here when the reference arrives.
 	Causal bool
 
-	applied map[string]uint64 // during Import
+	applied map[string]uint64         // during Import
+	files   map[string][]folder.Entry // during Import: the scan's changesets, by device
 
 	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }
@@ -139,8 +140,8 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 		}
 	}
 	sort.Strings(devs)
-	im.applied = applied
-	defer func() { im.applied = nil }()
+	im.applied, im.files = applied, scan.Files
+	defer func() { im.applied, im.files = nil, nil }()
 	done := 0
 	// Rounds: a file that waits for another device's file (causal order,
 	// see Causal) may become applicable once that device's files went in.
@@ -241,6 +242,9 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 			return statusCausal, fmt.Sprintf("%s: written after file %d of device %s, which is not applied here yet; it waits for it (re-keying INTEGER ids needs files in causal order)", e.Rel, h.Seen[d], d), nil
 		}
 	}
+	// A writer whose clock ran ahead and was set right: its files
+	// stamped ahead are read just below its next one (docs/MERGE.md).
+	h.HLC = uint64(im.effectiveHLC(h))
 	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
 		return StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
 			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
@@ -333,6 +337,45 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	}
 	return "", "", nil
 }
+
+// effectiveHLC is the clock file h is applied with: its own, unless it
+// is ahead of this device's wall clock and a later file of its device
+// (the next ones, consecutively, in the folder) carries a lower clock: the
+// writer's clock was set back, and hlc.Restamp places the files stamped
+// ahead just below it, as the writer itself does (state.RestampAhead).
+// Only a file from the future is looked at, so the headers of the files
+// after it are read only then.
+func (im *Importer) effectiveHLC(h rdfile.Header) hlc.Timestamp {
+	own := hlc.Timestamp(h.HLC)
+	if far, _ := im.Clock.TooFarAhead(own); !far {
+		return own
+	}
+	stamps := []hlc.Timestamp{own}
+	next := uint64(h.Seq) + 1
+	for _, e := range im.files[h.Device] {
+		if e.Seq < next {
+			continue
+		}
+		if e.Seq > next || len(stamps) > maxRestampRun {
+			break
+		}
+		f, err := im.Folder.Open(e.Rel)
+		if err != nil || f.Header.Device != h.Device || f.Header.Seq != e.Seq {
+			break
+		}
+		ts := hlc.Timestamp(f.Header.HLC)
+		if ts < stamps[len(stamps)-1] {
+			return hlc.Restamp(stamps, ts)[0]
+		}
+		stamps = append(stamps, ts)
+		next++
+	}
+	return own
+}
+
+// maxRestampRun bounds how many files after a file from the future are
+// read looking for the writer's clock set back.
+const maxRestampRun = 10000
 
 // filterReader drops changes to tables this device deliberately does not
 // sync (partial sync).
