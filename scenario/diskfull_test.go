@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +16,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
 	"github.com/rowdrop/rowdrop/internal/fsx"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/scenario"
@@ -93,9 +96,9 @@ func publishedKeys(t *testing.T, folder, dev string) []string {
 			if c.Table.Name != "notes" {
 				continue
 			}
-			vals := c.New
-			if vals == nil {
-				vals = c.Old
+			vals := c.Old // an update's key is in its old values
+			if c.Op == changeset.OpInsert {
+				vals = c.New
 			}
 			out = append(out, vals[0].String())
 		}
@@ -186,5 +189,130 @@ func TestDiskFullBetweenLiveAndBase(t *testing.T) {
 	}
 	if lb, bb := scenario.ValueFile(t, bDB, "SELECT count(*) FROM notes"), scenario.ValueFile(t, filepath.Join(bState, "base.db"), "SELECT count(*) FROM notes"); lb != bb {
 		t.Fatalf("B's base (%s rows) still behind live (%s)", bb, lb)
+	}
+}
+
+// The disk-full harness: device B's state directory and the shared folder
+// each on a small tmpfs; before each sync a filler leaves a random amount
+// of space on one of them, so the disk fills at a random point of an
+// export (capture, outbox, publish) or an import (staging, live and base
+// commits, bookkeeping). Every failure must say "disk full" (or that an
+// interrupted import waits); once there is room again nothing is lost
+// (every key holds its last write on both devices) and nothing is echoed
+// (a device publishes only its own keys). Seeded: ROWDROP_SEED reruns a
+// failure, ROWDROP_DISKFULL_TRIALS sets the number of trials.
+func TestDiskFullHarness(t *testing.T) {
+	ctx := context.Background()
+	trials := 16
+	if v, err := strconv.Atoi(os.Getenv("ROWDROP_DISKFULL_TRIALS")); err == nil && v > 0 {
+		trials = v
+	}
+	seed := seedFromEnv(t)
+	t.Logf("seed %d (rerun with ROWDROP_SEED=%d), %d trials", seed, seed, trials)
+	rng := rand.New(rand.NewSource(seed))
+	root := t.TempDir()
+	smallState, folder := filepath.Join(root, "small-state"), filepath.Join(root, "folder")
+	smallDisk(t, smallState, "6m")
+	smallDisk(t, folder, "6m")
+	type dev struct {
+		name, db string
+		s        *rowdrop.Syncer
+		keys     []string
+		last     map[string]string
+	}
+	var devs []*dev
+	for _, name := range []string{"a", "b"} {
+		d := &dev{name: name, db: filepath.Join(root, name+".db"), last: map[string]string{}}
+		newNotesDB(t, d.db)
+		st := filepath.Join(root, "a-state")
+		if name == "b" {
+			st = filepath.Join(smallState, "state")
+		}
+		d.s = openSyncer(t, rowdrop.Config{DB: d.db, Folder: folder, State: st, DeviceName: name, MergeBatch: 50})
+		for k := 0; k < 6; k++ {
+			d.keys = append(d.keys, fmt.Sprintf("%s-%d", name, k))
+		}
+		devs = append(devs, d)
+	}
+	fill := func(dir string, leave int64) (undo func()) {
+		free, err := fsx.FreeBytes(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "filler.bin")
+		if n := free - leave; n > 0 {
+			f, err := os.Create(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64<<10)
+			for n > 0 {
+				k := min(n, int64(len(buf)))
+				if _, err := f.Write(buf[:k]); err != nil {
+					break // full already
+				}
+				n -= k
+			}
+			f.Close()
+		}
+		return func() { os.Remove(p) }
+	}
+	sync := func(trial int, d *dev, where string) {
+		t.Helper()
+		_, err := d.s.Sync(ctx)
+		var full *fsx.DiskFullError
+		switch {
+		case err == nil:
+		case errors.As(err, &full), errors.Is(err, rowdrop.ErrInflight):
+			t.Logf("trial %d: %s, %s nearly full: %v", trial, d.name, where, err)
+		default:
+			t.Fatalf("trial %d (seed %d): %s's sync with %s nearly full failed without saying the disk is full: %v", trial, seed, d.name, where, err)
+		}
+	}
+	for _, d := range devs {
+		sync(-1, d, "nothing")
+	}
+	for trial := 0; trial < trials; trial++ {
+		d := devs[rng.Intn(len(devs))]
+		for e := 0; e < 1+rng.Intn(4); e++ {
+			k := d.keys[rng.Intn(len(d.keys))]
+			v := fmt.Sprintf("t%d-e%d-%x", trial, e, rng.Int63())
+			body := rng.Intn(40 << 10)
+			scenario.ExecFile(t, d.db, "INSERT INTO notes(id,title,body) VALUES(?,?,hex(randomblob(?))) ON CONFLICT(id) DO UPDATE SET title=excluded.title, body=excluded.body", k, v, body/2)
+			d.last[k] = v
+		}
+		where := smallState
+		if rng.Intn(2) == 0 {
+			where = folder
+		}
+		undo := fill(where, rng.Int63n(1<<20))
+		sync(trial, d, where)
+		sync(trial, devs[rng.Intn(len(devs))], where)
+		undo()
+	}
+	// Room again: converge, and check.
+	for round := 0; round < 4; round++ {
+		for _, d := range devs {
+			if _, err := d.s.Sync(ctx); err != nil {
+				t.Fatalf("seed %d: sync with room again: %v", seed, err)
+			}
+		}
+	}
+	for _, d := range devs {
+		for _, k := range d.keys {
+			for _, o := range devs {
+				if got := scenario.ValueFile(t, o.db, "SELECT coalesce((SELECT title FROM notes WHERE id=?), '')", k); got != d.last[k] {
+					t.Fatalf("seed %d: key %s on %s is %q, the last write on %s was %q", seed, k, o.name, got, d.name, d.last[k])
+				}
+			}
+		}
+		for _, k := range publishedKeys(t, folder, d.s.Identity().Device) {
+			if !strings.Contains(k, d.name+"-") {
+				t.Fatalf("seed %d: %s published another device's row %s (echo)", seed, d.name, k)
+			}
+		}
+	}
+	if da, db := scenario.DumpNotes(t, devs[0].db), scenario.DumpNotes(t, devs[1].db); da != db {
+		t.Fatalf("seed %d: devices differ", seed)
 	}
 }
