@@ -212,6 +212,9 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 		}
 	}
 	res.Waiting += len(causal)
+	if err := im.mergeSplits(ctx, scan, applied, &res); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
