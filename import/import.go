@@ -281,8 +281,14 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	}
 	var recovered map[string]bool
 	if prev.Kind == state.InflightChangeset && prev.Name == e.Rel {
-		if recovered, err = im.State.InflightWritten(e.Rel); err != nil {
+		j, err := im.State.InflightWritten(e.Rel)
+		if err != nil {
 			return "", "", err
+		}
+		if j != nil {
+			if recovered, err = im.settlePending(j); err != nil {
+				return "", "", err
+			}
 		}
 	}
 	if recovered == nil {

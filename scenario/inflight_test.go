@@ -2,9 +2,12 @@ package scenario_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/rowdrop/rowdrop"
 	"github.com/rowdrop/rowdrop/scenario"
@@ -68,5 +71,62 @@ func TestInterruptedIntegerImportNoDuplicate(t *testing.T) {
 	}
 	if da, db := scenario.RowsFile(t, aDB, "SELECT id, title FROM items ORDER BY id"), scenario.RowsFile(t, bDB, "SELECT id, title FROM items ORDER BY id"); da != db {
 		t.Error("A and B differ")
+	}
+}
+
+// TestCrashMidIntegerImport kills B's sync child (kill -9) at random
+// moments while it imports A's inserts into an INTEGER-keyed table; after
+// each kill the app edits a row the import had already written. In the
+// end every row exists once on both devices (no re-keyed copy) and holds
+// B's edit. Seeded like the other crash tests (ROWDROP_SEED,
+// ROWDROP_CRASH_TRIALS).
+func TestCrashMidIntegerImport(t *testing.T) {
+	trials, rng, root, folder := crashSetup(t, 12)
+	t.Setenv("ROWDROP_MERGE_BATCH", "100")
+	var devs []*crashDev
+	for _, name := range []string{"a", "b"} {
+		d := &crashDev{name: name, db: filepath.Join(root, name+".db"), state: filepath.Join(root, name+"-state")}
+		newDB(t, d.db, itemsSchema)
+		devs = append(devs, d)
+	}
+	a, b := devs[0], devs[1]
+	span := calibrate(t, devs, folder)
+	edited := map[int]string{}
+	total, kills := 0, 0
+	for trial := 0; trial < trials; trial++ {
+		n := 1000 + rng.Intn(2000)
+		scenario.ExecFile(t, a.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?)
+			INSERT INTO items(id,title,body) SELECT ?*10000+i, 'from a', hex(randomblob(100)) FROM n`, n, trial+1)
+		total += n
+		if runKilled(t, trial, a, folder, time.Hour) {
+			t.Fatal("a's export was not meant to be killed")
+		}
+		// B imports, killed at a random moment; the import takes longer
+		// than the calibration run, so spread the kills over its length.
+		if runKilled(t, trial, b, folder, time.Duration(rng.Int63n(int64(span)*4))) {
+			kills++
+		}
+		checkAfterCrash(t, trial, b, folder)
+		// The app edits a row of this trial that B's live holds now.
+		id := scenario.ValueFile(t, b.db, "SELECT coalesce((SELECT id FROM items WHERE id/10000 = ? ORDER BY abs(random()) LIMIT 1), 0)", trial+1)
+		if id != "0" {
+			v := fmt.Sprintf("edited on b, trial %d", trial)
+			scenario.ExecFile(t, b.db, "UPDATE items SET title=? WHERE id=?", v, id)
+			k, _ := strconv.Atoi(id)
+			edited[k] = v
+		}
+	}
+	t.Logf("%d of %d imports were killed", kills, trials)
+	converge(t, devs, folder, 3)
+	for _, d := range devs {
+		if got := scenario.ValueFile(t, d.db, "SELECT count(*) FROM items"); got != strconv.Itoa(total) {
+			t.Errorf("%s holds %s items, want %d (re-keyed copies: %s)", d.name, got, total,
+				scenario.ValueFile(t, d.db, "SELECT group_concat(id || ':' || title) FROM items WHERE id < 0"))
+		}
+		for id, v := range edited {
+			if got := scenario.ValueFile(t, d.db, "SELECT coalesce((SELECT title FROM items WHERE id=?), '')", id); got != v {
+				t.Errorf("%s: item %d is %q, want B's edit %q", d.name, id, got, v)
+			}
+		}
 	}
 }

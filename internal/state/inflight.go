@@ -209,11 +209,20 @@ func (d *Dir) writeInflightKeys(flag int, text string, sync bool) error {
 	return nil
 }
 
-// InflightWritten returns the rows (InflightKeyText) that an interrupted
-// merge of file name inserted into live, by the journal: those of its
-// committed batches, less the ones each left alone. Nil if the journal
-// is of another file or absent (start one), else not nil.
-func (d *Dir) InflightWritten(name string) (map[string]bool, error) {
+// InflightJournal is what the journal of an interrupted merge says.
+type InflightJournal struct {
+	// Written are the rows (InflightKeyText) its committed batches
+	// inserted into live, less the ones each left alone.
+	Written map[string]bool
+	// Pending are the rows of each batch recorded as about to commit and
+	// not as committed: the process died in or just after the commit, and
+	// only live can tell whether it went in (see the importer).
+	Pending [][]string
+}
+
+// InflightWritten reads the journal of an interrupted merge of file name.
+// Nil if the journal is of another file or absent (start one).
+func (d *Dir) InflightWritten(name string) (*InflightJournal, error) {
 	data, err := os.ReadFile(d.inflightKeysPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -227,23 +236,27 @@ func (d *Dir) InflightWritten(name string) (map[string]bool, error) {
 	}
 	intended := map[string][]string{}
 	committed := map[string]bool{}
+	var order []string
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
 		switch {
 		case len(f) == 3 && f[0] == "T":
 			committed[f[1]] = f[2] == "C"
+			order = append(order, f[1])
 		case len(f) == 4 && f[0] == "I" && f[3] == "?":
 			if k, err := hex.DecodeString(f[2]); err == nil { // else a torn last line
 				intended[f[1]] = append(intended[f[1]], string(k))
 			}
 		}
 	}
-	out := map[string]bool{}
-	for id, ok := range committed {
-		if ok {
+	out := &InflightJournal{Written: map[string]bool{}}
+	for _, id := range order {
+		if committed[id] {
 			for _, k := range intended[id] {
-				out[k] = true
+				out.Written[k] = true
 			}
+		} else if len(intended[id]) > 0 {
+			out.Pending = append(out.Pending, intended[id])
 		}
 	}
 	return out, nil
