@@ -688,8 +688,11 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	}
 	// After the clock was set back (boundClock): the files stamped ahead
 	// take clocks just below this one, as every reader reads them.
-	if _, err = e.State.RestampAhead(e.ID.Device, seq, ts); err != nil {
-		return err
+	// (Not the initial clock: it stamps data from before any sync.)
+	if ts > InitialClock {
+		if _, err = e.State.RestampAhead(e.ID.Device, seq, ts); err != nil {
+			return err
+		}
 	}
 	if err = e.State.Set(state.KeyHLC, strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
 		return err

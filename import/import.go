@@ -339,6 +339,13 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 			// the import stops; the in-flight marker finishes it later.
 			return "", "", fmt.Errorf("apply %s: %w", e.Rel, err)
 		}
+		if st.LiveCommits == 0 {
+			// Held with live untouched: nothing to finish, and this
+			// device's exports need not wait for it.
+			if err := im.State.EndInflight(); err != nil {
+				return "", "", err
+			}
+		}
 		return StatusHeld, heldReason(e.Rel, err, im.Engine.Live), nil
 	}
 	if err := im.State.ClearInflightKeys(); err != nil {

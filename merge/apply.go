@@ -73,6 +73,9 @@ type Stats struct {
 	Locks     int           // live write transactions of the merge (batches and their fix-ups)
 	LongLocks int           // of those, held longer than LongLock
 	Corrected int64         // cells put back after the app's triggers changed them
+	// LiveCommits counts the live write transactions that committed: none
+	// means a failed merge left live as it was.
+	LiveCommits int
 }
 
 // LongLock is the hold of a live write transaction that counts as long
@@ -93,6 +96,7 @@ func (s *Stats) AddLocks(o Stats) {
 	s.MaxLock = max(s.MaxLock, o.MaxLock)
 	s.Locks += o.Locks
 	s.LongLocks += o.LongLocks
+	s.LiveCommits += o.LiveCommits
 }
 
 // item is one change on its way through Apply: decided against base,
