@@ -42,6 +42,10 @@ func (s *Syncer) diskFull(err error) error {
 
 func (s *Syncer) sync(ctx context.Context) (Report, error) {
 	var r Report
+	// A clock set right while this process runs (watch): as at Open.
+	if err := s.boundClock(); err != nil {
+		return r, err
+	}
 	c, err := s.newCycle()
 	if err != nil {
 		return r, err
