@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/rowdrop/rowdrop/export"
 	importer "github.com/rowdrop/rowdrop/import"
+	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/fsx"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/state"
 	"github.com/rowdrop/rowdrop/merge"
@@ -24,8 +27,25 @@ type Report struct {
 }
 
 // Sync runs one cycle: export this device's changes, then import others'.
+// A write that failed on a full disk is reported as a *fsx.DiskFullError
+// naming the directory and its free space.
 func (s *Syncer) Sync(ctx context.Context) (Report, error) {
+	r, err := s.sync(ctx)
+	return r, s.diskFull(err)
+}
+
+// diskFull names the full disk behind err, if that is what it is (the
+// state directory's, the database's or the folder's).
+func (s *Syncer) diskFull(err error) error {
+	return fsx.DiskFull(err, db.MaybeFull(err), s.cfg.State, filepath.Dir(s.cfg.DB), s.cfg.Folder)
+}
+
+func (s *Syncer) sync(ctx context.Context) (Report, error) {
 	var r Report
+	// A clock set right while this process runs (watch): as at Open.
+	if err := s.boundClock(); err != nil {
+		return r, err
+	}
 	c, err := s.newCycle()
 	if err != nil {
 		return r, err
@@ -70,7 +90,8 @@ func (s *Syncer) Export(ctx context.Context) (export.Result, error) {
 	if err != nil {
 		return export.Result{}, err
 	}
-	return s.export(ctx, c)
+	res, err := s.export(ctx, c)
+	return res, s.diskFull(err)
 }
 
 func (s *Syncer) export(ctx context.Context, c *cycle) (export.Result, error) {
@@ -81,6 +102,9 @@ func (s *Syncer) export(ctx context.Context, c *cycle) (export.Result, error) {
 		return export.Result{}, err
 	} else if in.Kind != state.InflightNone {
 		if _, err := s.importOnce(ctx, c); err != nil {
+			return export.Result{}, err
+		}
+		if err := s.inflightFinished(); err != nil {
 			return export.Result{}, err
 		}
 	}
@@ -120,7 +144,33 @@ func (s *Syncer) Import(ctx context.Context) (importer.Result, error) {
 	if err != nil {
 		return importer.Result{}, err
 	}
-	return s.importOnce(ctx, c)
+	res, err := s.importOnce(ctx, c)
+	return res, s.diskFull(err)
+}
+
+// ErrInflight: an import was cut short between its live and base commits
+// and could not be finished yet; this device's export waits for it.
+var ErrInflight = export.ErrInflight
+
+// inflightFinished checks, after the import that was to finish it, that
+// the interrupted merge in is done: while it is not, the live database
+// holds merged values the base copy lacks, and an export would publish
+// them as this device's own edits (an echo, with a newer clock).
+func (s *Syncer) inflightFinished() error {
+	now, err := s.st.CurrentInflight()
+	if err != nil || now.Kind == state.InflightNone {
+		return err
+	}
+	why := ""
+	if fss, err := s.st.FileStatuses(); err == nil {
+		for _, fs := range fss {
+			if fs.Path == now.Name && fs.Reason != "" {
+				why = ": " + fs.Reason
+			}
+		}
+	}
+	return fmt.Errorf("%w: the merge of %s %s was cut short after the database %s was written and before the state directory %s was; this device's changes are not exported until it is finished (sync again once the cause below is fixed)%s",
+		ErrInflight, now.Kind, now.Name, s.cfg.DB, s.cfg.State, why)
 }
 
 // cycle is what one operation (Sync, Export, Import, Snapshot) reads once

@@ -91,6 +91,9 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		return fail(err)
 	}
 	s.clock = hlc.New(cfg.Now, hlc.Timestamp(last))
+	if err := s.boundClock(); err != nil {
+		return fail(err)
+	}
 	s.exp = &export.Exporter{LivePath: cfg.DB, Folder: s.shared, State: st, ID: s.id, Clock: s.clock,
 		Live: s.live, Hints: cfg.Hints, SweepEvery: cfg.SweepEvery, Log: log, Now: cfg.Now,
 		MassPercent: massPercent(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
@@ -331,4 +334,46 @@ func retryBusy(ctx context.Context, attempts int, step time.Duration, run func()
 		}
 		time.Sleep(time.Duration(attempt+1) * step)
 	}
+}
+
+// boundClock sets back a persisted clock that is ahead of the wall clock
+// by more than the drift bound (the clock ran ahead, and was set right
+// since): kept, it would stamp every later edit with the old error, and
+// other devices hold such files until their time catches up. It goes back
+// to the highest clock seen within the bound (others' files, this
+// device's own before), unless another device already applied a file of
+// this one stamped ahead (its acknowledgement says so): that device holds
+// those clocks, so re-stamping them here would split the two; the clock
+// then stays (docs/MERGE.md, "A clock set back").
+func (s *Syncer) boundClock() error {
+	wall := s.cfg.Now()
+	limit := hlc.Make(wall.Add(hlc.MaxDrift).UnixMilli(), 0xffff)
+	last := s.clock.Last()
+	if last <= limit {
+		return nil
+	}
+	floor, ahead, first, err := s.st.ClockFloor(s.id.Device, limit)
+	if err != nil {
+		return err
+	}
+	if scan, err := s.shared.Scan(); err == nil && ahead > 0 {
+		for dev := range scan.Dirs {
+			if dev == s.id.Device {
+				continue
+			}
+			if a, err := s.shared.ReadAck(dev); err == nil && a != nil && a.Applied[s.id.Device] >= first {
+				s.log.Warn("this device's clock is ahead of its wall clock, but another device already applied a file stamped ahead: the clock stays ahead until the wall clock catches up",
+					"clock", last.String(), "wall", wall.UTC().Format(time.RFC3339), "device", dev, "file", first)
+				return nil
+			}
+		}
+	}
+	floor = max(floor, hlc.Make(wall.UnixMilli(), 0)) + hlc.Timestamp(ahead)
+	if floor >= last {
+		return nil
+	}
+	s.log.Warn("this device's clock was ahead of its wall clock (set right since?): set back; its files stamped ahead are re-stamped just below its next one",
+		"was", last.String(), "now", floor.String(), "files_ahead", ahead)
+	s.clock.Reset(floor)
+	return nil
 }

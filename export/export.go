@@ -133,6 +133,14 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if err := e.checkIdentity(); err != nil {
 		return res, err
 	}
+	// A merge cut short between its live and base commits left merged
+	// values in live that base lacks: captured now, they would go out as
+	// this device's edits. The caller finishes the merge first (sync.go).
+	if in, err := e.State.CurrentInflight(); err != nil {
+		return res, err
+	} else if in.Kind != state.InflightNone {
+		return res, fmt.Errorf("%w: the merge of %s %s is not finished in the state directory %s; nothing is captured until it is (sync again)", ErrInflight, in.Kind, in.Name, e.State.Path)
+	}
 	prevProblems, err := e.State.Value(state.KeySchemaProblems)
 	if err != nil {
 		return res, err
@@ -389,6 +397,10 @@ const InitialClock = hlc.Timestamp(1)
 
 // ErrDuplicateIdentity: another installation publishes as this device.
 var ErrDuplicateIdentity = errors.New("duplicate device identity")
+
+// ErrInflight: an import was cut short between its live and base commits
+// and is not finished; Export captures nothing until it is.
+var ErrInflight = errors.New("an interrupted import is not finished")
 
 // checkIdentity refuses to publish when the folder already holds files of
 // this device at or beyond the next sequence number: this state directory
@@ -685,6 +697,14 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	}
 	if err = e.State.RecordSum(state.FileSum{Dev: e.ID.Device, Seq: seq, Sum: sum}); err != nil {
 		return err
+	}
+	// After the clock was set back (boundClock): the files stamped ahead
+	// take clocks just below this one, as every reader reads them.
+	// (Not the initial clock: it stamps data from before any sync.)
+	if ts > InitialClock {
+		if _, err = e.State.RestampAhead(e.ID.Device, seq, ts); err != nil {
+			return err
+		}
 	}
 	if err = e.State.Set(state.KeyHLC, strconv.FormatUint(uint64(e.Clock.Last()), 10)); err != nil {
 		return err

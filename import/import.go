@@ -16,6 +16,7 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/hlc"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
@@ -53,6 +54,7 @@ type Importer struct {
 	applied map[string]uint64              // during Import
 	scan    *folder.Scan                   // during Import
 	acks    map[string]map[uint64][]ackSum // during Import, read when first needed (chain.go)
+	files   map[string][]folder.Entry      // during Import: the scan's changesets, by device
 
 	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }
@@ -140,8 +142,8 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 		}
 	}
 	sort.Strings(devs)
-	im.applied, im.scan = applied, scan
-	defer func() { im.applied, im.scan, im.acks = nil, nil, nil }()
+	im.applied, im.scan, im.files = applied, scan, scan.Files
+	defer func() { im.applied, im.scan, im.acks, im.files = nil, nil, nil, nil }()
 	if err := im.verifyApplied(scan, applied, &res); err != nil {
 		return res, err
 	}
@@ -215,6 +217,9 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 		}
 	}
 	res.Waiting += len(causal)
+	if err := im.mergeSplits(ctx, scan, applied, &res); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
@@ -248,6 +253,9 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 			return statusCausal, fmt.Sprintf("%s: written after file %d of device %s, which is not applied here yet; it waits for it (re-keying INTEGER ids needs files in causal order)", e.Rel, h.Seen[d], d), nil
 		}
 	}
+	// A writer whose clock ran ahead and was set right: its files
+	// stamped ahead are read just below its next one (docs/MERGE.md).
+	h.HLC = uint64(im.effectiveHLC(h))
 	if far, ahead := im.Clock.TooFarAhead(hlc.Timestamp(h.HLC)); far {
 		return StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
 			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
@@ -273,6 +281,31 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	if sc != nil {
 		defer sc.Close()
 	}
+	// A re-run of a merge cut short after live commits: the journal says
+	// which INTEGER-key inserts it wrote to live (state/inflight.go).
+	prev, err := im.State.CurrentInflight()
+	if err != nil {
+		return "", "", err
+	}
+	var recovered map[string]bool
+	if prev.Kind == state.InflightChangeset && prev.Name == e.Rel {
+		j, err := im.State.InflightWritten(e.Rel)
+		if err != nil {
+			return "", "", err
+		}
+		if j != nil {
+			if recovered, err = im.settlePending(j); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	if recovered == nil {
+		if err := im.State.StartInflightKeys(e.Rel); err != nil {
+			return "", "", err
+		}
+	}
+	im.Engine.Journal, im.Engine.Recovered = true, recovered
+	defer func() { im.Engine.Journal, im.Engine.Recovered = false, nil }()
 	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: e.Rel}); err != nil {
 		return "", "", err
 	}
@@ -312,10 +345,64 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 		if ctx.Err() != nil {
 			return "", "", ctx.Err()
 		}
+		if db.MaybeFull(err) {
+			// A local failure (a full disk, most often), not the file's:
+			// the import stops; the in-flight marker finishes it later.
+			return "", "", fmt.Errorf("apply %s: %w", e.Rel, err)
+		}
+		if st.LiveCommits == 0 {
+			// Held with live untouched: nothing to finish, and this
+			// device's exports need not wait for it.
+			if err := im.State.EndInflight(); err != nil {
+				return "", "", err
+			}
+		}
 		return StatusHeld, heldReason(e.Rel, err, im.Engine.Live), nil
+	}
+	if err := im.State.ClearInflightKeys(); err != nil {
+		im.log().Warn("in-flight journal not removed (it is replaced by the next import's)", "err", err)
 	}
 	return "", "", nil
 }
+
+// effectiveHLC is the clock file h is applied with: its own, unless it
+// is ahead of this device's wall clock and a later file of its device
+// (the next ones, consecutively, in the folder) carries a lower clock: the
+// writer's clock was set back, and hlc.Restamp places the files stamped
+// ahead just below it, as the writer itself does (state.RestampAhead).
+// Only a file from the future is looked at, so the headers of the files
+// after it are read only then.
+func (im *Importer) effectiveHLC(h rdfile.Header) hlc.Timestamp {
+	own := hlc.Timestamp(h.HLC)
+	if far, _ := im.Clock.TooFarAhead(own); !far {
+		return own
+	}
+	stamps := []hlc.Timestamp{own}
+	next := uint64(h.Seq) + 1
+	for _, e := range im.files[h.Device] {
+		if e.Seq < next {
+			continue
+		}
+		if e.Seq > next || len(stamps) > maxRestampRun {
+			break
+		}
+		f, err := im.Folder.Open(e.Rel)
+		if err != nil || f.Header.Device != h.Device || f.Header.Seq != e.Seq {
+			break
+		}
+		ts := hlc.Timestamp(f.Header.HLC)
+		if ts < stamps[len(stamps)-1] {
+			return hlc.Restamp(stamps, ts)[0]
+		}
+		stamps = append(stamps, ts)
+		next++
+	}
+	return own
+}
+
+// maxRestampRun bounds how many files after a file from the future are
+// read looking for the writer's clock set back.
+const maxRestampRun = 10000
 
 // filterReader drops changes to tables this device deliberately does not
 // sync (partial sync).

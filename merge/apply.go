@@ -34,6 +34,14 @@ type Engine struct {
 	Self string
 	// Rekey turns on re-keying of INTEGER-key collisions (rekey.go).
 	Rekey bool
+	// Journal: each live batch records the INTEGER-key inserts it makes
+	// in the state directory's in-flight journal (state.IntendInflightKeys),
+	// which the importer started. Recovered are the rows an interrupted
+	// merge of the same file inserted into live, read from it for the
+	// re-run (state.Dir.InflightWritten): their live rows are that merge's
+	// writes, perhaps edited since, not rows created here.
+	Journal   bool
+	Recovered map[string]bool
 
 	rk           *rekeyer     // during Apply
 	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
@@ -65,6 +73,9 @@ type Stats struct {
 	Locks     int           // live write transactions of the merge (batches and their fix-ups)
 	LongLocks int           // of those, held longer than LongLock
 	Corrected int64         // cells put back after the app's triggers changed them
+	// LiveCommits counts the live write transactions that committed: none
+	// means a failed merge left live as it was.
+	LiveCommits int
 }
 
 // LongLock is the hold of a live write transaction that counts as long
@@ -85,6 +96,7 @@ func (s *Stats) AddLocks(o Stats) {
 	s.MaxLock = max(s.MaxLock, o.MaxLock)
 	s.Locks += o.Locks
 	s.LongLocks += o.LongLocks
+	s.LiveCommits += o.LiveCommits
 }
 
 // item is one change on its way through Apply: decided against base,
@@ -547,7 +559,13 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 			<-after.finished
 		}
 		var ls Stats
-		err := e.applyLive(ctx, items, src, acc, &ls)
+		committed, err := e.journalIntent(items)
+		if err == nil {
+			err = e.applyLive(ctx, items, src, acc, &ls)
+		}
+		if err == nil && committed != nil {
+			err = committed(journalExcept(items))
+		}
 		p.done <- liveResult{st: ls, err: err}
 		if err == nil && time.Since(e.checkpointed) >= checkpointEvery {
 			// Outside the write lock (see Apply): the app's writers go on
@@ -557,6 +575,38 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 		}
 	}()
 	return p
+}
+
+// journalIntent records in the in-flight journal, before live commits
+// the batch, the inserts into INTEGER-keyed tables it may make where base
+// has no row: the ones a re-run after a crash could not tell from rows
+// created here (see writeBatch). It returns what records the commit.
+func (e *Engine) journalIntent(items []*item) (func(map[string]bool) error, error) {
+	if !e.Journal || e.rk == nil {
+		return nil, nil
+	}
+	var keys []string
+	for _, it := range items {
+		if it.decision != nil && it.baseRow == nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil {
+			keys = append(keys, batchKey(it))
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return e.State.IntendInflightKeys(time.Now().UnixNano(), keys)
+}
+
+// journalExcept lists the batch's journaled keys it left alone in live:
+// rows created here, which move instead (writeBatch).
+func journalExcept(items []*item) map[string]bool {
+	out := map[string]bool{}
+	for _, it := range items {
+		if it.localRowMoves {
+			out[batchKey(it)] = true
+		}
+	}
+	return out
 }
 
 // needsFix reports whether fixLive has work for a settled batch.
@@ -747,8 +797,9 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		if err != nil {
 			return err
 		}
+		recovered := it.baseRow == nil && l != nil && e.Recovered[batchKey(it)]
 		if e.rk != nil && it.baseRow == nil && l != nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil &&
-			(src.Clock.HLC > initialClock || !rowEqual(it.table, it.decision.base, l)) {
+			!recovered && (src.Clock.HLC > initialClock || !rowEqual(it.table, it.decision.base, l)) {
 			// A row created here under the same id: it moves, with the
 			// references made here, once the whole file is merged and
 			// base tells them from merged ones (FixLocalMoves). Until
@@ -764,7 +815,13 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 			// decided on base holding its row, so it applies to that.
 			seen = w.liveWant
 		}
-		row, conflicts := liveTarget(it.table, it.baseRow, seen, it.decision.base)
+		ref := it.baseRow
+		if recovered {
+			// This file's own insert, written by the interrupted run:
+			// what differs from it in live are edits made here since.
+			ref = it.decision.base
+		}
+		row, conflicts := liveTarget(it.table, ref, seen, it.decision.base)
 		for _, c := range conflicts {
 			c.WinnerDev = "local"
 			c.LoserDev = src.Clock.Dev

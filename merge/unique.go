@@ -359,6 +359,9 @@ func (e *Engine) inLive(ctx context.Context, st *Stats, fn func() error) (err er
 	defer func() {
 		end(&err)
 		st.held(time.Since(start))
+		if err == nil {
+			st.LiveCommits++
+		}
 	}()
 	return fn()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/rowdrop/rowdrop"
@@ -16,7 +17,8 @@ import (
 // run the app (runApp). Any other run is the tests.
 func TestMain(m *testing.M) {
 	if os.Getenv("ROWDROP_CRASH_CHILD") == "sync" {
-		s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: os.Getenv("ROWDROP_DB"), Folder: os.Getenv("ROWDROP_FOLDER"), State: os.Getenv("ROWDROP_STATE")})
+		batch, _ := strconv.Atoi(os.Getenv("ROWDROP_MERGE_BATCH")) // 0: adaptive
+		s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: os.Getenv("ROWDROP_DB"), Folder: os.Getenv("ROWDROP_FOLDER"), State: os.Getenv("ROWDROP_STATE"), MergeBatch: batch})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)

@@ -85,3 +85,25 @@ func (c *Clock) Observe(remote Timestamp) {
 		c.last = remote
 	}
 }
+
+// Restamp gives the clocks a device's files are read with after its clock
+// ran ahead and was set right (docs/MERGE.md, "A clock set back"): stamps
+// are the clocks of consecutive files, next the clock of the file after
+// them. Each file takes the lower of its own clock and one less than the
+// next file's (as read), so files stamped ahead of a later file go just
+// below it, in their order, and any other file keeps its clock.
+func Restamp(stamps []Timestamp, next Timestamp) []Timestamp {
+	out := make([]Timestamp, len(stamps))
+	for i := len(stamps) - 1; i >= 0; i-- {
+		out[i] = min(stamps[i], next-1)
+		next = out[i]
+	}
+	return out
+}
+
+// Reset sets the clock back to floor, which callers take from the wall
+// clock and every clock this device has seen from others: after a clock
+// that ran ahead is set right, the device stops stamping its edits with
+// the old error. (Its files stamped ahead are re-stamped below its next
+// one: Restamp.)
+func (c *Clock) Reset(floor Timestamp) { c.last = floor }

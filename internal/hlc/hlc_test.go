@@ -40,3 +40,22 @@ func TestCounterOverflowBorrowsNextMillisecond(t *testing.T) {
 		t.Fatalf("got %v", n)
 	}
 }
+
+func TestRestamp(t *testing.T) {
+	// Two files stamped a day ahead, then a file after the clock was set
+	// back: they go just below it, in order; an earlier file keeps its clock.
+	day := int64(24 * 3600 * 1000)
+	early, next := Make(1000, 0), Make(5000, 0)
+	got := Restamp([]Timestamp{early, Make(4000+day, 0), Make(4001+day, 3)}, next)
+	want := []Timestamp{early, next - 2, next - 1}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("Restamp[%d] = %v, want %v (all %v)", i, got[i], want[i], got)
+		}
+	}
+	// Clocks in order are left alone.
+	in := []Timestamp{Make(1, 0), Make(2, 0)}
+	if got := Restamp(in, Make(3, 0)); got[0] != in[0] || got[1] != in[1] {
+		t.Fatalf("monotonic clocks changed: %v", got)
+	}
+}

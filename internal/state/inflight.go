@@ -1,7 +1,12 @@
 package state
 
 import (
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/rowdrop/rowdrop/internal/rdfile"
@@ -103,4 +108,164 @@ func (d *Dir) CurrentInflight() (Inflight, error) {
 		return Inflight{}, err
 	}
 	return decodeInflight(v), nil
+}
+
+// The in-flight key journal. Re-running an interrupted merge finds, for
+// an insert into an INTEGER-keyed table, a row in live that base lacks:
+// the interrupted run's own write (perhaps edited since by the app), or a
+// row created here that the insert collides with (re-keying moves it,
+// merge/rekey.go). Only a record made before the crash tells them apart,
+// and base.db's is rolled back with the rest of the merge. So the live
+// side keeps its own record, a file in the state directory: before each
+// live batch commits, the keys it may insert (fsynced: the intent); after
+// it committed, that it did and which of those keys it left alone (local
+// rows that move instead), in bytes the intent reserved. A batch without its commit line counts as not
+// written, which at worst keeps a row twice (nothing is lost).
+const inflightKeysFile = "inflight-keys"
+
+// InflightKeyText names a row in the journal's terms: table, NUL, the
+// encoded key (the merge's batch key).
+func InflightKeyText(table string, pk []byte) string { return table + "\x00" + string(pk) }
+
+func (d *Dir) inflightKeysPath() string { return filepath.Join(d.Path, inflightKeysFile) }
+
+// StartInflightKeys begins the journal of the merge of file name,
+// dropping any earlier one.
+func (d *Dir) StartInflightKeys(name string) error {
+	return d.writeInflightKeys(os.O_CREATE|os.O_TRUNC|os.O_WRONLY, "F "+hex.EncodeToString([]byte(name))+"\n", true)
+}
+
+// IntendInflightKeys records, durably, that live batch id may insert the
+// rows keys (InflightKeyText), before it commits. The returned function
+// records, after the commit, that it did and which of the keys it left
+// alone (except: local rows that move instead). That second record
+// overwrites bytes the first reserved, so it needs no new space on a full
+// disk; it is not fsynced: a process killed after it keeps it, a power cut
+// that loses it leaves the batch counted as not written.
+func (d *Dir) IntendInflightKeys(id int64, keys []string) (committed func(except map[string]bool) error, err error) {
+	f, err := os.OpenFile(d.inflightKeysPath(), os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("in-flight journal in %s: %w", d.Path, err)
+	}
+	defer f.Close()
+	off, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("in-flight journal in %s: %w", d.Path, err)
+	}
+	var b strings.Builder
+	flags := make(map[string]int64, len(keys)) // key -> offset of its flag byte
+	for _, k := range keys {
+		line := fmt.Sprintf("I %d %s ", id, hex.EncodeToString([]byte(k)))
+		b.WriteString(line)
+		flags[k] = off + int64(b.Len())
+		b.WriteString("?\n")
+	}
+	line := fmt.Sprintf("T %d ", id)
+	b.WriteString(line)
+	trailer := off + int64(b.Len())
+	b.WriteString("?\n")
+	if _, err := f.WriteString(b.String()); err != nil {
+		return nil, fmt.Errorf("write the in-flight journal in %s: %w", d.Path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("write the in-flight journal in %s: %w", d.Path, err)
+	}
+	path := d.inflightKeysPath()
+	return func(except map[string]bool) error {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("in-flight journal %s: %w", path, err)
+		}
+		defer f.Close()
+		for k := range except {
+			if at, ok := flags[k]; ok {
+				if _, err := f.WriteAt([]byte{'x'}, at); err != nil {
+					return fmt.Errorf("write the in-flight journal %s: %w", path, err)
+				}
+			}
+		}
+		if _, err := f.WriteAt([]byte{'C'}, trailer); err != nil {
+			return fmt.Errorf("write the in-flight journal %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}
+
+func (d *Dir) writeInflightKeys(flag int, text string, sync bool) error {
+	f, err := os.OpenFile(d.inflightKeysPath(), flag, 0o600)
+	if err != nil {
+		return fmt.Errorf("in-flight journal in %s: %w", d.Path, err)
+	}
+	_, err = f.WriteString(text)
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write the in-flight journal in %s: %w", d.Path, err)
+	}
+	return nil
+}
+
+// InflightJournal is what the journal of an interrupted merge says.
+type InflightJournal struct {
+	// Written are the rows (InflightKeyText) its committed batches
+	// inserted into live, less the ones each left alone.
+	Written map[string]bool
+	// Pending are the rows of each batch recorded as about to commit and
+	// not as committed: the process died in or just after the commit, and
+	// only live can tell whether it went in (see the importer).
+	Pending [][]string
+}
+
+// InflightWritten reads the journal of an interrupted merge of file name.
+// Nil if the journal is of another file or absent (start one).
+func (d *Dir) InflightWritten(name string) (*InflightJournal, error) {
+	data, err := os.ReadFile(d.inflightKeysPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the in-flight journal in %s: %w", d.Path, err)
+	}
+	lines := strings.Split(string(data), "\n")
+	if len(lines) == 0 || lines[0] != "F "+hex.EncodeToString([]byte(name)) {
+		return nil, nil
+	}
+	intended := map[string][]string{}
+	committed := map[string]bool{}
+	var order []string
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 3 && f[0] == "T":
+			committed[f[1]] = f[2] == "C"
+			order = append(order, f[1])
+		case len(f) == 4 && f[0] == "I" && f[3] == "?":
+			if k, err := hex.DecodeString(f[2]); err == nil { // else a torn last line
+				intended[f[1]] = append(intended[f[1]], string(k))
+			}
+		}
+	}
+	out := &InflightJournal{Written: map[string]bool{}}
+	for _, id := range order {
+		if committed[id] {
+			for _, k := range intended[id] {
+				out.Written[k] = true
+			}
+		} else if len(intended[id]) > 0 {
+			out.Pending = append(out.Pending, intended[id])
+		}
+	}
+	return out, nil
+}
+
+// ClearInflightKeys drops the journal once its merge is wholly committed.
+func (d *Dir) ClearInflightKeys() error {
+	if err := os.Remove(d.inflightKeysPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the in-flight journal in %s: %w", d.Path, err)
+	}
+	return nil
 }

@@ -44,6 +44,7 @@ const (
 	KeyLastImport  Key = "last_import_ms" // last file or snapshot applied
 	KeyRebasedFrom Key = "rebased_from"   // the last snapshot merged
 	keyInflight    Key = "inflight"       // see Inflight; only through BeginInflight and friends
+	keySplit       Key = "split_merged"   // JSON list: contents of split files merged (split.go)
 
 	// Snapshots (export.MakeSnapshot, export.SnapshotDue).
 	KeySnapSeq   Key = "snap_seq"   // number of this device's last snapshot

@@ -1,0 +1,132 @@
+package scenario_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
+)
+
+const itemsSchema = `CREATE TABLE items(id INTEGER PRIMARY KEY, title TEXT, body TEXT);`
+
+// An import into an INTEGER-keyed table cut short after live committed
+// and before base did (here: the state directory's disk fills; a crash
+// leaves the same), then the app edits a row the import had written.
+// The re-run must take that row for the import's own (plus an edit made
+// here), not for a row created here that collides with the insert: no
+// re-keyed copy, one row with the edit on every device.
+func TestInterruptedIntegerImportNoDuplicate(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	folder := filepath.Join(root, "folder")
+	os.MkdirAll(folder, 0o755)
+	small := filepath.Join(root, "small")
+	resize := smallDisk(t, small, "4m")
+	aDB, bDB := filepath.Join(root, "a.db"), filepath.Join(root, "b.db")
+	newDB(t, aDB, itemsSchema)
+	newDB(t, bDB, itemsSchema)
+	a := openSyncer(t, rowdrop.Config{DB: aDB, Folder: folder, State: filepath.Join(root, "a-state"), DeviceName: "a"})
+	bState := filepath.Join(small, "state")
+	b := openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b", MergeBatch: 100})
+	for _, s := range []*rowdrop.Syncer{b, a, b} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scenario.ExecFile(t, aDB, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 3000)
+		INSERT INTO items(id,title,body) SELECT i, 'from a', hex(randomblob(800)) FROM n`)
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err == nil {
+		t.Fatal("the import should have failed on the full disk")
+	}
+	live := scenario.ValueFile(t, bDB, "SELECT count(*) FROM items")
+	base := scenario.ValueFile(t, filepath.Join(bState, "base.db"), "SELECT count(*) FROM items")
+	if live == base {
+		t.Fatalf("the merge should have been cut short between live's commits and base's: live %s rows, base %s", live, base)
+	}
+	// The app edits a row the interrupted import wrote.
+	scenario.ExecFile(t, bDB, "UPDATE items SET title='edited on b' WHERE id=5")
+	resize("64m")
+	for _, s := range []*rowdrop.Syncer{b, b, a, b} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, path := range map[string]string{"A": aDB, "B": bDB} {
+		if n := scenario.ValueFile(t, path, "SELECT count(*) FROM items"); n != "3000" {
+			t.Errorf("%s holds %s items, want 3000 (re-keyed copies: %s)", name, n,
+				scenario.ValueFile(t, path, "SELECT group_concat(id || ':' || title) FROM items WHERE id < 0 OR id > 3000"))
+		}
+		if got := scenario.ValueFile(t, path, "SELECT title FROM items WHERE id=5"); got != "edited on b" {
+			t.Errorf("%s: item 5 is %q, want B's edit", name, got)
+		}
+	}
+	if da, db := scenario.RowsFile(t, aDB, "SELECT id, title FROM items ORDER BY id"), scenario.RowsFile(t, bDB, "SELECT id, title FROM items ORDER BY id"); da != db {
+		t.Error("A and B differ")
+	}
+}
+
+// TestCrashMidIntegerImport kills B's sync child (kill -9) at random
+// moments while it imports A's inserts into an INTEGER-keyed table; after
+// each kill the app edits a row the import had already written. In the
+// end every row exists once on both devices (no re-keyed copy) and holds
+// B's edit. Seeded like the other crash tests (ROWDROP_SEED,
+// ROWDROP_CRASH_TRIALS).
+func TestCrashMidIntegerImport(t *testing.T) {
+	trials, rng, root, folder := crashSetup(t, 12)
+	t.Setenv("ROWDROP_MERGE_BATCH", "100")
+	var devs []*crashDev
+	for _, name := range []string{"a", "b"} {
+		d := &crashDev{name: name, db: filepath.Join(root, name+".db"), state: filepath.Join(root, name+"-state")}
+		newDB(t, d.db, itemsSchema)
+		devs = append(devs, d)
+	}
+	a, b := devs[0], devs[1]
+	span := calibrate(t, devs, folder)
+	edited := map[int]string{}
+	total, kills := 0, 0
+	for trial := 0; trial < trials; trial++ {
+		n := 1000 + rng.Intn(2000)
+		scenario.ExecFile(t, a.db, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?)
+			INSERT INTO items(id,title,body) SELECT ?*10000+i, 'from a', hex(randomblob(100)) FROM n`, n, trial+1)
+		total += n
+		if runKilled(t, trial, a, folder, time.Hour) {
+			t.Fatal("a's export was not meant to be killed")
+		}
+		// B imports, killed at a random moment; the import takes longer
+		// than the calibration run, so spread the kills over its length.
+		if runKilled(t, trial, b, folder, time.Duration(rng.Int63n(int64(span)*4))) {
+			kills++
+		}
+		checkAfterCrash(t, trial, b, folder)
+		// The app edits a row of this trial that B's live holds now.
+		id := scenario.ValueFile(t, b.db, "SELECT coalesce((SELECT id FROM items WHERE id/10000 = ? ORDER BY abs(random()) LIMIT 1), 0)", trial+1)
+		if id != "0" {
+			v := fmt.Sprintf("edited on b, trial %d", trial)
+			scenario.ExecFile(t, b.db, "UPDATE items SET title=? WHERE id=?", v, id)
+			k, _ := strconv.Atoi(id)
+			edited[k] = v
+		}
+	}
+	t.Logf("%d of %d imports were killed", kills, trials)
+	converge(t, devs, folder, 3)
+	for _, d := range devs {
+		if got := scenario.ValueFile(t, d.db, "SELECT count(*) FROM items"); got != strconv.Itoa(total) {
+			t.Errorf("%s holds %s items, want %d (re-keyed copies: %s)", d.name, got, total,
+				scenario.ValueFile(t, d.db, "SELECT group_concat(id || ':' || title) FROM items WHERE id < 0"))
+		}
+		for id, v := range edited {
+			if got := scenario.ValueFile(t, d.db, "SELECT coalesce((SELECT title FROM items WHERE id=?), '')", id); got != v {
+				t.Errorf("%s: item %d is %q, want B's edit %q", d.name, id, got, v)
+			}
+		}
+	}
+}
