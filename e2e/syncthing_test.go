@@ -155,7 +155,7 @@ func rowdropBin(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		buildBin = filepath.Join(buildDir, "github.com/rowdrop/rowdrop")
+		buildBin = filepath.Join(buildDir, "rowdrop")
 		cmd := exec.Command("go", "build", "-o", buildBin, "github.com/rowdrop/rowdrop/cmd/rowdrop")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {

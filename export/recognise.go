@@ -617,15 +617,14 @@ func (e *Exporter) fixLive(ctx context.Context, fixes []liveFix) (err error) {
 		}
 	}
 	if len(undo) > 0 {
-		if err = db.SetTriggers(live, false); err != nil {
-			return err
-		}
-		defer db.SetTriggers(live, true)
-		for _, f := range undo {
-			if err = write(f); err != nil {
-				return fmt.Errorf("undo trigger side effects on %s: %w", f.t.Name, err)
+		return db.WithoutTriggers(live, func() error {
+			for _, f := range undo {
+				if err := write(f); err != nil {
+					return fmt.Errorf("undo trigger side effects on %s: %w", f.t.Name, err)
+				}
 			}
-		}
+			return nil
+		})
 	}
 	return nil
 }

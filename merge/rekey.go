@@ -717,16 +717,8 @@ func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) er
 // would then be exported as this device's edits. Declared ON DELETE
 // CASCADE actions do not run either: foreign-key enforcement is off on
 // rowdrop's connection (foreignKeysOff).
-func quietly(conn *sqlite.Conn, fn func() error) (err error) {
-	if err := db.SetTriggers(conn, false); err != nil {
-		return fmt.Errorf("turn triggers off to move a row: %w", err)
-	}
-	defer func() {
-		if e := db.SetTriggers(conn, true); e != nil && err == nil {
-			err = fmt.Errorf("turn triggers back on after moving a row: %w", e)
-		}
-	}()
-	return fn()
+func quietly(conn *sqlite.Conn, fn func() error) error {
+	return db.WithoutTriggers(conn, fn)
 }
 
 // hintMoved records a moved row's old and new keys in live's hint table,

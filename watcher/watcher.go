@@ -88,9 +88,26 @@ type Config struct {
 	// fatal.
 	DataVersion func(ctx context.Context) (int64, error)
 
+	// FolderFile, if set, classifies a file name relative to Folder (with
+	// the platform's separators). FileOwn marks a file this device wrote:
+	// its events are the device's own echoes and start nothing. FileComplete
+	// marks a whole file another device renamed into place: its appearance
+	// starts the handler at once, without waiting for a quiet period.
+	FolderFile func(rel string) FileKind
+
 	// Logger receives the watcher's logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// FileKind is what Config.FolderFile says of a name in the shared folder.
+type FileKind int
+
+// The kinds of names in the shared folder.
+const (
+	FileOther    FileKind = iota // anything else: counts after the quiet period
+	FileOwn                      // written by this device: ignored
+	FileComplete                 // another device's whole file: counts at once
+)
 
 // Event says why the handler runs. Local and Remote may both be true when
 // several triggers were coalesced into one call.
@@ -108,8 +125,11 @@ type Event struct {
 //
 // The first call happens at start, with Local and Remote both true, so the
 // engine catches up with whatever happened while rowdrop was not running.
-// Afterwards a burst of triggers ends after a quiet period of cfg.Debounce (or
-// after cfg.MaxDelay at the latest) and produces one call. Calls are strictly
+// Afterwards the first trigger after a quiet period starts a call at once
+// (the leading edge: a single edit is exported without waiting), and so does
+// a complete file of another device (Config.FolderFile). Triggers that follow
+// are coalesced: they end after a quiet period of cfg.Debounce (or after
+// cfg.MaxDelay at the latest) and produce one call. Calls are strictly
 // serial: triggers that arrive while the handler runs are coalesced into one
 // follow-up call.
 //
@@ -207,6 +227,7 @@ type loop struct {
 	pend    pending
 	timer   *time.Timer // fires at pend's deadline
 	running bool
+	lastEnd time.Time  // when the last handler call returned
 	done    chan error // the running handler's result; buffered so it never blocks
 
 	version     int64
@@ -287,7 +308,7 @@ func (l *loop) run(ctx context.Context) error {
 		case <-l.timer.C:
 			l.maybeStart(ctx)
 		case err := <-l.done:
-			l.running = false
+			l.running, l.lastEnd = false, time.Now()
 			if err != nil && ctx.Err() == nil {
 				l.log.Error("watcher: sync handler failed; will retry on the next trigger", "err", err)
 			}
@@ -322,9 +343,18 @@ func (l *loop) shutdown(ctx context.Context) error {
 }
 
 // trigger records one reason to run the handler and (re)arms the timer.
-func (l *loop) trigger(local, remote bool, reason string) {
+func (l *loop) trigger(local, remote bool, reason string) { l.triggerNow(local, remote, false, reason) }
+
+// triggerNow is trigger; urgent (a complete file arrived) starts the call
+// at once, or right after the running one. The first trigger after a quiet
+// period does too: the leading edge of a burst.
+func (l *loop) triggerNow(local, remote, urgent bool, reason string) {
 	now := time.Now()
+	quiet := !l.pend.active && !l.running && now.Sub(l.lastEnd) >= l.cfg.Debounce
 	l.pend.add(local, remote, reason, now)
+	if urgent || quiet {
+		l.pend.lead = true
+	}
 	if !l.running {
 		// While the handler runs the timer is not needed: maybeStart
 		// re-evaluates the deadline when it returns.
@@ -408,7 +438,19 @@ func (l *loop) onFolderEvent(name, rel string, op fsnotify.Op) {
 		// arrive as events of their own.
 		return
 	}
-	l.trigger(false, true, opName(op)+" "+filepath.ToSlash(rel))
+	kind := FileOther
+	if l.cfg.FolderFile != nil && !isDir {
+		kind = l.cfg.FolderFile(rel)
+	}
+	switch kind {
+	case FileOwn:
+		return // this device's own file: its echo
+	case FileComplete:
+		// Renamed into place whole: a Create, never a Write, of the final name.
+		l.triggerNow(false, true, op.Has(fsnotify.Create), opName(op)+" "+filepath.ToSlash(rel))
+	default:
+		l.trigger(false, true, opName(op)+" "+filepath.ToSlash(rel))
+	}
 }
 
 func (l *loop) onNotifyError(err error) {
@@ -588,6 +630,7 @@ func (l *loop) pollVersion(ctx context.Context) {
 // pending accumulates the triggers of the current burst.
 type pending struct {
 	active        bool
+	lead          bool // start at once: the burst's leading edge, or a complete file
 	first, last   time.Time
 	local, remote bool
 	reasons       []string
@@ -616,9 +659,13 @@ func (p *pending) add(local, remote bool, reason string, now time.Time) {
 	p.reasons = append(p.reasons, reason)
 }
 
-// deadline is when the burst counts as over: a quiet period after its last
-// trigger, but never later than maxDelay after its first one.
+// deadline is when the burst counts as over: at once for a leading edge,
+// else a quiet period after its last trigger, but never later than maxDelay
+// after its first one.
 func (p *pending) deadline(debounce, maxDelay time.Duration) time.Time {
+	if p.lead {
+		return p.first
+	}
 	d := p.last.Add(debounce)
 	if m := p.first.Add(maxDelay); m.Before(d) {
 		return m

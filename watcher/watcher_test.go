@@ -734,3 +734,80 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// leadConfig has a quiet period long enough that a call within half of it
+// can only be the leading edge, even on a loaded machine.
+func leadConfig(folder string) Config {
+	cfg := fastConfig()
+	cfg.Folder = folder
+	cfg.Debounce = 3 * time.Second
+	cfg.MaxDelay = 6 * time.Second
+	return cfg
+}
+
+// TestLeadingEdgeStartsAtOnce: the first change after a quiet period is
+// handled at once; what follows it waits for the quiet period.
+func TestLeadingEdgeStartsAtOnce(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	cfg := leadConfig(folder)
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+	time.Sleep(cfg.Debounce + 200*time.Millisecond) // quiet since the startup call
+
+	t0 := time.Now()
+	writeFile(t, filepath.Join(folder, "first.rdz"), "x")
+	waitFor(t, r.ch, "leading-edge call", remoteWith("first.rdz"))
+	if d := time.Since(t0); d >= cfg.Debounce/2 {
+		t.Fatalf("first change after a quiet period handled after %v, want at once (quiet period %v)", d, cfg.Debounce)
+	}
+	t1 := time.Now()
+	writeFile(t, filepath.Join(folder, "second.rdz"), "x")
+	waitFor(t, r.ch, "coalesced follow-up", remoteWith("second.rdz"))
+	if d := time.Since(t1); d < cfg.Debounce*9/10 {
+		t.Fatalf("a change right after a call was handled after %v, want it to wait for the quiet period of %v", d, cfg.Debounce)
+	}
+}
+
+// TestCompleteFileStartsAtOnceAndOwnFilesAreIgnored: another device's whole
+// file is handled at once even right after a call; this device's own files
+// start nothing.
+func TestCompleteFileStartsAtOnceAndOwnFilesAreIgnored(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	mkdir(t, filepath.Join(folder, "own"))
+	mkdir(t, filepath.Join(folder, "peer"))
+	cfg := leadConfig(folder)
+	cfg.FolderFile = func(rel string) FileKind {
+		switch dir, base := filepath.Split(rel); {
+		case dir == "own"+string(filepath.Separator):
+			return FileOwn
+		case strings.HasSuffix(base, ".whole"):
+			return FileComplete
+		}
+		return FileOther
+	}
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+
+	// Right after a call (no quiet period yet): only urgency starts one.
+	tmp := filepath.Join(folder, "peer", ".tmp-1")
+	writeFile(t, tmp, "x")
+	t0 := time.Now()
+	if err := os.Rename(tmp, filepath.Join(folder, "peer", "1.whole")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r.ch, "call for a complete file", remoteWith("1.whole"))
+	if d := time.Since(t0); d >= cfg.Debounce/2 {
+		t.Fatalf("a complete file was handled after %v, want at once (quiet period %v)", d, cfg.Debounce)
+	}
+
+	time.Sleep(cfg.Debounce + 200*time.Millisecond)
+	writeFile(t, filepath.Join(folder, "own", "2.whole"), "x")
+	expectNone(t, r.ch, "call for this device's own file", anyEvent)
+	if n := r.calls.Load(); n != 2 {
+		t.Fatalf("%d handler calls, want 2 (startup, the complete file)", n)
+	}
+}

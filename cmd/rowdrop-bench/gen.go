@@ -26,7 +26,7 @@ type bench struct {
 }
 
 func newRand(seed int64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), 0x726f7764726f70)) // "github.com/rowdrop/rowdrop"
+	return rand.New(rand.NewPCG(uint64(seed), 0x726f7764726f70)) // "rowdrop"
 }
 
 func (b *bench) logf(format string, args ...any) {

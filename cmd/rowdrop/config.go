@@ -89,7 +89,7 @@ func defaultConfigFile() string {
 		}
 		base = filepath.Join(home, ".config")
 	}
-	return filepath.Join(base, "github.com/rowdrop/rowdrop", "rowdrop.yaml")
+	return filepath.Join(base, "rowdrop", "rowdrop.yaml")
 }
 
 // pairConfig is one (database, folder) pair after layering: the library's

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/rowdrop/rowdrop"
 	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/fsx"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/watcher"
 )
 
@@ -185,6 +187,20 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 	// state directory stayed busy): the next step exports even if it was
 	// triggered by the folder alone. Handler calls are serial.
 	localOwed := false
+	// This device's id, known once a step opened the pair: its own files'
+	// events are echoes.
+	var own atomic.Value
+	own.Store("")
+	folderFile := func(rel string) watcher.FileKind {
+		kind, device, _ := rdfile.Classify(filepath.ToSlash(rel))
+		switch {
+		case kind != rdfile.NameIgnored && device == own.Load().(string):
+			return watcher.FileOwn
+		case kind == rdfile.NameChangeset || kind == rdfile.NameSnapshot:
+			return watcher.FileComplete // rowdrop and the sync tools rename files into place whole
+		}
+		return watcher.FileOther
+	}
 	var last [3]int // files not applied at the last step: warn on change only
 	folderGone := false
 	handle := func(ctx context.Context, ev watcher.Event) error {
@@ -206,6 +222,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 			return err
 		}
 		defer s.Close()
+		own.Store(s.Identity().Device)
 		step := context.WithoutCancel(ctx)
 		// A pulled stick or an unmounted share is a normal state, not an
 		// error to repeat at every rescan: say it once, keep exporting into
@@ -252,7 +269,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 	err = watcher.Run(ctx, watcher.Config{
 		DBPath: p.DB, Folder: p.Folder,
 		Debounce: tm.debounce, MaxDelay: tm.maxDelay, PollInterval: tm.poll, RescanInterval: tm.rescan,
-		DataVersion: dataVersion, Logger: log,
+		DataVersion: dataVersion, FolderFile: folderFile, Logger: log,
 	}, handle)
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -1,20 +1,17 @@
 // Package db holds rowdrop's thin layer over zombiezen.com/go/sqlite:
 // opening the app's database without changing it, reading and binding values
-// in changeset form, quoting identifiers, and the one connection setting the
-// driver does not expose (turning triggers off for corrective writes).
+// in changeset form, quoting identifiers, and setting the app's triggers
+// aside for corrective writes.
 package db
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 	"unsafe"
 
-	"modernc.org/libc"
-	lib "modernc.org/sqlite/lib"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
@@ -128,75 +125,63 @@ func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 	}
 }
 
-// rawHandle digs the C handle and TLS out of a zombiezen connection. The
-// driver does not expose sqlite3_db_config, which rowdrop needs to switch
-// triggers off for corrective writes, so this reads its private fields
-// (tls *libc.TLS and conn uintptr, as in v1.4.x). A driver that renames or
-// retypes them gets a clear error here, not a crash, and TestTriggerSwitch
-// fails.
-func rawHandle(conn *sqlite.Conn) (*libc.TLS, uintptr, error) {
-	return rawHandleOf(reflect.ValueOf(conn).Elem())
-}
-
-// rawHandleOf is rawHandle on the struct value v (a test passes others).
-func rawHandleOf(v reflect.Value) (*libc.TLS, uintptr, error) {
-	tf, cf := v.FieldByName("tls"), v.FieldByName("conn")
-	if !tf.IsValid() || !cf.IsValid() || tf.Type() != reflect.TypeFor[*libc.TLS]() || cf.Kind() != reflect.Uintptr {
-		return nil, 0, fmt.Errorf("the sqlite driver's connection (%s) no longer has the fields tls *libc.TLS and conn uintptr: cannot reach sqlite3_db_config to switch triggers off (adapt internal/db.rawHandle to the new driver version)", v.Type())
+// WithoutTriggers runs fn on conn with the database's triggers out of the
+// way: rowdrop's corrective writes and row moves are bookkeeping, not edits,
+// and the app's triggers must not act on them.
+//
+// The drivers expose no sqlite3_db_config(SQLITE_DBCONFIG_ENABLE_TRIGGER),
+// and reaching into a driver's private fields breaks at run time on an
+// upgrade, so this uses plain SQL: inside a savepoint it drops every
+// trigger of the main schema, runs fn, and creates them again from their
+// stored text (sqlite_master keeps it verbatim), in their original order so
+// triggers on one table still fire in the same order. Other connections
+// never see the triggers missing: the savepoint holds the write lock from
+// the first DROP and the triggers are back before it is released. If fn
+// fails, the triggers are put back and fn's error returned (its writes stay
+// for the caller's transaction to keep or roll back); if they cannot be put
+// back, everything since the savepoint is rolled back, triggers included.
+// TEMP triggers are not touched: only the connection that made them sees
+// them, and rowdrop makes none.
+func WithoutTriggers(conn *sqlite.Conn, fn func() error) (err error) {
+	type trigger struct{ name, sql string }
+	var trigs []trigger
+	if err := sqlitex.ExecuteTransient(conn, "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL ORDER BY rowid", &sqlitex.ExecOptions{
+		ResultFunc: func(s *sqlite.Stmt) error {
+			trigs = append(trigs, trigger{s.ColumnText(0), s.ColumnText(1)})
+			return nil
+		}}); err != nil {
+		return fmt.Errorf("list the database's triggers to set them aside: %w", err)
 	}
-	if tf.IsNil() || cf.Uint() == 0 {
-		return nil, 0, errors.New("sqlite connection has no handle (closed?): cannot switch triggers")
+	if len(trigs) == 0 {
+		return fn()
 	}
-	return (*libc.TLS)(tf.UnsafePointer()), uintptr(cf.Uint()), nil
-}
-
-// SetTriggers turns trigger execution on or off for this connection only.
-// It reads the setting back, so a switch that did not take is an error.
-// Prefer WithoutTriggers, which also switches them back on.
-func SetTriggers(conn *sqlite.Conn, on bool) error {
-	tls, h, err := rawHandle(conn)
-	if err != nil {
-		return err
+	if err := Exec(conn, "SAVEPOINT rowdrop_without_triggers"); err != nil {
+		return fmt.Errorf("set the app's triggers aside: %w", err)
 	}
-	want := int32(0)
-	if on {
-		want = 1
+	putBack := func() error {
+		for _, t := range trigs {
+			if err := Exec(conn, t.sql); err != nil {
+				return fmt.Errorf("create trigger %s again: %w", t.name, err)
+			}
+		}
+		return Exec(conn, "RELEASE rowdrop_without_triggers")
 	}
-	res := libc.Xmalloc(tls, 4) // int *pRes: the setting after the call
-	if res == 0 {
-		return errors.New("sqlite3_db_config(ENABLE_TRIGGER): out of memory")
+	undo := func(cause error) error {
+		if e := Exec(conn, "ROLLBACK TO rowdrop_without_triggers"); e != nil {
+			return errors.Join(cause, fmt.Errorf("roll back to before the triggers were set aside: %w", e))
+		}
+		return errors.Join(cause, Exec(conn, "RELEASE rowdrop_without_triggers"))
 	}
-	defer libc.Xfree(tls, res)
-	*cInt(res) = -1
-	va := libc.NewVaList(want, res)
-	if va == 0 {
-		return errors.New("sqlite3_db_config(ENABLE_TRIGGER): out of memory")
+	for _, t := range trigs {
+		if err := Exec(conn, "DROP TRIGGER main."+Quote(t.name)); err != nil {
+			return undo(fmt.Errorf("set trigger %s aside: %w", t.name, err))
+		}
 	}
-	defer libc.Xfree(tls, va)
-	if rc := lib.Xsqlite3_db_config(tls, h, lib.SQLITE_DBCONFIG_ENABLE_TRIGGER, va); rc != lib.SQLITE_OK {
-		return fmt.Errorf("sqlite3_db_config(ENABLE_TRIGGER, %d): code %d", want, rc)
+	ferr := fn()
+	if err := putBack(); err != nil {
+		return undo(errors.Join(ferr, fmt.Errorf("put the app's triggers back (nothing rowdrop wrote since setting them aside is kept): %w", err)))
 	}
-	if got := *cInt(res); got != want {
-		return fmt.Errorf("sqlite3_db_config(ENABLE_TRIGGER, %d): triggers are %d afterwards (the driver's handle is not what internal/db.rawHandle expects)", want, got)
-	}
-	return nil
-}
-
-// cInt is the C int at p, in memory libc allocated (outside Go's heap).
-func cInt(p uintptr) *int32 { return (*int32)(unsafe.Add(nil, p)) }
-
-// WithoutTriggers runs fn with triggers off on conn and switches them back
-// on, whatever fn returns: an error switching back is returned too, since
-// the connection would then skip the app's triggers on every later write.
-func WithoutTriggers(conn *sqlite.Conn, fn func() error) error {
-	if err := SetTriggers(conn, false); err != nil {
-		return fmt.Errorf("switch triggers off: %w", err)
-	}
-	err := fn()
-	if onErr := SetTriggers(conn, true); onErr != nil {
-		return errors.Join(err, fmt.Errorf("switch triggers back on: %w", onErr))
-	}
-	return err
+	return ferr
 }
 
 // Exec runs a statement with arguments, discarding results.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"modernc.org/libc"
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
@@ -71,98 +70,101 @@ var typeNames = map[sqlite.ColumnType]string{sqlite.TypeInteger: "integer", sqli
 
 const triggerSchema = `
 CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-CREATE TABLE fired(id INTEGER);
-CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO fired VALUES(new.id); END;
+CREATE TABLE fired(id INTEGER, by TEXT);
+CREATE TABLE other(id INTEGER PRIMARY KEY);
+-- Two triggers on one table: SQLite fires the newest first, an order
+-- WithoutTriggers must keep.
+CREATE TRIGGER t_first AFTER INSERT ON t BEGIN INSERT INTO fired VALUES(new.id, 'first'); END;
+create   trigger "t second" after insert on t begin insert into fired values(new.id, 'second'); end;
+CREATE TRIGGER other_ins AFTER INSERT ON other BEGIN INSERT INTO fired VALUES(new.id, 'other'); END;
 `
 
-// TestTriggerSwitch pins the one place rowdrop reaches into the driver's
-// private fields: if an upgrade of zombiezen.com/go/sqlite or modernc
-// changes them, this fails (with rawHandle's error, or with triggers that
-// fire when they should not).
-func TestTriggerSwitch(t *testing.T) {
+// TestWithoutTriggers pins what rowdrop's moves and corrections rely on:
+// no trigger fires inside fn, every trigger is back afterwards with the
+// same text and firing order (also when fn fails), other connections never
+// see them missing, and a transaction around it keeps or rolls back fn's
+// writes as usual.
+func TestWithoutTriggers(t *testing.T) {
 	path := newDB(t, triggerSchema)
 	conn := openLive(t, path)
-	fired := func() string { return queryText(t, conn, "SELECT group_concat(id) FROM fired") }
-
-	if _, h, err := rawHandle(conn); err != nil || h == 0 {
-		t.Fatalf("rawHandle on this driver version: handle %#x, %v", h, err)
+	fired := func() string {
+		return queryText(t, conn, "SELECT group_concat(id || by, ',') FROM (SELECT * FROM fired ORDER BY rowid)")
 	}
+	triggers := func(c *sqlite.Conn) string {
+		return queryText(t, c, "SELECT group_concat(name || ':' || sql, ';') FROM (SELECT * FROM sqlite_master WHERE type = 'trigger' ORDER BY rowid)")
+	}
+	before := triggers(conn)
+
 	exec(t, conn, "INSERT INTO t VALUES(1, 'a')")
-	if got := fired(); got != "text:1" {
-		t.Fatalf("triggers on by default: fired %s, want 1", got)
+	if got := fired(); got != "text:1second,1first" {
+		t.Fatalf("triggers before: fired %s, want 1second,1first", got)
 	}
-	if err := SetTriggers(conn, false); err != nil {
-		t.Fatalf("SetTriggers(false): %v", err)
-	}
-	exec(t, conn, "INSERT INTO t VALUES(2, 'b')")
-	if got := fired(); got != "text:1" {
-		t.Fatalf("with triggers off, the trigger fired: %s", got)
-	}
-	if err := SetTriggers(conn, true); err != nil {
-		t.Fatalf("SetTriggers(true): %v", err)
-	}
-	exec(t, conn, "INSERT INTO t VALUES(3, 'c')")
-	if got := fired(); got != "text:1,3" {
-		t.Fatalf("with triggers back on: fired %s, want 1,3", got)
-	}
-
-	// WithoutTriggers switches them back on, also when fn fails.
-	if err := WithoutTriggers(conn, func() error { return Exec(conn, "INSERT INTO t VALUES(4, 'd')") }); err != nil {
+	app := openLive(t, path)
+	seen := ""
+	if err := WithoutTriggers(conn, func() error {
+		exec(t, conn, "INSERT INTO t VALUES(2, 'b')")
+		exec(t, conn, "INSERT INTO other VALUES(2)")
+		seen = triggers(app) // a reader sees the committed schema
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
+	if got := fired(); got != "text:1second,1first" {
+		t.Fatalf("inside WithoutTriggers a trigger fired: %s", got)
+	}
+	if seen != before {
+		t.Fatalf("another connection saw the triggers while they were set aside:\n%s\nwant\n%s", seen, before)
+	}
+	if got := triggers(conn); got != before {
+		t.Fatalf("triggers afterwards:\n%s\nwant the same text and order as before:\n%s", got, before)
+	}
+	exec(t, conn, "INSERT INTO t VALUES(3, 'c')")
+	if got := fired(); got != "text:1second,1first,3second,3first" {
+		t.Fatalf("after WithoutTriggers: fired %s, want the same order as before", got)
+	}
+
+	// fn fails: triggers are back, fn's error is returned unchanged, its
+	// write stays for the caller to keep or roll back.
 	boom := errors.New("boom")
 	if err := WithoutTriggers(conn, func() error {
-		exec(t, conn, "INSERT INTO t VALUES(5, 'e')")
+		exec(t, conn, "INSERT INTO t VALUES(4, 'd')")
 		return boom
 	}); err != boom {
 		t.Fatalf("WithoutTriggers returned %v, want fn's error unchanged", err)
 	}
-	exec(t, conn, "INSERT INTO t VALUES(6, 'f')")
-	if got := fired(); got != "text:1,3,6" {
-		t.Fatalf("around WithoutTriggers: fired %s, want 1,3,6", got)
+	if got := queryText(t, conn, "SELECT count(*) FROM t WHERE id = 4"); got != "integer:1" {
+		t.Fatalf("fn's write before its error: %s rows, want 1", got)
+	}
+	if got := triggers(conn); got != before {
+		t.Fatalf("triggers after a failing fn: %s", got)
 	}
 
-	// The switch is per connection: the app's writes still fire them.
-	app := openLive(t, path)
-	if err := WithoutTriggers(conn, func() error { return Exec(app, "INSERT INTO t VALUES(7, 'g')") }); err != nil {
+	// Inside a transaction the caller rolls back: fn's writes go, the
+	// triggers are as before; nested calls are harmless.
+	exec(t, conn, "BEGIN IMMEDIATE")
+	if err := WithoutTriggers(conn, func() error {
+		return WithoutTriggers(conn, func() error { return Exec(conn, "INSERT INTO t VALUES(5, 'e')") })
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fired(); got != "text:1,3,6,7" {
-		t.Fatalf("another connection's insert while this one has triggers off: fired %s, want 1,3,6,7", got)
+	exec(t, conn, "ROLLBACK")
+	if got := queryText(t, conn, "SELECT count(*) FROM t WHERE id = 5"); got != "integer:0" {
+		t.Fatalf("rolled-back write: %s rows", got)
+	}
+	if got := triggers(conn); got != before {
+		t.Fatalf("triggers after a rolled-back transaction: %s", got)
+	}
+
+	// The app's own writes afterwards fire them.
+	exec(t, app, "INSERT INTO other VALUES(6)")
+	if got := fired(); got != "text:1second,1first,3second,3first,6other" {
+		t.Fatalf("the app's insert after WithoutTriggers: fired %s", got)
+	}
+	if got := queryText(t, conn, "PRAGMA integrity_check"); got != "text:ok" {
+		t.Fatalf("integrity_check: %s", got)
 	}
 }
 
-// TestRawHandleLayoutChange: a connection type without the expected
-// private fields is a clear error, never a wild pointer.
-func TestRawHandleLayoutChange(t *testing.T) {
-	type tlsGone struct{ conn uintptr }
-	type tlsRetyped struct{ tls, conn uintptr }
-	type connGone struct{ tls *libc.TLS }
-	type connRetyped struct {
-		tls  *libc.TLS
-		conn int64
-	}
-	type connRenamed struct {
-		tls    *libc.TLS
-		handle uintptr
-	}
-	for _, v := range []any{tlsGone{1}, tlsRetyped{1, 1}, connGone{new(libc.TLS)}, connRetyped{nil, 1}, connRenamed{nil, 1}} {
-		_, _, err := rawHandleOf(reflect.ValueOf(v))
-		if err == nil || !strings.Contains(err.Error(), "internal/db.rawHandle") {
-			t.Errorf("%T: error %v, want one that says to adapt internal/db.rawHandle", v, err)
-		}
-	}
-	_, _, err := rawHandleOf(reflect.ValueOf(struct {
-		tls  *libc.TLS
-		conn uintptr
-	}{}))
-	if err == nil || !strings.Contains(err.Error(), "no handle") {
-		t.Errorf("zero handle: error %v, want \"no handle\"", err)
-	}
-}
-
-// TestStandIns runs each kind through an app trigger that calls a
-// function only the app defines.
 func TestStandIns(t *testing.T) {
 	path := newDB(t, `
 CREATE TABLE t(id INTEGER PRIMARY KEY, v, norm);

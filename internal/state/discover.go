@@ -29,7 +29,7 @@ func DefaultDir(dbPath, folder string) string {
 	b, _ := filepath.Abs(folder)
 	// PathKey: where names fold case, two spellings of one path are one pair.
 	h := sha256.Sum256([]byte(fsx.PathKey(a) + "\x00" + fsx.PathKey(b)))
-	return filepath.Join(base, "github.com/rowdrop/rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
+	return filepath.Join(base, "rowdrop", filepath.Base(a)+"-"+hex.EncodeToString(h[:6]))
 }
 
 // FindDir returns DefaultDir for the pair, unless that does not exist yet
