@@ -149,6 +149,7 @@ func childImport(a childArgs) importResult {
 // (P7): one process per step, so each step's peak is its own.
 func childSync(a childArgs) importResult {
 	var r importResult
+	stopSampler := sampleMemory(&r)
 	ctx := context.Background()
 	s, err := rowdrop.Open(ctx, rowdrop.Config{DB: a.DB, Folder: a.Folder, State: a.State})
 	if err != nil {
@@ -172,6 +173,7 @@ func childSync(a childArgs) importResult {
 		err = fmt.Errorf("unknown sync op %q", a.Op)
 	}
 	r.TookS = time.Since(t0).Seconds()
+	stopSampler()
 	if err != nil {
 		r.Error = err.Error()
 	}
