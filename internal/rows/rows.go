@@ -29,8 +29,9 @@ type Table struct {
 	upd    map[string]*sqlite.Stmt // by column set
 	// stream: big BLOB values may be written through incremental blob
 	// I/O (see streamable); 0 not known yet, 1 yes, -1 no.
-	stream int
-	rowid  *sqlite.Stmt
+	stream  int
+	indexed map[int]bool // columns in an index: never streamed
+	rowid   *sqlite.Stmt
 }
 
 // Open prepares access to table t in database dbName of conn.
@@ -218,16 +219,22 @@ func (r *Table) bigBlobs(vals []changeset.Value, cols []int) []int {
 	if len(big) == 0 || !r.streamable() {
 		return nil
 	}
-	return big
+	return slices.DeleteFunc(big, func(i int) bool {
+		if cols != nil {
+			i = cols[i]
+		}
+		return r.indexed[i]
+	})
 }
 
 // streamable reports whether this table's big BLOBs may be written as
 // zeroblob(n) first and filled in after, in the same transaction: only if
 // nothing can see the zeros, so no trigger, no CHECK constraint, no
-// generated column, and a rowid to find the row by (not WITHOUT ROWID,
-// no column hiding the name rowid). Indexed and foreign-key columns are
-// refused by SQLite's blob I/O itself; fillBlobs then writes the value
-// by UPDATE instead.
+// generated column, no partial or expression index, and a rowid to find
+// the row by (not WITHOUT ROWID, no column hiding the name rowid); and
+// never a column of an index (a UNIQUE one would clash on the zeros).
+// Foreign-key columns, refused by SQLite's blob I/O while enforcement is
+// on, get their value by UPDATE instead (fillBlobs).
 func (r *Table) streamable() bool {
 	if r.stream != 0 {
 		return r.stream > 0
@@ -246,7 +253,31 @@ func (r *Table) streamable() bool {
 	triggers := -1
 	err := sqlitex.Execute(r.conn, fmt.Sprintf("SELECT count(*) FROM %s.sqlite_schema WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE", db.Quote(r.dbName)),
 		&sqlitex.ExecOptions{Args: []any{r.T.Name}, ResultFunc: func(s *sqlite.Stmt) error { triggers = s.ColumnInt(0); return nil }})
-	if err == nil && triggers == 0 {
+	if err != nil || triggers != 0 {
+		return false
+	}
+	r.indexed = map[int]bool{}
+	var indexes []string
+	unsafe := false
+	err = sqlitex.Execute(r.conn, fmt.Sprintf("SELECT name, partial FROM %s.pragma_index_list(?)", db.Quote(r.dbName)),
+		&sqlitex.ExecOptions{Args: []any{r.T.Name}, ResultFunc: func(s *sqlite.Stmt) error {
+			indexes = append(indexes, s.ColumnText(0))
+			unsafe = unsafe || s.ColumnInt(1) != 0
+			return nil
+		}})
+	for _, ix := range indexes {
+		if err != nil || unsafe {
+			break
+		}
+		err = sqlitex.Execute(r.conn, fmt.Sprintf("SELECT cid FROM %s.pragma_index_xinfo(?) WHERE key", db.Quote(r.dbName)),
+			&sqlitex.ExecOptions{Args: []any{ix}, ResultFunc: func(s *sqlite.Stmt) error {
+				cid := s.ColumnInt(0)
+				unsafe = unsafe || cid == -2 // an expression
+				r.indexed[cid] = true
+				return nil
+			}})
+	}
+	if err == nil && !unsafe {
 		r.stream = 1
 	}
 	return r.stream > 0

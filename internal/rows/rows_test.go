@@ -16,7 +16,8 @@ import (
 
 // Big BLOBs written by Insert and Update come out exactly as given, in
 // every kind of table: plain ones (streamed through blob I/O), with an
-// index on the value (blob I/O refuses it: written by UPDATE), WITHOUT
+// index on the value, a UNIQUE one already holding zeros of the same
+// length, expression and partial indexes reading it (never streamed), WITHOUT
 // ROWID, and with a trigger, which must see the real value, never the
 // zeros a streamed write starts from.
 func TestBigBlobs(t *testing.T) {
@@ -24,6 +25,9 @@ func TestBigBlobs(t *testing.T) {
 		"plain":      `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB)`,
 		"text key":   `CREATE TABLE f(id TEXT PRIMARY KEY, data BLOB, name TEXT)`,
 		"indexed":    `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB); CREATE INDEX f_data ON f(data)`,
+		"unique":     `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB UNIQUE); INSERT INTO f VALUES(1, 'other', zeroblob(3145730))`,
+		"expression": `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB); CREATE INDEX f_head ON f(substr(data, 1, 4))`,
+		"partial":    `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB); CREATE INDEX f_name ON f(name) WHERE substr(data, 1, 1) = x'01'`,
 		"no rowid":   `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB) WITHOUT ROWID`,
 		"trigger":    `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB); CREATE TABLE seen(head BLOB); CREATE TRIGGER f_seen AFTER UPDATE ON f BEGIN INSERT INTO seen VALUES(substr(NEW.data, 1, 8)); END; CREATE TRIGGER f_ins AFTER INSERT ON f BEGIN INSERT INTO seen VALUES(substr(NEW.data, 1, 8)); END`,
 		"check":      `CREATE TABLE f(id INTEGER PRIMARY KEY, name TEXT, data BLOB CHECK(substr(data, 1, 1) <> x'00'))`,
