@@ -339,6 +339,15 @@ func eachCaptured(r io.Reader, tables []*schema.Table, fn func(t *schema.Table, 
 		byName[t.Name] = t
 	}
 	rd := changeset.NewReader(bufio.NewReaderSize(r, 1<<20), changeset.Limits{})
+	if f, ok := r.(*os.File); ok {
+		// A file of known size: each big value is read into one
+		// allocation of its size, not grown into it (a copy less).
+		fi, err1 := f.Stat()
+		off, err2 := f.Seek(0, io.SeekCurrent)
+		if err1 == nil && err2 == nil && fi.Mode().IsRegular() {
+			rd.SetSize(fi.Size() - off)
+		}
+	}
 	for {
 		c, err := rd.Next()
 		if err == io.EOF {

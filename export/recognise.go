@@ -221,11 +221,7 @@ func edgeRows(conn *sqlite.Conn, dbName string, t *schema.Table) (string, error)
 		q := fmt.Sprintf("SELECT %s FROM %s.%s ORDER BY %s LIMIT 1", strings.Join(cols, ","), db.Quote(dbName), db.Quote(t.Name), order)
 		err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 			found = true
-			vals := make([]changeset.Value, s.ColumnCount())
-			for i := range vals {
-				vals[i] = db.Column(s, i)
-			}
-			h.Write(changeset.EncodeKey(vals))
+			hashRow(h, s)
 			return nil
 		}})
 		if err != nil {
@@ -236,6 +232,30 @@ func edgeRows(conn *sqlite.Conn, dbName string, t *schema.Table) (string, error)
 		return "", nil
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12]), nil
+}
+
+// hashRow writes the result row of s to h as changeset.EncodeKey of its
+// values would encode it, reading TEXT and BLOB values in place: a big
+// value is not copied (recognition runs before every capture and merge).
+func hashRow(h io.Writer, s *sqlite.Stmt) {
+	n := s.ColumnCount()
+	h.Write(changeset.AppendVarint(nil, uint64(n)))
+	var buf []byte
+	for i := 0; i < n; i++ {
+		switch s.ColumnType(i) {
+		case sqlite.TypeText, sqlite.TypeBlob:
+			kind := changeset.KindBlob
+			if s.ColumnType(i) == sqlite.TypeText {
+				kind = changeset.KindText
+			}
+			buf = changeset.AppendVarint(append(buf[:0], byte(kind)), uint64(s.ColumnLen(i)))
+			h.Write(buf)
+			s.ColumnReader(i).WriteTo(h)
+		default:
+			buf = changeset.AppendValue(buf[:0], db.Column(s, i))
+			h.Write(buf)
+		}
+	}
 }
 
 // baseHasRows reports whether any synced table of the base copy has a row.

@@ -142,6 +142,8 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 		}
 	}()
 	rd := changeset.NewReader(src, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}) // it buffers (64 KiB) itself
+	// Validation and ordering need keys and shapes, not big values.
+	rd.KeysOnly(true)
 	var n int64
 	var last *changeset.Table
 	var rec [entrySize]byte
@@ -332,6 +334,18 @@ func (s *staged) Next() (*changeset.Change, error) {
 	s.pos++
 	h := s.headers[e.tbl]
 	need := len(h) + int(e.n)
+	if e.n >= bigChange {
+		// Read through, not into a buffer: the decoded change is then
+		// the only copy of its values (and no big buffer stays behind).
+		s.dec.Reset(io.MultiReader(bytes.NewReader(h), io.NewSectionReader(s.payload, e.off, int64(e.n))))
+		s.dec.SetSize(int64(need))
+		c, err := s.dec.Next()
+		if err != nil {
+			return nil, fmt.Errorf("decode staged change at byte %d of %s: %w", e.off, s.payload.Name(), err)
+		}
+		c.Table = s.tables[e.tbl]
+		return c, nil
+	}
 	if cap(s.buf) < need {
 		s.buf = make([]byte, need)
 	}
@@ -348,6 +362,10 @@ func (s *staged) Next() (*changeset.Change, error) {
 	c.Table = s.tables[e.tbl] // one *Table per group, as in file order
 	return c, nil
 }
+
+// bigChange is the staged size from which a change is decoded straight
+// from the staging file.
+const bigChange = 1 << 20
 
 // load reads and sorts the next window of index entries.
 func (s *staged) load() error {

@@ -48,6 +48,7 @@ type Engine struct {
 	fks          *foreignKeys // re-keyed tables and references to them (rekey.go)
 	rules        *appRules    // the app's rules read from its schema (apprules.go)
 	checkpointed time.Time    // live's last checkpoint (by the live goroutine)
+	liveFree     time.Time    // the app's turn at live's lock ends (releasedLive)
 
 	defaults map[string][]changeset.Value // column defaults by table (shape.go)
 	uniq     uniqueCache                  // UNIQUE clashes (unique.go)
@@ -456,7 +457,7 @@ func (a *applier) flush() error {
 	}
 	a.st.Changes += int64(len(a.items))
 	a.st.Batches++
-	a.pending = a.e.startLive(a.ctx, a.items, a.keys, a.src, a.liveAcc, a.last)
+	a.pending = a.e.startLive(a.ctx, a.items, a.keys, a.src, a.liveAcc, a.last, !serial && splittable(a.items))
 	a.pending.serial = serial
 	a.last = a.pending
 	a.items, a.keys = nil, map[string]bool{}
@@ -551,7 +552,7 @@ func (p *inflight) overlaps(keys map[string]bool) bool {
 // is sent before live's WAL checkpoint that may follow the write, so
 // between ordinary batches the deciding goroutine does not wait for that
 // checkpoint (the next live write does); a full settle still does.
-func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]bool, src Source, acc *access, after *inflight) *inflight {
+func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]bool, src Source, acc *access, after *inflight, split bool) *inflight {
 	p := &inflight{items: items, keys: keys, done: make(chan liveResult, 1), finished: make(chan struct{})}
 	go func() {
 		defer close(p.finished)
@@ -561,7 +562,9 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 		var ls Stats
 		committed, err := e.journalIntent(items)
 		if err == nil {
-			err = e.applyLive(ctx, items, src, acc, &ls)
+			// A journaled batch stays one transaction: its commit record
+			// covers the whole batch (see journalIntent).
+			err = e.applyLiveSplit(ctx, items, src, acc, &ls, split && committed == nil)
 		}
 		if err == nil && committed != nil {
 			err = committed(journalExcept(items))
@@ -627,6 +630,53 @@ const checkpointEvery = 250 * time.Millisecond
 
 // lockTarget is the longest rowdrop means to hold the live write lock.
 const lockTarget = 50 * time.Millisecond
+
+// splitAfter is the time a live write transaction's changes may take
+// before the rest of its batch goes to the next one (applyLiveSplit): the
+// rest of lockTarget is left for its COMMIT, which writes and syncs what
+// they changed (40-60 ms for a 1.4 MB transaction on a loaded machine).
+const splitAfter = lockTarget * 6 / 10
+
+// The app's turn between two of rowdrop's live write transactions.
+// SQLite's busy handler, in a writer waiting for the lock, sleeps 1, 2,
+// 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between its tries: a writer
+// that only ever finds the lock free for an instant keeps missing it, and
+// an app with a 200 ms busy timeout fails (issue 21, item 10). So after
+// each transaction the lock stays free for half its hold, within
+// [minYield, maxYield]: with holds near lockTarget that is 25 ms, the
+// spacing of the app's tries until 128 ms into its wait, so one of them
+// lands in a gap. The gap costs nothing while base's work paces the
+// merge (live's goroutine waits for it anyway).
+const (
+	minYield = 10 * time.Millisecond
+	maxYield = 50 * time.Millisecond
+)
+
+// yieldLive waits, before a live write transaction, until the app's turn
+// after the last one (releasedLive) is over.
+func (e *Engine) yieldLive(ctx context.Context) error {
+	d := time.Until(e.liveFree)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// releasedLive records the end of a live write transaction begun at
+// start, sets the app's turn after it, and returns its hold.
+func (e *Engine) releasedLive(start time.Time) time.Duration {
+	now := time.Now()
+	held := now.Sub(start)
+	e.liveFree = now.Add(min(max(held/2, minYield), maxYield))
+	return held
+}
 
 // nextBatchSize scales the batch toward lockTarget from the last hold.
 func nextBatchSize(size int, held time.Duration) int {
@@ -774,28 +824,67 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 // synced cell the app's triggers changed (with triggers off for that
 // correction only), so applying a change never creates a new local change.
 func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *access, st *Stats) error {
-	return e.inLive(ctx, st, func() error { return e.writeBatch(items, src, acc, st) })
+	return e.applyLiveSplit(ctx, items, src, acc, st, false)
 }
 
-// writeBatch is applyLive's work, inside its transaction.
-func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) error {
+// applyLiveSplit is applyLive; with split, the batch's live write ends
+// its transaction once its changes have taken splitAfter and goes on in
+// the next one, as if the batch had been smaller: batch sizes follow the
+// holds of the batches before (nextBatchSize), but a loaded machine can
+// stretch one batch's work many times over, and the hold must not follow.
+func (e *Engine) applyLiveSplit(ctx context.Context, items []*item, src Source, acc *access, st *Stats, split bool) error {
+	for len(items) > 0 {
+		n := len(items)
+		err := e.inLive(ctx, st, func() (err error) {
+			n, err = e.writeBatch(items, src, acc, st, split)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
+// splittable reports whether a batch's live write may be split over
+// several transactions (applyLiveSplit): not when it moves rows
+// (re-keying), whose moves and the changes after them belong together.
+func splittable(items []*item) bool {
+	for _, it := range items {
+		if len(it.moves) > 0 || it.rekeyRecord != nil || it.keyVacated {
+			return false
+		}
+	}
+	return true
+}
+
+// writeBatch is applyLive's work, inside its transaction. With split it
+// stops before the first change at which splitAfter has passed since it
+// began; it returns how many of items it wrote.
+func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats, split bool) (int, error) {
 	type want struct {
 		it  *item
 		row []changeset.Value // nil = absent
 	}
 	var wants []want
 	var retry, refused []*item
-	for _, it := range items {
+	began := time.Now()
+	for i, it := range items {
+		if split && i > 0 && time.Since(began) >= splitAfter {
+			items = items[:i]
+			break
+		}
 		if it.decision == nil {
 			continue
 		}
 		if err := applyMoves(e.Live, "live", acc, it.moves); err != nil {
-			return err
+			return 0, err
 		}
 		lt := acc.get(e.Live, "live", it.table)
 		l, err := lt.Get(it.key)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		recovered := it.baseRow == nil && l != nil && e.Recovered[batchKey(it)]
 		if e.rk != nil && it.baseRow == nil && l != nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil &&
@@ -831,7 +920,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		it.liveBefore, it.liveWant = l, row
 		cascade, err := e.cascadeWatch(acc, it, l, row)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if err := writeRow(lt, it.key, l, row); err != nil {
 			if e.refusals != nil && isRefusal(e.Live, err) {
@@ -842,7 +931,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 				continue
 			}
 			if !isUnique(err) {
-				return fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
+				return 0, fmt.Errorf("apply %s to the live database: %w", it.table.Name, err)
 			}
 			// Perhaps a value another change of the batch frees: retried
 			// after the rest of the batch (unique.go).
@@ -852,12 +941,12 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		it.liveWritten = true
 		wants = append(wants, want{it, row})
 		if err := cascade.log(e, acc, it, src); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if len(retry) > 0 {
 		if err := e.retryLive(acc, retry); err != nil {
-			return err
+			return 0, err
 		}
 		for _, it := range retry {
 			if it.liveWritten {
@@ -868,7 +957,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 	if e.refusals != nil {
 		written, err := e.refusals.retry(e, acc, refused)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for _, it := range written {
 			wants = append(wants, want{it, it.liveWant})
@@ -878,7 +967,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 	// tables with triggers can differ from what was written.
 	triggered, err := tablesWithTriggers(e.Live)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var fixes []want
 	for _, w := range wants {
@@ -888,16 +977,16 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats) e
 		lt := acc.get(e.Live, "live", w.it.table)
 		got, err := lt.Get(w.it.key)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if !sameRow(got, w.row) {
 			fixes = append(fixes, want{w.it, w.row})
 		}
 	}
 	if len(fixes) == 0 {
-		return nil
+		return len(items), nil
 	}
-	return db.WithoutTriggers(e.Live, func() error {
+	return len(items), db.WithoutTriggers(e.Live, func() error {
 		for _, f := range fixes {
 			lt := acc.get(e.Live, "live", f.it.table)
 			got, err := lt.Get(f.it.key)

@@ -350,6 +350,9 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 // inLive runs fn in a live write transaction and records its hold in st.
 func (e *Engine) inLive(ctx context.Context, st *Stats, fn func() error) (err error) {
 	defer db.Interruptible(ctx, e.Live)()
+	if err := e.yieldLive(ctx); err != nil {
+		return err
+	}
 	end, err := db.Begin(e.Live, "IMMEDIATE")
 	if err != nil {
 		return fmt.Errorf("start write transaction on the live database: %w", err)
@@ -358,7 +361,7 @@ func (e *Engine) inLive(ctx context.Context, st *Stats, fn func() error) (err er
 	start := time.Now()
 	defer func() {
 		end(&err)
-		st.held(time.Since(start))
+		st.held(e.releasedLive(start))
 		if err == nil {
 			st.LiveCommits++
 		}

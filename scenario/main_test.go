@@ -33,5 +33,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv("ROWDROP_CRASH_CHILD") == "app" {
 		os.Exit(runApp())
 	}
+	if os.Getenv("ROWDROP_CRASH_CHILD") == "hog" {
+		for x := 0; ; x++ { // a CPU hog, killed by its parent
+			_ = x
+		}
+	}
+	if os.Getenv("ROWDROP_CRASH_CHILD") == "shortapp" {
+		os.Exit(runShortTimeoutApp())
+	}
 	os.Exit(m.Run())
 }

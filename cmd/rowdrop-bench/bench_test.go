@@ -53,6 +53,8 @@ func TestQuick(t *testing.T) {
 		"P3 file-level":     {"file_level_bytes", "rowdrop_bytes"},
 		"P5 memory":         {"peak_rss_bytes", "raw_bytes"},
 		"P6 lock":           {"max_lock_ms", "app_commits"},
+		"P6 under load":     {"max_lock_ms", "app_commits", "hogs"},
+		"P7 memory":         {"value_bytes", "export_rss_bytes", "import_rss_bytes", "conflict_rss_bytes", "ratio"},
 	}
 	for prefix, keys := range want {
 		found := false

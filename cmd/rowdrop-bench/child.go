@@ -15,12 +15,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/export"
+	importer "github.com/rowdrop/rowdrop/import"
 )
 
 // Child processes: the benchmark re-executes its own binary (or the test
@@ -37,6 +40,8 @@ type childArgs struct {
 	Folder   string `json:"folder,omitempty"`
 	State    string `json:"state,omitempty"`
 	PprofDir string `json:"pprof_dir,omitempty"`
+	BusyMS   int    `json:"busy_ms,omitempty"` // app: its busy timeout (0: 5 s)
+	Op       string `json:"op,omitempty"`      // sync: "export" or "import"
 }
 
 // importResult is what the import child reports.
@@ -85,6 +90,15 @@ func runChild(mode string) int {
 		out = childImport(a)
 	case "app":
 		out = childApp(a)
+	case "sync":
+		out = childSync(a)
+	case "hog":
+		// A CPU hog (P6 under load): spins until its stdin closes.
+		var stop atomic.Bool
+		go func() { io.Copy(io.Discard, os.Stdin); stop.Store(true) }()
+		for x := 0; !stop.Load(); x++ {
+		}
+		return 0
 	default:
 		fmt.Fprintln(os.Stderr, "rowdrop-bench child: unknown mode", mode)
 		return 2
@@ -128,6 +142,42 @@ func childImport(a childArgs) importResult {
 			f.Close()
 		}
 	}
+	return r
+}
+
+// childSync runs one export or import (a.Op) and reports its peak RSS
+// (P7): one process per step, so each step's peak is its own.
+func childSync(a childArgs) importResult {
+	var r importResult
+	stopSampler := sampleMemory(&r)
+	ctx := context.Background()
+	s, err := rowdrop.Open(ctx, rowdrop.Config{DB: a.DB, Folder: a.Folder, State: a.State})
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer s.Close()
+	t0 := time.Now()
+	switch a.Op {
+	case "export":
+		var res export.Result
+		res, err = s.Export(ctx)
+		r.Changes = res.Changes
+	case "import":
+		var res importer.Result
+		res, err = s.Import(ctx)
+		r.Applied, r.Changes, r.Conflicts = res.Applied, res.Changes, res.Conflicts
+		r.Locks, r.LongLocks = res.Locks, res.LongLocks
+		r.MaxLockMS = float64(res.MaxLock) / float64(time.Millisecond)
+	default:
+		err = fmt.Errorf("unknown sync op %q", a.Op)
+	}
+	r.TookS = time.Since(t0).Seconds()
+	stopSampler()
+	if err != nil {
+		r.Error = err.Error()
+	}
+	r.VmHWMKB = vmHWM()
 	return r
 }
 
@@ -192,7 +242,11 @@ func childApp(a childArgs) appResult {
 		return r
 	}
 	defer conn.Close()
-	conn.SetBusyTimeout(5 * time.Second)
+	busy := 5 * time.Second
+	if a.BusyMS > 0 {
+		busy = time.Duration(a.BusyMS) * time.Millisecond
+	}
+	conn.SetBusyTimeout(busy)
 	stop := make(chan struct{})
 	go func() {
 		io.Copy(io.Discard, os.Stdin)

@@ -42,7 +42,7 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "", "work directory for the generated databases (default: a new temporary directory)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.Reps, "reps", 21, "timed one-row exports per database (P1)")
-	flag.StringVar(&o.Only, "only", "", "comma-separated subset of p1,p2,p5,latency (p1 includes P3; p2 includes P6)")
+	flag.StringVar(&o.Only, "only", "", "comma-separated subset of p1,p2,p5,p6,p7,latency (p1 includes P3; p2 includes P6 at rest; p6 is P6 under load)")
 	flag.StringVar(&o.PprofDir, "pprof-dir", "", "write CPU profiles of the measured phases into this directory")
 	verbose := flag.Bool("v", false, "log rowdrop's own messages to stderr")
 	// Size overrides, for experiments and profiling.
@@ -52,6 +52,8 @@ func main() {
 	flag.IntVar(&o.MergeUpdates, "merge-updates", 0, "override: remote updates merged in P2")
 	flag.IntVar(&o.P5Rows, "p5-rows", 0, "override: inserted rows of the P5 changeset")
 	flag.IntVar(&o.P5Body, "p5-body", 0, "override: body length in bytes of the P5 rows")
+	flag.IntVar(&o.LoadRows, "load-rows", 0, "override: rows imported by P6 under load")
+	flag.IntVar(&o.BigValue, "big-value", 0, "override: bytes of P7's BLOB")
 	flag.IntVar(&o.DiffReps, "diff-reps", 0, "override: full diffs per P1 database (median)")
 	flag.Parse()
 	if *verbose {
@@ -86,6 +88,7 @@ type Options struct {
 	// Size overrides (zero: the mode's defaults).
 	TextRows, IntRows                                 string
 	MergeRows, MergeUpdates, P5Rows, P5Body, DiffReps int
+	LoadRows, BigValue                                int
 	Logger                                            *slog.Logger // rowdrop's logger (nil: discard)
 	Progress                                          io.Writer    // progress lines (nil: discard)
 }
@@ -98,6 +101,9 @@ type sizes struct {
 	mergeUpdates int   // P2: remote updates merged
 	p5Rows       int   // P5: inserted rows of the large changeset
 	p5Body       int   // P5: body length of those rows
+	loadRows     int   // P6 under load: inserted rows imported
+	loadBody     int   // P6 under load: body length of those rows
+	bigValue     int   // P7: bytes of the edited BLOB
 	diffReps     int   // full-diff repetitions per DB below 1M rows (median)
 	diffRepsBig  int   // full-diff repetitions per DB of 1M rows and more
 	targetRows   int   // P1 ratio target applies at this size
@@ -131,7 +137,7 @@ func (o Options) sizes() (sizes, error) {
 	for _, p := range []struct {
 		v   int
 		dst *int
-	}{{o.MergeRows, &sz.mergeRows}, {o.MergeUpdates, &sz.mergeUpdates}, {o.P5Rows, &sz.p5Rows}, {o.P5Body, &sz.p5Body},
+	}{{o.MergeRows, &sz.mergeRows}, {o.MergeUpdates, &sz.mergeUpdates}, {o.P5Rows, &sz.p5Rows}, {o.P5Body, &sz.p5Body}, {o.LoadRows, &sz.loadRows}, {o.BigValue, &sz.bigValue},
 		{o.DiffReps, &sz.diffReps}, {o.DiffReps, &sz.diffRepsBig}} {
 		if p.v > 0 {
 			*p.dst = p.v
@@ -146,13 +152,13 @@ func (o Options) sizes() (sizes, error) {
 func sizesFor(quick bool) sizes {
 	if quick {
 		return sizes{textRows: []int{2000, 20000}, intRows: []int{20000}, mergeRows: 20000, mergeUpdates: 2000,
-			p5Rows: 25000, p5Body: 2000, diffReps: 3, diffRepsBig: 1, targetRows: 1_000_000}
+			p5Rows: 25000, p5Body: 2000, loadRows: 20000, loadBody: 500, bigValue: 4 << 20, diffReps: 3, diffRepsBig: 1, targetRows: 1_000_000}
 	}
 	// P5's ~1 GB changeset is made of 2 KB rows rather than 2M rows of
 	// 500 bytes: what bounds memory is the bytes in flight, and a quarter
 	// of the rows keeps the full run within its time budget.
 	return sizes{textRows: []int{100_000, 1_000_000}, intRows: []int{1_000_000}, mergeRows: 1_000_000, mergeUpdates: 100_000,
-		p5Rows: 500_000, p5Body: 2000, diffReps: 3, diffRepsBig: 1, targetRows: 1_000_000}
+		p5Rows: 500_000, p5Body: 2000, loadRows: 200_000, loadBody: 500, bigValue: 50_000_000, diffReps: 3, diffRepsBig: 1, targetRows: 1_000_000}
 }
 
 // Figure is one row of the table.
@@ -193,16 +199,18 @@ func (r *Report) Has(prefix string) bool {
 
 // required lists, per phase, the figures a complete run produces.
 var required = map[string][]string{
-	"p1": {"P1 export", "P1 initial export", "P3 bytes", "P3 file-level"},
-	"p2": {"P2 merge", "P6 lock"},
-	"p5": {"P5 memory"},
+	"p1":      {"P1 export", "P1 initial export", "P3 bytes", "P3 file-level"},
+	"p2":      {"P2 merge", "P6 lock"},
+	"p5":      {"P5 memory"},
+	"p6":      {"P6 under load"},
+	"p7":      {"P7 memory"},
 	"latency": {"L1 commit-to-visible"},
 }
 
 // Missing lists the required figures the run did not produce.
 func (r *Report) Missing() []string {
 	var out []string
-	for _, phase := range []string{"p1", "p2", "p5", "latency"} {
+	for _, phase := range []string{"p1", "p2", "p5", "p6", "p7", "latency"} {
 		if !wantPhase(r.only, phase) {
 			continue
 		}
@@ -360,6 +368,22 @@ func (b *bench) run(ctx context.Context) error {
 	if b.want("p5") {
 		if err := b.p5(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("P5: %w", err))
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if b.want("p7") {
+		if err := b.p7(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("P7: %w", err))
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if b.want("p6") {
+		if err := b.p6Load(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("P6 under load: %w", err))
 		}
 	}
 	if ctx.Err() != nil {

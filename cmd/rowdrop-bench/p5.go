@@ -49,38 +49,10 @@ func (b *bench) p5(ctx context.Context) error {
 		return fmt.Errorf("expected one synced table, found %d", len(tables))
 	}
 	t := tables[0]
-	dev := state.NewID()
-	path := filepath.Join(folder, filepath.FromSlash(rdfile.RelPath(dev, 1)))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	b.logf("P5: writing a changeset of %d inserted rows", rows)
-	h := rdfile.Header{
-		Device: dev, DeviceName: "bench-generator", Install: state.NewID(), Seq: 1,
-		HLC: uint64(hlc.New(nil, 0).Now()), CreatedMS: time.Now().UnixMilli(), Changes: int64(rows),
-		Tables: []rdfile.Table{{Name: t.Name, Columns: t.Columns, Fingerprint: t.Fingerprint()}},
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		w := changeset.NewWriter(pw)
-		tbl := &changeset.Table{Name: "notes", PK: []byte{1, 0, 0, 0, 0}}
-		rng := newRand(b.o.Seed + 5)
-		now := time.Now().UnixMilli()
-		var err error
-		for i := 0; i < rows && err == nil; i++ {
-			ts := now - rng.Int64N(365*24*3600*1000)
-			err = w.Write(&changeset.Change{Table: tbl, Op: changeset.OpInsert, New: []changeset.Value{
-				changeset.Text(uuidText(rng)), changeset.Text(title(rng)), changeset.Text(bodyOf(rng, b.sz.p5Body)), changeset.Int(ts), changeset.Int(ts)}})
-		}
-		if err == nil {
-			err = w.Flush()
-		}
-		pw.CloseWithError(err)
-	}()
-	h, err = rdfile.Build(path, h, pr)
-	pr.Close()
+	h, err := writeInserts(folder, t, rows, b.sz.p5Body, b.o.Seed+5)
 	if err != nil {
-		return fmt.Errorf("write changeset file: %w", err)
+		return err
 	}
 	b.logf("P5: importing %s raw (%s compressed) in a child process", mb(h.RawLen), mb(h.PayloadLen))
 	if b.o.PprofDir != "" {
@@ -117,4 +89,43 @@ func (b *bench) p5(ctx context.Context) error {
 		Values: map[string]float64{"peak_rss_bytes": float64(peak), "go_sys_bytes": float64(r.GoSysKB << 10), "go_heap_bytes": float64(r.GoHeapKB << 10), "raw_bytes": float64(h.RawLen), "import_s": r.TookS, "rows": float64(rows)},
 	})
 	return nil
+}
+
+// writeInserts writes, as a simulated remote device's first file in
+// folder, a changeset inserting rows notes rows with bodies of body bytes
+// (t is the notes table), and returns its header.
+func writeInserts(folder string, t *schema.Table, rows, body int, seed int64) (rdfile.Header, error) {
+	dev := state.NewID()
+	path := filepath.Join(folder, filepath.FromSlash(rdfile.RelPath(dev, 1)))
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return rdfile.Header{}, err
+	}
+	h := rdfile.Header{
+		Device: dev, DeviceName: "bench-generator", Install: state.NewID(), Seq: 1,
+		HLC: uint64(hlc.New(nil, 0).Now()), CreatedMS: time.Now().UnixMilli(), Changes: int64(rows),
+		Tables: []rdfile.Table{{Name: t.Name, Columns: t.Columns, Fingerprint: t.Fingerprint()}},
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		w := changeset.NewWriter(pw)
+		tbl := &changeset.Table{Name: "notes", PK: []byte{1, 0, 0, 0, 0}}
+		rng := newRand(seed)
+		now := time.Now().UnixMilli()
+		var err error
+		for i := 0; i < rows && err == nil; i++ {
+			ts := now - rng.Int64N(365*24*3600*1000)
+			err = w.Write(&changeset.Change{Table: tbl, Op: changeset.OpInsert, New: []changeset.Value{
+				changeset.Text(uuidText(rng)), changeset.Text(title(rng)), changeset.Text(bodyOf(rng, body)), changeset.Int(ts), changeset.Int(ts)}})
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	h, err := rdfile.Build(path, h, pr)
+	pr.Close()
+	if err != nil {
+		return h, fmt.Errorf("write changeset file: %w", err)
+	}
+	return h, nil
 }

@@ -40,6 +40,10 @@ const (
 	smallArena = 64
 	// bufSize is the read buffer size.
 	bufSize = 64 << 10
+	// bigValue is the size from which a TEXT/BLOB value gets a buffer of
+	// its own instead of a place in the change's arena: growing the arena
+	// past a big value would copy it (and the other values) again.
+	bigValue = 1 << 20
 )
 
 func (l Limits) withDefaults() Limits {
@@ -69,6 +73,11 @@ type Reader struct {
 	err   error  // sticky error, io.EOF at the end
 	spans []span // scratch: where TEXT/BLOB bytes live in the arena
 	b8    [8]byte
+	// size is the input's length when known (-1: unknown): a value that
+	// fits in what is left of it is allocated whole, at once.
+	size int64
+	// keysOnly: big non-key values are read past, not kept (KeysOnly).
+	keysOnly bool
 }
 
 // span records that vals[idx].Bytes is arena[off:off+n]; slices are
@@ -80,7 +89,7 @@ type span struct{ idx, off, n int }
 // Reader may read past the end of the changeset in r.
 func NewReader(r io.Reader, lim Limits) *Reader {
 	lim = lim.withDefaults()
-	rd := &Reader{src: r, lim: lim}
+	rd := &Reader{src: r, lim: lim, size: inputSize(r)}
 	src := r
 	if lim.MaxTotalBytes > 0 {
 		rd.lr = &io.LimitedReader{R: r, N: lim.MaxTotalBytes}
@@ -101,12 +110,41 @@ func (r *Reader) Start() int64 { return r.start }
 // Reset makes r decode src from its start, as a new Reader with r's
 // limits would, reusing r's buffers.
 func (r *Reader) Reset(src io.Reader) {
-	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0]}
+	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly}
 	if r.lim.MaxTotalBytes > 0 {
 		r.lr = &io.LimitedReader{R: src, N: r.lim.MaxTotalBytes}
 		src = r.lr
 	}
 	r.br.Reset(src)
+}
+
+// SetSize tells r that its input holds exactly n bytes from the current
+// offset on (after Reset or NewReader), for inputs whose length r cannot
+// see itself: a value that fits in them is then allocated whole instead
+// of growing as its bytes arrive (which copies a big value about once
+// more). A hostile declared length can still not allocate more than the
+// input holds.
+func (r *Reader) SetSize(n int64) { r.size = r.off + n }
+
+// KeysOnly makes r read past the bytes of big TEXT and BLOB values (1 MiB
+// and more) of non-key columns instead of keeping them: such a value comes
+// back with its Kind and nil Bytes. For a pass that needs only the
+// changes' keys and structure (validation, ordering), so memory stays
+// small whatever the values' sizes.
+func (r *Reader) KeysOnly(on bool) { r.keysOnly = on }
+
+// inputSize returns the bytes left in r when r can tell (an in-memory
+// reader, a section of a file), or -1.
+func inputSize(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }: // bytes.Reader, bytes.Buffer, strings.Reader
+		return int64(v.Len())
+	case *io.SectionReader:
+		if off, err := v.Seek(0, io.SeekCurrent); err == nil {
+			return v.Size() - off
+		}
+	}
+	return -1
 }
 
 // Next decodes and returns the next change. It returns io.EOF at the clean
@@ -287,6 +325,12 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 			if total := r.lim.MaxTotalBytes; total > 0 && l > uint64(total-r.off) {
 				return arena, r.corrupt(lenOff, "%s value of %d bytes runs past Limits.MaxTotalBytes (%d)", v.Kind, l, total)
 			}
+			if l >= bigValue {
+				if v.Bytes, err = r.readBig(int(l), r.keysOnly && r.table.PK[i] == 0); err != nil {
+					return arena, err
+				}
+				continue
+			}
 			off := len(arena)
 			if arena, err = r.readBytes(arena, int(l), "TEXT/BLOB value"); err != nil {
 				return arena, err
@@ -323,6 +367,26 @@ func (r *Reader) readBytes(arena []byte, n int, what string) ([]byte, error) {
 		n -= k
 	}
 	return arena, nil
+}
+
+// readBig reads a big value of n bytes into a buffer of its own: whole
+// when the input is known to hold it, else growing as its bytes arrive
+// (see readBytes); skip discards the bytes instead.
+func (r *Reader) readBig(n int, skip bool) ([]byte, error) {
+	const what = "TEXT/BLOB value"
+	if skip {
+		m, err := r.br.Discard(n)
+		r.off += int64(m)
+		if err != nil {
+			return nil, r.readErr(err, what)
+		}
+		return nil, nil
+	}
+	if r.size >= 0 && int64(n) <= r.size-r.off {
+		b := make([]byte, n)
+		return b, r.readFull(b, what)
+	}
+	return r.readBytes(nil, n, what)
 }
 
 func (r *Reader) readByte(what string) (byte, error) {

@@ -5,9 +5,11 @@ package rows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/rowdrop/rowdrop/internal/changeset"
 	"github.com/rowdrop/rowdrop/internal/db"
@@ -16,14 +18,20 @@ import (
 
 // Table accesses one table in one database of a connection.
 type Table struct {
-	conn  *sqlite.Conn
-	T     *schema.Table
-	qname string // "db"."table"
-	where string // pk1=? AND pk2=?
-	sel   *sqlite.Stmt
-	ins   *sqlite.Stmt
-	del   *sqlite.Stmt
-	upd   map[string]*sqlite.Stmt // by column set
+	conn   *sqlite.Conn
+	T      *schema.Table
+	dbName string
+	qname  string // "db"."table"
+	where  string // pk1=? AND pk2=?
+	sel    *sqlite.Stmt
+	ins    *sqlite.Stmt
+	del    *sqlite.Stmt
+	upd    map[string]*sqlite.Stmt // by column set
+	// stream: big BLOB values may be written through incremental blob
+	// I/O (see streamable); 0 not known yet, 1 yes, -1 no.
+	stream  int
+	indexed map[int]bool // columns in an index: never streamed
+	rowid   *sqlite.Stmt
 }
 
 // Open prepares access to table t in database dbName of conn.
@@ -32,7 +40,7 @@ func Open(conn *sqlite.Conn, dbName string, t *schema.Table) *Table {
 	for _, i := range t.PKCols() {
 		w = append(w, db.Quote(t.Columns[i].Name)+"=?")
 	}
-	return &Table{conn: conn, T: t, qname: db.Quote(dbName) + "." + db.Quote(t.Name), where: strings.Join(w, " AND "), upd: map[string]*sqlite.Stmt{}}
+	return &Table{conn: conn, T: t, dbName: dbName, qname: db.Quote(dbName) + "." + db.Quote(t.Name), where: strings.Join(w, " AND "), upd: map[string]*sqlite.Stmt{}}
 }
 
 func (r *Table) cols() string {
@@ -97,13 +105,21 @@ func (r *Table) Insert(row []changeset.Value) error {
 	}
 	s := r.ins
 	defer s.Reset()
+	big := r.bigBlobs(row, nil)
 	for i, v := range row {
+		if slices.Contains(big, i) {
+			s.BindZeroBlob(i+1, int64(len(v.Bytes)))
+			continue
+		}
 		db.Bind(s, i+1, v)
 	}
 	if _, err := s.Step(); err != nil {
 		return fmt.Errorf("insert into %s: %w", r.T.Name, err)
 	}
-	return nil
+	if len(big) == 0 {
+		return nil
+	}
+	return r.fillBlobs(r.conn.LastInsertRowID(), Key(r.T, row), big, row)
 }
 
 // Delete deletes the row with the given key.
@@ -148,19 +164,185 @@ func (r *Table) Update(key []changeset.Value, cols []int, vals []changeset.Value
 		r.upd[sig.String()] = s
 	}
 	defer s.Reset()
+	var big []int // of vals
+	for _, c := range cols {
+		if r.T.Columns[c].PK > 0 {
+			big = []int{} // a new key: the row is found by the old one
+			break
+		}
+	}
+	if big == nil {
+		big = r.bigBlobs(vals, cols)
+	}
 	for i, v := range vals {
+		if slices.Contains(big, i) {
+			s.BindZeroBlob(i+1, int64(len(v.Bytes)))
+			continue
+		}
 		db.Bind(s, i+1, v)
 	}
 	r.bindKey(s, len(vals)+1, key)
 	if _, err := s.Step(); err != nil {
 		return fmt.Errorf("update %s: %w", r.T.Name, err)
 	}
+	if len(big) == 0 || r.conn.Changes() == 0 {
+		return nil
+	}
+	id, err := r.rowID(key)
+	if err != nil {
+		return err
+	}
+	full := make([]changeset.Value, len(r.T.Columns))
+	colsBig := make([]int, len(big))
+	for j, i := range big {
+		full[cols[i]] = vals[i]
+		colsBig[j] = cols[i]
+	}
+	return r.fillBlobs(id, key, colsBig, full)
+}
+
+// streamMin is the size from which a BLOB value is written through
+// incremental blob I/O: SQLite then neither copies the bound value nor
+// builds a record holding it (two copies of the value in its memory),
+// and writes it page by page through a small buffer.
+const streamMin = 1 << 20
+
+// bigBlobs returns the indices into vals (columns cols[i], or i when cols
+// is nil) of the BLOB values to stream, if the table allows it.
+func (r *Table) bigBlobs(vals []changeset.Value, cols []int) []int {
+	var big []int
+	for i, v := range vals {
+		if v.Kind == changeset.KindBlob && len(v.Bytes) >= streamMin {
+			big = append(big, i)
+		}
+	}
+	if len(big) == 0 || !r.streamable() {
+		return nil
+	}
+	return slices.DeleteFunc(big, func(i int) bool {
+		if cols != nil {
+			i = cols[i]
+		}
+		return r.indexed[i]
+	})
+}
+
+// streamable reports whether this table's big BLOBs may be written as
+// zeroblob(n) first and filled in after, in the same transaction: only if
+// nothing can see the zeros, so no trigger, no CHECK constraint, no
+// generated column, no partial or expression index, and a rowid to find
+// the row by (not WITHOUT ROWID, no column hiding the name rowid); and
+// never a column of an index (a UNIQUE one would clash on the zeros).
+// Foreign-key columns, refused by SQLite's blob I/O while enforcement is
+// on, get their value by UPDATE instead (fillBlobs).
+func (r *Table) streamable() bool {
+	if r.stream != 0 {
+		return r.stream > 0
+	}
+	r.stream = -1
+	sql := strings.ToUpper(r.T.CreateSQL)
+	if sql == "" || strings.Contains(sql, "WITHOUT") || strings.Contains(sql, "CHECK") || strings.Contains(sql, "GENERATED") || strings.Contains(sql, " AS ") {
+		return false
+	}
+	for _, c := range r.T.Columns {
+		switch strings.ToLower(c.Name) {
+		case "rowid", "_rowid_", "oid":
+			return false
+		}
+	}
+	triggers := -1
+	err := sqlitex.Execute(r.conn, fmt.Sprintf("SELECT count(*) FROM %s.sqlite_schema WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE", db.Quote(r.dbName)),
+		&sqlitex.ExecOptions{Args: []any{r.T.Name}, ResultFunc: func(s *sqlite.Stmt) error { triggers = s.ColumnInt(0); return nil }})
+	if err != nil || triggers != 0 {
+		return false
+	}
+	r.indexed = map[int]bool{}
+	var indexes []string
+	unsafe := false
+	err = sqlitex.Execute(r.conn, fmt.Sprintf("SELECT name, partial FROM %s.pragma_index_list(?)", db.Quote(r.dbName)),
+		&sqlitex.ExecOptions{Args: []any{r.T.Name}, ResultFunc: func(s *sqlite.Stmt) error {
+			indexes = append(indexes, s.ColumnText(0))
+			unsafe = unsafe || s.ColumnInt(1) != 0
+			return nil
+		}})
+	for _, ix := range indexes {
+		if err != nil || unsafe {
+			break
+		}
+		err = sqlitex.Execute(r.conn, fmt.Sprintf("SELECT cid FROM %s.pragma_index_xinfo(?) WHERE key", db.Quote(r.dbName)),
+			&sqlitex.ExecOptions{Args: []any{ix}, ResultFunc: func(s *sqlite.Stmt) error {
+				cid := s.ColumnInt(0)
+				unsafe = unsafe || cid == -2 // an expression
+				r.indexed[cid] = true
+				return nil
+			}})
+	}
+	if err == nil && !unsafe {
+		r.stream = 1
+	}
+	return r.stream > 0
+}
+
+// rowID returns the rowid of the row with key.
+func (r *Table) rowID(key []changeset.Value) (int64, error) {
+	if r.rowid == nil {
+		s, err := r.prep(fmt.Sprintf("SELECT _rowid_ FROM %s WHERE %s", r.qname, r.where))
+		if err != nil {
+			return 0, err
+		}
+		r.rowid = s
+	}
+	s := r.rowid
+	defer s.Reset()
+	r.bindKey(s, 1, key)
+	ok, err := s.Step()
+	if err != nil || !ok {
+		return 0, fmt.Errorf("find the row just written in %s: %v", r.T.Name, err)
+	}
+	return s.ColumnInt64(0), nil
+}
+
+// fillBlobs writes row[c] for each column c of cols into the zeroblob
+// the row with rowid id (and key) holds there. A column SQLite does not
+// let blob I/O write (indexed, a foreign key) gets its value by UPDATE.
+func (r *Table) fillBlobs(id int64, key []changeset.Value, cols []int, row []changeset.Value) error {
+	for _, c := range cols {
+		name := r.T.Columns[c].Name
+		b, err := r.conn.OpenBlob(r.dbName, r.T.Name, name, id, true)
+		if err != nil {
+			if uerr := r.updateBound(key, c, row[c]); uerr != nil {
+				return fmt.Errorf("write %s.%s: %w", r.T.Name, name, uerr)
+			}
+			continue
+		}
+		_, err = b.Write(row[c].Bytes)
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s.%s: %w", r.T.Name, name, err)
+		}
+	}
 	return nil
+}
+
+// updateBound sets one column by an UPDATE binding its value.
+func (r *Table) updateBound(key []changeset.Value, c int, v changeset.Value) error {
+	q := fmt.Sprintf("UPDATE %s SET %s = ? WHERE %s", r.qname, db.Quote(r.T.Columns[c].Name), r.where)
+	s, err := r.conn.Prepare(q)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	db.Bind(s, 1, v)
+	r.bindKey(s, 2, key)
+	_, err = s.Step()
+	return err
 }
 
 // Close finalizes prepared statements.
 func (r *Table) Close() {
-	for _, s := range []*sqlite.Stmt{r.sel, r.ins, r.del} {
+	for _, s := range []*sqlite.Stmt{r.sel, r.ins, r.del, r.rowid} {
 		if s != nil {
 			s.Finalize()
 		}

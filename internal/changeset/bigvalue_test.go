@@ -1,0 +1,118 @@
+package changeset_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"runtime"
+	"testing"
+
+	"github.com/rowdrop/rowdrop/internal/changeset"
+)
+
+// bigChangeset is one UPDATE of a table (id INTEGER PK, b BLOB, t TEXT)
+// whose old and new values are 3 MiB each.
+func bigChangeset(t *testing.T) ([]byte, *changeset.Change) {
+	t.Helper()
+	old := bytes.Repeat([]byte{1}, 3<<20)
+	nw := bytes.Repeat([]byte{2}, 3<<20)
+	c := &changeset.Change{Table: &changeset.Table{Name: "t", PK: []byte{1, 0, 0}}, Op: changeset.OpUpdate,
+		Old: []changeset.Value{changeset.Int(7), changeset.Blob(old), changeset.Text("a")},
+		New: []changeset.Value{{}, changeset.Blob(nw), changeset.Text("b")}}
+	var buf bytes.Buffer
+	w := changeset.NewWriter(&buf)
+	if err := w.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), c
+}
+
+// onlyReader hides what a reader is, so the Reader cannot tell its size.
+type onlyReader struct{ io.Reader }
+
+// Big values decode whole and exactly, from inputs of known and of
+// unknown size, and a value of known size takes one allocation of its
+// own (no arena grown and copied around it).
+func TestBigValues(t *testing.T) {
+	data, want := bigChangeset(t)
+	for name, mk := range map[string]func() *changeset.Reader{
+		"bytes": func() *changeset.Reader { return changeset.NewReader(bytes.NewReader(data), changeset.Limits{}) },
+		"section": func() *changeset.Reader {
+			return changeset.NewReader(io.NewSectionReader(bytes.NewReader(data), 0, int64(len(data))), changeset.Limits{})
+		},
+		"set-size": func() *changeset.Reader {
+			r := changeset.NewReader(onlyReader{bytes.NewReader(data)}, changeset.Limits{})
+			r.SetSize(int64(len(data)))
+			return r
+		},
+		"stream": func() *changeset.Reader {
+			return changeset.NewReader(onlyReader{bytes.NewReader(data)}, changeset.Limits{})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := mk()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			c, err := r.Next()
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%s: %d bytes allocated for a %d-byte change", name, alloc, len(data))
+			for i := range want.Old {
+				if !c.Old[i].Equal(want.Old[i]) || !c.New[i].Equal(want.New[i]) {
+					t.Fatalf("column %d: old %v new %v, want %v %v", i, c.Old[i], c.New[i], want.Old[i], want.New[i])
+				}
+			}
+			if name != "stream" && float64(alloc) > 1.1*float64(len(data)) {
+				t.Errorf("%d bytes allocated to decode %d: values grown, not allocated whole", alloc, len(data))
+			}
+		})
+	}
+}
+
+// A declared length beyond the input is refused as truncation, not
+// allocated, even when the input's size is known.
+func TestBigValueTruncated(t *testing.T) {
+	data, _ := bigChangeset(t)
+	cut := data[:len(data)-(1<<20)]
+	for _, r := range []*changeset.Reader{
+		changeset.NewReader(bytes.NewReader(cut), changeset.Limits{}),
+		changeset.NewReader(onlyReader{bytes.NewReader(cut)}, changeset.Limits{}),
+	} {
+		if _, err := r.Next(); !errors.Is(err, changeset.ErrCorrupt) {
+			t.Fatalf("truncated big value: %v, want ErrCorrupt", err)
+		}
+	}
+}
+
+// KeysOnly keeps keys and small values and drops big non-key values'
+// bytes, and the next change still decodes.
+func TestKeysOnly(t *testing.T) {
+	data, _ := bigChangeset(t)
+	two := append(append([]byte{}, data...), data...)
+	r := changeset.NewReader(onlyReader{bytes.NewReader(two)}, changeset.Limits{})
+	r.KeysOnly(true)
+	for i := 0; i < 2; i++ {
+		c, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := c.Key(); len(k) != 1 || k[0].Int != 7 {
+			t.Fatalf("key %v, want [7]", k)
+		}
+		if c.Old[1].Kind != changeset.KindBlob || c.Old[1].Bytes != nil || c.New[1].Bytes != nil {
+			t.Fatalf("big values kept: %d and %d bytes", len(c.Old[1].Bytes), len(c.New[1].Bytes))
+		}
+		if string(c.New[2].Bytes) != "b" {
+			t.Fatalf("small value %q, want b", c.New[2].Bytes)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("after two changes: %v, want EOF", err)
+	}
+}
