@@ -223,6 +223,7 @@ type loop struct {
 	folder  *tree // nil if cfg.Folder is empty
 	db      *tree // nil if cfg.DBPath is empty
 	dbNames map[string]bool
+	dbBase  string // the live database's file name
 
 	pend    pending
 	timer   *time.Timer // fires at pend's deadline
@@ -254,6 +255,7 @@ func newLoop(cfg Config, handle func(context.Context, Event) error) *loop {
 		p := filepath.Clean(cfg.DBPath)
 		base := filepath.Base(p)
 		l.db = &tree{root: filepath.Dir(p), what: "database directory", local: true, dirs: map[string]struct{}{}}
+		l.dbBase = base
 		l.dbNames = map[string]bool{base: true, base + "-wal": true, base + "-journal": true}
 	}
 	// Go 1.23+ timers: Stop/Reset need no draining, and a stopped timer
@@ -353,8 +355,7 @@ func (l *loop) trigger(local, remote bool, reason string) { l.triggerNow(local, 
 // checkpoint) wait for the quiet period: a call started then would read
 // the database before the commit.
 func (l *loop) triggerLocal(base string, op fsnotify.Op) {
-	db := filepath.Base(l.cfg.DBPath)
-	commit := (base == db+"-wal" && op.Has(fsnotify.Write)) || (base == db+"-journal" && op.Has(fsnotify.Remove))
+	commit := (base == l.dbBase+"-wal" && op.Has(fsnotify.Write)) || (base == l.dbBase+"-journal" && op.Has(fsnotify.Remove))
 	// Quiet: no call for a quiet period, and no burst older than one (the
 	// journal created when the transaction began is a younger one).
 	now := time.Now()
