@@ -148,6 +148,12 @@ func (im *Importer) verifyApplied(scan *folder.Scan, applied map[string]uint64, 
 				}
 				continue
 			}
+			if err == nil && im.splitCopyHolds(scan, dev, e.Seq, rec.Sum) {
+				// A split identity, not a replacement: the content this
+				// device applied survives as the sync tool's conflict copy,
+				// and mergeSplits merges both.
+				continue
+			}
 			why := ""
 			switch {
 			case errors.Is(err, os.ErrNotExist):
@@ -166,4 +172,18 @@ func (im *Importer) verifyApplied(scan *folder.Scan, applied map[string]uint64, 
 		}
 	}
 	return nil
+}
+
+// splitCopyHolds reports whether a conflict copy of device dev's file seq
+// in the scan has the sum this device applied under the file's name.
+func (im *Importer) splitCopyHolds(scan *folder.Scan, dev string, seq uint64, sum string) bool {
+	for _, c := range scan.Conflicts {
+		if _, d, _ := rdfile.Classify(c); d != dev {
+			continue
+		}
+		if f, err := im.Folder.Open(c); err == nil && f.Header.Device == dev && f.Header.Seq == seq && f.Sum() == sum {
+			return true
+		}
+	}
+	return false
 }
