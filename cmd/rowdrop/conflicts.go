@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rowdrop/rowdrop"
 )
@@ -28,60 +28,86 @@ type listedConflict struct {
 	*rowdrop.Conflict
 }
 
-// cmdConflicts lists the conflict log, shows one entry, or restores an
-// entry's losing value as a new local edit.
+// cmdConflicts lists the conflict log, shows, restores or dismisses one
+// entry, or prunes old entries. The work is the library's; this is the
+// command line around it.
 func cmdConflicts(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] | show ID [--json] | restore ID", pairFlags)
-	asJSON := fs.Bool("json", false, "print JSON on stdout (list: an array; show: an object)")
+	fs := a.newFlags("[pair flags] [--table T] [--since WHEN] [--all] [--json] | show ID [--json] | restore ID | dismiss ID | prune --before WHEN", pairFlags)
+	asJSON := fs.Bool("json", false, "print JSON on stdout (list: an array; show: an object); values are typed: numbers, strings, null, a BLOB as {\"blob\": \"<hex>\"}")
+	table := fs.String("table", "", "list only the entries of this table")
+	since := fs.String("since", "", "list only the entries logged since `WHEN`: a time (2026-01-02, 2026-01-02T15:04:05Z) or a span back from now (36h, 7d, 2w)")
+	all := fs.Bool("all", false, "list dismissed entries too")
+	before := fs.String("before", "", "prune: delete the entries logged before `WHEN` (as --since)")
 	pos, err := a.parse(fs, args)
 	if err != nil {
 		return err
 	}
-	pairs, err := a.pairs()
-	if err != nil {
-		return err
+	verb := "list"
+	if len(pos) > 0 {
+		verb = pos[0]
 	}
-	if len(pos) == 0 || pos[0] == "list" {
+	f := rowdrop.ConflictFilter{Table: *table, Dismissed: *all}
+	if *since != "" {
+		if f.Since, err = parseWhen(*since, time.Now()); err != nil {
+			return usagef("--since: %v", err)
+		}
+	}
+	switch verb {
+	case "list":
 		if len(pos) > 1 {
 			return usagef("unexpected argument %q (see `rowdrop conflicts -h`)", pos[1])
 		}
-		return a.listConflicts(ctx, pairs, *asJSON)
-	}
-	verb := pos[0]
-	if verb != "show" && verb != "restore" {
-		return usagef("unknown conflicts subcommand %q: use `conflicts`, `conflicts show ID` or `conflicts restore ID`", verb)
+		pairs, err := a.pairs()
+		if err != nil {
+			return err
+		}
+		return a.listConflicts(ctx, pairs, f, *asJSON)
+	case "prune":
+		if len(pos) > 1 {
+			return usagef("conflicts prune takes no argument but --before WHEN (got %q)", pos[1])
+		}
+		if *before == "" {
+			return usagef("conflicts prune needs --before WHEN, e.g. --before 30d (entries logged before it are deleted)")
+		}
+		t, err := parseWhen(*before, time.Now())
+		if err != nil {
+			return usagef("--before: %v", err)
+		}
+		return a.pruneConflicts(ctx, t)
+	case "show", "restore", "dismiss":
+	default:
+		return usagef("unknown conflicts subcommand %q: use `conflicts`, `conflicts show|restore|dismiss ID` or `conflicts prune --before WHEN`", verb)
 	}
 	if len(pos) != 2 {
 		return usagef("conflicts %s needs exactly one ID (list them with `rowdrop conflicts`)", verb)
 	}
-	id, err := strconv.ParseInt(pos[1], 10, 64)
-	if err != nil || id <= 0 {
-		return usagef("conflict ID %q is not a positive number (list them with `rowdrop conflicts`)", pos[1])
-	}
-	if len(pairs) > 1 {
-		return usagef("conflict IDs are per database and the config lists %d: add --db to pick one", len(pairs))
-	}
-	p := pairs[0]
-	s, err := a.open(ctx, p, lockWait, nil)
+	s, p, err := a.onePair(ctx, "conflict IDs")
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	c, err := s.Conflict(id)
+	c, err := s.Conflict(pos[1])
 	if err != nil {
 		return err
 	}
-	if verb == "show" {
+	switch verb {
+	case "show":
 		if *asJSON {
 			return writeJSON(a.stdout, listedConflict{Database: p.DB, Conflict: c})
 		}
 		printConflict(a.stdout, c, deviceNames(ctx, s), true)
 		return nil
+	case "dismiss":
+		if _, err := s.DismissConflict(c.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "dismissed conflict %s (%s %s): `rowdrop conflicts` no longer lists it; `conflicts show %s` still does\n", c.ID, c.Table, c.Key, c.ID)
+		return nil
 	}
 	if c.Restored != "" {
-		a.log.Warn("this conflict was restored before; writing its losing value again", "id", id, "restored", c.Restored)
+		a.log.Warn("this conflict was restored before; writing its losing value again", "id", c.ID, "restored", c.Restored)
 	}
-	if err := s.RestoreConflict(ctx, id); err != nil {
+	if err := s.RestoreConflict(ctx, c.ID); err != nil {
 		return err
 	}
 	cols := make([]string, 0, len(c.Loser))
@@ -90,12 +116,46 @@ func cmdConflicts(ctx context.Context, a *app, args []string) error {
 			cols = append(cols, col+"="+v)
 		}
 	}
-	fmt.Fprintf(a.stdout, "restored conflict %d: %s %s now has %s as a local edit; the next sync (or a running watch) shares it\n",
-		id, c.Table, c.Key, strings.Join(cols, ", "))
+	fmt.Fprintf(a.stdout, "restored conflict %s: %s %s now has %s as a local edit; the next sync (or a running watch) shares it\n",
+		c.ID, c.Table, c.Key, strings.Join(cols, ", "))
 	return nil
 }
 
-func (a *app) listConflicts(ctx context.Context, pairs []pairConfig, asJSON bool) error {
+// onePair opens the one pair a command about an entry of one database's
+// log needs (what names "conflict IDs" for the message).
+func (a *app) onePair(ctx context.Context, what string) (*rowdrop.Syncer, pairConfig, error) {
+	pairs, err := a.pairs()
+	if err != nil {
+		return nil, pairConfig{}, err
+	}
+	if len(pairs) > 1 {
+		return nil, pairConfig{}, usagef("%s are per database and the config lists %d: add --db to pick one", what, len(pairs))
+	}
+	s, err := a.open(ctx, pairs[0], lockWait, nil)
+	return s, pairs[0], err
+}
+
+func (a *app) pruneConflicts(ctx context.Context, before time.Time) error {
+	pairs, err := a.pairs()
+	if err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		s, err := a.open(ctx, p, lockWait, nil)
+		if err != nil {
+			return pairErr(pairs, p, err)
+		}
+		n, err := s.PruneConflicts(before)
+		s.Close()
+		if err != nil {
+			return pairErr(pairs, p, err)
+		}
+		fmt.Fprintf(a.stdout, "%s: deleted %d conflict-log entr%s logged before %s\n", p.DB, n, plural(n, "y", "ies"), before.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (a *app) listConflicts(ctx context.Context, pairs []pairConfig, f rowdrop.ConflictFilter, asJSON bool) error {
 	out := []listedConflict{}
 	names := map[string]string{}
 	for _, p := range pairs {
@@ -103,7 +163,7 @@ func (a *app) listConflicts(ctx context.Context, pairs []pairConfig, asJSON bool
 		if err != nil {
 			return pairErr(pairs, p, err)
 		}
-		cs, err := s.Conflicts()
+		cs, err := s.ConflictLog(f)
 		if err == nil && !asJSON {
 			for k, v := range deviceNames(ctx, s) {
 				names[k] = v
@@ -132,7 +192,7 @@ func (a *app) listConflicts(ctx context.Context, pairs []pairConfig, asJSON bool
 		}
 		printConflict(a.stdout, c.Conflict, names, false)
 	}
-	fmt.Fprintln(a.stdout, "\n`rowdrop conflicts show ID` for details; `rowdrop conflicts restore ID` writes the losing value back.")
+	fmt.Fprintln(a.stdout, "\n`rowdrop conflicts show ID` for details; `conflicts restore ID` writes the losing value back; `conflicts dismiss ID` hides an entry.")
 	return nil
 }
 
@@ -166,7 +226,10 @@ func printConflict(w io.Writer, c *rowdrop.Conflict, names map[string]string, fu
 	if c.Restored != "" {
 		restored = "  (restored " + c.Restored + ")"
 	}
-	fmt.Fprintf(w, "#%d  %s  %s  table %s, key %s, %s%s\n", c.ID, c.At, c.Kind, c.Table, c.Key, strings.Join(c.Columns, ", "), restored)
+	if c.Dismissed != "" {
+		restored += "  (dismissed " + c.Dismissed + ")"
+	}
+	fmt.Fprintf(w, "%s  %s  %s  table %s, key %s, %s%s\n", c.ID, c.At, c.Kind, c.Table, c.Key, strings.Join(c.Columns, ", "), restored)
 	if full {
 		if t, ok := kindText[c.Kind]; ok {
 			fmt.Fprintf(w, "    %s\n", t)
