@@ -49,9 +49,13 @@ Usage:
                                             sync; rows and cells changed since the file are skipped
   rowdrop status    [pair flags] [--json]   this device, the other devices, files pending/held/broken,
                                             synced and skipped tables, conflicts
-  rowdrop conflicts [pair flags] [--json]   list the conflict log (values that lost a merge)
+  rowdrop conflicts [pair flags] [--table T] [--since WHEN] [--all] [--json]
+                                            list the conflict log (values that lost a merge), one entry
+                                            per row and pair of edits; ids are the same on every device
   rowdrop conflicts show ID [--json]        one entry with both values
   rowdrop conflicts restore ID              write the losing value back as a new local edit
+  rowdrop conflicts dismiss ID              hide an entry from the list (show still finds it)
+  rowdrop conflicts prune --before WHEN     delete the entries logged before WHEN (2026-01-02, 30d)
   rowdrop snapshot  [pair flags] [--json]   export, then publish a snapshot of this device's merged
                                             state: new devices join from it, devices whose old files
                                             were collected re-base on it
@@ -72,12 +76,16 @@ Usage:
   rowdrop check     --folder DIR [--read-data] [--json]
                                             verify every file in the shared folder (needs no database,
                                             writes nothing); exit 3 when it finds problems
+  rowdrop uninstall [pair flags] [--dry-run] [--json]
+                                            remove everything rowdrop put into the app's database (capture
+                                            triggers, rowdrop_dirty, rowdrop_marker) in one transaction; the
+                                            state directory and the shared folder's files stay
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
   rowdrop --version                         the module version and VCS revision this binary was built from
 
-Pair flags (sync, watch, adopt, revert, status, conflicts, snapshot, restore, gc, devices; flags may come before or after arguments):
+Pair flags (sync, watch, adopt, revert, status, conflicts, snapshot, restore, gc, devices, uninstall; flags may come before or after arguments):
   --db PATH              the app's SQLite database
   --folder DIR           the shared folder (one per database; never put the database inside it)
   --state DIR            private state directory (default: $XDG_STATE_HOME/rowdrop/<db>-<hash>)
@@ -172,6 +180,7 @@ var commands = map[string]command{
 	"revert":    cmdRevert,
 	"restore":   cmdRestore,
 	"check":     cmdCheck,
+	"uninstall": cmdUninstall,
 }
 
 // run is main without the process: it returns the exit status.
