@@ -13,14 +13,15 @@ import (
 
 // listed is an entry of `conflicts --json`, values left typed.
 type listed struct {
-	ID      string         `json:"id"`
-	Seq     int64          `json:"seq"`
-	Kind    string         `json:"kind"`
-	Table   string         `json:"table"`
-	Key     string         `json:"key"`
-	Columns []string       `json:"columns"`
-	Winner  map[string]any `json:"winner"`
-	Loser   map[string]any `json:"loser"`
+	RawID   json.RawMessage `json:"id"` // raw: the test also runs against numeric ids
+	ID      string          `json:"-"`
+	Seq     int64           `json:"seq"`
+	Kind    string          `json:"kind"`
+	Table   string          `json:"table"`
+	Key     string          `json:"key"`
+	Columns []string        `json:"columns"`
+	Winner  map[string]any  `json:"winner"`
+	Loser   map[string]any  `json:"loser"`
 }
 
 func conflictsJSON(t *testing.T, args ...string) []listed {
@@ -29,6 +30,9 @@ func conflictsJSON(t *testing.T, args ...string) []listed {
 	var out []listed
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("conflicts --json: %v\n%s", err, r.stdout)
+	}
+	for i := range out {
+		out[i].ID = strings.Trim(string(out[i].RawID), `"`)
 	}
 	return out
 }
