@@ -142,6 +142,7 @@ func orNever(s string) string {
 
 // printStatus renders a status for people.
 func printStatus(w io.Writer, st *rowdrop.Status) {
+	fmt.Fprintf(w, "%s\n\n", st.Verdict)
 	fmt.Fprintf(w, "database   %s\n", st.Database)
 	fmt.Fprintf(w, "device     %s (id %s)\n", st.Name, st.Device)
 	avail := "available"
@@ -170,13 +171,13 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 	fmt.Fprintf(w, "\nother devices: %d\n", len(st.Devices))
 	if len(st.Devices) > 0 {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tNAME\tPUBLISHED\tAPPLIED\tPENDING")
+		fmt.Fprintln(tw, "  ID\tNAME\tPUBLISHED\tAPPLIED\tPENDING\tUNACKED")
 		for _, d := range st.Devices {
 			name := d.Name
 			if name == "" {
 				name = "?"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", d.ID, name, d.Published, d.Applied, d.Pending)
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\n", d.ID, name, d.Published, d.Applied, d.Pending, d.Unacked)
 		}
 		tw.Flush()
 	}
