@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
@@ -28,82 +30,194 @@ type listedConflict struct {
 	*rowdrop.Conflict
 }
 
-// cmdConflicts lists the conflict log, shows, restores or dismisses one
-// entry, or prunes old entries. The work is the library's; this is the
-// command line around it.
-func cmdConflicts(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--table T] [--since WHEN] [--all] [--json] | show ID [--json] | restore ID | dismiss ID | prune --before WHEN", pairFlags)
-	asJSON := fs.Bool("json", false, "print JSON on stdout (list: an array; show: an object); values are typed: numbers, strings, null, a BLOB as {\"blob\": \"<hex>\"}")
-	table := fs.String("table", "", "list only the entries of this table")
-	since := fs.String("since", "", "list only the entries logged since `WHEN`: a time (2026-01-02, 2026-01-02T15:04:05Z) or a span back from now (36h, 7d, 2w)")
-	all := fs.Bool("all", false, "list dismissed entries too")
-	before := fs.String("before", "", "prune: delete the entries logged before `WHEN` (as --since)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newConflictsCmd is `rowdrop conflicts`: it lists the conflict log; its
+// subcommands show one entry, restore an entry's losing value as a new
+// local edit, dismiss an entry, or prune old ones. The work is the
+// library's (conflicts.go of package rowdrop); this is the command line.
+func newConflictsCmd(a *app) *cobra.Command {
+	var asJSON, all bool
+	var table, since, before string
+	cmd := &cobra.Command{
+		Use:   "conflicts [pair flags] [--table T] [--since WHEN] [--all] [--json]",
+		Short: "list the conflict log: values that lost a merge",
+		Long: `List the conflict log: every value that lost a merge (two devices edited the same
+cell, a row was deleted on one device and edited on another, two rows were
+inserted under one key). One entry is one row and one pair of edits, with every
+cell where they met; a cell the app's triggers set (an updated_at) is no
+conflict of its own. An entry's ID is the same on every device. Nothing is lost:
+` + "`conflicts show ID`" + ` prints both values, ` + "`conflicts restore ID`" + ` writes the losing
+value back as a new edit, ` + "`conflicts dismiss ID`" + ` hides an entry you have dealt
+with, ` + "`conflicts prune --before WHEN`" + ` deletes old entries.
+
+WHEN is a date or time (2026-01-02, 2026-01-02 15:04, 2026-01-02T15:04:05Z;
+local time unless a zone is given) or a span back from now (90m, 36h, 7d, 2w).
+With --json, values are typed: numbers, strings, null, a BLOB as
+{"blob": "<hex>"}.`,
+		Example: `  rowdrop conflicts --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts --table notes --since 7d --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts show 3fa81c09be27 --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts restore 3fa81c09be27 --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts dismiss 3fa81c09be27 --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts prune --before 90d --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown conflicts subcommand %q: use `conflicts`, `conflicts show|restore|dismiss ID` or `conflicts prune --before WHEN`", args[0])
+			}
+			return nil
+		},
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			f := rowdrop.ConflictFilter{Table: table, Dismissed: all}
+			if since != "" {
+				t, err := parseWhen(since, time.Now())
+				if err != nil {
+					return usagef("--since: %v", err)
+				}
+				f.Since = t
+			}
+			pairs, err := a.pairs()
+			if err != nil {
+				return err
+			}
+			return a.listConflicts(ctx, pairs, f, asJSON)
+		}),
 	}
-	verb := "list"
-	if len(pos) > 0 {
-		verb = pos[0]
+	// Persistent: the subcommands take the pair flags and --json too.
+	addSettingFlags(cmd.PersistentFlags(), pairFlags)
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON on stdout (list: an array; show: an object); values typed: numbers, strings, null, a BLOB as {\"blob\": \"<hex>\"}")
+	listFlags := func(c *cobra.Command) {
+		c.Flags().StringVar(&table, "table", "", "list only the entries of this `table`")
+		c.Flags().StringVar(&since, "since", "", "list only the entries logged since `WHEN`: a time (2026-01-02, 2026-01-02T15:04:05Z) or a span back from now (36h, 7d, 2w)")
+		c.Flags().BoolVar(&all, "all", false, "list dismissed entries too")
 	}
-	f := rowdrop.ConflictFilter{Table: *table, Dismissed: *all}
-	if *since != "" {
-		if f.Since, err = parseWhen(*since, time.Now()); err != nil {
-			return usagef("--since: %v", err)
-		}
+	listFlags(cmd)
+	list := &cobra.Command{
+		Use:     "list [pair flags] [--table T] [--since WHEN] [--all] [--json]",
+		Short:   "list the conflict log (the same as plain `conflicts`)",
+		Long:    "List the conflict log, as plain `rowdrop conflicts` does.",
+		Example: "  rowdrop conflicts list --db ~/notes/notes.db --folder ~/Sync/notes --json",
+		Args:    noArgs,
+		RunE:    cmd.RunE,
 	}
-	switch verb {
-	case "list":
-		if len(pos) > 1 {
-			return usagef("unexpected argument %q (see `rowdrop conflicts -h`)", pos[1])
-		}
-		pairs, err := a.pairs()
-		if err != nil {
-			return err
-		}
-		return a.listConflicts(ctx, pairs, f, *asJSON)
-	case "prune":
-		if len(pos) > 1 {
-			return usagef("conflicts prune takes no argument but --before WHEN (got %q)", pos[1])
-		}
-		if *before == "" {
-			return usagef("conflicts prune needs --before WHEN, e.g. --before 30d (entries logged before it are deleted)")
-		}
-		t, err := parseWhen(*before, time.Now())
-		if err != nil {
-			return usagef("--before: %v", err)
-		}
-		return a.pruneConflicts(ctx, t)
-	case "show", "restore", "dismiss":
-	default:
-		return usagef("unknown conflicts subcommand %q: use `conflicts`, `conflicts show|restore|dismiss ID` or `conflicts prune --before WHEN`", verb)
+	listFlags(list)
+	show := &cobra.Command{
+		Use:   "show ID [pair flags] [--json]",
+		Short: "one entry of the conflict log, with both values",
+		Long: `Print one entry of the conflict log (dismissed or not): what kind of conflict it
+was, the values kept and the values lost with the devices that wrote them,
+their clocks, and the file the losing values came from. ID is the entry's id,
+at least its first 4 characters, or the number older versions printed.`,
+		Example: "  rowdrop conflicts show 3fa81c09be27 --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args:    conflictIDArg("show"),
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			s, p, c, err := a.openConflict(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if asJSON {
+				return writeJSON(a.stdout, listedConflict{Database: p.DB, Conflict: c})
+			}
+			printConflict(a.stdout, c, deviceNames(ctx, s), true)
+			return nil
+		}),
 	}
-	if len(pos) != 2 {
-		return usagef("conflicts %s needs exactly one ID (list them with `rowdrop conflicts`)", verb)
+	restore := &cobra.Command{
+		Use:   "restore ID [pair flags]",
+		Short: "write an entry's losing values back as a new local edit",
+		Long: `Write the losing values of one conflict-log entry back into the database as a new
+edit of this device; the next sync (or a running watch) shares it with every
+device.`,
+		Example: "  rowdrop conflicts restore 3fa81c09be27 --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args:    conflictIDArg("restore"),
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			s, _, c, err := a.openConflict(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return a.restoreConflict(ctx, s, c)
+		}),
 	}
-	s, p, err := a.onePair(ctx, "conflict IDs")
-	if err != nil {
-		return err
+	dismiss := &cobra.Command{
+		Use:   "dismiss ID [pair flags]",
+		Short: "hide an entry you have dealt with from the list",
+		Long: `Hide one entry from ` + "`rowdrop conflicts`" + ` and from the count in status: its values
+are not touched, ` + "`conflicts show ID`" + ` and ` + "`conflicts --all`" + ` still find it. Only this
+device's log changes.`,
+		Example: "  rowdrop conflicts dismiss 3fa81c09be27 --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args:    conflictIDArg("dismiss"),
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			s, _, c, err := a.openConflict(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if _, err := s.DismissConflict(c.ID); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "dismissed conflict %s (%s %s): `rowdrop conflicts` no longer lists it; `conflicts show %s` still does\n", c.ID, c.Table, c.Key, c.ID)
+			return nil
+		}),
 	}
-	defer s.Close()
-	c, err := s.Conflict(pos[1])
-	if err != nil {
-		return err
+	prune := &cobra.Command{
+		Use:   "prune --before WHEN [pair flags]",
+		Short: "delete the entries logged before a time",
+		Long: `Delete the conflict-log entries logged before WHEN: a date or time (2026-01-02,
+2026-01-02 15:04, 2026-01-02T15:04:05Z) or a span back from now (90d, 2w).
+Their losing values can no longer be restored. Only this device's log changes.`,
+		Example: "  rowdrop conflicts prune --before 90d --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args:    noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			if before == "" {
+				return usagef("conflicts prune needs --before WHEN, e.g. --before 30d (entries logged before it are deleted)")
+			}
+			t, err := parseWhen(before, time.Now())
+			if err != nil {
+				return usagef("--before: %v", err)
+			}
+			return a.pruneConflicts(ctx, t)
+		}),
 	}
-	switch verb {
-	case "show":
-		if *asJSON {
-			return writeJSON(a.stdout, listedConflict{Database: p.DB, Conflict: c})
+	prune.Flags().StringVar(&before, "before", "", "delete the entries logged before `WHEN`")
+	cmd.AddCommand(list, show, restore, dismiss, prune)
+	return cmd
+}
+
+// conflictIDArg checks that a conflicts subcommand got one ID.
+func conflictIDArg(verb string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 || strings.TrimSpace(args[0]) == "" {
+			return usagef("conflicts %s needs exactly one ID (list them with `rowdrop conflicts`)", verb)
 		}
-		printConflict(a.stdout, c, deviceNames(ctx, s), true)
 		return nil
-	case "dismiss":
-		if _, err := s.DismissConflict(c.ID); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "dismissed conflict %s (%s %s): `rowdrop conflicts` no longer lists it; `conflicts show %s` still does\n", c.ID, c.Table, c.Key, c.ID)
-		return nil
 	}
+}
+
+// openConflict opens the one pair and reads the conflict-log entry arg
+// names. The caller closes the Syncer.
+func (a *app) openConflict(ctx context.Context, arg string) (*rowdrop.Syncer, pairConfig, *rowdrop.Conflict, error) {
+	pairs, err := a.pairs()
+	if err != nil {
+		return nil, pairConfig{}, nil, err
+	}
+	if len(pairs) > 1 {
+		return nil, pairConfig{}, nil, usagef("conflict IDs are per database and the config lists %d: add --db to pick one", len(pairs))
+	}
+	p := pairs[0]
+	s, err := a.open(ctx, p, lockWait, nil)
+	if err != nil {
+		return nil, p, nil, err
+	}
+	c, err := s.Conflict(arg)
+	if err != nil {
+		s.Close()
+		return nil, p, nil, err
+	}
+	return s, p, c, nil
+}
+
+// restoreConflict writes c's losing values back as a local edit.
+func (a *app) restoreConflict(ctx context.Context, s *rowdrop.Syncer, c *rowdrop.Conflict) error {
 	if c.Restored != "" {
 		a.log.Warn("this conflict was restored before; writing its losing value again", "id", c.ID, "restored", c.Restored)
 	}
@@ -121,20 +235,7 @@ func cmdConflicts(ctx context.Context, a *app, args []string) error {
 	return nil
 }
 
-// onePair opens the one pair a command about an entry of one database's
-// log needs (what names "conflict IDs" for the message).
-func (a *app) onePair(ctx context.Context, what string) (*rowdrop.Syncer, pairConfig, error) {
-	pairs, err := a.pairs()
-	if err != nil {
-		return nil, pairConfig{}, err
-	}
-	if len(pairs) > 1 {
-		return nil, pairConfig{}, usagef("%s are per database and the config lists %d: add --db to pick one", what, len(pairs))
-	}
-	s, err := a.open(ctx, pairs[0], lockWait, nil)
-	return s, pairs[0], err
-}
-
+// pruneConflicts deletes every pair's entries logged before t.
 func (a *app) pruneConflicts(ctx context.Context, before time.Time) error {
 	pairs, err := a.pairs()
 	if err != nil {
@@ -192,7 +293,7 @@ func (a *app) listConflicts(ctx context.Context, pairs []pairConfig, f rowdrop.C
 		}
 		printConflict(a.stdout, c.Conflict, names, false)
 	}
-	fmt.Fprintln(a.stdout, "\n`rowdrop conflicts show ID` for details; `conflicts restore ID` writes the losing value back; `conflicts dismiss ID` hides an entry.")
+	fmt.Fprintln(a.stdout, "\n`rowdrop conflicts show ID` for details; `conflicts restore ID` writes the losing values back; `conflicts dismiss ID` hides an entry.")
 	return nil
 }
 

@@ -4,35 +4,56 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
-// cmdUninstall removes what rowdrop put into the app's database and says
-// what stays. The work is the library's (rowdrop.Uninstall).
-func cmdUninstall(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--dry-run] [--json]", pairFlags)
-	dryRun := fs.Bool("dry-run", false, "list what would be removed; change nothing")
-	asJSON := fs.Bool("json", false, "print the report as JSON on stdout (an array, one object per database)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newUninstallCmd is `rowdrop uninstall`: it removes what rowdrop put
+// into the app's database and says what stays. The work is the library's
+// (rowdrop.Uninstall).
+func newUninstallCmd(a *app) *cobra.Command {
+	var dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "uninstall [pair flags] [--dry-run] [--json]",
+		Short: "remove everything rowdrop put into the app's database",
+		Long: `Remove everything rowdrop ever put into the app's database, in one transaction:
+the capture triggers and their table rowdrop_dirty (the hints setting) and the
+table rowdrop_marker (how rowdrop recognises a restored copy of the file). The
+app's tables and rows are not touched. What stays, and is named: the pair's
+state directory (base copy, conflict log, device identity) and this device's
+files in the shared folder, which other devices may still need; delete them by
+hand once sure. Stop ` + "`rowdrop watch`" + ` first: it holds the state directory, and a
+later sync or watch installs the objects again. --dry-run lists what would be
+removed and changes nothing.`,
+		Example: `  rowdrop uninstall --db ~/notes/notes.db --folder ~/Sync/notes --dry-run
+  rowdrop uninstall --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.uninstall(ctx, dryRun, asJSON)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (uninstall takes only flags; see `rowdrop uninstall -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed; change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout (an array, one object per database)")
+	return cmd
+}
+
+// uninstall runs rowdrop.Uninstall on every pair and prints the reports.
+func (a *app) uninstall(ctx context.Context, dryRun, asJSON bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
 	}
 	reports := []*rowdrop.UninstallReport{}
 	for _, p := range pairs {
-		r, err := rowdrop.Uninstall(ctx, p.config(a.log, nil), *dryRun)
+		r, err := rowdrop.Uninstall(ctx, p.config(a.log, nil), dryRun)
 		if err != nil {
 			return pairErr(pairs, p, err)
 		}
 		reports = append(reports, r)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(a.stdout, reports)
 	}
 	for _, r := range reports {
