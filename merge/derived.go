@@ -66,8 +66,18 @@ func setCols(sql, tbl string) []string {
 		if !strings.EqualFold(ident(toks[min(j, len(toks)-1)]), tbl) || low(j+1) != "set" {
 			continue
 		}
+		// col = expr, ...: a column whose expression reads the row's own
+		// value of it (SET title = trim(new.title)) reshapes what the user
+		// wrote and is no derived cell.
 		depth := 0
 		start := true
+		col, self := "", false
+		done := func() {
+			if col != "" && !self {
+				out = append(out, col)
+			}
+			col, self = "", false
+		}
 		for k := j + 2; k < len(toks); k++ {
 			switch l := low(k); {
 			case l == "(":
@@ -77,14 +87,18 @@ func setCols(sql, tbl string) []string {
 			case depth == 0 && (l == "where" || l == "from" || l == ";" || l == "returning" || l == "end"):
 				k = len(toks)
 			case depth == 0 && l == ",":
+				done()
 				start = true
 			case depth == 0 && start:
 				if c := ident(toks[k]); c != "" && low(k+1) == "=" {
-					out = append(out, c)
+					col = c
 				}
 				start = false
+			case (l == "new" || l == "old") && low(k+1) == "." && col != "" && strings.EqualFold(ident(toks[min(k+2, len(toks)-1)]), col):
+				self = true
 			}
 		}
+		done()
 	}
 	return out
 }
