@@ -20,8 +20,8 @@ import (
 // The conflict log (rowdrop_conflicts). An entry is one row and one pair
 // of edits: every cell of the row on which the same two writes met is one
 // entry, not one each. Its id is a hash of what every device that merges
-// the two writes sees alike (the table, the key and the two writes'
-// clocks), so the same conflict has the same id on every device; the
+// the two writes sees alike (the table, the key, the kind of conflict and
+// the two writes' clocks), so the same conflict has the same id on every device; the
 // local sequence number (Seq) is kept for the ids printed before.
 
 // Conflict is one entry of the conflict log.
@@ -50,19 +50,29 @@ type Conflict struct {
 // plenty for one database's log, short enough to type.
 const conflictIDLen = 12
 
-// ConflictID is c's content id: a hash of its table, key and the two
-// clocks (in a fixed order, so which one won does not matter). Every
-// device that merges the same two writes computes the same id. An entry
-// about an edit not exported yet (winner "local", no clock) can only be
-// named by this device.
+// deleteKinds are the kinds of one conflict between a delete and an edit,
+// which devices name by who won and what they had seen (merge/decide.go):
+// one class for the id.
+var deleteKinds = map[string]bool{"deleted": true, "edit-deleted": true, "delete-lost": true}
+
+// ConflictID is c's content id: a hash of its table, key, kind of
+// conflict and the two clocks (in a fixed order, so which one won does
+// not matter). Every device that merges the same two writes computes the
+// same id; a delete against an edit is one class whatever side a device
+// saw it from. An entry about an edit not exported yet (winner "local",
+// no clock) can only be named by this device.
 func ConflictID(c *Conflict) string {
 	a := c.WinnerDev + ":" + strconv.FormatUint(c.WinnerHLC, 10)
 	b := c.LoserDev + ":" + strconv.FormatUint(c.LoserHLC, 10)
 	if b < a {
 		a, b = b, a
 	}
+	class := c.Kind
+	if deleteKinds[class] {
+		class = "delete"
+	}
 	h := sha256.New()
-	for _, part := range [][]byte{[]byte(c.Table), c.PK, []byte(a), []byte(b)} {
+	for _, part := range [][]byte{[]byte(c.Table), c.PK, []byte(class), []byte(a), []byte(b)} {
 		h.Write([]byte(strconv.Itoa(len(part))))
 		h.Write([]byte{0})
 		h.Write(part)
