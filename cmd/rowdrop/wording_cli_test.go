@@ -205,3 +205,31 @@ func TestStatusVerdict(t *testing.T) {
 		t.Errorf("alpha with the folder gone: %q", v)
 	}
 }
+
+// A held file is told once per sync: by name when the import holds it, and
+// in the count of the exit line, not again in a summary warning.
+func TestHeldFileToldOncePerSync(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	ok(t, append([]string{"sync"}, b.flags()...)...)
+	// alpha's app is newer: its notes have a column beta's lack.
+	a.exec(t, "ALTER TABLE notes ADD COLUMN extra TEXT")
+	a.exec(t, "INSERT INTO notes(id,title,extra) VALUES('n1','hello','x')")
+	ok(t, append([]string{"sync"}, a.flags()...)...)
+	for i := range 2 {
+		r := exits(t, 3, append([]string{"sync"}, b.flags()...)...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		var named, told int
+		for _, l := range lines {
+			if strings.Contains(l, "0000000001.rdc") {
+				named++
+			}
+			if strings.Contains(l, "held") {
+				told++
+			}
+		}
+		if named != 1 || told != 2 || !strings.Contains(lines[len(lines)-1], "1 held") {
+			t.Errorf("sync %d: the held file is named %d times, held told %d times (want 1 and 2: the import's line and the exit line):\n%s", i+1, named, told, r.stderr)
+		}
+	}
+}
