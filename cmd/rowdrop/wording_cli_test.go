@@ -26,7 +26,7 @@ func deviceWithFile(t *testing.T, folder string, seq uint64) string {
 
 // A device joining after a file it needs was deleted from the folder
 // (collected, or removed by hand) is told to have a snapshot taken on an
-// up-to-date device, as the README promises (issue 21, smaller items).
+// up-to-date device, as docs/INTERNALS.md promises (issue 21, smaller items).
 func TestCLIJoinerMissingDeletedFileGetsSnapshotAdvice(t *testing.T) {
 	folder := t.TempDir()
 	a := newDevice(t, folder, "alpha")
