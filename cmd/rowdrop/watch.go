@@ -198,6 +198,10 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 			return watcher.FileOwn
 		case kind == rdfile.NameChangeset || kind == rdfile.NameSnapshot:
 			return watcher.FileComplete // rowdrop and the sync tools rename files into place whole
+		case kind == rdfile.NameAck:
+			// Read by a collection (daily, or the periodic rescan's call),
+			// never needed at once: a call for it would echo every import.
+			return watcher.FileIgnored
 		}
 		return watcher.FileOther
 	}
