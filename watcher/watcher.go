@@ -292,7 +292,7 @@ func (l *loop) run(ctx context.Context) error {
 	// catch-up runs is then seen and produces a follow-up call.
 	l.check(l.folder, false)
 	l.check(l.db, false)
-	l.pollVersion(ctx)      // baseline only; the catch-up call covers the present
+	l.pollVersion(ctx) // baseline only; the catch-up call covers the present
 	l.start(ctx, Event{Local: true, Remote: true, Reasons: []string{"startup"}})
 
 	poll := time.NewTicker(l.cfg.PollInterval)
