@@ -82,10 +82,13 @@ type Config struct {
 	// DataVersion, if set, is polled every PollInterval; a change of its
 	// value is a local event. It is meant to be a cheap probe such as
 	// PRAGMA data_version on a long-lived connection, which also catches
-	// commits that the filesystem events miss. It is called only from
-	// Run's own goroutine, never concurrently with itself, but possibly
-	// while the handler runs. Errors are logged (rate-limited), never
-	// fatal.
+	// commits that the filesystem events miss. It also tells when the
+	// commit behind a leading edge became visible (a WAL commit writes the
+	// "-wal" before it syncs and publishes it), and, right after a call,
+	// what the call's own writes made it (a poll finding just that starts
+	// nothing). It is called only from Run's own goroutine, never
+	// concurrently with itself, but possibly while the handler runs.
+	// Errors are logged (rate-limited), never fatal.
 	DataVersion func(ctx context.Context) (int64, error)
 
 	// FolderFile, if set, classifies a file name relative to Folder (with
@@ -129,11 +132,13 @@ type Event struct {
 //
 // The first call happens at start, with Local and Remote both true, so the
 // engine catches up with whatever happened while rowdrop was not running.
-// Afterwards a commit to the live database after a quiet period starts a
-// call at once (the leading edge: a single edit is exported without
-// waiting), and so does a complete file of another device
-// (Config.FolderFile). Other triggers, and those that follow, are coalesced: they end after a quiet period of cfg.Debounce (or after
-// cfg.MaxDelay at the latest) and produce one call. Calls are strictly
+// Afterwards a commit to the live database with no leading edge for a
+// quiet period starts a call at once, or right after the running one (the
+// leading edge: a single edit is exported without waiting; with
+// Config.DataVersion, once the commit is visible), and so does a complete
+// file of another device (Config.FolderFile). Other triggers, and those
+// that follow, are coalesced: they end after a quiet period of
+// cfg.Debounce (or after cfg.MaxDelay at the latest) and produce one call. Calls are strictly
 // serial: triggers that arrive while the handler runs are coalesced into one
 // follow-up call.
 //
