@@ -442,13 +442,38 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		return false, nil
 	}
 	// An insert whose writer had seen the row there reuses the id on
-	// purpose (it saw the row deleted): no collision.
-	if seen, err := r.hadSeen(r.current(), m.Ins); err != nil || seen {
+	// purpose (it saw the row deleted): no collision, and the new row
+	// carries on the id's lineage.
+	w := r.current()
+	occ := m.Lineage()
+	if seen, err := r.hadSeen(w, m.Ins); err != nil || seen {
+		it.lin = occ
 		return false, err
 	}
-	keeper, mover := m.Ins, cl
-	if cl.Compare(m.Ins) < 0 {
-		keeper, mover = cl, m.Ins
+	// Lineages collide, not rows: the id belongs to the lineage whose
+	// first insert is earlier, whichever of its rows holds the id now (a
+	// device that met the other insert while the first row lived moved
+	// that one). The incoming insert's lineage is the earliest insert
+	// under the id that its writer had seen, else its own.
+	inc, err := r.lineageOf(w, t, it.key[0], occ, cl)
+	if err != nil {
+		return false, err
+	}
+	keeper, mover := occ, cl
+	switch inc.Compare(occ) {
+	case -1:
+		keeper, mover = inc, m.Ins
+	case 0:
+		// Two rows reusing one lineage's id, neither writer had seen
+		// the other's: the row inserted first keeps it.
+		if cl.Compare(m.Ins) < 0 {
+			keeper, mover = cl, m.Ins
+		} else {
+			keeper = m.Ins
+		}
+	}
+	if mover != cl && inc != cl {
+		it.lin = inc
 	}
 	pkc := t.PKCols()[0]
 	nk := moverKey(t, it.key, mover)
@@ -522,6 +547,30 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	e.log().Info("two devices inserted different rows under one id: both kept, the later one under a new id",
 		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
 	return true, nil
+}
+
+// lineageOf is the first insert clock of the lineage that writer w's
+// insert (clock cl) under id v of t carries on: occ, the lineage of the
+// row there, if w had seen its first insert; else the earliest row known
+// to have been inserted under v that w had seen (it held v for w); else
+// cl itself.
+func (r *rekeyer) lineageOf(w writer, t *schema.Table, v changeset.Value, occ, cl state.Clock) (state.Clock, error) {
+	if seen, err := r.hadSeen(w, occ); err != nil || seen {
+		return occ, err
+	}
+	for _, c := range r.candidates(t, v) {
+		if c.Compare(cl) >= 0 {
+			break
+		}
+		seen, err := r.hadSeen(w, c)
+		if err != nil {
+			return cl, err
+		}
+		if seen {
+			return c, nil
+		}
+	}
+	return cl, nil
 }
 
 // initialClock is the clock of a device's first export
