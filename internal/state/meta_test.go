@@ -110,7 +110,7 @@ func TestCellClocksEncoding(t *testing.T) {
 	}
 	for _, bad := range [][]byte{{0}, {5, 'a'}, {1, 'a'}, {1, 'a', 1, 5, 'x'}, {1, 'a', 0xff}, append(append([]byte{}, b...), b...),
 		append(append([]byte{}, b...), lb...), // a lineage entry not first
-		{0, 0, 0}, // a zero lineage
+		{0, 0, 0},                             // a zero lineage
 	} {
 		if m, _, err := decodeCells(bad); err == nil {
 			t.Errorf("%x decoded as %v, want an error", bad, m)
