@@ -36,10 +36,15 @@ package merge
 //     it are read; a collision found later re-points the merged rows
 //     that reference the old id, those held out on a UNIQUE clash too.
 //
-// Known gap: an id reused after a seen delete keeps no memory of the
-// deleted row (its metadata is overwritten by the new insert), so a
-// reference or insert from a device that had seen the deleted row but not
-// the reuse is taken for the new row (see scenario's reuseLineage).
+//   - lineages collide, not rows: an id reused by a device that had seen
+//     the row there deleted carries on that row's lineage (RowMeta.Lin,
+//     the first insert clock under the id), and a collision compares the
+//     lineages' first inserts, so the reusing device decides as one that
+//     met the other insert while the first row lived. Two devices that
+//     reuse one lineage's id concurrently collide by their rows' inserts.
+//
+// Known gap: a reference from a device that had seen the deleted row but
+// not the reuse is still taken for the row that now holds the id.
 
 import (
 	"context"
