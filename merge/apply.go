@@ -815,6 +815,11 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 		if it.baseRow, err = acc.get(e.State.Conn(), "base", it.table).Get(it.key); err != nil {
 			return err
 		}
+		if it.baseRow == nil && it.baseMeta != nil && e.rk != nil {
+			if err := e.rk.repointDead(it.table, it.baseMeta); err != nil {
+				return err
+			}
+		}
 		if it.decision, err = decide(it.table, it.change, src.Clock, it.lin, it.baseMeta, it.baseRow); err != nil {
 			return err
 		}

@@ -464,20 +464,22 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	if err != nil {
 		return false, err
 	}
-	keeper, mover := occ, cl
+	// A lineage that loses moves whole, under the new id its first
+	// insert names: its rows, whichever holds the id on a device, meet
+	// there on every device.
+	keeper, mover, incMoves := occ, inc, true
 	switch inc.Compare(occ) {
 	case -1:
-		keeper, mover = inc, m.Ins
+		keeper, mover, incMoves = inc, occ, false
 	case 0:
 		// Two rows reusing one lineage's id, neither writer had seen
 		// the other's: the row inserted first keeps it.
+		keeper, mover = m.Ins, cl
 		if cl.Compare(m.Ins) < 0 {
-			keeper, mover = cl, m.Ins
-		} else {
-			keeper = m.Ins
+			keeper, mover, incMoves = cl, m.Ins, false
 		}
 	}
-	if mover != cl && inc != cl {
+	if inc != cl && (!incMoves || inc == mover) {
 		it.lin = inc
 	}
 	pkc := t.PKCols()[0]
@@ -486,7 +488,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	r.add(rk)
 	it.rekeyRecord = rk
 	old := it.key
-	if mover == cl {
+	if incMoves {
 		c.New[pkc] = nk
 		it.key = []changeset.Value{nk}
 		it.pk = rk.NewPK
@@ -511,7 +513,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		}
 	}
 	moved := false
-	if mover != cl {
+	if !incMoves {
 		// A re-apply after a crash between the live and the base commit
 		// finds the move already made in live: references made since
 		// then were made to the row that now holds the id.
@@ -526,7 +528,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 			return false, fmt.Errorf("read %s in the live database: %w", t.Name, err)
 		}
 	}
-	if mover != cl && !moved && !dead && !held {
+	if !incMoves && !moved && !dead && !held {
 		// References made here and not exported yet were made when the
 		// moving row held the id: they follow it. (Every batch is settled,
 		// so this goroutine may read live.)
@@ -605,6 +607,44 @@ func refMove(ref fkRef, ck []changeset.Value, v changeset.Value) move {
 		}
 	}
 	return move{t: ref.child, from: ck, to: to, col: ref.col, val: v}
+}
+
+// repointDead points the references in the kept values of a deleted row
+// of t (m.Dead) at the rows their writers meant: a collision found while
+// the row was deleted re-pointed the live rows only (mergedRefs), and an
+// edit that brings the row back would revive the old id, which now means
+// another row. References that are part of the key stay.
+func (r *rekeyer) repointDead(t *schema.Table, m *state.RowMeta) error {
+	refs := r.refs[t.Name]
+	if m.Dead == nil || len(refs) == 0 || len(r.byKey) == 0 {
+		return nil
+	}
+	vals, err := changeset.DecodeKey(m.Dead)
+	if err != nil || len(vals) != len(t.Columns) {
+		return nil
+	}
+	changed := false
+	for _, ref := range refs {
+		v := vals[ref.col]
+		if t.Columns[ref.col].PK > 0 || len(r.lookup(ref.parent, v)) == 0 {
+			continue
+		}
+		w, err := r.writerOf(m.CellClock(t.Columns[ref.col].Name))
+		if err != nil || w == nil {
+			return err
+		}
+		nv, err := r.resolve(*w, ref.parent, v)
+		if err != nil {
+			return err
+		}
+		if !nv.Equal(v) {
+			vals[ref.col], changed = nv, true
+		}
+	}
+	if changed {
+		m.Dead = changeset.EncodeKey(vals)
+	}
+	return nil
 }
 
 // refTarget is a merged reference to an old id and the id its writer
@@ -1084,7 +1124,9 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 			if err != nil {
 				return err
 			}
-			if m == nil || m.Ins != rk.Mover {
+			// The mover is a row, or a lineage (its first insert) that
+			// moves whole.
+			if m == nil || (m.Ins != rk.Mover && m.Lineage() != rk.Mover) {
 				continue
 			}
 			old, err := changeset.DecodeKey(rk.OldPK)

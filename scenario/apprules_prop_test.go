@@ -125,26 +125,17 @@ func TestAppRulesProperty(t *testing.T) {
 }
 
 // appPropKnownDeletes are the seeds of the deletes variant that still
-// fail, with what is known of the cause. (Seed 100 of the links-only
+// fail, with what is known of the cause. (Seeds 8 and 37 were a deleted
+// row's kept reference to a re-keyed id, revived by a later edit:
+// rekeyer.repointDead. Seed 100 of the links-only
 // variant was an INTEGER id reused after a seen delete, concurrent with a
 // third device's insert under it: fixed by lineages, state.RowMeta.Lin;
 // TestIntegerKeyReuseKeepsLineage is it as a deterministic test.)
 var appPropKnownDeletes = map[uint64]string{
-	8:  lineageResolve,
 	23: undiagnosedDeletes,
-	37: undiagnosedDeletes + " (devices differ)",
 	42: undiagnosedDeletes,
 	68: undiagnosedDeletes,
 }
-
-// lineageResolve: seed 8 passes on main before lineages and fails with
-// them: a link's book reference resolves to different rows on two
-// devices. rekeyer.resolve ranks the candidate clocks under an id as rows
-// (the earliest a writer saw is the row it meant), while collision
-// records now name a lineage's first insert as the keeper; a lineage that
-// moves should move whole to moverKey(id, its first insert) so that
-// candidates are lineages throughout. Not done yet.
-const lineageResolve = "a reference resolved differently on two devices once collision records name lineages (see lineageResolve)"
 
 // undiagnosedDeletes: these fail on main before lineages too. A link made
 // concurrently with a delete of its book or tag ends up gone with no
