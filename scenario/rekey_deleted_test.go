@@ -251,3 +251,49 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), bo
 		})
 	}
 }
+
+// A deleted row's reference to an INTEGER id that collides while the row
+// is deleted follows the row its writer meant when a later edit brings
+// the row back. b inserts B under id 1 with a note on it, c edits the
+// note, b deletes it before hearing of the edit; a's A, inserted first,
+// keeps id 1. b meets the collision with its note deleted: its kept
+// values still named id 1, and c's later edit (which wins over the
+// delete) revived the note on A there, while c, which had it alive when
+// the collision came, re-pointed it to B. Before the fix the devices
+// diverged.
+func TestIntegerKeyCollisionRevivesDeletedReference(t *testing.T) {
+	w := scenario.NewWorld(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), body TEXT);`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	a.Exec(`INSERT INTO items VALUES(1, 'A')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO items VALUES(1, 'B')`)
+	b.Exec(`INSERT INTO notes VALUES(10, 1, 'on B')`)
+	b.Export()
+	w.Tick(1000)
+	w.DeliverAll(b, c)
+	c.Import()
+	b.Exec(`DELETE FROM notes WHERE id = 10`)
+	b.Export()
+	w.Tick(1000)
+	c.Exec(`UPDATE notes SET body = 'on B, edited' WHERE id = 10`)
+	c.Export()
+	w.Tick(1000)
+	w.DeliverAll(a, b)
+	b.Import()
+	w.DeliverAll(c, b)
+	b.Import()
+	w.DeliverAll(a, c)
+	c.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT items.name FROM notes JOIN items ON items.id = notes.item WHERE notes.id = 10`); got != "B" {
+			t.Errorf("%s: the note references %q, want B:\n%s", d.Name, got, d.Dump())
+		}
+	}
+}
