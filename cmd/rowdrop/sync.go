@@ -9,32 +9,52 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
-// cmdSync runs one cycle for every pair: export this device's changes,
-// then import and merge every applicable file from the other devices.
+// newSyncCmd is `rowdrop sync`: one cycle for every pair: export this
+// device's changes, then import and merge every applicable file from the
+// other devices.
 //
 // With --json, stdout is one JSON object per pair (an array when several
 // databases are configured) with the facts the log reports. The exit status
 // is 3 when everything ran but files are held or broken.
-func cmdSync(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] [--confirm-mass-change]", pairFlags)
-	asJSON := fs.Bool("json", false, "print what each sync did as JSON on stdout (an object; an array when several databases are configured)")
-	confirm := fs.Bool("confirm-mass-change", false, "publish an export the mass-change guard held (it deletes or overwrites most of a table)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+func newSyncCmd(a *app) *cobra.Command {
+	var asJSON, confirm bool
+	cmd := &cobra.Command{
+		Use:   "sync [pair flags] [--json] [--confirm-mass-change]",
+		Short: "export this device's changes, import everyone else's",
+		Long: `Sync once: export this device's changes into the shared folder, then import and
+merge every other device's files that are complete. It never copies the live
+database file; it writes into it only inside transactions.
+
+Exit status 3 when the sync ran but files are held or broken (` + "`rowdrop status`" + ` says
+which and why). --confirm-mass-change publishes an export the mass-change guard
+held because it deletes or overwrites most of a table.`,
+		Example: `  rowdrop sync --db ~/notes/notes.db --folder ~/Sync/notes --device laptop
+  rowdrop sync --config ~/.config/rowdrop/rowdrop.yaml --json | jq .imported
+  rowdrop sync --db ~/notes/notes.db --folder ~/Sync/notes --confirm-mass-change`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.syncAll(ctx, asJSON, confirm)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (sync takes only flags; see `rowdrop sync -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what each sync did as JSON on stdout (an object; an array when several databases are configured)")
+	cmd.Flags().BoolVar(&confirm, "confirm-mass-change", false, "publish an export the mass-change guard held (it deletes or overwrites most of a table)")
+	return cmd
+}
+
+// syncAll syncs every pair once.
+func (a *app) syncAll(ctx context.Context, asJSON, confirm bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
 	}
 	for i := range pairs {
-		pairs[i].ConfirmMassChange = *confirm
+		pairs[i].ConfirmMassChange = confirm
 	}
 	// Ctrl-C cancels the step through its context: SQLite rolls back what
 	// was not committed, and the next sync picks up from there.
@@ -49,7 +69,7 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		rep, err := a.syncOnce(ctx, p)
 		if err != nil {
 			if len(pairs) == 1 {
-				if *asJSON && rep.Device != "" {
+				if asJSON && rep.Device != "" {
 					writeJSON(a.stdout, rep)
 				}
 				return err
@@ -60,7 +80,7 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		notApplied.broken += rep.Imported.Broken
 		reports = append(reports, rep)
 	}
-	if *asJSON {
+	if asJSON {
 		var err error
 		if len(reports) == 1 {
 			err = writeJSON(a.stdout, reports[0])
@@ -156,24 +176,29 @@ func (a *app) syncOnce(ctx context.Context, p pairConfig) (syncReport, error) {
 		rep.Error = oneLine(err.Error())
 		return rep, err
 	}
-	a.report(p, s, r)
+	a.report(p, s, r, true)
 	return rep, nil
 }
 
-// report logs the outcome of one `rowdrop sync` cycle.
-func (a *app) report(p pairConfig, s *rowdrop.Syncer, r rowdrop.Report) {
+// report logs the outcome of one `rowdrop sync` cycle; exitSays as in
+// reportResult.
+func (a *app) report(p pairConfig, s *rowdrop.Syncer, r rowdrop.Report, exitSays bool) {
 	log := a.log.With("db", p.label())
 	if newSyncReport(p, s, r).InSync {
 		log.Info("in sync: nothing to export or import", "device", s.Identity().Name)
 	}
-	reportResult(log, r, nil)
+	reportResult(log, r, nil, exitSays)
 }
 
 // reportResult logs what a cycle did beyond what the library logs itself:
 // an export parked in the outbox, files not applied, new conflicts. With
 // last, the files-not-applied warning repeats only when the counts change
 // (watch runs a step every rescan; one warning per situation is enough).
-func reportResult(log *slog.Logger, r rowdrop.Report, last *[3]int) {
+// With exitSays, the command's last line (exit status 3) counts the held
+// and broken files, each of which the import already logged by name: the
+// summary is logged only for files still arriving, so that a held file is
+// not told twice.
+func reportResult(log *slog.Logger, r rowdrop.Report, last *[3]int, exitSays bool) {
 	if r.Export.Pending {
 		log.Warn("exported into the outbox: the shared folder is not available; the file is published when it is back", "seq", r.Export.Seq)
 	}
@@ -182,7 +207,11 @@ func reportResult(log *slog.Logger, r rowdrop.Report, last *[3]int) {
 	if last != nil {
 		*last = counts
 	}
-	if n := counts[0] + counts[1] + counts[2]; n > 0 && changed {
+	n := counts[0] + counts[1] + counts[2]
+	if exitSays {
+		n = counts[0]
+	}
+	if n > 0 && changed {
 		log.Warn("some files were not applied: see `rowdrop status` for which and why",
 			"waiting", counts[0], "held", counts[1], "broken", counts[2])
 	}
