@@ -15,11 +15,13 @@ import (
 
 // Status is what `rowdrop status` reports.
 type Status struct {
-	Device     string         `json:"device"`
-	Name       string         `json:"name"`
-	Database   string         `json:"database"`
-	Folder     string         `json:"folder"`
-	StateDir   string         `json:"state_dir"`
+	Device   string `json:"device"`
+	Name     string `json:"name"`
+	Database string `json:"database"`
+	Folder   string `json:"folder"`
+	StateDir string `json:"state_dir"`
+	// App names the app profile in use ("": none; see Config.App).
+	App        string         `json:"app,omitempty"`
 	FolderOK   bool           `json:"folder_available"`
 	NextSeq    int64          `json:"next_seq"`
 	Outbox     int            `json:"outbox_waiting"`
@@ -114,6 +116,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
 		NextSeq: vals[0], LastExport: msTime(vals[1]), LastImport: msTime(vals[2])}
+	if s.app != nil {
+		st.App = s.app.Name
+	}
 	waiting, err := s.outbox()
 	if err != nil {
 		return nil, err
