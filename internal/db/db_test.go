@@ -390,3 +390,21 @@ func TestColumnBind(t *testing.T) {
 		t.Errorf("Quote: %s", Quote(`a"b`))
 	}
 }
+
+func TestTitleSort(t *testing.T) {
+	for in, want := range map[string]string{
+		"The Hobbit":     "Hobbit, The",
+		"a Tale of Two":  "Tale of Two, a",
+		"An Essay":       "Essay, An",
+		"Anthem":         "Anthem",
+		"Theory":         "Theory",
+		"  The  Road ":   "Road, The",
+		"\"The Quoted\"": "Quoted\", The",
+		"Plain":          "Plain",
+		"The":            "The",
+	} {
+		if got := TitleSort(in); got != want {
+			t.Errorf("TitleSort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
