@@ -72,6 +72,9 @@ Usage:
   rowdrop check     --folder DIR [--read-data] [--json]
                                             verify every file in the shared folder (needs no database,
                                             writes nothing); exit 3 when it finds problems
+  rowdrop inspect   --db PATH [--app NAME|none] [--json]
+                                            what rowdrop would do with each table of an app's database and
+                                            why, warnings for device-local-looking tables, and a config snippet
   rowdrop demo      [--keep] [--touch always|when]
                                             three simulated devices sync a notes database (needs nothing else)
   rowdrop help                              this text
@@ -174,6 +177,7 @@ var commands = map[string]command{
 	"revert":    cmdRevert,
 	"restore":   cmdRestore,
 	"check":     cmdCheck,
+	"inspect":   cmdInspect,
 }
 
 // run is main without the process: it returns the exit status.
