@@ -18,6 +18,7 @@ import (
 
 	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/profile"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/schema"
 )
 
@@ -87,17 +88,8 @@ func Run(conn *sqlite.Conn, path string, profiles []*profile.Profile, app string
 	if err != nil {
 		return nil, err
 	}
-	known := map[string]bool{} // tables the profile speaks of: no guessing there
-	if p != nil {
-		for _, m := range []map[string][]string{p.Detect, p.Identity} {
-			for t := range m {
-				known[strings.ToLower(t)] = true
-			}
-		}
-		for t := range p.Notes {
-			known[strings.ToLower(t)] = true
-		}
-	}
+	// A recognised app's tables were classified by its profile, verified
+	// against the app: no guessing there (only missing functions).
 	guess := &guesser{conn: conn}
 	for _, t := range synced {
 		n, err := count(conn, t.Name)
@@ -115,7 +107,7 @@ func Run(conn *sqlite.Conn, path string, profiles []*profile.Profile, app string
 			row.Reason = note
 		}
 		r.Tables = append(r.Tables, row)
-		if !known[strings.ToLower(t.Name)] {
+		if p == nil {
 			if err := guess.table(t, n, u.Identity); err != nil {
 				return nil, err
 			}
@@ -203,6 +195,9 @@ func (g *guesser) local(table string) {
 // localName matches names apps give their device-local tables.
 var localName = regexp.MustCompile(`(?i)^(settings?|preferences?|prefs|config(uration)?|key_?values?.*|kv|.*_state|state|sync_.*|.*_sync_state|cache|.*_cache|session|sessions|ui_.*|window.*|local_.*)$`)
 
+// idCol matches columns that name a device, a client or an install.
+var idCol = regexp.MustCompile(`(?i)^(uuid|guid|client_?id|device_?id|install(ation)?_?id|machine_?id|host(name)?|library_?id)$`)
+
 // counterCol matches columns of a sqlite_sequence-like counter table.
 var counterCol = regexp.MustCompile(`(?i)^(seq|sequence|counter|next_?id|last_?id|last_?insert_?id)$`)
 
@@ -211,7 +206,7 @@ func (g *guesser) table(t *schema.Table, rows int64, identity map[string][]strin
 		g.warn(t.Name, "device-local-name", fmt.Sprintf("table %s is named like device-local state (settings, *_state, sync_*, key_value*): if each device keeps its own, exclude it", t.Name))
 		g.local(t.Name)
 	}
-	if rows == 1 {
+	if rows == 1 && slices.ContainsFunc(t.Columns, func(c rdfile.Column) bool { return idCol.MatchString(c.Name) }) {
 		g.warn(t.Name, "one-row", fmt.Sprintf("table %s holds one row: often this device's settings or identity (a uuid, a client id), which must not be merged with another device's; exclude it if so", t.Name))
 		g.local(t.Name)
 	}
@@ -267,12 +262,14 @@ func (g *guesser) renumbered(t *schema.Table, identity map[string][]string) erro
 	if g.identity == nil {
 		g.identity = map[string][]string{}
 	}
-	g.identity[t.Name] = cands[0]
+	if !slices.Contains(g.exclude, t.Name) {
+		g.identity[t.Name] = cands[0]
+	}
 	return nil
 }
 
-// naturalKeys returns the table's UNIQUE indexes whose columns are all NOT
-// NULL and not the primary key.
+// naturalKeys returns the table's UNIQUE indexes of one NOT NULL,
+// non-integer column other than the primary key.
 func naturalKeys(conn *sqlite.Conn, t *schema.Table) ([][]string, error) {
 	var out [][]string
 	var names []string
@@ -297,7 +294,9 @@ func naturalKeys(conn *sqlite.Conn, t *schema.Table) ([][]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read index %s: %w", ix, err)
 		}
-		if ok && len(cols) > 0 {
+		// One column that is not a number: a URL, a name (link tables'
+		// composite UNIQUE keys are rekeyed well enough).
+		if ok && len(cols) == 1 && !strings.Contains(strings.ToUpper(t.Columns[t.ColIndex(cols[0])].Type), "INT") {
 			out = append(out, cols)
 		}
 	}
@@ -314,11 +313,11 @@ var notFunctions = map[string]bool{"in": true, "values": true, "exists": true, "
 	"like": true, "glob": true, "between": true, "check": true, "key": true, "references": true, "unique": true, "primary": true,
 	"default": true, "collate": true, "begin": true, "end": true, "if": true, "with": true, "return": true}
 
-// missingFunctions lists functions the schema's triggers and views call
-// that conn does not define.
+// missingFunctions lists functions the schema's triggers call that conn
+// does not define (views are never run by a merge).
 func missingFunctions(conn *sqlite.Conn, cols profile.Columns) ([]string, error) {
 	var sqls []string
-	err := sqlitex.ExecuteTransient(conn, "SELECT sql FROM sqlite_master WHERE type IN ('trigger','view') AND sql IS NOT NULL", &sqlitex.ExecOptions{
+	err := sqlitex.ExecuteTransient(conn, "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL", &sqlitex.ExecOptions{
 		ResultFunc: func(s *sqlite.Stmt) error { sqls = append(sqls, s.ColumnText(0)); return nil }})
 	if err != nil {
 		return nil, fmt.Errorf("read the triggers: %w", err)
@@ -389,6 +388,9 @@ func snippet(p *profile.Profile, g *guesser) string {
 		m := map[string]string{}
 		for _, f := range g.standIns {
 			m[f] = "identity"
+			if strings.Contains(f, "uuid") || strings.Contains(f, "guid") {
+				m[f] = "uuid"
+			}
 		}
 		extra["stand_ins"] = m
 	}
