@@ -1,0 +1,151 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Tests that drive the real apps by their own commands, two devices
+// syncing through `rowdrop sync`: calibre (calibredb) and buku, from
+// Debian; they skip when the app is not installed (.ci/run installs it).
+
+// appDevice is a device whose database an app made.
+func appDevice(t *testing.T, db, folder, name string) *device {
+	return &device{name: name, db: db, state: filepath.Join(t.TempDir(), "state"), folder: folder}
+}
+
+func need(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := exec.LookPath(cmd); err != nil {
+		t.Skipf("%s is not installed (apt-get install %s)", cmd, cmd)
+	}
+}
+
+// appRun runs an app's command and returns its stdout.
+func appRun(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s %s: %v\n%s\n%s", name, strings.Join(args, " "), err, out, stderr)
+	}
+	return string(out)
+}
+
+type calibreBook struct {
+	ID      int      `json:"id"`
+	Title   string   `json:"title"`
+	UUID    string   `json:"uuid"`
+	Authors string   `json:"authors"`
+	Tags    []string `json:"tags"`
+	Series  string   `json:"series"`
+	Sort    string   `json:"template"`
+}
+
+type calibreLib struct {
+	dir string
+	env []string
+}
+
+func (l calibreLib) db(t *testing.T, args ...string) string {
+	t.Helper()
+	return appRun(t, l.env, "calibredb", append([]string{"--with-library", l.dir}, args...)...)
+}
+
+// list is `calibredb list`, by title.
+func (l calibreLib) list(t *testing.T) map[string]calibreBook {
+	t.Helper()
+	out := l.db(t, "list", "--fields", "title,uuid,authors,tags,series,template", "--template", "{sort}", "--for-machine")
+	var books []calibreBook
+	if err := json.Unmarshal([]byte(out), &books); err != nil {
+		t.Fatalf("calibredb list: %v\n%s", err, out)
+	}
+	m := map[string]calibreBook{}
+	for _, b := range books {
+		m[b.Title] = b
+	}
+	return m
+}
+
+func TestCalibreTwoLibraries(t *testing.T) {
+	need(t, "calibredb")
+	folder := t.TempDir()
+	env := []string{"CALIBRE_CONFIG_DIRECTORY=" + t.TempDir(), "HOME=" + t.TempDir()}
+	libA := calibreLib{filepath.Join(t.TempDir(), "A"), env}
+	libB := calibreLib{filepath.Join(t.TempDir(), "B"), env}
+	libA.db(t, "add", "--empty", "--title", "The Hobbit", "--authors", "J. R. R. Tolkien", "--tags", "fantasy,classic", "--series", "Middle-earth")
+	libB.db(t, "list") // creates B's empty library
+	a := appDevice(t, filepath.Join(libA.dir, "metadata.db"), folder, "a")
+	b := appDevice(t, filepath.Join(libB.dir, "metadata.db"), folder, "b")
+	a.sync(t)
+	b.sync(t)
+	if got := b.status(t)["app"]; got != "calibre" {
+		t.Fatalf("status names app %v, want calibre", got)
+	}
+
+	want := libA.list(t)["The Hobbit"]
+	got, found := libB.list(t)["The Hobbit"]
+	if !found {
+		t.Fatalf("calibredb list on B lacks The Hobbit: %v", libB.list(t))
+	}
+	if got.UUID != want.UUID || got.Sort != "Hobbit, The" || got.Sort != want.Sort || got.Authors != want.Authors || got.Series != want.Series {
+		t.Fatalf("on B: %+v, on A: %+v (want the same uuid, title sort Hobbit, The)", got, want)
+	}
+	sort.Strings(got.Tags)
+	if strings.Join(got.Tags, ",") != "classic,fantasy" {
+		t.Fatalf("tags on B: %v", got.Tags)
+	}
+
+	// Edits the other way: a book added on B gets calibre's title sort on
+	// A (the trigger's title_sort runs there through the stand-in).
+	libB.db(t, "add", "--empty", "--title", "A Wizard of Earthsea", "--authors", "Ursula K. Le Guin", "--tags", "fantasy")
+	b.sync(t)
+	a.sync(t)
+	w, found := libA.list(t)["A Wizard of Earthsea"]
+	if !found || w.Sort != "Wizard of Earthsea, A" || w.Authors != "Ursula K. Le Guin" || w.UUID != libB.list(t)["A Wizard of Earthsea"].UUID {
+		t.Fatalf("on A: %+v (found %v), want title sort Wizard of Earthsea, A and B's uuid", w, found)
+	}
+
+	// Offline on both: each adds a book under the same next id.
+	libA.db(t, "add", "--empty", "--title", "Dune", "--authors", "Frank Herbert", "--tags", "scifi")
+	libB.db(t, "add", "--empty", "--title", "Solaris", "--authors", "Stanislaw Lem", "--tags", "classic-scifi")
+	a.sync(t)
+	b.sync(t)
+	a.sync(t)
+	for _, lib := range []calibreLib{libA, libB} {
+		books := lib.list(t)
+		if books["Dune"].Authors != "Frank Herbert" || books["Solaris"].Authors != "Stanislaw Lem" ||
+			strings.Join(books["Dune"].Tags, ",") != "scifi" || strings.Join(books["Solaris"].Tags, ",") != "classic-scifi" {
+			t.Fatalf("%s after an offline id clash: %+v", lib.dir, books)
+		}
+	}
+
+	// A delete syncs.
+	libA.db(t, "remove", itoa(libA.list(t)["The Hobbit"].ID))
+	a.sync(t)
+	b.sync(t)
+	if _, still := libB.list(t)["The Hobbit"]; still {
+		t.Fatalf("The Hobbit deleted on A is still listed on B")
+	}
+
+	// Each library keeps its own library_id.
+	idA := queryStrings(t, a.db, "SELECT uuid FROM library_id")
+	idB := queryStrings(t, b.db, "SELECT uuid FROM library_id")
+	if len(idA) != 1 || len(idB) != 1 || idA[0] == idB[0] {
+		t.Fatalf("library_id uuids: A %v, B %v (want one each, different)", idA, idB)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
