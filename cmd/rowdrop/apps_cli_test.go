@@ -149,3 +149,75 @@ func TestCalibreTwoLibraries(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// buku is one device's buku, its database in its own data directory.
+type buku struct{ env []string }
+
+func (b buku) run(t *testing.T, args ...string) string {
+	t.Helper()
+	return appRun(t, b.env, "buku", append([]string{"--nostdin", "--tacit", "--np"}, args...)...)
+}
+
+// titles reads buku's bookmarks as URL -> title.
+func (b buku) titles(t *testing.T) map[string]string {
+	t.Helper()
+	var marks []struct {
+		URI   string `json:"uri"`
+		Title string `json:"title"`
+	}
+	out := b.run(t, "-p", "-j")
+	if err := json.Unmarshal([]byte(out), &marks); err != nil {
+		t.Fatalf("buku -p -j: %v\n%s", err, out)
+	}
+	m := map[string]string{}
+	for _, x := range marks {
+		m[x.URI] = x.Title
+	}
+	return m
+}
+
+func newBuku(t *testing.T, folder, name string) (buku, *device) {
+	data := t.TempDir()
+	b := buku{env: []string{"XDG_DATA_HOME=" + data, "HOME=" + t.TempDir()}}
+	return b, appDevice(t, filepath.Join(data, "buku", "bookmarks.db"), folder, name)
+}
+
+func TestBukuRenumberedIDs(t *testing.T) {
+	need(t, "buku")
+	folder := t.TempDir()
+	ba, a := newBuku(t, folder, "a")
+	bb, b := newBuku(t, folder, "b")
+	for _, u := range []string{"https://one.example/", "https://two.example/", "https://three.example/"} {
+		ba.run(t, "-a", u, "--title", "title of "+u)
+	}
+	bb.run(t, "-p") // creates B's database
+	a.sync(t)
+	b.sync(t)
+	if got := b.status(t)["app"]; got != "buku" {
+		t.Fatalf("status names app %v, want buku", got)
+	}
+	if got := bb.titles(t); len(got) != 3 {
+		t.Fatalf("B after the first sync: %v", got)
+	}
+	// Matching rows by URL is the identity merge of #15 (natkey's part);
+	// until it lands, merging by the renumbered id loses B's title.
+	if os.Getenv("ROWDROP_IDENTITY_MERGE") == "" {
+		t.Skip("identity by natural key is not merged yet: set ROWDROP_IDENTITY_MERGE=1 to run the renumbering case")
+	}
+	// A deletes the first bookmark: buku moves the last one (three) into
+	// its id. B, meanwhile, retitles three.
+	ba.run(t, "-d", "1")
+	bb.run(t, "-u", "3", "--title", "retitled on B")
+	a.sync(t)
+	b.sync(t)
+	a.sync(t)
+	for name, bk := range map[string]buku{"a": ba, "b": bb} {
+		got := bk.titles(t)
+		if got["https://three.example/"] != "retitled on B" || got["https://two.example/"] != "title of https://two.example/" {
+			t.Errorf("device %s: %v (want B's new title on three, two untouched)", name, got)
+		}
+		if _, still := got["https://one.example/"]; still {
+			t.Errorf("device %s: one deleted on A is still there: %v", name, got)
+		}
+	}
+}
