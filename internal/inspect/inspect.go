@@ -322,7 +322,12 @@ func missingFunctions(conn *sqlite.Conn, cols profile.Columns) ([]string, error)
 	if err != nil {
 		return nil, fmt.Errorf("read the triggers: %w", err)
 	}
-	seen := map[string]bool{}
+	seen := map[string]bool{} // and the names of tables: INSERT INTO t(...) calls nothing
+	err = sqlitex.ExecuteTransient(conn, "SELECT lower(name) FROM sqlite_master", &sqlitex.ExecOptions{
+		ResultFunc: func(s *sqlite.Stmt) error { seen[s.ColumnText(0)] = true; return nil }})
+	if err != nil {
+		return nil, fmt.Errorf("read the schema: %w", err)
+	}
 	var out []string
 	for _, sql := range sqls {
 		for _, m := range callRE.FindAllStringSubmatch(stripStrings(sql), -1) {

@@ -14,7 +14,8 @@ import (
 )
 
 // The fixtures in testdata were made by the real apps: buku.db by
-// `buku -a`, calibre.db by `calibredb add --empty` (calibre 6.13).
+// `buku -a`, calibre.db by `calibredb add --empty` (calibre 6.13),
+// joplin.db by the Joplin terminal client.
 
 func inspectFile(t *testing.T, path, app string) *Report {
 	t.Helper()
@@ -155,5 +156,23 @@ CREATE TRIGGER items_ai AFTER INSERT ON items BEGIN UPDATE items SET body = make
 		if !strings.Contains(r.Snippet, want) {
 			t.Errorf("snippet lacks %q:\n%s", want, r.Snippet)
 		}
+	}
+}
+
+// joplin.db was made by the terminal client 3.5.1 (mkbook, mknote).
+func TestInspectJoplin(t *testing.T) {
+	r := inspectFile(t, "testdata/joplin.db", "")
+	if r.App != "joplin" {
+		t.Fatalf("app %q, want joplin", r.App)
+	}
+	for table, want := range map[string]string{"notes": "sync", "folders": "sync", "tags": "sync", "note_tags": "sync", "resources": "sync",
+		"settings": "exclude", "item_changes": "exclude", "sync_items": "exclude", "deleted_items": "exclude", "key_values": "exclude",
+		"notes_normalized": "exclude", "notes_fts": "exclude"} {
+		if act, why := action(r, table); act != want {
+			t.Errorf("%s: %s (%s), want %s", table, act, why, want)
+		}
+	}
+	for _, w := range r.Warnings {
+		t.Errorf("with the profile: %s", w.Message)
 	}
 }

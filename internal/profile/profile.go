@@ -114,7 +114,7 @@ type Columns map[string]map[string]bool
 // ReadColumns reads the tables and columns of the main database on conn.
 func ReadColumns(conn *sqlite.Conn) (Columns, error) {
 	out := Columns{}
-	err := sqlitex.ExecuteTransient(conn, "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type='table'",
+	err := sqlitex.ExecuteTransient(conn, "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type='table' AND upper(coalesce(m.sql,'')) NOT LIKE 'CREATE VIRTUAL%'",
 		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 			t := strings.ToLower(s.ColumnText(0))
 			if out[t] == nil {
