@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,12 @@ import (
 // Tests that drive the real apps by their own commands, two devices
 // syncing through `rowdrop sync`: calibre (calibredb) and buku, from
 // Debian; they skip when the app is not installed (.ci/run installs it).
+
+// Read before TestMain clears ROWDROP_* (they would steer the binary).
+var (
+	appTests      = os.Getenv("ROWDROP_APP_TESTS") == "1"
+	identityMerge = os.Getenv("ROWDROP_IDENTITY_MERGE") != ""
+)
 
 // appDevice is a device whose database an app made.
 func appDevice(t *testing.T, db, folder, name string) *device {
@@ -201,7 +208,7 @@ func TestBukuRenumberedIDs(t *testing.T) {
 	}
 	// Matching rows by URL is the identity merge of #15 (natkey's part);
 	// until it lands, merging by the renumbered id loses B's title.
-	if os.Getenv("ROWDROP_IDENTITY_MERGE") == "" {
+	if !identityMerge {
 		t.Skip("identity by natural key is not merged yet: set ROWDROP_IDENTITY_MERGE=1 to run the renumbering case")
 	}
 	// A deletes the first bookmark: buku moves the last one (three) into
@@ -219,5 +226,109 @@ func TestBukuRenumberedIDs(t *testing.T) {
 		if _, still := got["https://one.example/"]; still {
 			t.Errorf("device %s: one deleted on A is still there: %v", name, got)
 		}
+	}
+}
+
+// joplin is one Joplin terminal client profile. The client comes from npm
+// and takes minutes to install, so its test runs only with
+// ROWDROP_APP_TESTS=1 and JOPLIN_DIR naming the folder where
+//
+//	echo '{"name":"j","private":true,"overrides":{"@joplin/renderer":"3.5.1","@joplin/lib":"3.5.1","@joplin/utils":"3.5.1"}}' > package.json
+//	npm install joplin@3.5.1     # needs libsecret-1-dev
+//
+// ran.
+type joplin struct{ dir, profile string }
+
+func (j joplin) run(t *testing.T, args ...string) string {
+	t.Helper()
+	return appRun(t, nil, "node", append([]string{filepath.Join(j.dir, "node_modules", "joplin", "main.js"), "--profile", j.profile}, args...)...)
+}
+
+// search runs Joplin's own search engine (testdata/joplin-search.js): it
+// indexes what item_changes logged since its last run, as the app does.
+func (j joplin) search(t *testing.T, pattern string) []string {
+	t.Helper()
+	script, err := filepath.Abs("testdata/joplin-search.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := appRun(t, nil, "node", script, filepath.Join(j.dir, "node_modules", "joplin", "main.js"), j.profile, pattern)
+	var titles []string
+	if err := json.Unmarshal([]byte(lastLine(out)), &titles); err != nil {
+		t.Fatalf("joplin search %q: %v\n%s", pattern, err, out)
+	}
+	return titles
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestJoplinTwoProfiles(t *testing.T) {
+	if !appTests || os.Getenv("JOPLIN_DIR") == "" {
+		t.Skip("set ROWDROP_APP_TESTS=1 and JOPLIN_DIR (see the joplin type) to drive the Joplin terminal client")
+	}
+	need(t, "node")
+	folder := t.TempDir()
+	ja := joplin{os.Getenv("JOPLIN_DIR"), filepath.Join(t.TempDir(), "A")}
+	jb := joplin{os.Getenv("JOPLIN_DIR"), filepath.Join(t.TempDir(), "B")}
+	ja.run(t, "mkbook", "travel")
+	ja.run(t, "use", "travel")
+	ja.run(t, "mknote", "packing list")
+	ja.run(t, "set", "packing list", "body", "passport and zebra socks")
+	ja.run(t, "tag", "add", "todo", "packing list")
+	// B has run and indexed its (empty) notes: from now on its search
+	// engine reads only item_changes, as a profile in use does.
+	if got := jb.search(t, "zebra"); len(got) != 0 {
+		t.Fatalf("B found %v before any sync", got)
+	}
+	a := appDevice(t, filepath.Join(ja.profile, "database.sqlite"), folder, "a")
+	b := appDevice(t, filepath.Join(jb.profile, "database.sqlite"), folder, "b")
+	a.sync(t)
+	b.sync(t)
+	if got := b.status(t)["app"]; got != "joplin" {
+		t.Fatalf("status names app %v, want joplin", got)
+	}
+	jb.run(t, "use", "travel")
+	if out := jb.run(t, "ls"); !strings.Contains(out, "packing list") {
+		t.Fatalf("joplin ls on B: %q", out)
+	}
+	if out := jb.run(t, "tag", "list", "todo"); !strings.Contains(out, "packing list") {
+		t.Fatalf("joplin tag list todo on B: %q", out)
+	}
+	if got := jb.search(t, "zebra"); !slices.Equal(got, []string{"packing list"}) {
+		t.Fatalf("Joplin's search on B finds %v for a note written on A", got)
+	}
+
+	// The other way: B retitles the note and writes a new one.
+	jb.run(t, "set", "packing list", "title", "packing list v2")
+	jb.run(t, "mknote", "hotel")
+	jb.run(t, "set", "hotel", "body", "booked near the quay")
+	b.sync(t)
+	a.sync(t)
+	if out := ja.run(t, "ls"); !strings.Contains(out, "packing list v2") || !strings.Contains(out, "hotel") {
+		t.Fatalf("joplin ls on A: %q", out)
+	}
+	if got := ja.search(t, "quay"); !slices.Equal(got, []string{"hotel"}) {
+		t.Fatalf("Joplin's search on A finds %v for a note written on B", got)
+	}
+
+	// A note deleted on A leaves B's list and search.
+	ja.run(t, "rmnote", "-f", "-p", "hotel")
+	a.sync(t)
+	b.sync(t)
+	if out := jb.run(t, "ls"); strings.Contains(out, "hotel") {
+		t.Fatalf("joplin ls on B after the delete: %q", out)
+	}
+	if got := jb.search(t, "quay"); len(got) != 0 {
+		t.Fatalf("Joplin's search on B still finds %v after the delete", got)
+	}
+
+	// Each profile keeps its own clientId.
+	ida := queryStrings(t, a.db, "SELECT value FROM settings WHERE key = 'clientId'")
+	idb := queryStrings(t, b.db, "SELECT value FROM settings WHERE key = 'clientId'")
+	if len(ida) != 1 || len(idb) != 1 || ida[0] == idb[0] {
+		t.Fatalf("clientIds: A %v, B %v (want one each, different)", ida, idb)
 	}
 }
