@@ -17,7 +17,8 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
-	"github.com/rowdrop/rowdrop/configs")
+	"github.com/rowdrop/rowdrop/configs"
+)
 
 // None is the `app:` value that turns profiles off.
 const None = "none"
