@@ -7,29 +7,50 @@ import (
 	"os"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/inspect"
 	"github.com/rowdrop/rowdrop/internal/profile"
 )
 
-// cmdInspect reads an app's database (read-only; no folder, no state
-// directory) and prints what rowdrop would do with each table and why,
-// warnings, and a config snippet (internal/inspect).
-func cmdInspect(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("--db PATH [--app NAME|none] [--json]", 0)
-	fs.String("db", "", "the app's SQLite `database` (or ROWDROP_DB)")
-	appName := fs.String("app", "", "use this app `profile` (joplin, calibre, buku) or none, instead of recognising the app")
-	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newInspectCmd is `rowdrop inspect`: it reads an app's database
+// (read-only; no folder, no state directory) and prints what rowdrop would
+// do with each table and why, warnings, and a config snippet
+// (internal/inspect).
+func newInspectCmd(a *app) *cobra.Command {
+	var appName string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect --db PATH [--app NAME|none] [--json]",
+		Short: "what rowdrop would do with each table of an app's database, and why",
+		Long: `Read an app's database (only read: no folder, no state directory) and list
+every table with what rowdrop would do and why: synced, excluded (SQLite's own,
+virtual and shadow tables, the app profile's device-local tables) or skipped (no
+primary key). It names the app profile it recognises (Joplin, calibre, buku),
+warns of tables that look device-local (one-row tables with an id, names like
+settings, *_state, sync_*, key_value*, absolute paths, counters), INTEGER keys
+that apps reuse or renumber, and functions the app's triggers call that only
+the app defines, and ends with a config snippet to paste into rowdrop.yaml.`,
+		Example: `  rowdrop inspect --db ~/.config/joplin-desktop/database.sqlite
+  rowdrop inspect --db "$HOME/Calibre Library/metadata.db" --app none --json`,
+		Args: noArgs,
+		RunE: a.action(func(_ context.Context, _ []string) error {
+			return a.inspect(appName, asJSON)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (inspect takes only flags; see `rowdrop inspect -h`)", pos[0])
-	}
+	cmd.Flags().String("db", "", "the app's SQLite `database` (or ROWDROP_DB)")
+	_ = cmd.MarkFlagFilename("db")
+	cmd.Flags().StringVar(&appName, "app", "", "use this app `profile` (joplin, calibre, buku) or none, instead of recognising the app")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	return cmd
+}
+
+// inspect reports on the database the flag or ROWDROP_DB names.
+func (a *app) inspect(appName string, asJSON bool) error {
 	path := a.opts.v.GetString("db")
 	if path == "" {
-		return usagef("--db is required: the app's SQLite database to inspect (see `rowdrop inspect -h`)")
+		return usagef("--db is required: the app's SQLite database to inspect (see `rowdrop inspect --help`)")
 	}
 	path = expandPath(path, "")
 	if _, err := os.Stat(path); err != nil {
@@ -44,11 +65,11 @@ func cmdInspect(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	r, err := inspect.Run(conn, path, profiles, *appName)
+	r, err := inspect.Run(conn, path, profiles, appName)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", path, err)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(a.stdout, r)
 	}
 	printInspect(a.stdout, r)
