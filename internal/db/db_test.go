@@ -213,8 +213,15 @@ CREATE TRIGGER t_norm AFTER INSERT ON t BEGIN UPDATE t SET norm = app_norm(new.v
 	if len(u1) != len("text:")+36 || len(u2) != len(u1) || u1 == u2 || u1[len("text:")+14] != '4' {
 		t.Errorf("uuid: %q, %q", u1, u2)
 	}
+	// title_sort is calibre's rule, through SQL.
+	if err := RegisterStandIns(conn, map[string]string{"ts": "title_sort"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryText(t, conn, "SELECT ts('The Hobbit')"); got != "text:Hobbit, The" {
+		t.Errorf("title_sort stand-in: %q", got)
+	}
 	err := RegisterStandIns(conn, map[string]string{"a": "identity", "b": "reverse"})
-	if err == nil || !strings.Contains(err.Error(), `unknown kind "reverse"`) || !strings.Contains(err.Error(), "identity, null, lower, upper, or uuid") {
+	if err == nil || !strings.Contains(err.Error(), `unknown kind "reverse"`) || !strings.Contains(err.Error(), "identity, null, lower, upper, title_sort, or uuid") {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if err := RegisterStandIns(conn, nil); err != nil {
