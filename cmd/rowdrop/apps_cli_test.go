@@ -332,3 +332,30 @@ func TestJoplinTwoProfiles(t *testing.T) {
 		t.Fatalf("clientIds: A %v, B %v (want one each, different)", ida, idb)
 	}
 }
+
+func TestInspectCommand(t *testing.T) {
+	db, err := filepath.Abs("../../internal/inspect/testdata/calibre.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := ok(t, "inspect", "--db", db, "--json")
+	var rep struct {
+		App    string `json:"app"`
+		Tables []struct{ Name, Action string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("inspect --json: %v\n%s", err, r.stdout)
+	}
+	if rep.App != "calibre" || len(rep.Tables) < 20 {
+		t.Fatalf("inspect --json: %+v", rep)
+	}
+	if r := ok(t, "inspect", "--db", db); !strings.Contains(r.stdout, "library_id") || !strings.Contains(r.stdout, "config snippet") {
+		t.Fatalf("inspect: %s", r.stdout)
+	}
+	if r := exits(t, 2, "inspect"); !strings.Contains(r.stderr, "--db is required") {
+		t.Fatalf("inspect without --db: %s", r.stderr)
+	}
+	if r := exits(t, 2, "inspect", "--db", db, "--app", "nosuch"); !strings.Contains(r.stderr, "no such profile") {
+		t.Fatalf("inspect --app nosuch: %s", r.stderr)
+	}
+}

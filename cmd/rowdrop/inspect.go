@@ -60,6 +60,11 @@ func (a *app) inspect(appName string, asJSON bool) error {
 	if err != nil {
 		return err
 	}
+	if appName != "" && appName != profile.None {
+		if _, err := profile.Find(profiles, appName); err != nil {
+			return usagef("--app: %v", err)
+		}
+	}
 	conn, err := db.OpenLive(path, true)
 	if err != nil {
 		return err
