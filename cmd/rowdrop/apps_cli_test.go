@@ -359,3 +359,31 @@ func TestInspectCommand(t *testing.T) {
 		t.Fatalf("inspect --app nosuch: %s", r.stderr)
 	}
 }
+
+// The same URL added on both devices: one bookmark stays, the other's
+// values are in the conflict log.
+func TestBukuSameURLOnBoth(t *testing.T) {
+	need(t, "buku")
+	folder := t.TempDir()
+	ba, a := newBuku(t, folder, "a")
+	bb, b := newBuku(t, folder, "b")
+	ba.run(t, "-a", "https://shared.example/", "--title", "from A")
+	bb.run(t, "-a", "https://shared.example/", "--title", "from B")
+	a.sync(t)
+	b.sync(t)
+	a.sync(t)
+	for name, bk := range map[string]buku{"a": ba, "b": bb} {
+		got := bk.titles(t)
+		if len(got) != 1 || (got["https://shared.example/"] != "from A" && got["https://shared.example/"] != "from B") {
+			t.Errorf("device %s: %v (want one bookmark)", name, got)
+		}
+	}
+	if ba.titles(t)["https://shared.example/"] != bb.titles(t)["https://shared.example/"] {
+		t.Errorf("the devices disagree: %v, %v", ba.titles(t), bb.titles(t))
+	}
+	r := ok(t, append([]string{"conflicts", "--json"}, b.flags()...)...)
+	r2 := ok(t, append([]string{"conflicts", "--json"}, a.flags()...)...)
+	if !strings.Contains(r.stdout+r2.stdout, "from ") {
+		t.Errorf("the losing title is in neither conflict log:\nB: %s\nA: %s", r.stdout, r2.stdout)
+	}
+}
