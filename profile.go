@@ -3,14 +3,16 @@ package rowdrop
 import (
 	"fmt"
 
-	"github.com/rowdrop/rowdrop/internal/db"
+	"zombiezen.com/go/sqlite"
+
 	"github.com/rowdrop/rowdrop/internal/profile"
 )
 
 // withProfile lays the app profile cfg.App names, or the one the live
-// database's schema matches, under cfg. It returns the profile (nil for
-// none).
-func withProfile(cfg Config) (Config, *profile.Profile, error) {
+// database's schema (read on live, rowdrop's read-write connection: a
+// read-only one could not roll back a hot journal) matches, under cfg. It
+// returns the profile (nil for none).
+func withProfile(cfg Config, live *sqlite.Conn) (Config, *profile.Profile, error) {
 	if cfg.App == profile.None {
 		return cfg, nil, nil
 	}
@@ -18,12 +20,7 @@ func withProfile(cfg Config) (Config, *profile.Profile, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
-	conn, err := db.OpenLive(cfg.DB, true)
-	if err != nil {
-		return cfg, nil, err
-	}
-	cols, err := profile.ReadColumns(conn)
-	conn.Close()
+	cols, err := profile.ReadColumns(live)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("database %s: %w", cfg.DB, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/rowdrop/rowdrop/internal/profile"
+
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 )
@@ -102,6 +104,12 @@ func TestProfileUnderUserConfig(t *testing.T) {
 	path := filepath.Join(dir, "bookmarks.db")
 	execDB(t, path, `CREATE TABLE bookmarks (id integer PRIMARY KEY, URL text NOT NULL UNIQUE, metadata text default '', tags text default ',', desc text default '', flags integer default 0);`)
 	cfg := Config{DB: path, Folder: filepath.Join(dir, "shared"), State: filepath.Join(dir, "state"), CreateFolder: true}
+	live, _, err := openLive(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	withProfile := func(cfg Config) (Config, *profile.Profile, error) { return withProfile(cfg, live) }
 	got, p, err := withProfile(cfg)
 	if err != nil || p == nil || p.Name != "buku" || !slices.Equal(got.Identity["bookmarks"], []string{"URL"}) {
 		t.Fatalf("buku's schema: profile %v, identity %v, err %v", p, got.Identity, err)

@@ -59,15 +59,19 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, app, err := withProfile(cfg)
-	if err != nil {
-		return nil, err
-	}
 	log := cfg.Logger
 	// The live database first: a file that is not a SQLite database, or a
 	// bad stand-in, must fail before the state directory is created.
 	live, liveID, err := openLive(cfg)
 	if err != nil {
+		return nil, err
+	}
+	cfg, app, err := withProfile(cfg, live)
+	if err == nil {
+		err = db.RegisterStandIns(live, cfg.StandIns) // the profile's too
+	}
+	if err != nil {
+		live.Close()
 		return nil, err
 	}
 	st, err := state.Open(cfg.State)
