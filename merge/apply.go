@@ -42,6 +42,9 @@ type Engine struct {
 	// writes, perhaps edited since, not rows created here.
 	Journal   bool
 	Recovered map[string]bool
+	// AfterApply maps a table to SQL run after each merged row, in the
+	// same live transaction (afterapply.go).
+	AfterApply map[string]string
 
 	rk           *rekeyer     // during Apply
 	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
@@ -845,6 +848,9 @@ func (e *Engine) applyLiveSplit(ctx context.Context, items []*item, src Source, 
 		n := len(items)
 		err := e.inLive(ctx, st, func() (err error) {
 			n, err = e.writeBatch(items, src, acc, st, split)
+			if err == nil {
+				e.afterApply(items[:n])
+			}
 			return err
 		})
 		if err != nil {
