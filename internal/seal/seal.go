@@ -43,12 +43,12 @@ const (
 
 // Layout constants (docs/FORMAT.md §16.2).
 const (
-	DeviceLen = 16                             // bytes of a device id
-	SaltLen   = 24                             // random bytes per file
-	KeyIDLen  = 8                              // folder key id
+	DeviceLen = 16                                                     // bytes of a device id
+	SaltLen   = 24                                                     // random bytes per file
+	KeyIDLen  = 8                                                      // folder key id
 	PrefixLen = 4 + 1 + 1 + DeviceLen + 8 + KeyIDLen + SaltLen + 8 + 4 // 74
-	TagLen    = chacha20poly1305.Overhead     // 16 per chunk
-	SigLen    = ed25519.SignatureSize          // 64
+	TagLen    = chacha20poly1305.Overhead                              // 16 per chunk
+	SigLen    = ed25519.SignatureSize                                  // 64
 	// ChunkSize is the plaintext bytes per chunk the writer uses.
 	ChunkSize = 64 << 10
 	// MinChunk and MaxChunk bound what a reader accepts.
@@ -291,10 +291,12 @@ type Verifier interface {
 // before its bytes are returned, and the signature before the final
 // io.EOF: a consumer that reads to the end has read an authentic file.
 type Reader struct {
-	src    *bufio.Reader
-	p      Prefix
-	pre    []byte
-	aead   interface{ Open(dst, nonce, ct, ad []byte) ([]byte, error) }
+	src  *bufio.Reader
+	p    Prefix
+	pre  []byte
+	aead interface {
+		Open(dst, nonce, ct, ad []byte) ([]byte, error)
+	}
 	pub    ed25519.PublicKey
 	sh     hash.Hash
 	total  int64

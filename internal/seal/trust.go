@@ -75,7 +75,7 @@ func Fingerprint(pub ed25519.PublicKey) string {
 // read. It implements Verifier.
 type Trust struct {
 	Approved map[string]ed25519.PublicKey
-	Revoked  map[string]uint64          // device → last accepted sequence
+	Revoked  map[string]uint64            // device → last accepted sequence
 	Requests map[string]ed25519.PublicKey // devices asking, not approved
 	// Problems are records that were ignored, and why (forged, malformed).
 	Problems []string

@@ -1,0 +1,84 @@
+package scenario
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/seal"
+)
+
+// TestKDF is a cheap Argon2id cost for tests (the real one takes a
+// quarter of a second per unlock).
+var TestKDF = rowdrop.KDF{Time: 1, MemoryKiB: 1 << 10, Threads: 1}
+
+// TestPassphrase is the passphrase sealed worlds use.
+var TestPassphrase = []byte("correct horse battery staple")
+
+// sealAll reports whether the harness seals every world (ROWDROP_SEAL=1):
+// the whole-product tests then run with encryption on.
+func sealAll() bool { return os.Getenv("ROWDROP_SEAL") == "1" }
+
+// Seal turns encryption on for the world: its first device creates the
+// folder key, every other device unlocks it and is approved by the
+// first, and every folder copy gets the key file and the approvals.
+func (w *World) Seal() {
+	t := w.T
+	t.Helper()
+	if len(w.Devs) == 0 {
+		t.Fatal("Seal: no device")
+	}
+	root := w.Devs[0]
+	if _, err := root.S.KeyInit(context.Background(), TestPassphrase, TestKDF); err != nil {
+		t.Fatalf("%s: key init: %v", root.Name, err)
+	}
+	w.sealed = true
+	for _, d := range w.Devs[1:] {
+		w.join(d)
+	}
+}
+
+// join unlocks the key on d and approves it from the world's first device.
+func (w *World) join(d *Device) {
+	t := w.T
+	t.Helper()
+	root := w.Devs[0]
+	CopyFile(t, filepath.Join(root.Folder, seal.KeyFileName), filepath.Join(d.Folder, seal.KeyFileName))
+	d.ReopenWith(func(c *rowdrop.Config) { c.Passphrase = TestPassphrase })
+	w.ShareTrust()
+	info, err := d.S.KeyState()
+	if err != nil {
+		t.Fatalf("%s: %v", d.Name, err)
+	}
+	if err := root.S.ApproveDevice(d.ID, info.Fingerprint); err != nil {
+		t.Fatalf("%s: approve %s: %v", root.Name, d.Name, err)
+	}
+	w.ShareTrust()
+}
+
+// ShareTrust is the sync tool carrying the key file and the trust
+// records: every folder copy gets every device's records.
+func (w *World) ShareTrust() {
+	t := w.T
+	t.Helper()
+	for _, from := range w.Devs {
+		ents, _ := os.ReadDir(filepath.Join(from.Folder, seal.TrustDirName))
+		for _, to := range w.Devs {
+			if to == from {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(to.Folder, seal.KeyFileName)); err != nil {
+				CopyFile(t, filepath.Join(from.Folder, seal.KeyFileName), filepath.Join(to.Folder, seal.KeyFileName))
+			}
+			for _, e := range ents {
+				dst := filepath.Join(to.Folder, seal.TrustDirName, e.Name())
+				if _, err := os.Stat(dst); err == nil {
+					continue
+				}
+				os.MkdirAll(filepath.Dir(dst), 0o755)
+				CopyFile(t, filepath.Join(from.Folder, seal.TrustDirName, e.Name()), dst)
+			}
+		}
+	}
+}
