@@ -82,3 +82,6 @@ func (w *World) ShareTrust() {
 		}
 	}
 }
+
+// Config is the device's configuration, as its Syncer was opened with.
+func (d *Device) Config() rowdrop.Config { return d.cfg }

@@ -209,7 +209,7 @@ func (f *Folder) ReadAck(dev string) (*ack.Ack, error) {
 	}
 	limit := int64(ack.MaxSize)
 	if f.ring != nil {
-		limit += seal.PrefixLen + seal.SigLen + seal.TagLen*(ack.MaxSize/seal.ChunkSize+1)
+		limit += seal.HeadLen + seal.SigLen + seal.TagLen*(ack.MaxSize/seal.ChunkSize+1)
 	}
 	if st.Size() > limit {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d an ack.json may have: %w", p, st.Size(), ack.MaxSize, ack.ErrInvalid)

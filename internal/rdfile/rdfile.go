@@ -368,6 +368,9 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	var h Header
 	var pre [prefixLen]byte
 	if n, err := io.ReadFull(r, pre[:]); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return h, 0, err // a Source's verdict (a sealed file refused)
+		}
 		// A short file that does not even start like a rowdrop file is
 		// foreign, not "still arriving": say so instead of waiting forever.
 		if got := min(n, len(Magic)); got > 0 && !bytes.HasPrefix([]byte(Magic), pre[:got]) {
@@ -400,6 +403,9 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	}
 	buf := make([]byte, hl+sha256.Size)
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return h, 0, err
+		}
 		return h, 0, fmt.Errorf("read header: %w", ErrIncomplete)
 	}
 	hs := sha256.New()

@@ -47,8 +47,12 @@ const (
 	SaltLen   = 24                                                     // random bytes per file
 	KeyIDLen  = 8                                                      // folder key id
 	PrefixLen = 4 + 1 + 1 + DeviceLen + 8 + KeyIDLen + SaltLen + 8 + 4 // 74
-	TagLen    = chacha20poly1305.Overhead                              // 16 per chunk
-	SigLen    = ed25519.SignatureSize                                  // 64
+	// HeadLen is the prefix and its tag: the prefix is authenticated on
+	// its own before its lengths are believed, so a flipped length bit is
+	// refused rather than taken for a file still arriving.
+	HeadLen = PrefixLen + TagLen
+	TagLen  = chacha20poly1305.Overhead // 16 per chunk
+	SigLen  = ed25519.SignatureSize     // 64
 	// ChunkSize is the plaintext bytes per chunk the writer uses.
 	ChunkSize = 64 << 10
 	// MinChunk and MaxChunk bound what a reader accepts.
@@ -106,7 +110,7 @@ func chunks(n int64, chunk uint32) int64 {
 
 // SealedLen is the length of the sealed file of a plaintext of n bytes.
 func (p *Prefix) SealedLen() int64 {
-	return PrefixLen + p.PlainLen + chunks(p.PlainLen, p.Chunk)*TagLen + SigLen
+	return HeadLen + p.PlainLen + chunks(p.PlainLen, p.Chunk)*TagLen + SigLen
 }
 
 // ParsePrefix reads a prefix from its PrefixLen bytes.
@@ -207,6 +211,12 @@ func nonce(i int64, final bool) []byte {
 	return n
 }
 
+// headNonce is the nonce of the prefix's own tag: no chunk index reaches it.
+func headNonce() []byte {
+	n := nonce(-1, true)
+	return n
+}
+
 // sigHash starts the hash a signature covers: a domain string and the
 // prefix, then every chunk's ciphertext.
 func sigHash(prefix []byte) hash.Hash {
@@ -235,10 +245,11 @@ func Seal(w io.Writer, r io.Reader, n int64, kind byte, seq uint64, k *Key, s Si
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(pre); err != nil {
+	head := aead.Seal(pre, headNonce(), nil, pre)
+	if _, err := w.Write(head); err != nil {
 		return err
 	}
-	sh := sigHash(pre)
+	sh := sigHash(head)
 	buf := make([]byte, ChunkSize, ChunkSize+TagLen)
 	total := chunks(n, p.Chunk)
 	left := n
@@ -312,14 +323,28 @@ type Reader struct {
 // a reader of its plaintext. closer, if not nil, is closed by Close.
 func Open(src io.Reader, size int64, e Expect, k *Key, v Verifier, closer io.Closer) (*Reader, error) {
 	br := bufio.NewReaderSize(src, 256<<10)
-	pre := make([]byte, PrefixLen)
-	n, err := io.ReadFull(br, pre)
+	head := make([]byte, HeadLen)
+	n, err := io.ReadFull(br, head)
 	if err != nil && n == 0 && size == 0 {
 		return nil, fmt.Errorf("empty file: %w", ErrIncomplete)
 	}
-	p, perr := ParsePrefix(pre[:n])
+	p, perr := ParsePrefix(head[:min(n, PrefixLen)])
 	if perr != nil {
 		return nil, perr
+	}
+	if n < HeadLen {
+		return nil, fmt.Errorf("file is %d bytes, shorter than the %d-byte head: %w", size, HeadLen, ErrIncomplete)
+	}
+	pre := head[:PrefixLen]
+	if p.KeyID != k.id {
+		return nil, fmt.Errorf("sealed with another folder key (key id %x, this device holds %x): was the folder re-keyed? run rowdrop key unlock: %w", p.KeyID, k.id, ErrRefused)
+	}
+	aead, err := chacha20poly1305.NewX(k.derive(p.Salt[:], "rowdrop-seal-v1 file"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := aead.Open(nil, headNonce(), head[PrefixLen:], pre); err != nil {
+		return nil, fmt.Errorf("its prefix does not authenticate (tampered or damaged): %w", ErrRefused)
 	}
 	if p.SealedLen() != size {
 		if size < p.SealedLen() {
@@ -330,9 +355,6 @@ func Open(src io.Reader, size int64, e Expect, k *Key, v Verifier, closer io.Clo
 	if err := e.check(p); err != nil {
 		return nil, err
 	}
-	if p.KeyID != k.id {
-		return nil, fmt.Errorf("sealed with another folder key (key id %x, this device holds %x): was the folder re-keyed? run rowdrop key unlock: %w", p.KeyID, k.id, ErrRefused)
-	}
 	pub, maxSeq, err := v.PublicKey(p.Device)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", err, ErrRefused)
@@ -340,11 +362,7 @@ func Open(src io.Reader, size int64, e Expect, k *Key, v Verifier, closer io.Clo
 	if p.Kind != KindAck && p.Seq > maxSeq {
 		return nil, fmt.Errorf("device %s was revoked after its file %d; this one (%d) is refused: %w", p.Device, maxSeq, p.Seq, ErrRefused)
 	}
-	aead, err := chacha20poly1305.NewX(k.derive(p.Salt[:], "rowdrop-seal-v1 file"))
-	if err != nil {
-		return nil, err
-	}
-	return &Reader{src: br, p: p, pre: pre, aead: aead, pub: pub, sh: sigHash(pre), total: chunks(p.PlainLen, p.Chunk),
+	return &Reader{src: br, p: p, pre: pre, aead: aead, pub: pub, sh: sigHash(head), total: chunks(p.PlainLen, p.Chunk),
 		buf: make([]byte, int(p.Chunk)+TagLen), closer: closer}, nil
 }
 
