@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/seal"
 )
 
@@ -85,3 +86,22 @@ func (w *World) ShareTrust() {
 
 // Config is the device's configuration, as its Syncer was opened with.
 func (d *Device) Config() rowdrop.Config { return d.cfg }
+
+// worldRing is the sealing context of a World device's folder copy
+// (<dir>/folder, with its state directory in <dir>/state), nil when the
+// folder is not sealed.
+func worldRing(f *folder.Folder) *seal.Ring {
+	kf, err := f.ReadKeyFile()
+	if err != nil {
+		return nil
+	}
+	local, err := seal.LoadLocal(filepath.Join(filepath.Dir(f.Dir()), "state"))
+	if err != nil || local == nil {
+		return nil
+	}
+	r, err := seal.NewRing(local, kf, f.Dir())
+	if err != nil {
+		return nil
+	}
+	return r
+}
