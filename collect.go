@@ -23,68 +23,16 @@ type CollectReport struct {
 	Bytes   int64         `json:"bytes_freed"`
 }
 
-// CollectItem is a file a collection deletes, or would.
-type CollectItem struct {
-	Rel    string `json:"path"` // slash-separated, relative to the shared folder
-	Kind   string `json:"kind"` // "changeset" or "snapshot"
-	Seq    uint64 `json:"seq"`
-	Bytes  int64  `json:"bytes"`
-	Reason string `json:"reason"`
-}
+// CollectItem is a file a collection deletes, or would (path relative to
+// the shared folder, kind "changeset" or "snapshot", its sequence number,
+// size and why it may go).
+type CollectItem = gc.Item
 
 // CollectPlan is what a collection would do, and why it stops where it
-// does.
-type CollectPlan struct {
-	Self      string `json:"device"`
-	Published uint64 `json:"published"` // this device's files are all in the folder up to it
-	// Active are the devices whose acknowledgements count; Retired the
-	// devices some device's user retired (their acks no longer count).
-	Active  []string `json:"active_devices"`
-	Retired []string `json:"retired_devices"`
-	// AckBound: the lowest of the active devices' acknowledgements of this
-	// device's files (Published when there is no other active device).
-	AckBound uint64 `json:"ack_bound"`
-	// Snapshot is the newest whole snapshot in the folder ("" if none);
-	// SnapshotBound how far it includes this device's files.
-	Snapshot      string `json:"snapshot,omitempty"`
-	SnapshotBound uint64 `json:"snapshot_bound"`
-	// Bound: changesets up to it go.
-	Bound  uint64        `json:"bound"`
-	Delete []CollectItem `json:"delete"`
-	// Kept counts this device's changesets that stay.
-	Kept int `json:"kept"`
-	// Why says what holds the remaining changesets back.
-	Why []string `json:"why_kept,omitempty"`
-	// Problems are acknowledgements and snapshots that were refused, with
-	// the reason.
-	Problems []string `json:"problems,omitempty"`
-}
-
-// Bytes is the total size of the files the plan deletes.
-func (p *CollectPlan) Bytes() int64 {
-	var n int64
-	for _, it := range p.Delete {
-		n += it.Bytes
-	}
-	return n
-}
-
-func planOf(p *gc.Plan) *CollectPlan {
-	return &CollectPlan{Self: p.Self, Published: p.Published, Active: p.Active, Retired: p.Retired, AckBound: p.AckBound,
-		Snapshot: p.Snapshot, SnapshotBound: p.SnapshotBound, Bound: p.Bound, Delete: itemsOf(p.Delete), Kept: p.Kept, Why: p.Why, Problems: p.Problems}
-}
-
-// itemsOf converts gc's items (nil stays nil: the JSON says null).
-func itemsOf(in []gc.Item) []CollectItem {
-	if in == nil {
-		return nil
-	}
-	out := make([]CollectItem, len(in))
-	for i, it := range in {
-		out[i] = CollectItem(it)
-	}
-	return out
-}
+// does: the acknowledgement and snapshot bounds, the files that go, and
+// what holds the rest back. internal/gc owns the rules; this is the name
+// an embedder uses.
+type CollectPlan = gc.Plan
 
 // Collect deletes this device's own files that no device needs any more:
 // changesets every active device has acknowledged and the newest whole
@@ -143,7 +91,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 	if err != nil {
 		return nil, err
 	}
-	r := &CollectReport{DryRun: dryRun, Plan: planOf(plan), Deleted: []CollectItem{}}
+	r := &CollectReport{DryRun: dryRun, Plan: plan, Deleted: []CollectItem{}}
 	for _, p := range plan.Problems {
 		s.log.Warn("collection: " + p)
 	}
@@ -151,7 +99,7 @@ func (s *Syncer) Collect(ctx context.Context, dryRun bool) (*CollectReport, erro
 		return r, nil
 	}
 	deleted, err := gc.Execute(ctx, s.shared, plan, s.log)
-	r.Deleted = itemsOf(deleted)
+	r.Deleted = deleted
 	for _, it := range r.Deleted {
 		r.Bytes += it.Bytes
 	}
