@@ -174,6 +174,7 @@ func (w *World) AddDevice(opt Options) *Device {
 		w.join(d)
 	case sealAll() && len(w.Devs) == 1:
 		w.Seal()
+		t.Logf("ROWDROP_SEAL=1: the world is encrypted")
 	}
 	if opt.Initialised {
 		d.Export()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"github.com/rowdrop/rowdrop"
 	"github.com/rowdrop/rowdrop/internal/folder"
@@ -104,4 +105,41 @@ func worldRing(f *folder.Folder) *seal.Ring {
 		return nil
 	}
 	return r
+}
+
+// SealShared turns encryption on for devices sharing one real folder
+// (the crash harness), when ROWDROP_SEAL=1: the first creates the key,
+// the others unlock it and are approved. cfgs are the devices' pairs,
+// each already initialised.
+func SealShared(t testing.TB, cfgs ...rowdrop.Config) {
+	t.Helper()
+	if !sealAll() {
+		return
+	}
+	ctx := context.Background()
+	open := func(c rowdrop.Config) *rowdrop.Syncer {
+		s, err := rowdrop.Open(ctx, c)
+		if err != nil {
+			t.Fatalf("seal: open %s: %v", c.DB, err)
+		}
+		return s
+	}
+	root := open(cfgs[0])
+	defer root.Close()
+	if _, err := root.KeyInit(ctx, TestPassphrase, TestKDF); err != nil {
+		t.Fatalf("seal: key init: %v", err)
+	}
+	for _, c := range cfgs[1:] {
+		c.Passphrase = TestPassphrase
+		s := open(c)
+		info, err := s.KeyState()
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := root.ApproveDevice(info.Device, info.Fingerprint); err != nil {
+			t.Fatalf("seal: approve: %v", err)
+		}
+	}
+	t.Logf("ROWDROP_SEAL=1: the folder is encrypted")
 }
