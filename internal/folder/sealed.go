@@ -280,3 +280,31 @@ func (f *Folder) buildSealed(rel string, h rdfile.Header, r io.Reader) (rdfile.H
 	}
 	return h, f.sealInto(f.Path(rel), tmp.Name(), kind, seq)
 }
+
+// Unlock returns the folder read with the folder key that passphrase
+// opens, for readers without a state directory (`rowdrop check`): it can
+// read and verify every sealed file, and write none.
+func (f *Folder) Unlock(passphrase []byte) (*Folder, error) {
+	kf, err := f.ReadKeyFile()
+	if err != nil {
+		return nil, err
+	}
+	k, err := kf.Unlock(passphrase)
+	if errors.Is(err, seal.ErrPassphrase) {
+		return nil, fmt.Errorf("the passphrase does not open %s (wrong passphrase): try again", f.KeyFilePath())
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := seal.NewRing(&seal.Local{Key: k}, kf, f.dir)
+	if err != nil {
+		return nil, err
+	}
+	return f.WithRing(r, os.TempDir()), nil
+}
+
+// Keyed reports whether the folder has a key file (it is encrypted).
+func (f *Folder) Keyed() bool {
+	_, err := os.Lstat(f.KeyFilePath())
+	return err == nil
+}
