@@ -170,7 +170,7 @@ func LoadTrust(dir string, kf *KeyFile) (*Trust, error) {
 		switch {
 		case r.Type == RecRequest && t.Approved[r.Device] == nil:
 			t.Requests[r.Device] = r.PublicKey
-		case r.Type == RecApprove && t.Approved[r.Device] == nil && t.Revoked[r.By] == 0:
+		case r.Type == RecApprove && t.Approved[r.Device] == nil:
 			if _, rev := t.Revoked[r.By]; !rev {
 				t.Problems = append(t.Problems, fmt.Sprintf("%s: approval not signed by an approved device (forged, or its approver is unknown): ignored", r.FileName()))
 			}
