@@ -272,3 +272,33 @@ func TestSealRevokedRefused(t *testing.T) {
 		t.Fatal("a refused c after revoking b")
 	}
 }
+
+// A device's files refused before its approval apply once it is approved.
+func TestSealApprovedLaterApplies(t *testing.T) {
+	w, a, _ := sealedPair(t)
+	x := scenario.NewWorld(t, sealSchema).AddDevice(scenario.Options{Name: "x", Initialised: true})
+	scenario.CopyFile(t, filepath.Join(a.Folder, ".rowdrop-key"), filepath.Join(x.Folder, ".rowdrop-key"))
+	x.ReopenWith(func(c *rowdrop.Config) { c.Passphrase = scenario.TestPassphrase })
+	x.Exec(`INSERT INTO secretnotes_tbl VALUES('x1', 'early', 'x')`)
+	x.Sync()
+	for _, s := range x.Published() {
+		scenario.CopyFile(t, x.FilePath(s), filepath.Join(a.Folder, x.ID, filepath.Base(x.FilePath(s))))
+	}
+	scenario.CopyDir(t, filepath.Join(x.Folder, ".rowdrop-trust"), filepath.Join(a.Folder, ".rowdrop-trust"))
+	a.Import()
+	if got := a.Value(`SELECT count(*) FROM secretnotes_tbl WHERE id='x1'`); got != "0" {
+		t.Fatal("applied before approval")
+	}
+	info, err := x.S.KeyState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.S.ApproveDevice(x.ID, info.Fingerprint); err != nil {
+		t.Fatal(err)
+	}
+	a.Import()
+	if got := a.Value(`SELECT count(*) FROM secretnotes_tbl WHERE id='x1'`); got != "1" {
+		t.Fatalf("x's file was not applied after its approval: %s", fileStatus(a, x.ID+"/"+filepath.Base(x.FilePath(x.Published()[0]))))
+	}
+	_ = w
+}
