@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -66,25 +67,24 @@ func (a *app) check(ctx context.Context, readData, asJSON bool, passFile string)
 	}
 	path = expandPath(path, "")
 	opt := check.Options{ReadData: readData}
-	if a.term != nil {
-		opt.Progress = func(done, total int, rel string) {
-			a.term.status(fmt.Sprintf("checking %d/%d %s", done, total, rel))
-		}
+	prog := a.newProgress(filepath.Base(path))
+	opt.Progress = func(done, total int, rel string) {
+		prog.set(fmt.Sprintf("checking %d/%d %s", done, total, rel))
 	}
 	shared := folder.New(path, rdfile.Limits{})
 	if shared.Keyed() {
 		pass, err := readPassphrase(a, passFile, "folder passphrase: ")
 		if err != nil {
+			prog.done()
 			return err
 		}
 		if shared, err = shared.Unlock(pass); err != nil {
+			prog.done()
 			return err
 		}
 	}
 	r, err := check.Run(ctx, shared, opt)
-	if a.term != nil {
-		a.term.clear()
-	}
+	prog.done()
 	if err != nil {
 		return err
 	}
