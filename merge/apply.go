@@ -120,6 +120,9 @@ type item struct {
 	moves       []move
 	rekeyRecord *state.Rekey
 	keyVacated  bool
+	// lin: the first insert clock of the id's lineage that an insert
+	// carries on (detect; zero: its own).
+	lin state.Clock
 	// Local moves (FixLocalMoves): a row created here under this id moves
 	// to a new id after the file; live keeps it until then.
 	localRowMoves bool
@@ -801,7 +804,7 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 	for _, it := range items {
 		var err error
 		if it.keyVacated {
-			if it.decision, err = decide(it.table, it.change, src.Clock, nil, nil); err != nil {
+			if it.decision, err = decide(it.table, it.change, src.Clock, it.lin, nil, nil); err != nil {
 				return err
 			}
 			continue
@@ -812,7 +815,12 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 		if it.baseRow, err = acc.get(e.State.Conn(), "base", it.table).Get(it.key); err != nil {
 			return err
 		}
-		if it.decision, err = decide(it.table, it.change, src.Clock, it.baseMeta, it.baseRow); err != nil {
+		if it.baseRow == nil && it.baseMeta != nil && e.rk != nil {
+			if err := e.rk.repointDead(it.table, it.baseMeta); err != nil {
+				return err
+			}
+		}
+		if it.decision, err = decide(it.table, it.change, src.Clock, it.lin, it.baseMeta, it.baseRow); err != nil {
 			return err
 		}
 	}
@@ -1167,10 +1175,18 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 				c.PKText = KeyText(it.key)
 			}
 			c.File = src.File
+		}
+		var derived map[string]bool
+		if e.rules != nil {
+			derived = e.rules.derived[strings.ToLower(it.table.Name)]
+		}
+		for _, c := range logged(it.decision.conflicts, derived) {
 			if err := e.State.AddConflict(c); err != nil {
 				return fmt.Errorf("write conflict log: %w", err)
 			}
-			st.Conflicts++
+			if c.Seq != 0 { // a new entry, not cells joining one
+				st.Conflicts++
+			}
 		}
 	}
 	return nil

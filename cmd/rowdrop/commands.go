@@ -62,6 +62,7 @@ func commandList(a *app) []*cobra.Command {
 		newCheckCmd(a),
 		newAdoptCmd(a),
 		newRevertCmd(a),
+		newUninstallCmd(a),
 		newDemoCmd(a),
 		newVersionCmd(a),
 		newManCmd(a),
