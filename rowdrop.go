@@ -28,6 +28,9 @@ import (
 
 // Config names one (database, folder) pair and how to sync it.
 type Config struct {
+	// Passphrase, if set, unlocks an encrypted folder's key when the
+	// state directory does not hold it yet (a new device, restore).
+	Passphrase []byte
 	DB         string // the app's live SQLite database
 	Folder     string // the shared folder
 	State      string // private state directory; default: DefaultStateDir

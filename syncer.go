@@ -110,6 +110,13 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		MassPercent: massPercent(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
 	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
 		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
+	r, err := s.ring()
+	if err != nil {
+		return fail(err)
+	}
+	if r != nil {
+		s.useRing(r)
+	}
 	return s, nil
 }
 

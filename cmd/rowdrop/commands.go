@@ -57,6 +57,7 @@ func commandList(a *app) []*cobra.Command {
 		newRestoreCmd(a),
 		newSnapshotCmd(a),
 		newDevicesCmd(a),
+		newKeyCmd(a),
 		newGCCmd(a),
 		newCheckCmd(a),
 		newInspectCmd(a),
