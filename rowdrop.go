@@ -39,6 +39,12 @@ type Config struct {
 	Include      []string // tables to sync (empty: all with a primary key)
 	Exclude      []string // tables never synced
 	LocalColumns []string // "table.column" values that stay on this device
+	// Identity matches the rows of a table across devices by a natural
+	// key instead of the primary key: table -> columns, which must be
+	// UNIQUE and NOT NULL. The table's INTEGER PRIMARY KEY becomes
+	// device-local, so an app that renumbers its ids (buku) stays safe
+	// (docs/MERGE.md, "Identity by natural key").
+	Identity map[string][]string
 
 	// Hints opts into the fast capture path: rowdrop installs three small
 	// triggers per synced table that record changed keys in rowdrop_dirty.

@@ -51,7 +51,10 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 	}
 	var ok []*schema.Table
 	var problems []SchemaProblem
-	for _, t := range tables {
+	for _, vt := range tables {
+		// The base copy holds the table as SQLite keys it (an identity
+		// only changes how rows are matched: identity.go of schema).
+		t := vt.Storage()
 		b := byName[t.Name]
 		if b == nil {
 			ddl, err := t.CreateIn("main")
@@ -64,14 +67,14 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 			if err := mirrorUniqueIndexes(st, t, nil); err != nil {
 				return nil, nil, err
 			}
-			ok = append(ok, t)
+			ok = append(ok, vt)
 			continue
 		}
 		if err := mirrorUniqueIndexes(st, t, b); err != nil {
 			return nil, nil, err
 		}
 		if b.Fingerprint() == t.Fingerprint() {
-			ok = append(ok, t)
+			ok = append(ok, vt)
 			continue
 		}
 		added, why := schema.CompareShapes(t.Name, b.Columns, t.Columns)
@@ -82,7 +85,7 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 		if err := addColumns(st, t, added); err != nil {
 			return nil, nil, err
 		}
-		ok = append(ok, t)
+		ok = append(ok, vt)
 	}
 	if err := recordProblems(st, problems); err != nil {
 		return nil, nil, err
@@ -102,7 +105,8 @@ func CheckBase(st *state.Dir, tables []*schema.Table) ([]SchemaProblem, error) {
 		byName[t.Name] = t
 	}
 	var problems []SchemaProblem
-	for _, t := range tables {
+	for _, vt := range tables {
+		t := vt.Storage()
 		b := byName[t.Name]
 		if b == nil || b.Fingerprint() == t.Fingerprint() {
 			continue
