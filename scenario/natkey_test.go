@@ -1,0 +1,109 @@
+package scenario_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
+)
+
+// bookmarks as buku keeps them: an INTEGER id the app renumbers, and the
+// real identity, a UNIQUE NOT NULL url.
+const natkeySchema = `CREATE TABLE bm(id INTEGER PRIMARY KEY, url TEXT NOT NULL UNIQUE, title TEXT);`
+
+func withIdentity(c *rowdrop.Config) { c.Identity = map[string][]string{"bm": {"url"}} }
+
+// byURL renders a device's bookmarks without their device-local ids.
+func byURL(d *scenario.Device) string {
+	return fmt.Sprint(d.Query(`SELECT url, title FROM bm ORDER BY url`))
+}
+
+// renumberWorld: a and b hold u1..u3 under ids 1..3; then a deletes u2 the
+// way buku does (the last row moves into the freed id: u3 becomes id 2)
+// while b retitles u3 (id 3 on b). identity: nil runs it keyed by id.
+func renumberWorld(t *testing.T, identity bool) (a, b *scenario.Device) {
+	w := scenario.NewWorld(t, natkeySchema)
+	opt := func(name string) scenario.Options {
+		o := scenario.Options{Name: name, Initialised: true}
+		if identity {
+			o.Config = withIdentity
+		}
+		return o
+	}
+	a, b = w.AddDevice(opt("a")), w.AddDevice(opt("b"))
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES(1,'u1','t1'),(2,'u2','t2'),(3,'u3','t3')`)
+	w.Quiesce(5)
+	w.Tick(1000)
+	a.Exec(`DELETE FROM bm WHERE id=2`)
+	a.Exec(`UPDATE bm SET id=2 WHERE id=3`)
+	w.Tick(1000)
+	b.Exec(`UPDATE bm SET title='retitled' WHERE id=3`)
+	w.Quiesce(5)
+	return a, b
+}
+
+// A renumbering delete on one device and a concurrent edit of the moved
+// row on another: with an identity, the edit lands on the right url on
+// both devices, and each keeps its own ids.
+func TestIdentityRenumberingDelete(t *testing.T) {
+	a, b := renumberWorld(t, true)
+	want := "[[u1 t1] [u3 retitled]]"
+	for _, d := range []*scenario.Device{a, b} {
+		if got := byURL(d); got != want {
+			t.Errorf("%s: %s, want %s", d.Name, got, want)
+		}
+	}
+	if got := a.Value(`SELECT id FROM bm WHERE url='u3'`); got != "2" {
+		t.Errorf("a: u3 has id %s, want 2 (a's own renumbering)", got)
+	}
+	if got := b.Value(`SELECT id FROM bm WHERE url='u3'`); got != "3" {
+		t.Errorf("b: u3 has id %s, want 3 (ids are device-local)", got)
+	}
+	for _, d := range []*scenario.Device{a, b} {
+		if base, live := d.DumpBase(), d.Dump(); base != live {
+			t.Errorf("%s: base copy differs from live:\nlive:\n%s\nbase:\n%s", d.Name, live, base)
+		}
+	}
+}
+
+// The same world keyed by id (no identity) goes wrong: this is what the
+// identity is for.
+func TestIdentityRenumberingDeleteWithoutIdentityGoesWrong(t *testing.T) {
+	a, b := renumberWorld(t, false)
+	want := "[[u1 t1] [u3 retitled]]"
+	if byURL(a) == want && byURL(b) == want {
+		t.Fatalf("keyed by id, the renumbering merged right (%s); the identity test proves nothing", want)
+	}
+	t.Logf("keyed by id: a %s, b %s", byURL(a), byURL(b))
+}
+
+// The same url added on two devices: one bookmark remains, the same on
+// both, and the other version is in a conflict log.
+func TestIdentitySameKeyAddedTwice(t *testing.T) {
+	w := scenario.NewWorld(t, natkeySchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true, Config: withIdentity})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Config: withIdentity})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES(1,'u0','only a')`)
+	a.Exec(`INSERT INTO bm VALUES(2,'same','from a')`)
+	w.Tick(1000)
+	b.Exec(`INSERT INTO bm VALUES(1,'same','from b')`)
+	w.Quiesce(5)
+	if ga, gb := byURL(a), byURL(b); ga != gb || !strings.Contains(ga, "[same from b]") || !strings.Contains(ga, "[u0 only a]") {
+		t.Fatalf("a %s, b %s: want both with u0 and the later 'same' (from b)", ga, gb)
+	}
+	logged := false
+	for _, d := range []*scenario.Device{a, b} {
+		for _, c := range d.Conflicts() {
+			if c.Table == "bm" && c.Loser["title"] == "'from a'" {
+				logged = true
+			}
+		}
+	}
+	if !logged {
+		t.Fatalf("the losing bookmark is in no conflict log: a %v, b %v", a.Conflicts(), b.Conflicts())
+	}
+}
