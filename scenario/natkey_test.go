@@ -23,10 +23,10 @@ func byURL(d *scenario.Device) string {
 // renumberWorld: a and b hold u1..u3 under ids 1..3; then a deletes u2 the
 // way buku does (the last row moves into the freed id: u3 becomes id 2)
 // while b retitles u3 (id 3 on b). identity: nil runs it keyed by id.
-func renumberWorld(t *testing.T, identity bool) (a, b *scenario.Device) {
+func renumberWorld(t *testing.T, identity, hints bool) (a, b *scenario.Device) {
 	w := scenario.NewWorld(t, natkeySchema)
 	opt := func(name string) scenario.Options {
-		o := scenario.Options{Name: name, Initialised: true}
+		o := scenario.Options{Name: name, Initialised: true, Hints: hints}
 		if identity {
 			o.Config = withIdentity
 		}
@@ -49,7 +49,13 @@ func renumberWorld(t *testing.T, identity bool) (a, b *scenario.Device) {
 // row on another: with an identity, the edit lands on the right url on
 // both devices, and each keeps its own ids.
 func TestIdentityRenumberingDelete(t *testing.T) {
-	a, b := renumberWorld(t, true)
+	for _, hints := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hints=%v", hints), func(t *testing.T) { testIdentityRenumbering(t, hints) })
+	}
+}
+
+func testIdentityRenumbering(t *testing.T, hints bool) {
+	a, b := renumberWorld(t, true, hints)
 	want := "[[u1 t1] [u3 retitled]]"
 	for _, d := range []*scenario.Device{a, b} {
 		if got := byURL(d); got != want {
@@ -72,7 +78,7 @@ func TestIdentityRenumberingDelete(t *testing.T) {
 // The same world keyed by id (no identity) goes wrong: this is what the
 // identity is for.
 func TestIdentityRenumberingDeleteWithoutIdentityGoesWrong(t *testing.T) {
-	a, b := renumberWorld(t, false)
+	a, b := renumberWorld(t, false, false)
 	want := "[[u1 t1] [u3 retitled]]"
 	if byURL(a) == want && byURL(b) == want {
 		t.Fatalf("keyed by id, the renumbering merged right (%s); the identity test proves nothing", want)
@@ -105,5 +111,46 @@ func TestIdentitySameKeyAddedTwice(t *testing.T) {
 	}
 	if !logged {
 		t.Fatalf("the losing bookmark is in no conflict log: a %v, b %v", a.Conflicts(), b.Conflicts())
+	}
+}
+
+// A device joining from a snapshot gets the rows by natural key, with ids
+// of its own, and later edits by either side land on the same url.
+func TestIdentityJoinFromSnapshot(t *testing.T) {
+	w := scenario.NewWorld(t, natkeySchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true, Config: withIdentity})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES(1,'u1','t1'),(2,'u2','t2'),(3,'u3','t3')`)
+	a.Exec(`DELETE FROM bm WHERE id=1`)
+	a.Exec(`UPDATE bm SET id=1 WHERE id=3`)
+	a.Export()
+	snap := a.Snapshot()
+	w.Tick(1000)
+	a.Exec(`UPDATE bm SET title='t2 after' WHERE url='u2'`)
+	a.Export()
+	w.Collect(a, snap.Seen[a.ID]) // c can only join from the snapshot
+	w.Tick(1000)
+	c := w.AddDevice(scenario.Options{Name: "c", Config: withIdentity})
+	c.Exec(`INSERT INTO bm VALUES(1,'c-own','mine')`)
+	w.DeliverSnapshots(a, c)
+	c.Sync()
+	w.Quiesce(5)
+
+	want := "[[c-own mine] [u2 t2 after] [u3 t3]]"
+	for _, d := range []*scenario.Device{a, c} {
+		if got := byURL(d); got != want {
+			t.Fatalf("%s: %s, want %s", d.Name, got, want)
+		}
+	}
+	w.Tick(1000)
+	c.Exec(`UPDATE bm SET title='from c' WHERE url='u3'`)
+	w.Quiesce(5)
+	if got := a.Value(`SELECT title FROM bm WHERE url='u3'`); got != "from c" {
+		t.Fatalf("a: u3 is %q after c's edit", got)
+	}
+	for _, d := range []*scenario.Device{a, c} {
+		if base, live := d.DumpBase(), d.Dump(); base != live {
+			t.Errorf("%s: base copy differs from live:\nlive:\n%s\nbase:\n%s", d.Name, live, base)
+		}
 	}
 }

@@ -111,6 +111,18 @@ func TestBukuIdentity(t *testing.T) {
 	}
 	a := newBukuDevice(t, folder, config, "a")
 	b := newBukuDevice(t, folder, config, "b")
+	// Columns that cannot identify a bookmark are refused, named.
+	bad := filepath.Join(root, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("identity:\n  bookmarks: [metadata]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := exits(t, 1, "sync", "--config", bad, "--db", a.db, "--folder", folder, "--state", filepath.Join(root, "bad-state"))
+	if !strings.Contains(r.stderr, "identity of table bookmarks (metadata): column metadata may be NULL") {
+		t.Fatalf("a nullable identity column: %s", r.stderr)
+	}
+	if entries, _ := os.ReadDir(folder); len(entries) != 0 {
+		t.Fatalf("the refused config wrote into the shared folder: %v", entries)
+	}
 	u := func(s string) string { return "http://127.0.0.1:9/" + s }
 	for _, s := range []string{"one", "two", "three"} {
 		a.buku(t, "-a", u(s), "--title", "title "+s)

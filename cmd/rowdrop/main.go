@@ -109,7 +109,8 @@ Watch flags:
 Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB, ROWDROP_FOLDER,
 ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON, ...), which beat the
 config file. In the file, an entry of "databases:" beats the top-level keys.
-Config keys besides the flags: sweep_every, stand_ins,
+Config keys besides the flags: sweep_every, stand_ins, identity (table: [columns]:
+rows matched across devices by those UNIQUE NOT NULL columns, not by their id),
 device_horizon (default 30d): how long another device may be silent before
 status warns that it holds back the collection of old files, and
 mass_change_percent (default 50), mass_change_min_rows (default 20): an export

@@ -32,6 +32,19 @@ func (t *Table) Storage() *Table {
 // HasIdentity reports whether the table is matched by a natural key.
 func (t *Table) HasIdentity() bool { return t.storage != nil }
 
+// IdentityColumns returns the names of the identity columns, in key
+// order (nil without an identity).
+func (t *Table) IdentityColumns() []string {
+	if t.storage == nil {
+		return nil
+	}
+	var out []string
+	for _, i := range t.pkCols {
+		out = append(out, t.Columns[i].Name)
+	}
+	return out
+}
+
 // StorageKey returns the index of the stored primary-key column of a table
 // with an identity (a single INTEGER PRIMARY KEY), or -1.
 func (t *Table) StorageKey() int {
