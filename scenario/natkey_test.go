@@ -154,3 +154,44 @@ func TestIdentityJoinFromSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// An identity given to a table that already syncs keyed by id, and two
+// devices that disagree on it: neither is merged wrongly. The changed
+// device reports the table as not synced, saying why; the other holds the
+// file whose key it does not share.
+func TestIdentityChangedLaterRefused(t *testing.T) {
+	w := scenario.NewWorld(t, natkeySchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES(1,'u1','t1')`)
+	w.Quiesce(5)
+	a.ReopenWith(withIdentity)
+	a.Exec(`UPDATE bm SET title='t1 edited' WHERE id=1`)
+	r := a.Export()
+	if r.Seq != 0 || len(r.SchemaProblems) != 1 || !strings.Contains(r.SchemaProblems[0].Reason, "identity changed from none (the primary key) to (url)") {
+		t.Fatalf("a: export with a changed identity: %+v", r)
+	}
+	w.Quiesce(5)
+	if got := b.Value(`SELECT title FROM bm WHERE id=1`); got != "t1" {
+		t.Fatalf("b: the edit made under the changed identity left a: %q", got)
+	}
+	// A device set up with the identity from the start, against b
+	// without it: b holds the file, it does not merge it by id.
+	w2 := scenario.NewWorld(t, natkeySchema)
+	c := w2.AddDevice(scenario.Options{Name: "c", Initialised: true, Config: withIdentity})
+	d := w2.AddDevice(scenario.Options{Name: "d", Initialised: true})
+	w2.Tick(1000)
+	c.Exec(`INSERT INTO bm VALUES(1,'u1','t1')`)
+	c.Export()
+	w2.DeliverAll(c, d)
+	if got := d.Import(); got.Applied != 0 || got.Held+got.Waiting+got.Broken == 0 {
+		t.Fatalf("d (no identity) applied c's file keyed by url: %+v", got)
+	}
+	if got := d.Value(`SELECT count(*) FROM bm`); got != "0" {
+		t.Fatalf("d: %s rows", got)
+	}
+	for _, f := range d.Status().Files {
+		t.Logf("d: %s %s: %s", f.Path, f.Status, f.Reason)
+	}
+}
