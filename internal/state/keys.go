@@ -56,7 +56,7 @@ const (
 	// KeyIdentity: JSON map table -> identity columns under which the
 	// base copy's rows (and their clocks) are keyed (export.EnsureBase).
 	KeyIdentity Key = "identity"
-	KeyLastGCMS       Key = "last_gc_ms"      // last collection of the folder
+	KeyLastGCMS Key = "last_gc_ms" // last collection of the folder
 )
 
 // Value reads a state value ("" if unset).
