@@ -195,3 +195,30 @@ func TestIdentityChangedLaterRefused(t *testing.T) {
 		t.Logf("d: %s %s: %s", f.Path, f.Status, f.Reason)
 	}
 }
+
+// An edit of the natural key is a delete of the old key plus an insert of
+// the new one: a later concurrent edit of the old key brings that row back
+// (delete vs. later edit), it does not follow the rename.
+func TestIdentityKeyEditIsDeletePlusInsert(t *testing.T) {
+	w := scenario.NewWorld(t, natkeySchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true, Config: withIdentity})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Config: withIdentity})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES(1,'u1','t1')`)
+	w.Quiesce(5)
+	w.Tick(1000)
+	a.Exec(`UPDATE bm SET url='u1-renamed' WHERE id=1`)
+	w.Tick(1000)
+	b.Exec(`UPDATE bm SET title='edited on b' WHERE url='u1'`)
+	w.Quiesce(5)
+	want := "[[u1 edited on b] [u1-renamed t1]]"
+	for _, d := range []*scenario.Device{a, b} {
+		if got := byURL(d); got != want {
+			t.Errorf("%s: %s, want %s", d.Name, got, want)
+		}
+		if base, live := d.DumpBase(), d.Dump(); base != live {
+			t.Errorf("%s: base copy differs from live:\nlive:\n%s\nbase:\n%s", d.Name, live, base)
+		}
+	}
+	t.Logf("a: %v", a.Query(`SELECT id, url FROM bm ORDER BY id`))
+}
