@@ -1,6 +1,7 @@
 package scenario_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -111,6 +112,31 @@ func TestIdentitySameKeyAddedTwice(t *testing.T) {
 	}
 	if !logged {
 		t.Fatalf("the losing bookmark is in no conflict log: a %v, b %v", a.Conflicts(), b.Conflicts())
+	}
+	// Restoring it writes its values back onto the url's row here, and
+	// keeps this device's id of that row. On b the loser came from a's
+	// file, whose id is a placeholder (NULL).
+	for _, d := range []*scenario.Device{b, a} {
+		for _, c := range d.Conflicts() {
+			if c.Table != "bm" || c.Loser["title"] != "'from a'" {
+				continue
+			}
+			id := d.Value(`SELECT id FROM bm WHERE url='same'`)
+			if err := d.S.RestoreConflict(context.Background(), c.ID); err != nil {
+				t.Fatalf("%s: restore %d: %v", d.Name, c.ID, err)
+			}
+			if got := d.Value(`SELECT id FROM bm WHERE url='same'`); got != id {
+				t.Fatalf("%s: restore moved the row from id %s to %s", d.Name, id, got)
+			}
+			w.Tick(1000)
+			w.Quiesce(5)
+			for _, x := range []*scenario.Device{a, b} {
+				if got := x.Value(`SELECT title FROM bm WHERE url='same'`); got != "from a" {
+					t.Fatalf("%s after the restore on %s: %q", x.Name, d.Name, got)
+				}
+			}
+			return
+		}
 	}
 }
 
