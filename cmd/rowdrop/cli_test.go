@@ -773,4 +773,9 @@ func TestUsage(t *testing.T) {
 	if r := runRD(t, "sync", "--nope"); r.code != 2 {
 		t.Fatalf("unknown flag: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// A single-dash long flag (the flag package took -json) says what to
+	// type instead.
+	if r := runRD(t, "status", "-json"); r.code != 2 || !strings.Contains(r.stderr, "long flags take two dashes: --json") {
+		t.Fatalf("single-dash long flag: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
