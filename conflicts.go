@@ -16,6 +16,7 @@ import (
 	"github.com/rowdrop/rowdrop/internal/hlc"
 	"github.com/rowdrop/rowdrop/internal/rows"
 	"github.com/rowdrop/rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // Conflict is a readable conflict-log entry: one row and one pair of
@@ -232,18 +233,24 @@ func (s *Syncer) RestoreConflict(ctx context.Context, ref string) (err error) {
 		if len(cols) != len(t.Columns) {
 			return fmt.Errorf("conflict %s: the row no longer exists and the entry holds only some columns; re-create the row in the app first", id)
 		}
-		if err = rt.Insert(vals); err != nil {
+		if err = rt.Insert(merge.FreshLocalKey(t, vals)); err != nil {
 			return restoreErr(id, c, err)
 		}
 	} else {
 		var idx []int
-		for _, name := range cols {
+		var keep []changeset.Value
+		for j, name := range cols {
 			i := t.ColIndex(name)
 			if i < 0 {
 				return fmt.Errorf("conflict %s: table %s has no column %s any more", id, t.Name, name)
 			}
+			if i == t.StorageKey() {
+				continue // this device's id of the row (identity by natural key) stays
+			}
 			idx = append(idx, i)
+			keep = append(keep, vals[j])
 		}
+		vals = keep
 		if err = rt.Update(key, idx, vals); err != nil {
 			return restoreErr(id, c, err)
 		}

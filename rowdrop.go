@@ -42,6 +42,12 @@ type Config struct {
 	Include      []string // tables to sync (empty: all with a primary key)
 	Exclude      []string // tables never synced
 	LocalColumns []string // "table.column" values that stay on this device
+	// Identity matches the rows of a table across devices by a natural
+	// key instead of the primary key: table -> columns, which must be
+	// UNIQUE and NOT NULL. The table's INTEGER PRIMARY KEY becomes
+	// device-local, so an app that renumbers its ids (buku) stays safe
+	// (docs/MERGE.md, "Identity by natural key").
+	Identity map[string][]string
 
 	// Hints opts into the fast capture path: rowdrop installs three small
 	// triggers per synced table that record changed keys in rowdrop_dirty.
@@ -84,9 +90,6 @@ type Config struct {
 	// user's include, exclude, local columns, stand-ins, identities and
 	// after-apply actions override it (internal/profile).
 	App string
-	// Identity maps a table to the UNIQUE NOT NULL columns its rows are
-	// matched by across devices instead of its primary key (buku's URL).
-	Identity map[string][]string
 	// AfterApply maps a table to SQL run in the live database after
 	// merged changes to it, inside the same transaction, once per merged
 	// row, with :key (the row's first primary-key column) and :op

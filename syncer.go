@@ -210,7 +210,7 @@ func (s *Syncer) readSchema() (liveSchema, error) {
 	if err := s.followLive(); err != nil {
 		return ls, err
 	}
-	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns, ExcludeWhy: excludedWhy(s.app)}
+	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns, ExcludeWhy: excludedWhy(s.app), Identity: s.cfg.Identity}
 	err := retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
 		ls.tables, ls.skipped, e = schema.Inspect(s.live, "main", f)
 		return e

@@ -3,6 +3,8 @@ package export
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"zombiezen.com/go/sqlite"
 
@@ -51,8 +53,24 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 	}
 	var ok []*schema.Table
 	var problems []SchemaProblem
-	for _, t := range tables {
+	keyedBy, err := recordedIdentity(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	identityChanged := false
+	for _, vt := range tables {
+		// The base copy holds the table as SQLite keys it (an identity
+		// only changes how rows are matched: identity.go of schema).
+		t := vt.Storage()
 		b := byName[t.Name]
+		if cur := vt.IdentityColumns(); b == nil && cur != nil {
+			keyedBy[t.Name], identityChanged = cur, true
+		} else if b != nil && !slices.Equal(cur, keyedBy[t.Name]) {
+			// Row clocks and files are keyed by the identity: a change
+			// would make this device's records name other rows.
+			problems = append(problems, SchemaProblem{Table: t.Name, Reason: fmt.Sprintf("table %s: its identity changed from %s to %s (config identity:), and this device's records of its rows are keyed by the old one; ", t.Name, identityText(keyedBy[t.Name]), identityText(cur)) + problemGuidance(t.Name, st.Path)})
+			continue
+		}
 		if b == nil {
 			ddl, err := t.CreateIn("main")
 			if err == nil {
@@ -64,14 +82,14 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 			if err := mirrorUniqueIndexes(st, t, nil); err != nil {
 				return nil, nil, err
 			}
-			ok = append(ok, t)
+			ok = append(ok, vt)
 			continue
 		}
 		if err := mirrorUniqueIndexes(st, t, b); err != nil {
 			return nil, nil, err
 		}
 		if b.Fingerprint() == t.Fingerprint() {
-			ok = append(ok, t)
+			ok = append(ok, vt)
 			continue
 		}
 		added, why := schema.CompareShapes(t.Name, b.Columns, t.Columns)
@@ -82,12 +100,42 @@ func EnsureBase(st *state.Dir, tables []*schema.Table) ([]*schema.Table, []Schem
 		if err := addColumns(st, t, added); err != nil {
 			return nil, nil, err
 		}
-		ok = append(ok, t)
+		ok = append(ok, vt)
+	}
+	if identityChanged {
+		js, err := json.Marshal(keyedBy)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := st.Set(state.KeyIdentity, string(js)); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := recordProblems(st, problems); err != nil {
 		return nil, nil, err
 	}
 	return ok, problems, nil
+}
+
+// recordedIdentity reads the identities the base copy's tables were
+// created under (none for a state directory older than identities).
+func recordedIdentity(st *state.Dir) (map[string][]string, error) {
+	m := map[string][]string{}
+	v, err := st.Value(state.KeyIdentity)
+	if err != nil || v == "" {
+		return m, err
+	}
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		return nil, fmt.Errorf("state value %s in %s is unreadable: %w (move the state directory aside to rejoin)", state.KeyIdentity, st.Path, err)
+	}
+	return m, nil
+}
+
+func identityText(cols []string) string {
+	if cols == nil {
+		return "none (the primary key)"
+	}
+	return "(" + strings.Join(cols, ", ") + ")"
 }
 
 // CheckBase reports, without changing anything, the tables whose live
@@ -102,8 +150,17 @@ func CheckBase(st *state.Dir, tables []*schema.Table) ([]SchemaProblem, error) {
 		byName[t.Name] = t
 	}
 	var problems []SchemaProblem
-	for _, t := range tables {
+	keyedBy, err := recordedIdentity(st)
+	if err != nil {
+		return nil, err
+	}
+	for _, vt := range tables {
+		t := vt.Storage()
 		b := byName[t.Name]
+		if b != nil && !slices.Equal(vt.IdentityColumns(), keyedBy[t.Name]) {
+			problems = append(problems, SchemaProblem{Table: t.Name, Reason: fmt.Sprintf("table %s: its identity changed from %s to %s (config identity:)", t.Name, identityText(keyedBy[t.Name]), identityText(vt.IdentityColumns()))})
+			continue
+		}
 		if b == nil || b.Fingerprint() == t.Fingerprint() {
 			continue
 		}

@@ -202,7 +202,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	var fx fixups
 	start := time.Now()
 	if mode == ModeFast {
-		dmax, fx, err = captureFast(ctx, e.LivePath, basePath, tables, w)
+		dmax, fx, err = captureFast(ctx, e.LivePath, basePath, storageTables(tables), w)
 		if err != nil {
 			log.Warn("fast capture failed; falling back to a full diff", "err", err)
 			mode = ModeFull
@@ -216,7 +216,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		}
 	}
 	if mode == ModeFull {
-		dmax, fx, err = captureFull(ctx, e.LivePath, basePath, e.State.Path, tables, w)
+		dmax, fx, err = captureFull(ctx, e.LivePath, basePath, e.State.Path, storageTables(tables), w)
 		if err != nil {
 			return res, fmt.Errorf("capture changes of %s: %w", e.LivePath, err)
 		}
@@ -236,13 +236,22 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 			return res, err
 		}
 		bw := bufio.NewWriterSize(fixed, 1<<20)
-		if err := fx.merge(raw, tables, bw); err != nil {
+		if err := fx.merge(raw, storageTables(tables), bw); err != nil {
 			return res, err
 		}
 		if err := bw.Flush(); err != nil {
 			return res, fmt.Errorf("write capture file: %w", err)
 		}
 		raw = fixed
+	}
+	if anyIdentity(tables) {
+		// From here on, tables with an identity are keyed by it.
+		rekeyed, err := rekeyIdentity(raw, e.State.Conn(), tables, e.State.Path)
+		if err != nil {
+			return res, err
+		}
+		defer func() { rekeyed.Close(); os.Remove(rekeyed.Name()) }()
+		raw = rekeyed
 	}
 	log.Debug("captured", "mode", mode, "took", time.Since(start))
 	res.Mode = mode

@@ -39,6 +39,7 @@ func lit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" 
 // harmless (a key whose row did not change diffs to nothing); missing a key
 // would lose a change.
 func hintTriggers(conn *sqlite.Conn, dbName string, t *schema.Table) (map[string]string, error) {
+	t = t.Storage() // the fast capture reads the keys SQLite's diff uses
 	keys := func(row string) string {
 		var v []string
 		for _, i := range t.PKCols() {
@@ -164,7 +165,7 @@ func conflictTargets(conn *sqlite.Conn, dbName string, t *schema.Table) ([]confl
 // HintsSupported reports whether every table's key fits the hint table.
 func HintsSupported(tables []*schema.Table) bool {
 	for _, t := range tables {
-		if len(t.PKCols()) > MaxHintKeyCols {
+		if len(t.Storage().PKCols()) > MaxHintKeyCols {
 			return false
 		}
 	}

@@ -290,8 +290,10 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 	// Device-local columns stay on this device: readers treat them as
 	// placeholders, so blank them where the table allows it.
 	for _, t := range tables {
-		for _, c := range t.Columns {
-			if t.Local[c.Name] && !c.NotNull {
+		for i, c := range t.Columns {
+			// The stored key of a table with an identity cannot be NULL
+			// (a rowid); readers give a row new to them a fresh one.
+			if t.Local[c.Name] && !c.NotNull && i != t.StorageKey() {
 				if err = db.Exec(dst, "UPDATE main."+db.Quote(t.Name)+" SET "+db.Quote(c.Name)+"=NULL"); err != nil {
 					return fmt.Errorf("blank device-local column %s.%s in the snapshot copy: %w", t.Name, c.Name, err)
 				}

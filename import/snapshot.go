@@ -237,7 +237,15 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 		}
 	}
 	// Every carried table has the shape its header entry says.
-	have, _, err := schema.Inspect(conn, "main", schema.Filter{})
+	// A table matched by natural key here is announced keyed by it: read
+	// the copy the same way (schema/identity.go).
+	ident := map[string][]string{}
+	for n := range carried {
+		if t := im.Tables[n]; t != nil && t.HasIdentity() {
+			ident[n] = t.IdentityColumns()
+		}
+	}
+	have, _, err := schema.Inspect(conn, "main", schema.Filter{Identity: ident})
 	if err != nil {
 		return "unreadable tables: " + err.Error()
 	}

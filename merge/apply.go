@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -1076,6 +1077,21 @@ func liveTarget(t *schema.Table, b, l, merged []changeset.Value) ([]changeset.Va
 	return row, out
 }
 
+// FreshLocalKey returns row with the stored key of a table matched by
+// natural key set to NULL, so that SQLite gives the row a new rowid: a row
+// that is not here has no id of its own here yet, and the one it carries
+// (another device's, or the one it had before it was deleted here) may
+// belong to another row by now. Other rows are returned as they are.
+func FreshLocalKey(t *schema.Table, row []changeset.Value) []changeset.Value {
+	i := t.StorageKey()
+	if i < 0 || row[i].Kind == changeset.KindNull {
+		return row
+	}
+	out := slices.Clone(row)
+	out[i] = changeset.Null()
+	return out
+}
+
 // writeRow turns live row cur into want with the fewest writes.
 func writeRow(rt *rows.Table, key, cur, want []changeset.Value) error {
 	switch {
@@ -1084,7 +1100,7 @@ func writeRow(rt *rows.Table, key, cur, want []changeset.Value) error {
 	case want == nil:
 		return rt.Delete(key)
 	case cur == nil:
-		return rt.Insert(want)
+		return rt.Insert(FreshLocalKey(rt.T, want))
 	}
 	var cols []int
 	var vals []changeset.Value

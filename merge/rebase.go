@@ -263,6 +263,11 @@ func joinRow(t *schema.Table, key []changeset.Value, l *state.RowMeta, lv []chan
 			vals[i] = lx
 			if lx.Kind == changeset.KindUndefined {
 				vals[i] = rx
+				if i == t.StorageKey() {
+					// Matched by natural key: the snapshot's id is the
+					// other device's; a row new here gets a fresh one.
+					vals[i] = changeset.Null()
+				}
 			}
 			continue
 		}

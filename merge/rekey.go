@@ -91,6 +91,9 @@ type fkRef struct {
 // integerKey reports a table keyed by one INTEGER column (a rowid alias:
 // the keys apps allocate as max+1).
 func integerKey(t *schema.Table) bool {
+	if t.HasIdentity() {
+		return false // matched by natural key: its id is device-local
+	}
 	pk := t.PKCols()
 	return len(pk) == 1 && strings.EqualFold(strings.TrimSpace(t.Columns[pk[0]].Type), "INTEGER")
 }

@@ -676,6 +676,7 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		}
 		fixes = append(fixes, baseFix{t: t, key: c.key, before: row})
 	}
+	r.vals = FreshLocalKey(t, r.vals)
 	if err := bt.Insert(r.vals); err != nil {
 		if isUnique(err) {
 			// Only an index rowdrop cannot read (expression, partial)

@@ -84,7 +84,9 @@ Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB,
 ROWDROP_FOLDER, ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON,
 ...), which beat the config file (default: $XDG_CONFIG_HOME/rowdrop/rowdrop.yaml
 when it exists). In the file, an entry of "databases:" beats the top-level keys.
-Config keys besides the flags: sweep_every, stand_ins, app (a profile of
+Config keys besides the flags: sweep_every, stand_ins, identity (table:
+[columns]: rows matched across devices by those UNIQUE NOT NULL columns, not
+by their INTEGER id, which stays on each device), app (a profile of
 configs/apps: joplin, calibre, buku; default: recognised from the schema; none:
 off), after_apply (table: SQL run after each merged row), device_horizon (default
 30d): how long another device may be silent before status warns that it holds

@@ -297,7 +297,7 @@ func (o *options) resolve(s setting, e entry, cfgDir string) (any, error) {
 	v := o.v
 	fromEntry, inEntry := e.vals[s.key]
 	// A map has no flag or variable form that could beat an entry's.
-	entryWins := inEntry && (s.kind == kindMap || !o.overridden(s.key))
+	entryWins := inEntry && (s.kind == kindMap || s.kind == kindMapList || !o.overridden(s.key))
 	switch s.kind {
 	case kindPath:
 		if o.overridden(s.key) {
@@ -333,6 +333,18 @@ func (o *options) resolve(s setting, e entry, cfgDir string) (any, error) {
 			return fromEntry, nil
 		}
 		return v.GetStringMapString(s.key), nil
+	case kindMapList:
+		if entryWins {
+			return fromEntry, nil
+		}
+		var out map[string][]string
+		for name, cols := range v.GetStringMap(s.key) {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[name] = toList(cols)
+		}
+		return out, nil
 	case kindDays:
 		raw := v.GetString(s.key)
 		if entryWins {

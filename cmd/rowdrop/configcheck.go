@@ -205,6 +205,24 @@ func checkValue(p *configProblems, s setting, v *yaml.Node) {
 			}
 		}
 		return
+	case kindMapList:
+		if v.Kind != yaml.MappingNode {
+			p.add(v.Line, "%s: must be a mapping (table: [columns]), not %s", s.key, nodeKind(v))
+			return
+		}
+		for i := 1; i < len(v.Content); i += 2 {
+			e := deref(v.Content[i])
+			items := []*yaml.Node{e}
+			if e.Kind == yaml.SequenceNode {
+				items = e.Content
+			}
+			for _, it := range items {
+				if it = deref(it); it.Kind != yaml.ScalarNode {
+					p.add(it.Line, "%s: %s: must be a list of column names, not %s", s.key, v.Content[i-1].Value, nodeKind(it))
+				}
+			}
+		}
+		return
 	}
 	if v.Kind != yaml.ScalarNode {
 		p.add(v.Line, "%s: must be a single value, not %s", s.key, nodeKind(v))
@@ -259,7 +277,7 @@ func checkGiven(given map[string]string) error {
 			continue
 		}
 		env := "ROWDROP_" + strings.ToUpper(s.key)
-		if val := os.Getenv(env); val != "" && s.kind != kindMap {
+		if val := os.Getenv(env); val != "" && s.kind != kindMap && s.kind != kindMapList {
 			if msg := badValue(s, val); msg != "" {
 				problems = append(problems, fmt.Sprintf("%s=%s (setting %s) %s", env, val, s.key, msg))
 			}

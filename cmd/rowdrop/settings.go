@@ -48,6 +48,9 @@ const (
 	// kindMap: a YAML mapping. It has no flag, so an entry's map beats the
 	// top level and the environment alike.
 	kindMap
+	// kindMapList: a YAML mapping of names to lists (a sequence, or a
+	// single name); no flag, like kindMap.
+	kindMapList
 	kindDays // a positive duration in days (30d) or Go form (720h)
 	// kindNegatedBool: a key that is true unless given as false; the
 	// library holds its negation (rekey_integer_ids -> NoRekey).
@@ -68,6 +71,8 @@ func (k kind) entryType() reflect.Type {
 		return reflect.TypeFor[int64]()
 	case kindMap:
 		return reflect.TypeFor[map[string]string]()
+	case kindMapList:
+		return reflect.TypeFor[map[string][]string]()
 	}
 	return reflect.TypeFor[string]()
 }
@@ -121,6 +126,11 @@ var settings = []setting{
 	// the same transaction (:key, :op bound).
 	{key: "after_apply", kind: kindMap, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.AfterApply }},
+	// identity: tables whose rows are matched across devices by a natural
+	// key (UNIQUE, NOT NULL columns) instead of their INTEGER PRIMARY KEY,
+	// which stays device-local (docs/MERGE.md): `bookmarks: [URL]`.
+	{key: "identity", kind: kindMapList, perDB: true,
+		field: func(c *rowdrop.Config) any { return &c.Identity }},
 	// device_horizon: how long another device may be silent before status
 	// warns ("30d", "720h"; unset: the library's default).
 	{key: "device_horizon", kind: kindDays, perDB: true,

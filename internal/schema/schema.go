@@ -29,6 +29,10 @@ type Table struct {
 	// UNIQUE INDEX (constraints in CREATE TABLE come with CreateSQL). The
 	// base copy mirrors them, so merges meet the same constraints there.
 	UniqueIndexes []Index
+	// storage is the table as SQLite keys it, set when the config gives
+	// the table an identity (identity.go): then pkCols and the Columns'
+	// PK marks name the identity columns, and the stored key is Local.
+	storage *Table
 }
 
 // Index is a separately created index.
@@ -90,6 +94,9 @@ type Filter struct {
 	// ExcludeWhy replaces the reason given for an excluded table (an app
 	// profile's: "excluded by the joplin profile: ...").
 	ExcludeWhy map[string]string
+	// Identity gives tables a natural key: table -> columns (UNIQUE and
+	// NOT NULL) that identify its rows across devices (identity.go).
+	Identity map[string][]string
 }
 
 // Inspect lists the tables of database dbName ("main" or an attached name)
@@ -168,7 +175,15 @@ func Inspect(conn *sqlite.Conn, dbName string, f Filter) ([]*Table, []Skipped, e
 				return nil, nil, fmt.Errorf("local column %s.%s is part of the primary key and must be synced (remove it from local_columns)", e.name, c)
 			}
 		}
+		if cols, ok := f.Identity[e.name]; ok {
+			if t, err = withIdentity(conn, dbName, t, cols); err != nil {
+				return nil, nil, err
+			}
+		}
 		synced = append(synced, t)
+	}
+	if err := identityTablesKnown(f.Identity, synced, skipped); err != nil {
+		return nil, nil, err
 	}
 	return synced, skipped, nil
 }

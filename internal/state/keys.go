@@ -53,7 +53,10 @@ const (
 
 	// Status and collection.
 	KeySchemaProblems Key = "schema_problems" // JSON: the problems the last EnsureBase found
-	KeyLastGCMS       Key = "last_gc_ms"      // last collection of the folder
+	// KeyIdentity: JSON map table -> identity columns under which the
+	// base copy's rows (and their clocks) are keyed (export.EnsureBase).
+	KeyIdentity Key = "identity"
+	KeyLastGCMS Key = "last_gc_ms" // last collection of the folder
 )
 
 // Value reads a state value ("" if unset).
