@@ -18,8 +18,7 @@ import (
 
 // Read before TestMain clears ROWDROP_* (they would steer the binary).
 var (
-	appTests      = os.Getenv("ROWDROP_APP_TESTS") == "1"
-	identityMerge = os.Getenv("ROWDROP_IDENTITY_MERGE") != ""
+	appTests = os.Getenv("ROWDROP_APP_TESTS") == "1"
 )
 
 // appDevice is a device whose database an app made.
@@ -206,11 +205,8 @@ func TestBukuRenumberedIDs(t *testing.T) {
 	if got := bb.titles(t); len(got) != 3 {
 		t.Fatalf("B after the first sync: %v", got)
 	}
-	// Matching rows by URL is the identity merge of #15 (natkey's part);
-	// until it lands, merging by the renumbered id loses B's title.
-	if !identityMerge {
-		t.Skip("identity by natural key is not merged yet: set ROWDROP_IDENTITY_MERGE=1 to run the renumbering case")
-	}
+	// The buku profile's identity (bookmarks by URL) keeps B's title on
+	// the right bookmark; merging by the renumbered id would lose it.
 	// A deletes the first bookmark: buku moves the last one (three) into
 	// its id. B, meanwhile, retitles three.
 	ba.run(t, "-d", "1")

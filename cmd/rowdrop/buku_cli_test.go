@@ -171,16 +171,16 @@ func TestBukuIdentity(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d bookmarks for %s, want 1:\n%s", n, u("same"), titles(ma))
 	}
-	lost := "'added on a'"
+	lost := "added on a"
 	if kept == "added on a" {
-		lost = "'added on b'"
+		lost = "added on b"
 	}
 	logged := false
 	for _, d := range []*bukuDevice{a, b} {
 		out := ok(t, "conflicts", "--json", "--config", d.config, "--db", d.db, "--folder", d.folder, "--state", d.state).stdout
 		var cs []struct {
 			Table string            `json:"table"`
-			Loser map[string]string `json:"loser"`
+			Loser map[string]any `json:"loser"` // typed JSON values
 		}
 		if err := json.Unmarshal([]byte(out), &cs); err != nil {
 			t.Fatalf("%s: conflicts --json: %v\n%s", d.name, err, out)
