@@ -86,7 +86,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e folder.Entry) (snap *Sna
 	}
 	carried := map[string]rdfile.Table{}
 	for _, t := range h.Tables {
-		if reason := im.checkTable(t); reason != "" {
+		if kind, reason := im.checkTable(t, h); kind != "" && kind != state.PartExcluded {
 			return nil, StatusHeld, e.Rel + ": " + reason, nil
 		}
 		if l := im.Tables[t.Name]; l != nil && l.Fingerprint() != t.Fingerprint {
