@@ -45,8 +45,8 @@ type Importer struct {
 	// base copy cannot follow (export.SchemaProblem): not synced until it
 	// is resolved; their parts of others' files are held (held.go).
 	Changed map[string]Changed
-	Log      *slog.Logger
-	Now      func() time.Time
+	Log     *slog.Logger
+	Now     func() time.Time
 	// Progress, if set, is called after each applied file.
 	Progress func(done, total int, file string)
 	// Causal applies a file only after every file its writer had applied
@@ -79,10 +79,10 @@ type Result struct {
 	// applied by this import.
 	TablesHeld int
 	Released   int
-	MaxLock   time.Duration // longest live write transaction
-	Locks     int           // live write transactions of the merges (merge.Stats.Locks)
-	LongLocks int           // of those, held longer than merge.LongLock
-	Corrected int64
+	MaxLock    time.Duration // longest live write transaction
+	Locks      int           // live write transactions of the merges (merge.Stats.Locks)
+	LongLocks  int           // of those, held longer than merge.LongLock
+	Corrected  int64
 }
 
 // AddLocks adds st's live write transactions to r.
