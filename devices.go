@@ -312,11 +312,7 @@ func (s *Syncer) Forget(ctx context.Context, id string) error {
 
 // deviceWarnings names the devices that hold collection back by being
 // silent for longer than the horizon, from the folder listing scan.
-func (s *Syncer) deviceWarnings(ctx context.Context, scan *folder.Scan) ([]string, error) {
-	devs, err := s.devices(ctx, scan)
-	if err != nil {
-		return nil, err
-	}
+func (s *Syncer) deviceWarnings(devs []DeviceInfo) []string {
 	var out []string
 	for _, d := range devs {
 		if d.Status != DeviceSilent {
@@ -333,5 +329,5 @@ func (s *Syncer) deviceWarnings(ctx context.Context, scan *folder.Scan) ([]strin
 		out = append(out, fmt.Sprintf("device %s is silent: %s (horizon %s). Until it syncs again it holds back the collection of old files; if it is gone for good, run `rowdrop devices forget %s`",
 			name, since, s.horizon(), d.ID))
 	}
-	return out, nil
+	return out
 }

@@ -18,6 +18,10 @@ import (
 
 // Status is what `rowdrop status` reports.
 type Status struct {
+	// Verdict is the one-line answer to "is this device in sync?" that
+	// status prints first: "up to date", "3 files waiting for device
+	// laptop", "1 file held: ...", "folder unavailable: ...".
+	Verdict    string         `json:"verdict"`
 	Device     string         `json:"device"`
 	Name       string         `json:"name"`
 	Database   string         `json:"database"`
@@ -105,6 +109,12 @@ type DeviceStatus struct {
 	Published uint64 `json:"published"` // highest sequence present in the folder
 	Applied   uint64 `json:"applied"`   // how far this device has applied it
 	Pending   int    `json:"pending"`
+	// Unacked counts this device's published files that the device has
+	// not acknowledged applying yet.
+	Unacked uint64 `json:"unacked"`
+	// Retired: some device ran `rowdrop devices forget` for it; nothing
+	// waits for it.
+	Retired bool `json:"retired,omitempty"`
 }
 
 // FileStatus is a file that waits, is held, or is broken.
@@ -217,9 +227,12 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		st.Files = append(st.Files, s.checkFiles(scan, applied, st.Files)...)
 	}
 	if scanErr == nil {
-		if st.Warnings, err = s.deviceWarnings(ctx, scan); err != nil {
+		devs, err := s.devices(ctx, scan)
+		if err != nil {
 			return nil, err
 		}
+		st.Warnings = s.deviceWarnings(devs)
+		s.ackedBy(st, devs, scan)
 	}
 	if st.Conflicts, err = s.st.OpenConflicts(); err != nil {
 		return nil, err
@@ -232,7 +245,122 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	} else if ok {
 		st.Recognised = recognitionView(&r)
 	}
+	st.Verdict = verdict(st)
 	return st, nil
+}
+
+// ackedBy fills, per other device, the name it publishes (when this device
+// has none recorded), whether it is retired, and how many of this device's
+// files in the folder it has not acknowledged.
+func (s *Syncer) ackedBy(st *Status, devs []DeviceInfo, scan *folder.Scan) {
+	var own uint64
+	for _, f := range scan.Files[s.id.Device] {
+		own = max(own, f.Seq)
+	}
+	byID := map[string]DeviceInfo{}
+	listed := map[string]bool{}
+	for _, d := range st.Devices {
+		listed[d.ID] = true
+	}
+	for _, d := range devs {
+		byID[d.ID] = d
+		// A device that published only its acknowledgement (it had
+		// nothing to export yet) is a device this one waits for too.
+		if d.Status != DeviceSelf && !listed[d.ID] && d.LastAck != "" {
+			st.Devices = append(st.Devices, DeviceStatus{ID: d.ID, Applied: d.AppliedHere})
+		}
+	}
+	for i := range st.Devices {
+		d := &st.Devices[i]
+		info, ok := byID[d.ID]
+		if !ok {
+			continue
+		}
+		if d.Name == "" {
+			d.Name = info.Name
+		}
+		d.Retired = info.Status == DeviceRetired
+		if n := info.Applied[s.id.Device]; n < own {
+			d.Unacked = own - n
+		}
+	}
+}
+
+// verdict sums a status up in one line, the most pressing fact first.
+func verdict(st *Status) string {
+	files := func(n int) string {
+		if n == 1 {
+			return "1 file"
+		}
+		return fmt.Sprintf("%d files", n)
+	}
+	if !st.FolderOK {
+		v := "folder unavailable: " + st.Folder + " cannot be read (not mounted? wrong path?)"
+		if st.Outbox > 0 {
+			v += "; " + files(st.Outbox) + " of this device wait in the outbox"
+		}
+		return v
+	}
+	var held, broken, waiting int
+	var first *FileStatus
+	for i, f := range st.Files {
+		switch f.Status {
+		case importer.StatusHeld:
+			held++
+		case importer.StatusBroken:
+			broken++
+		default:
+			waiting++
+			continue
+		}
+		if first == nil {
+			first = &st.Files[i]
+		}
+	}
+	if first != nil {
+		var parts []string
+		if held > 0 {
+			parts = append(parts, files(held)+" held")
+		}
+		if broken > 0 {
+			if held > 0 {
+				parts = append(parts, fmt.Sprintf("%d broken", broken))
+			} else {
+				parts = append(parts, files(broken)+" broken")
+			}
+		}
+		return strings.Join(parts, ", ") + ": " + first.Reason
+	}
+	if st.Held != "" {
+		return "this device's changes are held back: " + st.Held
+	}
+	var parts []string
+	if st.Outbox > 0 {
+		parts = append(parts, files(st.Outbox)+" of this device wait in the outbox (the next sync publishes them)")
+	}
+	name := func(d DeviceStatus) string {
+		if d.Name != "" {
+			return d.Name
+		}
+		return d.ID
+	}
+	for _, d := range st.Devices {
+		if d.Pending > 0 {
+			parts = append(parts, fmt.Sprintf("%s from device %s not applied here yet", files(d.Pending), name(d)))
+		}
+	}
+	if waiting > 0 {
+		parts = append(parts, files(waiting)+" still arriving")
+	}
+	for _, d := range st.Devices {
+		if d.Unacked > 0 && !d.Retired {
+			parts = append(parts, fmt.Sprintf("%s waiting for device %s", files(int(d.Unacked)), name(d)))
+		}
+	}
+	if len(parts) == 0 {
+		return "up to date"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // checkFiles reads the header of every changeset file in the folder that

@@ -223,14 +223,14 @@ type shortAppResult struct {
 // find it free.
 //
 // "slow rows" makes the load deterministic: an app trigger on B does
-// ~20-50 ms of work per row written, as if the machine were that loaded
+// ~10-25 ms of work per row written, as if the machine were that loaded
 // (before the fix, the first batch of 150 such rows held the lock for
 // seconds and the app failed every time). "bulk" imports 40k rows of 2 KB;
 // ROWDROP_CPU_HOG=N adds N spinning processes meanwhile (the bench's P6
 // under load measures the same).
 func TestBusyAppShortTimeout(t *testing.T) {
 	slow := `CREATE TRIGGER slow_notes AFTER INSERT ON notes BEGIN
-		SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 100000) SELECT x FROM c);
+		SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 50000) SELECT x FROM c);
 	END;`
 	bulk := 40000
 	if testing.Short() {

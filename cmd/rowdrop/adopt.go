@@ -7,24 +7,40 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop/export"
 )
 
-// cmdAdopt takes each pair's live database as the truth: it prints how
-// many rows that inserts, changes and deletes on every device, then (unless
-// --dry-run) syncs with the live content winning as new edits, bypassing
-// the recognition of a restored or reset file and the mass-change guard.
-func cmdAdopt(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--dry-run] [--json]", pairFlags)
-	dry := fs.Bool("dry-run", false, "only print what adopting would change on every device")
-	asJSON := fs.Bool("json", false, "print the counts as JSON on stdout (an array per database)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newAdoptCmd is `rowdrop adopt`: it takes each pair's live database as
+// the truth: it prints how many rows that inserts, changes and deletes on
+// every device, then (unless --dry-run) syncs with the live content winning
+// as new edits, bypassing the recognition of a restored or reset file and
+// the mass-change guard.
+func newAdoptCmd(a *app) *cobra.Command {
+	var dry, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "adopt [pair flags] [--dry-run] [--json]",
+		Short: "take the live database as the truth on every device",
+		Long: `Take the live database as the truth: print how many rows that inserts, changes
+and deletes on every device, then sync with its content winning as new edits.
+For a database restored from a backup or reset on purpose, or to confirm a mass
+change the guard held. --dry-run only prints the counts.`,
+		Example: `  rowdrop adopt --db ~/notes/notes.db --folder ~/Sync/notes --dry-run
+  rowdrop adopt --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.adoptAll(ctx, dry, asJSON)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (adopt takes only flags; see `rowdrop adopt -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "only print what adopting would change on every device")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON on stdout (an array per database)")
+	return cmd
+}
+
+// adoptAll adopts every pair's live database.
+func (a *app) adoptAll(ctx context.Context, dry, asJSON bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
@@ -33,11 +49,11 @@ func cmdAdopt(ctx context.Context, a *app, args []string) error {
 	defer stop()
 	plans := map[string][]export.TableChanges{}
 	for _, p := range pairs {
-		if err := a.adoptOnce(ctx, p, *dry, *asJSON, plans); err != nil {
+		if err := a.adoptOnce(ctx, p, dry, asJSON, plans); err != nil {
 			return pairErr(pairs, p, err)
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(a.stdout, plans)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop/internal/check"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
@@ -24,30 +26,44 @@ func (e *checkProblems) Error() string { return fmt.Sprintf("%d problem(s) found
 // ExitCode is the process's exit status.
 func (e *checkProblems) ExitCode() int { return exitCheckProblems }
 
-// cmdCheck verifies the shared folder alone (no database, no state
-// directory) and writes nothing: every file, per device, as internal/check
-// describes. Exit 0 when clean, 3 when it found problems, 1 when the
-// folder cannot be read.
-func cmdCheck(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("--folder DIR [--read-data] [--json]", 0)
+// newCheckCmd is `rowdrop check`: it verifies the shared folder alone (no
+// database, no state directory) and writes nothing: every file, per
+// device, as internal/check describes. Exit 0 when clean, 3 when it found
+// problems, 1 when the folder cannot be read.
+func newCheckCmd(a *app) *cobra.Command {
+	var readData, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "check --folder DIR [--read-data] [--json]",
+		Short: "verify every file in the shared folder",
+		Long: `Verify every file in the shared folder: headers, checksums, each device's
+sequence without gaps, snapshots, acknowledgements; report what is damaged,
+missing or foreign. It needs no database and writes nothing. --read-data also
+decodes every changeset and opens every snapshot. Exit status 3 when it finds
+problems.`,
+		Example: `  rowdrop check --folder ~/Sync/notes
+  rowdrop check --folder ~/Sync/notes --read-data --json`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.check(ctx, readData, asJSON)
+		}),
+	}
 	// The setting's key, so ROWDROP_FOLDER works too; no config file is
 	// read (check needs a folder alone).
-	fs.String("folder", "", "the shared `folder` to check (or ROWDROP_FOLDER)")
-	readData := fs.Bool("read-data", false, "also decode every changeset and open every snapshot's database (PRAGMA integrity_check)")
-	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (check takes only flags; see `rowdrop check -h`)", pos[0])
-	}
+	cmd.Flags().String("folder", "", "the shared `folder` to check (or ROWDROP_FOLDER)")
+	_ = cmd.MarkFlagDirname("folder")
+	cmd.Flags().BoolVar(&readData, "read-data", false, "also decode every changeset and open every snapshot's database (PRAGMA integrity_check)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	return cmd
+}
+
+// check verifies the folder the flag or ROWDROP_FOLDER names.
+func (a *app) check(ctx context.Context, readData, asJSON bool) error {
 	path := a.opts.v.GetString("folder")
 	if path == "" {
-		return usagef("--folder is required: the shared folder to check (see `rowdrop check -h`)")
+		return usagef("--folder is required: the shared folder to check (see `rowdrop check --help`)")
 	}
 	path = expandPath(path, "")
-	opt := check.Options{ReadData: *readData}
+	opt := check.Options{ReadData: readData}
 	if a.term != nil {
 		opt.Progress = func(done, total int, rel string) {
 			a.term.status(fmt.Sprintf("checking %d/%d %s", done, total, rel))
@@ -60,7 +76,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(a.stdout, r); err != nil {
 			return err
 		}

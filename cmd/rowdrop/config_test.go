@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/resolve.golden")
@@ -182,27 +186,44 @@ var pkgDir = func() string {
 // resolveForTest parses args as a pair command would and renders the
 // resolved pairs, or the error.
 func resolveForTest(args []string) string {
-	a := &app{name: "sync", stdout: io.Discard, stderr: io.Discard}
-	groups := pairFlags
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	name := "sync"
 	if len(args) > 0 && args[0] == "watch" {
-		a.name, groups, args = "watch", pairFlags|watchFlags, args[1:]
+		name, args = "watch", args[1:]
 	}
-	fs := a.newFlags("[pair flags]", groups)
-	pos, err := a.parse(fs, args)
+	root := newRootCmd(a)
+	root.SetArgs(append([]string{name}, args...))
+	cmd, _, err := root.Find([]string{name})
 	if err != nil {
 		return renderErr(err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "pos=%q config=%q logJSON=%v verbose=%v\n", pos, a.opts.configFile, a.opts.logJSON, a.opts.verbose)
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = a.action(func(_ context.Context, pos []string) error {
+		resolved(&b, a, pos)
+		return nil
+	})
+	if err := root.Execute(); err != nil {
+		return b.String() + renderErr(err)
+	}
+	return b.String()
+}
+
+// resolved renders what a.action layered and the pairs it resolves.
+func resolved(b *strings.Builder, a *app, pos []string) {
+	if pos == nil {
+		pos = []string{}
+	}
+	fmt.Fprintf(b, "pos=%q config=%q logJSON=%v verbose=%v\n", pos, a.opts.configFile, a.opts.logJSON, a.opts.verbose)
 	if a.name == "watch" {
 		tm := a.opts.watchTimings()
-		fmt.Fprintf(&b, "watch debounce=%s maxDelay=%s poll=%s rescan=%s snapEvery=%s snapEveryFiles=%d\n",
+		fmt.Fprintf(b, "watch debounce=%s maxDelay=%s poll=%s rescan=%s snapEvery=%s snapEveryFiles=%d\n",
 			tm.debounce, tm.maxDelay, tm.poll, tm.rescan, tm.snapEvery, tm.snapEveryFiles)
 	}
 	pairs, err := a.pairs()
 	if err != nil {
 		b.WriteString(renderErr(err))
-		return b.String()
+		return
 	}
 	for _, p := range pairs {
 		c := p.config(slog.New(slog.DiscardHandler), nil)
@@ -211,15 +232,14 @@ func resolveForTest(args []string) string {
 			si = append(si, k+"="+v)
 		}
 		slices.Sort(si)
-		fmt.Fprintf(&b, "db=%s folder=%s state=%s device=%q include=%q exclude=%q local=%q hints=%v sweep=%s max=%d standins=%v norekey=%v horizon=%s\n",
+		fmt.Fprintf(b, "db=%s folder=%s state=%s device=%q include=%q exclude=%q local=%q hints=%v sweep=%s max=%d standins=%v norekey=%v horizon=%s\n",
 			c.DB, c.Folder, c.State, c.DeviceName, c.Include, c.Exclude, c.LocalColumns, c.Hints, c.SweepEvery, c.MaxChangeset, si, c.NoRekey, c.DeviceHorizon)
 	}
-	return b.String()
 }
 
 func renderErr(err error) string {
 	var ue *usageError
-	return fmt.Sprintf("error usage=%v help=%v: %s\n", errors.As(err, &ue), errors.Is(err, flag.ErrHelp), err)
+	return fmt.Sprintf("error usage=%v help=%v: %s\n", errors.As(err, &ue), errors.Is(err, pflag.ErrHelp), err)
 }
 
 // lineDiff lists the lines of want and got that differ, by position.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
@@ -28,56 +30,128 @@ type listedConflict struct {
 	*rowdrop.Conflict
 }
 
-// cmdConflicts lists the conflict log, shows one entry, or restores an
-// entry's losing value as a new local edit.
-func cmdConflicts(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] | show ID [--json] | restore ID", pairFlags)
-	asJSON := fs.Bool("json", false, "print JSON on stdout (list: an array; show: an object)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newConflictsCmd is `rowdrop conflicts`: it lists the conflict log; its
+// subcommands show one entry, or restore an entry's losing value as a new
+// local edit.
+func newConflictsCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "conflicts [pair flags] [--json]",
+		Short: "list the conflict log: values that lost a merge",
+		Long: `List the conflict log: every value that lost a merge (two devices edited the same
+cell, a row was deleted on one device and edited on another, two rows were
+inserted under one key). Nothing is lost: ` + "`conflicts show ID`" + ` prints both values,
+` + "`conflicts restore ID`" + ` writes the losing value back as a new edit.`,
+		Example: `  rowdrop conflicts --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts show 3 --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop conflicts restore 3 --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown conflicts subcommand %q: use `conflicts`, `conflicts show ID` or `conflicts restore ID`", args[0])
+			}
+			return nil
+		},
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			pairs, err := a.pairs()
+			if err != nil {
+				return err
+			}
+			return a.listConflicts(ctx, pairs, asJSON)
+		}),
 	}
+	// Persistent: the subcommands take the pair flags and --json too.
+	addSettingFlags(cmd.PersistentFlags(), pairFlags)
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON on stdout (list: an array; show: an object)")
+	list := &cobra.Command{
+		Use:     "list [pair flags] [--json]",
+		Short:   "list the conflict log (the same as plain `conflicts`)",
+		Long:    "List the conflict log, as plain `rowdrop conflicts` does.",
+		Example: "  rowdrop conflicts list --db ~/notes/notes.db --folder ~/Sync/notes --json",
+		Args:    noArgs,
+		RunE:    cmd.RunE,
+	}
+	show := &cobra.Command{
+		Use:   "show ID [pair flags] [--json]",
+		Short: "one entry of the conflict log, with both values",
+		Long: `Print one entry of the conflict log: what kind of conflict it was, the value kept
+and the value lost with the devices that wrote them, their clocks, and the file
+the losing value came from.`,
+		Example: "  rowdrop conflicts show 3 --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args:    conflictIDArg("show"),
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			s, p, c, err := a.openConflict(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if asJSON {
+				return writeJSON(a.stdout, listedConflict{Database: p.DB, Conflict: c})
+			}
+			printConflict(a.stdout, c, deviceNames(ctx, s), true)
+			return nil
+		}),
+	}
+	restore := &cobra.Command{
+		Use:   "restore ID [pair flags]",
+		Short: "write an entry's losing value back as a new local edit",
+		Long: `Write the losing value of one conflict-log entry back into the database as a new
+edit of this device; the next sync (or a running watch) shares it with every
+device.`,
+		Example: "  rowdrop conflicts restore 3 --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args:    conflictIDArg("restore"),
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			s, _, c, err := a.openConflict(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return a.restoreConflict(ctx, s, c)
+		}),
+	}
+	cmd.AddCommand(list, show, restore)
+	return cmd
+}
+
+// conflictIDArg checks that a conflicts subcommand got one positive ID.
+func conflictIDArg(verb string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usagef("conflicts %s needs exactly one ID (list them with `rowdrop conflicts`)", verb)
+		}
+		if id, err := strconv.ParseInt(args[0], 10, 64); err != nil || id <= 0 {
+			return usagef("conflict ID %q is not a positive number (list them with `rowdrop conflicts`)", args[0])
+		}
+		return nil
+	}
+}
+
+// openConflict opens the one pair and reads the conflict-log entry arg
+// names. The caller closes the Syncer.
+func (a *app) openConflict(ctx context.Context, arg string) (*rowdrop.Syncer, pairConfig, *rowdrop.Conflict, error) {
+	id, _ := strconv.ParseInt(arg, 10, 64) // checked by conflictIDArg
 	pairs, err := a.pairs()
 	if err != nil {
-		return err
-	}
-	if len(pos) == 0 || pos[0] == "list" {
-		if len(pos) > 1 {
-			return usagef("unexpected argument %q (see `rowdrop conflicts -h`)", pos[1])
-		}
-		return a.listConflicts(ctx, pairs, *asJSON)
-	}
-	verb := pos[0]
-	if verb != "show" && verb != "restore" {
-		return usagef("unknown conflicts subcommand %q: use `conflicts`, `conflicts show ID` or `conflicts restore ID`", verb)
-	}
-	if len(pos) != 2 {
-		return usagef("conflicts %s needs exactly one ID (list them with `rowdrop conflicts`)", verb)
-	}
-	id, err := strconv.ParseInt(pos[1], 10, 64)
-	if err != nil || id <= 0 {
-		return usagef("conflict ID %q is not a positive number (list them with `rowdrop conflicts`)", pos[1])
+		return nil, pairConfig{}, nil, err
 	}
 	if len(pairs) > 1 {
-		return usagef("conflict IDs are per database and the config lists %d: add --db to pick one", len(pairs))
+		return nil, pairConfig{}, nil, usagef("conflict IDs are per database and the config lists %d: add --db to pick one", len(pairs))
 	}
 	p := pairs[0]
 	s, err := a.open(ctx, p, lockWait, nil)
 	if err != nil {
-		return err
+		return nil, p, nil, err
 	}
-	defer s.Close()
 	c, err := s.Conflict(id)
 	if err != nil {
-		return err
+		s.Close()
+		return nil, p, nil, err
 	}
-	if verb == "show" {
-		if *asJSON {
-			return writeJSON(a.stdout, listedConflict{Database: p.DB, Conflict: c})
-		}
-		printConflict(a.stdout, c, deviceNames(ctx, s), true)
-		return nil
-	}
+	return s, p, c, nil
+}
+
+// restoreConflict writes c's losing value back as a local edit.
+func (a *app) restoreConflict(ctx context.Context, s *rowdrop.Syncer, c *rowdrop.Conflict) error {
+	id := c.ID
 	if c.Restored != "" {
 		a.log.Warn("this conflict was restored before; writing its losing value again", "id", id, "restored", c.Restored)
 	}

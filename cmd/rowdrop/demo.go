@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
@@ -90,21 +92,41 @@ type demo struct {
 	ids    map[string]string // note title (as seeded) -> uuid
 }
 
-// cmdDemo runs the self-contained demonstration.
-func cmdDemo(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[--keep] [--touch always|when] [-v]", 0)
-	keep := fs.Bool("keep", false, "keep the temporary directory (databases, state, shared folder) to look around")
-	touch := fs.String("touch", "always", "shape of the app's updated_at trigger: `always` fires on every update, `when` only if updated_at was not set")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newDemoCmd is `rowdrop demo`, the self-contained demonstration.
+func newDemoCmd(a *app) *cobra.Command {
+	var keep bool
+	var touch string
+	cmd := &cobra.Command{
+		Use:   "demo [--keep] [--touch always|when] [-v]",
+		Short: "three simulated devices sync a notes database (needs nothing else)",
+		Long: `Three simulated devices, each with its own notes database and state directory,
+share one temporary folder: they edit, sync, conflict and converge, and the demo
+prints what happens at each step. It needs nothing but this binary. --keep keeps
+the temporary directory to look around with status and conflicts.`,
+		Example: `  rowdrop demo
+  rowdrop demo --keep
+  rowdrop demo --touch when -v`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected argument %q (demo builds its own databases; it takes --keep, --touch, -v)", args[0])
+			}
+			return nil
+		},
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.demo(ctx, keep, touch)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (demo builds its own databases; it takes --keep, --touch, -v)", pos[0])
-	}
-	guard, ok := touchGuards[*touch]
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (databases, state, shared folder) to look around")
+	cmd.Flags().StringVar(&touch, "touch", "always", "shape of the app's updated_at trigger: `always` fires on every update, `when` only if updated_at was not set")
+	_ = cmd.RegisterFlagCompletionFunc("touch", cobra.FixedCompletions([]string{"always", "when"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// demo runs the demonstration.
+func (a *app) demo(ctx context.Context, keep bool, touch string) error {
+	guard, ok := touchGuards[touch]
 	if !ok {
-		return usagef("--touch %q: use always or when", *touch)
+		return usagef("--touch %q: use always or when", touch)
 	}
 	// The library's routine logs would drown the story; -v brings them back.
 	log := a.log
@@ -119,7 +141,7 @@ func cmdDemo(ctx context.Context, a *app, args []string) error {
 	d := &demo{w: a.stdout, root: root, folder: filepath.Join(root, "shared"), names: map[string]string{}, ids: map[string]string{}}
 	defer func() {
 		d.close()
-		if *keep {
+		if keep {
 			if len(d.devs) > 0 {
 				flags := fmt.Sprintf("--db %s --folder %s --state %s --exclude app_state", d.devs[0].db, d.folder, d.devs[0].state)
 				fmt.Fprintf(d.w, "\nkept %s; try:\n  rowdrop status %s\n  rowdrop conflicts %s\n", root, flags, flags)
@@ -134,7 +156,7 @@ func cmdDemo(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	fmt.Fprintf(d.w, "\ndemo finished in %s", time.Since(start).Round(10*time.Millisecond))
-	if !*keep {
+	if !keep {
 		fmt.Fprint(d.w, " (temporary files removed; --keep keeps them)")
 	}
 	fmt.Fprintln(d.w)

@@ -7,45 +7,93 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
-// cmdDevices lists the devices seen in the folder (and applied here), with
-// their status; `devices forget ID` retires one for good.
-func cmdDevices(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] | forget ID", pairFlags)
-	asJSON := fs.Bool("json", false, "print JSON on stdout (an array of devices)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newDevicesCmd is `rowdrop devices`: it lists the devices seen in the
+// folder (and applied here), with their status; `devices forget ID`
+// retires one for good.
+func newDevicesCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "devices [pair flags] [--json]",
+		Short: "the devices seen: name, last file, last acknowledgement, status",
+		Long: `List the devices seen in the shared folder: name, last file, last
+acknowledgement, what each applied, and status (active, silent, retired). A
+silent device holds back the deletion of old files; ` + "`devices forget ID`" + ` retires a
+device that is gone for good.`,
+		Example: `  rowdrop devices --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop devices forget 3f9c2a1b --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown devices subcommand %q: use `devices` or `devices forget ID`", args[0])
+			}
+			return nil
+		},
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.listDevices(ctx, asJSON)
+		}),
 	}
+	// Persistent: the subcommands take the pair flags and --json too.
+	addSettingFlags(cmd.PersistentFlags(), pairFlags)
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON on stdout (an array of devices)")
+	list := &cobra.Command{
+		Use:     "list [pair flags] [--json]",
+		Short:   "list the devices (the same as plain `devices`)",
+		Long:    "List the devices seen, as plain `rowdrop devices` does.",
+		Example: "  rowdrop devices list --db ~/notes/notes.db --folder ~/Sync/notes --json",
+		Args:    noArgs,
+		RunE:    cmd.RunE,
+	}
+	forget := &cobra.Command{
+		Use:   "forget ID [pair flags]",
+		Short: "retire a device that is gone for good",
+		Long: `Retire a device that is gone for good: the deletion of old files stops waiting
+for it, on every device once they see this device's acknowledgement. Its files
+stay; if it comes back, it rejoins from a snapshot.`,
+		Example: "  rowdrop devices forget 3f9c2a1b --db ~/notes/notes.db --folder ~/Sync/notes",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("devices forget needs exactly one device ID (list them with `rowdrop devices`)")
+			}
+			return nil
+		},
+		RunE: a.action(func(ctx context.Context, args []string) error {
+			return a.forgetDevice(ctx, args[0])
+		}),
+	}
+	cmd.AddCommand(list, forget)
+	return cmd
+}
+
+// forgetDevice retires the device id in the one pair.
+func (a *app) forgetDevice(ctx context.Context, id string) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 && pos[0] != "list" {
-		if pos[0] != "forget" {
-			return usagef("unknown devices subcommand %q: use `devices` or `devices forget ID`", pos[0])
-		}
-		if len(pos) != 2 {
-			return usagef("devices forget needs exactly one device ID (list them with `rowdrop devices`)")
-		}
-		if len(pairs) > 1 {
-			return usagef("the config lists %d databases: add --db to pick the one whose device to forget", len(pairs))
-		}
-		s, err := a.open(ctx, pairs[0], lockWait, nil)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		if err := s.Forget(ctx, pos[1]); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stdout, "device %s retired: collection no longer waits for it (on every device, once they see this device's ack.json). Its files stay; if it comes back it rejoins from a snapshot.\n", pos[1])
-		return nil
+	if len(pairs) > 1 {
+		return usagef("the config lists %d databases: add --db to pick the one whose device to forget", len(pairs))
 	}
-	if len(pos) > 1 {
-		return usagef("unexpected argument %q (see `rowdrop devices -h`)", pos[1])
+	s, err := a.open(ctx, pairs[0], lockWait, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Forget(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "device %s retired: collection no longer waits for it (on every device, once they see this device's ack.json). Its files stay; if it comes back it rejoins from a snapshot.\n", id)
+	return nil
+}
+
+// listDevices prints the devices of every pair.
+func (a *app) listDevices(ctx context.Context, asJSON bool) error {
+	pairs, err := a.pairs()
+	if err != nil {
+		return err
 	}
 	type listed struct {
 		Database string `json:"database"`
@@ -66,7 +114,7 @@ func cmdDevices(ctx context.Context, a *app, args []string) error {
 			out = append(out, listed{Database: p.DB, DeviceInfo: d})
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(a.stdout, out)
 	}
 	db := ""

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
@@ -16,20 +18,34 @@ type collected struct {
 	*rowdrop.CollectReport
 }
 
-// cmdGC deletes this device's own files that no device needs any more
-// (every active device has applied them and the newest whole snapshot
-// includes them). --dry-run lists what would go and why the rest stays.
-func cmdGC(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--dry-run] [--json]", pairFlags)
-	dry := fs.Bool("dry-run", false, "list what would be deleted and what holds the rest back; delete nothing")
-	asJSON := fs.Bool("json", false, "print JSON on stdout (an object; an array when several databases are configured)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newGCCmd is `rowdrop gc`: it deletes this device's own files that no
+// device needs any more (every active device has applied them and the
+// newest whole snapshot includes them). --dry-run lists what would go and
+// why the rest stays.
+func newGCCmd(a *app) *cobra.Command {
+	var dry, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "gc [pair flags] [--dry-run] [--json]",
+		Short: "delete this device's old files that every device has applied",
+		Long: `Delete this device's own old files in the shared folder that every active device
+has applied and the newest snapshot includes (watch does this daily). It never
+touches another device's files. --dry-run lists what would go and which device
+holds the rest back.`,
+		Example: `  rowdrop gc --db ~/notes/notes.db --folder ~/Sync/notes --dry-run
+  rowdrop gc --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.gcAll(ctx, dry, asJSON)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (gc takes only flags; see `rowdrop gc -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "list what would be deleted and what holds the rest back; delete nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON on stdout (an object; an array when several databases are configured)")
+	return cmd
+}
+
+// gcAll collects every pair's old files.
+func (a *app) gcAll(ctx context.Context, dry, asJSON bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
@@ -40,7 +56,7 @@ func cmdGC(ctx context.Context, a *app, args []string) error {
 		if err != nil {
 			return pairErr(pairs, p, err)
 		}
-		r, err := s.Collect(ctx, *dry)
+		r, err := s.Collect(ctx, dry)
 		s.Close()
 		if r != nil {
 			all = append(all, collected{Database: p.DB, CollectReport: r})
@@ -49,7 +65,7 @@ func cmdGC(ctx context.Context, a *app, args []string) error {
 			return pairErr(pairs, p, err)
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		if len(all) == 1 {
 			return writeJSON(a.stdout, all[0])
 		}

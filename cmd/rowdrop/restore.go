@@ -9,23 +9,39 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
-// cmdRestore builds a pair's database from the shared folder on a new
-// machine: the app's schema and the rows of the snapshot a new device
-// joins from, then every later file, as a new device.
-func cmdRestore(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("--db PATH --folder DIR [--device NAME] [--force] [--if-folder-has-data]", pairFlags)
-	force := fs.Bool("force", false, "replace a database that already holds tables (stop the app first); its state directory is moved aside")
-	ifData := fs.Bool("if-folder-has-data", false, "exit 0 with a message when the shared folder holds nothing to restore (for scripts)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+// newRestoreCmd is `rowdrop restore`: it builds a pair's database from the
+// shared folder on a new machine: the app's schema and the rows of the
+// snapshot a new device joins from, then every later file, as a new device.
+func newRestoreCmd(a *app) *cobra.Command {
+	var force, ifData bool
+	cmd := &cobra.Command{
+		Use:   "restore --db PATH --folder DIR [--device NAME] [--force] [--if-folder-has-data]",
+		Short: "on a new machine: build the database from the shared folder",
+		Long: `On a new machine: build the database from the shared folder (the app's schema and
+rows from the newest usable snapshot, then every later file), as a new device.
+It never overwrites a database that holds tables unless --force (stop the app
+first); --if-folder-has-data exits 0 when there is nothing to restore, for
+setup scripts. Interrupted, it resumes where it stopped.`,
+		Example: `  rowdrop restore --db ~/notes/notes.db --folder ~/Sync/notes --device desktop
+  rowdrop restore --db ~/notes/notes.db --folder ~/Sync/notes --if-folder-has-data`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.restoreAll(ctx, force, ifData)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (restore takes only flags; see `rowdrop restore -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&force, "force", false, "replace a database that already holds tables (stop the app first); its state directory is moved aside")
+	cmd.Flags().BoolVar(&ifData, "if-folder-has-data", false, "exit 0 with a message when the shared folder holds nothing to restore (for scripts)")
+	return cmd
+}
+
+// restoreAll restores every pair.
+func (a *app) restoreAll(ctx context.Context, force, ifData bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
@@ -35,7 +51,7 @@ func cmdRestore(ctx context.Context, a *app, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, p := range pairs {
-		if err := a.restoreOnce(ctx, p, *force, *ifData); err != nil {
+		if err := a.restoreOnce(ctx, p, force, ifData); err != nil {
 			return pairErr(pairs, p, err)
 		}
 	}

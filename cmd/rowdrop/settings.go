@@ -11,11 +11,12 @@ import (
 // setting is one configuration key, defined once: its flag, its key in the
 // YAML file (upper-cased behind ROWDROP_, also its environment variable),
 // its default, its help, and where its value lands. A new setting is one
-// row of settings (and a line of usageText): the flag layer (flags.go)
+// row of settings: the command tree (commands.go)
 // defines its flag, the layering (config.go) resolves it.
 type setting struct {
 	key   string    // viper and YAML key; the environment variable is ROWDROP_<KEY>
 	flag  string    // flag name; "" when only the file and the environment set it
+	short string    // one-letter shorthand (-v), if any
 	group flagGroup // which commands have the flag
 	kind  kind
 	def   any    // default (a time.Duration or an int); nil: the kind's zero value
@@ -130,7 +131,7 @@ var settings = []setting{
 
 	// Logging, for every command.
 	{key: "log_json", flag: "log-json", group: logFlags, kind: kindBool, help: "logs as JSON lines on stderr"},
-	{key: "verbose", flag: "v", group: logFlags, kind: kindBool, help: "debug logs"},
+	{key: "verbose", flag: "verbose", short: "v", group: logFlags, kind: kindBool, help: "debug logs"},
 
 	// watch's pacing and snapshots.
 	{key: "debounce", flag: "debounce", group: watchFlags, kind: kindDuration, def: watcher.DefaultDebounce,

@@ -9,25 +9,40 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop/export"
 )
 
-// cmdSnapshot exports this device's changes, then publishes a snapshot of
-// its merged state into the shared folder, for every pair: new devices join
-// from it, and devices whose files were collected re-base on it.
+// newSnapshotCmd is `rowdrop snapshot`: it exports this device's changes,
+// then publishes a snapshot of its merged state into the shared folder, for
+// every pair: new devices join from it, and devices whose files were
+// collected re-base on it.
 //
 // With --json and one pair, stdout is one JSON object; with several pairs,
 // a JSON array of them.
-func cmdSnapshot(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json]", pairFlags)
-	asJSON := fs.Bool("json", false, "print JSON on stdout (an object; an array when several databases are configured)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+func newSnapshotCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshot [pair flags] [--json]",
+		Short: "publish a snapshot that new devices join from",
+		Long: `Export this device's changes, then publish a snapshot of its merged state into
+the shared folder: new devices join from it (rowdrop restore), and devices whose
+old files were collected re-base on it. watch publishes one weekly, or after 500
+files, by itself.`,
+		Example: `  rowdrop snapshot --db ~/notes/notes.db --folder ~/Sync/notes`,
+		Args:    noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.snapshotAll(ctx, asJSON)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (snapshot takes only flags; see `rowdrop snapshot -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON on stdout (an object; an array when several databases are configured)")
+	return cmd
+}
+
+// snapshotAll publishes a snapshot of every pair.
+func (a *app) snapshotAll(ctx context.Context, asJSON bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
@@ -41,12 +56,12 @@ func cmdSnapshot(ctx context.Context, a *app, args []string) error {
 			return pairErr(pairs, p, err)
 		}
 		all = append(all, r)
-		if !*asJSON {
+		if !asJSON {
 			fmt.Fprintf(a.stdout, "%s: snapshot %d published: %s (%d rows, %d bytes compressed from %d), includes %s\n",
 				p.label(), r.Seq, r.File, r.Rows, r.Bytes, r.Raw, seenText(r.Seen))
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		if len(all) == 1 {
 			return writeJSON(a.stdout, all[0])
 		}

@@ -9,26 +9,44 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 	importer "github.com/rowdrop/rowdrop/import"
 )
 
-// cmdStatus reports, for every pair, this device, the other devices seen,
-// files not applied and why, the tables synced and skipped, and conflicts.
-// It reads; it does not sync.
+// newStatusCmd is `rowdrop status`: for every pair, this device, the other
+// devices seen, files not applied and why, the tables synced and skipped,
+// and conflicts. It reads; it does not sync.
 //
 // With --json and one pair, stdout is one JSON object; with several pairs,
 // a JSON array of them.
-func cmdStatus(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json]", pairFlags)
-	asJSON := fs.Bool("json", false, "print JSON on stdout (an object; an array when several databases are configured)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+func newStatusCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status [pair flags] [--json]",
+		Short: "what this device knows: other devices, files waiting, held or broken, conflicts",
+		Long: `Print what this device knows, without syncing: a verdict line first ("up to
+date", files waiting, files held, folder unavailable), then this device, the
+other devices and how far it applied their files, every file not applied and
+why, the tables synced and skipped, and the number of conflicts.
+
+Exit status 3 when files are held or broken, so a script or a systemd timer can
+alert on it.`,
+		Example: `  rowdrop status --db ~/notes/notes.db --folder ~/Sync/notes
+  rowdrop status --config ~/.config/rowdrop/rowdrop.yaml --json | jq '.files'`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.statusAll(ctx, asJSON)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (status takes only flags; see `rowdrop status -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON on stdout (an object; an array when several databases are configured)")
+	return cmd
+}
+
+// statusAll prints the status of every pair.
+func (a *app) statusAll(ctx context.Context, asJSON bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
@@ -41,7 +59,7 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 		}
 		all = append(all, st)
 	}
-	if *asJSON {
+	if asJSON {
 		var err error
 		if len(all) == 1 {
 			err = writeJSON(a.stdout, all[0])
@@ -125,6 +143,7 @@ func orNever(s string) string {
 
 // printStatus renders a status for people.
 func printStatus(w io.Writer, st *rowdrop.Status) {
+	fmt.Fprintf(w, "%s\n\n", st.Verdict)
 	fmt.Fprintf(w, "database   %s\n", st.Database)
 	fmt.Fprintf(w, "device     %s (id %s)\n", st.Name, st.Device)
 	avail := "available"
@@ -153,13 +172,13 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 	fmt.Fprintf(w, "\nother devices: %d\n", len(st.Devices))
 	if len(st.Devices) > 0 {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tNAME\tPUBLISHED\tAPPLIED\tPENDING")
+		fmt.Fprintln(tw, "  ID\tNAME\tPUBLISHED\tAPPLIED\tPENDING\tUNACKED")
 		for _, d := range st.Devices {
 			name := d.Name
 			if name == "" {
 				name = "?"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\n", d.ID, name, d.Published, d.Applied, d.Pending)
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\n", d.ID, name, d.Published, d.Applied, d.Pending, d.Unacked)
 		}
 		tw.Flush()
 	}

@@ -9,32 +9,52 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rowdrop/rowdrop"
 )
 
-// cmdSync runs one cycle for every pair: export this device's changes,
-// then import and merge every applicable file from the other devices.
+// newSyncCmd is `rowdrop sync`: one cycle for every pair: export this
+// device's changes, then import and merge every applicable file from the
+// other devices.
 //
 // With --json, stdout is one JSON object per pair (an array when several
 // databases are configured) with the facts the log reports. The exit status
 // is 3 when everything ran but files are held or broken.
-func cmdSync(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--json] [--confirm-mass-change]", pairFlags)
-	asJSON := fs.Bool("json", false, "print what each sync did as JSON on stdout (an object; an array when several databases are configured)")
-	confirm := fs.Bool("confirm-mass-change", false, "publish an export the mass-change guard held (it deletes or overwrites most of a table)")
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+func newSyncCmd(a *app) *cobra.Command {
+	var asJSON, confirm bool
+	cmd := &cobra.Command{
+		Use:   "sync [pair flags] [--json] [--confirm-mass-change]",
+		Short: "export this device's changes, import everyone else's",
+		Long: `Sync once: export this device's changes into the shared folder, then import and
+merge every other device's files that are complete. It never copies the live
+database file; it writes into it only inside transactions.
+
+Exit status 3 when the sync ran but files are held or broken (` + "`rowdrop status`" + ` says
+which and why). --confirm-mass-change publishes an export the mass-change guard
+held because it deletes or overwrites most of a table.`,
+		Example: `  rowdrop sync --db ~/notes/notes.db --folder ~/Sync/notes --device laptop
+  rowdrop sync --config ~/.config/rowdrop/rowdrop.yaml --json | jq .imported
+  rowdrop sync --db ~/notes/notes.db --folder ~/Sync/notes --confirm-mass-change`,
+		Args: noArgs,
+		RunE: a.action(func(ctx context.Context, _ []string) error {
+			return a.syncAll(ctx, asJSON, confirm)
+		}),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (sync takes only flags; see `rowdrop sync -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print what each sync did as JSON on stdout (an object; an array when several databases are configured)")
+	cmd.Flags().BoolVar(&confirm, "confirm-mass-change", false, "publish an export the mass-change guard held (it deletes or overwrites most of a table)")
+	return cmd
+}
+
+// syncAll syncs every pair once.
+func (a *app) syncAll(ctx context.Context, asJSON, confirm bool) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
 	}
 	for i := range pairs {
-		pairs[i].ConfirmMassChange = *confirm
+		pairs[i].ConfirmMassChange = confirm
 	}
 	// Ctrl-C cancels the step through its context: SQLite rolls back what
 	// was not committed, and the next sync picks up from there.
@@ -49,7 +69,7 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		rep, err := a.syncOnce(ctx, p)
 		if err != nil {
 			if len(pairs) == 1 {
-				if *asJSON && rep.Device != "" {
+				if asJSON && rep.Device != "" {
 					writeJSON(a.stdout, rep)
 				}
 				return err
@@ -60,7 +80,7 @@ func cmdSync(ctx context.Context, a *app, args []string) error {
 		notApplied.broken += rep.Imported.Broken
 		reports = append(reports, rep)
 	}
-	if *asJSON {
+	if asJSON {
 		var err error
 		if len(reports) == 1 {
 			err = writeJSON(a.stdout, reports[0])

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
@@ -37,23 +39,35 @@ const (
 	defaultSnapshotEveryFiles = 500
 )
 
-// cmdWatch syncs every configured pair whenever its database or its folder
-// changes, until SIGINT or SIGTERM.
+// newWatchCmd is `rowdrop watch`: it syncs every configured pair whenever
+// its database or its folder changes, until SIGINT or SIGTERM.
 //
 // A signal cancels the watchers, but never a step in progress: each step
 // runs on a context the signal does not reach, so it finishes whole before
 // the process exits 0. Between steps the pair's state directory is
 // unlocked, so `rowdrop status`, `conflicts` and `sync` work while watch
 // runs; a second watch of the same pair is refused by a lock of its own.
-func cmdWatch(ctx context.Context, a *app, args []string) error {
-	fs := a.newFlags("[pair flags] [--debounce D] [--max-delay D] [--poll D] [--rescan D]", pairFlags|watchFlags)
-	pos, err := a.parse(fs, args)
-	if err != nil {
-		return err
+func newWatchCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "watch [pair flags] [--debounce D] [--max-delay D] [--poll D] [--rescan D]",
+		Short: "sync whenever the database or the folder changes, until stopped",
+		Long: `Sync whenever the database or the shared folder changes, until SIGINT or SIGTERM;
+it serves every database of the config. A signal never interrupts a step: the
+step in progress finishes, then watch exits 0. status, conflicts and sync work
+alongside it. It also publishes a snapshot weekly (or every 500 files) and
+deletes this device's old files daily. Run it as a user service (systemd,
+launchd) to keep the databases in sync.`,
+		Example: `  rowdrop watch --db ~/notes/notes.db --folder ~/Sync/notes --device laptop
+  rowdrop watch --config ~/.config/rowdrop/rowdrop.yaml --log-json`,
+		Args: noArgs,
+		RunE: a.action(a.watch),
 	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q (watch takes only flags; see `rowdrop watch -h`)", pos[0])
-	}
+	addSettingFlags(cmd.Flags(), pairFlags|watchFlags)
+	return cmd
+}
+
+// watch serves every pair until ctx is cancelled or a signal arrives.
+func (a *app) watch(ctx context.Context, _ []string) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err

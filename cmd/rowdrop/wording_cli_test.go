@@ -144,3 +144,64 @@ func TestCLISlowClockDeviceNotSilentAfterPublishing(t *testing.T) {
 		t.Fatalf("right after it published, the slow device is called silent: %s", w)
 	}
 }
+
+// status prints one verdict line first, and --json carries it: up to date,
+// files waiting for another device, files not applied here yet, a file
+// broken, the folder unavailable.
+func TestStatusVerdict(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	firstLine := func(d *device, code int) string {
+		t.Helper()
+		r := exits(t, code, append([]string{"status"}, d.flags()...)...)
+		var st struct {
+			Verdict string `json:"verdict"`
+		}
+		if err := json.Unmarshal([]byte(exits(t, code, append([]string{"status", "--json"}, d.flags()...)...).stdout), &st); err != nil {
+			t.Fatal(err)
+		}
+		line, _, _ := strings.Cut(r.stdout, "\n")
+		if line != st.Verdict {
+			t.Errorf("%s: status says %q first, --json verdict %q", d.name, line, st.Verdict)
+		}
+		return line
+	}
+	ok(t, append([]string{"sync"}, b.flags()...)...)
+	ok(t, append([]string{"sync"}, a.flags()...)...)
+	if v := firstLine(a, 0); v != "up to date" {
+		t.Errorf("before any edit: %q", v)
+	}
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','hello')")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n2','world')")
+	ok(t, append([]string{"sync"}, a.flags()...)...)
+	if v := firstLine(a, 0); v != "1 file waiting for device beta" {
+		t.Errorf("alpha after publishing: %q", v)
+	}
+	if v := firstLine(b, 0); v != "1 file from device alpha not applied here yet" {
+		t.Errorf("beta before its sync: %q", v)
+	}
+	ok(t, append([]string{"sync"}, b.flags()...)...)
+	for _, d := range []*device{a, b} {
+		if v := firstLine(d, 0); v != "up to date" {
+			t.Errorf("%s after both synced: %q", d.name, v)
+		}
+	}
+	junk := filepath.Join(folder, randomDeviceID())
+	if err := os.MkdirAll(junk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(junk, "0000000001.rdc"), []byte("junk!"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exits(t, 3, append([]string{"sync"}, b.flags()...)...)
+	if v := firstLine(b, 3); !strings.HasPrefix(v, "1 file broken: ") || !strings.Contains(v, "0000000001.rdc") {
+		t.Errorf("beta with a broken file: %q", v)
+	}
+	if err := os.Rename(folder, folder+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(folder+".gone", folder)
+	if v := firstLine(a, 0); !strings.HasPrefix(v, "folder unavailable: "+folder) {
+		t.Errorf("alpha with the folder gone: %q", v)
+	}
+}
