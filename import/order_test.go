@@ -148,11 +148,10 @@ func TestStagedChangesInKeyOrder(t *testing.T) {
 		{"a", text("k2-with-a-prefix-longer-than-16"), 1, del},
 		{"a", text("k1"), 3, upd},
 	}
-	im.Excluded["b"] = true
 	for _, window := range []int{0, 1, 2, 3, 100} {
 		im.orderWindow = window
 		f := writeOrderFile(t, im, ct, in, -1)
-		s, reason := im.stage(f, map[string]int{"c": 0}, nil)
+		s, reason := im.stage(f, map[string]int{"c": 0}, map[string]bool{"b": true})
 		if reason != "" || s == nil {
 			t.Fatalf("window %d: staged=%v, reason %q", window, s != nil, reason)
 		}
