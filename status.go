@@ -43,7 +43,7 @@ type Status struct {
 	// CatchingUp are the tables that entered this device's sync set
 	// (include, un-exclude, a profile change) and have not caught up yet
 	// with the changes others made meanwhile. Not in Synced.
-	CatchingUp []TableHeld `json:"tables_catching_up,omitempty"`
+	CatchingUp []TableHeld    `json:"tables_catching_up,omitempty"`
 	Skipped    []SkippedTable `json:"tables_skipped"`
 	Conflicts  int            `json:"conflicts"`
 	Unknown    []string       `json:"unknown_files,omitempty"`
