@@ -268,7 +268,7 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 	var drop []obj
 	err = sqlitex.ExecuteTransient(dst, "SELECT type, name FROM main.sqlite_master WHERE type IN ('table','view','trigger','index') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		typ, name := s.ColumnText(0), s.ColumnText(1)
-		if typ == "table" && (synced[name] != nil || state.IsSnapshotMetaTable(name)) {
+		if typ == "table" && (synced[name] != nil || state.IsSnapshotMetaTable(name) || name == state.SnapshotHeldTable) {
 			return nil
 		}
 		drop = append(drop, obj{typ, name})

@@ -241,3 +241,36 @@ func (im *Importer) tablesHeld() (int, error) {
 	}
 	return len(tables), nil
 }
+
+// inheritHeld records, in the base transaction of snapshot snap's merge,
+// the held table parts its writer carried (state.SnapshotHeldTable) of
+// the files the merge counts as applied here: the snapshot's state lacks
+// those parts, so they are applied here once the tables take them (the
+// next import's release). Parts of files applied here already, or of
+// this device's own, are not this device's to hold.
+func (im *Importer) inheritHeld(snap *Snapshot) error {
+	parts, err := state.SnapshotHeldParts(snap.Conn)
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	applied, err := im.State.Applied()
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		lower := strings.ToLower(p.Table)
+		if p.Dev == im.Self.Device || p.Seq <= applied[p.Dev] || p.Seq > snap.Header.Seen[p.Dev] ||
+			!rdfile.ValidDeviceID(p.Dev) || p.Path != rdfile.RelPath(p.Dev, p.Seq) ||
+			strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "rowdrop_") {
+			continue // not this device's to hold, or not a part any writer records
+		}
+		p.Kind, p.Reason, p.FirstMS = state.PartHeld, fmt.Sprintf("%s: its part for table %s was held by the device whose snapshot this device joined from (%s); it applies here once the table takes it", p.Path, p.Table, snap.Entry.Rel), im.now().UnixMilli()
+		if err := im.State.HoldPart(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -223,3 +223,42 @@ func TestCLIForgottenDeviceNotHeld(t *testing.T) {
 		t.Errorf("alpha after forgetting gamma: exit %d, tables held %v, files %v", code, st["tables_held"], files)
 	}
 }
+
+// A snapshot carries its writer's held table parts: a device joining from
+// it holds them too (the snapshot's state lacks them) and applies them
+// once its table takes them, instead of counting the files as applied
+// and never getting those changes.
+func TestCLISnapshotCarriesHeldParts(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.sync(t)
+	b.sync(t)
+	// beta's app is newer: it adds a column and uses it.
+	b.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+	b.execScript(t, "UPDATE notes SET title='edited on beta', pinned=1 WHERE id='n1'; INSERT INTO note_tags VALUES('n1','beta');")
+	b.sync(t)
+	syncAny(t, a)
+	if got := a.query(t, "SELECT tag FROM note_tags"); got != "beta" {
+		t.Fatalf("alpha's tags: %q", got)
+	}
+	if r := runRD(t, append([]string{"snapshot"}, a.flags()...)...); r.code != 0 && r.code != 3 {
+		t.Fatalf("alpha's snapshot: exit %d\n%s", r.code, r.stderr)
+	}
+	// gamma joins, with alpha's (older) app: from alpha's snapshot.
+	c := newDevice(t, folder, "gamma")
+	syncAny(t, c)
+	if got := c.query(t, "SELECT tag FROM note_tags"); got != "beta" {
+		t.Fatalf("gamma's tags after joining: %q", got)
+	}
+	st, code := statusAny(t, c)
+	if heldTable(st, "tables_held", "notes") == nil || code != 3 {
+		t.Fatalf("gamma after joining from alpha's snapshot: exit %d, tables held %v: beta's notes part must be held here too", code, st["tables_held"])
+	}
+	// gamma's app upgrades: beta's held part applies.
+	c.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+	syncAny(t, c)
+	if got := c.query(t, "SELECT title || '/' || pinned FROM notes"); got != "edited on beta/1" {
+		t.Fatalf("gamma's notes after upgrading: %q, want beta's edit", got)
+	}
+}

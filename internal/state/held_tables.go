@@ -42,15 +42,17 @@ func (d *Dir) HoldPart(p HeldPart) error {
 }
 
 // HeldParts lists every held table part by device, table and sequence.
-func (d *Dir) HeldParts() ([]HeldPart, error) {
+func (d *Dir) HeldParts() ([]HeldPart, error) { return readHeldParts(d.conn, d.Path) }
+
+func readHeldParts(conn *sqlite.Conn, where string) ([]HeldPart, error) {
 	var out []HeldPart
-	err := sqlitex.Execute(d.conn, "SELECT dev, tbl, seq, path, kind, reason, first_ms FROM rowdrop_held_tables ORDER BY dev, tbl, seq", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(conn, "SELECT dev, tbl, seq, path, kind, reason, first_ms FROM rowdrop_held_tables ORDER BY dev, tbl, seq", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		out = append(out, HeldPart{Dev: s.ColumnText(0), Table: s.ColumnText(1), Seq: uint64(s.ColumnInt64(2)), Path: s.ColumnText(3),
 			Kind: s.ColumnText(4), Reason: s.ColumnText(5), FirstMS: s.ColumnInt64(6)})
 		return nil
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("read held table parts from %s: %w", d.Path, err)
+		return nil, fmt.Errorf("read held table parts from %s: %w", where, err)
 	}
 	return out, nil
 }
@@ -61,4 +63,24 @@ func (d *Dir) ReleasePart(dev, tbl string, seq uint64) error {
 		return fmt.Errorf("release table %s of file %d of device %s in %s: %w", tbl, seq, dev, d.Path, err)
 	}
 	return nil
+}
+
+// SnapshotHeldTable is the table in which a snapshot carries the held
+// table parts of its writer (optional: older snapshots lack it). A device
+// that joins from the snapshot inherits them, so the parts the writer
+// kept out of its state are applied there once its tables take them.
+const SnapshotHeldTable = "rowdrop_held_tables"
+
+// SnapshotHeldParts reads the held parts a snapshot copy on conn carries
+// (none if it has no such table).
+func SnapshotHeldParts(conn *sqlite.Conn) ([]HeldPart, error) {
+	has := false
+	if err := sqlitex.ExecuteTransient(conn, "SELECT 1 FROM main.sqlite_master WHERE type='table' AND name=?", &sqlitex.ExecOptions{
+		Args: []any{SnapshotHeldTable}, ResultFunc: func(*sqlite.Stmt) error { has = true; return nil }}); err != nil {
+		return nil, fmt.Errorf("read the snapshot's held table parts: %w", err)
+	}
+	if !has {
+		return nil, nil
+	}
+	return readHeldParts(conn, "the snapshot")
 }
