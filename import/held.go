@@ -10,6 +10,7 @@ import (
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/schema"
 	"github.com/rowdrop/rowdrop/internal/state"
+	"github.com/rowdrop/rowdrop/merge"
 )
 
 // Held per table, not per file (docs/MERGE.md, "Tables held apart").
@@ -167,6 +168,9 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, res *Resul
 		p.Kind, p.Reason = kind, reason
 		return false, im.State.HoldPart(p)
 	}
+	if strings.HasSuffix(p.Path, rdfile.SnapshotExt) {
+		return im.releaseSnapshotPart(ctx, p, res, keep)
+	}
 	var e folder.Entry
 	found := false
 	for _, x := range im.files[p.Dev] {
@@ -243,12 +247,24 @@ func (im *Importer) tablesHeld() (int, error) {
 }
 
 // inheritHeld records, in the base transaction of snapshot snap's merge,
-// the held table parts its writer carried (state.SnapshotHeldTable) of
+// the snapshot's own part for each table it carries that is not synced
+// here, and the held table parts its writer carried (state.SnapshotHeldTable) of
 // the files the merge counts as applied here: the snapshot's state lacks
 // those parts, so they are applied here once the tables take them (the
 // next import's release). Parts of files applied here already, or of
 // this device's own, are not this device's to hold.
 func (im *Importer) inheritHeld(snap *Snapshot) error {
+	// The tables the snapshot carries that are not synced here: their
+	// rows are left out of this merge, so the snapshot itself is kept as
+	// their part, merged for that table alone once it syncs here.
+	for _, t := range snap.Header.Tables {
+		if im.Excluded[t.Name] {
+			if err := im.State.HoldPart(state.HeldPart{Dev: snap.Header.Device, Table: t.Name, Seq: 0, Path: snap.Entry.Rel, Kind: state.PartExcluded,
+				Reason: fmt.Sprintf("table %s is not synced here: its rows in snapshot %s are kept for when it is", t.Name, snap.Entry.Rel), FirstMS: im.now().UnixMilli()}); err != nil {
+				return err
+			}
+		}
+	}
 	parts, err := state.SnapshotHeldParts(snap.Conn)
 	if err != nil {
 		return err
@@ -273,4 +289,60 @@ func (im *Importer) inheritHeld(snap *Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// releaseSnapshotPart merges table p.Table alone from snapshot p.Path
+// (a per-table join) once the table syncs here in the snapshot's shape.
+func (im *Importer) releaseSnapshotPart(ctx context.Context, p state.HeldPart, res *Result, keep func(kind, reason string) (bool, error)) (bool, error) {
+	if im.Excluded[p.Table] {
+		return keep(state.PartExcluded, p.Reason)
+	}
+	var e folder.Entry
+	found := false
+	for _, x := range im.scan.Snapshots {
+		if x.Rel == p.Path {
+			e, found = x, true
+		}
+	}
+	if !found {
+		return keep(p.Kind, fmt.Sprintf("table %s syncs here now, and its rows were to come from snapshot %s, which is no longer in the folder: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the new snapshot)", p.Table, p.Path))
+	}
+	snap, status, reason, err := im.OpenSnapshot(ctx, e)
+	if err != nil {
+		return false, err
+	}
+	if status != "" {
+		return keep(p.Kind, fmt.Sprintf("table %s syncs here now, and its rows were to come from snapshot %s, which is not usable here: %s", p.Table, p.Path, reason))
+	}
+	defer snap.Close()
+	t := snap.Tables[p.Table]
+	if t == nil {
+		return keep(state.PartHeld, fmt.Sprintf("table %s syncs here now, and snapshot %s, which was to bring its rows, does not carry it in this database's shape", p.Table, p.Path))
+	}
+	localKnows, err := im.State.LastClocks()
+	if err != nil {
+		return false, err
+	}
+	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightSnapshot, Name: e.Rel}); err != nil {
+		return false, err
+	}
+	h := snap.Header
+	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel}
+	in := merge.RebaseInput{Conn: snap.Conn, Tables: map[string]*schema.Table{p.Table: t}, Self: im.Self.Device, LocalKnows: localKnows, RemoteKnows: snap.Knows}
+	st, err := im.Engine.Rebase(ctx, src, in, func() error {
+		im.Clock.Observe(max(snap.MaxClock, hlc.Timestamp(h.HLC)))
+		if err := im.State.ReleasePart(p.Dev, p.Table, p.Seq); err != nil {
+			return err
+		}
+		return im.State.EndInflight()
+	}, nil)
+	res.Changes += st.Changes
+	res.Conflicts += st.Conflicts
+	res.AddLocks(st)
+	if err != nil {
+		return false, fmt.Errorf("merge table %s from snapshot %s: %w", p.Table, e.Rel, err)
+	}
+	im.log().Info("table caught up from a snapshot", "snapshot", e.Rel, "table", p.Table, "rows", st.Changes)
+	res.Released++
+	return true, nil
 }

@@ -262,3 +262,35 @@ func TestCLISnapshotCarriesHeldParts(t *testing.T) {
 		t.Fatalf("gamma's notes after upgrading: %q, want beta's edit", got)
 	}
 }
+
+// A device that joins from a snapshot while it excludes a table the
+// snapshot carries gets that table's rows from the snapshot (merged for
+// that table alone) once it includes the table, before status calls it
+// synced.
+func TestCLIJoinerIncludingTableCatchesUpFromSnapshot(t *testing.T) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "alpha")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.exec(t, "INSERT INTO note_tags VALUES('n1','t1')")
+	a.sync(t)
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	c := newDevice(t, folder, "gamma")
+	ok(t, append(append([]string{"sync"}, c.flags()...), "--exclude", "note_tags")...)
+	if got := c.query(t, "SELECT title FROM notes"); got != "one" {
+		t.Fatalf("gamma's notes after joining: %q", got)
+	}
+	if got := c.query(t, "SELECT count(*) FROM note_tags"); got != "0" {
+		t.Fatalf("gamma's tags while excluded: %q", got)
+	}
+	st, _ := statusAny(t, c)
+	if contains(strList(st["tables_synced"]), "note_tags") || heldTable(st, "tables_catching_up", "note_tags") == nil {
+		t.Errorf("gamma including note_tags before catching up: synced %v, catching up %v", st["tables_synced"], st["tables_catching_up"])
+	}
+	c.sync(t)
+	if got := c.query(t, "SELECT tag FROM note_tags"); got != "t1" {
+		t.Fatalf("gamma's tags after including the table: %q, want alpha's row from the snapshot", got)
+	}
+	if st := c.status(t); st["tables_catching_up"] != nil {
+		t.Errorf("gamma still catching up: %v", st["tables_catching_up"])
+	}
+}
