@@ -173,6 +173,17 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	}
 	res.Recognised = recognised
 	mode := ModeFull
+	if !e.Hints && e.Live != nil {
+		// Hints switched off (or never on): nothing of them stays in the
+		// app's database.
+		removed, err := RemoveHints(e.Live)
+		if err != nil {
+			return res, fmt.Errorf("remove the capture hints from %s (hints are off): %w", e.LivePath, err)
+		}
+		if len(removed) > 0 {
+			log.Info("capture hints are off: removed their triggers and table from the app's database", "db", e.LivePath, "removed", len(removed))
+		}
+	}
 	if e.Hints && !e.ForceFull {
 		mode, err = e.chooseMode(tables)
 		if err != nil {

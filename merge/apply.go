@@ -1167,10 +1167,18 @@ func (e *Engine) afterLive(items []*item, src Source, st *Stats) error {
 				c.PKText = KeyText(it.key)
 			}
 			c.File = src.File
+		}
+		var derived map[string]bool
+		if e.rules != nil {
+			derived = e.rules.derived[strings.ToLower(it.table.Name)]
+		}
+		for _, c := range logged(it.decision.conflicts, derived) {
 			if err := e.State.AddConflict(c); err != nil {
 				return fmt.Errorf("write conflict log: %w", err)
 			}
-			st.Conflicts++
+			if c.Seq != 0 { // a new entry, not cells joining one
+				st.Conflicts++
+			}
 		}
 	}
 	return nil

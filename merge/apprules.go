@@ -290,7 +290,8 @@ func triggerRefs(trs []appTrigger, tables map[string]*schema.Table) []tableRef {
 // Engine (its tables are fixed for its life).
 type appRules struct {
 	triggers []appTrigger
-	refs     []tableRef // trigger-kept references to a single-column key
+	refs     []tableRef                 // trigger-kept references to a single-column key
+	derived  map[string]map[string]bool // per table (lower case), the columns its triggers set (derived.go)
 	// rank orders tables parents first: a table's rank is above every
 	// table it references (declared foreign keys and references its
 	// triggers keep). Cycles are broken arbitrarily but deterministically.
@@ -309,6 +310,7 @@ func (e *Engine) appRules() (*appRules, error) {
 		}
 	}
 	r.refs = triggerRefs(r.triggers, e.Tables)
+	r.derived = derivedCols(r.triggers)
 	parents := map[*schema.Table]map[*schema.Table]bool{}
 	edge := func(child, parent *schema.Table) {
 		if child == nil || parent == nil || child == parent {

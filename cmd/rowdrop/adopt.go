@@ -93,6 +93,6 @@ func (a *app) adoptOnce(ctx context.Context, p pairConfig, dry, asJSON bool, pla
 	if err != nil {
 		return err
 	}
-	a.report(p, s, r)
+	a.report(p, s, r, false)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -64,15 +65,12 @@ func (a *app) check(ctx context.Context, readData, asJSON bool) error {
 	}
 	path = expandPath(path, "")
 	opt := check.Options{ReadData: readData}
-	if a.term != nil {
-		opt.Progress = func(done, total int, rel string) {
-			a.term.status(fmt.Sprintf("checking %d/%d %s", done, total, rel))
-		}
+	prog := a.newProgress(filepath.Base(path))
+	opt.Progress = func(done, total int, rel string) {
+		prog.set(fmt.Sprintf("checking %d/%d %s", done, total, rel))
 	}
 	r, err := check.Run(ctx, folder.New(path, rdfile.Limits{}), opt)
-	if a.term != nil {
-		a.term.clear()
-	}
+	prog.done()
 	if err != nil {
 		return err
 	}

@@ -279,25 +279,24 @@ func TestSyncTwoDevices(t *testing.T) {
 	// The losing title is in alpha's conflict log; restore it.
 	r := ok(t, append([]string{"conflicts", "--json"}, a.flags()...)...)
 	var list []struct {
-		ID       int64             `json:"id"`
-		Database string            `json:"database"`
-		Table    string            `json:"table"`
-		Loser    map[string]string `json:"loser"`
-		Winner   map[string]string `json:"winner"`
+		ID       string         `json:"id"`
+		Database string         `json:"database"`
+		Table    string         `json:"table"`
+		Loser    map[string]any `json:"loser"`
+		Winner   map[string]any `json:"winner"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
 		t.Fatalf("conflicts --json: %v\n%s", err, r.stdout)
 	}
-	var id int64
+	var ids string
 	for _, c := range list {
-		if c.Loser["title"] == "'alpha title'" && c.Winner["title"] == "'beta title'" {
-			id = c.ID
+		if c.Loser["title"] == "alpha title" && c.Winner["title"] == "beta title" {
+			ids = c.ID
 		}
 	}
-	if id == 0 {
+	if ids == "" {
 		t.Fatalf("losing title not in the conflict log: %s", r.stdout)
 	}
-	ids := strconv.FormatInt(id, 10)
 	// Flags may follow the arguments.
 	r = ok(t, append([]string{"conflicts", "show", ids, "--json"}, a.flags()...)...)
 	var one map[string]any
@@ -772,5 +771,10 @@ func TestUsage(t *testing.T) {
 	}
 	if r := runRD(t, "sync", "--nope"); r.code != 2 {
 		t.Fatalf("unknown flag: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A single-dash long flag (the flag package took -json) says what to
+	// type instead.
+	if r := runRD(t, "status", "-json"); r.code != 2 || !strings.Contains(r.stderr, "long flags take two dashes: --json") {
+		t.Fatalf("single-dash long flag: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -61,6 +61,7 @@ func commandList(a *app) []*cobra.Command {
 		newCheckCmd(a),
 		newAdoptCmd(a),
 		newRevertCmd(a),
+		newUninstallCmd(a),
 		newDemoCmd(a),
 		newVersionCmd(a),
 		newManCmd(a),
@@ -143,7 +144,15 @@ func newRootCmd(a *app) *cobra.Command {
 	}
 	root.SetVersionTemplate("{{.Version}}")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usagef("%s (see `%s --help`)", oneLine(err.Error()), c.CommandPath())
+		msg := oneLine(err.Error())
+		// The flag package took -json for --json; pflag reads it as -j -s
+		// -o -n. Say what to type instead.
+		if _, arg, ok := strings.Cut(msg, "unknown shorthand flag: "); ok {
+			if _, word, ok := strings.Cut(arg, " in -"); ok && len(word) > 1 {
+				return usagef("%s: long flags take two dashes: --%s (see `%s --help`)", msg, word, c.CommandPath())
+			}
+		}
+		return usagef("%s (see `%s --help`)", msg, c.CommandPath())
 	})
 	// --v is the flag package's spelling of -v: keep it working.
 	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {

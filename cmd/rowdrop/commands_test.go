@@ -190,6 +190,19 @@ func TestManPages(t *testing.T) {
 			}
 		}
 	}
+	// The pages are valid troff: groff renders every one without a warning.
+	if _, err := exec.LookPath("groff"); err == nil {
+		pages, _ := filepath.Glob(filepath.Join(dir, "*.1"))
+		if len(pages) < 20 {
+			t.Errorf("only %d man pages: %q", len(pages), pages)
+		}
+		for _, page := range pages {
+			out, err := exec.Command("groff", "-man", "-Tutf8", "-z", "-ww", page).CombinedOutput()
+			if err != nil || len(out) > 0 {
+				t.Errorf("groff %s: %v\n%s", filepath.Base(page), err, out)
+			}
+		}
+	}
 	// Hidden commands get no page.
 	if _, err := os.Stat(filepath.Join(dir, "rowdrop-man.1")); err == nil {
 		t.Errorf("the hidden man command has a page")

@@ -313,7 +313,7 @@ func (d *demo) run(ctx context.Context, log *slog.Logger, guard string) error {
 
 	// 5. Conflict logs.
 	d.section("5. the conflict logs: every value that lost a merge, restorable")
-	var restoreID int64
+	var restoreID string
 	for _, dev := range d.devs {
 		cs, err := dev.s.Conflicts()
 		if err != nil {
@@ -329,8 +329,8 @@ func (d *demo) run(ctx context.Context, log *slog.Logger, guard string) error {
 	}
 
 	// 6. Restore the lost edit, to show nothing is silently lost.
-	if restoreID != 0 {
-		d.section(fmt.Sprintf("6. the laptop brings back \"Old ideas\" with its edit: `rowdrop conflicts restore %d`", restoreID))
+	if restoreID != "" {
+		d.section(fmt.Sprintf("6. the laptop brings back \"Old ideas\" with its edit: `rowdrop conflicts restore %s`", restoreID))
 		if err := laptop.s.RestoreConflict(ctx, restoreID); err != nil {
 			return err
 		}
@@ -365,7 +365,7 @@ func (d *demo) printConflict(c *rowdrop.Conflict) {
 	if len(cols) > 2 {
 		cols = []string{"whole row"}
 	}
-	d.printf("    #%d %s, %s: %s — %s\n", c.ID, what, strings.Join(cols, ", "), c.Kind, kindText[c.Kind])
+	d.printf("    %s %s, %s: %s — %s\n", c.ID, what, strings.Join(cols, ", "), c.Kind, kindText[c.Kind])
 	show := func(m map[string]string) string {
 		if m == nil {
 			return "(no row)"

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -100,6 +101,8 @@ type app struct {
 	log    *slog.Logger
 	opts   *options
 	term   *termWriter // stderr, when it is a terminal
+	// progressEvery, if set, replaces progressLogEvery (tests).
+	progressEvery time.Duration
 	// started: the command's body began (a.action); an error before it
 	// is cobra refusing the command line.
 	started bool

@@ -1,7 +1,7 @@
 package main
 
-// Terminal output on stderr: the logger, and on a terminal a status line
-// redrawn in place for long work.
+// Output on stderr: the logger, and progress of long work (on a terminal
+// a status line redrawn in place, elsewhere a log record every few seconds).
 
 import (
 	"fmt"
@@ -95,11 +95,19 @@ func (t *termWriter) clear() {
 	}
 }
 
-// progress shows long work on a terminal: a line that says what is being
-// done and for how long, updated in place. It stays silent when stderr is
-// not a terminal or logs are JSON: there it would only be noise.
+// progressLogEvery is how often long work logs a progress line when stderr
+// is not a terminal (systemd, a log file): often enough that a service's
+// log shows it alive, rarely enough not to flood it.
+const progressLogEvery = 5 * time.Second
+
+// progress shows long work. On a terminal: a line that says what is being
+// done and for how long, updated in place. Elsewhere (stderr a file or a
+// journal, or logs as JSON): a log record every progressLogEvery while the
+// step lasts. Steps shorter than that print nothing.
 type progress struct {
-	term    *termWriter
+	term    *termWriter  // on a terminal
+	log     *slog.Logger // otherwise
+	every   time.Duration
 	label   string
 	start   time.Time
 	mu      sync.Mutex
@@ -110,29 +118,48 @@ type progress struct {
 
 // newProgress starts a progress display for one step of one pair.
 func (a *app) newProgress(label string) *progress {
-	p := &progress{label: label, start: time.Now(), stop: make(chan struct{})}
+	p := &progress{label: label, start: time.Now(), stop: make(chan struct{}), every: time.Second}
 	if a.term != nil && !a.opts.logJSON {
 		p.term = a.term
-		p.stopped.Add(1)
-		go p.tick()
+	} else {
+		p.log = a.log.With("db", label)
+		p.every = progressLogEvery
+		if a.progressEvery > 0 {
+			p.every = a.progressEvery
+		}
 	}
+	p.stopped.Add(1)
+	go p.tick()
 	return p
 }
 
-// tick redraws the line once a second after the first two seconds: short
-// steps print nothing.
+// tick redraws the line (or logs a record) every p.every.
 func (p *progress) tick() {
 	defer p.stopped.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(p.every)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
-			p.draw()
+			if p.term != nil {
+				p.draw()
+			} else {
+				p.logLine()
+			}
 		}
 	}
+}
+
+// message is what the step is doing now.
+func (p *progress) message() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.msg == "" {
+		return "syncing"
+	}
+	return p.msg
 }
 
 func (p *progress) draw() {
@@ -140,42 +167,41 @@ func (p *progress) draw() {
 	if elapsed < 2*time.Second {
 		return
 	}
-	p.mu.Lock()
-	msg := p.msg
-	p.mu.Unlock()
-	if msg == "" {
-		msg = "syncing"
-	}
-	p.term.status(fmt.Sprintf("%s: %s (%s)", p.label, msg, elapsed.Round(time.Second)))
+	p.term.status(fmt.Sprintf("%s: %s (%s)", p.label, p.message(), elapsed.Round(time.Second)))
+}
+
+func (p *progress) logLine() {
+	p.log.Info("still working: "+p.message(), "elapsed", time.Since(p.start).Round(time.Second).String())
 }
 
 // files is the library's Config.Progress callback (import, per file).
 func (p *progress) files(done, total int, file string) {
-	p.mu.Lock()
 	if strings.HasSuffix(file, rdfile.SnapshotExt) {
 		// Joining or re-basing: done and total count the snapshot's rows.
-		p.msg = fmt.Sprintf("merging snapshot %s: %d/%d rows", file, done, total)
-	} else {
-		p.msg = fmt.Sprintf("imported %d/%d files, last %s", done, total, file)
+		p.set(fmt.Sprintf("merging snapshot %s: %d/%d rows", file, done, total))
+		return
 	}
-	p.mu.Unlock()
-	p.draw()
+	p.set(fmt.Sprintf("imported %d/%d files, last %s", done, total, file))
 }
 
-// callback returns the Config.Progress function, nil when off.
-func (p *progress) callback() func(int, int, string) {
-	if p.term == nil {
-		return nil
+// set says what the step is doing now.
+func (p *progress) set(msg string) {
+	p.mu.Lock()
+	p.msg = msg
+	p.mu.Unlock()
+	if p.term != nil {
+		p.draw()
 	}
-	return p.files
 }
+
+// callback returns the Config.Progress function.
+func (p *progress) callback() func(int, int, string) { return p.files }
 
 // done stops the display and clears its line.
 func (p *progress) done() {
-	if p.term == nil {
-		return
-	}
 	close(p.stop)
 	p.stopped.Wait()
-	p.term.clear()
+	if p.term != nil {
+		p.term.clear()
+	}
 }

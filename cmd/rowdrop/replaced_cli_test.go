@@ -79,7 +79,7 @@ func TestCLIRestoreFromBackup(t *testing.T) {
 			found := false
 			for _, c := range a.conflicts(t) {
 				loser, _ := c["loser"].(map[string]any)
-				if c["kind"] == "restored-copy" && c["key"] == "'n1'" && loser["title"] == "'first'" {
+				if c["kind"] == "restored-copy" && c["key"] == "'n1'" && loser["title"] == "first" { // typed JSON: a string, not an SQL literal
 					found = true
 				}
 			}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,19 +60,7 @@ func (a *app) restoreAll(ctx context.Context, force, ifData bool) error {
 func (a *app) restoreOnce(ctx context.Context, p pairConfig, force, ifData bool) error {
 	prog := a.newProgress(p.label())
 	defer prog.done()
-	// Periodic log lines for logs and services; the terminal line is
-	// the progress's.
-	cb := prog.callback()
-	var last time.Time
-	cfg := p.config(a.log, func(done, total int, file string) {
-		if cb != nil {
-			cb(done, total, file)
-		}
-		if time.Since(last) >= 10*time.Second || done == total {
-			last = time.Now()
-			a.log.Info("restoring", "db", p.label(), "done", done, "of", total, "file", file)
-		}
-	})
+	cfg := p.config(a.log, prog.callback())
 	a.log.Info("restoring from the shared folder", "db", p.DB, "folder", p.Folder)
 	r, err := rowdrop.Restore(ctx, cfg, force)
 	if errors.Is(err, rowdrop.ErrNothingToRestore) && ifData {
@@ -86,7 +73,7 @@ func (a *app) restoreOnce(ctx context.Context, p pairConfig, force, ifData bool)
 		}
 		return err
 	}
-	reportResult(a.log.With("db", p.label()), r.Report, nil)
+	reportResult(a.log.With("db", p.label()), r.Report, nil, false)
 	fmt.Fprintf(a.stdout, "%s: restored %s from snapshot %s and %d later file(s), as new device %s (state %s); the app can open it now, and `rowdrop sync`/`watch` keeps it in sync\n",
 		p.label(), r.DB, r.Snapshot, r.Report.Import.Applied, r.Device, r.State)
 	return nil

@@ -81,7 +81,7 @@ func (a *app) revert(ctx context.Context, file string, dry, asJSON bool) error {
 	if err != nil {
 		return err
 	}
-	a.report(p, s, r)
+	a.report(p, s, r, false)
 	return nil
 }
 

@@ -125,7 +125,7 @@ var settings = []setting{
 		field: func(c *rowdrop.Config) any { return &c.MassChangePercent }},
 	{key: "mass_change_min_rows", kind: kindInt, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.MassChangeMinRows }},
-	// rekey_integer_ids: false (see README).
+	// rekey_integer_ids: false (see docs/INTERNALS.md, Limits).
 	{key: "rekey_integer_ids", kind: kindNegatedBool,
 		field: func(c *rowdrop.Config) any { return &c.NoRekey }},
 

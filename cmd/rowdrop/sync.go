@@ -176,24 +176,29 @@ func (a *app) syncOnce(ctx context.Context, p pairConfig) (syncReport, error) {
 		rep.Error = oneLine(err.Error())
 		return rep, err
 	}
-	a.report(p, s, r)
+	a.report(p, s, r, true)
 	return rep, nil
 }
 
-// report logs the outcome of one `rowdrop sync` cycle.
-func (a *app) report(p pairConfig, s *rowdrop.Syncer, r rowdrop.Report) {
+// report logs the outcome of one `rowdrop sync` cycle; exitSays as in
+// reportResult.
+func (a *app) report(p pairConfig, s *rowdrop.Syncer, r rowdrop.Report, exitSays bool) {
 	log := a.log.With("db", p.label())
 	if newSyncReport(p, s, r).InSync {
 		log.Info("in sync: nothing to export or import", "device", s.Identity().Name)
 	}
-	reportResult(log, r, nil)
+	reportResult(log, r, nil, exitSays)
 }
 
 // reportResult logs what a cycle did beyond what the library logs itself:
 // an export parked in the outbox, files not applied, new conflicts. With
 // last, the files-not-applied warning repeats only when the counts change
 // (watch runs a step every rescan; one warning per situation is enough).
-func reportResult(log *slog.Logger, r rowdrop.Report, last *[3]int) {
+// With exitSays, the command's last line (exit status 3) counts the held
+// and broken files, each of which the import already logged by name: the
+// summary is logged only for files still arriving, so that a held file is
+// not told twice.
+func reportResult(log *slog.Logger, r rowdrop.Report, last *[3]int, exitSays bool) {
 	if r.Export.Pending {
 		log.Warn("exported into the outbox: the shared folder is not available; the file is published when it is back", "seq", r.Export.Seq)
 	}
@@ -202,7 +207,11 @@ func reportResult(log *slog.Logger, r rowdrop.Report, last *[3]int) {
 	if last != nil {
 		*last = counts
 	}
-	if n := counts[0] + counts[1] + counts[2]; n > 0 && changed {
+	n := counts[0] + counts[1] + counts[2]
+	if exitSays {
+		n = counts[0]
+	}
+	if n > 0 && changed {
 		log.Warn("some files were not applied: see `rowdrop status` for which and why",
 			"waiting", counts[0], "held", counts[1], "broken", counts[2])
 	}

@@ -261,7 +261,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 				return err
 			}
 			localOwed = false
-			reportResult(log, r, &last)
+			reportResult(log, r, &last, false)
 			collectDaily(step, log, s)
 			return a.snapshotIfDue(step, log, s, tm)
 		}
@@ -276,7 +276,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 		if err != nil {
 			return err
 		}
-		reportResult(log, rowdrop.Report{Import: r}, &last)
+		reportResult(log, rowdrop.Report{Import: r}, &last, false)
 		collectDaily(step, log, s)
 		return a.snapshotIfDue(step, log, s, tm)
 	}

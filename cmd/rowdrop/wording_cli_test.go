@@ -26,7 +26,7 @@ func deviceWithFile(t *testing.T, folder string, seq uint64) string {
 
 // A device joining after a file it needs was deleted from the folder
 // (collected, or removed by hand) is told to have a snapshot taken on an
-// up-to-date device, as the README promises (issue 21, smaller items).
+// up-to-date device, as docs/INTERNALS.md promises (issue 21, smaller items).
 func TestCLIJoinerMissingDeletedFileGetsSnapshotAdvice(t *testing.T) {
 	folder := t.TempDir()
 	a := newDevice(t, folder, "alpha")
@@ -203,5 +203,33 @@ func TestStatusVerdict(t *testing.T) {
 	defer os.Rename(folder+".gone", folder)
 	if v := firstLine(a, 0); !strings.HasPrefix(v, "folder unavailable: "+folder) {
 		t.Errorf("alpha with the folder gone: %q", v)
+	}
+}
+
+// A held file is told once per sync: by name when the import holds it, and
+// in the count of the exit line, not again in a summary warning.
+func TestHeldFileToldOncePerSync(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	ok(t, append([]string{"sync"}, b.flags()...)...)
+	// alpha's app is newer: its notes have a column beta's lack.
+	a.exec(t, "ALTER TABLE notes ADD COLUMN extra TEXT")
+	a.exec(t, "INSERT INTO notes(id,title,extra) VALUES('n1','hello','x')")
+	ok(t, append([]string{"sync"}, a.flags()...)...)
+	for i := range 2 {
+		r := exits(t, 3, append([]string{"sync"}, b.flags()...)...)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		var named, told int
+		for _, l := range lines {
+			if strings.Contains(l, "0000000001.rdc") {
+				named++
+			}
+			if strings.Contains(l, "held") {
+				told++
+			}
+		}
+		if named != 1 || told != 2 || !strings.Contains(lines[len(lines)-1], "1 held") {
+			t.Errorf("sync %d: the held file is named %d times, held told %d times (want 1 and 2: the import's line and the exit line):\n%s", i+1, named, told, r.stderr)
+		}
 	}
 }

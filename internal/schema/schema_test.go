@@ -133,6 +133,19 @@ func TestInspectFTS4WithoutTheModule(t *testing.T) {
 		PRAGMA writable_schema=ON;
 		INSERT INTO sqlite_master VALUES('table','notes_fts','notes_fts',0,'CREATE VIRTUAL TABLE notes_fts USING fts4(content="notes", body)');
 		PRAGMA writable_schema=OFF;`)
+	// The row written into sqlite_master is read with the schema: a
+	// connection opened after it sees the virtual table (this one keeps
+	// the schema it loaded, which has no notes_fts at all).
+	var path string
+	if err := sqlitex.ExecuteTransient(conn, "SELECT file FROM pragma_database_list WHERE name='main'", &sqlitex.ExecOptions{
+		ResultFunc: func(st *sqlite.Stmt) error { path = st.ColumnText(0); return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
 	if err := sqlitex.ExecuteTransient(conn, "SELECT * FROM notes_fts", nil); err == nil || !strings.Contains(err.Error(), "no such module") {
 		t.Skipf("this engine has FTS4 after all (%v): the test's premise is gone", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,7 +93,7 @@ func TestReadErrorsSurface(t *testing.T) {
 		},
 		"ClearFileStatus": func() error { return d.ClearFileStatus("a/x") },
 		"OpenConflicts":   func() error { _, err := d.OpenConflicts(); return err },
-		"MarkRestored":    func() error { return d.MarkRestored(1, 1) },
+		"MarkRestored":    func() error { return d.MarkRestored("x", 1) },
 	}
 	for name, f := range checks {
 		if err := f(); err == nil {
@@ -295,15 +296,21 @@ func TestFileStatuses(t *testing.T) {
 
 func TestConflictCountAndRestore(t *testing.T) {
 	d := openDir(t)
-	for i := 0; i < 2; i++ {
-		if err := d.AddConflict(&Conflict{AtMS: 1, Kind: "update", Table: "notes", PK: []byte{1}, PKText: "1", Cols: `["body"]`, WinnerDev: "a", LoserDev: "b"}); err != nil {
+	// The same two writes logged twice (a merge run again) are one entry;
+	// another pair of writes is another.
+	for _, c := range []*Conflict{
+		{AtMS: 1, Kind: "cell", Table: "notes", PK: []byte{1}, PKText: "1", Cols: `["body"]`, WinnerDev: "a", WinnerHLC: 5, LoserDev: "b", LoserHLC: 4},
+		{AtMS: 1, Kind: "cell", Table: "notes", PK: []byte{1}, PKText: "1", Cols: `["body"]`, WinnerDev: "a", WinnerHLC: 5, LoserDev: "b", LoserHLC: 4},
+		{AtMS: 2, Kind: "cell", Table: "notes", PK: []byte{1}, PKText: "1", Cols: `["body"]`, WinnerDev: "a", WinnerHLC: 7, LoserDev: "b", LoserHLC: 4},
+	} {
+		if err := d.AddConflict(c); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n, err := d.OpenConflicts(); err != nil || n != 2 {
 		t.Fatalf("open: %d %v", n, err)
 	}
-	cs, err := d.Conflicts(0)
+	cs, err := d.Conflicts(ConflictFilter{})
 	if err != nil || len(cs) != 2 {
 		t.Fatalf("conflicts: %v %v", cs, err)
 	}
@@ -313,8 +320,23 @@ func TestConflictCountAndRestore(t *testing.T) {
 	if n, err := d.OpenConflicts(); err != nil || n != 1 {
 		t.Fatalf("open after restore: %d %v", n, err)
 	}
-	if c, err := d.Conflicts(cs[0].ID); err != nil || len(c) != 1 || c[0].Restored != 99 {
+	if c, err := d.Conflict(cs[0].ID); err != nil || c.Restored != 99 {
 		t.Fatalf("restored: %+v %v", c, err)
+	}
+	if c, err := d.Conflict(strconv.FormatInt(cs[1].Seq, 10)); err != nil || c.ID != cs[1].ID {
+		t.Fatalf("by local number %d: %+v %v", cs[1].Seq, c, err)
+	}
+	if err := d.DismissConflict(cs[1].ID, 5); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Conflicts(ConflictFilter{}); err != nil || len(got) != 1 || got[0].ID != cs[0].ID {
+		t.Fatalf("after dismiss: %+v %v", got, err)
+	}
+	if n, err := d.PruneConflicts(2); err != nil || n != 1 {
+		t.Fatalf("prune before 2: %d %v", n, err)
+	}
+	if got, err := d.Conflicts(ConflictFilter{Dismissed: true}); err != nil || len(got) != 1 || got[0].AtMS != 2 {
+		t.Fatalf("after prune: %+v %v", got, err)
 	}
 }
 

@@ -79,6 +79,10 @@ func (d *Dir) restamp(dev string, m map[hlc.Timestamp]hlc.Timestamp) error {
 			}
 		}
 	}
+	// A conflict's id hashes its clocks: the other devices see the new ones.
+	if err := rehashConflicts(d.conn, "winner_dev=?1 OR loser_dev=?1", dev); err != nil {
+		return err
+	}
 	// Cell clocks live in a blob per row: every row that has some.
 	type upd struct {
 		tbl   string

@@ -67,7 +67,9 @@ CREATE TABLE IF NOT EXISTS rowdrop_conflicts(
 	winner BLOB, winner_dev TEXT NOT NULL, winner_hlc INTEGER NOT NULL,
 	loser BLOB, loser_dev TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
 	file TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '',
-	restored_ms INTEGER NOT NULL DEFAULT 0);
+	restored_ms INTEGER NOT NULL DEFAULT 0,
+	cid TEXT NOT NULL DEFAULT '',           -- content id, the same on every device (conflicts.go)
+	dismissed_ms INTEGER NOT NULL DEFAULT 0);
 -- Every changeset this device applied or published: its clock (every
 -- change of a file carries the file's clock, so (dev, hlc) names the file
 -- that wrote a value) and its causal context (JSON {device: seq}: what the
@@ -163,7 +165,11 @@ func Open(path string) (*Dir, error) {
 		lf.Close()
 		return nil, fmt.Errorf("initialise %s: %w", filepath.Join(path, "base.db"), err)
 	}
-	if err := inlineCells(base); err != nil {
+	err = inlineCells(base)
+	if err == nil {
+		err = upgradeConflicts(base)
+	}
+	if err != nil {
 		base.Close()
 		lf.Close()
 		return nil, fmt.Errorf("upgrade %s: %w", filepath.Join(path, "base.db"), err)
