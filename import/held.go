@@ -65,6 +65,10 @@ const partRefused = "refused"
 // notePending records applied parts as pending for the rest of the import.
 func (im *Importer) notePending(parts []state.HeldPart) {
 	for _, p := range parts {
+		if p.Kind == state.PartHeld && !im.pending[p.Dev][p.Table] && !im.retired[p.Dev] {
+			// Told once per sync and table: the first part that waits.
+			im.log().Warn("table held apart; the rest of the file applied", "file", p.Path, "table", p.Table, "reason", p.Reason)
+		}
 		if im.pending[p.Dev] == nil {
 			im.pending[p.Dev] = map[string]bool{}
 		}
