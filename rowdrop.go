@@ -28,6 +28,9 @@ import (
 
 // Config names one (database, folder) pair and how to sync it.
 type Config struct {
+	// Passphrase, if set, unlocks an encrypted folder's key when the
+	// state directory does not hold it yet (a new device, restore).
+	Passphrase []byte
 	DB         string // the app's live SQLite database
 	Folder     string // the shared folder
 	State      string // private state directory; default: DefaultStateDir
@@ -74,6 +77,22 @@ type Config struct {
 	// makes a value, like uuid4() or random_uuid()).
 	// Without one, a file whose apply needs the function is held.
 	StandIns map[string]string
+
+	// App names the app profile (configs/apps) laid under this
+	// configuration: "" recognises the app from its schema, "none" uses
+	// none, another value forces that profile. A profile is a default: the
+	// user's include, exclude, local columns, stand-ins, identities and
+	// after-apply actions override it (internal/profile).
+	App string
+	// Identity maps a table to the UNIQUE NOT NULL columns its rows are
+	// matched by across devices instead of its primary key (buku's URL).
+	Identity map[string][]string
+	// AfterApply maps a table to SQL run in the live database after
+	// merged changes to it, inside the same transaction, once per merged
+	// row, with :key (the row's first primary-key column) and :op
+	// ('insert', 'update' or 'delete') bound: the app's own change feeds
+	// then see synced rows (Joplin's item_changes).
+	AfterApply map[string]string
 
 	// MassChangePercent and MassChangeMinRows set the mass-change guard:
 	// an export that would delete or overwrite more than MassChangePercent

@@ -21,12 +21,14 @@ type Status struct {
 	// Verdict is the one-line answer to "is this device in sync?" that
 	// status prints first: "up to date", "3 files waiting for device
 	// laptop", "1 file held: ...", "folder unavailable: ...".
-	Verdict    string         `json:"verdict"`
-	Device     string         `json:"device"`
-	Name       string         `json:"name"`
-	Database   string         `json:"database"`
-	Folder     string         `json:"folder"`
-	StateDir   string         `json:"state_dir"`
+	Verdict  string `json:"verdict"`
+	Device   string `json:"device"`
+	Name     string `json:"name"`
+	Database string `json:"database"`
+	Folder   string `json:"folder"`
+	StateDir string `json:"state_dir"`
+	// App names the app profile in use ("": none; see Config.App).
+	App        string         `json:"app,omitempty"`
 	FolderOK   bool           `json:"folder_available"`
 	NextSeq    int64          `json:"next_seq"`
 	Outbox     int            `json:"outbox_waiting"`
@@ -146,6 +148,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 	}
 	st := &Status{Device: s.id.Device, Name: s.id.Name, Database: s.cfg.DB, Folder: s.cfg.Folder, StateDir: s.cfg.State,
 		NextSeq: vals[0], LastExport: msTime(vals[1]), LastImport: msTime(vals[2])}
+	if s.app != nil {
+		st.App = s.app.Name
+	}
 	waiting, err := s.outbox()
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/hlc"
+	"github.com/rowdrop/rowdrop/internal/profile"
 	"github.com/rowdrop/rowdrop/internal/schema"
 	"github.com/rowdrop/rowdrop/internal/state"
 	"github.com/rowdrop/rowdrop/merge"
@@ -47,6 +48,8 @@ type Syncer struct {
 	// liveID is the identity of the file live has open (export.FileID):
 	// when another file takes the path, live follows it (followLive).
 	liveID string
+	// app is the app profile laid under cfg (nil: none).
+	app *profile.Profile
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -63,12 +66,20 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg, app, err := withProfile(cfg, live)
+	if err == nil {
+		err = db.RegisterStandIns(live, cfg.StandIns) // the profile's too
+	}
+	if err != nil {
+		live.Close()
+		return nil, err
+	}
 	st, err := state.Open(cfg.State)
 	if err != nil {
 		live.Close()
 		return nil, err
 	}
-	s := &Syncer{cfg: cfg, log: log, st: st, live: live, liveID: liveID, shared: folder.New(cfg.Folder, cfg.limits())}
+	s := &Syncer{cfg: cfg, log: log, st: st, live: live, liveID: liveID, shared: folder.New(cfg.Folder, cfg.limits()), app: app}
 	fail := func(err error) (*Syncer, error) {
 		live.Close()
 		st.Close()
@@ -99,6 +110,13 @@ func Open(ctx context.Context, cfg Config) (*Syncer, error) {
 		MassPercent: massPercent(cfg.MassChangePercent), MassMinRows: int(cfg.MassChangeMinRows), ConfirmMassChange: cfg.ConfirmMassChange}
 	s.im = &importer.Importer{Folder: s.shared, State: st, Self: s.id, Clock: s.clock,
 		Log: log, Now: cfg.Now, Progress: cfg.Progress, Causal: !cfg.NoRekey}
+	r, err := s.ring()
+	if err != nil {
+		return fail(err)
+	}
+	if r != nil {
+		s.useRing(r)
+	}
 	return s, nil
 }
 
@@ -192,7 +210,7 @@ func (s *Syncer) readSchema() (liveSchema, error) {
 	if err := s.followLive(); err != nil {
 		return ls, err
 	}
-	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns}
+	f := schema.Filter{Include: s.cfg.Include, Exclude: s.cfg.Exclude, LocalColumns: s.cfg.LocalColumns, ExcludeWhy: excludedWhy(s.app)}
 	err := retryBusy(context.Background(), 20, 10*time.Millisecond, func() (e error) {
 		ls.tables, ls.skipped, e = schema.Inspect(s.live, "main", f)
 		return e
@@ -260,7 +278,7 @@ func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
 		s.prepareImporter(ls, ls.tables, problems)
 	}
 	im := s.im
-	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey}
+	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey, AfterApply: s.cfg.AfterApply}
 	return im, nil
 }
 

@@ -782,6 +782,13 @@ func recordLocal(meta *state.Meta, a *rows.Table, t *schema.Table, c *changeset.
 			}
 			d = &deferredRow{a: a, key: cloneValues(key), row: cloneValues(c.New)}
 		}
+		// An id inserted again (the app saw the row there deleted)
+		// carries on the id's lineage: re-keying compares the first
+		// insert under it with another device's, not this one.
+		m.Lin = state.Clock{}
+		if old != nil && !old.Ins.IsZero() {
+			m.Lin = old.Lineage()
+		}
 		m.Ins, m.WMax, m.Dead = clock, clock, nil
 		m.Cells = nil
 	case changeset.OpDelete:

@@ -42,6 +42,9 @@ type Engine struct {
 	// writes, perhaps edited since, not rows created here.
 	Journal   bool
 	Recovered map[string]bool
+	// AfterApply maps a table to SQL run after each merged row, in the
+	// same live transaction (afterapply.go).
+	AfterApply map[string]string
 
 	rk           *rekeyer     // during Apply
 	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
@@ -120,6 +123,9 @@ type item struct {
 	moves       []move
 	rekeyRecord *state.Rekey
 	keyVacated  bool
+	// lin: the first insert clock of the id's lineage that an insert
+	// carries on (detect; zero: its own).
+	lin state.Clock
 	// Local moves (FixLocalMoves): a row created here under this id moves
 	// to a new id after the file; live keeps it until then.
 	localRowMoves bool
@@ -801,7 +807,7 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 	for _, it := range items {
 		var err error
 		if it.keyVacated {
-			if it.decision, err = decide(it.table, it.change, src.Clock, nil, nil); err != nil {
+			if it.decision, err = decide(it.table, it.change, src.Clock, it.lin, nil, nil); err != nil {
 				return err
 			}
 			continue
@@ -812,7 +818,12 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 		if it.baseRow, err = acc.get(e.State.Conn(), "base", it.table).Get(it.key); err != nil {
 			return err
 		}
-		if it.decision, err = decide(it.table, it.change, src.Clock, it.baseMeta, it.baseRow); err != nil {
+		if it.baseRow == nil && it.baseMeta != nil && e.rk != nil {
+			if err := e.rk.repointDead(it.table, it.baseMeta); err != nil {
+				return err
+			}
+		}
+		if it.decision, err = decide(it.table, it.change, src.Clock, it.lin, it.baseMeta, it.baseRow); err != nil {
 			return err
 		}
 	}
@@ -837,6 +848,9 @@ func (e *Engine) applyLiveSplit(ctx context.Context, items []*item, src Source, 
 		n := len(items)
 		err := e.inLive(ctx, st, func() (err error) {
 			n, err = e.writeBatch(items, src, acc, st, split)
+			if err == nil {
+				e.afterApply(items[:n])
+			}
 			return err
 		})
 		if err != nil {

@@ -608,7 +608,8 @@ func (a *applier) endRefusals() error {
 const KindParentDeleted = "parent-deleted"
 
 // orphans settles the refused writes whose missing parent was deleted by
-// a change merged here (its metadata is a tombstone): a row referencing a
+// a change merged here (its metadata is a tombstone) or by the app here,
+// not exported yet (in base, not in live): a row referencing a
 // row that another device deleted concurrently. No order will ever let the
 // app accept it; on a device that had the row when the delete came, the
 // app's cascade removed it. Here it stays out of live, as the cascade
@@ -630,14 +631,31 @@ func (a *applier) orphans() error {
 		if err != nil {
 			return err
 		}
-		if m == nil || m.Alive() {
+		if m == nil {
 			left = append(left, it) // not known here yet: it may still come
 			continue
 		}
+		where := "on another device"
+		if m.Alive() {
+			// Alive in base and absent from live (countLive): deleted
+			// here and not exported yet, which is the latest delete (it
+			// goes out with a later clock), the same as a concurrent
+			// remote one. Held out of base on a UNIQUE clash is not
+			// deleted: it may still come back.
+			b, err := a.baseAcc.get(e.State.Conn(), "base", re.parent).Get([]changeset.Value{re.parentKey})
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				left = append(left, it)
+				continue
+			}
+			where = "here (not exported yet)"
+		}
 		c := &state.Conflict{Kind: KindParentDeleted, Table: it.table.Name, Cols: jsonCols(allCols(it.table)),
 			Loser: encodeOpt(it.liveWant), Winner: encodeOpt(it.liveBefore),
-			Note: fmt.Sprintf("the row refers to row %s of %s, which was deleted on another device meanwhile; the app's rules (%s) refuse it, so it is taken out here and everywhere, as the app's cascade does",
-				re.parentKey.String(), re.parent.Name, re.Trigger),
+			Note: fmt.Sprintf("the row refers to row %s of %s, which was deleted %s meanwhile; the app's rules (%s) refuse it, so it is taken out here and everywhere, as the app's cascade does",
+				re.parentKey.String(), re.parent.Name, where, re.Trigger),
 			WinnerDev: "local", LoserDev: a.src.Clock.Dev, LoserHLC: uint64(a.src.Clock.HLC),
 			AtMS: now, PK: it.pk, PKText: KeyText(it.key), File: a.src.File}
 		if err := e.State.AddConflict(c); err != nil {

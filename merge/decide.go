@@ -55,9 +55,12 @@ type outcome struct {
 }
 
 // decide merges change c (clock cl) into a row whose metadata is m (nil if
-// never seen) and whose base row is b (nil if absent). It is a pure
-// function of its inputs: every device computes the same result.
-func decide(t *schema.Table, c *changeset.Change, cl state.Clock, m *state.RowMeta, b []changeset.Value) (*outcome, error) {
+// never seen) and whose base row is b (nil if absent). lin is, for an
+// insert, the first insert clock of the key's lineage that the insert
+// carries on (detect: an INTEGER id reused by a writer that had seen the
+// earlier row; zero: the insert starts its own). It is a pure function of
+// its inputs: every device computes the same result.
+func decide(t *schema.Table, c *changeset.Change, cl, lin state.Clock, m *state.RowMeta, b []changeset.Value) (*outcome, error) {
 	n := len(t.Columns)
 	o := &outcome{}
 	nm := &state.RowMeta{}
@@ -114,7 +117,10 @@ func decide(t *schema.Table, c *changeset.Change, cl state.Clock, m *state.RowMe
 			}
 		}
 		if newer {
-			nm.Ins = cl
+			nm.Ins, nm.Lin = cl, state.Clock{}
+			if !lin.IsZero() && lin.Compare(cl) < 0 {
+				nm.Lin = lin
+			}
 			for k, v := range nm.Cells {
 				if v.Compare(cl) <= 0 {
 					delete(nm.Cells, k)

@@ -274,7 +274,7 @@ func TestDecide(t *testing.T) {
 				before = copyMeta(tc.m)
 				before.Dead = tc.m.Dead
 			}
-			o, err := decide(tbl, tc.c, tc.cl, tc.m, tc.b)
+			o, err := decide(tbl, tc.c, tc.cl, state.Clock{}, tc.m, tc.b)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -36,10 +36,15 @@ package merge
 //     it are read; a collision found later re-points the merged rows
 //     that reference the old id, those held out on a UNIQUE clash too.
 //
-// Known gap: an id reused after a seen delete keeps no memory of the
-// deleted row (its metadata is overwritten by the new insert), so a
-// reference or insert from a device that had seen the deleted row but not
-// the reuse is taken for the new row (see scenario's reuseLineage).
+//   - lineages collide, not rows: an id reused by a device that had seen
+//     the row there deleted carries on that row's lineage (RowMeta.Lin,
+//     the first insert clock under the id), and a collision compares the
+//     lineages' first inserts, so the reusing device decides as one that
+//     met the other insert while the first row lived. Two devices that
+//     reuse one lineage's id concurrently collide by their rows' inserts.
+//
+// Known gap: a reference from a device that had seen the deleted row but
+// not the reuse is still taken for the row that now holds the id.
 
 import (
 	"context"
@@ -442,13 +447,40 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		return false, nil
 	}
 	// An insert whose writer had seen the row there reuses the id on
-	// purpose (it saw the row deleted): no collision.
-	if seen, err := r.hadSeen(r.current(), m.Ins); err != nil || seen {
+	// purpose (it saw the row deleted): no collision, and the new row
+	// carries on the id's lineage.
+	w := r.current()
+	occ := m.Lineage()
+	if seen, err := r.hadSeen(w, m.Ins); err != nil || seen {
+		it.lin = occ
 		return false, err
 	}
-	keeper, mover := m.Ins, cl
-	if cl.Compare(m.Ins) < 0 {
-		keeper, mover = cl, m.Ins
+	// Lineages collide, not rows: the id belongs to the lineage whose
+	// first insert is earlier, whichever of its rows holds the id now (a
+	// device that met the other insert while the first row lived moved
+	// that one). The incoming insert's lineage is the earliest insert
+	// under the id that its writer had seen, else its own.
+	inc, err := r.lineageOf(w, t, it.key[0], occ, cl)
+	if err != nil {
+		return false, err
+	}
+	// A lineage that loses moves whole, under the new id its first
+	// insert names: its rows, whichever holds the id on a device, meet
+	// there on every device.
+	keeper, mover, incMoves := occ, inc, true
+	switch inc.Compare(occ) {
+	case -1:
+		keeper, mover, incMoves = inc, occ, false
+	case 0:
+		// Two rows reusing one lineage's id, neither writer had seen
+		// the other's: the row inserted first keeps it.
+		keeper, mover = m.Ins, cl
+		if cl.Compare(m.Ins) < 0 {
+			keeper, mover, incMoves = cl, m.Ins, false
+		}
+	}
+	if inc != cl && (!incMoves || inc == mover) {
+		it.lin = inc
 	}
 	pkc := t.PKCols()[0]
 	nk := moverKey(t, it.key, mover)
@@ -456,7 +488,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	r.add(rk)
 	it.rekeyRecord = rk
 	old := it.key
-	if mover == cl {
+	if incMoves {
 		c.New[pkc] = nk
 		it.key = []changeset.Value{nk}
 		it.pk = rk.NewPK
@@ -481,7 +513,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		}
 	}
 	moved := false
-	if mover != cl {
+	if !incMoves {
 		// A re-apply after a crash between the live and the base commit
 		// finds the move already made in live: references made since
 		// then were made to the row that now holds the id.
@@ -496,7 +528,7 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 			return false, fmt.Errorf("read %s in the live database: %w", t.Name, err)
 		}
 	}
-	if mover != cl && !moved && !dead && !held {
+	if !incMoves && !moved && !dead && !held {
 		// References made here and not exported yet were made when the
 		// moving row held the id: they follow it. (Every batch is settled,
 		// so this goroutine may read live.)
@@ -522,6 +554,30 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	e.log().Info("two devices inserted different rows under one id: both kept, the later one under a new id",
 		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
 	return true, nil
+}
+
+// lineageOf is the first insert clock of the lineage that writer w's
+// insert (clock cl) under id v of t carries on: occ, the lineage of the
+// row there, if w had seen its first insert; else the earliest row known
+// to have been inserted under v that w had seen (it held v for w); else
+// cl itself.
+func (r *rekeyer) lineageOf(w writer, t *schema.Table, v changeset.Value, occ, cl state.Clock) (state.Clock, error) {
+	if seen, err := r.hadSeen(w, occ); err != nil || seen {
+		return occ, err
+	}
+	for _, c := range r.candidates(t, v) {
+		if c.Compare(cl) >= 0 {
+			break
+		}
+		seen, err := r.hadSeen(w, c)
+		if err != nil {
+			return cl, err
+		}
+		if seen {
+			return c, nil
+		}
+	}
+	return cl, nil
 }
 
 // initialClock is the clock of a device's first export
@@ -551,6 +607,44 @@ func refMove(ref fkRef, ck []changeset.Value, v changeset.Value) move {
 		}
 	}
 	return move{t: ref.child, from: ck, to: to, col: ref.col, val: v}
+}
+
+// repointDead points the references in the kept values of a deleted row
+// of t (m.Dead) at the rows their writers meant: a collision found while
+// the row was deleted re-pointed the live rows only (mergedRefs), and an
+// edit that brings the row back would revive the old id, which now means
+// another row. References that are part of the key stay.
+func (r *rekeyer) repointDead(t *schema.Table, m *state.RowMeta) error {
+	refs := r.refs[t.Name]
+	if m.Dead == nil || len(refs) == 0 || len(r.byKey) == 0 {
+		return nil
+	}
+	vals, err := changeset.DecodeKey(m.Dead)
+	if err != nil || len(vals) != len(t.Columns) {
+		return nil
+	}
+	changed := false
+	for _, ref := range refs {
+		v := vals[ref.col]
+		if t.Columns[ref.col].PK > 0 || len(r.lookup(ref.parent, v)) == 0 {
+			continue
+		}
+		w, err := r.writerOf(m.CellClock(t.Columns[ref.col].Name))
+		if err != nil || w == nil {
+			return err
+		}
+		nv, err := r.resolve(*w, ref.parent, v)
+		if err != nil {
+			return err
+		}
+		if !nv.Equal(v) {
+			vals[ref.col], changed = nv, true
+		}
+	}
+	if changed {
+		m.Dead = changeset.EncodeKey(vals)
+	}
+	return nil
 }
 
 // refTarget is a merged reference to an old id and the id its writer
@@ -1030,7 +1124,9 @@ func (e *Engine) rebaseMoves(ctx context.Context, r *rekeyer) (err error) {
 			if err != nil {
 				return err
 			}
-			if m == nil || m.Ins != rk.Mover {
+			// The mover is a row, or a lineage (its first insert) that
+			// moves whole.
+			if m == nil || (m.Ins != rk.Mover && m.Lineage() != rk.Mover) {
 				continue
 			}
 			old, err := changeset.DecodeKey(rk.OldPK)

@@ -88,44 +88,62 @@ func (p *appProp) exec(d *scenario.Device, q string, args ...any) {
 
 // TestAppRulesProperty runs seeds 1..100 by default (20 with -short;
 // ROWDROP_SEED=n one seed, ROWDROP_SEEDS=N N seeds from a random base,
-// ROWDROP_SEED_BASE=b from b): about 0.2-0.5 s a seed, 20-40 s in all on
-// a loaded 2-core machine. ROWDROP_APPPROP_DELETES=1 adds deletes of
-// books and tags, concurrent with new links (not in the default run yet:
-// see appPropKnown); ROWDROP_APPPROP_TRACE=1 logs every step.
-// TestAppRulesReduce shrinks a failing seed.
+// ROWDROP_SEED_BASE=b from b), each twice: links only, and with deletes of
+// books and tags concurrent with new links (deletes/seed=n): about 0.2-0.8
+// s a run, 40-90 s in all on a loaded 2-core machine.
+// ROWDROP_APPPROP_DELETES=1 runs only the deletes variant (=0 only the
+// other); ROWDROP_APPPROP_TRACE=1 logs every step. TestAppRulesReduce
+// shrinks a failing seed.
 func TestAppRulesProperty(t *testing.T) {
 	seeds := propSeeds(t)
 	if os.Getenv("ROWDROP_SEEDS") == "" && os.Getenv("ROWDROP_SEED") == "" {
 		seeds = seeds[:min(len(seeds), 100)]
 	}
-	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
-	for _, seed := range seeds {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			t.Logf("seed %d (rerun with ROWDROP_SEED=%d)", seed, seed)
-			if why := appPropKnown[seed]; why != "" && !deletes && os.Getenv("ROWDROP_SEED") == "" {
-				t.Skipf("known divergence (ROWDROP_SEED=%d runs it): %s", seed, why)
-			}
-			runAppProp(t, seed, deletes)
-		})
+	variants := []bool{false, true}
+	switch os.Getenv("ROWDROP_APPPROP_DELETES") {
+	case "":
+	case "0":
+		variants = []bool{false}
+	default:
+		variants = []bool{true}
+	}
+	for _, deletes := range variants {
+		prefix, known := "", map[uint64]string(nil)
+		if deletes {
+			prefix, known = "deletes/", appPropKnownDeletes
+		}
+		for _, seed := range seeds {
+			t.Run(fmt.Sprintf("%sseed=%d", prefix, seed), func(t *testing.T) {
+				t.Logf("seed %d (rerun with ROWDROP_SEED=%d ROWDROP_APPPROP_DELETES=%d)", seed, seed, map[bool]int{false: 0, true: 1}[deletes])
+				if why := known[seed]; why != "" && os.Getenv("ROWDROP_SEED") == "" {
+					t.Skipf("known divergence (ROWDROP_SEED=%d runs it): %s", seed, why)
+				}
+				runAppProp(t, seed, deletes)
+			})
+		}
 	}
 }
 
-// appPropKnown are the seeds that still diverge, with the cause.
-var appPropKnown = map[uint64]string{
-	100: reuseLineage,
+// appPropKnownDeletes are the seeds of the deletes variant that still
+// fail, with what is known of the cause. (Seeds 8 and 37 were a deleted
+// row's kept reference to a re-keyed id, revived by a later edit:
+// rekeyer.repointDead. Seed 100 of the links-only
+// variant was an INTEGER id reused after a seen delete, concurrent with a
+// third device's insert under it: fixed by lineages, state.RowMeta.Lin;
+// TestIntegerKeyReuseKeepsLineage is it as a deterministic test.)
+var appPropKnownDeletes = map[uint64]string{
+	23: undiagnosedDeletes,
+	42: undiagnosedDeletes,
+	68: undiagnosedDeletes,
 }
 
-// reuseLineage: device A's row L0 under INTEGER id k is seen and deleted by
-// device B, which then reuses k for a new row L3 (max+1), while device C,
-// unaware of L0 and L3, inserts L2 under k, after L0 and before L3. A
-// device that met L2 while L0 lived moved L2 (L0 earlier) and L3 then
-// takes k over from L0; but B's row metadata for k only remembers L3's
-// insert clock (the export overwrites L0's), so B compares L2 with L3,
-// moves L3 and keeps L2 under k. Needs the metadata to carry the first
-// insert clock of an id's lineage through a seen-delete-and-reuse (state
-// RowMeta, export.recordLocal and merge.decide), and detect to compare
-// with it.
-const reuseLineage = "an INTEGER id reused after a seen delete, concurrent with a third device's insert under it: the reusing device forgot the first row's insert clock (see reuseLineage)"
+// undiagnosedDeletes: these fail on main before lineages too. A link made
+// concurrently with a delete of its book or tag ends up gone with no
+// conflict logged; in seed 23 the link's book is deleted on another device
+// while the link's tag id collides three ways, and the deleting device
+// also reused a deleted book's id in the same export (which a changeset
+// carries as an edit of the old row, not a new row). Not diagnosed yet.
+const undiagnosedDeletes = "a link concurrent with a delete of its parent is lost without a conflict-log entry (issue #14; cause not found yet)"
 
 func runAppProp(t testing.TB, seed uint64, deletes bool) { runAppPropRec(t, seed, deletes, nil) }
 

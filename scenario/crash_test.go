@@ -59,6 +59,7 @@ func TestCrashAtAnyInstant(t *testing.T) {
 		devs = append(devs, d)
 	}
 	span := calibrate(t, devs, folder)
+	scenario.SealShared(t, rowdrop.Config{DB: devs[0].db, Folder: folder, State: devs[0].state}, rowdrop.Config{DB: devs[1].db, Folder: folder, State: devs[1].state})
 	kills := 0
 	for trial := 0; trial < trials; trial++ {
 		d := devs[rng.Intn(len(devs))]

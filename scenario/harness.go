@@ -56,6 +56,9 @@ type World struct {
 	Devs   []*Device
 	// Quiet turns off per-step logging (property tests run many steps).
 	Quiet bool
+	// sealed: encryption is on (Seal, or ROWDROP_SEAL=1): new devices
+	// unlock the key and are approved as they are added.
+	sealed bool
 }
 
 // NewWorld starts an empty world. schema is run on every new device's
@@ -166,6 +169,13 @@ func (w *World) AddDevice(opt Options) *Device {
 		d.App.Close()
 	})
 	w.Devs = append(w.Devs, d)
+	switch {
+	case w.sealed:
+		w.join(d)
+	case sealAll() && len(w.Devs) == 1:
+		w.Seal()
+		t.Logf("ROWDROP_SEAL=1: the world is encrypted")
+	}
 	if opt.Initialised {
 		d.Export()
 	}

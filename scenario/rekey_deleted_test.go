@@ -182,3 +182,118 @@ func TestIntegerKeyCollisionWithHeldRow(t *testing.T) {
 		}
 	}
 }
+
+// An INTEGER id's lineage survives delete-and-reuse. Device a inserts L0
+// under id 1; b sees it, deletes it and reuses id 1 for L3; c, unaware of
+// both, inserts L2 under id 1 after L0 and before L3. L0's lineage was
+// inserted first, so id 1 stays with it, now L3, and L2 moves: where L0
+// was met before L2 that is plain, and b, which met L2 with only L3
+// there, must decide the same. Before lineages, b's metadata for id 1 held
+// only L3's insert clock (the reuse overwrote L0's), so b compared L2 with
+// L3, moved L3 and kept L2 under id 1: the devices diverged, and each
+// row's notes (made to the row its writer saw) followed the wrong row on
+// some of them.
+func TestIntegerKeyReuseKeepsLineage(t *testing.T) {
+	for _, order := range []string{"b-meets-c-last", "b-meets-c-first"} {
+		t.Run(order, func(t *testing.T) {
+			w := scenario.NewWorld(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), body TEXT);`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+			a.Exec(`INSERT INTO items VALUES(1, 'L0')`)
+			a.Export()
+			w.Tick(1000)
+			c.Exec(`INSERT INTO items VALUES(1, 'L2')`)
+			c.Exec(`INSERT INTO notes VALUES(1, 1, 'note of L2')`)
+			c.Export()
+			w.Tick(1000)
+			w.DeliverAll(a, b)
+			b.Import()
+			b.Exec(`DELETE FROM items WHERE id = 1`)
+			b.Export() // the delete and the reuse in two files: one would be an edit
+			w.Tick(1000)
+			b.Exec(`INSERT INTO items VALUES(1, 'L3')`)
+			b.Exec(`INSERT INTO notes VALUES(1, 1, 'note of L3')`)
+			b.Export()
+			w.Tick(1000)
+			if order == "b-meets-c-first" {
+				w.DeliverAll(c, b)
+				b.Import()
+			}
+			// a meets L2 while L0 lives, then b's delete and reuse.
+			w.DeliverAll(c, a)
+			a.Import()
+			w.DeliverAll(b, a)
+			a.Import()
+			w.DeliverAll(a, c)
+			c.Import()
+			w.DeliverAll(b, c)
+			c.Import()
+			w.DeliverAll(c, b)
+			b.Import()
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			for _, d := range w.Devs {
+				if got := d.Value(`SELECT name FROM items WHERE id = 1`); got != "L3" {
+					t.Errorf("%s: id 1 holds %q, want L3 (L0's lineage was inserted first):\n%s", d.Name, got, d.Dump())
+				}
+				if got := d.Value(`SELECT group_concat(name) FROM (SELECT name FROM items ORDER BY name)`); got != "L2,L3" {
+					t.Errorf("%s: items %q, want L2,L3:\n%s", d.Name, got, d.Dump())
+				}
+				for _, n := range []string{"L2", "L3"} {
+					if got := d.Value(`SELECT count(*) FROM notes JOIN items ON items.id = notes.item WHERE items.name = ? AND notes.body = ?`, n, "note of "+n); got != "1" {
+						t.Errorf("%s: the note of %s does not reference it:\n%s", d.Name, n, d.Dump())
+					}
+				}
+			}
+		})
+	}
+}
+
+// A deleted row's reference to an INTEGER id that collides while the row
+// is deleted follows the row its writer meant when a later edit brings
+// the row back. b inserts B under id 1 with a note on it, c edits the
+// note, b deletes it before hearing of the edit; a's A, inserted first,
+// keeps id 1. b meets the collision with its note deleted: its kept
+// values still named id 1, and c's later edit (which wins over the
+// delete) revived the note on A there, while c, which had it alive when
+// the collision came, re-pointed it to B. Before the fix the devices
+// diverged.
+func TestIntegerKeyCollisionRevivesDeletedReference(t *testing.T) {
+	w := scenario.NewWorld(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), body TEXT);`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	a.Exec(`INSERT INTO items VALUES(1, 'A')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO items VALUES(1, 'B')`)
+	b.Exec(`INSERT INTO notes VALUES(10, 1, 'on B')`)
+	b.Export()
+	w.Tick(1000)
+	w.DeliverAll(b, c)
+	c.Import()
+	b.Exec(`DELETE FROM notes WHERE id = 10`)
+	b.Export()
+	w.Tick(1000)
+	c.Exec(`UPDATE notes SET body = 'on B, edited' WHERE id = 10`)
+	c.Export()
+	w.Tick(1000)
+	w.DeliverAll(a, b)
+	b.Import()
+	w.DeliverAll(c, b)
+	b.Import()
+	w.DeliverAll(a, c)
+	c.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT items.name FROM notes JOIN items ON items.id = notes.item WHERE notes.id = 10`); got != "B" {
+			t.Errorf("%s: the note references %q, want B:\n%s", d.Name, got, d.Dump())
+		}
+	}
+}

@@ -269,6 +269,9 @@ func (d *Device) ReadPublished() []PublishedFile {
 // internal/folder.
 func OpenFile(path string) (*rdfile.File, error) {
 	f, rel := folder.At(path)
+	if r := worldRing(f); r != nil {
+		f = f.WithRing(r, os.TempDir())
+	}
 	return f.Open(rel)
 }
 

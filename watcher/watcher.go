@@ -82,17 +82,23 @@ type Config struct {
 	// DataVersion, if set, is polled every PollInterval; a change of its
 	// value is a local event. It is meant to be a cheap probe such as
 	// PRAGMA data_version on a long-lived connection, which also catches
-	// commits that the filesystem events miss. It is called only from
-	// Run's own goroutine, never concurrently with itself, but possibly
-	// while the handler runs. Errors are logged (rate-limited), never
-	// fatal.
+	// commits that the filesystem events miss. It also tells when the
+	// commit behind a leading edge became visible (a WAL commit writes the
+	// "-wal" before it syncs and publishes it), and, right after a call,
+	// what the call's own writes made it (a poll finding just that starts
+	// nothing). It is called only from Run's own goroutine, never
+	// concurrently with itself, but possibly while the handler runs.
+	// Errors are logged (rate-limited), never fatal.
 	DataVersion func(ctx context.Context) (int64, error)
 
 	// FolderFile, if set, classifies a file name relative to Folder (with
 	// the platform's separators). FileOwn marks a file this device wrote:
-	// its events are the device's own echoes and start nothing. FileComplete
-	// marks a whole file another device renamed into place: its appearance
-	// starts the handler at once, without waiting for a quiet period.
+	// its events are the device's own echoes and start nothing; FileIgnored
+	// marks another device's file that needs no call either (its
+	// acknowledgement: it changes after every import, so reacting to it
+	// would echo every sync back). FileComplete marks a whole file another
+	// device renamed into place: its appearance starts the handler at once,
+	// without waiting for a quiet period.
 	FolderFile func(rel string) FileKind
 
 	// Logger receives the watcher's logs; nil discards them.
@@ -107,6 +113,7 @@ const (
 	FileOther    FileKind = iota // anything else: counts after the quiet period
 	FileOwn                      // written by this device: ignored
 	FileComplete                 // another device's whole file: counts at once
+	FileIgnored                  // another device's file that needs no call: ignored
 )
 
 // Event says why the handler runs. Local and Remote may both be true when
@@ -125,11 +132,13 @@ type Event struct {
 //
 // The first call happens at start, with Local and Remote both true, so the
 // engine catches up with whatever happened while rowdrop was not running.
-// Afterwards a commit to the live database after a quiet period starts a
-// call at once (the leading edge: a single edit is exported without
-// waiting), and so does a complete file of another device
-// (Config.FolderFile). Other triggers, and those that follow, are coalesced: they end after a quiet period of cfg.Debounce (or after
-// cfg.MaxDelay at the latest) and produce one call. Calls are strictly
+// Afterwards a commit to the live database with no leading edge for a
+// quiet period starts a call at once, or right after the running one (the
+// leading edge: a single edit is exported without waiting; with
+// Config.DataVersion, once the commit is visible), and so does a complete
+// file of another device (Config.FolderFile). Other triggers, and those
+// that follow, are coalesced: they end after a quiet period of
+// cfg.Debounce (or after cfg.MaxDelay at the latest) and produce one call. Calls are strictly
 // serial: triggers that arrive while the handler runs are coalesced into one
 // follow-up call.
 //
@@ -225,14 +234,27 @@ type loop struct {
 	dbNames map[string]bool
 	dbBase  string // the live database's file name
 
-	pend    pending
-	timer   *time.Timer // fires at pend's deadline
-	running bool
-	lastEnd time.Time  // when the last handler call returned
-	done    chan error // the running handler's result; buffered so it never blocks
+	pend     pending
+	timer    *time.Timer // fires at pend's deadline
+	running  bool
+	lastLead time.Time  // when the last leading edge was taken
+	done     chan error // the running handler's result; buffered so it never blocks
 
 	version     int64
 	haveVersion bool
+	// ownVersion is DataVersion right after the last call returned: what
+	// rowdrop's own writes (and anything the call saw) made it. ownFresh is
+	// set while no poll has run since; a poll that finds ownVersion then
+	// finds only the call's echo.
+	ownVersion int64
+	ownFresh   bool
+	// await is a leading edge waiting for its commit to become visible.
+	await struct {
+		active bool
+		from   int64     // DataVersion when the commit's first write was seen
+		until  time.Time // lead anyway after this
+	}
+	probe       *time.Timer // fires the next visibility probe of await
 	versionErrs errLog
 	watchErrs   errLog
 	notifyErrs  errLog
@@ -262,11 +284,14 @@ func newLoop(cfg Config, handle func(context.Context, Event) error) *loop {
 	// never delivers a stale tick.
 	l.timer = time.NewTimer(time.Hour)
 	l.timer.Stop()
+	l.probe = time.NewTimer(time.Hour)
+	l.probe.Stop()
 	return l
 }
 
 func (l *loop) run(ctx context.Context) error {
 	defer l.timer.Stop()
+	defer l.probe.Stop()
 
 	// Watches first, then the catch-up call: anything that changes while the
 	// catch-up runs is then seen and produces a follow-up call.
@@ -300,7 +325,7 @@ func (l *loop) run(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			l.onNotify(ev)
+			l.onNotify(ctx, ev)
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -309,8 +334,11 @@ func (l *loop) run(ctx context.Context) error {
 			l.onNotifyError(err)
 		case <-l.timer.C:
 			l.maybeStart(ctx)
+		case <-l.probe.C:
+			l.probeCommit(ctx)
 		case err := <-l.done:
-			l.running, l.lastEnd = false, time.Now()
+			l.running = false
+			l.noteOwnVersion(ctx)
 			if err != nil && ctx.Err() == nil {
 				l.log.Error("watcher: sync handler failed; will retry on the next trigger", "err", err)
 			}
@@ -354,13 +382,95 @@ func (l *loop) trigger(local, remote bool, reason string) { l.triggerNow(local, 
 // Other events (a rollback journal created when a transaction begins, a
 // checkpoint) wait for the quiet period: a call started then would read
 // the database before the commit.
-func (l *loop) triggerLocal(base string, op fsnotify.Op) {
+func (l *loop) triggerLocal(ctx context.Context, base string, op fsnotify.Op) {
 	commit := (base == l.dbBase+"-wal" && op.Has(fsnotify.Write)) || (base == l.dbBase+"-journal" && op.Has(fsnotify.Remove))
-	// Quiet: no call for a quiet period, and no burst older than one (the
-	// journal created when the transaction began is a younger one).
+	// Quiet: no leading edge for a quiet period, and no burst older than
+	// one (the journal created when the transaction began is a younger
+	// one). Counted from the last lead's start, not from the last call's
+	// end: the calls that follow a sync (its own marker written into live,
+	// an import's writes) would otherwise keep the next edit waiting. A
+	// lead that comes while a call runs starts right after it. The own
+	// writes of a lead's call come within a quiet period of its start, so
+	// they are coalesced; those of a longer call start one follow-up at
+	// most, which writes nothing when it finds nothing.
 	now := time.Now()
-	quiet := !l.running && now.Sub(l.lastEnd) >= l.cfg.Debounce && (!l.pend.active || now.Sub(l.pend.first) < l.cfg.Debounce)
-	l.triggerNow(true, false, commit && quiet, opName(op)+" "+base)
+	quiet := now.Sub(l.lastLead) >= l.cfg.Debounce && (!l.pend.active || now.Sub(l.pend.first) < l.cfg.Debounce)
+	lead := commit && quiet && !l.await.active
+	if lead && !l.committed(ctx) {
+		lead = false // probeCommit makes it a lead once the commit is visible
+	}
+	l.triggerNow(true, false, lead, opName(op)+" "+base)
+}
+
+// probeEvery paces the visibility probes of a leading edge, for at most a
+// third of the quiet period (100 ms by default).
+const probeEvery = 2 * time.Millisecond
+
+// committed reports whether the commit whose first write was just seen is
+// visible to readers. A WAL commit writes its frames, then syncs the WAL
+// (milliseconds, more on a busy disk), and only then becomes visible: a
+// call started at the first write would read the database before it and
+// leave the edit to the follow-up, a quiet period later. With a
+// DataVersion probe the commit is visible once the probe's value moved
+// from what it was after the last call's own writes (or at the last poll);
+// when it has not moved yet, committed arms the probe timer and returns
+// false. Without a probe every commit-ish event counts as visible.
+func (l *loop) committed(ctx context.Context) bool {
+	if l.cfg.DataVersion == nil || !l.haveVersion {
+		return true
+	}
+	v, err := l.cfg.DataVersion(ctx)
+	if err != nil {
+		return true // the probe's failure is the poll's to report
+	}
+	ref := l.version
+	if l.ownFresh {
+		ref = l.ownVersion
+	}
+	if v != ref {
+		l.version, l.ownFresh = v, false // this lead's call covers it: no poll trigger
+		return true
+	}
+	l.await.active, l.await.from = true, v
+	// The wait is bounded because the value may have moved before ref was
+	// read (a commit just as a call returned): then it never moves again.
+	l.await.until = time.Now().Add(l.cfg.Debounce / 3)
+	l.probe.Reset(probeEvery)
+	return false
+}
+
+// probeCommit is one visibility probe of an awaited leading edge: once
+// DataVersion moved (or the wait is over: the commit may have been visible
+// already) the pending burst becomes a lead.
+func (l *loop) probeCommit(ctx context.Context) {
+	if !l.await.active {
+		return
+	}
+	v, err := l.cfg.DataVersion(ctx)
+	if err == nil && v == l.await.from && time.Now().Before(l.await.until) {
+		l.probe.Reset(probeEvery)
+		return
+	}
+	l.await.active = false
+	if err == nil {
+		l.version, l.ownFresh = v, false
+	}
+	// A call may have taken the burst meanwhile, possibly before the
+	// commit was visible: trigger again rather than risk missing it.
+	l.triggerNow(true, false, true, "commit visible")
+}
+
+// noteOwnVersion records DataVersion after a call returned, so that
+// rowdrop's own writes in it are neither mistaken for the visibility of
+// the next commit nor, when the live database is watched, turned into a
+// call of their own by the next poll.
+func (l *loop) noteOwnVersion(ctx context.Context) {
+	if l.cfg.DataVersion == nil || ctx.Err() != nil {
+		return
+	}
+	if v, err := l.cfg.DataVersion(ctx); err == nil {
+		l.ownVersion, l.ownFresh = v, true
+	}
 }
 
 // triggerNow is trigger; urgent starts the call at once, or right after
@@ -387,6 +497,9 @@ func (l *loop) maybeStart(ctx context.Context) {
 		l.timer.Reset(wait)
 		return
 	}
+	if l.pend.lead {
+		l.lastLead = time.Now()
+	}
 	l.start(ctx, l.pend.take())
 }
 
@@ -402,7 +515,7 @@ func (l *loop) start(ctx context.Context, ev Event) {
 
 // onNotify classifies one fsnotify event. The database and folder checks are
 // independent so that overlapping paths are handled without special cases.
-func (l *loop) onNotify(ev fsnotify.Event) {
+func (l *loop) onNotify(ctx context.Context, ev fsnotify.Event) {
 	name := filepath.Clean(ev.Name)
 	op := ev.Op
 	if l.db != nil {
@@ -412,7 +525,7 @@ func (l *loop) onNotify(ev fsnotify.Event) {
 				l.check(l.db, false) // notice now rather than at the next poll
 			}
 		case filepath.Dir(name) == l.db.root && l.dbNames[filepath.Base(name)] && counts(op):
-			l.triggerLocal(filepath.Base(name), op)
+			l.triggerLocal(ctx, filepath.Base(name), op)
 		}
 	}
 	if l.folder != nil {
@@ -459,8 +572,8 @@ func (l *loop) onFolderEvent(name, rel string, op fsnotify.Op) {
 		kind = l.cfg.FolderFile(rel)
 	}
 	switch kind {
-	case FileOwn:
-		return // this device's own file: its echo
+	case FileOwn, FileIgnored:
+		return // this device's own file (its echo), or one that needs no call
 	case FileComplete:
 		// Renamed into place whole: a Create, never a Write, of the final name.
 		l.triggerNow(false, true, op.Has(fsnotify.Create), opName(op)+" "+filepath.ToSlash(rel))
@@ -637,10 +750,14 @@ func (l *loop) pollVersion(ctx context.Context) {
 	l.versionErrs.ok(l.log, "watcher: DataVersion probe works again")
 	// The old value is kept across failures, so a change made while the
 	// probe was failing is still noticed.
-	if l.haveVersion && v != l.version {
+	// A value that is just what the last call left is that call's own
+	// echo, when the database's directory is watched: commits during the
+	// call wrote the "-wal" or "-journal" and are pending already.
+	echo := l.ownFresh && v == l.ownVersion && l.fsw != nil && l.db != nil && l.db.state == statePresent
+	if l.haveVersion && v != l.version && !echo {
 		l.trigger(true, false, "data_version changed")
 	}
-	l.version, l.haveVersion = v, true
+	l.version, l.haveVersion, l.ownFresh = v, true, false
 }
 
 // pending accumulates the triggers of the current burst.

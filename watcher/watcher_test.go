@@ -856,3 +856,175 @@ func TestCompleteFileStartsAtOnceAndOwnFilesAreIgnored(t *testing.T) {
 		t.Fatalf("%d handler calls, want 2 (startup, the complete file)", n)
 	}
 }
+
+// causalConfig has quiet periods far longer than any test: a call other
+// than the startup call can then only come from a leading edge (or a
+// complete file), never from a quiet period ending.
+func causalConfig(dbPath string) Config {
+	cfg := fastConfig()
+	cfg.DBPath = dbPath
+	cfg.Debounce = time.Hour
+	cfg.MaxDelay = time.Hour
+	cfg.PollInterval = time.Hour
+	return cfg
+}
+
+// openWAL creates a WAL database at path with a table t and returns a
+// writer connection.
+func openWAL(t *testing.T, path string) (exec func(q string, args ...any)) {
+	t.Helper()
+	conn, err := sqlite.OpenConn(path, sqlite.OpenReadWrite, sqlite.OpenCreate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	exec = func(q string, args ...any) {
+		t.Helper()
+		if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: args}); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("PRAGMA journal_mode=WAL")
+	exec("CREATE TABLE t (v TEXT)")
+	return exec
+}
+
+// TestLeadWaitsForTheCommit: a write transaction that spills pages into the
+// "-wal" before it commits writes the file without committing anything; a
+// leading edge taken then would read the database before the commit and
+// leave the edit to the follow-up a quiet period later (issue 18: a WAL
+// commit writes its frames, syncs, and only then is visible). With a
+// DataVersion probe the lead waits until the commit is visible: no call
+// while the transaction is open, and the call after COMMIT sees the rows.
+// On the code before, the first spill started a call that saw no row.
+func TestLeadWaitsForTheCommit(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "app.db")
+	exec := openWAL(t, path)
+	probe, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	reader, err := sqlite.OpenConn(path, sqlite.OpenReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+
+	cfg := causalConfig(path)
+	cfg.DataVersion = func(context.Context) (int64, error) {
+		var v int64
+		err := sqlitex.ExecuteTransient(probe, "PRAGMA data_version", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			v = s.ColumnInt64(0)
+			return nil
+		}})
+		return v, err
+	}
+	seen := make(chan int, 100) // rows each call saw
+	handle := func(ctx context.Context, ev Event) error {
+		n := -1
+		if err := sqlitex.ExecuteTransient(reader, "SELECT count(*) FROM t", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+			n = s.ColumnInt(0)
+			return nil
+		}}); err != nil {
+			return err
+		}
+		seen <- n
+		return nil
+	}
+	start(t, cfg, handle)
+	<-seen // startup
+
+	exec("PRAGMA cache_size=2") // pages: the transaction spills into the WAL
+	exec("BEGIN")
+	before := walSize(t, path)
+	for i := 0; walSize(t, path) == before; i++ {
+		if i > 10000 {
+			t.Fatal("the open transaction never wrote the -wal: nothing to test")
+		}
+		exec("INSERT INTO t VALUES (?)", strings.Repeat("x", 2000))
+	}
+	select {
+	case n := <-seen:
+		t.Fatalf("a call while the transaction was still open (it saw %d rows)", n)
+	case <-time.After(waitQuiet):
+	}
+	exec("COMMIT")
+	select {
+	case n := <-seen:
+		if n == 0 {
+			t.Fatal("the call after the commit saw no row")
+		}
+	case <-time.After(waitLong):
+		t.Fatal("no call after the commit")
+	}
+}
+
+func walSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path + "-wal")
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// TestLeadDuringACall: a commit that comes while a call runs, with no
+// leading edge within a quiet period, is a leading edge: it starts right
+// after that call returns. On the code before, a commit during a call (or
+// within a quiet period of its end) waited for a quiet period, so the
+// echo calls that follow a sync (an import's writes, rowdrop's marker, a
+// poll) kept the next edit waiting (issue 18).
+func TestLeadDuringACall(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "app.db")
+	exec := openWAL(t, path)
+	cfg := causalConfig(path)
+	entered, release := make(chan struct{}), make(chan struct{})
+	r := newRecorder()
+	handle := func(ctx context.Context, ev Event) error {
+		if isStartup(ev) {
+			close(entered) // the watches are set before the startup call
+			<-release      // a call that runs while the app commits
+		}
+		return r.handle(ctx, ev)
+	}
+	start(t, cfg, handle)
+	<-entered
+	exec("INSERT INTO t VALUES ('edit')")
+	close(release)
+	waitFor(t, r.ch, "startup call", isStartup)
+	waitFor(t, r.ch, "call for the commit during the startup call", func(ev Event) bool { return ev.Local && hasReason(ev, "app.db-wal") })
+
+	// Within a quiet period of that lead's start a commit is coalesced,
+	// like the writes of the lead's own call.
+	exec("INSERT INTO t VALUES ('soon after')")
+	expectNone(t, r.ch, "call within a quiet period of the last lead", anyEvent)
+}
+
+// TestIgnoredFileStartsNothing: FileIgnored names (another device's
+// acknowledgement) start no call, not even after the quiet period.
+func TestIgnoredFileStartsNothing(t *testing.T) {
+	t.Parallel()
+	folder := t.TempDir()
+	mkdir(t, filepath.Join(folder, "peer"))
+	cfg := fastConfig()
+	cfg.Folder = folder
+	cfg.FolderFile = func(rel string) FileKind {
+		if filepath.Base(rel) == "ack" {
+			return FileIgnored
+		}
+		return FileOther
+	}
+	r := newRecorder()
+	start(t, cfg, r.handle)
+	waitFor(t, r.ch, "startup call", isStartup)
+	writeFile(t, filepath.Join(folder, "peer", "ack"), "x")
+	expectNone(t, r.ch, "call for an ignored file", anyEvent)
+	writeFile(t, filepath.Join(folder, "peer", "other"), "x")
+	waitFor(t, r.ch, "call for another file", remoteWith("other"))
+}

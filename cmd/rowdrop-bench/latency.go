@@ -137,7 +137,11 @@ func (b *bench) latency(ctx context.Context) error {
 	defer stop()
 	for _, d := range devs {
 		var log bytes.Buffer
-		p := exec.CommandContext(ctx, bin, append([]string{"watch"}, pair(d)...)...)
+		args := append([]string{"watch"}, pair(d)...)
+		if b.o.Keep {
+			args = append(args, "-v") // debug logs, kept as watch-<device>.log
+		}
+		p := exec.CommandContext(ctx, bin, args...)
 		p.Stdout, p.Stderr = &log, &log
 		if err := p.Start(); err != nil {
 			return fmt.Errorf("start rowdrop watch on %s: %w", d.name, err)
@@ -156,6 +160,13 @@ func (b *bench) latency(ctx context.Context) error {
 		time.Sleep(700 * time.Millisecond) // a quiet period between edits, as a person types
 	}
 	stop()
+	if b.o.Keep {
+		for i, d := range devs {
+			if err := os.WriteFile(filepath.Join(dir, "watch-"+d.name+".log"), logs[i].Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+	}
 
 	p50, p90 := quantile(watched, 0.5), quantile(watched, 0.9)
 	f50, f90 := quantile(floor, 0.5), quantile(floor, 0.9)

@@ -33,6 +33,7 @@ func (e *checkProblems) ExitCode() int { return exitCheckProblems }
 // problems, 1 when the folder cannot be read.
 func newCheckCmd(a *app) *cobra.Command {
 	var readData, asJSON bool
+	var passFile string
 	cmd := &cobra.Command{
 		Use:   "check --folder DIR [--read-data] [--json]",
 		Short: "verify every file in the shared folder",
@@ -45,7 +46,7 @@ problems.`,
   rowdrop check --folder ~/Sync/notes --read-data --json`,
 		Args: noArgs,
 		RunE: a.action(func(ctx context.Context, _ []string) error {
-			return a.check(ctx, readData, asJSON)
+			return a.check(ctx, readData, asJSON, passFile)
 		}),
 	}
 	// The setting's key, so ROWDROP_FOLDER works too; no config file is
@@ -54,11 +55,12 @@ problems.`,
 	_ = cmd.MarkFlagDirname("folder")
 	cmd.Flags().BoolVar(&readData, "read-data", false, "also decode every changeset and open every snapshot's database (PRAGMA integrity_check)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON on stdout")
+	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "an encrypted folder's passphrase, first line of this file (or ROWDROP_PASSPHRASE, or asked)")
 	return cmd
 }
 
 // check verifies the folder the flag or ROWDROP_FOLDER names.
-func (a *app) check(ctx context.Context, readData, asJSON bool) error {
+func (a *app) check(ctx context.Context, readData, asJSON bool, passFile string) error {
 	path := a.opts.v.GetString("folder")
 	if path == "" {
 		return usagef("--folder is required: the shared folder to check (see `rowdrop check --help`)")
@@ -69,7 +71,19 @@ func (a *app) check(ctx context.Context, readData, asJSON bool) error {
 	opt.Progress = func(done, total int, rel string) {
 		prog.set(fmt.Sprintf("checking %d/%d %s", done, total, rel))
 	}
-	r, err := check.Run(ctx, folder.New(path, rdfile.Limits{}), opt)
+	shared := folder.New(path, rdfile.Limits{})
+	if shared.Keyed() {
+		pass, err := readPassphrase(a, passFile, "folder passphrase: ")
+		if err != nil {
+			prog.done()
+			return err
+		}
+		if shared, err = shared.Unlock(pass); err != nil {
+			prog.done()
+			return err
+		}
+	}
+	r, err := check.Run(ctx, shared, opt)
 	prog.done()
 	if err != nil {
 		return err

@@ -57,8 +57,10 @@ func commandList(a *app) []*cobra.Command {
 		newRestoreCmd(a),
 		newSnapshotCmd(a),
 		newDevicesCmd(a),
+		newKeyCmd(a),
 		newGCCmd(a),
 		newCheckCmd(a),
+		newInspectCmd(a),
 		newAdoptCmd(a),
 		newRevertCmd(a),
 		newUninstallCmd(a),
@@ -82,7 +84,9 @@ Configuration: flags beat ROWDROP_* environment variables (ROWDROP_DB,
 ROWDROP_FOLDER, ROWDROP_STATE, ROWDROP_DEVICE, ROWDROP_CONFIG, ROWDROP_LOG_JSON,
 ...), which beat the config file (default: $XDG_CONFIG_HOME/rowdrop/rowdrop.yaml
 when it exists). In the file, an entry of "databases:" beats the top-level keys.
-Config keys besides the flags: sweep_every, stand_ins, device_horizon (default
+Config keys besides the flags: sweep_every, stand_ins, app (a profile of
+configs/apps: joplin, calibre, buku; default: recognised from the schema; none:
+off), after_apply (table: SQL run after each merged row), device_horizon (default
 30d): how long another device may be silent before status warns that it holds
 back the collection of old files, and mass_change_percent (default 50),
 mass_change_min_rows (default 20): an export that deletes or overwrites more

@@ -28,7 +28,7 @@ device that is gone for good.`,
   rowdrop devices forget 3f9c2a1b --db ~/notes/notes.db --folder ~/Sync/notes`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown devices subcommand %q: use `devices` or `devices forget ID`", args[0])
+				return usagef("unknown devices subcommand %q: use `devices`, `devices forget ID`, `devices approve ID`, `devices revoke ID` or `devices pending`", args[0])
 			}
 			return nil
 		},
@@ -65,6 +65,7 @@ stay; if it comes back, it rejoins from a snapshot.`,
 		}),
 	}
 	cmd.AddCommand(list, forget)
+	cmd.AddCommand(newEnrollCmds(a)...)
 	return cmd
 }
 

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/folder"
+	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
 // newRestoreCmd is `rowdrop restore`: it builds a pair's database from the
@@ -18,6 +20,7 @@ import (
 // snapshot a new device joins from, then every later file, as a new device.
 func newRestoreCmd(a *app) *cobra.Command {
 	var force, ifData bool
+	var passFile string
 	cmd := &cobra.Command{
 		Use:   "restore --db PATH --folder DIR [--device NAME] [--force] [--if-folder-has-data]",
 		Short: "on a new machine: build the database from the shared folder",
@@ -30,17 +33,18 @@ setup scripts. Interrupted, it resumes where it stopped.`,
   rowdrop restore --db ~/notes/notes.db --folder ~/Sync/notes --if-folder-has-data`,
 		Args: noArgs,
 		RunE: a.action(func(ctx context.Context, _ []string) error {
-			return a.restoreAll(ctx, force, ifData)
+			return a.restoreAll(ctx, force, ifData, passFile)
 		}),
 	}
 	addSettingFlags(cmd.Flags(), pairFlags)
 	cmd.Flags().BoolVar(&force, "force", false, "replace a database that already holds tables (stop the app first); its state directory is moved aside")
+	cmd.Flags().StringVar(&passFile, "passphrase-file", "", "an encrypted folder's passphrase, first line of this file (or ROWDROP_PASSPHRASE, or asked)")
 	cmd.Flags().BoolVar(&ifData, "if-folder-has-data", false, "exit 0 with a message when the shared folder holds nothing to restore (for scripts)")
 	return cmd
 }
 
 // restoreAll restores every pair.
-func (a *app) restoreAll(ctx context.Context, force, ifData bool) error {
+func (a *app) restoreAll(ctx context.Context, force, ifData bool, passFile string) error {
 	pairs, err := a.pairs()
 	if err != nil {
 		return err
@@ -50,6 +54,11 @@ func (a *app) restoreAll(ctx context.Context, force, ifData bool) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, p := range pairs {
+		if folder.New(p.Folder, rdfile.Limits{}).Keyed() {
+			if p.Config.Passphrase, err = readPassphrase(a, passFile, "folder passphrase: "); err != nil {
+				return err
+			}
+		}
 		if err := a.restoreOnce(ctx, p, force, ifData); err != nil {
 			return pairErr(pairs, p, err)
 		}

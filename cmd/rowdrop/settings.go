@@ -113,6 +113,14 @@ var settings = []setting{
 	// a function called without arguments, like uuid4()).
 	{key: "stand_ins", kind: kindMap, perDB: true,
 		field: func(c *rowdrop.Config) any { return &c.StandIns }},
+	// app: the app profile (configs/apps: joplin, calibre, buku); unset:
+	// recognised from the schema; none: no profile.
+	{key: "app", kind: kindString, perDB: true,
+		field: func(c *rowdrop.Config) any { return &c.App }},
+	// after_apply: per table, SQL run in live after each merged row, in
+	// the same transaction (:key, :op bound).
+	{key: "after_apply", kind: kindMap, perDB: true,
+		field: func(c *rowdrop.Config) any { return &c.AfterApply }},
 	// device_horizon: how long another device may be silent before status
 	// warns ("30d", "720h"; unset: the library's default).
 	{key: "device_horizon", kind: kindDays, perDB: true,

@@ -152,6 +152,9 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 	}
 	fmt.Fprintf(w, "folder     %s (%s)\n", st.Folder, avail)
 	fmt.Fprintf(w, "state      %s\n", st.StateDir)
+	if st.App != "" {
+		fmt.Fprintf(w, "app        %s (profile; app: none in the config turns it off)\n", st.App)
+	}
 	if st.NextSeq > 1 {
 		fmt.Fprintf(w, "exported   %d file(s), last %s\n", st.NextSeq-1, orNever(st.LastExport))
 	} else {

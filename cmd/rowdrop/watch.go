@@ -179,6 +179,25 @@ func collectDaily(ctx context.Context, log *slog.Logger, s *rowdrop.Syncer) {
 	}
 }
 
+// folderFileKind tells the watcher what a name in the shared folder (rel,
+// with the platform's separators) means for device own ("" while not yet
+// known).
+func folderFileKind(rel, own string) watcher.FileKind {
+	kind, device, _ := rdfile.Classify(filepath.ToSlash(rel))
+	switch {
+	case kind != rdfile.NameIgnored && own != "" && device == own:
+		return watcher.FileOwn
+	case kind == rdfile.NameChangeset || kind == rdfile.NameSnapshot:
+		return watcher.FileComplete // rowdrop and the sync tools rename files into place whole
+	case kind == rdfile.NameAck:
+		// Another device's acknowledgement changes after each of its
+		// imports and is read only by a collection (daily, or at the
+		// periodic rescan's call): a call for it would echo every sync.
+		return watcher.FileIgnored
+	}
+	return watcher.FileOther
+}
+
 // watchPair runs the watcher for one pair until ctx is cancelled.
 func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) error {
 	log := a.log.With("db", p.label())
@@ -205,16 +224,7 @@ func (a *app) watchPair(ctx context.Context, p pairConfig, tm watchTimings) erro
 	// events are echoes.
 	var own atomic.Value
 	own.Store("")
-	folderFile := func(rel string) watcher.FileKind {
-		kind, device, _ := rdfile.Classify(filepath.ToSlash(rel))
-		switch {
-		case kind != rdfile.NameIgnored && device == own.Load().(string):
-			return watcher.FileOwn
-		case kind == rdfile.NameChangeset || kind == rdfile.NameSnapshot:
-			return watcher.FileComplete // rowdrop and the sync tools rename files into place whole
-		}
-		return watcher.FileOther
-	}
+	folderFile := func(rel string) watcher.FileKind { return folderFileKind(rel, own.Load().(string)) }
 	var last [3]int // files not applied at the last step: warn on change only
 	folderGone := false
 	handle := func(ctx context.Context, ev watcher.Event) error {

@@ -213,8 +213,15 @@ CREATE TRIGGER t_norm AFTER INSERT ON t BEGIN UPDATE t SET norm = app_norm(new.v
 	if len(u1) != len("text:")+36 || len(u2) != len(u1) || u1 == u2 || u1[len("text:")+14] != '4' {
 		t.Errorf("uuid: %q, %q", u1, u2)
 	}
+	// title_sort is calibre's rule, through SQL.
+	if err := RegisterStandIns(conn, map[string]string{"ts": "title_sort"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryText(t, conn, "SELECT ts('The Hobbit')"); got != "text:Hobbit, The" {
+		t.Errorf("title_sort stand-in: %q", got)
+	}
 	err := RegisterStandIns(conn, map[string]string{"a": "identity", "b": "reverse"})
-	if err == nil || !strings.Contains(err.Error(), `unknown kind "reverse"`) || !strings.Contains(err.Error(), "identity, null, lower, upper, or uuid") {
+	if err == nil || !strings.Contains(err.Error(), `unknown kind "reverse"`) || !strings.Contains(err.Error(), "identity, null, lower, upper, title_sort, or uuid") {
 		t.Errorf("unknown kind: %v", err)
 	}
 	if err := RegisterStandIns(conn, nil); err != nil {
@@ -388,5 +395,23 @@ func TestColumnBind(t *testing.T) {
 	}
 	if Quote(`a"b`) != `"a""b"` {
 		t.Errorf("Quote: %s", Quote(`a"b`))
+	}
+}
+
+func TestTitleSort(t *testing.T) {
+	for in, want := range map[string]string{
+		"The Hobbit":     "Hobbit, The",
+		"a Tale of Two":  "Tale of Two, a",
+		"An Essay":       "Essay, An",
+		"Anthem":         "Anthem",
+		"Theory":         "Theory",
+		"  The  Road ":   "Road, The",
+		"\"The Quoted\"": "Quoted\", The",
+		"Plain":          "Plain",
+		"The":            "The",
+	} {
+		if got := TitleSort(in); got != want {
+			t.Errorf("TitleSort(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -50,6 +50,13 @@ func RegisterStandIn(conn *sqlite.Conn, name, kind string) error {
 			}})
 	case "identity":
 		f = func(v sqlite.Value) sqlite.Value { return v }
+	case "title_sort":
+		f = func(v sqlite.Value) sqlite.Value {
+			if v.Type() != sqlite.TypeText {
+				return v
+			}
+			return sqlite.TextValue(TitleSort(v.Text()))
+		}
 	case "null":
 		f = func(sqlite.Value) sqlite.Value { return sqlite.Value{} }
 	case "lower", "upper":
@@ -64,7 +71,7 @@ func RegisterStandIn(conn *sqlite.Conn, name, kind string) error {
 			return sqlite.TextValue(conv(v.Text()))
 		}
 	default:
-		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower, upper, or uuid for a function called without arguments that makes a value, like uuid4())", name, kind)
+		return fmt.Errorf("stand-in for function %s: unknown kind %q (use identity, null, lower, upper, title_sort, or uuid for a function called without arguments that makes a value, like uuid4())", name, kind)
 	}
 	impl := &sqlite.FunctionImpl{NArgs: -1, AllowIndirect: true, Deterministic: true,
 		Scalar: func(_ sqlite.Context, args []sqlite.Value) (sqlite.Value, error) {
@@ -86,6 +93,44 @@ func RegisterStandIn(conn *sqlite.Conn, name, kind string) error {
 		}
 	}
 	return nil
+}
+
+// TitleSort is calibre's default title sort (English): a leading "A",
+// "An" or "The" moves to the end after a comma ("The Hobbit" -> "Hobbit,
+// The"), and a leading quotation mark is dropped.
+func TitleSort(title string) string {
+	title = strings.TrimSpace(title)
+	if r, size := firstRune(title); isIgnoredStart(r) {
+		title = title[size:]
+	}
+	for _, art := range []string{"a", "the", "an"} {
+		if len(title) <= len(art) || !strings.EqualFold(title[:len(art)], art) {
+			continue
+		}
+		rest := title[len(art):]
+		trimmed := strings.TrimLeft(rest, " \t\n\r\f\v")
+		if len(trimmed) == len(rest) {
+			continue // "Anthem": no article
+		}
+		title = trimmed + ", " + title[:len(art)]
+		if r, size := firstRune(title); isIgnoredStart(r) {
+			title = title[size:]
+		}
+		break
+	}
+	return strings.TrimSpace(title)
+}
+
+func firstRune(s string) (rune, int) {
+	for _, r := range s {
+		return r, len(string(r))
+	}
+	return 0, 0
+}
+
+// isIgnoredStart: the quotation marks calibre skips at a title's start.
+func isIgnoredStart(r rune) bool {
+	return r == '\'' || r == '"' || (r >= 0x2018 && r < 0x201e) || r == 0x2032 || r == 0x2033
 }
 
 // maxFunctionArgs is SQLite's default limit on a function's arguments

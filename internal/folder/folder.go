@@ -21,14 +21,17 @@ import (
 	"github.com/rowdrop/rowdrop/internal/ack"
 	"github.com/rowdrop/rowdrop/internal/fsx"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/seal"
 )
 
 // Folder is a shared folder on this machine. It holds no open files and
 // no state besides its path and the limits its reader enforces, so it is
 // cheap to copy around and safe for concurrent use.
 type Folder struct {
-	dir    string
-	limits rdfile.Limits
+	dir     string
+	limits  rdfile.Limits
+	ring    *seal.Ring // nil: not sealed (sealed.go)
+	scratch string
 }
 
 // New returns the shared folder at dir. Files opened through it are
@@ -108,7 +111,14 @@ func (f *Folder) Open(rel string) (*rdfile.File, error) {
 	if st, err := os.Lstat(p); err == nil && !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file: %w", p, rdfile.ErrInvalid)
 	}
-	return rdfile.Open(p, f.limits)
+	if f.ring != nil {
+		return f.openRing(rel, p)
+	}
+	file, err := rdfile.Open(p, f.limits)
+	if err != nil {
+		return nil, notKeyed(p, err)
+	}
+	return file, nil
 }
 
 // Names lists the names in device dev's directory, whatever they are.
@@ -154,6 +164,9 @@ func (f *Folder) Publish(rel, src string) error {
 	if kind, _, _ := rdfile.Classify(rel); kind != rdfile.NameChangeset {
 		return fmt.Errorf("publish %s: not a changeset name (<device>/<seq>%s)", rel, rdfile.Ext)
 	}
+	if f.ring != nil {
+		return f.publishSealed(rel, src)
+	}
 	return fsx.Publish(src, f.Path(rel))
 }
 
@@ -169,6 +182,9 @@ func (f *Folder) Build(rel string, h rdfile.Header, r io.Reader) (rdfile.Header,
 		}
 	default:
 		return h, fmt.Errorf("build %s: not a changeset or snapshot name", rel)
+	}
+	if f.ring != nil {
+		return f.buildSealed(rel, h, r)
 	}
 	return rdfile.Build(f.Path(rel), h, r)
 }
@@ -191,7 +207,11 @@ func (f *Folder) ReadAck(dev string) (*ack.Ack, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file: %w", p, ack.ErrInvalid)
 	}
-	if st.Size() > ack.MaxSize {
+	limit := int64(ack.MaxSize)
+	if f.ring != nil {
+		limit += seal.HeadLen + seal.SigLen + seal.TagLen*(ack.MaxSize/seal.ChunkSize+1)
+	}
+	if st.Size() > limit {
 		return nil, fmt.Errorf("%s: %d bytes, more than the %d an ack.json may have: %w", p, st.Size(), ack.MaxSize, ack.ErrInvalid)
 	}
 	fh, err := fsx.OpenRead(p)
@@ -199,9 +219,19 @@ func (f *Folder) ReadAck(dev string) (*ack.Ack, error) {
 		return nil, err
 	}
 	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, ack.MaxSize+1))
+	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	switch {
+	case f.ring != nil && seal.IsSealed(data):
+		if data, err = seal.OpenBytes(data, seal.Expect{Device: dev, Kind: seal.KindAck}, f.ring.Local.Key, f.ring); err != nil {
+			return nil, fmt.Errorf("%s: %v: %w", p, err, ack.ErrInvalid)
+		}
+	case f.ring != nil:
+		return nil, fmt.Errorf("%s: a plaintext ack in an encrypted folder (its device has no folder key yet: run `rowdrop key unlock` there): %w", p, ack.ErrInvalid)
+	case seal.IsSealed(data):
+		return nil, fmt.Errorf("%s: sealed with the folder key, which this device does not hold: run `rowdrop key unlock`: %w", p, ack.ErrInvalid)
 	}
 	a, err := ack.Parse(data)
 	if err != nil {
@@ -223,6 +253,11 @@ func (f *Folder) WriteAck(a *ack.Ack) error {
 	}
 	if err := f.MkdirDevice(a.Device); err != nil {
 		return fmt.Errorf("create %s: %w (check that the shared folder is mounted and writable)", f.Path(a.Device), err)
+	}
+	if f.ring != nil {
+		if data, err = seal.SealBytes(data, seal.KindAck, 0, f.ring.Local.Key, f.ring.Local.Self); err != nil {
+			return err
+		}
 	}
 	return fsx.Replace(f.Path(AckRel(a.Device)), data)
 }

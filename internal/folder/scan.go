@@ -57,6 +57,12 @@ func (f *Folder) Scan() (*Scan, error) {
 		return nil, fmt.Errorf("read shared folder %s: %w (is it mounted?)", f.dir, err)
 	}
 	s := &Scan{Dirs: map[string]*Dir{}, Files: map[string][]Entry{}}
+	if f.ring != nil {
+		// Approvals and revocations are read once per listing.
+		if _, err := f.ring.Reload(); err != nil {
+			return nil, err
+		}
+	}
 	for _, d := range top {
 		if !d.IsDir() || !rdfile.ValidDeviceID(d.Name()) {
 			continue

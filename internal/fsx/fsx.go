@@ -41,8 +41,12 @@ func tempName(dir string) string {
 // writes, fsyncs and closes it, and returns its path. On error nothing is
 // left behind.
 func writeTemp(dir string, fn func(w io.Writer) error) (string, error) {
+	return writeTempMode(dir, fn, 0o644)
+}
+
+func writeTempMode(dir string, fn func(w io.Writer) error, perm os.FileMode) (string, error) {
 	tmp := tempName(dir)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return "", fmt.Errorf("create temporary file in %s: %w", dir, err)
 	}
@@ -84,13 +88,27 @@ func WriteFunc(path string, fn func(w io.Writer) error) error {
 // Replace atomically writes data at path, replacing any earlier version.
 // It is only for files a single owner rewrites (its own state files).
 func Replace(path string, data []byte) error {
+	return replaceMode(path, data, 0o644)
+}
+
+// ReplacePrivate is Replace for a secret: the file is created readable
+// and writable by its owner only (mode 0600; on Windows the mode only
+// sets read-only or not, and the directory's ACL decides who reads it).
+func ReplacePrivate(path string, data []byte) error {
+	if err := replaceMode(path, data, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
+}
+
+func replaceMode(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := writeTemp(dir, func(w io.Writer) error {
+	tmp, err := writeTempMode(dir, func(w io.Writer) error {
 		if _, err := w.Write(data); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 		return nil
-	})
+	}, perm)
 	if err != nil {
 		return err
 	}

@@ -269,7 +269,14 @@ type File struct {
 	offset int64 // where the payload starts
 	lim    Limits
 	sum    [sha256.Size]byte
+	src    Source // nil: the bytes at Path
 }
+
+// Source opens a file's bytes as a stream from their start: the
+// plaintext of a sealed file (internal/seal), which lives at Path only in
+// its sealed form. The stream's errors are the reader's verdict; a
+// stream read to its end has been authenticated.
+type Source func() (io.ReadCloser, error)
 
 // Sum is the file's sum: the hex SHA-256 of its bytes up to the end of the
 // header (its header checksum). The header holds the payload's SHA-256, so
@@ -302,6 +309,45 @@ func Open(path string, lim Limits) (*File, error) {
 	return &File{Path: path, Header: h, offset: off, lim: lim, sum: sum}, nil
 }
 
+// OpenSource is Open for a file whose bytes (size of them) come from src
+// rather than from path, which names it in messages.
+func OpenSource(path string, size int64, src Source, lim Limits) (*File, error) {
+	r, err := src()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer r.Close()
+	h, off, sum, err := readHeader(bufio.NewReader(r), size, lim)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &File{Path: path, Header: h, offset: off, lim: lim, sum: sum, src: src}, nil
+}
+
+// payload opens the file's bytes positioned at the payload.
+func (f *File) payload() (io.ReadCloser, error) {
+	if f.src == nil {
+		fh, err := os.Open(f.Path)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := fh.Seek(f.offset, io.SeekStart); err != nil {
+			fh.Close()
+			return nil, err
+		}
+		return fh, nil
+	}
+	r, err := f.src()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if _, err := io.CopyN(io.Discard, r, f.offset); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: read header: %w", f.Path, err)
+	}
+	return r, nil
+}
+
 // ReadHeader parses and validates a file's prefix and header from r within
 // the limits lim; size is the file's total length. It returns the header
 // and the offset of the payload.
@@ -322,6 +368,9 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	var h Header
 	var pre [prefixLen]byte
 	if n, err := io.ReadFull(r, pre[:]); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return h, 0, err // a Source's verdict (a sealed file refused)
+		}
 		// A short file that does not even start like a rowdrop file is
 		// foreign, not "still arriving": say so instead of waiting forever.
 		if got := min(n, len(Magic)); got > 0 && !bytes.HasPrefix([]byte(Magic), pre[:got]) {
@@ -354,6 +403,9 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	}
 	buf := make([]byte, hl+sha256.Size)
 	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return h, 0, err
+		}
 		return h, 0, fmt.Errorf("read header: %w", ErrIncomplete)
 	}
 	hs := sha256.New()
@@ -526,14 +578,11 @@ func asciiUpper(s string) string {
 
 // Verify checks the payload's checksum by streaming it once.
 func (f *File) Verify() error {
-	fh, err := os.Open(f.Path)
+	fh, err := f.payload()
 	if err != nil {
 		return err
 	}
 	defer fh.Close()
-	if _, err := fh.Seek(f.offset, io.SeekStart); err != nil {
-		return err
-	}
 	s := sha256.New()
 	n, err := io.Copy(s, fh)
 	if err != nil {
@@ -553,27 +602,32 @@ func (f *File) Changeset() (io.ReadCloser, error) {
 	if f.Header.RawLen > f.lim.maxRaw() {
 		return nil, fmt.Errorf("%s: decompressed payload of %d bytes exceeds this reader's limit of %d (setting max_changeset): refused: %w", f.Path, f.Header.RawLen, f.lim.maxRaw(), ErrInvalid)
 	}
-	fh, err := os.Open(f.Path)
+	fh, err := f.payload()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := fh.Seek(f.offset, io.SeekStart); err != nil {
-		fh.Close()
-		return nil, err
-	}
-	dec, err := zstd.NewReader(bufio.NewReaderSize(fh, 256<<10), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(64<<20))
+	br := bufio.NewReaderSize(fh, 256<<10)
+	dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(256<<20), zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
 		fh.Close()
 		return nil, err
 	}
-	return &boundedReader{f: fh, dec: dec, left: f.Header.RawLen, path: f.Path}, nil
+	b := &boundedReader{f: fh, dec: dec, left: f.Header.RawLen, path: f.Path}
+	if f.src != nil {
+		b.drain = br
+	}
+	return b, nil
 }
 
 type boundedReader struct {
-	f    *os.File
+	f    io.Closer
 	dec  *zstd.Decoder
 	left int64
 	path string
+	// drain, for a Source, is read to its end once the payload is: the
+	// source authenticates the whole file there (a sealed file's
+	// signature), and the changeset read must not end before it did.
+	drain io.Reader
 }
 
 func (b *boundedReader) Read(p []byte) (int, error) {
@@ -582,6 +636,12 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		var one [1]byte
 		if n, _ := b.dec.Read(one[:]); n > 0 {
 			return 0, fmt.Errorf("%s: payload longer than announced: %w", b.path, ErrInvalid)
+		}
+		if b.drain != nil {
+			if _, err := io.Copy(io.Discard, b.drain); err != nil {
+				return 0, fmt.Errorf("%s: %w", b.path, err)
+			}
+			b.drain = nil
 		}
 		return 0, io.EOF
 	}

@@ -87,6 +87,9 @@ type Filter struct {
 	Include      []string // if non-empty, only these tables
 	Exclude      []string
 	LocalColumns []string // "table.column"
+	// ExcludeWhy replaces the reason given for an excluded table (an app
+	// profile's: "excluded by the joplin profile: ...").
+	ExcludeWhy map[string]string
 }
 
 // Inspect lists the tables of database dbName ("main" or an attached name)
@@ -142,7 +145,11 @@ func Inspect(conn *sqlite.Conn, dbName string, f Filter) ([]*Table, []Skipped, e
 			continue
 		}
 		if slices.Contains(f.Exclude, e.name) {
-			skipped = append(skipped, Skipped{e.name, "excluded", "in the config's exclude list"})
+			why := f.ExcludeWhy[e.name]
+			if why == "" {
+				why = "in the config's exclude list"
+			}
+			skipped = append(skipped, Skipped{e.name, "excluded", why})
 			continue
 		}
 		t, why, err := describe(conn, dbName, e.name, e.sql)

@@ -48,8 +48,22 @@ func (a Clock) IsZero() bool { return a.HLC == 0 && a.Dev == "" }
 // RowMeta is the merge metadata of one row.
 type RowMeta struct {
 	Ins, WMax, Del Clock
-	Dead           []byte // encoded values of a deleted or incomplete row
-	Cells          map[string]Clock
+	// Lin is the insert clock of the first row of the key's lineage when
+	// the row under it now reuses the key (an INTEGER id inserted again
+	// by a device that had seen the earlier row deleted); zero when the
+	// row is the lineage's first (Lineage is then Ins). Re-keying compares
+	// lineages, not rows: the id belongs to the lineage inserted first.
+	Lin   Clock
+	Dead  []byte // encoded values of a deleted or incomplete row
+	Cells map[string]Clock
+}
+
+// Lineage is the insert clock of the first row of the key's lineage.
+func (m *RowMeta) Lineage() Clock {
+	if !m.Lin.IsZero() && m.Lin.Compare(m.Ins) < 0 {
+		return m.Lin
+	}
+	return m.Ins
 }
 
 // Alive reports whether the row's latest write is later than its latest delete.
@@ -114,7 +128,7 @@ func (m *Meta) Get(tbl string, pk []byte) (*RowMeta, error) {
 	}
 	r.Dead = columnBlob(s, 6)
 	if b := columnBlob(s, 7); b != nil {
-		if r.Cells, err = decodeCells(b); err != nil {
+		if r.Cells, r.Lin, err = decodeCells(b); err != nil {
 			return nil, fmt.Errorf("read cell clocks of a row of %s: %w", tbl, err)
 		}
 	}
@@ -139,7 +153,7 @@ func (m *Meta) Put(tbl string, pk []byte, r *RowMeta) error {
 	} else {
 		s.BindBytes(9, r.Dead)
 	}
-	if b := encodeCells(r.Cells, r.Ins); b == nil {
+	if b := encodeCells(r.Cells, r.Ins, r.Lin); b == nil {
 		s.BindNull(10)
 	} else {
 		s.BindBytes(10, b)
@@ -152,34 +166,45 @@ func (m *Meta) Put(tbl string, pk []byte, r *RowMeta) error {
 
 // encodeCells encodes the cell clocks later than ins, by column name:
 // per cell, the name, the HLC and the device, each length- or
-// varint-prefixed. Nil when there are none.
-func encodeCells(cells map[string]Clock, ins Clock) []byte {
+// varint-prefixed. A lineage clock lin earlier than ins comes first, as
+// an entry with an empty name (no column has one; blobs written before
+// lineages have no such entry). Nil when there is nothing to store.
+func encodeCells(cells map[string]Clock, ins, lin Clock) []byte {
 	var cols []string
 	for col, c := range cells {
-		if c.Compare(ins) > 0 {
+		if c.Compare(ins) > 0 && col != "" {
 			cols = append(cols, col)
 		}
 	}
-	if len(cols) == 0 {
+	hasLin := !lin.IsZero() && lin.Compare(ins) < 0
+	if len(cols) == 0 && !hasLin {
 		return nil
 	}
 	sort.Strings(cols)
 	var b []byte
-	for _, col := range cols {
-		c := cells[col]
+	put := func(col string, c Clock) {
 		b = binary.AppendUvarint(b, uint64(len(col)))
 		b = append(b, col...)
 		b = binary.AppendUvarint(b, uint64(c.HLC))
 		b = binary.AppendUvarint(b, uint64(len(c.Dev)))
 		b = append(b, c.Dev...)
 	}
+	if hasLin {
+		put("", lin)
+	}
+	for _, col := range cols {
+		put(col, cells[col])
+	}
 	return b
 }
 
-// decodeCells decodes encodeCells's bytes; anything malformed (it may come
-// from another device's snapshot) is an error.
-func decodeCells(b []byte) (map[string]Clock, error) {
+// decodeCells decodes encodeCells's bytes into the cell clocks and the
+// lineage clock (zero if none); anything malformed (it may come from
+// another device's snapshot) is an error.
+func decodeCells(b []byte) (map[string]Clock, Clock, error) {
 	out := map[string]Clock{}
+	var lin Clock
+	first := true
 	str := func() (string, bool) {
 		n, k := binary.Uvarint(b)
 		if k <= 0 || n > uint64(len(b)-k) {
@@ -189,26 +214,35 @@ func decodeCells(b []byte) (map[string]Clock, error) {
 		b = b[k+int(n):]
 		return v, true
 	}
+	bad := errors.New("malformed cell clocks")
 	for len(b) > 0 {
 		col, ok := str()
-		if !ok || col == "" {
-			return nil, errors.New("malformed cell clocks")
+		// Only the first entry may be the lineage (empty name).
+		if !ok || (col == "" && !first) {
+			return nil, Clock{}, bad
 		}
 		h, k := binary.Uvarint(b)
 		if k <= 0 {
-			return nil, errors.New("malformed cell clocks")
+			return nil, Clock{}, bad
 		}
 		b = b[k:]
 		dev, ok := str()
 		if !ok {
-			return nil, errors.New("malformed cell clocks")
+			return nil, Clock{}, bad
+		}
+		first = false
+		if col == "" {
+			if lin = (Clock{hlc.Timestamp(h), dev}); lin.IsZero() {
+				return nil, Clock{}, bad
+			}
+			continue
 		}
 		if _, dup := out[col]; dup {
-			return nil, fmt.Errorf("cell clocks name column %q twice", col)
+			return nil, Clock{}, fmt.Errorf("cell clocks name column %q twice", col)
 		}
 		out[col] = Clock{hlc.Timestamp(h), dev}
 	}
-	return out, nil
+	return out, lin, nil
 }
 
 // Close finalizes statements.
@@ -259,7 +293,7 @@ func inlineCells(conn *sqlite.Conn) (err error) {
 	}
 	for _, k := range keys {
 		if err = sqlitex.Execute(conn, "UPDATE rowdrop_rows SET cells=? WHERE tbl=? AND pk=?", &sqlitex.ExecOptions{
-			Args: []any{encodeCells(cells[k], Clock{}), k.tbl, []byte(k.pk)}}); err != nil {
+			Args: []any{encodeCells(cells[k], Clock{}, Clock{}), k.tbl, []byte(k.pk)}}); err != nil {
 			return err
 		}
 	}

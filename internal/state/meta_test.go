@@ -78,28 +78,41 @@ INSERT INTO rowdrop_cells VALUES('notes',x'01','title',20,'cccc');
 func TestCellClocksEncoding(t *testing.T) {
 	ins := Clock{100, "aaaa"}
 	cells := map[string]Clock{"b": {150, "dddd"}, "a": {200, "cccc"}, "old": {100, "aaaa"}, "older": {50, "zzzz"}}
-	b := encodeCells(cells, ins)
-	got, err := decodeCells(b)
-	if err != nil {
-		t.Fatal(err)
+	b := encodeCells(cells, ins, Clock{})
+	got, lin, err := decodeCells(b)
+	if err != nil || !lin.IsZero() {
+		t.Fatal(err, lin)
 	}
 	if want := map[string]Clock{"a": {200, "cccc"}, "b": {150, "dddd"}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip: %v, want %v", got, want)
 	}
-	if encodeCells(map[string]Clock{"x": {1, "a"}}, ins) != nil {
-		t.Fatal("only implied cells: want nil")
+	if encodeCells(map[string]Clock{"x": {1, "a"}}, ins, Clock{100, "aaaa"}) != nil {
+		t.Fatal("only implied cells and a lineage equal to the insert: want nil")
 	}
 	for i := 0; i < len(b); i++ {
-		if _, err := decodeCells(b[:i]); err == nil && i > 0 {
+		if _, _, err := decodeCells(b[:i]); err == nil && i > 0 {
 			// Cut at an entry boundary it is a valid shorter list; anywhere
 			// else it must fail.
-			if _, err2 := decodeCells(b[i:]); err2 != nil {
+			if _, _, err2 := decodeCells(b[i:]); err2 != nil {
 				t.Fatalf("cut at %d decoded as a prefix but the rest does not decode: %v", i, err2)
 			}
 		}
 	}
-	for _, bad := range [][]byte{{0}, {5, 'a'}, {1, 'a'}, {1, 'a', 1, 5, 'x'}, {1, 'a', 0xff}, append(append([]byte{}, b...), b...)} {
-		if m, err := decodeCells(bad); err == nil {
+	// A lineage earlier than the insert comes first, under an empty name;
+	// alone it is stored too, and an old blob (without it) still decodes.
+	lb := encodeCells(cells, ins, Clock{40, "eeee"})
+	got, lin, err = decodeCells(lb)
+	if err != nil || lin != (Clock{40, "eeee"}) || len(got) != 2 {
+		t.Fatalf("with a lineage: %v %v %v", got, lin, err)
+	}
+	if _, lin, err := decodeCells(encodeCells(nil, ins, Clock{40, "eeee"})); err != nil || lin != (Clock{40, "eeee"}) {
+		t.Fatalf("a lineage alone: %v %v", lin, err)
+	}
+	for _, bad := range [][]byte{{0}, {5, 'a'}, {1, 'a'}, {1, 'a', 1, 5, 'x'}, {1, 'a', 0xff}, append(append([]byte{}, b...), b...),
+		append(append([]byte{}, b...), lb...), // a lineage entry not first
+		{0, 0, 0},                             // a zero lineage
+	} {
+		if m, _, err := decodeCells(bad); err == nil {
 			t.Errorf("%x decoded as %v, want an error", bad, m)
 		}
 	}

@@ -83,7 +83,8 @@ func (d *Dir) restamp(dev string, m map[hlc.Timestamp]hlc.Timestamp) error {
 	if err := rehashConflicts(d.conn, "winner_dev=?1 OR loser_dev=?1", dev); err != nil {
 		return err
 	}
-	// Cell clocks live in a blob per row: every row that has some.
+	// Cell clocks and lineages live in a blob per row: every row that has
+	// some.
 	type upd struct {
 		tbl   string
 		pk    []byte
@@ -92,11 +93,14 @@ func (d *Dir) restamp(dev string, m map[hlc.Timestamp]hlc.Timestamp) error {
 	var ups []upd
 	err := sqlitex.Execute(d.conn, "SELECT tbl, pk, ins, ins_dev, cells FROM rowdrop_rows WHERE cells IS NOT NULL",
 		&sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			cells, err := decodeCells(columnBlob(s, 4))
+			cells, lin, err := decodeCells(columnBlob(s, 4))
 			if err != nil {
 				return nil // left as it is: the merge reports it when it reads the row
 			}
 			changed := false
+			if nw, ok := m[lin.HLC]; ok && lin.Dev == dev {
+				lin.HLC, changed = nw, true
+			}
 			for col, c := range cells {
 				if nw, ok := m[c.HLC]; ok && c.Dev == dev {
 					cells[col] = Clock{nw, dev}
@@ -104,8 +108,10 @@ func (d *Dir) restamp(dev string, m map[hlc.Timestamp]hlc.Timestamp) error {
 				}
 			}
 			if changed {
+				// ins was restamped above: the blob's clocks compare with
+				// the new one.
 				ins := Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)}
-				ups = append(ups, upd{s.ColumnText(0), columnBlob(s, 1), encodeCells(cells, ins)})
+				ups = append(ups, upd{s.ColumnText(0), columnBlob(s, 1), encodeCells(cells, ins, lin)})
 			}
 			return nil
 		}})
