@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	importer "github.com/rowdrop/rowdrop/import"
 	"github.com/rowdrop/rowdrop/internal/folder"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
+	"github.com/rowdrop/rowdrop/internal/schema"
 	"github.com/rowdrop/rowdrop/internal/state"
 )
 
@@ -35,6 +37,15 @@ type Status struct {
 	Devices    []DeviceStatus `json:"devices"`
 	Files      []FileStatus   `json:"files"`
 	Synced     []string       `json:"tables_synced"`
+	// TablesHeld are the tables with a part of another device's file held
+	// here (its shape differs, or the table is unknown or changed here):
+	// every other table keeps syncing; each says the exact difference and
+	// what to do. Not in Synced.
+	TablesHeld []TableHeld `json:"tables_held,omitempty"`
+	// CatchingUp are the tables that entered this device's sync set
+	// (include, un-exclude, a profile change) and have not caught up yet
+	// with the changes others made meanwhile. Not in Synced.
+	CatchingUp []TableHeld    `json:"tables_catching_up,omitempty"`
 	Skipped    []SkippedTable `json:"tables_skipped"`
 	Conflicts  int            `json:"conflicts"`
 	Unknown    []string       `json:"unknown_files,omitempty"`
@@ -70,6 +81,16 @@ func recognitionView(r *state.Recognition) *Recognition {
 		return nil
 	}
 	return &Recognition{Kind: r.Kind, Reason: r.Reason, Restored: r.Restored, Reverted: r.Reverted, Kept: r.Kept, At: msTime(r.AtMS)}
+}
+
+// TableHeld is one table's held parts of one device's files.
+type TableHeld struct {
+	Table  string `json:"table"`
+	Device string `json:"device"`
+	Files  int    `json:"files"` // held parts of that device's files
+	First  string `json:"first_file"`
+	Reason string `json:"reason"` // the first part's
+	Since  string `json:"since"`
 }
 
 // SkippedTable is a table rowdrop does not sync here, with the reason.
@@ -152,8 +173,12 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		blocked[p.Table] = true
 		st.Skipped = append(st.Skipped, SkippedTable{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
 	}
+	notSynced, err := s.heldTables(st, tables)
+	if err != nil {
+		return nil, err
+	}
 	for _, t := range tables {
-		if !blocked[t.Name] {
+		if !blocked[t.Name] && !notSynced[t.Name] {
 			st.Synced = append(st.Synced, t.Name)
 		}
 	}
@@ -384,4 +409,45 @@ func (s *Syncer) checkFiles(scan *folder.Scan, applied map[string]uint64, known 
 		}
 	}
 	return out
+}
+
+// heldTables fills st's held and catching-up tables from the held parts
+// (import/held.go) of devices not retired, and names the tables of this
+// device's sync set among them. A part kept for an excluded table counts
+// only once the table syncs here: it is then catching up.
+func (s *Syncer) heldTables(st *Status, tables []*schema.Table) (map[string]bool, error) {
+	parts, err := s.st.HeldParts()
+	if err != nil {
+		return nil, err
+	}
+	retired, err := s.st.Forgotten()
+	if err != nil {
+		return nil, err
+	}
+	syncs := map[string]bool{}
+	for _, t := range tables {
+		syncs[t.Name] = true
+	}
+	out := map[string]bool{}
+	var last *TableHeld
+	for _, p := range parts { // by device, table, sequence
+		if slices.Contains(retired, p.Dev) || (p.Kind == state.PartExcluded && !syncs[p.Table]) {
+			continue
+		}
+		if last != nil && last.Device == p.Dev && last.Table == p.Table {
+			last.Files++
+			continue
+		}
+		out[p.Table] = true
+		th := TableHeld{Table: p.Table, Device: p.Dev, Files: 1, First: p.Path, Reason: p.Reason, Since: msTime(p.FirstMS)}
+		if p.Kind == state.PartExcluded {
+			th.Reason = fmt.Sprintf("table %s syncs here now, and has not yet caught up with file %s and later (the next sync applies them)", p.Table, p.Path)
+			st.CatchingUp = append(st.CatchingUp, th)
+			last = &st.CatchingUp[len(st.CatchingUp)-1]
+		} else {
+			st.TablesHeld = append(st.TablesHeld, th)
+			last = &st.TablesHeld[len(st.TablesHeld)-1]
+		}
+	}
+	return out, nil
 }

@@ -310,7 +310,15 @@ func (s *Syncer) prepareImporter(ls liveSchema, tables []*schema.Table, problems
 	for _, sk := range ls.skipped {
 		excluded[sk.Name] = true
 	}
-	s.im.Tables, s.im.Excluded, s.imKey, s.imBlocked = byName, excluded, ls.key, blocked
+	changed := map[string]importer.Changed{}
+	for _, p := range problems {
+		for _, t := range tables {
+			if t.Name == p.Table {
+				changed[p.Table] = importer.Changed{Columns: t.Columns, Why: p.Reason}
+			}
+		}
+	}
+	s.im.Tables, s.im.Excluded, s.im.Changed, s.imKey, s.imBlocked = byName, excluded, changed, ls.key, blocked
 }
 
 // blockedKey names the tables of problems, sorted.

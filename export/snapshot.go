@@ -264,11 +264,17 @@ func stripCopy(dst *sqlite.Conn, st *state.Dir, id state.Identity, tables []*sch
 	for _, t := range tables {
 		synced[t.Name] = t
 	}
+	// Held table parts go with the snapshot only when there are some: a
+	// snapshot without them stays readable by versions that predate them.
+	held, err := st.HeldParts()
+	if err != nil {
+		return err
+	}
 	type obj struct{ typ, name string }
 	var drop []obj
 	err = sqlitex.ExecuteTransient(dst, "SELECT type, name FROM main.sqlite_master WHERE type IN ('table','view','trigger','index') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
 		typ, name := s.ColumnText(0), s.ColumnText(1)
-		if typ == "table" && (synced[name] != nil || state.IsSnapshotMetaTable(name)) {
+		if typ == "table" && (synced[name] != nil || state.IsSnapshotMetaTable(name) || (name == state.SnapshotHeldTable && len(held) > 0)) {
 			return nil
 		}
 		drop = append(drop, obj{typ, name})

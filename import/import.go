@@ -40,9 +40,13 @@ type Importer struct {
 	Clock    *hlc.Clock
 	Engine   *merge.Engine
 	Tables   map[string]*schema.Table // synced here
-	Excluded map[string]bool          // present here but not synced (partial sync): their changes are skipped
-	Log      *slog.Logger
-	Now      func() time.Time
+	Excluded map[string]bool          // present here but not synced (partial sync): their parts are kept (held.go)
+	// Changed are the tables whose live shape changed here in a way the
+	// base copy cannot follow (export.SchemaProblem): not synced until it
+	// is resolved; their parts of others' files are held (held.go).
+	Changed map[string]Changed
+	Log     *slog.Logger
+	Now     func() time.Time
 	// Progress, if set, is called after each applied file.
 	Progress func(done, total int, file string)
 	// Causal applies a file only after every file its writer had applied
@@ -55,6 +59,8 @@ type Importer struct {
 	scan    *folder.Scan                   // during Import
 	acks    map[string]map[uint64][]ackSum // during Import, read when first needed (chain.go)
 	files   map[string][]folder.Entry      // during Import: the scan's changesets, by device
+	pending map[string]map[string]bool     // during Import: device → tables with a held part (held.go)
+	retired map[string]bool                // during Import: devices retired here (devices forget)
 
 	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }
@@ -65,12 +71,18 @@ type Result struct {
 	Changes   int64
 	Conflicts int64
 	Waiting   int
-	Held      int
+	Held      int // files held whole, and tables held apart (TablesHeld)
 	Broken    int
-	MaxLock   time.Duration // longest live write transaction
-	Locks     int           // live write transactions of the merges (merge.Stats.Locks)
-	LongLocks int           // of those, held longer than merge.LongLock
-	Corrected int64
+	// TablesHeld counts the tables with a part of another device's file
+	// held here (held.go): their shapes differ, or they are unknown or
+	// changed here; counted in Held too. Released counts the held parts
+	// applied by this import.
+	TablesHeld int
+	Released   int
+	MaxLock    time.Duration // longest live write transaction
+	Locks      int           // live write transactions of the merges (merge.Stats.Locks)
+	LongLocks  int           // of those, held longer than merge.LongLock
+	Corrected  int64
 }
 
 // AddLocks adds st's live write transactions to r.
@@ -143,8 +155,21 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 	}
 	sort.Strings(devs)
 	im.applied, im.scan, im.files = applied, scan, scan.Files
-	defer func() { im.applied, im.scan, im.acks, im.files = nil, nil, nil, nil }()
+	defer func() { im.applied, im.scan, im.acks, im.files, im.pending, im.retired = nil, nil, nil, nil, nil, nil }()
+	retired, err := im.State.Forgotten()
+	if err != nil {
+		return res, err
+	}
+	im.retired = map[string]bool{}
+	for _, d := range retired {
+		im.retired[d] = true
+	}
 	if err := im.verifyApplied(scan, applied, &res); err != nil {
+		return res, err
+	}
+	// Held table parts whose table takes them now go in first: before the
+	// later files of their device that touch the same table.
+	if err := im.releaseHeld(ctx, &res); err != nil {
 		return res, err
 	}
 	done := 0
@@ -168,8 +193,11 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 					return res, err
 				}
 				if e.Seq > next {
-					res.Waiting++
 					stopped[dev] = true
+					if im.retired[dev] {
+						break // retired here: nothing of it is waited for
+					}
+					res.Waiting++
 					if err := im.record(rdfile.RelPath(dev, next), dev, next, StatusWaiting,
 						fmt.Sprintf("file %d of device %s has not arrived; its later files (from %d) wait for it. If it is still on its way this resolves by itself; if it was deleted from the folder, this device can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then sync here", next, dev, e.Seq)); err != nil {
 						return res, err
@@ -185,6 +213,10 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 					if err := im.record(e.Rel, dev, e.Seq, StatusWaiting, reason); err != nil {
 						return res, err
 					}
+					break
+				}
+				if st != "" && im.retired[dev] {
+					stopped[dev] = true // retired here: nothing of it is waited for
 					break
 				}
 				if st != "" {
@@ -216,7 +248,16 @@ func (im *Importer) ImportScanned(ctx context.Context, scan *folder.Scan, applie
 			}
 		}
 	}
+	for dev := range causal {
+		if im.retired[dev] {
+			delete(causal, dev)
+		}
+	}
 	res.Waiting += len(causal)
+	if res.TablesHeld, err = im.tablesHeld(); err != nil {
+		return res, err
+	}
+	res.Held += res.TablesHeld
 	if err := im.mergeSplits(ctx, scan, applied, &res); err != nil {
 		return res, err
 	}
@@ -260,21 +301,56 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 		return StatusHeld, fmt.Sprintf("%s: its clock is %s ahead of this device's (more than %s): held until this device's time catches up, or fix the clock of device %s (%s)",
 			e.Rel, ahead.Round(time.Second), hlc.MaxDrift, h.Device, h.DeviceName), nil
 	}
-	for _, t := range h.Tables {
-		if reason := im.checkTable(t); reason != "" {
-			return StatusHeld, e.Rel + ": " + reason, nil
-		}
+	skip, parts, reason := im.tableParts(e, h)
+	if reason != "" {
+		return StatusHeld, e.Rel + ": " + reason, nil
 	}
 	if err := f.Verify(); err != nil {
 		return classify(err), err.Error(), nil
 	}
+	finish := func() error {
+		im.Clock.Observe(hlc.Timestamp(h.HLC))
+		if err := im.State.MarkApplied(state.AppliedFiles{Dev: h.Device, Name: h.DeviceName, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC),
+			AtMS: im.now().UnixMilli(), Seen: h.Seen}); err != nil {
+			return err
+		}
+		if err := im.State.RecordSum(state.FileSum{Dev: h.Device, Seq: h.Seq, Sum: f.Sum(), Size: e.Bytes, MtimeNS: e.ModNS}); err != nil {
+			return err
+		}
+		// The parts kept out go in with the file's applied record: one
+		// never stands without the other.
+		for _, p := range parts {
+			if err := im.State.HoldPart(p); err != nil {
+				return err
+			}
+		}
+		if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
+			return err
+		}
+		if err := im.State.Set(state.KeyLastImport, im.now().UnixMilli()); err != nil {
+			return err
+		}
+		return im.State.EndInflight()
+	}
+	status, reason, err = im.mergeFile(ctx, e, f, h, skip, e.Rel, finish, res)
+	if status == "" && err == nil {
+		im.notePending(parts)
+	}
+	return status, reason, err
+}
+
+// mergeFile merges file f (header h, its clock already settled) into live
+// and base, leaving out the changes of the tables in skip; name is the
+// in-flight marker's (the file's path, or a held part's), and finish runs
+// in the base commit. A non-empty status means nothing was applied.
+func (im *Importer) mergeFile(ctx context.Context, e folder.Entry, f *rdfile.File, h rdfile.Header, skip map[string]bool, name string, finish func() error, res *Result) (status, reason string, err error) {
 	// Validate the whole payload before touching any database: bad input
 	// never reaches it.
 	fileOrder, err := im.Engine.FileOrderTables()
 	if err != nil {
 		return "", "", err
 	}
-	sc, reason := im.stage(f, fileOrder)
+	sc, reason := im.stage(f, fileOrder, skip)
 	if reason != "" {
 		return StatusBroken, e.Rel + ": " + reason, nil
 	}
@@ -288,8 +364,8 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 		return "", "", err
 	}
 	var recovered map[string]bool
-	if prev.Kind == state.InflightChangeset && prev.Name == e.Rel {
-		j, err := im.State.InflightWritten(e.Rel)
+	if prev.Kind == state.InflightChangeset && prev.Name == name {
+		j, err := im.State.InflightWritten(name)
 		if err != nil {
 			return "", "", err
 		}
@@ -300,41 +376,24 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 		}
 	}
 	if recovered == nil {
-		if err := im.State.StartInflightKeys(e.Rel); err != nil {
+		if err := im.State.StartInflightKeys(name); err != nil {
 			return "", "", err
 		}
 	}
 	im.Engine.Journal, im.Engine.Recovered = true, recovered
 	defer func() { im.Engine.Journal, im.Engine.Recovered = false, nil }()
-	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: e.Rel}); err != nil {
+	if err := im.State.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: name}); err != nil {
 		return "", "", err
 	}
 	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: e.Rel, Seq: h.Seq, Seen: h.Seen}
-	var changes merge.ChangeReader = sc // key order, excluded tables already left out
+	var changes merge.ChangeReader = sc // key order, skipped tables already left out
 	if sc == nil {
 		cs, err := f.Changeset()
 		if err != nil {
 			return classify(err), err.Error(), nil
 		}
 		defer cs.Close()
-		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}), skip: im.Excluded} // the reader buffers (64 KiB) itself
-	}
-	finish := func() error {
-		im.Clock.Observe(hlc.Timestamp(h.HLC))
-		if err := im.State.MarkApplied(state.AppliedFiles{Dev: h.Device, Name: h.DeviceName, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC),
-			AtMS: im.now().UnixMilli(), Seen: h.Seen}); err != nil {
-			return err
-		}
-		if err := im.State.RecordSum(state.FileSum{Dev: h.Device, Seq: h.Seq, Sum: f.Sum(), Size: e.Bytes, MtimeNS: e.ModNS}); err != nil {
-			return err
-		}
-		if err := im.State.Set(state.KeyHLC, strconv.FormatUint(uint64(im.Clock.Last()), 10)); err != nil {
-			return err
-		}
-		if err := im.State.Set(state.KeyLastImport, im.now().UnixMilli()); err != nil {
-			return err
-		}
-		return im.State.EndInflight()
+		changes = &filterReader{r: changeset.NewReader(cs, changeset.Limits{MaxValueBytes: f.Limits().ValueLimit()}), skip: skip} // the reader buffers (64 KiB) itself
 	}
 	st, err := im.Engine.Apply(ctx, src, changes, finish)
 	res.Changes += st.Changes
@@ -420,38 +479,6 @@ func (f *filterReader) Next() (*changeset.Change, error) {
 		if !f.skip[c.Table.Name] {
 			return c, nil
 		}
-	}
-}
-
-// checkTable says why a table named in a header can't be applied here yet.
-func (im *Importer) checkTable(t rdfile.Table) string {
-	lower := strings.ToLower(t.Name)
-	if strings.HasPrefix(lower, "sqlite_") || strings.HasPrefix(lower, "rowdrop_") {
-		return fmt.Sprintf("names table %q, which is never synced: refused", t.Name)
-	}
-	if im.Excluded[t.Name] {
-		return ""
-	}
-	local := im.Tables[t.Name]
-	if local == nil {
-		return fmt.Sprintf("changes table %s, which this database does not have (the app on device that wrote it may be newer): held until the table exists here", t.Name)
-	}
-	if schema.Fingerprint(t.Name, t.Columns) != t.Fingerprint {
-		return fmt.Sprintf("table %s: the header's fingerprint does not match its columns: held", t.Name)
-	}
-	if local.Fingerprint() == t.Fingerprint {
-		return ""
-	}
-	switch d := schema.CompareRemote(t.Name, t.Columns, local.Columns); d.Kind {
-	case "same", "fewer":
-		// Fewer trailing columns: the writer's app has not added them
-		// yet; its changes apply and the missing columns keep their
-		// local values (or take their defaults in new rows).
-		return ""
-	case "more":
-		return fmt.Sprintf("table %s has column(s) %s on the writing device that this database lacks (the app there is newer): held until the app here adds them; then it applies by itself", t.Name, strings.Join(d.Missing, ", "))
-	default:
-		return fmt.Sprintf("table %s has a different shape on the writing device (%s): held until both sides run the same app version", t.Name, d.Why)
 	}
 }
 

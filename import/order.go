@@ -107,11 +107,12 @@ func (t *spillTee) Read(p []byte) (int, error) {
 // stage validates a file's whole payload before anything of it reaches a
 // database: every change decodes, names a table its header declares, fits
 // the local table's shape, and the count matches the header. A non-empty
-// reason says why the file is refused. It also stages the changes for
+// reason says why the file is refused. The changes of the tables in skip
+// are validated against the header only, and left out. It also stages the changes for
 // merging in key order, the changes of fileOrder's tables keeping their
 // file order; if staging fails (a full disk), s is nil and the file is
 // merged in file order.
-func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, string) {
+func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int, skip map[string]bool) (*staged, string) {
 	cs, err := f.Changeset()
 	if err != nil {
 		return nil, err.Error()
@@ -169,7 +170,7 @@ func (im *Importer) stage(f *rdfile.File, fileOrder map[string]int) (*staged, st
 				return nil, why + ": refused whole, nothing of it applied"
 			}
 		}
-		if im.Excluded[c.Table.Name] {
+		if skip[c.Table.Name] {
 			continue
 		}
 		if err := merge.CheckShape(im.Tables[c.Table.Name], c.Table); err != nil {

@@ -148,11 +148,10 @@ func TestStagedChangesInKeyOrder(t *testing.T) {
 		{"a", text("k2-with-a-prefix-longer-than-16"), 1, del},
 		{"a", text("k1"), 3, upd},
 	}
-	im.Excluded["b"] = true
 	for _, window := range []int{0, 1, 2, 3, 100} {
 		im.orderWindow = window
 		f := writeOrderFile(t, im, ct, in, -1)
-		s, reason := im.stage(f, map[string]int{"c": 0})
+		s, reason := im.stage(f, map[string]int{"c": 0}, map[string]bool{"b": true})
 		if reason != "" || s == nil {
 			t.Fatalf("window %d: staged=%v, reason %q", window, s != nil, reason)
 		}
@@ -215,7 +214,7 @@ func TestStagingRefusesAndCleansUp(t *testing.T) {
 	im, ct := orderFixture(t)
 	in := []orderChange{{"a", text("k1"), 1, changeset.OpInsert}, {"a", text("k2"), 1, changeset.OpInsert}}
 	f := writeOrderFile(t, im, ct, in, 3)
-	s, reason := im.stage(f, nil)
+	s, reason := im.stage(f, nil, nil)
 	if s != nil || !strings.Contains(reason, "holds 2 changes, its header says 3") {
 		t.Fatalf("staged=%v reason %q, want a refusal naming the count", s != nil, reason)
 	}
@@ -224,7 +223,7 @@ func TestStagingRefusesAndCleansUp(t *testing.T) {
 	}
 	// More changes than announced: refused as soon as they exceed it.
 	f = writeOrderFile(t, im, ct, in, 1)
-	if s, reason = im.stage(f, nil); s != nil || !strings.Contains(reason, "holds more changes than the 1 its header says") {
+	if s, reason = im.stage(f, nil, nil); s != nil || !strings.Contains(reason, "holds more changes than the 1 its header says") {
 		t.Fatalf("staged=%v reason %q, want a refusal naming the count", s != nil, reason)
 	}
 	if left := stagingFiles(t, im); len(left) > 0 {
@@ -236,7 +235,7 @@ func TestStagingRefusesAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	f = writeOrderFile(t, im, ct, in, -1)
-	s, reason = im.stage(f, nil)
+	s, reason = im.stage(f, nil, nil)
 	if s == nil || reason != "" {
 		t.Fatalf("staged=%v reason %q", s != nil, reason)
 	}

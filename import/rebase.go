@@ -336,6 +336,9 @@ func (im *Importer) finishSnapshot(snap *Snapshot) error {
 	rel := snap.Entry.Rel
 	now := im.now().UnixMilli()
 	im.Clock.Observe(max(snap.MaxClock, hlc.Timestamp(h.HLC)))
+	if err := im.inheritHeld(snap); err != nil {
+		return err
+	}
 	for d, n := range h.Seen {
 		if d == im.Self.Device {
 			continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e folder.Entry) (snap *Sna
 	}
 	carried := map[string]rdfile.Table{}
 	for _, t := range h.Tables {
-		if reason := im.checkTable(t); reason != "" {
+		if kind, reason := im.checkTable(t, h); kind != "" && kind != state.PartExcluded {
 			return nil, StatusHeld, e.Rel + ": " + reason, nil
 		}
 		if l := im.Tables[t.Name]; l != nil && l.Fingerprint() != t.Fingerprint {
@@ -196,6 +197,8 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 	// Version 2 snapshots also carry the writer's schema (optional: not
 	// in version 1).
 	allowed[state.SnapshotSchemaTable] = true
+	// And the writer's held table parts (optional: not in older ones).
+	allowed[state.SnapshotHeldTable] = true
 	present := map[string]bool{}
 	var bad string
 	err = sqlitex.ExecuteTransient(conn, "SELECT type, name, tbl_name, sql IS NULL FROM main.sqlite_master", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
@@ -218,12 +221,16 @@ func (im *Importer) checkSnapshotDB(ctx context.Context, snap *Snapshot, carried
 		return bad
 	}
 	for n := range allowed {
-		if !present[n] && n != "sqlite_sequence" && n != state.SnapshotSchemaTable {
+		if !present[n] && n != "sqlite_sequence" && n != state.SnapshotSchemaTable && n != state.SnapshotHeldTable {
 			return fmt.Sprintf("lacks table %s", n)
 		}
 	}
 	// The metadata tables must be laid out as here.
-	for _, n := range state.SnapshotMetaTables {
+	meta := state.SnapshotMetaTables
+	if present[state.SnapshotHeldTable] {
+		meta = append(slices.Clip(meta), state.SnapshotHeldTable)
+	}
+	for _, n := range meta {
 		a, err := state.TableLayout(im.State.Conn(), n)
 		if err != nil {
 			return "unreadable schema: " + err.Error()

@@ -77,7 +77,7 @@ func (im *Importer) mergeContent(ctx context.Context, rel string, res *Result) (
 		return false, nil
 	}
 	for _, t := range h.Tables {
-		if reason := im.checkTable(t); reason != "" {
+		if kind, _ := im.checkTable(t, h); kind != "" && kind != state.PartExcluded {
 			return false, nil
 		}
 	}

@@ -227,6 +227,14 @@ func (d *Device) Reopen(fn func()) {
 	d.open()
 }
 
+// Reconfigure closes the Syncer and reopens it with fn applied to its
+// configuration: a changed config file (include or exclude lists, a
+// profile) taking effect at the next start.
+func (d *Device) Reconfigure(fn func(*rowdrop.Config)) {
+	d.W.T.Helper()
+	d.Reopen(func() { fn(&d.cfg) })
+}
+
 func (d *Device) logf(format string, args ...any) {
 	if !d.W.Quiet {
 		d.W.T.Helper()

@@ -137,6 +137,10 @@ func TestHostileFilesRefusedOthersStillApply(t *testing.T) {
 	for _, f := range st.Files {
 		reported[strings.SplitN(f.Path, "/", 2)[0]] = f.Status + ": " + f.Reason
 	}
+	// A table unknown here is held apart (only its part of the file).
+	for _, h := range st.TablesHeld {
+		reported[h.Device] = "held table " + h.Table + " of " + h.First + ": " + h.Reason
+	}
 	for dev, r := range reported {
 		t.Logf("%s -> %s", dev, r)
 	}

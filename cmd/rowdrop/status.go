@@ -85,6 +85,7 @@ func (a *app) statusAll(ctx context.Context, asJSON bool) error {
 func notAllApplied(all []*rowdrop.Status) error {
 	var e notAllAppliedError
 	for _, st := range all {
+		e.held += len(st.TablesHeld)
 		for _, f := range st.Files {
 			switch f.Status {
 			case importer.StatusHeld:
@@ -207,6 +208,17 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 		fmt.Fprintf(w, "  unknown file in a device directory (ignored): %s\n", u)
 	}
 	fmt.Fprintf(w, "\ntables synced: %s\n", strings.Join(st.Synced, ", "))
+	for _, group := range []struct {
+		title string
+		list  []rowdrop.TableHeld
+	}{{"tables held", st.TablesHeld}, {"tables catching up", st.CatchingUp}} {
+		if len(group.list) > 0 {
+			fmt.Fprintf(w, "%s (every other table keeps syncing):\n", group.title)
+		}
+		for _, t := range group.list {
+			fmt.Fprintf(w, "  %s: %d file(s) of device %s from %s, since %s\n      %s\n", t.Table, t.Files, t.Device, t.First, t.Since, t.Reason)
+		}
+	}
 	if len(st.Skipped) > 0 {
 		fmt.Fprintf(w, "tables not synced:\n")
 		for _, s := range st.Skipped {

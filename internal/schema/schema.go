@@ -568,3 +568,75 @@ func CompareRemote(table string, theirs, ours []rdfile.Column) ShapeDiff {
 	}
 	return d
 }
+
+// Difference says exactly how a table's columns on another device (theirs)
+// differ from this device's (ours), naming every column: those only there,
+// those only here, those whose type, NOT NULL or key position differs, and
+// columns in another order. It is "" when the shapes are the same.
+func Difference(theirs, ours []rdfile.Column) string {
+	find := func(cols []rdfile.Column, name string) (int, bool) {
+		for i, c := range cols {
+			if strings.EqualFold(c.Name, name) {
+				return i, true
+			}
+		}
+		return -1, false
+	}
+	describe := func(c rdfile.Column) string {
+		s := c.Name
+		if c.Type != "" {
+			s += " " + c.Type
+		}
+		if c.NotNull {
+			s += " NOT NULL"
+		}
+		return s
+	}
+	var onlyThere, onlyHere, changed []string
+	var common []string // in their order
+	for _, c := range theirs {
+		j, ok := find(ours, c.Name)
+		if !ok {
+			onlyThere = append(onlyThere, describe(c))
+			continue
+		}
+		common = append(common, c.Name)
+		o := ours[j]
+		switch {
+		case !strings.EqualFold(c.Type, o.Type):
+			changed = append(changed, fmt.Sprintf("%s is %q there, %q here", c.Name, c.Type, o.Type))
+		case c.NotNull != o.NotNull:
+			changed = append(changed, fmt.Sprintf("%s is %s there, %s here", c.Name, nullWord(c.NotNull), nullWord(o.NotNull)))
+		}
+	}
+	var ourCommon []string
+	for _, c := range ours {
+		if _, ok := find(theirs, c.Name); !ok {
+			onlyHere = append(onlyHere, describe(c))
+		} else {
+			ourCommon = append(ourCommon, c.Name)
+		}
+	}
+	var parts []string
+	if len(onlyThere) > 0 {
+		parts = append(parts, "column(s) only on the writing device: "+strings.Join(onlyThere, ", "))
+	}
+	if len(onlyHere) > 0 {
+		parts = append(parts, "column(s) only here: "+strings.Join(onlyHere, ", "))
+	}
+	parts = append(parts, changed...)
+	if k1, k2 := keyOf(theirs), keyOf(ours); k1 != k2 {
+		parts = append(parts, fmt.Sprintf("primary key (%s) there, (%s) here", k1, k2))
+	}
+	if !slices.EqualFunc(common, ourCommon, strings.EqualFold) {
+		parts = append(parts, fmt.Sprintf("columns in another order: (%s) there, (%s) here", strings.Join(common, ", "), strings.Join(ourCommon, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func nullWord(notNull bool) string {
+	if notNull {
+		return "NOT NULL"
+	}
+	return "nullable"
+}

@@ -299,3 +299,25 @@ func TestColumnDef(t *testing.T) {
 		t.Error("a table constraint was taken for a column")
 	}
 }
+
+func TestDifference(t *testing.T) {
+	col := func(name, typ string, pk int) rdfile.Column { return rdfile.Column{Name: name, Type: typ, PK: pk} }
+	ours := []rdfile.Column{col("id", "INTEGER", 1), col("body", "TEXT", 0), col("n", "INTEGER", 0)}
+	for _, tc := range []struct {
+		name   string
+		theirs []rdfile.Column
+		want   string
+	}{
+		{"same", ours, ""},
+		{"dropped there", ours[:2], "column(s) only here: n INTEGER"},
+		{"renamed there", []rdfile.Column{col("id", "INTEGER", 1), col("text", "TEXT", 0), col("n", "INTEGER", 0)},
+			"column(s) only on the writing device: text TEXT; column(s) only here: body TEXT"},
+		{"type", []rdfile.Column{col("id", "INTEGER", 1), col("body", "BLOB", 0), col("n", "INTEGER", 0)}, `body is "BLOB" there, "TEXT" here`},
+		{"key and order", []rdfile.Column{col("id", "INTEGER", 0), col("n", "INTEGER", 0), col("body", "TEXT", 1)},
+			"primary key (body) there, (id) here; columns in another order: (id, n, body) there, (id, body, n) here"},
+	} {
+		if got := Difference(tc.theirs, ours); got != tc.want {
+			t.Errorf("%s: Difference = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -150,6 +150,13 @@ func (d *Dir) Forget(id string, atMS int64) error {
 	if err := db.Exec(d.conn, "INSERT INTO rowdrop_forgotten(id,at_ms) VALUES(?,?) ON CONFLICT(id) DO NOTHING", id, atMS); err != nil {
 		return fmt.Errorf("record the retirement of %s in %s: %w", id, d.Path, err)
 	}
+	// A retired identity's files are no longer waited for: nothing of
+	// them is reported held or waiting any more.
+	for _, q := range []string{"DELETE FROM rowdrop_files WHERE dev=?", "DELETE FROM rowdrop_held_tables WHERE dev=?"} {
+		if err := db.Exec(d.conn, q, id); err != nil {
+			return fmt.Errorf("clear the held files of retired device %s in %s: %w", id, d.Path, err)
+		}
+	}
 	return nil
 }
 

@@ -117,6 +117,14 @@ CREATE TABLE IF NOT EXISTS rowdrop_local_moves(
 CREATE TABLE IF NOT EXISTS rowdrop_files(
 	path TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,
 	status TEXT NOT NULL, reason TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL) WITHOUT ROWID;
+-- One table's part of an applied file, kept out of its table here
+-- (import/held.go): kind 'held' (the table's shape differs, it is unknown
+-- or changed here) or 'excluded' (the table is not synced here); it is
+-- applied by itself once the table syncs here in the file's shape.
+CREATE TABLE IF NOT EXISTS rowdrop_held_tables(
+	dev TEXT NOT NULL, tbl TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL,
+	kind TEXT NOT NULL, reason TEXT NOT NULL, first_ms INTEGER NOT NULL,
+	PRIMARY KEY(dev, tbl, seq)) WITHOUT ROWID;
 -- Devices this device's user retired (rowdrop devices forget): collection
 -- no longer waits for their acknowledgement.
 CREATE TABLE IF NOT EXISTS rowdrop_forgotten(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL) WITHOUT ROWID;
