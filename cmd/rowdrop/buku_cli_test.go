@@ -179,7 +179,7 @@ func TestBukuIdentity(t *testing.T) {
 	for _, d := range []*bukuDevice{a, b} {
 		out := ok(t, "conflicts", "--json", "--config", d.config, "--db", d.db, "--folder", d.folder, "--state", d.state).stdout
 		var cs []struct {
-			Table string            `json:"table"`
+			Table string         `json:"table"`
 			Loser map[string]any `json:"loser"` // typed JSON values
 		}
 		if err := json.Unmarshal([]byte(out), &cs); err != nil {
