@@ -16,10 +16,13 @@ import (
 	"github.com/rowdrop/rowdrop/internal/state"
 )
 
+// upToDate is the verdict when nothing waits in either direction.
+const upToDate = "up to date as of the last sync (edits made since then go out with the next one)"
+
 // Status is what `rowdrop status` reports.
 type Status struct {
 	// Verdict is the one-line answer to "is this device in sync?" that
-	// status prints first: "up to date", "3 files waiting for device
+	// status prints first: "up to date as of the last sync ...", "3 files waiting for device
 	// laptop", "1 file held: ...", "folder unavailable: ...".
 	Verdict  string `json:"verdict"`
 	Device   string `json:"device"`
@@ -363,7 +366,10 @@ func verdict(st *Status) string {
 		}
 	}
 	if len(parts) == 0 {
-		return "up to date"
+		// Status reads no diff of live against base (a full read of the
+		// app's tables), so it cannot know about edits since the last
+		// sync: it says what it knows, and since when.
+		return upToDate
 	}
 	return strings.Join(parts, "; ")
 }
