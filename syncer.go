@@ -278,7 +278,7 @@ func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
 		s.prepareImporter(ls, ls.tables, problems)
 	}
 	im := s.im
-	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey, AfterApply: s.cfg.AfterApply}
+	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey, AfterApply: s.cfg.AfterApply, RowByRow: s.cfg.JoinRowByRow}
 	return im, nil
 }
 

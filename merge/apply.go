@@ -46,6 +46,10 @@ type Engine struct {
 	// AfterApply maps a table to SQL run after each merged row, in the
 	// same live transaction (afterapply.go).
 	AfterApply map[string]string
+	// RowByRow turns the set-wise join off (rebase_setwise.go): every
+	// snapshot row is merged one by one, as the reference the set-wise
+	// join must equal.
+	RowByRow bool
 
 	rk           *rekeyer     // during Apply
 	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
