@@ -82,6 +82,7 @@ type Stats struct {
 	Locks     int           // live write transactions of the merge (batches and their fix-ups)
 	LongLocks int           // of those, held longer than LongLock
 	Corrected int64         // cells put back after the app's triggers changed them
+	Copied    int64         // of Changes, rows a snapshot's merge copied set-wise (rebase_setwise.go)
 	// LiveCommits counts the live write transactions that committed: none
 	// means a failed merge left live as it was.
 	LiveCommits int

@@ -257,6 +257,7 @@ func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool,
 			}
 			total += n
 			st.Changes += int64(n)
+			st.Copied += int64(n)
 			st.Batches++
 			copied(n)
 		}
