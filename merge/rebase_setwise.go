@@ -3,7 +3,6 @@ package merge
 import (
 	"context"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,7 +23,7 @@ import (
 // joinRow, into exactly the snapshot's row and metadata. A new device's
 // join, and `rowdrop restore`, are almost only such rows, so instead of
 // reading, deciding and writing each in Go, they are copied in SQL, in
-// chunks of the snapshot table's rowids, on live's connection with the
+// chunks in the order of the table's key, on live's connection with the
 // snapshot and the base copy attached:
 //
 //   - live first, one write transaction per chunk (INSERT ... SELECT,
@@ -178,6 +177,12 @@ func (e *Engine) attachForJoin(snapPath string) (func() error, error) {
 		db.Exec(e.Live, "DETACH "+joinSnap)
 		return nil, fmt.Errorf("set-wise join: attach the base copy in %s: %w", e.State.Path, err)
 	}
+	// The base copy's own connection caches 8 MiB (db.OpenPrivate).
+	if err := db.Exec(e.Live, "PRAGMA "+joinBase+".cache_size=-8192"); err != nil {
+		db.Exec(e.Live, "DETACH "+joinBase)
+		db.Exec(e.Live, "DETACH "+joinSnap)
+		return nil, fmt.Errorf("set-wise join: %w", err)
+	}
 	return func() error {
 		err := db.Exec(e.Live, "DETACH "+joinBase)
 		if derr := db.Exec(e.Live, "DETACH "+joinSnap); err == nil {
@@ -190,14 +195,16 @@ func (e *Engine) attachForJoin(snapPath string) (func() error, error) {
 	}, nil
 }
 
-// joinTable copies the rows of t new here, chunk by chunk (see above),
-// and returns how many it copied. A chunk the live database refuses ends
-// the copy of t: its rows and the later ones are left to the row-by-row
-// merge.
+// joinTable copies the rows of t new here, chunk by chunk in key order
+// (see above; the b-trees of live, base and the metadata then grow at
+// their ends), and returns how many it copied. A chunk the live database
+// refuses ends the copy of t: its rows and the later ones are left to the
+// row-by-row merge.
 func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool, st *Stats, copied func(int)) (int, error) {
-	var cols, keyArgs, absent []string
+	var cols, sCols, keyArgs, absent []string
 	for _, c := range t.Columns {
 		cols = append(cols, db.Quote(c.Name))
+		sCols = append(sCols, "s."+db.Quote(c.Name))
 	}
 	for _, i := range t.PKCols() {
 		q := db.Quote(t.Columns[i].Name)
@@ -205,10 +212,15 @@ func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool,
 		absent = append(absent, "l."+q+" IS s."+q)
 	}
 	colList := strings.Join(cols, ", ")
-	keyExpr := db.KeyFunc + "(" + strings.Join(keyArgs, ", ") + ")"
+	keyList := strings.Join(keyArgs, ", ")
+	keyExpr := db.KeyFunc + "(" + keyList + ")"
 	absentSQL := "NOT EXISTS (SELECT 1 FROM main." + db.Quote(t.Name) + " l WHERE " + strings.Join(absent, " AND ") + ")"
+	// After the last chunk's last key, in the order of the table's key
+	// (its index; a NULL in a key is never after anything: such rows are
+	// left to the row-by-row merge).
+	after := "(" + keyList + ") > (" + strings.TrimSuffix(strings.Repeat("?, ", len(keyArgs)), ", ") + ")"
 	snapT := joinSnap + "." + db.Quote(t.Name)
-	fromChunk := fmt.Sprintf("SELECT %s FROM %s WHERE rowid IN (SELECT rid FROM %s) ORDER BY rowid", colList, snapT, state.JoinChunkTable)
+	fromChunk := fmt.Sprintf("SELECT %s FROM %s c CROSS JOIN %s s ON s.rowid = c.rid ORDER BY c.n", strings.Join(sCols, ", "), state.JoinChunkTable, snapT)
 	action := e.afterApplySQL(t.Name)
 	snapRows := rows.Open(e.Live, joinSnap, t)
 	defer snapRows.Close()
@@ -216,19 +228,22 @@ func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool,
 	defer liveRows.Close()
 
 	total, size := 0, setwiseChunk
-	lo := int64(math.MinInt64)
+	var last []changeset.Value // the last chunk's last key
 	for {
-		hi, last, none, err := chunkEnd(e.Live, snapT, lo, size)
-		if err != nil || none {
-			return total, err
-		}
 		n := 0
 		var work time.Duration
-		err = e.inLive(ctx, st, func() error {
+		err := e.inLive(ctx, st, func() error {
 			began := time.Now()
 			defer func() { work = time.Since(began) }()
+			where, args := absentSQL, []any(nil)
+			if last != nil {
+				where += " AND " + after
+				for _, v := range last {
+					args = append(args, db.ArgOf(v))
+				}
+			}
 			var err error
-			if n, err = state.FillJoinChunk(e.Live, joinSnap, t.Name, keyExpr, absentSQL, lo, hi); err != nil || n == 0 {
+			if n, err = state.FillJoinChunk(e.Live, joinSnap, t.Name, keyExpr, where, keyList, size, args...); err != nil || n == 0 {
 				return err
 			}
 			if err := db.Exec(e.Live, "INSERT OR ABORT INTO main."+db.Quote(t.Name)+"("+colList+") "+fromChunk); err != nil {
@@ -251,50 +266,49 @@ func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool,
 			e.Log.Info("set-wise join: the live database refused a chunk; the rest of the table merges row by row", "table", t.Name, "err", err)
 			return total, nil
 		}
-		if n > 0 {
-			if err := e.baseJoined(t, colList, keyExpr, fromChunk); err != nil {
-				return total, err
-			}
-			total += n
-			st.Changes += int64(n)
-			st.Copied += int64(n)
-			st.Batches++
-			copied(n)
+		if n == 0 {
+			return total, nil
 		}
-		if last || hi == math.MaxInt64 {
+		if last, err = lastOfChunk(e.Live, snapT, t); err != nil {
+			return total, err
+		}
+		if err := e.baseJoined(t, colList, keyExpr, fromChunk); err != nil {
+			return total, err
+		}
+		total += n
+		st.Changes += int64(n)
+		st.Copied += int64(n)
+		st.Batches++
+		copied(n)
+		if n < size {
 			return total, nil
 		}
 		size = nextChunk(size, work)
-		lo = hi + 1
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
 	}
 }
 
-// chunkEnd returns the rowid ending the chunk of size rows of snapT from
-// rowid lo on, and whether it is the last; none when there are no rows.
-func chunkEnd(conn *sqlite.Conn, snapT string, lo int64, size int) (hi int64, last, none bool, err error) {
-	found := false
-	err = sqlitex.Execute(conn, "SELECT rowid FROM "+snapT+" WHERE rowid >= ? ORDER BY rowid LIMIT 1 OFFSET ?", &sqlitex.ExecOptions{Args: []any{lo, size - 1},
-		ResultFunc: func(s *sqlite.Stmt) error {
-			hi, found = s.ColumnInt64(0), true
-			return nil
-		}})
-	if err != nil {
-		return 0, false, false, fmt.Errorf("read the snapshot's %s: %w", snapT, err)
+// lastOfChunk reads the key of the chunk's last row.
+func lastOfChunk(conn *sqlite.Conn, snapT string, t *schema.Table) ([]changeset.Value, error) {
+	var key []string
+	for _, i := range t.PKCols() {
+		key = append(key, "s."+db.Quote(t.Columns[i].Name))
 	}
-	if found {
-		return hi, false, false, nil
+	var out []changeset.Value
+	q := fmt.Sprintf("SELECT %s FROM %s s WHERE s.rowid = (SELECT rid FROM %s ORDER BY n DESC LIMIT 1)", strings.Join(key, ", "), snapT, state.JoinChunkTable)
+	err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		out = make([]changeset.Value, s.ColumnCount())
+		for i := range out {
+			out[i] = db.Column(s, i)
+		}
+		return nil
+	}})
+	if err != nil || out == nil {
+		return nil, fmt.Errorf("read the last key of a chunk of %s: %v", snapT, err)
 	}
-	// Fewer than size rows left: the chunk runs to the end.
-	more := false
-	err = sqlitex.Execute(conn, "SELECT 1 FROM "+snapT+" WHERE rowid >= ? LIMIT 1", &sqlitex.ExecOptions{Args: []any{lo},
-		ResultFunc: func(*sqlite.Stmt) error { more = true; return nil }})
-	if err != nil {
-		return 0, false, false, fmt.Errorf("read the snapshot's %s: %w", snapT, err)
-	}
-	return math.MaxInt64, true, !more, nil
+	return out, nil
 }
 
 // nextChunk scales the chunk toward lockTarget from the last one's work.
@@ -335,7 +349,7 @@ func (e *Engine) restoreJoined(t *schema.Table, snapRows, liveRows *rows.Table, 
 		on = append(on, "l."+q+" IS s."+q)
 		key = append(key, "s."+q)
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s.%s s JOIN main.%s l ON %s WHERE s.rowid IN (SELECT rid FROM %s) AND (%s)",
+	q := fmt.Sprintf("SELECT %s FROM %s.%s s CROSS JOIN main.%s l ON %s WHERE s.rowid IN (SELECT rid FROM %s) AND (%s)",
 		strings.Join(key, ", "), joinSnap, db.Quote(t.Name), db.Quote(t.Name), strings.Join(on, " AND "), state.JoinChunkTable, strings.Join(differ, " OR "))
 	var keys [][]changeset.Value
 	err := sqlitex.Execute(e.Live, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {

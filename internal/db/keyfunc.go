@@ -41,3 +41,19 @@ func valueOf(v sqlite.Value) changeset.Value {
 		return changeset.Value{Kind: changeset.KindNull}
 	}
 }
+
+// ArgOf gives v as an argument of sqlitex.Execute (Args), typed as Bind
+// would bind it.
+func ArgOf(v changeset.Value) any {
+	switch v.Kind {
+	case changeset.KindInteger:
+		return v.Int
+	case changeset.KindFloat:
+		return v.Float
+	case changeset.KindText:
+		return string(v.Bytes)
+	case changeset.KindBlob:
+		return append([]byte{}, v.Bytes...)
+	}
+	return nil
+}

@@ -119,23 +119,23 @@ func (d *Dir) HasRowMeta(tbl string) (bool, error) {
 	return has, nil
 }
 
-// FillJoinChunk puts into JoinChunkTable (emptied first) the rowids
-// between lo and hi of the rows of table tbl in snapshot schema snap
-// (aliased s) whose metadata copyableMeta accepts and for which the SQL
-// condition absent holds (written against s: the row is not in live).
-// keyExpr is the row's encoded key (db.KeyFunc over s's key columns). It
-// returns how many it put.
-func FillJoinChunk(conn *sqlite.Conn, snap, tbl, keyExpr, absent string, lo, hi int64) (int, error) {
-	if err := sqlitex.ExecuteTransient(conn, "CREATE TEMP TABLE IF NOT EXISTS "+strings.TrimPrefix(JoinChunkTable, "temp.")+"(rid INTEGER PRIMARY KEY)", nil); err != nil {
+// FillJoinChunk puts into JoinChunkTable (emptied first), in the order
+// order, at most limit rowids of the rows of table tbl in snapshot schema
+// snap (aliased s) for which the SQL condition where holds (with args:
+// the rows after the last chunk, and not in live) and whose metadata
+// copyableMeta accepts. keyExpr is the row's encoded key (db.KeyFunc over
+// s's key columns). It returns how many it put.
+func FillJoinChunk(conn *sqlite.Conn, snap, tbl, keyExpr, where, order string, limit int, args ...any) (int, error) {
+	if err := sqlitex.ExecuteTransient(conn, "CREATE TEMP TABLE IF NOT EXISTS "+strings.TrimPrefix(JoinChunkTable, "temp.")+"(n INTEGER PRIMARY KEY, rid INTEGER NOT NULL)", nil); err != nil {
 		return 0, fmt.Errorf("create the join's chunk table: %w", err)
 	}
 	if err := sqlitex.ExecuteTransient(conn, "DELETE FROM "+JoinChunkTable, nil); err != nil {
 		return 0, fmt.Errorf("empty the join's chunk table: %w", err)
 	}
-	q := fmt.Sprintf(`INSERT INTO %s(rid) SELECT s.rowid FROM %s.%s s JOIN %s.rowdrop_rows m ON m.tbl=? AND m.pk=%s
-		WHERE s.rowid BETWEEN ? AND ? AND %s AND %s ORDER BY s.rowid`,
-		JoinChunkTable, db.Quote(snap), db.Quote(tbl), db.Quote(snap), keyExpr, copyableMeta, absent)
-	if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{tbl, lo, hi}}); err != nil {
+	q := fmt.Sprintf(`INSERT INTO %s(rid) SELECT s.rowid FROM %s.%s s CROSS JOIN %s.rowdrop_rows m ON m.tbl=? AND m.pk=%s
+		WHERE %s AND %s ORDER BY %s LIMIT %d`,
+		JoinChunkTable, db.Quote(snap), db.Quote(tbl), db.Quote(snap), keyExpr, where, copyableMeta, order, limit)
+	if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: append([]any{tbl}, args...)}); err != nil {
 		return 0, fmt.Errorf("choose the rows of %s to join: %w", tbl, err)
 	}
 	return conn.Changes(), nil
@@ -146,8 +146,8 @@ func FillJoinChunk(conn *sqlite.Conn, snap, tbl, keyExpr, absent string, lo, hi 
 func CopyJoinChunkMeta(conn *sqlite.Conn, snap, base, tbl, keyExpr string) error {
 	q := fmt.Sprintf(`INSERT INTO %s.rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead,cells)
 		SELECT m.tbl, m.pk, m.ins, m.ins_dev, m.wmax, m.wmax_dev, m.del, m.del_dev, m.dead, m.cells
-		FROM %s.%s s JOIN %s.rowdrop_rows m ON m.tbl=? AND m.pk=%s WHERE s.rowid IN (SELECT rid FROM %s)`,
-		db.Quote(base), db.Quote(snap), db.Quote(tbl), db.Quote(snap), keyExpr, JoinChunkTable)
+		FROM %s c CROSS JOIN %s.%s s ON s.rowid=c.rid CROSS JOIN %s.rowdrop_rows m ON m.tbl=? AND m.pk=%s ORDER BY c.n`,
+		db.Quote(base), JoinChunkTable, db.Quote(snap), db.Quote(tbl), db.Quote(snap), keyExpr)
 	if err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{tbl}}); err != nil {
 		return fmt.Errorf("copy the row metadata of %s: %w", tbl, err)
 	}
