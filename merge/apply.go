@@ -50,6 +50,10 @@ type Engine struct {
 	// snapshot row is merged one by one, as the reference the set-wise
 	// join must equal.
 	RowByRow bool
+	// Exclusive: no app has live open (a restore's database under
+	// construction), so a set-wise join copies in large chunks and does
+	// not leave the app turns at the lock.
+	Exclusive bool
 
 	rk           *rekeyer     // during Apply
 	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
@@ -667,6 +671,9 @@ const (
 // yieldLive waits, before a live write transaction, until the app's turn
 // after the last one (releasedLive) is over.
 func (e *Engine) yieldLive(ctx context.Context) error {
+	if e.Exclusive {
+		return nil // no app waits for the lock
+	}
 	d := time.Until(e.liveFree)
 	if d <= 0 {
 		return nil

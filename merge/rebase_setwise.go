@@ -58,6 +58,10 @@ const setwiseChunk = 1000
 // maxSetwiseChunk bounds a chunk (rows per live transaction).
 const maxSetwiseChunk = 50000
 
+// exclusiveChunk is the chunk when no app waits for live (Exclusive):
+// large, and still bounding the WAL a chunk writes.
+const exclusiveChunk = 200000
+
 // rebaseSetwise merges set-wise what it can (see above) and returns the
 // tables it took and the rows of them left to the row-by-row merge.
 func (e *Engine) rebaseSetwise(ctx context.Context, in RebaseInput, st *Stats, progress func(done, total int), total int) (taken []string, rest []state.RowKey, done int, err error) {
@@ -228,6 +232,9 @@ func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool,
 	defer liveRows.Close()
 
 	total, size := 0, setwiseChunk
+	if e.Exclusive {
+		size = exclusiveChunk
+	}
 	var last []changeset.Value // the last chunk's last key
 	for {
 		n := 0
@@ -283,7 +290,9 @@ func (e *Engine) joinTable(ctx context.Context, t *schema.Table, triggered bool,
 		if n < size {
 			return total, nil
 		}
-		size = nextChunk(size, work)
+		if !e.Exclusive {
+			size = nextChunk(size, work)
+		}
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
