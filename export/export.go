@@ -666,13 +666,23 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	}()
 	clock := state.Clock{HLC: ts, Dev: e.ID.Device}
 	var deferred []*deferredRow
+	fresh, err := e.freshTables(tables) // firstbase.go
+	if err != nil {
+		return err
+	}
 	err = eachCaptured(raw, tables, func(t *schema.Table, c *changeset.Change) error {
 		a := access[t.Name]
 		if a == nil {
 			a = rows.Open(base, "main", t)
 			access[t.Name] = a
 		}
-		d, err := recordLocal(meta, a, t, c, clock)
+		var d *deferredRow
+		var err error
+		if fresh[t.Name] && c.Op == changeset.OpInsert {
+			d, err = insertFresh(a, t, c)
+		} else {
+			d, err = recordLocal(meta, a, t, c, clock)
+		}
 		if err != nil {
 			return err
 		}
@@ -697,6 +707,9 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 		if err = d.a.Insert(d.row); err != nil {
 			return fmt.Errorf("advance base copy: %w", err)
 		}
+	}
+	if err = e.stampFresh(tables, fresh, clock); err != nil {
+		return err
 	}
 	// From now on base accounts for everything live held: later exports
 	// are edits with real clocks.

@@ -9,6 +9,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/hlc"
 )
 
@@ -308,4 +309,18 @@ func columnBlob(s *sqlite.Stmt, i int) []byte {
 	b := make([]byte, s.ColumnLen(i))
 	s.ColumnBytes(i, b)
 	return b
+}
+
+// StampInserted gives every row of base table tbl that has no metadata
+// yet the metadata of a row this device inserted at clock (Ins = WMax =
+// clock, nothing else: what Put stores for a first insert), set-wise, in
+// the caller's transaction. keyExpr is the row's encoded key over the
+// table's key columns (db.KeyFunc).
+func (d *Dir) StampInserted(tbl, keyExpr string, clock Clock) error {
+	q := fmt.Sprintf(`INSERT OR IGNORE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead,cells)
+		SELECT ?, %s, ?, ?, ?, ?, 0, '', NULL, NULL FROM main.%s ORDER BY 2`, keyExpr, db.Quote(tbl))
+	if err := sqlitex.Execute(d.conn, q, &sqlitex.ExecOptions{Args: []any{tbl, int64(clock.HLC), clock.Dev, int64(clock.HLC), clock.Dev}}); err != nil {
+		return fmt.Errorf("write row metadata of %s: %w", tbl, err)
+	}
+	return nil
 }
