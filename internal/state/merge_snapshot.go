@@ -173,3 +173,18 @@ func RowKeysNotIn(conn *sqlite.Conn, snap, base string, tables []string) ([]RowK
 	}
 	return out, nil
 }
+
+// RowsWithoutAliveMeta reports whether table tbl on conn (a snapshot's,
+// aliased s) holds a row with no metadata, or with metadata that says it
+// is deleted (Alive). keyExpr is the row's encoded key (db.KeyFunc over
+// s's key columns).
+func RowsWithoutAliveMeta(conn *sqlite.Conn, tbl, keyExpr string) (bool, error) {
+	found := false
+	q := fmt.Sprintf(`SELECT 1 FROM main.%s s WHERE NOT EXISTS (SELECT 1 FROM rowdrop_rows m WHERE m.tbl=? AND m.pk=%s
+		AND (m.wmax > m.del OR (m.wmax = m.del AND m.wmax_dev > m.del_dev))) LIMIT 1`, db.Quote(tbl), keyExpr)
+	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{tbl}, ResultFunc: func(*sqlite.Stmt) error {
+		found = true
+		return nil
+	}})
+	return found, err
+}
