@@ -414,4 +414,3 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
-
