@@ -1,8 +1,10 @@
 package scenario_test
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/rowdrop/rowdrop"
 	"github.com/rowdrop/rowdrop/scenario"
 )
 
@@ -296,4 +298,54 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), bo
 			t.Errorf("%s: the note references %q, want B:\n%s", d.Name, got, d.Dump())
 		}
 	}
+}
+
+// Two devices link the same book and tag under the same link id while a
+// third deletes the tag. The two links are two inserts under one INTEGER
+// id (the later one moves to a new id) and then clash on UNIQUE(book,
+// tag): the later one is held out of the table. A device that meets the
+// tag's delete first has no tag when the links come: the link that keeps
+// the value is written back to live after the clash is settled, and the
+// app's trigger refuses it (no such tag). No order will ever let it in:
+// like any child whose parent was deleted meanwhile it is taken out and
+// logged (parent-deleted), and the file applies. Before the fix that
+// write had no refusal path and held the file (and every later file of
+// its device) for ever.
+func TestUniqueHeldLinkParentDeleted(t *testing.T) {
+	w := scenario.NewWorld(t, appPropSchema)
+	var devs []*scenario.Device
+	for i := range 3 {
+		d := w.AddDevice(scenario.Options{Name: fmt.Sprintf("d%d", i), Initialised: true, Hints: i == 1, Config: func(c *rowdrop.Config) {
+			c.StandIns = map[string]string{"uuid4": "uuid"}
+			if i == 2 {
+				c.MergeBatch = 1
+			}
+		}})
+		if err := d.App.CreateFunction("uuid4", appUUID(d.Name)); err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, d)
+	}
+	d0, d1, d2 := devs[0], devs[1], devs[2]
+	for _, n := range []string{"b1", "b2", "b3", "b4"} {
+		w.Tick(1000)
+		d2.Exec(`INSERT INTO books(id, name, title) SELECT coalesce(max(id), 0) + 1, ?, 't' FROM books`, n)
+	}
+	d2.Exec(`INSERT INTO tags(id, name) VALUES(1, 'tag')`)
+	w.Tick(1000)
+	d2.Export()
+	for _, d := range []*scenario.Device{d1, d0} {
+		w.Tick(1000)
+		w.DeliverAll(d2, d)
+		d.Import()
+	}
+	w.Tick(1000)
+	d1.Exec(`INSERT INTO books_tags_link(id, book, tag) VALUES(1, 4, 1)`)
+	w.Tick(1000)
+	d0.Exec(`INSERT INTO books_tags_link(id, book, tag) VALUES(1, 4, 1)`)
+	w.Tick(1000)
+	d2.Exec(`DELETE FROM tags WHERE id = 1`)
+	w.Tick(1000)
+	w.Quiesce(12)
+	w.AssertConverged()
 }
