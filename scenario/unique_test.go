@@ -562,3 +562,52 @@ func TestUniqueClashConverges(t *testing.T) {
 		})
 	}
 }
+
+// A row held on a UNIQUE clash whose value is freed comes back to live,
+// but the app's rules refuse it there for a reason other than a deleted
+// parent (here a trigger of b's app refuses it for now). Nothing in sight
+// says it never can, so it stays held and comes back at a later pass once
+// the app accepts it; the file that freed the value applies. Before the
+// fix that write had no refusal path and held the file for ever.
+func TestUniqueHeldRowRefusedByAppStaysHeld(t *testing.T) {
+	w := scenario.NewWorld(t, bmSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO bm VALUES('b1', 'https://same', 'from b')`)
+	b.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	if got := heldKeys(t, b); fmt.Sprint(got) != "['b1']" {
+		t.Fatalf("b holds %v, want b1 (a1 was inserted first)", got)
+	}
+	b.Exec(`CREATE TRIGGER bm_closed BEFORE INSERT ON bm WHEN NEW.id = 'b1' BEGIN SELECT RAISE(ABORT, 'bm: b1 is not accepted now'); END`)
+	w.Tick(1000)
+	a.Exec(`DELETE FROM bm WHERE id='a1'`)
+	a.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: import of a's delete %+v\n%+v", r, b.Status().Files)
+	}
+	if got := heldKeys(t, b); fmt.Sprint(got) != "['b1']" {
+		t.Fatalf("b holds %v while its app refuses b1, want b1", got)
+	}
+	if got := b.Query(`SELECT id FROM bm`); len(got) != 0 {
+		t.Fatalf("b's live table: %v, want empty", got)
+	}
+	b.Exec(`DROP TRIGGER bm_closed`)
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Query(`SELECT id, url FROM bm`); fmt.Sprint(got) != "[[b1 https://same]]" {
+			t.Errorf("%s: %v, want b1 back", d.Name, got)
+		}
+		if got := heldKeys(t, d); len(got) != 0 {
+			t.Errorf("%s still holds %v", d.Name, got)
+		}
+	}
+}
