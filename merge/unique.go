@@ -339,8 +339,11 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 			if err == nil {
 				continue
 			}
-			if e.refusals == nil || !isRefusal(e.Live, err) {
+			if !isRefusal(e.Live, err) {
 				return err
+			}
+			if e.refusals == nil {
+				return e.refusedWrite(it.table, it.key, cur, target, err)
 			}
 			// The app's rules refuse it (a parent not there, a child
 			// still there): it waits with the file's other refused
@@ -395,6 +398,9 @@ func (e *Engine) writeLive(t *schema.Table, key, cur, want []changeset.Value, u 
 		err := writeRow(lt, key, cur, want)
 		if err == nil {
 			return nil
+		}
+		if depth == 0 && isRefusal(e.Live, err) {
+			return err // the app's rules: the caller names the row (RefusedError)
 		}
 		if !isUnique(err) || attempt >= 4 || depth >= 4 {
 			return fmt.Errorf("apply %s to the live database (key %s): %w", t.Name, KeyText(key), err)

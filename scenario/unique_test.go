@@ -611,3 +611,50 @@ func TestUniqueHeldRowRefusedByAppStaysHeld(t *testing.T) {
 		}
 	}
 }
+
+// A row the UNIQUE rule takes out of the table (a row inserted earlier
+// elsewhere wants its value) that the app's rules will not let go of (a
+// BEFORE DELETE trigger refuses while rows reference it): no order of
+// the file helps, and rowdrop will not break the app's rule, so the file
+// is held with the app's trigger, the table, the key and what it waits
+// for named, and it applies once the referencing row is gone.
+func TestUniqueDisplacedRowStillReferencedHolds(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL);
+CREATE TRIGGER tags_in_use BEFORE DELETE ON tags BEGIN
+  SELECT RAISE(ABORT, 'tags: tag in use') WHERE EXISTS (SELECT 1 FROM links WHERE tag = OLD.id);
+END;`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO tags VALUES(10, 'x')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO tags VALUES(20, 'x')`)
+	b.Exec(`INSERT INTO links VALUES(1, 20)`)
+	b.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 1 {
+		t.Fatalf("b: want a's file held: %+v", r)
+	}
+	reason := ""
+	for _, f := range b.Status().Files {
+		reason += f.Reason
+	}
+	for _, want := range []string{"tags_in_use", "delete of table tags, key (20)", "1 row(s) of table links"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("reason lacks %q: %s", want, reason)
+		}
+	}
+	b.Exec(`DELETE FROM links`)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: after the link is deleted: %+v\n%+v", r, b.Status().Files)
+	}
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+	if got := b.Query(`SELECT id FROM tags`); fmt.Sprint(got) != "[[10]]" {
+		t.Errorf("b: tags %v, want 10 (inserted first)", got)
+	}
+}
