@@ -116,10 +116,12 @@ func (d *Dir) CurrentInflight() (Inflight, error) {
 // row created here that the insert collides with (re-keying moves it,
 // merge/rekey.go). Only a record made before the crash tells them apart,
 // and base.db's is rolled back with the rest of the merge. So the live
-// side keeps its own record, a file in the state directory: before each
-// live batch commits, the keys it may insert (fsynced: the intent); after
-// it committed, that it did and which of those keys it left alone (local
-// rows that move instead), in bytes the intent reserved. A batch without its commit line counts as not
+// side keeps its own record, a file in the state directory: inside each
+// live batch's transaction, before it commits, the keys it inserted where
+// live held no row (fsynced: the intent; a key live held is a row created
+// here, never listed, or a re-run would take it for the merge's own);
+// after it committed, that it did (and any keys it left alone after
+// all), in bytes the intent reserved. A batch without its commit line counts as not
 // written, which at worst keeps a row twice (nothing is lost).
 const inflightKeysFile = "inflight-keys"
 
