@@ -681,26 +681,14 @@ func (e *Engine) refusedBack(f baseFix, cur, target []changeset.Value, err error
 	if row == nil {
 		return re // not written back to base after all: nothing to hold again
 	}
-	if err := bt.Delete(f.key); err != nil {
-		return fmt.Errorf("update base copy of %s: %w", f.t.Name, err)
-	}
 	pk := changeset.EncodeKey(f.key)
 	m, gerr := u.meta.Get(f.t.Name, pk)
 	if gerr != nil {
 		return gerr
 	}
-	nm := copyMeta(m)
-	nm.Dead = changeset.EncodeKey(row)
-	if err := u.meta.Put(f.t.Name, pk, nm); err != nil {
+	if _, err := e.holdOut(f.t, f.key, pk, row, m, u); err != nil {
 		return err
 	}
-	if err := e.State.HoldLogged(f.t.Name, pk, nm.Dead); err != nil {
-		return err
-	}
-	if _, err := e.heldIn(f.t.Name); err != nil {
-		return err
-	}
-	e.uniq.held[f.t.Name]++
 	e.log().Warn("a row held on a UNIQUE clash cannot come back yet: the app's rules refuse it; it stays held and is tried again after the next import or export",
 		"table", f.t.Name, "key", re.Key, "trigger", re.Trigger, "waits_for", re.Waits, "err", err)
 	return nil
@@ -744,21 +732,10 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		if row == nil {
 			continue
 		}
-		if err := bt.Delete(c.key); err != nil {
-			return nil, fmt.Errorf("update base copy of %s: %w", t.Name, err)
-		}
-		nm := copyMeta(metas[i])
-		nm.Dead = changeset.EncodeKey(row)
-		if err := u.meta.Put(t.Name, c.pk, nm); err != nil {
+		nm, err := e.holdOut(t, c.key, c.pk, row, metas[i], u)
+		if err != nil {
 			return nil, err
 		}
-		if err := e.State.HoldLogged(t.Name, c.pk, nm.Dead); err != nil {
-			return nil, err
-		}
-		if _, err := e.heldIn(t.Name); err != nil {
-			return nil, err
-		}
-		e.uniq.held[t.Name]++
 		if err := e.logHeld(t, c.key, row, nm, clash{key: r.key, pk: r.pk, cols: c.cols}, r.vals, r.m, u); err != nil {
 			return nil, err
 		}
@@ -784,6 +761,29 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		return nil, err
 	}
 	return append(fixes, baseFix{t: t, key: r.key, after: r.vals, ins: r.m.Ins}), nil
+}
+
+// holdOut takes row (under key, encoded pk; metadata m) out of base's
+// table t and lists it as held, its values as logged (the caller logs
+// them, or they were logged when it was held before). It returns the
+// row's new metadata.
+func (e *Engine) holdOut(t *schema.Table, key []changeset.Value, pk []byte, row []changeset.Value, m *state.RowMeta, u *uctx) (*state.RowMeta, error) {
+	if err := u.baseAcc.get(e.State.Conn(), "base", t).Delete(key); err != nil {
+		return nil, fmt.Errorf("update base copy of %s: %w", t.Name, err)
+	}
+	nm := copyMeta(m)
+	nm.Dead = changeset.EncodeKey(row)
+	if err := u.meta.Put(t.Name, pk, nm); err != nil {
+		return nil, err
+	}
+	if err := e.State.HoldLogged(t.Name, pk, nm.Dead); err != nil {
+		return nil, err
+	}
+	if _, err := e.heldIn(t.Name); err != nil {
+		return nil, err
+	}
+	e.uniq.held[t.Name]++
+	return nm, nil
 }
 
 // logHeld records that the row under key (values vals, metadata m) is held
