@@ -658,3 +658,50 @@ END;`)
 		t.Errorf("b: tags %v, want 10 (inserted first)", got)
 	}
 }
+
+// A remote edit gives a row a UNIQUE value a row inserted earlier holds:
+// the row is taken out of the table, and so out of live, where the app's
+// rules refuse to delete it while a link references it. The same file
+// deletes that link, after the edit (one change per batch here): the
+// refused delete waits with the file's other refused changes and applies
+// once the link is gone, as any change the app's rules refuse in one
+// order and accept in another. Before the fix the refusal in the UNIQUE
+// fix-up had no retry and held the file for ever.
+func TestUniqueHeldRowDeleteWaitsForItsChild(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE atags(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL);
+CREATE TRIGGER atags_in_use BEFORE DELETE ON atags BEGIN
+  SELECT RAISE(ABORT, 'atags: tag in use') WHERE EXISTS (SELECT 1 FROM links WHERE tag = OLD.id);
+END;`)
+	one := func(c *rowdrop.Config) { c.MergeBatch = 1 }
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Config: one})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO atags VALUES(10, 'x')`)
+	a.Export()
+	w.Tick(1000)
+	c.Exec(`INSERT INTO atags VALUES(20, 'y')`)
+	c.Exec(`INSERT INTO links VALUES(1, 20)`)
+	c.Export()
+	w.Tick(1000)
+	for _, from := range []*scenario.Device{a, c} {
+		w.DeliverAll(from, b)
+		b.Import()
+	}
+	// c, which never saw a's x, drops the link and renames its tag to x.
+	c.Exec(`DELETE FROM links WHERE id = 1`)
+	c.Exec(`UPDATE atags SET name = 'x' WHERE id = 20`)
+	c.Export()
+	w.DeliverAll(c, b)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: import of c's edit %+v\n%+v", r, b.Status().Files)
+	}
+	if got := b.Query(`SELECT id, name FROM atags ORDER BY id`); fmt.Sprint(got) != "[[10 x]]" {
+		t.Fatalf("b: tags %v, want only 10 x (20 held: 10 was inserted first)", got)
+	}
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+}
