@@ -569,7 +569,7 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 		var ls Stats
 		var committed func(map[string]bool) error
 		intent := func(written []*item) (err error) {
-			committed, err = e.journalIntent(written)
+			committed, err = e.journalIntent(written, acc)
 			return err
 		}
 		if !e.journaled(items) {
@@ -616,17 +616,30 @@ func (e *Engine) journaled(items []*item) bool {
 // live held before would read, after a crash before the commit, as this
 // merge's own row, and the row created here would be overwritten in base
 // and lost on every device. It returns what records the commit.
-func (e *Engine) journalIntent(items []*item) (func(map[string]bool) error, error) {
-	var keys []string
+//
+// Each key goes with the content of the row live holds under it now
+// (after the app's triggers ran): a re-run that finds no commit record
+// takes a key as written only where live still holds that row.
+func (e *Engine) journalIntent(items []*item, acc *access) (func(map[string]bool) error, error) {
+	var keys, sums []string
 	for _, it := range items {
-		if e.journalCandidate(it) && !it.localRowMoves {
-			keys = append(keys, batchKey(it))
+		if !e.journalCandidate(it) || it.localRowMoves {
+			continue
 		}
+		row, err := acc.get(e.Live, "live", it.table).Get(it.key)
+		if err != nil {
+			return nil, err
+		}
+		if row == nil {
+			continue // not written (refused, or deleted again by a trigger)
+		}
+		keys = append(keys, batchKey(it))
+		sums = append(sums, state.InflightRowSum(row))
 	}
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	return e.State.IntendInflightKeys(time.Now().UnixNano(), keys)
+	return e.State.IntendInflightKeys(time.Now().UnixNano(), keys, sums)
 }
 
 // needsFix reports whether fixLive has work for a settled batch.

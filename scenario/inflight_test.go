@@ -15,6 +15,8 @@ import (
 	"zombiezen.com/go/sqlite/sqlitex"
 
 	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/state"
 	"github.com/rowdrop/rowdrop/scenario"
 )
 
@@ -216,6 +218,82 @@ func TestImportKilledBeforeLiveLockKeepsCollidingRows(t *testing.T) {
 	}
 	for name, path := range map[string]string{"A": aDB, "B": bDB} {
 		if got := scenario.ValueFile(t, path, "SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)"); got != "a-1 a-2 a-3 b-1 b-2" {
+			t.Errorf("%s holds notebooks %q, want every one of both devices once", name, got)
+		}
+	}
+}
+
+// A merge killed between journaling a live batch and its commit, after
+// which the app inserts rows: an INTEGER id is the next free one, so the
+// app's rows take exactly the ids the batch had journaled. The re-run
+// must tell them from the batch's own by content, not by presence: else
+// the app's rows are recorded as the other device's in base, exported as
+// edits of them, and the other device's rows are lost everywhere (found
+// by TestCrashDuringRekey under load). The state left by such a kill is
+// built here as the merge writes it: the file in flight and its journal
+// holding the batch's intent without the commit record.
+func TestKilledBeforeCommitThenAppInsertsSameIDs(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	folder := filepath.Join(root, "folder")
+	os.MkdirAll(folder, 0o755)
+	const schema = `CREATE TABLE notebooks(id INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT);`
+	aDB, bDB := filepath.Join(root, "a.db"), filepath.Join(root, "b.db")
+	newDB(t, aDB, schema)
+	newDB(t, bDB, schema)
+	bState := filepath.Join(root, "b-state")
+	a := openSyncer(t, rowdrop.Config{DB: aDB, Folder: folder, State: filepath.Join(root, "a-state"), DeviceName: "a"})
+	b := openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
+	for _, s := range []*rowdrop.Syncer{a, b, a, b} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	scenario.ExecFile(t, aDB, `INSERT INTO notebooks VALUES(1,'a-1','a-1'),(2,'a-2','a-2')`)
+	r, err := a.Export(ctx)
+	if err != nil || r.File == "" {
+		t.Fatalf("a's export: %+v %v", r, err)
+	}
+	rel, err := filepath.Rel(folder, r.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel = filepath.ToSlash(rel)
+
+	st, err := state.Open(bState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: rel}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StartInflightKeys(rel); err != nil {
+		t.Fatal(err)
+	}
+	var keys, sums []string
+	for _, row := range [][]changeset.Value{
+		{changeset.Int(1), changeset.Text("a-1"), changeset.Text("a-1")},
+		{changeset.Int(2), changeset.Text("a-2"), changeset.Text("a-2")},
+	} {
+		keys = append(keys, state.InflightKeyText("notebooks", changeset.EncodeKey(row[:1])))
+		sums = append(sums, state.InflightRowSum(row))
+	}
+	if _, err := st.IntendInflightKeys(1, keys, sums); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// The batch did not commit; the app goes on and takes ids 1 and 2.
+	scenario.ExecFile(t, bDB, `INSERT INTO notebooks(uid, name) VALUES('b-1','b-1'),('b-2','b-2')`)
+
+	b = openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
+	for _, s := range []*rowdrop.Syncer{b, a, b, a} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, path := range map[string]string{"A": aDB, "B": bDB} {
+		if got := scenario.ValueFile(t, path, "SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)"); got != "a-1 a-2 b-1 b-2" {
 			t.Errorf("%s holds notebooks %q, want every one of both devices once", name, got)
 		}
 	}
