@@ -42,6 +42,7 @@ type childArgs struct {
 	PprofDir string `json:"pprof_dir,omitempty"`
 	BusyMS   int    `json:"busy_ms,omitempty"` // app: its busy timeout (0: 5 s)
 	Op       string `json:"op,omitempty"`      // sync: "export" or "import"
+	Name     string `json:"name,omitempty"`    // sync: the step's name (its profile's file name)
 }
 
 // importResult is what the import child reports.
@@ -178,6 +179,15 @@ func childSync(a childArgs) importResult {
 		r.Error = err.Error()
 	}
 	r.VmHWMKB = vmHWM()
+	if a.PprofDir != "" {
+		// Every allocation of the step, by where it was made: big values'
+		// copies show as the largest entries of -sample_index=alloc_space.
+		runtime.GC() // the profile shows allocations up to the last collection
+		if f, err := os.Create(filepath.Join(a.PprofDir, a.Name+"-heap.pprof")); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	return r
 }
 
@@ -197,6 +207,11 @@ func sampleMemory(r *importResult) func() {
 			r.GoHeapMaxKB = max(r.GoHeapMaxKB, int64(ms.HeapInuse>>10))
 			if rss > r.PeakRSSKB {
 				r.PeakRSSKB, r.GoSysKB, r.GoHeapKB = rss, int64(ms.Sys>>10), int64(ms.HeapInuse>>10)
+				if os.Getenv("MEMTRACE") != "" {
+					buf := make([]byte, 1<<16)
+					n := runtime.Stack(buf, true)
+					fmt.Fprintf(os.Stderr, "=== PEAK rss %d MB gosys %d MB heapinuse %d MB\n%s\n", rss>>10, ms.Sys>>20, ms.HeapInuse>>20, buf[:n])
+				}
 			}
 			select {
 			case <-done:

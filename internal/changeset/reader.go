@@ -78,6 +78,52 @@ type Reader struct {
 	size int64
 	// keysOnly: big non-key values are read past, not kept (KeysOnly).
 	keysOnly bool
+	// pool, when set, lends the buffers of big values; lent are those of
+	// the last change, given back at the next Next (UsePool).
+	pool *Pool
+	lent [][]byte
+}
+
+// Pool keeps the buffers of big values (1 MiB and more) for Readers to
+// reuse: a pass that is done with each change before it asks for the
+// next one then holds a big value's bytes once, however many changes and
+// passes (each its own Reader, one after the other) read it. Not safe for
+// concurrent use.
+type Pool struct {
+	free [][]byte
+}
+
+// get returns a free buffer of length n, or nil if none is big enough.
+func (p *Pool) get(n int) []byte {
+	best := -1
+	for i, b := range p.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := p.free[best]
+	p.free = append(p.free[:best], p.free[best+1:]...)
+	return b[:n]
+}
+
+// UsePool makes r take the buffers of big values from p and give them
+// back at its next Next (or Reset): a returned change's big values are
+// valid only until then, so the caller must copy what it keeps. A value
+// no free buffer fits is allocated as without a pool, and goes to p
+// after its change.
+func (r *Reader) UsePool(p *Pool) { r.pool = p }
+
+// giveBack returns the last change's big buffers to the pool.
+func (r *Reader) giveBack() {
+	if r.pool == nil {
+		return
+	}
+	r.pool.free = append(r.pool.free, r.lent...)
+	clear(r.lent)
+	r.lent = r.lent[:0]
 }
 
 // span records that vals[idx].Bytes is arena[off:off+n]; slices are
@@ -110,7 +156,8 @@ func (r *Reader) Start() int64 { return r.start }
 // Reset makes r decode src from its start, as a new Reader with r's
 // limits would, reusing r's buffers.
 func (r *Reader) Reset(src io.Reader) {
-	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly}
+	r.giveBack()
+	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly, pool: r.pool, lent: r.lent}
 	if r.lim.MaxTotalBytes > 0 {
 		r.lr = &io.LimitedReader{R: src, N: r.lim.MaxTotalBytes}
 		src = r.lr
@@ -159,6 +206,7 @@ func inputSize(r io.Reader) int64 {
 // it. Defined non-key values in the old record of an UPDATE whose new value
 // is undefined are returned as stored (SQLite's iterator hides them).
 func (r *Reader) Next() (*Change, error) {
+	r.giveBack()
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -382,11 +430,26 @@ func (r *Reader) readBig(n int, skip bool) ([]byte, error) {
 		}
 		return nil, nil
 	}
-	if r.size >= 0 && int64(n) <= r.size-r.off {
-		b := make([]byte, n)
-		return b, r.readFull(b, what)
+	if r.pool != nil {
+		// A pooled buffer is filled in place: a hostile declared length
+		// costs nothing beyond the buffer the pool already holds.
+		if b := r.pool.get(n); b != nil {
+			r.lent = append(r.lent, b)
+			return b, r.readFull(b, what)
+		}
 	}
-	return r.readBytes(nil, n, what)
+	var b []byte
+	var err error
+	if r.size >= 0 && int64(n) <= r.size-r.off {
+		b = make([]byte, n)
+		err = r.readFull(b, what)
+	} else {
+		b, err = r.readBytes(nil, n, what)
+	}
+	if r.pool != nil && b != nil {
+		r.lent = append(r.lent, b)
+	}
+	return b, err
 }
 
 func (r *Reader) readByte(what string) (byte, error) {

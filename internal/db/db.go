@@ -125,6 +125,30 @@ func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 	}
 }
 
+// StreamMin is the size from which rowdrop writes a BLOB as zeroblob(n)
+// and then fills it through incremental blob I/O, in the same
+// transaction: SQLite then neither copies the bound value into its memory
+// nor builds a record holding it (when it is the record's last column;
+// else the record holds zeros), and writes it page by page through a
+// small buffer.
+const StreamMin = 1 << 20
+
+// FillBlob writes data into the zeroblob(len(data)) that column col of
+// the row with rowid id of table dbName.table holds. ok is false when
+// SQLite refuses blob I/O on the column (an indexed or foreign-key
+// column): nothing was written, and err says why.
+func FillBlob(conn *sqlite.Conn, dbName, table, col string, id int64, data []byte) (ok bool, err error) {
+	b, err := conn.OpenBlob(dbName, table, col, id, true)
+	if err != nil {
+		return false, err
+	}
+	_, err = b.Write(data)
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	return true, err
+}
+
 // WithoutTriggers runs fn on conn with the database's triggers out of the
 // way: rowdrop's corrective writes and row moves are bookkeeping, not edits,
 // and the app's triggers must not act on them.

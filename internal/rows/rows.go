@@ -202,10 +202,8 @@ func (r *Table) Update(key []changeset.Value, cols []int, vals []changeset.Value
 }
 
 // streamMin is the size from which a BLOB value is written through
-// incremental blob I/O: SQLite then neither copies the bound value nor
-// builds a record holding it (two copies of the value in its memory),
-// and writes it page by page through a small buffer.
-const streamMin = 1 << 20
+// incremental blob I/O (db.StreamMin).
+const streamMin = db.StreamMin
 
 // bigBlobs returns the indices into vals (columns cols[i], or i when cols
 // is nil) of the BLOB values to stream, if the table allows it.
@@ -308,16 +306,12 @@ func (r *Table) rowID(key []changeset.Value) (int64, error) {
 func (r *Table) fillBlobs(id int64, key []changeset.Value, cols []int, row []changeset.Value) error {
 	for _, c := range cols {
 		name := r.T.Columns[c].Name
-		b, err := r.conn.OpenBlob(r.dbName, r.T.Name, name, id, true)
-		if err != nil {
+		ok, err := db.FillBlob(r.conn, r.dbName, r.T.Name, name, id, row[c].Bytes)
+		if !ok {
 			if uerr := r.updateBound(key, c, row[c]); uerr != nil {
 				return fmt.Errorf("write %s.%s: %w", r.T.Name, name, uerr)
 			}
 			continue
-		}
-		_, err = b.Write(row[c].Bytes)
-		if cerr := b.Close(); err == nil {
-			err = cerr
 		}
 		if err != nil {
 			return fmt.Errorf("write %s.%s: %w", r.T.Name, name, err)

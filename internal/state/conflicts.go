@@ -97,14 +97,33 @@ func addConflict(conn *sqlite.Conn, c *Conflict) error {
 	if len(old) > 0 {
 		return mergeConflict(conn, old[0], c)
 	}
+	// A big side is written as zeroblob(n) and filled through blob I/O
+	// (db.StreamMin): SQLite does not copy it into a bound parameter.
+	sides := []string{"winner", "loser"}
+	vals := [][]byte{c.Winner, c.Loser}
+	ph := []string{"?", "?"}
+	args := []any{c.Winner, c.Loser}
+	for i, v := range vals {
+		if len(v) >= db.StreamMin {
+			ph[i], args[i] = "zeroblob(?)", int64(len(v))
+		}
+	}
 	err = sqlitex.Execute(conn, `INSERT INTO rowdrop_conflicts(at_ms,kind,tbl,pk,pk_text,cols,winner,winner_dev,winner_hlc,loser,loser_dev,loser_hlc,file,note,restored_ms,dismissed_ms,cid)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, &sqlitex.ExecOptions{Args: []any{
-		c.AtMS, c.Kind, c.Table, c.PK, c.PKText, c.Cols, c.Winner, c.WinnerDev, int64(c.WinnerHLC), c.Loser, c.LoserDev, int64(c.LoserHLC),
+		VALUES(?,?,?,?,?,?,`+ph[0]+`,?,?,`+ph[1]+`,?,?,?,?,?,?,?)`, &sqlitex.ExecOptions{Args: []any{
+		c.AtMS, c.Kind, c.Table, c.PK, c.PKText, c.Cols, args[0], c.WinnerDev, int64(c.WinnerHLC), args[1], c.LoserDev, int64(c.LoserHLC),
 		c.File, c.Note, c.Restored, c.Dismissed, c.ID}})
 	if err != nil {
 		return fmt.Errorf("write the conflict log: %w", err)
 	}
 	c.Seq = conn.LastInsertRowID()
+	for i, v := range vals {
+		if len(v) < db.StreamMin {
+			continue
+		}
+		if _, err := db.FillBlob(conn, "main", "rowdrop_conflicts", sides[i], c.Seq, v); err != nil {
+			return fmt.Errorf("write the conflict log's %s value: %w", sides[i], err)
+		}
+	}
 	return nil
 }
 
