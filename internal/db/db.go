@@ -5,6 +5,7 @@
 package db
 
 import (
+	"io"
 	"context"
 	"errors"
 	"fmt"
@@ -133,16 +134,17 @@ func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 // small buffer.
 const StreamMin = 1 << 20
 
-// FillBlob writes data into the zeroblob(len(data)) that column col of
-// the row with rowid id of table dbName.table holds. ok is false when
-// SQLite refuses blob I/O on the column (an indexed or foreign-key
-// column): nothing was written, and err says why.
-func FillBlob(conn *sqlite.Conn, dbName, table, col string, id int64, data []byte) (ok bool, err error) {
+// FillBlob lets write fill the zeroblob that column col of the row with
+// rowid id of table dbName.table holds, from its start (SQLite copies
+// what it is given through a small buffer). ok is false when SQLite
+// refuses blob I/O on the column (an indexed or foreign-key column):
+// nothing was written, and err says why.
+func FillBlob(conn *sqlite.Conn, dbName, table, col string, id int64, write func(io.Writer) error) (ok bool, err error) {
 	b, err := conn.OpenBlob(dbName, table, col, id, true)
 	if err != nil {
 		return false, err
 	}
-	_, err = b.Write(data)
+	err = write(b)
 	if cerr := b.Close(); err == nil {
 		err = cerr
 	}

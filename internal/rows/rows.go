@@ -5,6 +5,7 @@ package rows
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -306,7 +307,10 @@ func (r *Table) rowID(key []changeset.Value) (int64, error) {
 func (r *Table) fillBlobs(id int64, key []changeset.Value, cols []int, row []changeset.Value) error {
 	for _, c := range cols {
 		name := r.T.Columns[c].Name
-		ok, err := db.FillBlob(r.conn, r.dbName, r.T.Name, name, id, row[c].Bytes)
+		ok, err := db.FillBlob(r.conn, r.dbName, r.T.Name, name, id, func(w io.Writer) error {
+			_, err := w.Write(row[c].Bytes)
+			return err
+		})
 		if !ok {
 			if uerr := r.updateBound(key, c, row[c]); uerr != nil {
 				return fmt.Errorf("write %s.%s: %w", r.T.Name, name, uerr)
