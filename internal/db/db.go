@@ -5,10 +5,10 @@
 package db
 
 import (
-	"io"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unsafe"
