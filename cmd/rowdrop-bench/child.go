@@ -207,11 +207,6 @@ func sampleMemory(r *importResult) func() {
 			r.GoHeapMaxKB = max(r.GoHeapMaxKB, int64(ms.HeapInuse>>10))
 			if rss > r.PeakRSSKB {
 				r.PeakRSSKB, r.GoSysKB, r.GoHeapKB = rss, int64(ms.Sys>>10), int64(ms.HeapInuse>>10)
-				if os.Getenv("MEMTRACE") != "" {
-					buf := make([]byte, 1<<16)
-					n := runtime.Stack(buf, true)
-					fmt.Fprintf(os.Stderr, "=== PEAK rss %d MB gosys %d MB heapinuse %d MB\n%s\n", rss>>10, ms.Sys>>20, ms.HeapInuse>>20, buf[:n])
-				}
 			}
 			select {
 			case <-done:

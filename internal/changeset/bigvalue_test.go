@@ -116,3 +116,69 @@ func TestKeysOnly(t *testing.T) {
 		t.Fatalf("after two changes: %v, want EOF", err)
 	}
 }
+
+// With a Pool, the big values of a change are read into the buffers of
+// the change before it, in one Reader and across Readers read one after
+// the other: the bytes are right, and after the first change nothing of a
+// value's size is allocated again.
+func TestPoolReusesBigBuffers(t *testing.T) {
+	data, want := bigChangeset(t)
+	three := append(append(append([]byte{}, data...), data...), data...)
+	pool := &changeset.Pool{}
+	var first []byte
+	for pass := 0; pass < 2; pass++ {
+		r := changeset.NewReader(bytes.NewReader(three), changeset.Limits{})
+		r.UsePool(pool)
+		for i := 0; ; i++ {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			c, err := r.Next()
+			runtime.ReadMemStats(&after)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range want.Old {
+				if !c.Old[j].Equal(want.Old[j]) || !c.New[j].Equal(want.New[j]) {
+					t.Fatalf("pass %d change %d column %d: old %v new %v", pass, i, j, c.Old[j], c.New[j])
+				}
+			}
+			if pass == 0 && i == 0 {
+				first = c.Old[1].Bytes
+				continue
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("pass %d change %d: %d bytes allocated, want the pool's buffers reused", pass, i, alloc)
+			}
+			if &c.Old[1].Bytes[0] != &first[0] && &c.New[1].Bytes[0] != &first[0] {
+				t.Errorf("pass %d change %d: the first change's buffer is not reused", pass, i)
+			}
+		}
+	}
+}
+
+// KeyLen and WriteKey agree with EncodeKey, big values and all.
+func TestWriteKey(t *testing.T) {
+	for _, vals := range [][]changeset.Value{
+		nil,
+		{},
+		{changeset.Int(-3), changeset.Float(1.5), changeset.Null(), {}},
+		{changeset.Text(""), changeset.Blob(nil), changeset.Text("héllo")},
+		{changeset.Blob(bytes.Repeat([]byte{9}, 3<<20)), changeset.Int(1), changeset.Text("tail")},
+		{{Kind: changeset.Kind(9)}},
+	} {
+		want := changeset.EncodeKey(vals)
+		var got bytes.Buffer
+		if err := changeset.WriteKey(&got, vals); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("WriteKey(%v) differs from EncodeKey", vals)
+		}
+		if n := changeset.KeyLen(vals); n != len(want) {
+			t.Errorf("KeyLen(%v) = %d, want %d", vals, n, len(want))
+		}
+	}
+}
