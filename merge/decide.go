@@ -160,7 +160,7 @@ func decide(t *schema.Table, c *changeset.Change, cl, lin state.Clock, m *state.
 			case 0:
 				continue // already applied
 			case 1:
-				if cur[i].Kind != changeset.KindUndefined && !c.Old[i].Equal(cur[i]) && !cur[i].Equal(nv) {
+				if cur[i].Kind != changeset.KindUndefined && !c.OldEqual(i, cur[i]) && !cur[i].Equal(nv) {
 					// The editor had not seen the current value.
 					addConflict(KindCell, []string{col}, []changeset.Value{nv}, []changeset.Value{cur[i]}, cl, cc, "")
 				}

@@ -2,6 +2,7 @@ package changeset
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,6 +79,11 @@ type Reader struct {
 	size int64
 	// keysOnly: big non-key values are read past, not kept (KeysOnly).
 	keysOnly bool
+	// sumBigOld: an UPDATE's big non-key old values are hashed, not kept
+	// (SumBigOld); summing is set while such a record is read, and sums
+	// collects its Sums.
+	sumBigOld, summing bool
+	sums               map[int]Sum
 	// pool, when set, lends the buffers of big values; lent are those of
 	// the last change, given back at the next Next (UsePool).
 	pool *Pool
@@ -157,7 +163,7 @@ func (r *Reader) Start() int64 { return r.start }
 // limits would, reusing r's buffers.
 func (r *Reader) Reset(src io.Reader) {
 	r.giveBack()
-	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly, pool: r.pool, lent: r.lent}
+	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly, sumBigOld: r.sumBigOld, pool: r.pool, lent: r.lent}
 	if r.lim.MaxTotalBytes > 0 {
 		r.lr = &io.LimitedReader{R: src, N: r.lim.MaxTotalBytes}
 		src = r.lr
@@ -172,6 +178,12 @@ func (r *Reader) Reset(src io.Reader) {
 // more). A hostile declared length can still not allocate more than the
 // input holds.
 func (r *Reader) SetSize(n int64) { r.size = r.off + n }
+
+// SumBigOld makes r keep, of an UPDATE's big non-key old values (1 MiB
+// and more), only their length and SHA-256 (Change.OldSums), for a pass
+// that only compares old values (Change.OldEqual): a big edit then costs
+// the new value's bytes in memory, not twice that.
+func (r *Reader) SumBigOld(on bool) { r.sumBigOld = on }
 
 // KeysOnly makes r read past the bytes of big TEXT and BLOB values (1 MiB
 // and more) of non-key columns instead of keeping them: such a value comes
@@ -320,7 +332,10 @@ func (r *Reader) readChange(op Op, start int64) (*Change, error) {
 	var arena []byte
 	if op != OpInsert {
 		c.Old = vals[:n:n]
-		if arena, err = r.readRecord(vals, 0, n, arena, "old"); err != nil {
+		r.summing, r.sums = r.sumBigOld && op == OpUpdate, nil
+		arena, err = r.readRecord(vals, 0, n, arena, "old")
+		c.OldSums, r.summing, r.sums = r.sums, false, nil
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -372,6 +387,21 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 			}
 			if total := r.lim.MaxTotalBytes; total > 0 && l > uint64(total-r.off) {
 				return arena, r.corrupt(lenOff, "%s value of %d bytes runs past Limits.MaxTotalBytes (%d)", v.Kind, l, total)
+			}
+			if l >= bigValue && r.summing && r.table.PK[i] == 0 && !r.keysOnly {
+				h := sha256.New()
+				m, err := io.CopyN(h, r.br, int64(l))
+				r.off += m
+				if err != nil {
+					return arena, r.readErr(err, "TEXT/BLOB value")
+				}
+				if r.sums == nil {
+					r.sums = map[int]Sum{}
+				}
+				sum := Sum{N: int(l)}
+				h.Sum(sum.SHA256[:0])
+				r.sums[i] = sum
+				continue
 			}
 			if l >= bigValue {
 				if v.Bytes, err = r.readBig(int(l), r.keysOnly && r.table.PK[i] == 0); err != nil {
