@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 
@@ -62,5 +63,56 @@ func TestFixupsReadOnlyMissedEdits(t *testing.T) {
 	}
 	if c := got[3]; len(c) == 0 || tabs[0].Columns[c[0]].Name != "name" {
 		t.Errorf("row 3 fixup columns %v, want name first", c)
+	}
+}
+
+// Big BLOBs go out and into the base copy exactly, now that the export's
+// passes leave them in the capture file (sections of it) rather than in
+// memory: an insert, an update of the BLOB and another column, and a
+// delete, each published with the live values and leaving base equal to
+// live.
+func TestExportBigBlobs(t *testing.T) {
+	for _, wal := range []bool{false, true} {
+		e := newEnv(t, envOpts{schema: "CREATE TABLE files(id INTEGER PRIMARY KEY, name TEXT, data BLOB, more BLOB);", wal: wal})
+		base := filepath.Join(e.st.Path, "base.db")
+		for i, step := range []string{
+			"INSERT INTO files VALUES(1, 'a', randomblob(3145728), randomblob(1048576)), (2, 'b', x'01', NULL)",
+			"UPDATE files SET data = randomblob(2097152), name = 'a2' WHERE id = 1",
+			"UPDATE files SET more = randomblob(4194304) WHERE id = 2",
+			"DELETE FROM files WHERE id = 1",
+		} {
+			e.exec(step)
+			res := e.export()
+			if res.Changes == 0 {
+				t.Fatalf("step %d: nothing exported", i)
+			}
+			_, changes, _ := readFile(t, res.File)
+			if len(changes) == 0 {
+				t.Fatalf("step %d: the file holds no changes", i)
+			}
+			if got, want := dumpTables(t, base, e.tables()), dumpTables(t, e.live, e.tables()); got != want {
+				t.Fatalf("wal %v step %d: base differs from live after the export", wal, i)
+			}
+		}
+		// The published values are the live ones: a device that applies
+		// every file gets live's table.
+		other := filepath.Join(e.dir, "other.db")
+		conn := openRW(t, other, true)
+		if err := sqlitex.ExecuteTransient(conn, "CREATE TABLE files(id INTEGER PRIMARY KEY, name TEXT, data BLOB, more BLOB)", nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range folderFiles(t, e.folder) {
+			_, _, raw := readFile(t, filepath.Join(e.folder, name))
+			if err := conn.ApplyChangeset(bytes.NewReader(raw), nil, func(sqlite.ConflictType, *sqlite.ChangesetIterator) sqlite.ConflictAction {
+				return sqlite.ChangesetAbort
+			}); err != nil {
+				t.Fatalf("apply %s: %v", name, err)
+			}
+		}
+		conn.Close()
+		if got, want := dumpTables(t, other, e.tables()), dumpTables(t, e.live, e.tables()); got != want {
+			t.Fatalf("wal %v: the published files do not rebuild live's table", wal)
+		}
+		e.close()
 	}
 }

@@ -334,17 +334,26 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 // to one of tables (changes to other tables are skipped), in changeset
 // order; fn's error stops the walk and is returned as is.
 func eachCaptured(r io.Reader, tables []*schema.Table, fn func(t *schema.Table, c *changeset.Change) error) error {
-	return eachCapturedPooled(r, tables, nil, fn)
+	return walkCaptured(capturedReader(r, nil), tables, fn)
 }
 
-// eachCapturedPooled is eachCaptured with big values' buffers from pool
-// (nil: none): fn must not keep a change's values past its return.
-func eachCapturedPooled(r io.Reader, tables []*schema.Table, pool *changeset.Pool, fn func(t *schema.Table, c *changeset.Change) error) error {
+// eachCapturedPooled is eachCaptured over a capture file, with big
+// values' buffers from pool (nil: none), and big BLOBs (outside DELETEs)
+// left in the file as sections of it (changeset.Reader.RefBig): fn must
+// not keep a change's values past its return, nor past the file's.
+func eachCapturedPooled(r *os.File, tables []*schema.Table, pool *changeset.Pool, fn func(t *schema.Table, c *changeset.Change) error) error {
+	rd := capturedReader(r, pool)
+	if off, err := r.Seek(0, io.SeekCurrent); err == nil {
+		rd.RefBig(r, off)
+	}
+	return walkCaptured(rd, tables, fn)
+}
+
+func walkCaptured(rd *changeset.Reader, tables []*schema.Table, fn func(t *schema.Table, c *changeset.Change) error) error {
 	byName := make(map[string]*schema.Table, len(tables))
 	for _, t := range tables {
 		byName[t.Name] = t
 	}
-	rd := capturedReader(r, pool)
 	for {
 		c, err := rd.Next()
 		if err == io.EOF {

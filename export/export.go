@@ -649,7 +649,7 @@ func exportForm(t *schema.Table, c *changeset.Change) bool {
 
 // advanceBase applies the captured (unfiltered) changes to the base copy and
 // records their clocks, the new sequence number and the HLC, atomically.
-func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64, sum string, pool *changeset.Pool) (err error) {
+func (e *Exporter) advanceBase(ctx context.Context, raw *os.File, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64, sum string, pool *changeset.Pool) (err error) {
 	base := e.State.Conn()
 	defer db.Interruptible(ctx, base)()
 	end, err := db.Begin(base, "IMMEDIATE")

@@ -182,3 +182,64 @@ func TestWriteKey(t *testing.T) {
 		}
 	}
 }
+
+// With RefBig, big non-key BLOBs of INSERT and UPDATE records come back
+// as sections of the input (no bytes read into memory), a DELETE's whole,
+// and a Writer given those changes writes the input's bytes exactly.
+func TestRefBig(t *testing.T) {
+	data, _ := bigChangeset(t)
+	tab := &changeset.Table{Name: "t", PK: []byte{1, 0, 0}}
+	del := &changeset.Change{Table: tab, Op: changeset.OpDelete,
+		Old: []changeset.Value{changeset.Int(8), changeset.Blob(bytes.Repeat([]byte{3}, 2<<20)), changeset.Text("c")}}
+	var more bytes.Buffer
+	w := changeset.NewWriter(&more)
+	if err := w.Write(del); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	input := append(append([]byte("prefix"), data...), more.Bytes()[len(changeset.AppendHeader(nil, tab)):]...)
+	src := bytes.NewReader(input)
+	r := changeset.NewReader(onlyReader{io.NewSectionReader(src, 6, int64(len(input)-6))}, changeset.Limits{})
+	r.RefBig(src, 6)
+	var out bytes.Buffer
+	cw := changeset.NewWriter(&out)
+	for i := 0; ; i++ {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c, err := r.Next()
+		runtime.ReadMemStats(&after)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 0:
+			if c.Old[1].Src == nil || c.New[1].Src == nil || c.Old[1].Bytes != nil || c.Old[1].Len() != 3<<20 {
+				t.Fatalf("update: big values not left in the input: %+v", c.Old[1])
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("update: %d bytes allocated", alloc)
+			}
+			if b, err := c.New[1].Data(); err != nil || !bytes.Equal(b, bytes.Repeat([]byte{2}, 3<<20)) {
+				t.Fatalf("update: the section holds other bytes (%v)", err)
+			}
+		case 1:
+			if c.Old[1].Src != nil || !c.Old[1].Equal(del.Old[1]) {
+				t.Fatal("delete: a big value not read whole")
+			}
+		}
+		if err := cw.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), input[6:]) {
+		t.Fatalf("written again: %d bytes differ from the %d read", out.Len(), len(input)-6)
+	}
+}

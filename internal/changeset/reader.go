@@ -84,6 +84,12 @@ type Reader struct {
 	// collects its Sums.
 	sumBigOld, summing bool
 	sums               map[int]Sum
+	// refs, when set, is the input as a ReaderAt (refBase: the offset of
+	// its byte 0 in it): big non-key BLOBs become sections of it (RefBig);
+	// refing is set while a record that may hold them is read.
+	refs    io.ReaderAt
+	refBase int64
+	refing  bool
 	// pool, when set, lends the buffers of big values; lent are those of
 	// the last change, given back at the next Next (UsePool).
 	pool *Pool
@@ -163,7 +169,7 @@ func (r *Reader) Start() int64 { return r.start }
 // limits would, reusing r's buffers.
 func (r *Reader) Reset(src io.Reader) {
 	r.giveBack()
-	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly, sumBigOld: r.sumBigOld, pool: r.pool, lent: r.lent}
+	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly, sumBigOld: r.sumBigOld, pool: r.pool, lent: r.lent, refs: r.refs, refBase: r.refBase}
 	if r.lim.MaxTotalBytes > 0 {
 		r.lr = &io.LimitedReader{R: src, N: r.lim.MaxTotalBytes}
 		src = r.lr
@@ -178,6 +184,14 @@ func (r *Reader) Reset(src io.Reader) {
 // more). A hostile declared length can still not allocate more than the
 // input holds.
 func (r *Reader) SetSize(n int64) { r.size = r.off + n }
+
+// RefBig makes r read past the bytes of big non-key BLOBs (1 MiB and
+// more) of INSERT and UPDATE records and return them as sections of src
+// (Value.Src), where the input's first byte is at offset base: a pass
+// that only copies values on (a Writer, internal/rows) then holds none of
+// their bytes. src must hold the input as r reads it until the pass ends.
+// DELETE records are read whole (their values are kept by the caller).
+func (r *Reader) RefBig(src io.ReaderAt, base int64) { r.refs, r.refBase = src, base }
 
 // SumBigOld makes r keep, of an UPDATE's big non-key old values (1 MiB
 // and more), only their length and SHA-256 (Change.OldSums), for a pass
@@ -330,6 +344,8 @@ func (r *Reader) readChange(op Op, start int64) (*Change, error) {
 	c := &Change{Table: t, Op: op, Indirect: ind == 1}
 	r.spans = r.spans[:0]
 	var arena []byte
+	r.refing = r.refs != nil && op != OpDelete
+	defer func() { r.refing = false }()
 	if op != OpInsert {
 		c.Old = vals[:n:n]
 		r.summing, r.sums = r.sumBigOld && op == OpUpdate, nil
@@ -387,6 +403,15 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 			}
 			if total := r.lim.MaxTotalBytes; total > 0 && l > uint64(total-r.off) {
 				return arena, r.corrupt(lenOff, "%s value of %d bytes runs past Limits.MaxTotalBytes (%d)", v.Kind, l, total)
+			}
+			if l >= bigValue && r.refing && v.Kind == KindBlob && r.table.PK[i] == 0 && !r.keysOnly {
+				v.Src = io.NewSectionReader(r.refs, r.refBase+r.off, int64(l))
+				m, err := r.br.Discard(int(l))
+				r.off += int64(m)
+				if err != nil {
+					return arena, r.readErr(err, "TEXT/BLOB value")
+				}
+				continue
 			}
 			if l >= bigValue && r.summing && r.table.PK[i] == 0 && !r.keysOnly {
 				h := sha256.New()

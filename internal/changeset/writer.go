@@ -73,7 +73,11 @@ func (w *Writer) writeRecord(rec []Value) {
 	for _, v := range rec {
 		w.scratch = appendValueHead(w.scratch[:0], v)
 		w.write(w.scratch)
-		if v.Kind == KindText || v.Kind == KindBlob {
+		if v.Src != nil && w.err == nil {
+			if err := v.WriteData(w.bw); err != nil {
+				w.err = fmt.Errorf("changeset: write: %w", err)
+			}
+		} else if v.Kind == KindText || v.Kind == KindBlob {
 			w.write(v.Bytes)
 		}
 	}
@@ -109,7 +113,7 @@ func appendValueHead(dst []byte, v Value) []byte {
 	case KindFloat:
 		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v.Float))
 	case KindText, KindBlob:
-		dst = AppendVarint(dst, uint64(len(v.Bytes)))
+		dst = AppendVarint(dst, uint64(v.Len()))
 	}
 	return dst
 }

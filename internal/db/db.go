@@ -103,7 +103,9 @@ func Column(stmt *sqlite.Stmt, i int) changeset.Value {
 	}
 }
 
-// Bind binds a changeset value to parameter i (1-based).
+// Bind binds a changeset value to parameter i (1-based). A value whose
+// bytes are in a section of its input (Src) must be read first
+// (internal/rows does).
 func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 	switch v.Kind {
 	case changeset.KindInteger:
