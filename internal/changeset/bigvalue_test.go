@@ -243,3 +243,22 @@ func TestRefBig(t *testing.T) {
 		t.Fatalf("written again: %d bytes differ from the %d read", out.Len(), len(input)-6)
 	}
 }
+
+// A value left in its input (Src) encodes as its bytes would: EncodeKey,
+// KeyLen and WriteKey read it from where it is.
+func TestKeyOfSection(t *testing.T) {
+	b := bytes.Repeat([]byte{5}, 2<<20)
+	src := changeset.Value{Kind: changeset.KindBlob, Src: io.NewSectionReader(bytes.NewReader(b), 0, int64(len(b)))}
+	vals := []changeset.Value{changeset.Int(1), src}
+	want := changeset.EncodeKey([]changeset.Value{changeset.Int(1), changeset.Blob(b)})
+	if !bytes.Equal(changeset.EncodeKey(vals), want) || changeset.KeyLen(vals) != len(want) {
+		t.Fatal("EncodeKey or KeyLen of a section differs from its bytes'")
+	}
+	var w bytes.Buffer
+	if err := changeset.WriteKey(&w, vals); err != nil || !bytes.Equal(w.Bytes(), want) {
+		t.Fatalf("WriteKey of a section differs from its bytes' (%v)", err)
+	}
+	if !src.Equal(changeset.Blob(b)) || src.Equal(changeset.Blob(b[1:])) {
+		t.Fatal("Equal of a section and bytes")
+	}
+}

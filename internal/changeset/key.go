@@ -22,7 +22,7 @@ import (
 func EncodeKey(vals []Value) []byte {
 	n := MaxVarintLen
 	for _, v := range vals {
-		n += 1 + MaxVarintLen + len(v.Bytes)
+		n += 1 + MaxVarintLen + v.Len()
 	}
 	return AppendKey(make([]byte, 0, n), vals)
 }
@@ -52,14 +52,14 @@ func KeyLen(vals []Value) int {
 		head = appendValueHead(head[:0], v)
 		n += len(head)
 		if v.Kind == KindText || v.Kind == KindBlob {
-			n += len(v.Bytes)
+			n += v.Len()
 		}
 	}
 	return n
 }
 
-// WriteKey writes EncodeKey(vals) to w, the values' bytes as they are
-// (no copy of them is made).
+// WriteKey writes EncodeKey(vals) to w, the values' bytes from where they
+// are (no copy of them is made).
 func WriteKey(w io.Writer, vals []Value) error {
 	head := AppendVarint(nil, uint64(len(vals)))
 	for _, v := range vals {
@@ -75,7 +75,7 @@ func WriteKey(w io.Writer, vals []Value) error {
 			return err
 		}
 		head = head[:0]
-		if _, err := w.Write(v.Bytes); err != nil {
+		if err := v.WriteData(w); err != nil {
 			return err
 		}
 	}

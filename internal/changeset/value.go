@@ -126,6 +126,14 @@ func (v Value) Equal(w Value) bool {
 	case KindFloat:
 		return math.Float64bits(v.Float) == math.Float64bits(w.Float)
 	case KindText, KindBlob:
+		if v.Src != nil || w.Src != nil {
+			if v.Len() != w.Len() {
+				return false
+			}
+			a, err1 := v.Data()
+			b, err2 := w.Data()
+			return err1 == nil && err2 == nil && bytes.Equal(a, b)
+		}
 		return bytes.Equal(v.Bytes, w.Bytes)
 	}
 	return true

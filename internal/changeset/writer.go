@@ -122,6 +122,15 @@ func appendValueHead(dst []byte, v Value) []byte {
 // with an invalid Kind is appended as its bare type byte, which readers
 // reject.
 func AppendValue(dst []byte, v Value) []byte {
+	if v.Src != nil {
+		// In memory after all: read it (a read error leaves the bare
+		// type byte, which readers reject, never a wrong value).
+		b, err := v.Data()
+		if err != nil {
+			return append(dst, 0xff)
+		}
+		v.Bytes, v.Src = b, nil
+	}
 	dst = appendValueHead(dst, v)
 	if v.Kind == KindText || v.Kind == KindBlob {
 		dst = append(dst, v.Bytes...)
