@@ -154,6 +154,9 @@ const (
 // UTF-8 in text are escaped Go-style, so the result is for humans and not
 // guaranteed to be valid SQL.
 func (v Value) String() string {
+	if v.Src != nil {
+		return fmt.Sprintf("%s of %d bytes", v.Kind, v.Len())
+	}
 	switch v.Kind {
 	case KindUndefined:
 		return "undefined"
