@@ -85,6 +85,7 @@ func Restore(ctx context.Context, cfg Config, force bool) (res RestoreResult, er
 		}
 	}()
 	res.State, res.Device = cfg.State, s.id.Device
+	s.exclusive = true // nothing but this restore knows the file under construction
 	full, snap, err := s.restoreSchema(ctx)
 	if err != nil {
 		return res, err

@@ -71,6 +71,10 @@ type Config struct {
 	// NoRekey the later insert replaces the earlier row, which goes whole
 	// to the conflict log.
 	NoRekey bool
+	// JoinRowByRow merges a snapshot one row at a time, as rowdrop did
+	// before joins were set-wise (merge/rebase_setwise.go): slower, the
+	// same outcome; for comparison and diagnosis.
+	JoinRowByRow bool
 	// MergeBatch fixes the number of changes per live write transaction
 	// of an import. 0 (the default) adapts it so each stays near 50 ms;
 	// tests set small values to exercise the batch pipeline.

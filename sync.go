@@ -65,6 +65,7 @@ func (s *Syncer) sync(ctx context.Context) (Report, error) {
 	err = retryBusy(ctx, 8, 25*time.Millisecond, func() (e error) { r.Import, e = s.importOnce(ctx, c); return e })
 	r.Import.Changes += joined.Changes
 	r.Import.Conflicts += joined.Conflicts
+	r.Import.Copied += joined.Copied
 	r.Import.AddLocks(joined)
 	if err != nil {
 		return r, err
@@ -270,6 +271,7 @@ func (s *Syncer) importOnce(ctx context.Context, c *cycle) (importer.Result, err
 	}
 	res.Changes += rb.Stats.Changes
 	res.Conflicts += rb.Stats.Conflicts
+	res.Copied += rb.Stats.Copied
 	res.AddLocks(rb.Stats)
 	if err != nil {
 		return res, err

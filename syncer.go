@@ -50,6 +50,9 @@ type Syncer struct {
 	liveID string
 	// app is the app profile laid under cfg (nil: none).
 	app *profile.Profile
+	// exclusive: no app has live open (a restore building its database
+	// under a temporary name), so a set-wise join need not leave it turns.
+	exclusive bool
 }
 
 // Open validates the configuration, locks the state directory and opens
@@ -278,7 +281,7 @@ func (s *Syncer) importer(ls liveSchema) (*importer.Importer, error) {
 		s.prepareImporter(ls, ls.tables, problems)
 	}
 	im := s.im
-	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey, AfterApply: s.cfg.AfterApply}
+	im.Engine = &merge.Engine{Live: s.live, State: s.st, Tables: im.Tables, Log: s.log, Now: s.cfg.Now, BatchSize: s.cfg.MergeBatch, Self: s.id.Device, Rekey: !s.cfg.NoRekey, AfterApply: s.cfg.AfterApply, RowByRow: s.cfg.JoinRowByRow, Exclusive: s.exclusive}
 	return im, nil
 }
 

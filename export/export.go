@@ -670,6 +670,10 @@ func (e *Exporter) advanceBase(ctx context.Context, raw *os.File, tables []*sche
 	}()
 	clock := state.Clock{HLC: ts, Dev: e.ID.Device}
 	var deferred []*deferredRow
+	fresh, err := e.freshTables(tables) // firstbase.go
+	if err != nil {
+		return err
+	}
 	// recordLocal copies what it keeps (deferred rows): the pool may lend
 	// the next change the same buffers.
 	err = eachCapturedPooled(raw, tables, pool, func(t *schema.Table, c *changeset.Change) error {
@@ -678,7 +682,13 @@ func (e *Exporter) advanceBase(ctx context.Context, raw *os.File, tables []*sche
 			a = rows.Open(base, "main", t)
 			access[t.Name] = a
 		}
-		d, err := recordLocal(meta, a, t, c, clock)
+		var d *deferredRow
+		var err error
+		if fresh[t.Name] && c.Op == changeset.OpInsert {
+			d, err = insertFresh(a, t, c)
+		} else {
+			d, err = recordLocal(meta, a, t, c, clock)
+		}
 		if err != nil {
 			return err
 		}
@@ -703,6 +713,9 @@ func (e *Exporter) advanceBase(ctx context.Context, raw *os.File, tables []*sche
 		if err = d.a.Insert(d.row); err != nil {
 			return fmt.Errorf("advance base copy: %w", err)
 		}
+	}
+	if err = e.stampFresh(tables, fresh, clock); err != nil {
+		return err
 	}
 	// From now on base accounts for everything live held: later exports
 	// are edits with real clocks.

@@ -83,6 +83,9 @@ type Result struct {
 	Locks      int           // live write transactions of the merges (merge.Stats.Locks)
 	LongLocks  int           // of those, held longer than merge.LongLock
 	Corrected  int64
+	// Copied counts the changes a snapshot's merge copied set-wise
+	// (merge.Stats.Copied), included in Changes.
+	Copied int64
 }
 
 // AddLocks adds st's live write transactions to r.

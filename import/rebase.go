@@ -321,7 +321,7 @@ func (im *Importer) mergeSnapshot(ctx context.Context, snap *Snapshot) (merge.St
 		return merge.Stats{}, err
 	}
 	src := merge.Source{Device: h.Device, Clock: state.Clock{HLC: hlc.Timestamp(h.HLC), Dev: h.Device}, File: rel}
-	in := merge.RebaseInput{Conn: snap.Conn, Tables: snap.Tables, Self: im.Self.Device, LocalKnows: localKnows, RemoteKnows: snap.Knows}
+	in := merge.RebaseInput{Conn: snap.Conn, Tables: snap.Tables, Self: im.Self.Device, LocalKnows: localKnows, RemoteKnows: snap.Knows, Path: snap.path}
 	var progress func(done, total int)
 	if im.Progress != nil {
 		progress = func(done, total int) { im.Progress(done, total, rel) }

@@ -307,11 +307,6 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 			return fmt.Sprintf("its content says it includes %d file(s) of device %s, its header says %d", n, d, h.Seen[d])
 		}
 	}
-	meta, err := state.NewMetaOn(conn)
-	if err != nil {
-		return "unreadable metadata: " + err.Error()
-	}
-	defer meta.Close()
 	okClock := func(c state.Clock) bool {
 		if c.IsZero() {
 			return true
@@ -322,7 +317,7 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 		snap.MaxClock = max(snap.MaxClock, c.HLC)
 		return true
 	}
-	err = state.EachRowKey(conn, func(tbl string, pk []byte) error {
+	err = state.EachRowMeta(conn, func(tbl string, pk []byte, m *state.RowMeta) error {
 		t := shapes[tbl]
 		if _, ok := carried[tbl]; !ok || t == nil {
 			return fmt.Errorf("metadata names table %q, which the snapshot does not carry", tbl)
@@ -331,8 +326,7 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 		if err != nil || len(key) != len(t.PKCols()) {
 			return fmt.Errorf("a key of table %s is malformed", tbl)
 		}
-		m, err := meta.Get(tbl, pk)
-		if err != nil || m == nil {
+		if m == nil {
 			return fmt.Errorf("metadata of table %s unreadable", tbl)
 		}
 		for _, c := range []state.Clock{m.Ins, m.WMax, m.Del} {
@@ -355,24 +349,18 @@ func (im *Importer) checkSnapshotRows(snap *Snapshot, carried map[string]rdfile.
 	if err != nil {
 		return err.Error()
 	}
+	// Every row of a carried table has metadata that says it is alive:
+	// matched set-wise, by the key encoded in SQL (db.KeyFunc).
+	if err := db.RegisterKeyFunc(conn); err != nil {
+		return "cannot read it: " + err.Error()
+	}
 	for n := range carried {
 		t := shapes[n]
-		var missing bool
-		q := fmt.Sprintf("SELECT %s FROM main.%s", pkList(t), db.Quote(n))
-		err := sqlitex.ExecuteTransient(conn, q, &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-			key := make([]changeset.Value, s.ColumnCount())
-			for i := range key {
-				key[i] = db.Column(s, i)
-			}
-			m, err := meta.Get(n, changeset.EncodeKey(key))
-			if err != nil {
-				return err
-			}
-			if m == nil || !m.Alive() {
-				missing = true
-			}
-			return nil
-		}})
+		var key []string
+		for _, i := range t.PKCols() {
+			key = append(key, "s."+db.Quote(t.Columns[i].Name))
+		}
+		missing, err := state.RowsWithoutAliveMeta(conn, n, db.KeyFunc+"("+strings.Join(key, ", ")+")")
 		if err != nil {
 			return fmt.Sprintf("table %s unreadable: %v", n, err)
 		}
@@ -425,12 +413,4 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-func pkList(t *schema.Table) string {
-	var out []string
-	for _, i := range t.PKCols() {
-		out = append(out, db.Quote(t.Columns[i].Name))
-	}
-	return strings.Join(out, ",")
 }

@@ -46,6 +46,14 @@ type Engine struct {
 	// AfterApply maps a table to SQL run after each merged row, in the
 	// same live transaction (afterapply.go).
 	AfterApply map[string]string
+	// RowByRow turns the set-wise join off (rebase_setwise.go): every
+	// snapshot row is merged one by one, as the reference the set-wise
+	// join must equal.
+	RowByRow bool
+	// Exclusive: no app has live open (a restore's database under
+	// construction), so a set-wise join copies in large chunks and does
+	// not leave the app turns at the lock.
+	Exclusive bool
 
 	rk           *rekeyer     // during Apply
 	refusals     *waiting     // during Apply: changes the app's rules refused (apprules.go)
@@ -78,6 +86,7 @@ type Stats struct {
 	Locks     int           // live write transactions of the merge (batches and their fix-ups)
 	LongLocks int           // of those, held longer than LongLock
 	Corrected int64         // cells put back after the app's triggers changed them
+	Copied    int64         // of Changes, rows a snapshot's merge copied set-wise (rebase_setwise.go)
 	// LiveCommits counts the live write transactions that committed: none
 	// means a failed merge left live as it was.
 	LiveCommits int
@@ -685,6 +694,9 @@ const (
 // yieldLive waits, before a live write transaction, until the app's turn
 // after the last one (releasedLive) is over.
 func (e *Engine) yieldLive(ctx context.Context) error {
+	if e.Exclusive {
+		return nil // no app waits for the lock
+	}
 	d := time.Until(e.liveFree)
 	if d <= 0 {
 		return nil

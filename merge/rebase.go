@@ -48,6 +48,9 @@ type RebaseInput struct {
 	// LocalKnows and RemoteKnows give, per device, the clock of the last
 	// file of it that this device, resp. the snapshot, includes.
 	LocalKnows, RemoteKnows map[string]hlc.Timestamp
+	// Path is the snapshot's file, attached for a set-wise join
+	// (rebase_setwise.go); "" merges every row one by one.
+	Path string
 }
 
 // rebaseBatch bounds the rows per live write transaction of a rebase.
@@ -98,8 +101,13 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 	if err != nil {
 		return st, fmt.Errorf("count snapshot rows: %w", err)
 	}
+	// The rows new here, set-wise first; what that leaves goes on row by
+	// row below.
+	taken, rest, done, err := e.rebaseSetwise(ctx, in, &st, progress, int(total))
+	if err != nil {
+		return st, err
+	}
 	var batch []*item
-	done := 0
 	flush := func(last bool) error {
 		var fin func() error
 		if last {
@@ -141,29 +149,38 @@ func (e *Engine) Rebase(ctx context.Context, src Source, in RebaseInput, finish 
 		}
 		return nil
 	}
-	for row, err := range state.RowKeysInOrder(in.Conn) {
-		if err != nil {
-			return st, err
-		}
+	one := func(row state.RowKey) error {
 		done++
 		t := in.Tables[row.Table]
 		if t == nil {
-			continue // a table not synced here (partial sync)
+			return nil // a table not synced here (partial sync)
 		}
 		it, err := e.rebaseRow(t, row.PK, in, meta, snapMeta, acc, snapAcc)
 		if err != nil {
-			return st, err
+			return err
 		}
 		if it != nil {
 			batch = append(batch, it)
 		}
 		if len(batch) >= rebaseBatch {
 			if err := flush(false); err != nil {
-				return st, err
+				return err
 			}
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
+			return ctx.Err()
+		}
+		return nil
+	}
+	for _, row := range rest {
+		if err := one(row); err != nil {
+			return st, err
+		}
+	}
+	for row, err := range state.RowKeysInOrderExcept(in.Conn, taken) {
+		if err == nil {
+			err = one(row)
+		}
+		if err != nil {
+			return st, err
 		}
 	}
 	return st, flush(true)

@@ -268,7 +268,9 @@ func TestJoinInterrupted(t *testing.T) {
 	if r.Export.Seq != 0 {
 		t.Fatalf("c exported %d changes after finishing the join: merged rows taken for local edits", r.Export.Changes)
 	}
-	if len(calls) < 3 || calls[len(calls)-1] != 1300 {
+	// At least one call in each sync (the set-wise join reports per
+	// chunk, the row-by-row merge per batch), the last at the total.
+	if len(calls) < 2 || calls[len(calls)-1] != 1300 {
 		t.Fatalf("progress calls %v", calls)
 	}
 	w.Quiesce(10)

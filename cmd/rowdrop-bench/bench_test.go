@@ -55,6 +55,9 @@ func TestQuick(t *testing.T) {
 		"P6 lock":           {"max_lock_ms", "app_commits"},
 		"P6 under load":     {"max_lock_ms", "app_commits", "hogs"},
 		"P7 memory":         {"value_bytes", "export_rss_bytes", "import_rss_bytes", "conflict_rss_bytes", "ratio"},
+		"J1 join":           {"join_s", "backup_s", "replay_s", "rowbyrow_s"},
+		"J2 restore":        {"restore_s", "backup_s"},
+		"D3 first sync":     {"first_s", "backup_s", "published_bytes", "state_bytes"},
 	}
 	for prefix, keys := range want {
 		found := false

@@ -52,7 +52,9 @@ func (b *bench) defaultAt(ctx context.Context, n int) error {
 	}
 
 	b.logf("default path %s: first sync", label)
+	stop := b.profile("d3-first-sync-" + rowsLabel(n))
 	first, r, err := b.syncFresh(ctx, d, false)
+	stop()
 	if err != nil {
 		return fmt.Errorf("first sync: %w", err)
 	}

@@ -42,7 +42,7 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "", "work directory for the generated databases (default: a new temporary directory)")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
 	flag.IntVar(&o.Reps, "reps", 21, "timed one-row exports per database (P1)")
-	flag.StringVar(&o.Only, "only", "", "comma-separated subset of p1,p2,p5,p6,p7,latency,default,seal (seal: P1, P2, P3 with encryption on vs off; p1 includes P3; p2 includes P6 at rest; p6 is P6 under load)")
+	flag.StringVar(&o.Only, "only", "", "comma-separated subset of p1,p2,p5,p6,p7,latency,default,join,seal (join: J1 joining from a snapshot vs .backup, replay and the row-by-row join, J2 restore; seal: P1, P2, P3 with encryption on vs off; p1 includes P3; p2 includes P6 at rest; p6 is P6 under load)")
 	flag.StringVar(&o.PprofDir, "pprof-dir", "", "write CPU profiles of the measured phases into this directory")
 	verbose := flag.Bool("v", false, "log rowdrop's own messages to stderr")
 	// Size overrides, for experiments and profiling.
@@ -206,13 +206,14 @@ var required = map[string][]string{
 	"p7":      {"P7 memory"},
 	"latency": {"L1 commit-to-visible"},
 	"default": {"D1 default sync", "D2 default sync", "D3 first sync"},
+	"join":    {"J1 join from a snapshot", "J2 restore"},
 	"seal":    {"P1 seal export", "P2 seal merge", "P3 seal bytes"},
 }
 
 // Missing lists the required figures the run did not produce.
 func (r *Report) Missing() []string {
 	var out []string
-	for _, phase := range []string{"p1", "p2", "p5", "p6", "p7", "latency", "default", "seal"} {
+	for _, phase := range []string{"p1", "p2", "p5", "p6", "p7", "latency", "default", "join", "seal"} {
 		if !wantPhase(r.only, phase) {
 			continue
 		}
@@ -394,6 +395,14 @@ func (b *bench) run(ctx context.Context) error {
 	if b.want("default") {
 		if err := b.defaultPath(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("default path: %w", err))
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if b.want("join") {
+		if err := b.joinPhase(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("join: %w", err))
 		}
 	}
 	if ctx.Err() != nil {

@@ -378,7 +378,7 @@ func TestSnapshotMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys []string
-	if err := EachRowKey(conn, func(tbl string, pk []byte) error {
+	if err := EachRowMeta(conn, func(tbl string, pk []byte, _ *RowMeta) error {
 		keys = append(keys, tbl+string(rune('0'+pk[0])))
 		return nil
 	}); err != nil {
@@ -389,7 +389,7 @@ func TestSnapshotMeta(t *testing.T) {
 		t.Fatalf("rows after strip: %v", keys)
 	}
 	stop := errors.New("stop")
-	if err := EachRowKey(conn, func(string, []byte) error { return stop }); err != stop {
+	if err := EachRowMeta(conn, func(string, []byte, *RowMeta) error { return stop }); err != stop {
 		t.Fatalf("a callback's error must come back as is, got %v", err)
 	}
 	devs, err := ReadDevices(conn)
@@ -441,8 +441,8 @@ func TestSnapshotReadErrors(t *testing.T) {
 	if _, err := CountRowMeta(conn); err == nil {
 		t.Error("CountRowMeta: no error")
 	}
-	if err := EachRowKey(conn, func(string, []byte) error { return nil }); err == nil {
-		t.Error("EachRowKey: no error")
+	if err := EachRowMeta(conn, func(string, []byte, *RowMeta) error { return nil }); err == nil {
+		t.Error("EachRowMeta: no error")
 	}
 	if _, err := ReadDevices(conn); err == nil {
 		t.Error("ReadDevices: no error")

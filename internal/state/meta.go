@@ -9,6 +9,7 @@ import (
 	"zombiezen.com/go/sqlite"
 	"zombiezen.com/go/sqlite/sqlitex"
 
+	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/hlc"
 )
 
@@ -121,18 +122,52 @@ func (m *Meta) Get(tbl string, pk []byte) (*RowMeta, error) {
 	if !ok {
 		return nil, nil
 	}
-	r := &RowMeta{
-		Ins:  Clock{hlc.Timestamp(s.ColumnInt64(0)), s.ColumnText(1)},
-		WMax: Clock{hlc.Timestamp(s.ColumnInt64(2)), s.ColumnText(3)},
-		Del:  Clock{hlc.Timestamp(s.ColumnInt64(4)), s.ColumnText(5)},
+	r, err := scanMeta(s, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read cell clocks of a row of %s: %w", tbl, err)
 	}
-	r.Dead = columnBlob(s, 6)
-	if b := columnBlob(s, 7); b != nil {
+	return r, nil
+}
+
+// scanMeta decodes the metadata in result columns from..from+7 of s (ins,
+// ins_dev, wmax, wmax_dev, del, del_dev, dead, cells).
+func scanMeta(s *sqlite.Stmt, from int) (*RowMeta, error) {
+	r := &RowMeta{
+		Ins:  Clock{hlc.Timestamp(s.ColumnInt64(from)), s.ColumnText(from + 1)},
+		WMax: Clock{hlc.Timestamp(s.ColumnInt64(from + 2)), s.ColumnText(from + 3)},
+		Del:  Clock{hlc.Timestamp(s.ColumnInt64(from + 4)), s.ColumnText(from + 5)},
+	}
+	r.Dead = columnBlob(s, from+6)
+	if b := columnBlob(s, from+7); b != nil {
+		var err error
 		if r.Cells, r.Lin, err = decodeCells(b); err != nil {
-			return nil, fmt.Errorf("read cell clocks of a row of %s: %w", tbl, err)
+			return nil, err
 		}
 	}
 	return r, nil
+}
+
+// EachRowMeta calls fn with the table, encoded key and metadata of every
+// row with merge metadata on conn, in one scan (a snapshot's, read for
+// checking it). A row whose cell clocks do not decode is passed with a
+// nil m. An error of fn stops the walk and is returned as is.
+func EachRowMeta(conn *sqlite.Conn, fn func(tbl string, pk []byte, m *RowMeta) error) error {
+	var fnErr error
+	err := sqlitex.ExecuteTransient(conn, "SELECT tbl, pk, ins, ins_dev, wmax, wmax_dev, del, del_dev, dead, cells FROM rowdrop_rows", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		m, err := scanMeta(s, 2)
+		if err != nil {
+			m = nil
+		}
+		fnErr = fn(s.ColumnText(0), columnBlob(s, 1), m)
+		return fnErr
+	}})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("read row metadata: %w", err)
+	}
+	return nil
 }
 
 // Put stores a row's metadata; cells at or below the insert clock are
@@ -308,4 +343,18 @@ func columnBlob(s *sqlite.Stmt, i int) []byte {
 	b := make([]byte, s.ColumnLen(i))
 	s.ColumnBytes(i, b)
 	return b
+}
+
+// StampInserted gives every row of base table tbl that has no metadata
+// yet the metadata of a row this device inserted at clock (Ins = WMax =
+// clock, nothing else: what Put stores for a first insert), set-wise, in
+// the caller's transaction. keyExpr is the row's encoded key over the
+// table's key columns (db.KeyFunc).
+func (d *Dir) StampInserted(tbl, keyExpr string, clock Clock) error {
+	q := fmt.Sprintf(`INSERT OR IGNORE INTO rowdrop_rows(tbl,pk,ins,ins_dev,wmax,wmax_dev,del,del_dev,dead,cells)
+		SELECT ?, %s, ?, ?, ?, ?, 0, '', NULL, NULL FROM main.%s ORDER BY 2`, keyExpr, db.Quote(tbl))
+	if err := sqlitex.Execute(d.conn, q, &sqlitex.ExecOptions{Args: []any{tbl, int64(clock.HLC), clock.Dev, int64(clock.HLC), clock.Dev}}); err != nil {
+		return fmt.Errorf("write row metadata of %s: %w", tbl, err)
+	}
+	return nil
 }

@@ -72,25 +72,6 @@ func CountRowMeta(conn *sqlite.Conn) (int64, error) {
 	return n, nil
 }
 
-// EachRowKey calls fn with the table and encoded key of every row with
-// merge metadata. An error of fn stops the walk and is returned as is.
-func EachRowKey(conn *sqlite.Conn, fn func(tbl string, pk []byte) error) error {
-	var fnErr error
-	err := sqlitex.ExecuteTransient(conn, "SELECT tbl, pk FROM rowdrop_rows", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
-		pk := make([]byte, s.ColumnLen(1))
-		s.ColumnBytes(1, pk)
-		fnErr = fn(s.ColumnText(0), pk)
-		return fnErr
-	}})
-	if fnErr != nil {
-		return fnErr
-	}
-	if err != nil {
-		return fmt.Errorf("read row metadata: %w", err)
-	}
-	return nil
-}
-
 // FileLogRow is a file log entry as stored, for checking one that comes
 // from another device's snapshot (FileByClock decodes trusted ones).
 type FileLogRow struct {
