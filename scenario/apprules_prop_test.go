@@ -42,7 +42,15 @@ type appProp struct {
 	n       int
 	created map[appLink]bool
 	deleted map[appLink]bool // by an edit on a device that saw the link
-	deletes bool             // books and tags are deleted too
+	// reused: a book's or tag's id deleted and reused for a new one on a
+	// device before it exported (pending, per device, table and id: the
+	// deleted one's name). A changeset cannot tell that from an edit of
+	// the old row (docs/INTERNALS.md, known gaps), so another device's
+	// concurrent links to the old one follow the new one: renamed maps the
+	// old name to the new.
+	pending map[*scenario.Device]map[string]string
+	renamed map[string]string
+	deletes bool // books and tags are deleted too
 	trace   bool
 	// ops, when not nil, records every operation (apprules_reduce_test.go
 	// replays and shrinks them); tick is the clock advance not yet
@@ -77,13 +85,77 @@ func (p *appProp) record(op appOp) {
 	}
 }
 
-// exec runs q on d, logged when tracing.
+// exec runs q on d, logged when tracing, and notes the links it makes or
+// deletes.
 func (p *appProp) exec(d *scenario.Device, q string, args ...any) {
 	if p.trace {
 		p.t.Logf("%s: %s %v", d.Name, q, args)
 	}
 	p.record(appOp{dev: p.devIndex(d), q: q, args: args})
+	p.note(d, q, args)
 	d.Exec(q, args...)
+}
+
+// The statements step runs that make or delete links (note reads them, so
+// a replay of recorded operations judges the end the same way).
+const (
+	appLinkInsert = `INSERT OR IGNORE INTO books_tags_link(id, book, tag) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books_tags_link`
+	appLinkDelete = `DELETE FROM books_tags_link WHERE book = ? AND tag = ?`
+	appBookInsert = `INSERT INTO books(id, name, title) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books`
+	appTagInsert  = `INSERT INTO tags(id, name) SELECT coalesce(max(id), 0) + 1, ? FROM tags`
+)
+
+// note records, before q runs on d, the links it makes (created) and the
+// links it deletes, by this device that has them (deleted): an unlink, or
+// the app's cascade of a book's or tag's delete.
+func (p *appProp) note(d *scenario.Device, q string, args []any) {
+	name := func(tbl string, id any) string { return d.Value(`SELECT name FROM `+tbl+` WHERE id = ?`, id) }
+	switch {
+	case q == appLinkInsert:
+		p.created[appLink{name("books", args[0]), name("tags", args[1])}] = true
+	case q == appLinkDelete:
+		for _, l := range p.linksOf(d, fmt.Sprintf("l.book = %v AND l.tag = %v", args[0], args[1])) {
+			p.deleted[l] = true
+		}
+	case q == `DELETE FROM books WHERE id = ?`, q == `DELETE FROM tags WHERE id = ?`:
+		tbl, col := "books", "book"
+		if strings.Contains(q, "tags") {
+			tbl, col = "tags", "tag"
+		}
+		for _, l := range p.linksOf(d, fmt.Sprintf("l.%s = %v", col, args[0])) {
+			p.deleted[l] = true
+		}
+		if p.pending[d] == nil {
+			p.pending[d] = map[string]string{}
+		}
+		p.pending[d][tbl+fmt.Sprint(args[0])] = name(tbl, args[0])
+	case q == appBookInsert, q == appTagInsert:
+		tbl := "books"
+		if q == appTagInsert {
+			tbl = "tags"
+		}
+		id := d.Value(`SELECT coalesce(max(id), 0) + 1 FROM ` + tbl)
+		if old, ok := p.pending[d][tbl+id]; ok {
+			p.renamed[old] = args[0].(string)
+		}
+	}
+}
+
+// exported: d's deletes so far are published (its later reuse of their
+// ids is an insert).
+func (p *appProp) exported(d *scenario.Device) { delete(p.pending, d) }
+
+// names lists n and the names a reuse of its id gave it since (renamed).
+func (p *appProp) names(n string) []string {
+	out := []string{n}
+	for len(out) <= len(p.renamed) {
+		next, ok := p.renamed[out[len(out)-1]]
+		if !ok {
+			break
+		}
+		out = append(out, next)
+	}
+	return out
 }
 
 // TestAppRulesProperty runs seeds 1..100 by default (20 with -short;
@@ -130,20 +202,13 @@ func TestAppRulesProperty(t *testing.T) {
 // rekeyer.repointDead. Seed 100 of the links-only
 // variant was an INTEGER id reused after a seen delete, concurrent with a
 // third device's insert under it: fixed by lineages, state.RowMeta.Lin;
-// TestIntegerKeyReuseKeepsLineage is it as a deterministic test.)
-var appPropKnownDeletes = map[uint64]string{
-	23: undiagnosedDeletes,
-	42: undiagnosedDeletes,
-	68: undiagnosedDeletes,
-}
-
-// undiagnosedDeletes: these fail on main before lineages too. A link made
-// concurrently with a delete of its book or tag ends up gone with no
-// conflict logged; in seed 23 the link's book is deleted on another device
-// while the link's tag id collides three ways, and the deleting device
-// also reused a deleted book's id in the same export (which a changeset
-// carries as an edit of the old row, not a new row). Not diagnosed yet.
-const undiagnosedDeletes = "a link concurrent with a delete of its parent is lost without a conflict-log entry (issue #14; cause not found yet)"
+// TestIntegerKeyReuseKeepsLineage is it as a deterministic test. Seeds 23,
+// 42 and 68 were a book or tag deleted and its id reused before the
+// deleting device exported, concurrent with a link to it elsewhere: the
+// file carries an edit of the old row and the link follows the new one,
+// the documented capture gap appProp.renamed models;
+// TestReusedIDConcurrentLinkOneExport is it as a deterministic test.)
+var appPropKnownDeletes = map[uint64]string{}
 
 func runAppProp(t testing.TB, seed uint64, deletes bool) { runAppPropRec(t, seed, deletes, nil) }
 
@@ -158,7 +223,8 @@ func runAppPropRec(t testing.TB, seed uint64, deletes bool, rec *appRecord) {
 	w := scenario.NewWorld(t, appPropSchema)
 	trace := os.Getenv("ROWDROP_APPPROP_TRACE") != ""
 	w.Quiet = !trace
-	p := &appProp{trace: trace, t: t, rng: rand.New(rand.NewPCG(seed, 14)), w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{}, deletes: deletes}
+	p := &appProp{trace: trace, t: t, rng: rand.New(rand.NewPCG(seed, 14)), w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{}, deletes: deletes,
+		pending: map[*scenario.Device]map[string]string{}, renamed: map[string]string{}}
 	stand := func(c *rowdrop.Config) {
 		c.StandIns = map[string]string{"uuid4": "uuid"}
 		if p.rng.IntN(2) == 0 {
@@ -214,53 +280,60 @@ func (p *appProp) step() {
 	p.n++
 	switch r := p.rng.IntN(100); {
 	case r < 18: // a book, under the next id this device sees
-		p.exec(d, `INSERT INTO books(id, name, title) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books`, fmt.Sprintf("b-%s-%d", d.Name, p.n), "t")
+		p.exec(d, appBookInsert, fmt.Sprintf("b-%s-%d", d.Name, p.n), "t")
 	case r < 30:
-		p.exec(d, `INSERT INTO tags(id, name) SELECT coalesce(max(id), 0) + 1, ? FROM tags`, fmt.Sprintf("t-%s-%d", d.Name, p.n))
+		p.exec(d, appTagInsert, fmt.Sprintf("t-%s-%d", d.Name, p.n))
 	case r < 55: // link a book and a tag this device has
 		b, t := p.pick(d, `SELECT id, name FROM books`), p.pick(d, `SELECT id, name FROM tags`)
 		if b != nil && t != nil {
-			p.exec(d, `INSERT OR IGNORE INTO books_tags_link(id, book, tag) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books_tags_link`, b[0], t[0])
-			p.created[appLink{b[1], t[1]}] = true
+			p.exec(d, appLinkInsert, b[0], t[0])
 		}
 	case r < 63: // unlink
-		if l := p.pick(d, `SELECT l.book, l.tag, b.name, t.name FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag`); l != nil {
-			p.exec(d, `DELETE FROM books_tags_link WHERE book = ? AND tag = ?`, l[0], l[1])
-			p.deleted[appLink{l[2], l[3]}] = true
+		if l := p.pick(d, `SELECT l.book, l.tag FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag`); l != nil {
+			p.exec(d, appLinkDelete, l[0], l[1])
 		}
 	case r < 70: // relink: one link to another tag
-		l := p.pick(d, `SELECT l.book, l.tag, b.name, t.name FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag`)
+		l := p.pick(d, `SELECT l.book, l.tag FROM books_tags_link l JOIN books b ON b.id = l.book JOIN tags t ON t.id = l.tag`)
 		t := p.pick(d, `SELECT id, name FROM tags`)
 		if l != nil && t != nil && t[0] != l[1] {
-			p.exec(d, `DELETE FROM books_tags_link WHERE book = ? AND tag = ?`, l[0], l[1])
-			p.exec(d, `INSERT OR IGNORE INTO books_tags_link(id, book, tag) SELECT coalesce(max(id), 0) + 1, ?, ? FROM books_tags_link`, l[0], t[0])
-			p.deleted[appLink{l[2], l[3]}] = true
-			p.created[appLink{l[2], t[1]}] = true
+			p.exec(d, appLinkDelete, l[0], l[1])
+			p.exec(d, appLinkInsert, l[0], t[0])
 		}
 	case r < 76:
 		if b := p.pick(d, `SELECT id FROM books`); b != nil {
 			p.exec(d, `UPDATE books SET title = title || '+' WHERE id = ?`, b[0])
 		}
 	case r < 80 && p.deletes: // delete a book or a tag: the app cascades its links
-		tbl, col := "books", "book"
+		tbl := "books"
 		if p.rng.IntN(2) == 0 {
-			tbl, col = "tags", "tag"
+			tbl = "tags"
 		}
 		if row := p.pick(d, `SELECT id FROM `+tbl); row != nil {
-			for _, l := range p.linksOf(d, "l."+col+" = "+row[0]) {
-				p.deleted[l] = true
-			}
 			p.exec(d, `DELETE FROM `+tbl+` WHERE id = ?`, row[0])
 		}
 	default: // sync: export, deliver everything of one device to another, import
 		from, to := d, p.dev()
 		p.record(appOp{dev: p.devIndex(from), to: p.devIndex(to)})
 		from.Export()
+		p.exported(from)
 		if from != to {
 			p.w.DeliverAll(from, to)
 			to.Import()
 		}
 	}
+}
+
+// kept: link l is present or was deleted by a device that had it, under
+// its book's and tag's names or the names a reuse of their ids gave them.
+func (p *appProp) kept(l appLink, present map[appLink]bool) bool {
+	for _, b := range p.names(l.book) {
+		for _, t := range p.names(l.tag) {
+			if k := (appLink{b, t}); present[k] || p.deleted[k] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // check judges the converged end: no link without its book and tag, and
@@ -286,7 +359,7 @@ func (p *appProp) check() {
 		}
 	}
 	for l := range p.created {
-		if present[l] || p.deleted[l] {
+		if p.kept(l, present) {
 			continue
 		}
 		if !strings.Contains(logged, "books_tags_link") && !strings.Contains(logged, l.book) && !strings.Contains(logged, l.tag) {

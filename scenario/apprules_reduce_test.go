@@ -14,7 +14,8 @@ import (
 )
 
 // TestAppRulesReduce shrinks a failing seed of TestAppRulesProperty to
-// the fewest operations and devices that still make devices diverge, and
+// the fewest operations and devices that still make devices diverge (or
+// still lose a link with no conflict logged), and
 // prints them as Go code for a deterministic test. A tool, not a test:
 // ROWDROP_REDUCE_SEED=n runs it (ROWDROP_APPPROP_DELETES=1 for the
 // deletes variant).
@@ -27,8 +28,12 @@ func TestAppRulesReduce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
 	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
+	name := fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
+	if deletes {
+		// Device ids derive from the test's name: the same as the run's.
+		name = fmt.Sprintf("TestAppRulesProperty/deletes/seed=%d", seed)
+	}
 	if f := os.Getenv("ROWDROP_REDUCE_REPLAY"); f != "" {
 		// Replay a shrunk run saved before, with diagnostics.
 		var saved struct {
@@ -51,8 +56,14 @@ func TestAppRulesReduce(t *testing.T) {
 	}
 	rec := &appRecord{}
 	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, deletes, rec) })
+	interesting := func(msg string) bool { return diverges(msg) || lost(msg) }
 	if !interesting(msg) {
 		t.Fatalf("seed %d does not diverge: %q", seed, msg)
+	}
+	if !diverges(msg) {
+		// A link lost with no conflict logged: shrink to that, not to
+		// some other failure a shrunk run may hit.
+		interesting = lost
 	}
 	ops := rec.ops
 	devs := []int{0, 1, 2, 3}
@@ -141,10 +152,13 @@ type savedOp struct {
 	Args    []any
 }
 
-// interesting: the devices diverged (not another failure of a shrunk run).
-func interesting(msg string) bool {
+// diverges: the devices diverged (not another failure of a shrunk run).
+func diverges(msg string) bool {
 	return strings.Contains(msg, "devices differ") || strings.Contains(msg, "base copy differs")
 }
+
+// lost: a link was lost with no conflict logged (appProp.check).
+func lost(msg string) bool { return strings.Contains(msg, "is in no conflict log") }
 
 // replayApp replays recorded operations on the devices devs (indexes into
 // batches), then quiesces and checks convergence.
@@ -152,6 +166,8 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 	w := scenario.NewWorld(tb, appPropSchema)
 	w.Quiet = len(diag) == 0
 	verbose := len(diag) > 0 && os.Getenv("ROWDROP_REDUCE_LOG") != ""
+	p := &appProp{t: tb, w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{},
+		pending: map[*scenario.Device]map[string]string{}, renamed: map[string]string{}}
 	byIdx := map[int]*scenario.Device{}
 	for _, i := range devs {
 		b := batches[i]
@@ -166,6 +182,7 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 			tb.Fatal(err)
 		}
 		byIdx[i] = d
+		p.devs = append(p.devs, d)
 	}
 	for _, op := range ops {
 		w.Tick(op.tick)
@@ -174,11 +191,12 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 			fmt.Fprintf(os.Stderr, "--- op %+v\n", op)
 		}
 		if op.q != "" {
-			d.Exec(op.q, op.args...)
+			p.exec(d, op.q, op.args...)
 			continue
 		}
 		to := byIdx[op.to]
 		d.Export()
+		p.exported(d)
 		if to != d {
 			w.DeliverAll(d, to)
 			to.Import()
@@ -194,6 +212,7 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 		}
 	}
 	w.AssertConverged()
+	p.check()
 }
 
 // probeTB is a testing.TB whose failures end the run (by panic) and are
