@@ -1,6 +1,7 @@
 package scenario_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rowdrop/rowdrop"
@@ -299,66 +300,79 @@ CREATE TABLE notes(id INTEGER PRIMARY KEY, item INTEGER REFERENCES items(id), bo
 	}
 }
 
-// A book deleted on one device while another links it (the app's schema
-// checks the link's parents in a trigger and cascades a book's delete to
-// its links by hand, appPropSchema), and the deleting device then reuses
-// the id for a new book (max+1), exporting the delete and the reuse in
-// two files. The link was made to the deleted book, never to the new one:
-// whatever the arrival order, it ends gone on every device (the app's
-// cascade where the delete meets it, or refused as parent-deleted) and
-// logged, never attached to the new book.
+// A book deleted on one device (a) while another (b) links it (the app's
+// schema checks the link's parents in a trigger and cascades a book's
+// delete to its links by hand, appPropSchema), and a then reuses the id
+// for a new book (max+1), exporting the delete and the reuse in two files.
+// The link was made to the deleted book, never to the new one: whatever
+// the arrival order at a third device (c) and whether b meets the delete
+// before exporting its link, it ends gone on every device (the app's
+// cascade where the delete meets it, or refused as parent-deleted where it
+// comes after the delete) and logged, never left on the new book.
 func TestReusedIDConcurrentLinkSeparateExports(t *testing.T) {
-	for _, order := range []string{"linker-first", "deleter-first", "delete-between"} {
-		t.Run(order, func(t *testing.T) {
-			w := scenario.NewWorld(t, appPropSchema)
-			a, b := appDevice(w, "a"), appDevice(w, "b")
-			b.Exec(`INSERT INTO books(id, name, title) VALUES(1, 'old', 't')`)
-			b.Export()
-			w.DeliverAll(b, a)
-			a.Import()
-			w.Tick(1000)
-			a.Exec(`DELETE FROM books WHERE id = 1`)
-			a.Export()
-			w.Tick(1000)
-			b.Exec(`INSERT INTO tags(id, name) VALUES(1, 'tag')`)
-			b.Exec(`INSERT INTO books_tags_link(id, book, tag) VALUES(1, 1, 1)`)
-			if order == "delete-between" {
-				w.DeliverAll(a, b) // b meets the delete with its link not exported yet
-				b.Import()
+	for _, between := range []bool{false, true} {
+		for _, order := range []string{"link,delete,reuse", "delete,link,reuse", "delete,reuse,link"} {
+			name := order
+			if between {
+				name = "b-meets-delete-first/" + order
 			}
-			b.Export()
-			w.Tick(1000)
-			a.Exec(`INSERT INTO books(id, name, title) VALUES(1, 'new', 't')`)
-			a.Export()
-			w.Tick(1000)
-			switch order {
-			case "linker-first":
+			t.Run(name, func(t *testing.T) {
+				w := scenario.NewWorld(t, appPropSchema)
+				a, b, c := appDevice(w, "a"), appDevice(w, "b"), appDevice(w, "c")
+				b.Exec(`INSERT INTO books(id, name, title) VALUES(1, 'old', 't')`)
+				book := b.Export().Seq
 				w.DeliverAll(b, a)
 				a.Import()
-				w.DeliverAll(a, b)
-				b.Import()
-			default:
-				w.DeliverAll(a, b)
-				b.Import()
-				w.DeliverAll(b, a)
-				a.Import()
-			}
-			w.Tick(1000)
-			w.Quiesce(8)
-			w.AssertConverged()
-			logged := false
-			for _, d := range w.Devs {
-				if got := d.Value(`SELECT count(*) FROM books_tags_link`); got != "0" {
-					t.Errorf("%s: the link to the deleted book is still there:\n%s", d.Name, d.Dump())
+				w.Deliver(b, book, c)
+				c.Import()
+				w.Tick(1000)
+				a.Exec(`DELETE FROM books WHERE id = 1`)
+				del := a.Export().Seq
+				w.Tick(1000)
+				b.Exec(`INSERT INTO tags(id, name) VALUES(1, 'tag')`)
+				b.Exec(`INSERT INTO books_tags_link(id, book, tag) VALUES(1, 1, 1)`)
+				if between { // b meets the delete with its link not exported yet
+					w.Deliver(a, del, b)
+					b.Import()
 				}
-				for _, c := range d.Conflicts() {
-					logged = logged || c.Table == "books_tags_link"
+				link := b.Export().Seq
+				w.Tick(1000)
+				a.Exec(`INSERT INTO books(id, name, title) VALUES(1, 'new', 't')`)
+				reuse := a.Export().Seq
+				w.Tick(1000)
+				for _, f := range strings.Split(order, ",") {
+					switch f {
+					case "link":
+						if link > book { // else nothing to send: the cascade took it on b
+							w.Deliver(b, link, c)
+						}
+					case "delete":
+						w.Deliver(a, del, c)
+					case "reuse":
+						w.Deliver(a, reuse, c)
+					}
+					c.Import()
 				}
-			}
-			if !logged {
-				t.Errorf("the link is gone and no device logged it")
-			}
-		})
+				w.Tick(1000)
+				w.Quiesce(8)
+				w.AssertConverged()
+				logged := false
+				for _, d := range w.Devs {
+					if got := d.Value(`SELECT count(*) FROM books_tags_link`); got != "0" {
+						t.Errorf("%s: the link to the deleted book is still there:\n%s", d.Name, d.Dump())
+					}
+					if got := d.Value(`SELECT name FROM books`); got != "new" {
+						t.Errorf("%s: books %q, want new", d.Name, got)
+					}
+					for _, cf := range d.Conflicts() {
+						logged = logged || cf.Table == "books_tags_link"
+					}
+				}
+				if !logged {
+					t.Errorf("the link is gone and no device logged it")
+				}
+			})
+		}
 	}
 }
 
