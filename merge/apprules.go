@@ -596,6 +596,12 @@ func (a *applier) endRefusals() error {
 	if len(e.refusals.items) == 0 {
 		return nil
 	}
+	if err := a.releaseDeletes(); err != nil {
+		return err
+	}
+	if len(e.refusals.items) == 0 {
+		return nil
+	}
 	it := e.refusals.items[0]
 	re := e.refused(it, it.refusal)
 	e.log().Warn("the app's rules refused changes of a file in every order tried: the file is held",
@@ -666,6 +672,80 @@ func (a *applier) orphans() error {
 			"file", a.src.File, "table", it.table.Name, "key", KeyText(it.key), "parent", re.parent.Name, "parent_key", re.parentKey.String())
 	}
 	e.refusals.items = left
+	return nil
+}
+
+// releaseDeletes settles the refused deletes of rows that other rows
+// still reference through a reference the app's triggers keep (a BEFORE
+// DELETE trigger that RAISEs while children remain): a child made on
+// another device, or here, concurrently with the delete. On a device where
+// the child came after the delete, the app refuses the child and it is
+// taken out (orphans); here, the other way round, the same outcome: the
+// children are taken out of live (the app's own triggers run, as when the
+// app deletes them) and logged (parent-deleted), and the delete applies.
+// Base keeps the children, so the next export carries their removal to
+// every device as this device's edit. A child whose removal the app
+// refuses too leaves the delete held, as before.
+func (a *applier) releaseDeletes() error {
+	e := a.e
+	rules, err := e.appRules()
+	if err != nil {
+		return err
+	}
+	var logs []*state.Conflict
+	err = e.inLive(a.ctx, &a.st, func() error {
+		logs = logs[:0]
+		now := e.now().UnixMilli()
+		for _, it := range e.refusals.items {
+			if it.liveWant != nil || len(it.key) != 1 || it.key[0].Kind != changeset.KindInteger {
+				continue
+			}
+			for _, ref := range rules.refs {
+				if ref.parent != it.table || ref.trigger == "" {
+					continue
+				}
+				keys, err := referencing(e.Live, fkRef{child: ref.child, col: ref.col, parent: ref.parent}, it.key[0])
+				if err != nil {
+					return fmt.Errorf("read the rows of %s that reference row %s of %s: %w", ref.child.Name, KeyText(it.key), it.table.Name, err)
+				}
+				ct := a.liveAcc.get(e.Live, "live", ref.child)
+				for _, k := range keys {
+					row, err := ct.Get(k)
+					if err != nil {
+						return err
+					}
+					switch err := writeRow(ct, k, row, nil); {
+					case err == nil:
+					case isRefusal(e.Live, err):
+						continue // refused too: the delete stays held
+					default:
+						return fmt.Errorf("take row %s of %s out of the live database: %w", KeyText(k), ref.child.Name, err)
+					}
+					logs = append(logs, &state.Conflict{Kind: KindParentDeleted, Table: ref.child.Name, Cols: jsonCols(allCols(ref.child)),
+						Loser: encodeOpt(row), PK: changeset.EncodeKey(k), PKText: KeyText(k), AtMS: now, File: a.src.File,
+						WinnerDev: a.src.Clock.Dev, WinnerHLC: uint64(a.src.Clock.HLC), LoserDev: "local",
+						Note: fmt.Sprintf("the row refers to row %s of %s, which another device deleted meanwhile; the app's rules (%s) refuse that delete while the row refers to it, so the row is taken out here and everywhere, as if the delete had come first",
+							KeyText(it.key), it.table.Name, e.refused(it, it.refusal).Trigger)})
+				}
+			}
+		}
+		if len(logs) == 0 {
+			return nil
+		}
+		_, err := e.refusals.retry(e, a.liveAcc, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range logs {
+		if err := e.State.AddConflict(c); err != nil {
+			return fmt.Errorf("write conflict log: %w", err)
+		}
+		a.st.Conflicts++
+		e.log().Info("a row refers to a row another device deleted meanwhile, whose delete the app's rules refuse while it does: taken out and logged",
+			"file", a.src.File, "table", c.Table, "key", c.PKText)
+	}
 	return nil
 }
 

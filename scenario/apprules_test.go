@@ -360,3 +360,88 @@ func TestCascadeOfRemoteDeleteIsLogged(t *testing.T) {
 		t.Fatalf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
 	}
 }
+
+// An app that refuses to delete a book while links still refer to it (a
+// BEFORE DELETE trigger that RAISEs) and checks a link's book on insert.
+// One device deletes a book while another links it. Where the link comes
+// after the delete, the app refuses the link: it is taken out and logged
+// (parent-deleted). Where the delete comes after the link, the app refuses
+// the delete in every order: before the fix that file was held for ever
+// (and, with the rest of its import committed to live, this device's own
+// exports waited behind it). Now the link is taken out there too, logged,
+// and the delete applies: the same end on every device, whatever the
+// order, whether the linker had exported its link or not, no file held.
+func TestRestrictedDeleteConcurrentLink(t *testing.T) {
+	const schema = `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+END;
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM links WHERE book = OLD.id);
+END;
+`
+	for _, exported := range []bool{true, false} {
+		for _, order := range []string{"link,delete", "delete,link"} {
+			name := order
+			if !exported {
+				name = "link-not-exported/" + order
+			}
+			t.Run(name, func(t *testing.T) {
+				w := scenario.NewWorld(t, schema)
+				a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+				b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+				c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+				b.Exec(`INSERT INTO books VALUES(1, 'Dune'), (2, 'Emma')`)
+				b.Exec(`INSERT INTO links VALUES(2, 'kept')`)
+				book := b.Export().Seq
+				w.DeliverAll(b, a)
+				a.Import()
+				w.Deliver(b, book, c)
+				c.Import()
+				w.Tick(1000)
+				a.Exec(`DELETE FROM books WHERE id = 1`) // a has no link to it
+				del := a.Export().Seq
+				w.Tick(1000)
+				b.Exec(`INSERT INTO links VALUES(1, 'new')`)
+				var link uint64
+				if exported {
+					link = b.Export().Seq
+				}
+				w.Tick(1000)
+				// b meets the delete with its link there.
+				w.DeliverAll(a, b)
+				if r := b.Import(); r.Held != 0 || r.Waiting != 0 {
+					t.Fatalf("b: the delete is not applied: %+v\n%+v", r, b.Status().Files)
+				}
+				b.Export()
+				for _, f := range strings.Split(order, ",") {
+					if f == "delete" {
+						w.Deliver(a, del, c)
+					} else if link != 0 {
+						w.Deliver(b, link, c)
+					}
+					if r := c.Import(); r.Held != 0 {
+						t.Fatalf("c: a file is held: %+v\n%+v", r, c.Status().Files)
+					}
+				}
+				w.Tick(1000)
+				w.Quiesce(8)
+				w.AssertConverged()
+				for _, d := range w.Devs {
+					if got := d.Value(`SELECT group_concat(title || ':' || coalesce(tag, '-')) FROM books LEFT JOIN links ON links.book = books.id`); got != "Emma:kept" {
+						t.Errorf("%s: books and links %q, want Emma:kept only:\n%s", d.Name, got, d.Dump())
+					}
+				}
+				found := false
+				for _, cf := range b.Conflicts() {
+					found = found || cf.Kind == "parent-deleted" && cf.Table == "links" && strings.Contains(fmt.Sprint(cf.Loser), "new")
+				}
+				if !found {
+					t.Errorf("b took its link out without logging it: %+v", b.Conflicts())
+				}
+			})
+		}
+	}
+}
