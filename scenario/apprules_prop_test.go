@@ -30,6 +30,40 @@ CREATE TRIGGER books_touch AFTER UPDATE OF title ON books BEGIN UPDATE books SET
 CREATE TRIGGER books_uid AFTER INSERT ON books WHEN NEW.uid IS NULL BEGIN UPDATE books SET uid = uuid4() WHERE id = NEW.id; END;
 `
 
+// appPropRestrict is appPropSchema for an app that refuses to delete a
+// book or tag still linked (BEFORE DELETE triggers that RAISE) instead of
+// cascading: it unlinks first.
+var appPropRestrict = strings.NewReplacer(
+	`CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM books_tags_link WHERE book = OLD.id; END;`,
+	`CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM books_tags_link WHERE book = OLD.id); END;`,
+	`CREATE TRIGGER tags_cascade AFTER DELETE ON tags BEGIN DELETE FROM books_tags_link WHERE tag = OLD.id; END;`,
+	`CREATE TRIGGER tags_restrict BEFORE DELETE ON tags BEGIN SELECT RAISE(ABORT, 'tag still linked') WHERE EXISTS (SELECT 1 FROM books_tags_link WHERE tag = OLD.id); END;`,
+).Replace(appPropSchema)
+
+// appVariant is one variant of TestAppRulesProperty.
+type appVariant struct {
+	name     string // the subtests' prefix, and ROWDROP_APPPROP_DELETES's value
+	deletes  bool   // books and tags are deleted too
+	restrict bool   // appPropRestrict: the app unlinks before it deletes
+}
+
+var appVariants = []appVariant{{name: "0"}, {name: "deletes", deletes: true}, {name: "restrict", deletes: true, restrict: true}}
+
+func (v appVariant) schema() string {
+	if v.restrict {
+		return appPropRestrict
+	}
+	return appPropSchema
+}
+
+// testName is the subtest's name for seed (device ids derive from it).
+func (v appVariant) testName(seed uint64) string {
+	if v.name == "0" {
+		return fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
+	}
+	return fmt.Sprintf("TestAppRulesProperty/%s/seed=%d", v.name, seed)
+}
+
 // appLink names a link by its book's and tag's names (ids move).
 type appLink struct{ book, tag string }
 
@@ -50,7 +84,7 @@ type appProp struct {
 	// old name to the new.
 	pending map[*scenario.Device]map[string]string
 	renamed map[string]string
-	deletes bool // books and tags are deleted too
+	v       appVariant
 	trace   bool
 	// ops, when not nil, records every operation (apprules_reduce_test.go
 	// replays and shrinks them); tick is the clock advance not yet
@@ -117,6 +151,10 @@ func (p *appProp) note(d *scenario.Device, q string, args []any) {
 		for _, l := range p.linksOf(d, fmt.Sprintf("l.book = %v AND l.tag = %v", args[0], args[1])) {
 			p.deleted[l] = true
 		}
+	case q == `DELETE FROM books_tags_link WHERE book = ?`, q == `DELETE FROM books_tags_link WHERE tag = ?`:
+		for _, l := range p.linksOf(d, fmt.Sprintf("l.%s = %v", strings.Fields(q)[4], args[0])) {
+			p.deleted[l] = true
+		}
 	case q == `DELETE FROM books WHERE id = ?`, q == `DELETE FROM tags WHERE id = ?`:
 		tbl, col := "books", "book"
 		if strings.Contains(q, "tags") {
@@ -160,44 +198,52 @@ func (p *appProp) names(n string) []string {
 
 // TestAppRulesProperty runs seeds 1..100 by default (20 with -short;
 // ROWDROP_SEED=n one seed, ROWDROP_SEEDS=N N seeds from a random base,
-// ROWDROP_SEED_BASE=b from b), each twice: links only, and with deletes of
-// books and tags concurrent with new links (deletes/seed=n): about 0.2-0.8
-// s a run, 40-90 s in all on a loaded 2-core machine.
-// ROWDROP_APPPROP_DELETES=1 runs only the deletes variant (=0 only the
-// other); ROWDROP_APPPROP_TRACE=1 logs every step. TestAppRulesReduce
-// shrinks a failing seed.
+// ROWDROP_SEED_BASE=b from b) in three variants: links only (seed=n), with
+// deletes of books and tags concurrent with new links, cascaded by the
+// app (deletes/seed=n), and the same for an app that refuses to delete
+// what is still linked (restrict/seed=n, the first 30 seeds by default):
+// about 0.2-0.8 s a run, 60-120 s in all on a loaded 2-core machine.
+// ROWDROP_APPPROP_DELETES=0, =1 (or =deletes) or =restrict runs only that
+// variant, on all the seeds; ROWDROP_APPPROP_TRACE=1 logs every step.
+// TestAppRulesReduce shrinks a failing seed.
 func TestAppRulesProperty(t *testing.T) {
 	seeds := propSeeds(t)
 	if os.Getenv("ROWDROP_SEEDS") == "" && os.Getenv("ROWDROP_SEED") == "" {
 		seeds = seeds[:min(len(seeds), 100)]
 	}
-	variants := []bool{false, true}
-	switch os.Getenv("ROWDROP_APPPROP_DELETES") {
-	case "":
-	case "0":
-		variants = []bool{false}
-	default:
-		variants = []bool{true}
-	}
-	for _, deletes := range variants {
-		prefix, known := "", map[uint64]string(nil)
-		if deletes {
-			prefix, known = "deletes/", appPropKnownDeletes
+	only := os.Getenv("ROWDROP_APPPROP_DELETES")
+	for _, v := range appVariants {
+		if only != "" && appVariantFor(only) != v {
+			continue
 		}
-		for _, seed := range seeds {
-			t.Run(fmt.Sprintf("%sseed=%d", prefix, seed), func(t *testing.T) {
-				t.Logf("seed %d (rerun with ROWDROP_SEED=%d ROWDROP_APPPROP_DELETES=%d)", seed, seed, map[bool]int{false: 0, true: 1}[deletes])
-				if why := known[seed]; why != "" && os.Getenv("ROWDROP_SEED") == "" {
+		n := len(seeds)
+		if v.restrict && only == "" {
+			n = min(n, 30) // the same operations as deletes/, bar the unlinks
+		}
+		for _, seed := range seeds[:n] {
+			t.Run(strings.TrimPrefix(v.testName(seed), "TestAppRulesProperty/"), func(t *testing.T) {
+				t.Logf("seed %d (rerun with ROWDROP_SEED=%d ROWDROP_APPPROP_DELETES=%s)", seed, seed, v.name)
+				if why := appPropKnown[v.name][seed]; why != "" && os.Getenv("ROWDROP_SEED") == "" {
 					t.Skipf("known divergence (ROWDROP_SEED=%d runs it): %s", seed, why)
 				}
-				runAppProp(t, seed, deletes)
+				runAppProp(t, seed, v)
 			})
 		}
 	}
 }
 
-// appPropKnownDeletes are the seeds of the deletes variant that still
-// fail, with what is known of the cause. (Seeds 8 and 37 were a deleted
+// appVariantFor is the variant ROWDROP_APPPROP_DELETES names.
+func appVariantFor(s string) appVariant {
+	switch s {
+	case "0":
+		return appVariants[0]
+	case "restrict":
+		return appVariants[2]
+	}
+	return appVariants[1]
+}
+
+// appPropKnown are, per variant, the seeds that still fail, with what is known of the cause. (Seeds 8 and 37 were a deleted
 // row's kept reference to a re-keyed id, revived by a later edit:
 // rekeyer.repointDead. Seed 100 of the links-only
 // variant was an INTEGER id reused after a seen delete, concurrent with a
@@ -208,9 +254,9 @@ func TestAppRulesProperty(t *testing.T) {
 // file carries an edit of the old row and the link follows the new one,
 // the documented capture gap appProp.renamed models;
 // TestReusedIDConcurrentLinkOneExport is it as a deterministic test.)
-var appPropKnownDeletes = map[uint64]string{}
+var appPropKnown = map[string]map[uint64]string{}
 
-func runAppProp(t testing.TB, seed uint64, deletes bool) { runAppPropRec(t, seed, deletes, nil) }
+func runAppProp(t testing.TB, seed uint64, v appVariant) { runAppPropRec(t, seed, v, nil) }
 
 // appRecord is a run as recorded: each device's merge batch (0: adaptive)
 // and the operations.
@@ -219,11 +265,11 @@ type appRecord struct {
 	ops     []appOp
 }
 
-func runAppPropRec(t testing.TB, seed uint64, deletes bool, rec *appRecord) {
-	w := scenario.NewWorld(t, appPropSchema)
+func runAppPropRec(t testing.TB, seed uint64, v appVariant, rec *appRecord) {
+	w := scenario.NewWorld(t, v.schema())
 	trace := os.Getenv("ROWDROP_APPPROP_TRACE") != ""
 	w.Quiet = !trace
-	p := &appProp{trace: trace, t: t, rng: rand.New(rand.NewPCG(seed, 14)), w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{}, deletes: deletes,
+	p := &appProp{trace: trace, t: t, rng: rand.New(rand.NewPCG(seed, 14)), w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{}, v: v,
 		pending: map[*scenario.Device]map[string]string{}, renamed: map[string]string{}}
 	stand := func(c *rowdrop.Config) {
 		c.StandIns = map[string]string{"uuid4": "uuid"}
@@ -303,12 +349,15 @@ func (p *appProp) step() {
 		if b := p.pick(d, `SELECT id FROM books`); b != nil {
 			p.exec(d, `UPDATE books SET title = title || '+' WHERE id = ?`, b[0])
 		}
-	case r < 80 && p.deletes: // delete a book or a tag: the app cascades its links
-		tbl := "books"
+	case r < 80 && p.v.deletes: // delete a book or a tag: the app cascades its links, or unlinks first
+		tbl, col := "books", "book"
 		if p.rng.IntN(2) == 0 {
-			tbl = "tags"
+			tbl, col = "tags", "tag"
 		}
 		if row := p.pick(d, `SELECT id FROM `+tbl); row != nil {
+			if p.v.restrict {
+				p.exec(d, `DELETE FROM books_tags_link WHERE `+col+` = ?`, row[0])
+			}
 			p.exec(d, `DELETE FROM `+tbl+` WHERE id = ?`, row[0])
 		}
 	default: // sync: export, deliver everything of one device to another, import

@@ -17,8 +17,8 @@ import (
 // the fewest operations and devices that still make devices diverge (or
 // still lose a link with no conflict logged), and
 // prints them as Go code for a deterministic test. A tool, not a test:
-// ROWDROP_REDUCE_SEED=n runs it (ROWDROP_APPPROP_DELETES=1 for the
-// deletes variant).
+// ROWDROP_REDUCE_SEED=n runs it (ROWDROP_APPPROP_DELETES=1 or =restrict
+// for those variants).
 func TestAppRulesReduce(t *testing.T) {
 	s := os.Getenv("ROWDROP_REDUCE_SEED")
 	if s == "" {
@@ -28,12 +28,11 @@ func TestAppRulesReduce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
-	name := fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
-	if deletes {
-		// Device ids derive from the test's name: the same as the run's.
-		name = fmt.Sprintf("TestAppRulesProperty/deletes/seed=%d", seed)
+	v := appVariants[0]
+	if s := os.Getenv("ROWDROP_APPPROP_DELETES"); s != "" {
+		v = appVariantFor(s)
 	}
+	name := v.testName(seed) // device ids derive from it: the same as the run's
 	if f := os.Getenv("ROWDROP_REDUCE_REPLAY"); f != "" {
 		// Replay a shrunk run saved before, with diagnostics.
 		var saved struct {
@@ -51,11 +50,11 @@ func TestAppRulesReduce(t *testing.T) {
 		for _, o := range saved.Ops {
 			ops = append(ops, appOp{tick: o.Tick, dev: o.Dev, to: o.To, q: o.Q, args: o.Args})
 		}
-		t.Log(probe(t, name, func(tb testing.TB) { replayApp(tb, saved.Batches, saved.Devs, ops, true) }))
+		t.Log(probe(t, name, func(tb testing.TB) { replayApp(tb, v, saved.Batches, saved.Devs, ops, true) }))
 		return
 	}
 	rec := &appRecord{}
-	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, deletes, rec) })
+	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, v, rec) })
 	interesting := func(msg string) bool { return diverges(msg) || lost(msg) }
 	if !interesting(msg) {
 		t.Fatalf("seed %d does not diverge: %q", seed, msg)
@@ -68,7 +67,7 @@ func TestAppRulesReduce(t *testing.T) {
 	ops := rec.ops
 	devs := []int{0, 1, 2, 3}
 	try := func(ops []appOp, devs []int) bool {
-		return interesting(probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops) }))
+		return interesting(probe(t, name, func(tb testing.TB) { replayApp(tb, v, rec.batches, devs, ops) }))
 	}
 	if !try(ops, devs) {
 		t.Fatalf("the replay of seed %d does not diverge", seed)
@@ -141,7 +140,7 @@ func TestAppRulesReduce(t *testing.T) {
 			fmt.Fprintf(&b, "tick %d; d%d: %s %v\n", op.tick, op.dev, op.q, op.args)
 		}
 	}
-	t.Logf("minimal:\n%s\n%s", b.String(), probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops, true) }))
+	t.Logf("minimal:\n%s\n%s", b.String(), probe(t, name, func(tb testing.TB) { replayApp(tb, v, rec.batches, devs, ops, true) }))
 }
 
 // savedOp is an appOp as JSON.
@@ -162,8 +161,8 @@ func lost(msg string) bool { return strings.Contains(msg, "is in no conflict log
 
 // replayApp replays recorded operations on the devices devs (indexes into
 // batches), then quiesces and checks convergence.
-func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bool) {
-	w := scenario.NewWorld(tb, appPropSchema)
+func replayApp(tb testing.TB, v appVariant, batches []int, devs []int, ops []appOp, diag ...bool) {
+	w := scenario.NewWorld(tb, v.schema())
 	w.Quiet = len(diag) == 0
 	verbose := len(diag) > 0 && os.Getenv("ROWDROP_REDUCE_LOG") != ""
 	p := &appProp{t: tb, w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{},
