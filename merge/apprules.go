@@ -15,6 +15,7 @@ package merge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -684,8 +685,9 @@ func (a *applier) orphans() error {
 // children are taken out of live (the app's own triggers run, as when the
 // app deletes them) and logged (parent-deleted), and the delete applies.
 // Base keeps the children, so the next export carries their removal to
-// every device as this device's edit. A child whose removal the app
-// refuses too leaves the delete held, as before.
+// every device as this device's edit. Each delete is tried in a savepoint:
+// if the app refuses a child's removal, or the delete still, nothing of it
+// is kept and it stays held, as before.
 func (a *applier) releaseDeletes() error {
 	e := a.e
 	rules, err := e.appRules()
@@ -695,43 +697,33 @@ func (a *applier) releaseDeletes() error {
 	var logs []*state.Conflict
 	err = e.inLive(a.ctx, &a.st, func() error {
 		logs = logs[:0]
-		now := e.now().UnixMilli()
+		var left []*item
 		for _, it := range e.refusals.items {
 			if it.liveWant != nil || len(it.key) != 1 || it.key[0].Kind != changeset.KindInteger {
+				left = append(left, it)
 				continue
 			}
-			for _, ref := range rules.refs {
-				if ref.parent != it.table || ref.trigger == "" {
-					continue
-				}
-				keys, err := referencing(e.Live, fkRef{child: ref.child, col: ref.col, parent: ref.parent}, it.key[0])
-				if err != nil {
-					return fmt.Errorf("read the rows of %s that reference row %s of %s: %w", ref.child.Name, KeyText(it.key), it.table.Name, err)
-				}
-				ct := a.liveAcc.get(e.Live, "live", ref.child)
-				for _, k := range keys {
-					row, err := ct.Get(k)
-					if err != nil {
-						return err
-					}
-					switch err := writeRow(ct, k, row, nil); {
-					case err == nil:
-					case isRefusal(e.Live, err):
-						continue // refused too: the delete stays held
-					default:
-						return fmt.Errorf("take row %s of %s out of the live database: %w", KeyText(k), ref.child.Name, err)
-					}
-					logs = append(logs, &state.Conflict{Kind: KindParentDeleted, Table: ref.child.Name, Cols: jsonCols(allCols(ref.child)),
-						Loser: encodeOpt(row), PK: changeset.EncodeKey(k), PKText: KeyText(k), AtMS: now, File: a.src.File,
-						WinnerDev: a.src.Clock.Dev, WinnerHLC: uint64(a.src.Clock.HLC), LoserDev: "local",
-						Note: fmt.Sprintf("the row refers to row %s of %s, which another device deleted meanwhile; the app's rules (%s) refuse that delete while the row refers to it, so the row is taken out here and everywhere, as if the delete had come first",
-							KeyText(it.key), it.table.Name, e.refused(it, it.refusal).Trigger)})
-				}
+			if err := db.Exec(e.Live, "SAVEPOINT rowdrop_release"); err != nil {
+				return fmt.Errorf("start a savepoint on the live database: %w", err)
 			}
+			taken, ok, err := a.release(rules, it)
+			var uerr error
+			if err != nil || !ok {
+				uerr = db.Exec(e.Live, "ROLLBACK TO rowdrop_release")
+			}
+			if uerr = errors.Join(uerr, db.Exec(e.Live, "RELEASE rowdrop_release")); uerr != nil || err != nil {
+				return errors.Join(err, uerr)
+			}
+			if !ok {
+				left = append(left, it)
+				continue
+			}
+			logs = append(logs, taken...)
 		}
-		if len(logs) == 0 {
+		if len(left) == len(e.refusals.items) {
 			return nil
 		}
+		e.refusals.items = left
 		_, err := e.refusals.retry(e, a.liveAcc, nil)
 		return err
 	})
@@ -747,6 +739,61 @@ func (a *applier) releaseDeletes() error {
 			"file", a.src.File, "table", c.Table, "key", c.PKText)
 	}
 	return nil
+}
+
+// release takes the live rows that reference it's row through the app's
+// trigger-kept references out, then applies its delete; ok is false if
+// the app refuses either (the caller rolls back). taken are the conflict
+// entries of the rows taken out.
+func (a *applier) release(rules *appRules, it *item) (taken []*state.Conflict, ok bool, err error) {
+	e := a.e
+	now := e.now().UnixMilli()
+	trigger := e.refused(it, it.refusal).Trigger
+	for _, ref := range rules.refs {
+		if ref.parent != it.table || ref.trigger == "" {
+			continue
+		}
+		keys, err := referencing(e.Live, fkRef{child: ref.child, col: ref.col, parent: ref.parent}, it.key[0])
+		if err != nil {
+			return nil, false, fmt.Errorf("read the rows of %s that reference row %s of %s: %w", ref.child.Name, KeyText(it.key), it.table.Name, err)
+		}
+		ct := a.liveAcc.get(e.Live, "live", ref.child)
+		for _, k := range keys {
+			row, err := ct.Get(k)
+			if err != nil {
+				return nil, false, err
+			}
+			switch err := writeRow(ct, k, row, nil); {
+			case err == nil:
+			case isRefusal(e.Live, err):
+				return nil, false, nil
+			default:
+				return nil, false, fmt.Errorf("take row %s of %s out of the live database: %w", KeyText(k), ref.child.Name, err)
+			}
+			taken = append(taken, &state.Conflict{Kind: KindParentDeleted, Table: ref.child.Name, Cols: jsonCols(allCols(ref.child)),
+				Loser: encodeOpt(row), PK: changeset.EncodeKey(k), PKText: KeyText(k), AtMS: now, File: a.src.File,
+				WinnerDev: a.src.Clock.Dev, WinnerHLC: uint64(a.src.Clock.HLC), LoserDev: "local",
+				Note: fmt.Sprintf("the row refers to row %s of %s, which another device deleted meanwhile; the app's rules (%s) refuse that delete while the row refers to it, so the row is taken out here and everywhere, as if the delete had come first",
+					KeyText(it.key), it.table.Name, trigger)})
+		}
+	}
+	if len(taken) == 0 {
+		return nil, false, nil // nothing of this kind holds it back
+	}
+	lt := a.liveAcc.get(e.Live, "live", it.table)
+	cur, err := lt.Get(it.key)
+	if err != nil {
+		return nil, false, err
+	}
+	switch err := writeRow(lt, it.key, cur, nil); {
+	case err == nil:
+		it.liveWritten, it.liveBefore, it.liveWant, it.refusal = true, cur, nil, nil
+		return taken, true, nil
+	case isRefusal(e.Live, err):
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("apply %s to the live database (key %s): %w", it.table.Name, KeyText(it.key), err)
+	}
 }
 
 // KindCascaded marks a row the app's cascade trigger deleted when a

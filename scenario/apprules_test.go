@@ -445,3 +445,49 @@ END;
 		}
 	}
 }
+
+// The same, but the app refuses to remove the link too (it is locked):
+// taking it out is tried in a savepoint and undone, the delete stays held
+// with its reason, and nothing is taken out or logged.
+func TestRestrictedDeleteHeldWhenLinkRefused(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM links WHERE book = OLD.id);
+END;
+CREATE TRIGGER links_locked BEFORE DELETE ON links WHEN OLD.tag = 'locked' BEGIN SELECT RAISE(ABORT, 'link locked'); END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	b.Exec(`INSERT INTO books VALUES(1, 'Dune')`)
+	b.Export()
+	w.DeliverAll(b, a)
+	a.Import()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 1`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES(1, 'free'), (1, 'locked')`)
+	b.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 1 {
+		t.Fatalf("want a's file held on b: %+v", r)
+	}
+	if got := b.Value(`SELECT group_concat(tag) FROM (SELECT tag FROM links ORDER BY tag)`); got != "free,locked" {
+		t.Errorf("b: links %q, want both kept while the delete is held", got)
+	}
+	if got := b.Value(`SELECT count(*) FROM books`); got != "1" {
+		t.Errorf("b: the book is gone while its delete is held")
+	}
+	if cs := b.Conflicts(); len(cs) != 0 {
+		t.Errorf("b logged a removal it undid: %+v", cs)
+	}
+	reason := ""
+	for _, f := range b.Status().Files {
+		reason += f.Reason
+	}
+	if !strings.Contains(reason, "books_restrict") || !strings.Contains(reason, "table books, key (1)") {
+		t.Errorf("the held file's reason does not name the trigger and row: %s", reason)
+	}
+}
