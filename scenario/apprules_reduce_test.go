@@ -166,7 +166,7 @@ func replayApp(tb testing.TB, v appVariant, batches []int, devs []int, ops []app
 	w.Quiet = len(diag) == 0
 	verbose := len(diag) > 0 && os.Getenv("ROWDROP_REDUCE_LOG") != ""
 	p := &appProp{t: tb, w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{},
-		pending: map[*scenario.Device]map[string]string{}, renamed: map[string]string{}}
+		pending: map[*scenario.Device]map[string]string{}, renamed: map[string]string{}, ids: map[string]map[string]bool{}}
 	byIdx := map[int]*scenario.Device{}
 	for _, i := range devs {
 		b := batches[i]
@@ -191,6 +191,7 @@ func replayApp(tb testing.TB, v appVariant, batches []int, devs []int, ops []app
 		}
 		if op.q != "" {
 			p.exec(d, op.q, op.args...)
+			p.observe()
 			continue
 		}
 		to := byIdx[op.to]
@@ -200,6 +201,7 @@ func replayApp(tb testing.TB, v appVariant, batches []int, devs []int, ops []app
 			w.DeliverAll(d, to)
 			to.Import()
 		}
+		p.observe()
 	}
 	w.Tick(1000)
 	w.Quiesce(12)
