@@ -567,14 +567,19 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 			<-after.finished
 		}
 		var ls Stats
-		committed, err := e.journalIntent(items)
-		if err == nil {
-			// A journaled batch stays one transaction: its commit record
-			// covers the whole batch (see journalIntent).
-			err = e.applyLiveSplit(ctx, items, src, acc, &ls, split && committed == nil)
+		var committed func(map[string]bool) error
+		intent := func(written []*item) (err error) {
+			committed, err = e.journalIntent(written, acc)
+			return err
 		}
+		if !e.journaled(items) {
+			intent = nil
+		}
+		// A journaled batch stays one transaction: its commit record
+		// covers the whole batch (see journalIntent).
+		err := e.applyLiveSplit(ctx, items, src, acc, &ls, split && intent == nil, intent)
 		if err == nil && committed != nil {
-			err = committed(journalExcept(items))
+			err = committed(nil)
 		}
 		p.done <- liveResult{st: ls, err: err}
 		if err == nil && time.Since(e.checkpointed) >= checkpointEvery {
@@ -587,36 +592,54 @@ func (e *Engine) startLive(ctx context.Context, items []*item, keys map[string]b
 	return p
 }
 
-// journalIntent records in the in-flight journal, before live commits
-// the batch, the inserts into INTEGER-keyed tables it may make where base
-// has no row: the ones a re-run after a crash could not tell from rows
-// created here (see writeBatch). It returns what records the commit.
-func (e *Engine) journalIntent(items []*item) (func(map[string]bool) error, error) {
-	if !e.Journal || e.rk == nil {
-		return nil, nil
-	}
-	var keys []string
+// journalCandidate reports whether item it is an insert into an
+// INTEGER-keyed table where base has no row: one a re-run after a crash
+// could not tell from a row created here (see writeBatch).
+func (e *Engine) journalCandidate(it *item) bool {
+	return e.Journal && e.rk != nil && it.decision != nil && it.baseRow == nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil
+}
+
+// journaled reports whether a batch has inserts the journal records.
+func (e *Engine) journaled(items []*item) bool {
 	for _, it := range items {
-		if it.decision != nil && it.baseRow == nil && it.decision.base != nil && e.rk.parents[strings.ToLower(it.table.Name)] != nil {
-			keys = append(keys, batchKey(it))
+		if e.journalCandidate(it) {
+			return true
 		}
+	}
+	return false
+}
+
+// journalIntent records in the in-flight journal the inserts batch items
+// wrote to live, inside its live transaction, before it commits: only
+// then is it known which keys live already held (rows created here, left
+// alone to move later, writeBatch's localRowMoves). A key listed that
+// live held before would read, after a crash before the commit, as this
+// merge's own row, and the row created here would be overwritten in base
+// and lost on every device. It returns what records the commit.
+//
+// Each key goes with the content of the row live holds under it now
+// (after the app's triggers ran): a re-run that finds no commit record
+// takes a key as written only where live still holds that row.
+func (e *Engine) journalIntent(items []*item, acc *access) (func(map[string]bool) error, error) {
+	var keys, sums []string
+	for _, it := range items {
+		if !e.journalCandidate(it) || it.localRowMoves {
+			continue
+		}
+		row, err := acc.get(e.Live, "live", it.table).Get(it.key)
+		if err != nil {
+			return nil, err
+		}
+		if row == nil {
+			continue // not written (refused, or deleted again by a trigger)
+		}
+		keys = append(keys, batchKey(it))
+		sums = append(sums, state.InflightRowSum(row))
 	}
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	return e.State.IntendInflightKeys(time.Now().UnixNano(), keys)
-}
-
-// journalExcept lists the batch's journaled keys it left alone in live:
-// rows created here, which move instead (writeBatch).
-func journalExcept(items []*item) map[string]bool {
-	out := map[string]bool{}
-	for _, it := range items {
-		if it.localRowMoves {
-			out[batchKey(it)] = true
-		}
-	}
-	return out
+	return e.State.IntendInflightKeys(time.Now().UnixNano(), keys, sums)
 }
 
 // needsFix reports whether fixLive has work for a settled batch.
@@ -836,7 +859,7 @@ func (e *Engine) decideBatch(src Source, meta *state.Meta, acc *access, items []
 // synced cell the app's triggers changed (with triggers off for that
 // correction only), so applying a change never creates a new local change.
 func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *access, st *Stats) error {
-	return e.applyLiveSplit(ctx, items, src, acc, st, false)
+	return e.applyLiveSplit(ctx, items, src, acc, st, false, nil)
 }
 
 // applyLiveSplit is applyLive; with split, the batch's live write ends
@@ -844,13 +867,16 @@ func (e *Engine) applyLive(ctx context.Context, items []*item, src Source, acc *
 // the next one, as if the batch had been smaller: batch sizes follow the
 // holds of the batches before (nextBatchSize), but a loaded machine can
 // stretch one batch's work many times over, and the hold must not follow.
-func (e *Engine) applyLiveSplit(ctx context.Context, items []*item, src Source, acc *access, st *Stats, split bool) error {
+func (e *Engine) applyLiveSplit(ctx context.Context, items []*item, src Source, acc *access, st *Stats, split bool, intent func(written []*item) error) error {
 	for len(items) > 0 {
 		n := len(items)
 		err := e.inLive(ctx, st, func() (err error) {
 			n, err = e.writeBatch(items, src, acc, st, split)
 			if err == nil {
 				e.afterApply(items[:n])
+			}
+			if err == nil && intent != nil {
+				err = intent(items[:n])
 			}
 			return err
 		})

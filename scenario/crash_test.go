@@ -260,13 +260,26 @@ func TestCrashDuringRekey(t *testing.T) {
 		note := fmt.Sprintf("%s-n%d", d.name, trial)
 		scenario.ExecFile(t, d.db, `INSERT INTO notes VALUES(?, (SELECT id FROM notebooks WHERE uid = ?), ?)`, note, nbUID, note)
 		chose[note] = nbUID
-		runKilled(t, trial, d, folder, time.Duration(rng.Int63n(int64(span)*5/4)))
+		delay := time.Duration(rng.Int63n(int64(span) * 5 / 4))
+		killed := runKilled(t, trial, d, folder, delay)
+		if os.Getenv("ROWDROP_CRASH_KEEP") != "" {
+			t.Logf("trial %d: %s inserted %s, note %s in %s, killed=%v after %v; ids %s", trial, d.name, uid, note, nbUID, killed, delay,
+				scenario.ValueFile(t, d.db, `SELECT group_concat(id||'='||uid, ' ') FROM notebooks`))
+		}
 		checkAfterCrash(t, trial, d, folder)
 	}
 	converge(t, devs, folder, 4)
 	render := func(d *crashDev) string {
 		return scenario.ValueFile(t, d.db, `SELECT group_concat(x, ' ') FROM (SELECT n.id || '>' || coalesce(b.uid, '?') AS x FROM notes n LEFT JOIN notebooks b ON b.id = n.notebook_id ORDER BY n.id)`) +
 			" | " + scenario.ValueFile(t, d.db, `SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)`)
+	}
+	if keep := os.Getenv("ROWDROP_CRASH_KEEP"); keep != "" {
+		defer func() {
+			if t.Failed() {
+				out, err := exec.Command("cp", "-a", root, keep).CombinedOutput()
+				t.Logf("kept %s in %s: %v %s", root, keep, err, out)
+			}
+		}()
 	}
 	if a, b := render(devs[0]), render(devs[1]); a != b {
 		t.Fatalf("devices diverged after crashes:\n%s\n%s", a, b)

@@ -1,15 +1,22 @@
 package scenario_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
 	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/state"
 	"github.com/rowdrop/rowdrop/scenario"
 )
 
@@ -127,6 +134,167 @@ func TestCrashMidIntegerImport(t *testing.T) {
 			if got := scenario.ValueFile(t, d.db, "SELECT coalesce((SELECT title FROM items WHERE id=?), '')", id); got != v {
 				t.Errorf("%s: item %d is %q, want B's edit %q", d.name, id, got, v)
 			}
+		}
+	}
+}
+
+// An import killed while it waits for live's write lock, with the file's
+// INTEGER-key inserts colliding with rows created here and not yet
+// exported: the re-run must take live's rows for this device's own (they
+// move), not for the interrupted merge's inserts. The in-flight journal
+// used to list every insert before the lock was taken, and a re-run that
+// found live holding rows under most of them counted the batch as
+// written: the rows created here were recorded as the other device's in
+// base, exported as edits of them, and the other device's rows were lost
+// everywhere (found by TestCrashDuringRekey under load).
+func TestImportKilledBeforeLiveLockKeepsCollidingRows(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	folder := filepath.Join(root, "folder")
+	os.MkdirAll(folder, 0o755)
+	const schema = `CREATE TABLE notebooks(id INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT);`
+	aDB, bDB := filepath.Join(root, "a.db"), filepath.Join(root, "b.db")
+	newDB(t, aDB, schema)
+	newDB(t, bDB, schema)
+	bState := filepath.Join(root, "b-state")
+	a := openSyncer(t, rowdrop.Config{DB: aDB, Folder: folder, State: filepath.Join(root, "a-state"), DeviceName: "a"})
+	b := openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
+	for _, s := range []*rowdrop.Syncer{a, b, a, b} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	scenario.ExecFile(t, aDB, `INSERT INTO notebooks VALUES(1,'a-1','a-1'),(2,'a-2','a-2'),(3,'a-3','a-3')`)
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Rows created on b under two of the same ids, not exported yet.
+	scenario.ExecFile(t, bDB, `INSERT INTO notebooks VALUES(1,'b-1','b-1'),(2,'b-2','b-2')`)
+
+	// The app holds live's write lock; b's import starts and is killed
+	// while it waits for it (after it journaled, if it journals first).
+	app, err := sqlite.OpenConn(bDB, sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitex.ExecuteTransient(app, "BEGIN IMMEDIATE", nil); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ROWDROP_CRASH_CHILD=import", "ROWDROP_DB="+bDB, "ROWDROP_FOLDER="+folder, "ROWDROP_STATE="+bState)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(bState, "inflight-keys")
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, _ := os.ReadFile(journal); bytes.Contains(data, []byte("\nT ")) {
+			break // the old journal's intent, written before the lock
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := sqlitex.ExecuteTransient(app, "ROLLBACK", nil); err != nil {
+		t.Fatal(err)
+	}
+	app.Close()
+	if n := scenario.ValueFile(t, bDB, "SELECT count(*) FROM notebooks"); n != "2" {
+		t.Fatalf("the killed import wrote to live (%s rows): it was meant to die waiting for the lock\n%s", n, out.String())
+	}
+
+	b = openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
+	for _, s := range []*rowdrop.Syncer{b, a, b, a} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, path := range map[string]string{"A": aDB, "B": bDB} {
+		if got := scenario.ValueFile(t, path, "SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)"); got != "a-1 a-2 a-3 b-1 b-2" {
+			t.Errorf("%s holds notebooks %q, want every one of both devices once", name, got)
+		}
+	}
+}
+
+// A merge killed between journaling a live batch and its commit, after
+// which the app inserts rows: an INTEGER id is the next free one, so the
+// app's rows take exactly the ids the batch had journaled. The re-run
+// must tell them from the batch's own by content, not by presence: else
+// the app's rows are recorded as the other device's in base, exported as
+// edits of them, and the other device's rows are lost everywhere (found
+// by TestCrashDuringRekey under load). The state left by such a kill is
+// built here as the merge writes it: the file in flight and its journal
+// holding the batch's intent without the commit record.
+func TestKilledBeforeCommitThenAppInsertsSameIDs(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	folder := filepath.Join(root, "folder")
+	os.MkdirAll(folder, 0o755)
+	const schema = `CREATE TABLE notebooks(id INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT);`
+	aDB, bDB := filepath.Join(root, "a.db"), filepath.Join(root, "b.db")
+	newDB(t, aDB, schema)
+	newDB(t, bDB, schema)
+	bState := filepath.Join(root, "b-state")
+	a := openSyncer(t, rowdrop.Config{DB: aDB, Folder: folder, State: filepath.Join(root, "a-state"), DeviceName: "a"})
+	b := openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
+	for _, s := range []*rowdrop.Syncer{a, b, a, b} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close()
+	scenario.ExecFile(t, aDB, `INSERT INTO notebooks VALUES(1,'a-1','a-1'),(2,'a-2','a-2')`)
+	r, err := a.Export(ctx)
+	if err != nil || r.File == "" {
+		t.Fatalf("a's export: %+v %v", r, err)
+	}
+	rel, err := filepath.Rel(folder, r.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel = filepath.ToSlash(rel)
+
+	st, err := state.Open(bState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.BeginInflight(state.Inflight{Kind: state.InflightChangeset, Name: rel}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StartInflightKeys(rel); err != nil {
+		t.Fatal(err)
+	}
+	var keys, sums []string
+	for _, row := range [][]changeset.Value{
+		{changeset.Int(1), changeset.Text("a-1"), changeset.Text("a-1")},
+		{changeset.Int(2), changeset.Text("a-2"), changeset.Text("a-2")},
+	} {
+		keys = append(keys, state.InflightKeyText("notebooks", changeset.EncodeKey(row[:1])))
+		sums = append(sums, state.InflightRowSum(row))
+	}
+	if _, err := st.IntendInflightKeys(1, keys, sums); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// The batch did not commit; the app goes on and takes ids 1 and 2.
+	scenario.ExecFile(t, bDB, `INSERT INTO notebooks(uid, name) VALUES('b-1','b-1'),('b-2','b-2')`)
+
+	b = openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
+	for _, s := range []*rowdrop.Syncer{b, a, b, a} {
+		if _, err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, path := range map[string]string{"A": aDB, "B": bDB} {
+		if got := scenario.ValueFile(t, path, "SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)"); got != "a-1 a-2 b-1 b-2" {
+			t.Errorf("%s holds notebooks %q, want every one of both devices once", name, got)
 		}
 	}
 }

@@ -30,6 +30,19 @@ func TestMain(m *testing.M) {
 		s.Close()
 		os.Exit(0)
 	}
+	if os.Getenv("ROWDROP_CRASH_CHILD") == "import" { // Import alone (no export first)
+		s, err := rowdrop.Open(context.Background(), rowdrop.Config{DB: os.Getenv("ROWDROP_DB"), Folder: os.Getenv("ROWDROP_FOLDER"), State: os.Getenv("ROWDROP_STATE")})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		if _, err := s.Import(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		s.Close()
+		os.Exit(0)
+	}
 	if os.Getenv("ROWDROP_CRASH_CHILD") == "app" {
 		os.Exit(runApp())
 	}

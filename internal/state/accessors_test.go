@@ -1,7 +1,10 @@
 package state
 
 import (
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -452,5 +455,50 @@ func TestSnapshotReadErrors(t *testing.T) {
 	}
 	if err := StripSnapshotMeta(conn, nil, Device{ID: "a"}); err == nil {
 		t.Error("StripSnapshotMeta: no error")
+	}
+}
+
+// The in-flight key journal: a committed batch's keys are written; a
+// batch without its commit record is pending, with the row sums it was
+// journaled with, and a journal line from before sums reads without one.
+func TestInflightKeysJournal(t *testing.T) {
+	d := openDir(t)
+	const name = "aaaaaaaaaaaaaaaa/0000000001.rdc"
+	if err := d.StartInflightKeys(name); err != nil {
+		t.Fatal(err)
+	}
+	k1, k2, k3 := InflightKeyText("t", []byte("1")), InflightKeyText("t", []byte("2")), InflightKeyText("t", []byte("3"))
+	done, err := d.IntendInflightKeys(1, []string{k1}, []string{"s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := done(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.IntendInflightKeys(2, []string{k2, k3}, []string{"s2", ""}); err != nil {
+		t.Fatal(err)
+	}
+	// A line as versions before row sums wrote it.
+	f, err := os.OpenFile(d.inflightKeysPath(), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "I 3 %s ?\nT 3 ?\n", hex.EncodeToString([]byte(InflightKeyText("t", []byte("4")))))
+	f.Close()
+	j, err := d.InflightWritten(name)
+	if err != nil || j == nil {
+		t.Fatalf("journal: %+v %v", j, err)
+	}
+	if !j.Written[k1] || len(j.Written) != 1 {
+		t.Errorf("written: %v, want only %q", j.Written, k1)
+	}
+	if len(j.Pending) != 2 || len(j.Pending[0]) != 2 || len(j.Pending[1]) != 1 {
+		t.Fatalf("pending: %q", j.Pending)
+	}
+	if j.Sums[k2] != "s2" || len(j.Sums) != 1 {
+		t.Errorf("sums: %v, want only %q: s2", j.Sums, k2)
+	}
+	if other, err := d.InflightWritten("bbbbbbbbbbbbbbbb/0000000001.rdc"); err != nil || other != nil {
+		t.Errorf("another file's journal: %+v %v", other, err)
 	}
 }

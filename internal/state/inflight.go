@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rowdrop/rowdrop/internal/changeset"
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
@@ -116,10 +118,12 @@ func (d *Dir) CurrentInflight() (Inflight, error) {
 // row created here that the insert collides with (re-keying moves it,
 // merge/rekey.go). Only a record made before the crash tells them apart,
 // and base.db's is rolled back with the rest of the merge. So the live
-// side keeps its own record, a file in the state directory: before each
-// live batch commits, the keys it may insert (fsynced: the intent); after
-// it committed, that it did and which of those keys it left alone (local
-// rows that move instead), in bytes the intent reserved. A batch without its commit line counts as not
+// side keeps its own record, a file in the state directory: inside each
+// live batch's transaction, before it commits, the keys it inserted where
+// live held no row (fsynced: the intent; a key live held is a row created
+// here, never listed, or a re-run would take it for the merge's own);
+// after it committed, that it did (and any keys it left alone after
+// all), in bytes the intent reserved. A batch without its commit line counts as not
 // written, which at worst keeps a row twice (nothing is lost).
 const inflightKeysFile = "inflight-keys"
 
@@ -142,7 +146,14 @@ func (d *Dir) StartInflightKeys(name string) error {
 // overwrites bytes the first reserved, so it needs no new space on a full
 // disk; it is not fsynced: a process killed after it keeps it, a power cut
 // that loses it leaves the batch counted as not written.
-func (d *Dir) IntendInflightKeys(id int64, keys []string) (committed func(except map[string]bool) error, err error) {
+//
+// sums[i] (InflightRowSum, or "") is the content of the row the batch
+// wrote under keys[i], read back inside its transaction: a re-run that
+// finds the batch without its commit record counts a key as written only
+// where live still holds exactly that row. Presence alone cannot tell: an
+// app inserting after the crash takes the very INTEGER ids the batch had
+// taken, so live then holds rows under all of them.
+func (d *Dir) IntendInflightKeys(id int64, keys, sums []string) (committed func(except map[string]bool) error, err error) {
 	f, err := os.OpenFile(d.inflightKeysPath(), os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("in-flight journal in %s: %w", d.Path, err)
@@ -154,8 +165,12 @@ func (d *Dir) IntendInflightKeys(id int64, keys []string) (committed func(except
 	}
 	var b strings.Builder
 	flags := make(map[string]int64, len(keys)) // key -> offset of its flag byte
-	for _, k := range keys {
-		line := fmt.Sprintf("I %d %s ", id, hex.EncodeToString([]byte(k)))
+	for i, k := range keys {
+		sum := "-"
+		if i < len(sums) && sums[i] != "" {
+			sum = sums[i]
+		}
+		line := fmt.Sprintf("I %d %s %s ", id, hex.EncodeToString([]byte(k)), sum)
 		b.WriteString(line)
 		flags[k] = off + int64(b.Len())
 		b.WriteString("?\n")
@@ -218,6 +233,17 @@ type InflightJournal struct {
 	// not as committed: the process died in or just after the commit, and
 	// only live can tell whether it went in (see the importer).
 	Pending [][]string
+	// Sums are the contents (InflightRowSum) the pending batches wrote
+	// under their keys; a key without one was journaled before sums were.
+	Sums map[string]string
+}
+
+// InflightRowSum is the journal's record of a row's content: a short
+// hash of all its values, enough to tell the row a batch wrote from one
+// the app created under the same id.
+func InflightRowSum(row []changeset.Value) string {
+	h := sha256.Sum256(changeset.EncodeKey(row))
+	return hex.EncodeToString(h[:12])
 }
 
 // InflightWritten reads the journal of an interrupted merge of file name.
@@ -235,6 +261,7 @@ func (d *Dir) InflightWritten(name string) (*InflightJournal, error) {
 		return nil, nil
 	}
 	intended := map[string][]string{}
+	sums := map[string]string{}
 	committed := map[string]bool{}
 	var order []string
 	for _, l := range lines[1:] {
@@ -243,13 +270,20 @@ func (d *Dir) InflightWritten(name string) (*InflightJournal, error) {
 		case len(f) == 3 && f[0] == "T":
 			committed[f[1]] = f[2] == "C"
 			order = append(order, f[1])
-		case len(f) == 4 && f[0] == "I" && f[3] == "?":
+		case len(f) == 4 && f[0] == "I" && f[3] == "?": // before row sums
 			if k, err := hex.DecodeString(f[2]); err == nil { // else a torn last line
 				intended[f[1]] = append(intended[f[1]], string(k))
 			}
+		case len(f) == 5 && f[0] == "I" && f[4] == "?":
+			if k, err := hex.DecodeString(f[2]); err == nil { // else a torn last line
+				intended[f[1]] = append(intended[f[1]], string(k))
+				if f[3] != "-" {
+					sums[string(k)] = f[3]
+				}
+			}
 		}
 	}
-	out := &InflightJournal{Written: map[string]bool{}}
+	out := &InflightJournal{Written: map[string]bool{}, Sums: map[string]string{}}
 	for _, id := range order {
 		if committed[id] {
 			for _, k := range intended[id] {
@@ -257,6 +291,11 @@ func (d *Dir) InflightWritten(name string) (*InflightJournal, error) {
 			}
 		} else if len(intended[id]) > 0 {
 			out.Pending = append(out.Pending, intended[id])
+			for _, k := range intended[id] {
+				if sum, ok := sums[k]; ok {
+					out.Sums[k] = sum
+				}
+			}
 		}
 	}
 	return out, nil
