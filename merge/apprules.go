@@ -515,6 +515,10 @@ func (e *Engine) sortForApply(items []*item) {
 // deciding goroutine reads it after a full settle.
 type waiting struct {
 	items []*item
+	// logs are the rows the app's cascades removed when a retried delete
+	// went in (cascadeRows), written to the conflict log once live has
+	// committed them (applier.logRetried).
+	logs []*state.Conflict
 }
 
 // supersede drops and returns the waiting change to it's key, if any: a
@@ -536,7 +540,7 @@ func (w *waiting) supersede(it *item) *item {
 // retry writes the waiting changes and the batch's refused ones to live,
 // pass after pass until one makes no progress, and returns those written.
 // Earlier batches' changes go first (file order).
-func (w *waiting) retry(e *Engine, acc *access, refused []*item) ([]*item, error) {
+func (w *waiting) retry(e *Engine, acc *access, refused []*item, src Source) ([]*item, error) {
 	todo := append(w.items, refused...)
 	var written []*item
 	for len(todo) > 0 {
@@ -552,10 +556,19 @@ func (w *waiting) retry(e *Engine, acc *access, refused []*item) ([]*item, error
 				// A trigger of another change wrote this row meanwhile.
 				want, _ = liveTarget(it.table, it.baseRow, cur, it.decision.base)
 			}
+			cascade, err := e.cascadeWatch(acc, it, cur, want)
+			if err != nil {
+				return nil, err
+			}
 			switch err := writeRow(lt, it.key, cur, want); {
 			case err == nil:
 				it.liveWritten, it.liveBefore, it.liveWant, it.refusal = true, cur, want, nil
 				written = append(written, it)
+				cs, err := cascade.removed(e, acc, it, src)
+				if err != nil {
+					return nil, err
+				}
+				w.logs = append(w.logs, cs...)
 			case isRefusal(e.Live, err):
 				it.refusal = err
 				left = append(left, it)
@@ -582,10 +595,13 @@ func (a *applier) endRefusals() error {
 		return nil
 	}
 	err := e.inLive(a.ctx, &a.st, func() error {
-		_, err := e.refusals.retry(e, a.liveAcc, nil)
+		_, err := e.refusals.retry(e, a.liveAcc, nil, a.src)
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.logRetried(); err != nil {
 		return err
 	}
 	if len(e.refusals.items) == 0 {
@@ -608,6 +624,27 @@ func (a *applier) endRefusals() error {
 	e.log().Warn("the app's rules refused changes of a file in every order tried: the file is held",
 		"file", a.src.File, "refused", len(e.refusals.items), "table", re.Table, "key", re.Key, "trigger", re.Trigger, "waits_for", re.Waits)
 	return re
+}
+
+// logRetried writes the conflict-log entries of what the app's cascades
+// removed when retried deletes went in, once live has committed them.
+func (a *applier) logRetried() error {
+	w := a.e.refusals
+	if w == nil {
+		return nil
+	}
+	now := a.e.now().UnixMilli()
+	for _, c := range w.logs {
+		c.AtMS, c.File = now, a.src.File
+		if err := a.e.State.AddConflict(c); err != nil {
+			return fmt.Errorf("write conflict log: %w", err)
+		}
+		if c.Seq != 0 {
+			a.st.Conflicts++
+		}
+	}
+	w.logs = nil
+	return nil
 }
 
 // KindParentDeleted marks a row whose parent was deleted concurrently:
@@ -724,10 +761,13 @@ func (a *applier) releaseDeletes() error {
 			return nil
 		}
 		e.refusals.items = left
-		_, err := e.refusals.retry(e, a.liveAcc, nil)
+		_, err := e.refusals.retry(e, a.liveAcc, nil, a.src)
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.logRetried(); err != nil {
 		return err
 	}
 	for _, c := range logs {
@@ -861,25 +901,34 @@ func (r *appRules) deleteTrigger(name string, t *schema.Table) bool {
 
 // log records, as conflicts of it, the watched rows the delete removed.
 func (cr *cascadeRows) log(e *Engine, acc *access, it *item, src Source) error {
+	cs, err := cr.removed(e, acc, it, src)
+	it.decision.conflicts = append(it.decision.conflicts, cs...)
+	return err
+}
+
+// removed returns the conflict-log entries of the watched rows the delete
+// of it removed.
+func (cr *cascadeRows) removed(e *Engine, acc *access, it *item, src Source) ([]*state.Conflict, error) {
 	if cr == nil {
-		return nil
+		return nil, nil
 	}
+	var out []*state.Conflict
 	for i, ref := range cr.refs {
 		ct := acc.get(e.Live, "live", ref.child)
 		for _, row := range cr.rows[i] {
 			key := rows.Key(ref.child, row)
 			now, err := ct.Get(key)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if now != nil {
 				continue
 			}
-			it.decision.conflicts = append(it.decision.conflicts, &state.Conflict{Kind: KindCascaded, Table: ref.child.Name,
+			out = append(out, &state.Conflict{Kind: KindCascaded, Table: ref.child.Name,
 				Cols: jsonCols(allCols(ref.child)), Loser: encodeOpt(row), PK: changeset.EncodeKey(key), PKText: KeyText(key),
 				WinnerDev: src.Clock.Dev, WinnerHLC: uint64(src.Clock.HLC), LoserDev: "local",
 				Note: fmt.Sprintf("deleted by the app's trigger %s when the delete of row %s of %s from another device was applied here; the removal is exported as this device's", ref.trigger, KeyText(it.key), it.table.Name)})
 		}
 	}
-	return nil
+	return out, nil
 }

@@ -491,3 +491,53 @@ CREATE TRIGGER links_locked BEFORE DELETE ON links WHEN OLD.tag = 'locked' BEGIN
 		t.Errorf("the held file's reason does not name the trigger and row: %s", reason)
 	}
 }
+
+// A book's delete that the app first refuses (its notes are still there:
+// a file's changes apply parents first, and with one change per batch the
+// notes' deletes come after) goes in on a later try, and the app's cascade
+// then removes a link made here concurrently, which the deleting device
+// never saw. Before the fix a retried delete's cascade was not watched:
+// the link was gone on every device and nobody logged it.
+func TestRetriedDeleteCascadeIsLogged(t *testing.T) {
+	for _, batch := range []int{0, 1} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, book INTEGER, body TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book has notes') WHERE EXISTS (SELECT 1 FROM notes WHERE book = OLD.id);
+END;
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Config: func(c *rowdrop.Config) { c.MergeBatch = batch }})
+			a.Exec(`INSERT INTO books VALUES(1, 'Dune')`)
+			a.Exec(`INSERT INTO notes VALUES(1, 1, 'n')`)
+			a.Export()
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			a.Exec(`DELETE FROM notes WHERE id = 1`)
+			a.Exec(`DELETE FROM books WHERE id = 1`)
+			a.Export()
+			b.Exec(`INSERT INTO links VALUES(1, 'x')`)
+			b.Export()
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			if n := a.Value(`SELECT count(*) FROM links`); n != "0" {
+				t.Fatalf("links left: %s", n)
+			}
+			found := false
+			for _, c := range b.Conflicts() {
+				found = found || c.Kind == "cascaded" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "'x'")
+			}
+			if !found {
+				t.Errorf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
+			}
+		})
+	}
+}
