@@ -334,19 +334,25 @@ func captureFast(ctx context.Context, livePath, basePath string, tables []*schem
 // to one of tables (changes to other tables are skipped), in changeset
 // order; fn's error stops the walk and is returned as is.
 func eachCaptured(r io.Reader, tables []*schema.Table, fn func(t *schema.Table, c *changeset.Change) error) error {
+	return walkCaptured(capturedReader(r, nil), tables, fn)
+}
+
+// eachCapturedPooled is eachCaptured over a capture file, with big
+// values' buffers from pool (nil: none), and big BLOBs (outside DELETEs)
+// left in the file as sections of it (changeset.Reader.RefBig): fn must
+// not keep a change's values past its return, nor past the file's.
+func eachCapturedPooled(r *os.File, tables []*schema.Table, pool *changeset.Pool, fn func(t *schema.Table, c *changeset.Change) error) error {
+	rd := capturedReader(r, pool)
+	if off, err := r.Seek(0, io.SeekCurrent); err == nil {
+		rd.RefBig(r, off)
+	}
+	return walkCaptured(rd, tables, fn)
+}
+
+func walkCaptured(rd *changeset.Reader, tables []*schema.Table, fn func(t *schema.Table, c *changeset.Change) error) error {
 	byName := make(map[string]*schema.Table, len(tables))
 	for _, t := range tables {
 		byName[t.Name] = t
-	}
-	rd := changeset.NewReader(bufio.NewReaderSize(r, 1<<20), changeset.Limits{})
-	if f, ok := r.(*os.File); ok {
-		// A file of known size: each big value is read into one
-		// allocation of its size, not grown into it (a copy less).
-		fi, err1 := f.Stat()
-		off, err2 := f.Seek(0, io.SeekCurrent)
-		if err1 == nil && err2 == nil && fi.Mode().IsRegular() {
-			rd.SetSize(fi.Size() - off)
-		}
 	}
 	for {
 		c, err := rd.Next()
@@ -362,4 +368,21 @@ func eachCaptured(r io.Reader, tables []*schema.Table, fn func(t *schema.Table, 
 			}
 		}
 	}
+}
+
+// capturedReader returns a reader of the captured changeset in r, taking
+// big values' buffers from pool (nil: none). From a file of known size
+// each big value is read into one allocation of its size, not grown into
+// it (a copy less).
+func capturedReader(r io.Reader, pool *changeset.Pool) *changeset.Reader {
+	rd := changeset.NewReader(bufio.NewReaderSize(r, 1<<20), changeset.Limits{})
+	rd.UsePool(pool)
+	if f, ok := r.(*os.File); ok {
+		fi, err1 := f.Stat()
+		off, err2 := f.Seek(0, io.SeekCurrent)
+		if err1 == nil && err2 == nil && fi.Mode().IsRegular() {
+			rd.SetSize(fi.Size() - off)
+		}
+	}
+	return rd
 }

@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"sort"
@@ -86,8 +85,8 @@ func (fx fixups) empty() bool {
 
 // findFixups compares table t exactly between databases liveDB and baseDB
 // of conn, for the columns the session diff may miss, and adds to fx. Run
-// it in the same read transaction as the diff. Only rows that differ are
-// returned by SQLite, so its cost is one join of the two tables.
+// it in the same read transaction as the diff. Only rows with a missed
+// edit are returned by SQLite, so its cost is one join of the two tables.
 func findFixups(conn *sqlite.Conn, liveDB, baseDB string, t *schema.Table, fx fixups) error {
 	inexact := inexactCols(t)
 	if len(inexact) == 0 {
@@ -105,8 +104,7 @@ func findFixups(conn *sqlite.Conn, liveDB, baseDB string, t *schema.Table, fx fi
 		on = append(on, "l."+c+" = b."+c)
 	}
 	for _, i := range inexact {
-		c := db.Quote(t.Columns[i].Name)
-		where = append(where, fmt.Sprintf("l.%s IS NOT b.%s COLLATE BINARY OR typeof(l.%s) IS NOT typeof(b.%s)", c, c, c, c))
+		where = append(where, missedExpr(db.Quote(t.Columns[i].Name)))
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s.%s AS l JOIN %s.%s AS b ON %s WHERE %s",
 		strings.Join(sel, ", "), db.Quote(liveDB), db.Quote(t.Name), db.Quote(baseDB), db.Quote(t.Name),
@@ -140,10 +138,24 @@ func findFixups(conn *sqlite.Conn, liveDB, baseDB string, t *schema.Table, fx fi
 	}})
 }
 
+// missedExpr is true for a row whose column c (quoted) holds an edit the
+// session diff cannot see: equal under the diff's own comparison (live's
+// column IS base's, under the column's collation) but not the same value
+// (bytes or storage class). Only such rows are read: a row the diff
+// reports in full needs no fixup, and reading it would copy its values,
+// a big BLOB's too, into memory for nothing. BLOBs are never missed (they
+// compare bytewise), and the CASE tests their type first, which SQLite
+// answers without loading the value, so a big BLOB is not loaded for the
+// comparison either.
+func missedExpr(c string) string {
+	return fmt.Sprintf("CASE WHEN typeof(l.%[1]s) = 'blob' OR typeof(b.%[1]s) = 'blob' THEN 0 "+
+		"ELSE l.%[1]s IS b.%[1]s AND (l.%[1]s IS NOT b.%[1]s COLLATE BINARY OR typeof(l.%[1]s) IS NOT typeof(b.%[1]s)) END", c)
+}
+
 // merge copies the changeset from r to w, adding the fixups: missed
 // columns are filled into the row's UPDATE where the diff wrote one, and
 // the other rows get UPDATEs of their own at the end, in key order.
-func (fx fixups) merge(r io.Reader, tables []*schema.Table, w io.Writer) error {
+func (fx fixups) merge(r io.Reader, tables []*schema.Table, w io.Writer, pool *changeset.Pool) error {
 	left := fixups{}
 	for t, m := range fx {
 		left[t] = map[string]*fixRow{}
@@ -152,7 +164,7 @@ func (fx fixups) merge(r io.Reader, tables []*schema.Table, w io.Writer) error {
 		}
 	}
 	cw := changeset.NewWriter(w)
-	rd := changeset.NewReader(bufio.NewReaderSize(r, 1<<20), changeset.Limits{})
+	rd := capturedReader(r, pool)
 	for {
 		c, err := rd.Next()
 		if err == io.EOF {

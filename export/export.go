@@ -198,6 +198,10 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	defer func(f *os.File) { f.Close(); os.Remove(f.Name()) }(raw)
 	basePath := filepath.Join(e.State.Path, "base.db")
 	w := bufio.NewWriterSize(raw, 1<<20)
+	// The passes over the capture below (fixups, filter, base) read one
+	// after the other and keep no change's values: a big value's buffer
+	// is allocated once for all of them.
+	pool := &changeset.Pool{}
 	var dmax int64
 	var fx fixups
 	start := time.Now()
@@ -236,7 +240,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 			return res, err
 		}
 		bw := bufio.NewWriterSize(fixed, 1<<20)
-		if err := fx.merge(raw, storageTables(tables), bw); err != nil {
+		if err := fx.merge(raw, storageTables(tables), bw, pool); err != nil {
 			return res, err
 		}
 		if err := bw.Flush(); err != nil {
@@ -255,7 +259,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	}
 	log.Debug("captured", "mode", mode, "took", time.Since(start))
 	res.Mode = mode
-	changes, touched, err := e.filter(raw, tables)
+	changes, touched, err := e.filter(raw, tables, pool)
 	if err != nil {
 		return res, err
 	}
@@ -268,7 +272,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 		if _, err := raw.Seek(0, io.SeekStart); err != nil {
 			return res, err
 		}
-		if err := e.advanceBase(ctx, raw, tables, 0, 0, nil, ""); err != nil {
+		if err := e.advanceBase(ctx, raw, tables, 0, 0, nil, "", pool); err != nil {
 			return res, err
 		}
 		if err := e.afterFull(mode); err != nil {
@@ -373,7 +377,7 @@ func (e *Exporter) Export(ctx context.Context, tables []*schema.Table) (res Resu
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return res, err
 	}
-	if err := e.advanceBase(ctx, raw, tables, seq, ts, seen, sum); err != nil {
+	if err := e.advanceBase(ctx, raw, tables, seq, ts, seen, sum, pool); err != nil {
 		os.Remove(outPath)
 		return res, err
 	}
@@ -566,7 +570,7 @@ type touchedSet struct {
 // filter decodes the captured changeset and writes the exported one:
 // device-local columns are removed (an UPDATE of only local columns is
 // dropped; INSERT/DELETE carry NULL there).
-func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touchedSet, error) {
+func (e *Exporter) filter(raw *os.File, tables []*schema.Table, pool *changeset.Pool) (*os.File, touchedSet, error) {
 	ts := touchedSet{tables: map[string]bool{}, deleted: map[string]int64{}, updated: map[string][][]byte{}}
 	if _, err := raw.Seek(0, io.SeekStart); err != nil {
 		return nil, ts, err
@@ -577,7 +581,7 @@ func (e *Exporter) filter(raw *os.File, tables []*schema.Table) (*os.File, touch
 	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	cw := changeset.NewWriter(bw)
-	err = eachCaptured(raw, tables, func(t *schema.Table, c *changeset.Change) error {
+	err = eachCapturedPooled(raw, tables, pool, func(t *schema.Table, c *changeset.Change) error {
 		if !exportForm(t, c) {
 			return nil
 		}
@@ -645,7 +649,7 @@ func exportForm(t *schema.Table, c *changeset.Change) bool {
 
 // advanceBase applies the captured (unfiltered) changes to the base copy and
 // records their clocks, the new sequence number and the HLC, atomically.
-func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64, sum string) (err error) {
+func (e *Exporter) advanceBase(ctx context.Context, raw *os.File, tables []*schema.Table, seq uint64, ts hlc.Timestamp, seen map[string]uint64, sum string, pool *changeset.Pool) (err error) {
 	base := e.State.Conn()
 	defer db.Interruptible(ctx, base)()
 	end, err := db.Begin(base, "IMMEDIATE")
@@ -666,7 +670,9 @@ func (e *Exporter) advanceBase(ctx context.Context, raw io.Reader, tables []*sch
 	}()
 	clock := state.Clock{HLC: ts, Dev: e.ID.Device}
 	var deferred []*deferredRow
-	err = eachCaptured(raw, tables, func(t *schema.Table, c *changeset.Change) error {
+	// recordLocal copies what it keeps (deferred rows): the pool may lend
+	// the next change the same buffers.
+	err = eachCapturedPooled(raw, tables, pool, func(t *schema.Table, c *changeset.Change) error {
 		a := access[t.Name]
 		if a == nil {
 			a = rows.Open(base, "main", t)

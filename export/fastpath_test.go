@@ -277,7 +277,7 @@ func lineDiff(a, b string) string {
 func withFixups(t *testing.T, raw *bytes.Buffer, fx fixups, tabs []*schema.Table) *bytes.Buffer {
 	t.Helper()
 	var out bytes.Buffer
-	if err := fx.merge(raw, tabs, &out); err != nil {
+	if err := fx.merge(raw, tabs, &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	return &out

@@ -680,7 +680,7 @@ func (e *Exporter) captureDiff(ctx context.Context, tables []*schema.Table) (*os
 		return fail(fmt.Errorf("create capture file in state directory %s: %w", e.State.Path, err))
 	}
 	bw := bufio.NewWriterSize(fixed, 1<<20)
-	err = fx.merge(raw, tables, bw)
+	err = fx.merge(raw, tables, bw, nil)
 	raw.Close()
 	os.Remove(raw.Name())
 	if err == nil {

@@ -13,34 +13,36 @@ import (
 // merge says it wrote to live (state/inflight.go): a batch recorded as
 // about to commit, and not as committed, died in or just after its live
 // commit, and live alone tells whether that went in. The journal holds
-// the content each key was written with: a key counts as written where
-// live holds exactly that row. A row the app created since under the same
-// id (an INTEGER id is the next free one, so this is the common case), or
-// one it edited since, counts as not written, which at worst keeps a row
-// twice (nothing is lost). A journal from before row sums falls back to
-// presence: written when live holds more than half the batch's keys, and
-// at least two.
+// the content each key was written with. The batch committed if live
+// holds exactly that content under any of its keys; then every row live
+// holds under its keys is the batch's (edited here since, perhaps). If
+// none matches it did not commit: rows under its keys are the app's, made
+// since (an INTEGER id is the next free one, so the app's next inserts
+// take exactly the batch's ids). At worst, a committed batch whose every
+// row the app edited since is taken as not written, which keeps those
+// rows twice (nothing is lost). A journal from before row sums falls back
+// to presence: written when live holds more than half the batch's keys,
+// and at least two.
 func (im *Importer) settlePending(j *state.InflightJournal) (map[string]bool, error) {
 	out := j.Written
 	for _, keys := range j.Pending {
 		var present []string
-		summed := false
+		summed, matched := false, false
 		for _, k := range keys {
 			row, err := im.liveRow(k)
 			if err != nil {
 				return nil, err
 			}
-			sum, ok := j.Sums[k]
-			summed = summed || ok
-			switch {
-			case row == nil:
-			case ok && state.InflightRowSum(row) == sum:
-				out[k] = true
-			case !ok:
-				present = append(present, k)
+			if row == nil {
+				continue
+			}
+			present = append(present, k)
+			if sum, ok := j.Sums[k]; ok {
+				summed = true
+				matched = matched || state.InflightRowSum(row) == sum
 			}
 		}
-		if !summed && len(present) >= 2 && 2*len(present) > len(keys) {
+		if matched || (!summed && len(present) >= 2 && 2*len(present) > len(keys)) {
 			for _, k := range present {
 				out[k] = true
 			}

@@ -266,7 +266,12 @@ func (im *Importer) newStaged(size int64) (*staged, error) {
 	if im.orderWindow > 0 {
 		w = im.orderWindow
 	}
-	return &staged{payload: p, index: x, window: w, dec: changeset.NewReader(nil, changeset.Limits{MaxValueBytes: math.MaxInt32})}, nil // staged bytes passed the file's limits already
+	dec := changeset.NewReader(nil, changeset.Limits{MaxValueBytes: math.MaxInt32}) // staged bytes passed the file's limits already
+	// The merge only compares an UPDATE's old values with base's (a cell
+	// edited without seeing the current value): a big one is kept as its
+	// hash, and a big edit costs its new value's bytes, not twice that.
+	dec.SumBigOld(true)
+	return &staged{payload: p, index: x, window: w, dec: dec}, nil
 }
 
 // removeStaging removes staging files a process that died left in dir:

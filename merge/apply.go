@@ -1051,7 +1051,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats, s
 func liveTarget(t *schema.Table, b, l, merged []changeset.Value) ([]changeset.Value, []*state.Conflict) {
 	var out []*state.Conflict
 	lost := func(cols []string, loser, winner []changeset.Value, note string) {
-		out = append(out, &state.Conflict{Kind: KindLocalKept, Table: t.Name, Cols: jsonCols(cols), Winner: encodeOpt(winner), Loser: encodeOpt(loser), Note: note})
+		out = append(out, &state.Conflict{Kind: KindLocalKept, Table: t.Name, Cols: jsonCols(cols), WinnerValues: sideValues(winner), LoserValues: sideValues(loser), Note: note})
 	}
 	switch {
 	case l == nil && b == nil:
@@ -1082,7 +1082,7 @@ func liveTarget(t *schema.Table, b, l, merged []changeset.Value) ([]changeset.Va
 			// later clock, so the delete loses everywhere. No other device
 			// sees that decision as a conflict (to them it is a newer
 			// insert), so it is logged here or nowhere.
-			out = append(out, &state.Conflict{Kind: KindDeleteLost, Table: t.Name, Cols: jsonCols(allCols(t)), Winner: encodeOpt(l), Loser: encodeOpt(b),
+			out = append(out, &state.Conflict{Kind: KindDeleteLost, Table: t.Name, Cols: jsonCols(allCols(t)), WinnerValues: sideValues(l), LoserValues: sideValues(b),
 				Note: "a remote delete lost to an edit made here and not yet exported; the row stays (the loser is the row as the delete removed it)"})
 			return l, out
 		}

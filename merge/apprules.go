@@ -401,12 +401,21 @@ func isRefusal(live *sqlite.Conn, err error) bool {
 
 // refused describes why the app refused change it in live.
 func (e *Engine) refused(it *item, err error) *RefusedError {
-	re := &RefusedError{Table: it.table.Name, Key: KeyText(it.key), Err: err}
 	row := it.liveWant
+	if it.change.Op == changeset.OpDelete {
+		row = nil
+	}
+	return e.refusedWrite(it.table, it.key, it.liveBefore, row, err)
+}
+
+// refusedWrite describes why the app refused turning live row cur (under
+// key of t) into row (nil: a delete).
+func (e *Engine) refusedWrite(t *schema.Table, key, cur, row []changeset.Value, err error) *RefusedError {
+	re := &RefusedError{Table: t.Name, Key: KeyText(key), Err: err}
 	switch {
-	case it.change.Op == changeset.OpDelete || row == nil:
+	case row == nil:
 		re.Op = "delete"
-	case it.liveBefore == nil:
+	case cur == nil:
 		re.Op = "insert"
 	default:
 		re.Op = "update"
@@ -423,7 +432,7 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 	}
 	var cands []string
 	for _, tr := range rules.triggers {
-		if !strings.EqualFold(tr.table, it.table.Name) || !tr.raises {
+		if !strings.EqualFold(tr.table, t.Name) || !tr.raises {
 			continue
 		}
 		if msg != "" && strings.Contains(tr.sql, msg) {
@@ -441,7 +450,7 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 	// children still referencing the row deleted.
 	for _, ref := range rules.refs {
 		switch {
-		case re.Op != "delete" && ref.child == it.table && row[ref.col].Kind != changeset.KindNull:
+		case re.Op != "delete" && ref.child == t && row[ref.col].Kind != changeset.KindNull:
 			v := row[ref.col]
 			n, err := e.countLive(ref.parent, ref.parent.PKCols()[0], v)
 			if err == nil && n == 0 {
@@ -450,8 +459,8 @@ func (e *Engine) refused(it *item, err error) *RefusedError {
 				re.parent, re.parentKey = ref.parent, v
 				return re
 			}
-		case re.Op == "delete" && ref.parent == it.table && len(it.key) == 1:
-			n, err := e.countLive(ref.child, ref.col, it.key[0])
+		case re.Op == "delete" && ref.parent == t && len(key) == 1:
+			n, err := e.countLive(ref.child, ref.col, key[0])
 			if err == nil && n > 0 {
 				re.Waits = fmt.Sprintf("the delete of the %d row(s) of table %s whose %s still references it", n, ref.child.Name, ref.child.Columns[ref.col].Name)
 				return re
@@ -554,7 +563,7 @@ func (w *waiting) retry(e *Engine, acc *access, refused []*item, src Source) ([]
 			want := it.liveWant
 			if !sameRow(cur, it.liveBefore) {
 				// A trigger of another change wrote this row meanwhile.
-				want, _ = liveTarget(it.table, it.baseRow, cur, it.decision.base)
+				want, _ = liveTarget(it.table, it.baseRow, cur, it.merged())
 			}
 			cascade, err := e.cascadeWatch(acc, it, cur, want)
 			if err != nil {
@@ -651,10 +660,9 @@ func (a *applier) logRetried() error {
 // the app's rules refuse it here, so it is taken out (orphans).
 const KindParentDeleted = "parent-deleted"
 
-// orphans settles the refused writes whose missing parent was deleted by
-// a change merged here (its metadata is a tombstone) or by the app here,
-// not exported yet (in base, not in live): a row referencing a
-// row that another device deleted concurrently. No order will ever let the
+// orphans settles the refused writes whose missing parent was deleted
+// (parentDeleted): a row referencing a row that another device deleted
+// concurrently, or that the app deleted here. No order will ever let the
 // app accept it; on a device that had the row when the delete came, the
 // app's cascade removed it. Here it stays out of live, as the cascade
 // would have left it: base keeps the merged row, so the next export
@@ -664,50 +672,24 @@ const KindParentDeleted = "parent-deleted"
 func (a *applier) orphans() error {
 	e := a.e
 	var left []*item
-	now := e.now().UnixMilli()
+	u := a.fixups()
 	for _, it := range e.refusals.items {
 		re := e.refused(it, it.refusal)
-		if re.parent == nil || it.change.Op == changeset.OpDelete {
+		if it.change.Op == changeset.OpDelete {
 			left = append(left, it)
 			continue
 		}
-		m, err := a.meta.Get(re.parent.Name, changeset.EncodeKey([]changeset.Value{re.parentKey}))
+		where, err := e.parentDeleted(u, re)
 		if err != nil {
 			return err
 		}
-		if m == nil {
-			left = append(left, it) // not known here yet: it may still come
+		if where == "" {
+			left = append(left, it)
 			continue
 		}
-		where := "on another device"
-		if m.Alive() {
-			// Alive in base and absent from live (countLive): deleted
-			// here and not exported yet, which is the latest delete (it
-			// goes out with a later clock), the same as a concurrent
-			// remote one. Held out of base on a UNIQUE clash is not
-			// deleted: it may still come back.
-			b, err := a.baseAcc.get(e.State.Conn(), "base", re.parent).Get([]changeset.Value{re.parentKey})
-			if err != nil {
-				return err
-			}
-			if b == nil {
-				left = append(left, it)
-				continue
-			}
-			where = "here (not exported yet)"
+		if err := e.logOrphan(u, re, where, it.table, it.key, it.liveWant, it.liveBefore, a.src.Clock); err != nil {
+			return err
 		}
-		c := &state.Conflict{Kind: KindParentDeleted, Table: it.table.Name, Cols: jsonCols(allCols(it.table)),
-			Loser: encodeOpt(it.liveWant), Winner: encodeOpt(it.liveBefore),
-			Note: fmt.Sprintf("the row refers to row %s of %s, which was deleted %s meanwhile; the app's rules (%s) refuse it, so it is taken out here and everywhere, as the app's cascade does",
-				re.parentKey.String(), re.parent.Name, where, re.Trigger),
-			WinnerDev: "local", LoserDev: a.src.Clock.Dev, LoserHLC: uint64(a.src.Clock.HLC),
-			AtMS: now, PK: it.pk, PKText: KeyText(it.key), File: a.src.File}
-		if err := e.State.AddConflict(c); err != nil {
-			return fmt.Errorf("write conflict log: %w", err)
-		}
-		a.st.Conflicts++
-		e.log().Info("a change refers to a row deleted meanwhile on another device; the app's rules refuse it: taken out and logged",
-			"file", a.src.File, "table", it.table.Name, "key", KeyText(it.key), "parent", re.parent.Name, "parent_key", re.parentKey.String())
 	}
 	e.refusals.items = left
 	return nil
@@ -834,6 +816,49 @@ func (a *applier) release(rules *appRules, it *item) (taken []*state.Conflict, o
 	default:
 		return nil, false, fmt.Errorf("apply %s to the live database (key %s): %w", it.table.Name, KeyText(it.key), err)
 	}
+}
+
+// parentDeleted reports where the missing parent of refused write re was
+// deleted: "on another device" (a change merged here deleted it: its
+// metadata is a tombstone) or "here (not exported yet)" (alive in base,
+// absent from live: the app deleted it here, which is the latest delete,
+// as it goes out with a later clock, the same as a concurrent remote
+// one). "": no deleted parent is known (none missing, not known here yet
+// and so may still come, or held out of base on a UNIQUE clash, which is
+// not deleted and may come back).
+func (e *Engine) parentDeleted(u *uctx, re *RefusedError) (string, error) {
+	if re.parent == nil || re.Op == "delete" {
+		return "", nil
+	}
+	m, err := u.meta.Get(re.parent.Name, changeset.EncodeKey([]changeset.Value{re.parentKey}))
+	if err != nil || m == nil {
+		return "", err
+	}
+	if !m.Alive() {
+		return "on another device", nil
+	}
+	b, err := u.baseAcc.get(e.State.Conn(), "base", re.parent).Get([]changeset.Value{re.parentKey})
+	if err != nil || b == nil {
+		return "", err
+	}
+	return "here (not exported yet)", nil
+}
+
+// logOrphan records that row want of t (under key; live held cur) was left out
+// of live because its parent was deleted (where: parentDeleted); clock is
+// the change's (its device and time).
+func (e *Engine) logOrphan(u *uctx, re *RefusedError, where string, t *schema.Table, key, want, cur []changeset.Value, clock state.Clock) error {
+	c := &state.Conflict{Kind: KindParentDeleted, Table: t.Name, Cols: jsonCols(allCols(t)),
+		Loser: encodeOpt(want), Winner: encodeOpt(cur),
+		Note: fmt.Sprintf("the row refers to row %s of %s, which was deleted %s meanwhile; the app's rules (%s) refuse it, so it is taken out here and everywhere, as the app's cascade does",
+			re.parentKey.String(), re.parent.Name, where, re.Trigger),
+		WinnerDev: "local", LoserDev: clock.Dev, LoserHLC: uint64(clock.HLC)}
+	if err := e.addConflict(c, key, u); err != nil {
+		return err
+	}
+	e.log().Info("a change refers to a row deleted meanwhile; the app's rules refuse it: taken out and logged",
+		"file", u.src.File, "table", re.Table, "key", re.Key, "parent", re.parent.Name, "parent_key", re.parentKey.String(), "deleted", where)
+	return nil
 }
 
 // KindCascaded marks a row the app's cascade trigger deleted when a

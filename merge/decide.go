@@ -29,9 +29,11 @@
 package merge
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/rowdrop/rowdrop/internal/changeset"
+	"github.com/rowdrop/rowdrop/internal/db"
 	"github.com/rowdrop/rowdrop/internal/schema"
 	"github.com/rowdrop/rowdrop/internal/state"
 )
@@ -88,8 +90,8 @@ func decide(t *schema.Table, c *changeset.Change, cl, lin state.Clock, m *state.
 	addConflict := func(kind string, cols []string, winner, loser []changeset.Value, wcl, lcl state.Clock, note string) {
 		js, _ := json.Marshal(cols)
 		o.conflicts = append(o.conflicts, &state.Conflict{Kind: kind, Table: t.Name, Cols: string(js),
-			Winner: encodeOpt(winner), WinnerDev: wcl.Dev, WinnerHLC: uint64(wcl.HLC),
-			Loser: encodeOpt(loser), LoserDev: lcl.Dev, LoserHLC: uint64(lcl.HLC), Note: note})
+			WinnerValues: sideValues(winner), WinnerDev: wcl.Dev, WinnerHLC: uint64(wcl.HLC),
+			LoserValues: sideValues(loser), LoserDev: lcl.Dev, LoserHLC: uint64(lcl.HLC), Note: note})
 	}
 	switch c.Op {
 	case changeset.OpInsert:
@@ -158,7 +160,7 @@ func decide(t *schema.Table, c *changeset.Change, cl, lin state.Clock, m *state.
 			case 0:
 				continue // already applied
 			case 1:
-				if cur[i].Kind != changeset.KindUndefined && !c.Old[i].Equal(cur[i]) && !cur[i].Equal(nv) {
+				if cur[i].Kind != changeset.KindUndefined && !c.OldEqual(i, cur[i]) && !cur[i].Equal(nv) {
 					// The editor had not seen the current value.
 					addConflict(KindCell, []string{col}, []changeset.Value{nv}, []changeset.Value{cur[i]}, cl, cc, "")
 				}
@@ -221,6 +223,25 @@ func decide(t *schema.Table, c *changeset.Change, cl, lin state.Clock, m *state.
 		nm.Dead = changeset.EncodeKey(cur)
 	}
 	return o, nil
+}
+
+// sideValues is one side of a conflict as the log takes it
+// (state.Conflict.WinnerValues): small values copied, since the change
+// reader may reuse their bytes before the log is written, big ones
+// (db.StreamMin and more, each a buffer of its own from the reader or a
+// row read) kept as they are, so the log writes them without a copy.
+func sideValues(v []changeset.Value) []changeset.Value {
+	if v == nil {
+		return nil
+	}
+	out := make([]changeset.Value, len(v))
+	for i, x := range v {
+		if len(x.Bytes) < db.StreamMin {
+			x.Bytes = bytes.Clone(x.Bytes)
+		}
+		out[i] = x
+	}
+	return out
 }
 
 func encodeOpt(v []changeset.Value) []byte {

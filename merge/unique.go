@@ -330,21 +330,39 @@ func (e *Engine) fixLive(ctx context.Context, items []*item, u *uctx) (err error
 			if err != nil {
 				return err
 			}
-			final := it.decision.base
-			if it.uniqueHeld {
-				final = nil
-			}
 			before := cur
 			if it.liveWritten && sameRow(cur, it.liveWant) {
 				before = it.liveBefore // what live held before this batch
 			}
-			target, _ := liveTarget(it.table, it.baseRow, before, final)
-			if err := e.writeLive(it.table, it.key, cur, target, u, 0); err != nil {
+			target, _ := liveTarget(it.table, it.baseRow, before, it.merged())
+			err = e.writeLive(it.table, it.key, cur, target, u, 0)
+			if err == nil {
+				continue
+			}
+			if !isRefusal(e.Live, err) {
 				return err
 			}
+			if e.refusals == nil {
+				return e.refusedWrite(it.table, it.key, cur, target, err)
+			}
+			// The app's rules refuse it (a parent not there, a child
+			// still there): it waits with the file's other refused
+			// changes, retried after the rest and settled as they are
+			// (apprules.go: endRefusals, orphans).
+			it.liveWritten, it.liveBefore, it.liveWant, it.refusal = false, cur, target, err
+			e.refusals.items = append(e.refusals.items, it)
 		}
 		return nil
 	})
+}
+
+// merged is the row the merge leaves in base: the decided row, or none if
+// base holds it out of its table on a UNIQUE clash.
+func (it *item) merged() []changeset.Value {
+	if it.uniqueHeld {
+		return nil
+	}
+	return it.decision.base
 }
 
 // inLive runs fn in a live write transaction and records its hold in st.
@@ -380,6 +398,9 @@ func (e *Engine) writeLive(t *schema.Table, key, cur, want []changeset.Value, u 
 		err := writeRow(lt, key, cur, want)
 		if err == nil {
 			return nil
+		}
+		if depth == 0 && isRefusal(e.Live, err) {
+			return err // the app's rules: the caller names the row (RefusedError)
 		}
 		if !isUnique(err) || attempt >= 4 || depth >= 4 {
 			return fmt.Errorf("apply %s to the live database (key %s): %w", t.Name, KeyText(key), err)
@@ -484,6 +505,7 @@ type baseFix struct {
 	t             *schema.Table
 	key           []changeset.Value
 	before, after []changeset.Value
+	ins           state.Clock // the row's insert clock
 }
 
 // ResolveHeld settles rows held on a UNIQUE clash against the current
@@ -610,12 +632,66 @@ func (e *Engine) resolveHeld(ctx context.Context, u *uctx) error {
 				return err
 			}
 			target, _ := liveTarget(f.t, f.before, cur, f.after)
-			if err := e.writeLive(f.t, f.key, cur, target, u, 0); err != nil {
+			err = e.writeLive(f.t, f.key, cur, target, u, 0)
+			if err == nil {
+				continue
+			}
+			if !isRefusal(e.Live, err) {
+				return err
+			}
+			if err := e.refusedBack(f, cur, target, err, u); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// refusedBack settles a held row's way back to live (fix f, turning live
+// row cur into target) that the app's rules refuse (err). When the row's
+// parent was deleted meanwhile (another device's delete merged here, or
+// the app's here), no order will ever let it in: like any change refused
+// for that reason (orphans) it stays out of live, base keeps it, so the
+// next export carries its removal to every device as this device's edit,
+// and it goes to the conflict log. Otherwise its parent may still come
+// (or come back): the row goes back among the held rows, and a later
+// pass (after the next import or export) tries again. A refused delete
+// (a row the held one displaces, still referenced) holds the file.
+func (e *Engine) refusedBack(f baseFix, cur, target []changeset.Value, err error, u *uctx) error {
+	re := e.refusedWrite(f.t, f.key, cur, target, err)
+	if target == nil || f.after == nil {
+		return re
+	}
+	where, perr := e.parentDeleted(u, re)
+	if perr != nil {
+		return perr
+	}
+	if where != "" {
+		clock := u.src.Clock
+		if clock.Dev == "" {
+			clock = f.ins // no file: the row's own insert
+		}
+		return e.logOrphan(u, re, where, f.t, f.key, target, cur, clock)
+	}
+	bt := u.baseAcc.get(e.State.Conn(), "base", f.t)
+	row, gerr := bt.Get(f.key)
+	if gerr != nil {
+		return gerr
+	}
+	if row == nil {
+		return re // not written back to base after all: nothing to hold again
+	}
+	pk := changeset.EncodeKey(f.key)
+	m, gerr := u.meta.Get(f.t.Name, pk)
+	if gerr != nil {
+		return gerr
+	}
+	if _, err := e.holdOut(f.t, f.key, pk, row, m, u); err != nil {
+		return err
+	}
+	e.log().Warn("a row held on a UNIQUE clash cannot come back yet: the app's rules refuse it; it stays held and is tried again after the next import or export",
+		"table", f.t.Name, "key", re.Key, "trigger", re.Trigger, "waits_for", re.Waits, "err", err)
+	return nil
 }
 
 // settleHeld decides one held row r: it stays held if a row inserted
@@ -656,21 +732,10 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 		if row == nil {
 			continue
 		}
-		if err := bt.Delete(c.key); err != nil {
-			return nil, fmt.Errorf("update base copy of %s: %w", t.Name, err)
-		}
-		nm := copyMeta(metas[i])
-		nm.Dead = changeset.EncodeKey(row)
-		if err := u.meta.Put(t.Name, c.pk, nm); err != nil {
+		nm, err := e.holdOut(t, c.key, c.pk, row, metas[i], u)
+		if err != nil {
 			return nil, err
 		}
-		if err := e.State.HoldLogged(t.Name, c.pk, nm.Dead); err != nil {
-			return nil, err
-		}
-		if _, err := e.heldIn(t.Name); err != nil {
-			return nil, err
-		}
-		e.uniq.held[t.Name]++
 		if err := e.logHeld(t, c.key, row, nm, clash{key: r.key, pk: r.pk, cols: c.cols}, r.vals, r.m, u); err != nil {
 			return nil, err
 		}
@@ -695,7 +760,30 @@ func (e *Engine) settleHeld(t *schema.Table, r *heldRow, u *uctx) ([]baseFix, er
 	if err := e.State.Unhold(t.Name, r.pk); err != nil {
 		return nil, err
 	}
-	return append(fixes, baseFix{t: t, key: r.key, after: r.vals}), nil
+	return append(fixes, baseFix{t: t, key: r.key, after: r.vals, ins: r.m.Ins}), nil
+}
+
+// holdOut takes row (under key, encoded pk; metadata m) out of base's
+// table t and lists it as held, its values as logged (the caller logs
+// them, or they were logged when it was held before). It returns the
+// row's new metadata.
+func (e *Engine) holdOut(t *schema.Table, key []changeset.Value, pk []byte, row []changeset.Value, m *state.RowMeta, u *uctx) (*state.RowMeta, error) {
+	if err := u.baseAcc.get(e.State.Conn(), "base", t).Delete(key); err != nil {
+		return nil, fmt.Errorf("update base copy of %s: %w", t.Name, err)
+	}
+	nm := copyMeta(m)
+	nm.Dead = changeset.EncodeKey(row)
+	if err := u.meta.Put(t.Name, pk, nm); err != nil {
+		return nil, err
+	}
+	if err := e.State.HoldLogged(t.Name, pk, nm.Dead); err != nil {
+		return nil, err
+	}
+	if _, err := e.heldIn(t.Name); err != nil {
+		return nil, err
+	}
+	e.uniq.held[t.Name]++
+	return nm, nil
 }
 
 // logHeld records that the row under key (values vals, metadata m) is held

@@ -223,16 +223,28 @@ func TestImportKilledBeforeLiveLockKeepsCollidingRows(t *testing.T) {
 	}
 }
 
-// A merge killed between journaling a live batch and its commit, after
-// which the app inserts rows: an INTEGER id is the next free one, so the
-// app's rows take exactly the ids the batch had journaled. The re-run
-// must tell them from the batch's own by content, not by presence: else
-// the app's rows are recorded as the other device's in base, exported as
-// edits of them, and the other device's rows are lost everywhere (found
-// by TestCrashDuringRekey under load). The state left by such a kill is
-// built here as the merge writes it: the file in flight and its journal
-// holding the batch's intent without the commit record.
-func TestKilledBeforeCommitThenAppInsertsSameIDs(t *testing.T) {
+// A merge killed between journaling a live batch and its commit record.
+// The state left by such a kill is built here as the merge writes it: the
+// file in flight and its journal holding the batch's intent without the
+// commit record.
+//
+// Not committed, then the app inserts rows: an INTEGER id is the next
+// free one, so the app's rows take exactly the ids the batch had
+// journaled. The re-run must tell them from the batch's own by content,
+// not by presence: else the app's rows are recorded as the other
+// device's in base, exported as edits of them, and the other device's
+// rows are lost everywhere (found by TestCrashDuringRekey under load).
+//
+// Committed, then the app edits one of the batch's rows: the other row
+// still holds what the batch wrote, so the batch counts as written, and
+// the edited row is the import's own plus the edit (no re-keyed copy).
+func TestKilledBeforeCommitRecord(t *testing.T) {
+	for _, committed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("committed=%v", committed), func(t *testing.T) { killedBeforeCommitRecord(t, committed) })
+	}
+}
+
+func killedBeforeCommitRecord(t *testing.T, committed bool) {
 	ctx := context.Background()
 	root := t.TempDir()
 	folder := filepath.Join(root, "folder")
@@ -283,8 +295,16 @@ func TestKilledBeforeCommitThenAppInsertsSameIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	// The batch did not commit; the app goes on and takes ids 1 and 2.
-	scenario.ExecFile(t, bDB, `INSERT INTO notebooks(uid, name) VALUES('b-1','b-1'),('b-2','b-2')`)
+	want := "a-1 a-2 b-1 b-2"
+	if committed {
+		// Live took the batch; the app then edits one of its rows.
+		scenario.ExecFile(t, bDB, `INSERT INTO notebooks VALUES(1,'a-1','a-1'),(2,'a-2','a-2')`)
+		scenario.ExecFile(t, bDB, `UPDATE notebooks SET uid='a-2 edited on b' WHERE id=2`)
+		want = "a-1 a-2 edited on b"
+	} else {
+		// The batch did not commit; the app goes on and takes ids 1 and 2.
+		scenario.ExecFile(t, bDB, `INSERT INTO notebooks(uid, name) VALUES('b-1','b-1'),('b-2','b-2')`)
+	}
 
 	b = openSyncer(t, rowdrop.Config{DB: bDB, Folder: folder, State: bState, DeviceName: "b"})
 	for _, s := range []*rowdrop.Syncer{b, a, b, a} {
@@ -293,8 +313,8 @@ func TestKilledBeforeCommitThenAppInsertsSameIDs(t *testing.T) {
 		}
 	}
 	for name, path := range map[string]string{"A": aDB, "B": bDB} {
-		if got := scenario.ValueFile(t, path, "SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)"); got != "a-1 a-2 b-1 b-2" {
-			t.Errorf("%s holds notebooks %q, want every one of both devices once", name, got)
+		if got := scenario.ValueFile(t, path, "SELECT group_concat(uid, ' ') FROM (SELECT uid FROM notebooks ORDER BY uid)"); got != want {
+			t.Errorf("%s holds notebooks %q, want %q", name, got, want)
 		}
 	}
 }

@@ -429,3 +429,74 @@ func appDevice(w *scenario.World, name string) *scenario.Device {
 	}
 	return d
 }
+
+// Two devices link the same book and tag under the same link id while a
+// third deletes the tag. The two links are two inserts under one INTEGER
+// id (the later one moves to a new id), and then they clash on
+// UNIQUE(book, tag): the later one is held out of the table. A device
+// that met the tag's delete before the other link has no tag when a held
+// link comes back to live (the clash settled within a file's apply, or
+// after an export freed the value), and the app's trigger refuses it (no
+// such tag). No order will ever let it in: like any child whose parent
+// was deleted meanwhile it is taken out and logged (parent-deleted), and
+// the file applies. Before the fix that write had no refusal path: the
+// file was held, with every later file of its device, for ever, or every
+// sync failed (property test seeds 906304571 and 906304614, deletes
+// variant).
+func TestUniqueHeldLinkParentDeleted(t *testing.T) {
+	w := scenario.NewWorld(t, appPropSchema)
+	a, b, c := appDevice(w, "d0"), appDevice(w, "d1"), appDevice(w, "d2")
+	c.Exec(`INSERT INTO books(id, name, title) VALUES(1, 'book', 't')`)
+	c.Exec(`INSERT INTO tags(id, name) VALUES(1, 'tag')`)
+	c.Export()
+	w.Tick(1000)
+	for _, d := range []*scenario.Device{a, b} {
+		w.DeliverAll(c, d)
+		d.Import()
+	}
+	for _, d := range []*scenario.Device{a, b} { // a's link is the earlier
+		d.Exec(`INSERT INTO books_tags_link(id, book, tag) VALUES(1, 1, 1)`)
+		d.Export()
+		w.Tick(1000)
+	}
+	c.Exec(`DELETE FROM tags WHERE id = 1`)
+	c.Export()
+	w.Tick(1000)
+	for _, d := range []*scenario.Device{a, b} { // each one's link cascades away
+		w.DeliverAll(c, d)
+		d.Import()
+	}
+	// b meets a's link, which keeps id 1 and the value: b's moves and is
+	// held, and a's comes back within the file's apply.
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: import of a's link %+v\n%+v", r, b.Status().Files)
+	}
+	// a meets b's link, which moves and is held behind a's (alive in
+	// base); a's export of its cascade frees the value, and b's comes back.
+	w.DeliverAll(b, a)
+	if r := a.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("a: import of b's link %+v\n%+v", r, a.Status().Files)
+	}
+	a.Export()
+	if r := a.Import(); r.Held != 0 || r.Broken != 0 {
+		t.Fatalf("a: sync after its export %+v\n%+v", r, a.Status().Files)
+	}
+	w.Tick(1000)
+	w.Quiesce(12) // fails on any file held
+	w.AssertConverged()
+	if n := a.Value(`SELECT count(*) FROM books_tags_link`); n != "0" {
+		t.Errorf("%s link(s) left with their tag deleted:\n%s", n, a.Dump())
+	}
+	for _, d := range []*scenario.Device{a, b} {
+		keys := map[string]bool{}
+		for _, x := range d.Conflicts() {
+			if x.Kind == "parent-deleted" && x.Table == "books_tags_link" {
+				keys[x.Key] = true
+			}
+		}
+		if !keys["1"] && d == b || len(keys) == 0 {
+			t.Errorf("%s: the refused links are not in the conflict log as parent-deleted: %+v", d.Name, d.Conflicts())
+		}
+	}
+}

@@ -562,3 +562,146 @@ func TestUniqueClashConverges(t *testing.T) {
 		})
 	}
 }
+
+// A row held on a UNIQUE clash whose value is freed comes back to live,
+// but the app's rules refuse it there for a reason other than a deleted
+// parent (here a trigger of b's app refuses it for now). Nothing in sight
+// says it never can, so it stays held and comes back at a later pass once
+// the app accepts it; the file that freed the value applies. Before the
+// fix that write had no refusal path and held the file for ever.
+func TestUniqueHeldRowRefusedByAppStaysHeld(t *testing.T) {
+	w := scenario.NewWorld(t, bmSchema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO bm VALUES('a1', 'https://same', 'from a')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO bm VALUES('b1', 'https://same', 'from b')`)
+	b.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	if got := heldKeys(t, b); fmt.Sprint(got) != "['b1']" {
+		t.Fatalf("b holds %v, want b1 (a1 was inserted first)", got)
+	}
+	b.Exec(`CREATE TRIGGER bm_closed BEFORE INSERT ON bm WHEN NEW.id = 'b1' BEGIN SELECT RAISE(ABORT, 'bm: b1 is not accepted now'); END`)
+	w.Tick(1000)
+	a.Exec(`DELETE FROM bm WHERE id='a1'`)
+	a.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: import of a's delete %+v\n%+v", r, b.Status().Files)
+	}
+	if got := heldKeys(t, b); fmt.Sprint(got) != "['b1']" {
+		t.Fatalf("b holds %v while its app refuses b1, want b1", got)
+	}
+	if got := b.Query(`SELECT id FROM bm`); len(got) != 0 {
+		t.Fatalf("b's live table: %v, want empty", got)
+	}
+	b.Exec(`DROP TRIGGER bm_closed`)
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Query(`SELECT id, url FROM bm`); fmt.Sprint(got) != "[[b1 https://same]]" {
+			t.Errorf("%s: %v, want b1 back", d.Name, got)
+		}
+		if got := heldKeys(t, d); len(got) != 0 {
+			t.Errorf("%s still holds %v", d.Name, got)
+		}
+	}
+}
+
+// A row the UNIQUE rule takes out of the table (a row inserted earlier
+// elsewhere wants its value) that the app's rules will not let go of (a
+// BEFORE DELETE trigger refuses while rows reference it): no order of
+// the file helps, and rowdrop will not break the app's rule, so the file
+// is held with the app's trigger, the table, the key and what it waits
+// for named, and it applies once the referencing row is gone.
+func TestUniqueDisplacedRowStillReferencedHolds(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL);
+CREATE TRIGGER tags_in_use BEFORE DELETE ON tags BEGIN
+  SELECT RAISE(ABORT, 'tags: tag in use') WHERE EXISTS (SELECT 1 FROM links WHERE tag = OLD.id);
+END;`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO tags VALUES(10, 'x')`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO tags VALUES(20, 'x')`)
+	b.Exec(`INSERT INTO links VALUES(1, 20)`)
+	b.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 1 {
+		t.Fatalf("b: want a's file held: %+v", r)
+	}
+	reason := ""
+	for _, f := range b.Status().Files {
+		reason += f.Reason
+	}
+	for _, want := range []string{"tags_in_use", "delete of table tags, key (20)", "1 row(s) of table links"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("reason lacks %q: %s", want, reason)
+		}
+	}
+	b.Exec(`DELETE FROM links`)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: after the link is deleted: %+v\n%+v", r, b.Status().Files)
+	}
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+	if got := b.Query(`SELECT id FROM tags`); fmt.Sprint(got) != "[[10]]" {
+		t.Errorf("b: tags %v, want 10 (inserted first)", got)
+	}
+}
+
+// A remote edit gives a row a UNIQUE value a row inserted earlier holds:
+// the row is taken out of the table, and so out of live, where the app's
+// rules refuse to delete it while a link references it. The same file
+// deletes that link, after the edit (one change per batch here): the
+// refused delete waits with the file's other refused changes and applies
+// once the link is gone, as any change the app's rules refuse in one
+// order and accept in another. Before the fix the refusal in the UNIQUE
+// fix-up had no retry and held the file for ever.
+func TestUniqueHeldRowDeleteWaitsForItsChild(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE atags(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL);
+CREATE TRIGGER atags_in_use BEFORE DELETE ON atags BEGIN
+  SELECT RAISE(ABORT, 'atags: tag in use') WHERE EXISTS (SELECT 1 FROM links WHERE tag = OLD.id);
+END;`)
+	one := func(c *rowdrop.Config) { c.MergeBatch = 1 }
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Config: one})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	w.Tick(1000)
+	a.Exec(`INSERT INTO atags VALUES(10, 'x')`)
+	a.Export()
+	w.Tick(1000)
+	c.Exec(`INSERT INTO atags VALUES(20, 'y')`)
+	c.Exec(`INSERT INTO links VALUES(1, 20)`)
+	c.Export()
+	w.Tick(1000)
+	for _, from := range []*scenario.Device{a, c} {
+		w.DeliverAll(from, b)
+		b.Import()
+	}
+	// c, which never saw a's x, drops the link and renames its tag to x.
+	c.Exec(`DELETE FROM links WHERE id = 1`)
+	c.Exec(`UPDATE atags SET name = 'x' WHERE id = 20`)
+	c.Export()
+	w.DeliverAll(c, b)
+	if r := b.Import(); r.Held != 0 || r.Applied != 1 {
+		t.Fatalf("b: import of c's edit %+v\n%+v", r, b.Status().Files)
+	}
+	if got := b.Query(`SELECT id, name FROM atags ORDER BY id`); fmt.Sprint(got) != "[[10 x]]" {
+		t.Fatalf("b: tags %v, want only 10 x (20 held: 10 was inserted first)", got)
+	}
+	w.Tick(1000)
+	w.Quiesce(6)
+	w.AssertConverged()
+}

@@ -42,6 +42,7 @@ type childArgs struct {
 	PprofDir string `json:"pprof_dir,omitempty"`
 	BusyMS   int    `json:"busy_ms,omitempty"` // app: its busy timeout (0: 5 s)
 	Op       string `json:"op,omitempty"`      // sync: "export" or "import"
+	Name     string `json:"name,omitempty"`    // sync: the step's name (its profile's file name)
 }
 
 // importResult is what the import child reports.
@@ -178,6 +179,15 @@ func childSync(a childArgs) importResult {
 		r.Error = err.Error()
 	}
 	r.VmHWMKB = vmHWM()
+	if a.PprofDir != "" {
+		// Every allocation of the step, by where it was made: big values'
+		// copies show as the largest entries of -sample_index=alloc_space.
+		runtime.GC() // the profile shows allocations up to the last collection
+		if f, err := os.Create(filepath.Join(a.PprofDir, a.Name+"-heap.pprof")); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	return r
 }
 

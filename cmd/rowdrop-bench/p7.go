@@ -65,8 +65,13 @@ func (b *bench) p7(ctx context.Context) error {
 			return err
 		}
 	}
-	step := func(d childArgs, op string) (importResult, error) {
-		d.Op = op
+	if b.o.PprofDir != "" {
+		if err := os.MkdirAll(b.o.PprofDir, 0o755); err != nil {
+			return err
+		}
+	}
+	step := func(d childArgs, op, name string) (importResult, error) {
+		d.Op, d.Name, d.PprofDir = op, name, b.o.PprofDir
 		c, err := startChild("sync", d)
 		if err != nil {
 			return importResult{}, err
@@ -84,11 +89,11 @@ func (b *bench) p7(ctx context.Context) error {
 	if err := exec(a, "UPDATE files SET data = randomblob(?) WHERE id = 1", size); err != nil {
 		return err
 	}
-	exp, err := step(a, "export")
+	exp, err := step(a, "export", "p7-export")
 	if err != nil {
 		return err
 	}
-	imp, err := step(bd, "import")
+	imp, err := step(bd, "import", "p7-import")
 	if err != nil {
 		return err
 	}
@@ -103,10 +108,10 @@ func (b *bench) p7(ctx context.Context) error {
 	if err := exec(bd, "UPDATE files SET data = randomblob(?) WHERE id = 1", size); err != nil {
 		return err
 	}
-	if _, err := step(a, "export"); err != nil {
+	if _, err := step(a, "export", "p7-export2"); err != nil {
 		return err
 	}
-	conf, err := step(bd, "import")
+	conf, err := step(bd, "import", "p7-conflict")
 	if err != nil {
 		return err
 	}

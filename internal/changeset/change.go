@@ -1,6 +1,7 @@
 package changeset
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -86,6 +87,27 @@ type Change struct {
 	// DELETE). For UPDATE, unmodified columns (including the primary key
 	// columns) are KindUndefined.
 	New []Value
+	// OldSums is set by a Reader with [Reader.SumBigOld] on an UPDATE: by
+	// column, the length and SHA-256 of each big non-key old value whose
+	// bytes it did not keep (that Old entry has its Kind and nil Bytes).
+	// Compare old values with [Change.OldEqual].
+	OldSums map[int]Sum
+}
+
+// Sum stands for a TEXT or BLOB value's bytes: their length and SHA-256.
+type Sum struct {
+	N      int
+	SHA256 [sha256.Size]byte
+}
+
+// OldEqual reports whether old value i equals v (Value.Equal), for an old
+// value kept whole or only as its Sum.
+func (c *Change) OldEqual(i int, v Value) bool {
+	sum, ok := c.OldSums[i]
+	if !ok {
+		return c.Old[i].Equal(v)
+	}
+	return v.Kind == c.Old[i].Kind && len(v.Bytes) == sum.N && sha256.Sum256(v.Bytes) == sum.SHA256
 }
 
 // Key returns the primary key values of the changed row in primary key

@@ -3,6 +3,7 @@ package changeset
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"math"
 )
 
@@ -21,7 +22,7 @@ import (
 func EncodeKey(vals []Value) []byte {
 	n := MaxVarintLen
 	for _, v := range vals {
-		n += 1 + MaxVarintLen + len(v.Bytes)
+		n += 1 + MaxVarintLen + v.Len()
 	}
 	return AppendKey(make([]byte, 0, n), vals)
 }
@@ -37,6 +38,52 @@ func AppendKey(dst []byte, vals []Value) []byte {
 		dst = AppendValue(dst, v)
 	}
 	return dst
+}
+
+// KeyLen returns len(EncodeKey(vals)) without encoding.
+func KeyLen(vals []Value) int {
+	n := len(AppendVarint(nil, uint64(len(vals))))
+	var head []byte
+	for _, v := range vals {
+		if !v.Kind.valid() {
+			n++
+			continue
+		}
+		head = appendValueHead(head[:0], v)
+		n += len(head)
+		if v.Kind == KindText || v.Kind == KindBlob {
+			n += v.Len()
+		}
+	}
+	return n
+}
+
+// WriteKey writes EncodeKey(vals) to w, the values' bytes from where they
+// are (no copy of them is made).
+func WriteKey(w io.Writer, vals []Value) error {
+	head := AppendVarint(nil, uint64(len(vals)))
+	for _, v := range vals {
+		if !v.Kind.valid() {
+			head = append(head, byte(v.Kind))
+			continue
+		}
+		head = appendValueHead(head, v)
+		if v.Kind != KindText && v.Kind != KindBlob {
+			continue
+		}
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
+		head = head[:0]
+		if err := v.WriteData(w); err != nil {
+			return err
+		}
+	}
+	if len(head) > 0 {
+		_, err := w.Write(head)
+		return err
+	}
+	return nil
 }
 
 // DecodeKey decodes a key produced by EncodeKey. The whole of b must be one

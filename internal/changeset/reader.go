@@ -2,6 +2,7 @@ package changeset
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,6 +79,63 @@ type Reader struct {
 	size int64
 	// keysOnly: big non-key values are read past, not kept (KeysOnly).
 	keysOnly bool
+	// sumBigOld: an UPDATE's big non-key old values are hashed, not kept
+	// (SumBigOld); summing is set while such a record is read, and sums
+	// collects its Sums.
+	sumBigOld, summing bool
+	sums               map[int]Sum
+	// refs, when set, is the input as a ReaderAt (refBase: the offset of
+	// its byte 0 in it): big non-key BLOBs become sections of it (RefBig);
+	// refing is set while a record that may hold them is read.
+	refs    io.ReaderAt
+	refBase int64
+	refing  bool
+	// pool, when set, lends the buffers of big values; lent are those of
+	// the last change, given back at the next Next (UsePool).
+	pool *Pool
+	lent [][]byte
+}
+
+// Pool keeps the buffers of big values (1 MiB and more) for Readers to
+// reuse: a pass that is done with each change before it asks for the
+// next one then holds a big value's bytes once, however many changes and
+// passes (each its own Reader, one after the other) read it. Not safe for
+// concurrent use.
+type Pool struct {
+	free [][]byte
+}
+
+// get returns a free buffer of length n, or nil if none is big enough.
+func (p *Pool) get(n int) []byte {
+	best := -1
+	for i, b := range p.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(p.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	b := p.free[best]
+	p.free = append(p.free[:best], p.free[best+1:]...)
+	return b[:n]
+}
+
+// UsePool makes r take the buffers of big values from p and give them
+// back at its next Next (or Reset): a returned change's big values are
+// valid only until then, so the caller must copy what it keeps. A value
+// no free buffer fits is allocated as without a pool, and goes to p
+// after its change.
+func (r *Reader) UsePool(p *Pool) { r.pool = p }
+
+// giveBack returns the last change's big buffers to the pool.
+func (r *Reader) giveBack() {
+	if r.pool == nil {
+		return
+	}
+	r.pool.free = append(r.pool.free, r.lent...)
+	clear(r.lent)
+	r.lent = r.lent[:0]
 }
 
 // span records that vals[idx].Bytes is arena[off:off+n]; slices are
@@ -110,7 +168,8 @@ func (r *Reader) Start() int64 { return r.start }
 // Reset makes r decode src from its start, as a new Reader with r's
 // limits would, reusing r's buffers.
 func (r *Reader) Reset(src io.Reader) {
-	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly}
+	r.giveBack()
+	*r = Reader{br: r.br, src: src, lim: r.lim, spans: r.spans[:0], size: inputSize(src), keysOnly: r.keysOnly, sumBigOld: r.sumBigOld, pool: r.pool, lent: r.lent, refs: r.refs, refBase: r.refBase}
 	if r.lim.MaxTotalBytes > 0 {
 		r.lr = &io.LimitedReader{R: src, N: r.lim.MaxTotalBytes}
 		src = r.lr
@@ -125,6 +184,20 @@ func (r *Reader) Reset(src io.Reader) {
 // more). A hostile declared length can still not allocate more than the
 // input holds.
 func (r *Reader) SetSize(n int64) { r.size = r.off + n }
+
+// RefBig makes r read past the bytes of big non-key BLOBs (1 MiB and
+// more) of INSERT and UPDATE records and return them as sections of src
+// (Value.Src), where the input's first byte is at offset base: a pass
+// that only copies values on (a Writer, internal/rows) then holds none of
+// their bytes. src must hold the input as r reads it until the pass ends.
+// DELETE records are read whole (their values are kept by the caller).
+func (r *Reader) RefBig(src io.ReaderAt, base int64) { r.refs, r.refBase = src, base }
+
+// SumBigOld makes r keep, of an UPDATE's big non-key old values (1 MiB
+// and more), only their length and SHA-256 (Change.OldSums), for a pass
+// that only compares old values (Change.OldEqual): a big edit then costs
+// the new value's bytes in memory, not twice that.
+func (r *Reader) SumBigOld(on bool) { r.sumBigOld = on }
 
 // KeysOnly makes r read past the bytes of big TEXT and BLOB values (1 MiB
 // and more) of non-key columns instead of keeping them: such a value comes
@@ -159,6 +232,7 @@ func inputSize(r io.Reader) int64 {
 // it. Defined non-key values in the old record of an UPDATE whose new value
 // is undefined are returned as stored (SQLite's iterator hides them).
 func (r *Reader) Next() (*Change, error) {
+	r.giveBack()
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -270,9 +344,14 @@ func (r *Reader) readChange(op Op, start int64) (*Change, error) {
 	c := &Change{Table: t, Op: op, Indirect: ind == 1}
 	r.spans = r.spans[:0]
 	var arena []byte
+	r.refing = r.refs != nil && op != OpDelete
+	defer func() { r.refing = false }()
 	if op != OpInsert {
 		c.Old = vals[:n:n]
-		if arena, err = r.readRecord(vals, 0, n, arena, "old"); err != nil {
+		r.summing, r.sums = r.sumBigOld && op == OpUpdate, nil
+		arena, err = r.readRecord(vals, 0, n, arena, "old")
+		c.OldSums, r.summing, r.sums = r.sums, false, nil
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -324,6 +403,30 @@ func (r *Reader) readRecord(vals []Value, base, n int, arena []byte, which strin
 			}
 			if total := r.lim.MaxTotalBytes; total > 0 && l > uint64(total-r.off) {
 				return arena, r.corrupt(lenOff, "%s value of %d bytes runs past Limits.MaxTotalBytes (%d)", v.Kind, l, total)
+			}
+			if l >= bigValue && r.refing && v.Kind == KindBlob && r.table.PK[i] == 0 && !r.keysOnly {
+				v.Src = io.NewSectionReader(r.refs, r.refBase+r.off, int64(l))
+				m, err := r.br.Discard(int(l))
+				r.off += int64(m)
+				if err != nil {
+					return arena, r.readErr(err, "TEXT/BLOB value")
+				}
+				continue
+			}
+			if l >= bigValue && r.summing && r.table.PK[i] == 0 && !r.keysOnly {
+				h := sha256.New()
+				m, err := io.CopyN(h, r.br, int64(l))
+				r.off += m
+				if err != nil {
+					return arena, r.readErr(err, "TEXT/BLOB value")
+				}
+				if r.sums == nil {
+					r.sums = map[int]Sum{}
+				}
+				sum := Sum{N: int(l)}
+				h.Sum(sum.SHA256[:0])
+				r.sums[i] = sum
+				continue
 			}
 			if l >= bigValue {
 				if v.Bytes, err = r.readBig(int(l), r.keysOnly && r.table.PK[i] == 0); err != nil {
@@ -382,11 +485,26 @@ func (r *Reader) readBig(n int, skip bool) ([]byte, error) {
 		}
 		return nil, nil
 	}
-	if r.size >= 0 && int64(n) <= r.size-r.off {
-		b := make([]byte, n)
-		return b, r.readFull(b, what)
+	if r.pool != nil {
+		// A pooled buffer is filled in place: a hostile declared length
+		// costs nothing beyond the buffer the pool already holds.
+		if b := r.pool.get(n); b != nil {
+			r.lent = append(r.lent, b)
+			return b, r.readFull(b, what)
+		}
 	}
-	return r.readBytes(nil, n, what)
+	var b []byte
+	var err error
+	if r.size >= 0 && int64(n) <= r.size-r.off {
+		b = make([]byte, n)
+		err = r.readFull(b, what)
+	} else {
+		b, err = r.readBytes(nil, n, what)
+	}
+	if r.pool != nil && b != nil {
+		r.lent = append(r.lent, b)
+	}
+	return b, err
 }
 
 func (r *Reader) readByte(what string) (byte, error) {

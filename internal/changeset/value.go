@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -57,6 +58,41 @@ type Value struct {
 	Int   int64
 	Float float64
 	Bytes []byte
+	// Src, when set, holds a big BLOB's bytes in place of Bytes (nil): the
+	// section of its input that a Reader with [Reader.RefBig] read past.
+	// [Writer] copies from it, internal/rows writes from it through blob
+	// I/O and db.Bind reads it; only the passes that asked for it see one.
+	Src *io.SectionReader
+}
+
+// Len returns the length of a TEXT or BLOB value's bytes, where they are.
+func (v Value) Len() int {
+	if v.Src != nil {
+		return int(v.Src.Size())
+	}
+	return len(v.Bytes)
+}
+
+// Data returns the value's bytes, read from Src if that is where they are.
+func (v Value) Data() ([]byte, error) {
+	if v.Src == nil {
+		return v.Bytes, nil
+	}
+	b := make([]byte, v.Src.Size())
+	if _, err := v.Src.ReadAt(b, 0); err != nil {
+		return nil, fmt.Errorf("read a big value: %w", err)
+	}
+	return b, nil
+}
+
+// WriteData writes the value's bytes to w, from Src if they are there.
+func (v Value) WriteData(w io.Writer) error {
+	if v.Src == nil {
+		_, err := w.Write(v.Bytes)
+		return err
+	}
+	_, err := io.Copy(w, io.NewSectionReader(v.Src, 0, v.Src.Size()))
+	return err
 }
 
 // Int returns an INTEGER value.
@@ -90,6 +126,14 @@ func (v Value) Equal(w Value) bool {
 	case KindFloat:
 		return math.Float64bits(v.Float) == math.Float64bits(w.Float)
 	case KindText, KindBlob:
+		if v.Src != nil || w.Src != nil {
+			if v.Len() != w.Len() {
+				return false
+			}
+			a, err1 := v.Data()
+			b, err2 := w.Data()
+			return err1 == nil && err2 == nil && bytes.Equal(a, b)
+		}
 		return bytes.Equal(v.Bytes, w.Bytes)
 	}
 	return true
@@ -110,6 +154,9 @@ const (
 // UTF-8 in text are escaped Go-style, so the result is for humans and not
 // guaranteed to be valid SQL.
 func (v Value) String() string {
+	if v.Src != nil {
+		return fmt.Sprintf("%s of %d bytes", v.Kind, v.Len())
+	}
 	switch v.Kind {
 	case KindUndefined:
 		return "undefined"

@@ -73,7 +73,11 @@ func (w *Writer) writeRecord(rec []Value) {
 	for _, v := range rec {
 		w.scratch = appendValueHead(w.scratch[:0], v)
 		w.write(w.scratch)
-		if v.Kind == KindText || v.Kind == KindBlob {
+		if v.Src != nil && w.err == nil {
+			if err := v.WriteData(w.bw); err != nil {
+				w.err = fmt.Errorf("changeset: write: %w", err)
+			}
+		} else if v.Kind == KindText || v.Kind == KindBlob {
 			w.write(v.Bytes)
 		}
 	}
@@ -109,7 +113,7 @@ func appendValueHead(dst []byte, v Value) []byte {
 	case KindFloat:
 		dst = binary.BigEndian.AppendUint64(dst, math.Float64bits(v.Float))
 	case KindText, KindBlob:
-		dst = AppendVarint(dst, uint64(len(v.Bytes)))
+		dst = AppendVarint(dst, uint64(v.Len()))
 	}
 	return dst
 }
@@ -118,6 +122,15 @@ func appendValueHead(dst []byte, v Value) []byte {
 // with an invalid Kind is appended as its bare type byte, which readers
 // reject.
 func AppendValue(dst []byte, v Value) []byte {
+	if v.Src != nil {
+		// In memory after all: read it (a read error leaves the bare
+		// type byte, which readers reject, never a wrong value).
+		b, err := v.Data()
+		if err != nil {
+			return append(dst, 0xff)
+		}
+		v.Bytes, v.Src = b, nil
+	}
 	dst = appendValueHead(dst, v)
 	if v.Kind == KindText || v.Kind == KindBlob {
 		dst = append(dst, v.Bytes...)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 	"unsafe"
@@ -102,7 +103,9 @@ func Column(stmt *sqlite.Stmt, i int) changeset.Value {
 	}
 }
 
-// Bind binds a changeset value to parameter i (1-based).
+// Bind binds a changeset value to parameter i (1-based). A value whose
+// bytes are in a section of its input (Src) must be read first
+// (internal/rows does).
 func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 	switch v.Kind {
 	case changeset.KindInteger:
@@ -123,6 +126,31 @@ func Bind(stmt *sqlite.Stmt, i int, v changeset.Value) {
 	default:
 		stmt.BindNull(i)
 	}
+}
+
+// StreamMin is the size from which rowdrop writes a BLOB as zeroblob(n)
+// and then fills it through incremental blob I/O, in the same
+// transaction: SQLite then neither copies the bound value into its memory
+// nor builds a record holding it (when it is the record's last column;
+// else the record holds zeros), and writes it page by page through a
+// small buffer.
+const StreamMin = 1 << 20
+
+// FillBlob lets write fill the zeroblob that column col of the row with
+// rowid id of table dbName.table holds, from its start (SQLite copies
+// what it is given through a small buffer). ok is false when SQLite
+// refuses blob I/O on the column (an indexed or foreign-key column):
+// nothing was written, and err says why.
+func FillBlob(conn *sqlite.Conn, dbName, table, col string, id int64, write func(io.Writer) error) (ok bool, err error) {
+	b, err := conn.OpenBlob(dbName, table, col, id, true)
+	if err != nil {
+		return false, err
+	}
+	err = write(b)
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	return true, err
 }
 
 // WithoutTriggers runs fn on conn with the database's triggers out of the

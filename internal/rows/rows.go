@@ -108,10 +108,12 @@ func (r *Table) Insert(row []changeset.Value) error {
 	big := r.bigBlobs(row, nil)
 	for i, v := range row {
 		if slices.Contains(big, i) {
-			s.BindZeroBlob(i+1, int64(len(v.Bytes)))
+			s.BindZeroBlob(i+1, int64(v.Len()))
 			continue
 		}
-		db.Bind(s, i+1, v)
+		if err := bindData(s, i+1, v); err != nil {
+			return fmt.Errorf("insert into %s: %w", r.T.Name, err)
+		}
 	}
 	if _, err := s.Step(); err != nil {
 		return fmt.Errorf("insert into %s: %w", r.T.Name, err)
@@ -176,10 +178,12 @@ func (r *Table) Update(key []changeset.Value, cols []int, vals []changeset.Value
 	}
 	for i, v := range vals {
 		if slices.Contains(big, i) {
-			s.BindZeroBlob(i+1, int64(len(v.Bytes)))
+			s.BindZeroBlob(i+1, int64(v.Len()))
 			continue
 		}
-		db.Bind(s, i+1, v)
+		if err := bindData(s, i+1, v); err != nil {
+			return fmt.Errorf("update %s: %w", r.T.Name, err)
+		}
 	}
 	r.bindKey(s, len(vals)+1, key)
 	if _, err := s.Step(); err != nil {
@@ -202,17 +206,15 @@ func (r *Table) Update(key []changeset.Value, cols []int, vals []changeset.Value
 }
 
 // streamMin is the size from which a BLOB value is written through
-// incremental blob I/O: SQLite then neither copies the bound value nor
-// builds a record holding it (two copies of the value in its memory),
-// and writes it page by page through a small buffer.
-const streamMin = 1 << 20
+// incremental blob I/O (db.StreamMin).
+const streamMin = db.StreamMin
 
 // bigBlobs returns the indices into vals (columns cols[i], or i when cols
 // is nil) of the BLOB values to stream, if the table allows it.
 func (r *Table) bigBlobs(vals []changeset.Value, cols []int) []int {
 	var big []int
 	for i, v := range vals {
-		if v.Kind == changeset.KindBlob && len(v.Bytes) >= streamMin {
+		if v.Kind == changeset.KindBlob && v.Len() >= streamMin {
 			big = append(big, i)
 		}
 	}
@@ -308,16 +310,12 @@ func (r *Table) rowID(key []changeset.Value) (int64, error) {
 func (r *Table) fillBlobs(id int64, key []changeset.Value, cols []int, row []changeset.Value) error {
 	for _, c := range cols {
 		name := r.T.Columns[c].Name
-		b, err := r.conn.OpenBlob(r.dbName, r.T.Name, name, id, true)
-		if err != nil {
+		ok, err := db.FillBlob(r.conn, r.dbName, r.T.Name, name, id, row[c].WriteData)
+		if !ok {
 			if uerr := r.updateBound(key, c, row[c]); uerr != nil {
 				return fmt.Errorf("write %s.%s: %w", r.T.Name, name, uerr)
 			}
 			continue
-		}
-		_, err = b.Write(row[c].Bytes)
-		if cerr := b.Close(); err == nil {
-			err = cerr
 		}
 		if err != nil {
 			return fmt.Errorf("write %s.%s: %w", r.T.Name, name, err)
@@ -334,10 +332,26 @@ func (r *Table) updateBound(key []changeset.Value, c int, v changeset.Value) err
 		return err
 	}
 	defer s.Reset()
-	db.Bind(s, 1, v)
+	if err := bindData(s, 1, v); err != nil {
+		return err
+	}
 	r.bindKey(s, 2, key)
 	_, err = s.Step()
 	return err
+}
+
+// bindData binds v, reading its bytes first if they are in a section of
+// the input (changeset.Value.Src) rather than in memory.
+func bindData(s *sqlite.Stmt, i int, v changeset.Value) error {
+	if v.Src != nil {
+		b, err := v.Data()
+		if err != nil {
+			return err
+		}
+		v.Bytes, v.Src = b, nil
+	}
+	db.Bind(s, i, v)
+	return nil
 }
 
 // Close finalizes prepared statements.

@@ -2,7 +2,9 @@ package rows_test
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -34,14 +36,40 @@ func TestBigBlobs(t *testing.T) {
 		"two values": `CREATE TABLE f(id INTEGER PRIMARY KEY, data BLOB, name TEXT, more BLOB)`,
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	val := func(n int) changeset.Value {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.IntN(255) + 1) // no zero byte: a CHECK can tell
+	for _, fromFile := range []bool{false, true} {
+		// fromFile: the values are sections of a file (Value.Src, as the
+		// export's passes over its capture file read them), not bytes.
+		file, err := os.Create(filepath.Join(t.TempDir(), "values"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return changeset.Blob(b)
+		defer file.Close()
+		val := func(n int) changeset.Value {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = byte(rng.IntN(255) + 1) // no zero byte: a CHECK can tell
+			}
+			if !fromFile {
+				return changeset.Blob(b)
+			}
+			off, err := file.Seek(0, io.SeekEnd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := file.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			return changeset.Value{Kind: changeset.KindBlob, Src: io.NewSectionReader(file, off, int64(n))}
+		}
+		testBigBlobs(t, ddl, val, fromFile)
 	}
+}
+
+func testBigBlobs(t *testing.T, ddl map[string]string, val func(int) changeset.Value, fromFile bool) {
 	for name, q := range ddl {
+		if fromFile {
+			name += " from a file"
+		}
 		t.Run(name, func(t *testing.T) {
 			conn, err := sqlite.OpenConn(filepath.Join(t.TempDir(), "x.db"), sqlite.OpenReadWrite|sqlite.OpenCreate)
 			if err != nil {
@@ -85,8 +113,16 @@ func TestBigBlobs(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i := range row {
-					if !got[i].Equal(row[i]) {
-						t.Fatalf("%s: column %s differs (%d bytes, want %d)", what, tb.Columns[i].Name, len(got[i].Bytes), len(row[i].Bytes))
+					want := row[i]
+					if want.Src != nil {
+						b, err := want.Data()
+						if err != nil {
+							t.Fatal(err)
+						}
+						want = changeset.Blob(b)
+					}
+					if !got[i].Equal(want) {
+						t.Fatalf("%s: column %s differs (%d bytes, want %d)", what, tb.Columns[i].Name, len(got[i].Bytes), len(want.Bytes))
 					}
 				}
 				var ok string

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,12 +39,19 @@ type Conflict struct {
 	WinnerDev string `json:"winner_device"`
 	WinnerHLC uint64 `json:"winner_hlc"`
 	Loser     []byte `json:"-"`
-	LoserDev  string `json:"loser_device"`
-	LoserHLC  uint64 `json:"loser_hlc"`
-	File      string `json:"file,omitempty"`
-	Note      string `json:"note,omitempty"`
-	Restored  int64  `json:"restored_ms,omitempty"`
-	Dismissed int64  `json:"dismissed_ms,omitempty"`
+	// WinnerValues and LoserValues are the sides as values, for a writer
+	// that has them (the merge), in place of Winner and Loser (which stay
+	// nil): AddConflict encodes them as it writes, a big side straight
+	// from the values into the log, with no copy of it in memory. Entries
+	// read back have Winner and Loser.
+	WinnerValues []changeset.Value `json:"-"`
+	LoserValues  []changeset.Value `json:"-"`
+	LoserDev     string            `json:"loser_device"`
+	LoserHLC     uint64            `json:"loser_hlc"`
+	File         string            `json:"file,omitempty"`
+	Note         string            `json:"note,omitempty"`
+	Restored     int64             `json:"restored_ms,omitempty"`
+	Dismissed    int64             `json:"dismissed_ms,omitempty"`
 }
 
 // conflictIDLen is how many hex digits of the hash an id keeps: 48 bits,
@@ -94,18 +102,83 @@ func addConflict(conn *sqlite.Conn, c *Conflict) error {
 	if err != nil {
 		return fmt.Errorf("read the conflict log: %w", err)
 	}
+	sides := []side{newSide(c.Winner, c.WinnerValues), newSide(c.Loser, c.LoserValues)}
 	if len(old) > 0 {
+		c.Winner, c.Loser = sides[0].encoded(), sides[1].encoded()
 		return mergeConflict(conn, old[0], c)
 	}
-	err = sqlitex.Execute(conn, `INSERT INTO rowdrop_conflicts(at_ms,kind,tbl,pk,pk_text,cols,winner,winner_dev,winner_hlc,loser,loser_dev,loser_hlc,file,note,restored_ms,dismissed_ms,cid)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, &sqlitex.ExecOptions{Args: []any{
-		c.AtMS, c.Kind, c.Table, c.PK, c.PKText, c.Cols, c.Winner, c.WinnerDev, int64(c.WinnerHLC), c.Loser, c.LoserDev, int64(c.LoserHLC),
-		c.File, c.Note, c.Restored, c.Dismissed, c.ID}})
+	err = sqlitex.Execute(conn, `INSERT INTO rowdrop_conflicts(at_ms,kind,tbl,pk,pk_text,cols,winner,winner_dev,winner_hlc,loser,loser_dev,loser_hlc,file,note,restored_ms,dismissed_ms,cid,winner_ext,loser_ext)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, &sqlitex.ExecOptions{Args: []any{
+		c.AtMS, c.Kind, c.Table, c.PK, c.PKText, c.Cols, sides[0].inline(), c.WinnerDev, int64(c.WinnerHLC), sides[1].inline(), c.LoserDev, int64(c.LoserHLC),
+		c.File, c.Note, c.Restored, c.Dismissed, c.ID, sides[0].big(), sides[1].big()}})
 	if err != nil {
 		return fmt.Errorf("write the conflict log: %w", err)
 	}
 	c.Seq = conn.LastInsertRowID()
+	for i, sd := range sides {
+		if !sd.big() {
+			continue
+		}
+		// zeroblob(n) as the row's last column takes no memory, and the
+		// bytes go in through blob I/O: SQLite holds no copy of the side.
+		id := c.Seq*2 + int64(i)
+		if err := db.Exec(conn, "INSERT INTO rowdrop_conflict_values(id, v) VALUES(?, zeroblob(?))", id, sd.n); err != nil {
+			return fmt.Errorf("write the conflict log: %w", err)
+		}
+		if _, err := db.FillBlob(conn, "main", "rowdrop_conflict_values", "v", id, sd.write); err != nil {
+			return fmt.Errorf("write the conflict log: %w", err)
+		}
+	}
 	return nil
+}
+
+// side is one side of a conflict as it is written: encoded bytes, or
+// values encoded as they are written.
+type side struct {
+	enc  []byte
+	vals []changeset.Value
+	n    int // encoded length
+}
+
+func newSide(enc []byte, vals []changeset.Value) side {
+	if enc == nil && vals != nil {
+		return side{vals: vals, n: changeset.KeyLen(vals)}
+	}
+	return side{enc: enc, n: len(enc)}
+}
+
+// big reports whether the side is kept in rowdrop_conflict_values rather
+// than in its entry's row, where SQLite would copy it into a bound
+// parameter and again into the row's record.
+func (s side) big() bool { return s.n >= db.StreamMin }
+
+// encoded returns the side's encoding (nil: no side).
+func (s side) encoded() []byte {
+	if s.vals != nil {
+		return changeset.EncodeKey(s.vals)
+	}
+	return s.enc
+}
+
+// inline is what the entry's own column holds for the side.
+func (s side) inline() []byte {
+	if s.big() {
+		return []byte{}
+	}
+	return s.encoded()
+}
+
+func (s side) write(w io.Writer) error {
+	if s.vals != nil {
+		return changeset.WriteKey(w, s.vals)
+	}
+	_, err := w.Write(s.enc)
+	return err
+}
+
+// dropConflictValues deletes the big sides of the entries where selects.
+func dropConflictValues(conn *sqlite.Conn, where string, args ...any) error {
+	return db.Exec(conn, "DELETE FROM rowdrop_conflict_values WHERE id/2 IN (SELECT id FROM rowdrop_conflicts WHERE "+where+")", args...)
 }
 
 // mergeConflict adds the columns of c that entry old lacks, with their
@@ -152,7 +225,10 @@ func mergeConflict(conn *sqlite.Conn, old, c *Conflict) error {
 		}
 		return changeset.EncodeKey(v)
 	}
-	if err := sqlitex.Execute(conn, "UPDATE rowdrop_conflicts SET cols=?, winner=?, loser=? WHERE id=?", &sqlitex.ExecOptions{
+	if err := dropConflictValues(conn, "id=?", old.Seq); err != nil {
+		return fmt.Errorf("write the conflict log: %w", err)
+	}
+	if err := sqlitex.Execute(conn, "UPDATE rowdrop_conflicts SET cols=?, winner=?, loser=?, winner_ext=0, loser_ext=0 WHERE id=?", &sqlitex.ExecOptions{
 		Args: []any{string(js), enc(ow), enc(ol), old.Seq}}); err != nil {
 		return fmt.Errorf("write the conflict log: %w", err)
 	}
@@ -174,7 +250,11 @@ func decodeSides(c *Conflict, n int) (w, l []changeset.Value, ok bool) {
 	return w, l, okW && okL
 }
 
-const conflictCols = `id,at_ms,kind,tbl,pk,pk_text,cols,winner,winner_dev,winner_hlc,loser,loser_dev,loser_hlc,file,note,restored_ms,dismissed_ms,cid`
+const conflictCols = `id,at_ms,kind,tbl,pk,pk_text,cols,
+	CASE WHEN winner_ext THEN (SELECT v FROM rowdrop_conflict_values WHERE rowdrop_conflict_values.id = rowdrop_conflicts.id*2) ELSE winner END,
+	winner_dev,winner_hlc,
+	CASE WHEN loser_ext THEN (SELECT v FROM rowdrop_conflict_values WHERE rowdrop_conflict_values.id = rowdrop_conflicts.id*2+1) ELSE loser END,
+	loser_dev,loser_hlc,file,note,restored_ms,dismissed_ms,cid`
 
 func conflictsWhere(conn *sqlite.Conn, where string, args ...any) ([]*Conflict, error) {
 	var out []*Conflict
@@ -286,10 +366,22 @@ func (d *Dir) DismissConflict(id string, atMS int64) error {
 // PruneConflicts deletes the entries logged before beforeMS and returns
 // how many.
 func (d *Dir) PruneConflicts(beforeMS int64) (int, error) {
-	if err := db.Exec(d.conn, "DELETE FROM rowdrop_conflicts WHERE at_ms<?", beforeMS); err != nil {
+	var n int
+	err := func() (err error) {
+		defer sqlitex.Save(d.conn)(&err)
+		if err = dropConflictValues(d.conn, "at_ms<?", beforeMS); err != nil {
+			return err
+		}
+		if err = db.Exec(d.conn, "DELETE FROM rowdrop_conflicts WHERE at_ms<?", beforeMS); err != nil {
+			return err
+		}
+		n = d.conn.Changes()
+		return nil
+	}()
+	if err != nil {
 		return 0, fmt.Errorf("prune the conflict log in %s: %w", d.Path, err)
 	}
-	return d.conn.Changes(), nil
+	return n, nil
 }
 
 // upgradeConflicts gives a log written before content ids its columns,
@@ -304,7 +396,8 @@ func upgradeConflicts(conn *sqlite.Conn) (err error) {
 	}}); err != nil {
 		return err
 	}
-	for col, decl := range map[string]string{"cid": "TEXT NOT NULL DEFAULT ''", "dismissed_ms": "INTEGER NOT NULL DEFAULT 0"} {
+	for col, decl := range map[string]string{"cid": "TEXT NOT NULL DEFAULT ''", "dismissed_ms": "INTEGER NOT NULL DEFAULT 0",
+		"winner_ext": "INTEGER NOT NULL DEFAULT 0", "loser_ext": "INTEGER NOT NULL DEFAULT 0"} {
 		if !have[col] {
 			if err = sqlitex.ExecuteTransient(conn, "ALTER TABLE rowdrop_conflicts ADD COLUMN "+col+" "+decl, nil); err != nil {
 				return err
@@ -336,6 +429,9 @@ func rehashConflicts(conn *sqlite.Conn, where string, args ...any) error {
 		}
 		if len(same) > 0 {
 			if err := mergeConflict(conn, same[0], c); err != nil {
+				return err
+			}
+			if err := dropConflictValues(conn, "id=?", c.Seq); err != nil {
 				return err
 			}
 			if err := db.Exec(conn, "DELETE FROM rowdrop_conflicts WHERE id=?", c.Seq); err != nil {

@@ -69,7 +69,12 @@ CREATE TABLE IF NOT EXISTS rowdrop_conflicts(
 	file TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '',
 	restored_ms INTEGER NOT NULL DEFAULT 0,
 	cid TEXT NOT NULL DEFAULT '',           -- content id, the same on every device (conflicts.go)
-	dismissed_ms INTEGER NOT NULL DEFAULT 0);
+	dismissed_ms INTEGER NOT NULL DEFAULT 0,
+	winner_ext INTEGER NOT NULL DEFAULT 0, loser_ext INTEGER NOT NULL DEFAULT 0); -- 1: the side is in rowdrop_conflict_values
+-- A conflict's big side (db.StreamMin and more), by id*2 (winner) or
+-- id*2+1 (loser) of its entry: alone in its row's last column, SQLite
+-- writes it through blob I/O without holding it in memory (conflicts.go).
+CREATE TABLE IF NOT EXISTS rowdrop_conflict_values(id INTEGER PRIMARY KEY, v BLOB NOT NULL);
 -- Every changeset this device applied or published: its clock (every
 -- change of a file carries the file's clock, so (dev, hlc) names the file
 -- that wrote a value) and its causal context (JSON {device: seq}: what the
