@@ -438,6 +438,9 @@ func (a *applier) settle(full bool) error {
 	if err := a.e.afterLive(p.items, a.src, &a.st); err != nil {
 		return err
 	}
+	if err := a.logRetried(); err != nil {
+		return err
+	}
 	if full || needsFix(p.items) {
 		<-p.finished
 	}
@@ -1008,7 +1011,7 @@ func (e *Engine) writeBatch(items []*item, src Source, acc *access, st *Stats, s
 		}
 	}
 	if e.refusals != nil {
-		written, err := e.refusals.retry(e, acc, refused)
+		written, err := e.refusals.retry(e, acc, refused, src)
 		if err != nil {
 			return 0, err
 		}

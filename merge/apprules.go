@@ -15,6 +15,7 @@ package merge
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -523,6 +524,10 @@ func (e *Engine) sortForApply(items []*item) {
 // deciding goroutine reads it after a full settle.
 type waiting struct {
 	items []*item
+	// logs are the rows the app's cascades removed when a retried delete
+	// went in (cascadeRows), written to the conflict log once live has
+	// committed them (applier.logRetried).
+	logs []*state.Conflict
 }
 
 // supersede drops and returns the waiting change to it's key, if any: a
@@ -544,7 +549,7 @@ func (w *waiting) supersede(it *item) *item {
 // retry writes the waiting changes and the batch's refused ones to live,
 // pass after pass until one makes no progress, and returns those written.
 // Earlier batches' changes go first (file order).
-func (w *waiting) retry(e *Engine, acc *access, refused []*item) ([]*item, error) {
+func (w *waiting) retry(e *Engine, acc *access, refused []*item, src Source) ([]*item, error) {
 	todo := append(w.items, refused...)
 	var written []*item
 	for len(todo) > 0 {
@@ -560,10 +565,19 @@ func (w *waiting) retry(e *Engine, acc *access, refused []*item) ([]*item, error
 				// A trigger of another change wrote this row meanwhile.
 				want, _ = liveTarget(it.table, it.baseRow, cur, it.merged())
 			}
+			cascade, err := e.cascadeWatch(acc, it, cur, want)
+			if err != nil {
+				return nil, err
+			}
 			switch err := writeRow(lt, it.key, cur, want); {
 			case err == nil:
 				it.liveWritten, it.liveBefore, it.liveWant, it.refusal = true, cur, want, nil
 				written = append(written, it)
+				cs, err := cascade.removed(e, acc, it, src)
+				if err != nil {
+					return nil, err
+				}
+				w.logs = append(w.logs, cs...)
 			case isRefusal(e.Live, err):
 				it.refusal = err
 				left = append(left, it)
@@ -590,10 +604,13 @@ func (a *applier) endRefusals() error {
 		return nil
 	}
 	err := e.inLive(a.ctx, &a.st, func() error {
-		_, err := e.refusals.retry(e, a.liveAcc, nil)
+		_, err := e.refusals.retry(e, a.liveAcc, nil, a.src)
 		return err
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.logRetried(); err != nil {
 		return err
 	}
 	if len(e.refusals.items) == 0 {
@@ -605,11 +622,38 @@ func (a *applier) endRefusals() error {
 	if len(e.refusals.items) == 0 {
 		return nil
 	}
+	if err := a.releaseDeletes(); err != nil {
+		return err
+	}
+	if len(e.refusals.items) == 0 {
+		return nil
+	}
 	it := e.refusals.items[0]
 	re := e.refused(it, it.refusal)
 	e.log().Warn("the app's rules refused changes of a file in every order tried: the file is held",
 		"file", a.src.File, "refused", len(e.refusals.items), "table", re.Table, "key", re.Key, "trigger", re.Trigger, "waits_for", re.Waits)
 	return re
+}
+
+// logRetried writes the conflict-log entries of what the app's cascades
+// removed when retried deletes went in, once live has committed them.
+func (a *applier) logRetried() error {
+	w := a.e.refusals
+	if w == nil {
+		return nil
+	}
+	now := a.e.now().UnixMilli()
+	for _, c := range w.logs {
+		c.AtMS, c.File = now, a.src.File
+		if err := a.e.State.AddConflict(c); err != nil {
+			return fmt.Errorf("write conflict log: %w", err)
+		}
+		if c.Seq != 0 {
+			a.st.Conflicts++
+		}
+	}
+	w.logs = nil
+	return nil
 }
 
 // KindParentDeleted marks a row whose parent was deleted concurrently:
@@ -649,6 +693,129 @@ func (a *applier) orphans() error {
 	}
 	e.refusals.items = left
 	return nil
+}
+
+// releaseDeletes settles the refused deletes of rows that other rows
+// still reference through a reference the app's triggers keep (a BEFORE
+// DELETE trigger that RAISEs while children remain): a child made on
+// another device, or here, concurrently with the delete. On a device where
+// the child came after the delete, the app refuses the child and it is
+// taken out (orphans); here, the other way round, the same outcome: the
+// children are taken out of live (the app's own triggers run, as when the
+// app deletes them) and logged (parent-deleted), and the delete applies.
+// Base keeps the children, so the next export carries their removal to
+// every device as this device's edit. Each delete is tried in a savepoint:
+// if the app refuses a child's removal, or the delete still, nothing of it
+// is kept and it stays held, as before.
+func (a *applier) releaseDeletes() error {
+	e := a.e
+	rules, err := e.appRules()
+	if err != nil {
+		return err
+	}
+	var logs []*state.Conflict
+	err = e.inLive(a.ctx, &a.st, func() error {
+		logs = logs[:0]
+		var left []*item
+		for _, it := range e.refusals.items {
+			if it.liveWant != nil || len(it.key) != 1 || it.key[0].Kind != changeset.KindInteger {
+				left = append(left, it)
+				continue
+			}
+			if err := db.Exec(e.Live, "SAVEPOINT rowdrop_release"); err != nil {
+				return fmt.Errorf("start a savepoint on the live database: %w", err)
+			}
+			taken, ok, err := a.release(rules, it)
+			var uerr error
+			if err != nil || !ok {
+				uerr = db.Exec(e.Live, "ROLLBACK TO rowdrop_release")
+			}
+			if uerr = errors.Join(uerr, db.Exec(e.Live, "RELEASE rowdrop_release")); uerr != nil || err != nil {
+				return errors.Join(err, uerr)
+			}
+			if !ok {
+				left = append(left, it)
+				continue
+			}
+			logs = append(logs, taken...)
+		}
+		if len(left) == len(e.refusals.items) {
+			return nil
+		}
+		e.refusals.items = left
+		_, err := e.refusals.retry(e, a.liveAcc, nil, a.src)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.logRetried(); err != nil {
+		return err
+	}
+	for _, c := range logs {
+		if err := e.State.AddConflict(c); err != nil {
+			return fmt.Errorf("write conflict log: %w", err)
+		}
+		a.st.Conflicts++
+		e.log().Info("a row refers to a row another device deleted meanwhile, whose delete the app's rules refuse while it does: taken out and logged",
+			"file", a.src.File, "table", c.Table, "key", c.PKText)
+	}
+	return nil
+}
+
+// release takes the live rows that reference it's row through the app's
+// trigger-kept references out, then applies its delete; ok is false if
+// the app refuses either (the caller rolls back). taken are the conflict
+// entries of the rows taken out.
+func (a *applier) release(rules *appRules, it *item) (taken []*state.Conflict, ok bool, err error) {
+	e := a.e
+	now := e.now().UnixMilli()
+	trigger := e.refused(it, it.refusal).Trigger
+	for _, ref := range rules.refs {
+		if ref.parent != it.table || ref.trigger == "" {
+			continue
+		}
+		keys, err := referencing(e.Live, fkRef{child: ref.child, col: ref.col, parent: ref.parent}, it.key[0])
+		if err != nil {
+			return nil, false, fmt.Errorf("read the rows of %s that reference row %s of %s: %w", ref.child.Name, KeyText(it.key), it.table.Name, err)
+		}
+		ct := a.liveAcc.get(e.Live, "live", ref.child)
+		for _, k := range keys {
+			row, err := ct.Get(k)
+			if err != nil {
+				return nil, false, err
+			}
+			switch err := writeRow(ct, k, row, nil); {
+			case err == nil:
+			case isRefusal(e.Live, err):
+				return nil, false, nil
+			default:
+				return nil, false, fmt.Errorf("take row %s of %s out of the live database: %w", KeyText(k), ref.child.Name, err)
+			}
+			taken = append(taken, &state.Conflict{Kind: KindParentDeleted, Table: ref.child.Name, Cols: jsonCols(allCols(ref.child)),
+				Loser: encodeOpt(row), PK: changeset.EncodeKey(k), PKText: KeyText(k), AtMS: now, File: a.src.File,
+				WinnerDev: a.src.Clock.Dev, WinnerHLC: uint64(a.src.Clock.HLC), LoserDev: "local",
+				Note: fmt.Sprintf("the row refers to row %s of %s, which another device deleted meanwhile; the app's rules (%s) refuse that delete while the row refers to it, so the row is taken out here and everywhere, as if the delete had come first",
+					KeyText(it.key), it.table.Name, trigger)})
+		}
+	}
+	if len(taken) == 0 {
+		return nil, false, nil // nothing of this kind holds it back
+	}
+	lt := a.liveAcc.get(e.Live, "live", it.table)
+	cur, err := lt.Get(it.key)
+	if err != nil {
+		return nil, false, err
+	}
+	switch err := writeRow(lt, it.key, cur, nil); {
+	case err == nil:
+		it.liveWritten, it.liveBefore, it.liveWant, it.refusal = true, cur, nil, nil
+		return taken, true, nil
+	case isRefusal(e.Live, err):
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("apply %s to the live database (key %s): %w", it.table.Name, KeyText(it.key), err)
+	}
 }
 
 // parentDeleted reports where the missing parent of refused write re was
@@ -759,25 +926,34 @@ func (r *appRules) deleteTrigger(name string, t *schema.Table) bool {
 
 // log records, as conflicts of it, the watched rows the delete removed.
 func (cr *cascadeRows) log(e *Engine, acc *access, it *item, src Source) error {
+	cs, err := cr.removed(e, acc, it, src)
+	it.decision.conflicts = append(it.decision.conflicts, cs...)
+	return err
+}
+
+// removed returns the conflict-log entries of the watched rows the delete
+// of it removed.
+func (cr *cascadeRows) removed(e *Engine, acc *access, it *item, src Source) ([]*state.Conflict, error) {
 	if cr == nil {
-		return nil
+		return nil, nil
 	}
+	var out []*state.Conflict
 	for i, ref := range cr.refs {
 		ct := acc.get(e.Live, "live", ref.child)
 		for _, row := range cr.rows[i] {
 			key := rows.Key(ref.child, row)
 			now, err := ct.Get(key)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if now != nil {
 				continue
 			}
-			it.decision.conflicts = append(it.decision.conflicts, &state.Conflict{Kind: KindCascaded, Table: ref.child.Name,
+			out = append(out, &state.Conflict{Kind: KindCascaded, Table: ref.child.Name,
 				Cols: jsonCols(allCols(ref.child)), Loser: encodeOpt(row), PK: changeset.EncodeKey(key), PKText: KeyText(key),
 				WinnerDev: src.Clock.Dev, WinnerHLC: uint64(src.Clock.HLC), LoserDev: "local",
 				Note: fmt.Sprintf("deleted by the app's trigger %s when the delete of row %s of %s from another device was applied here; the removal is exported as this device's", ref.trigger, KeyText(it.key), it.table.Name)})
 		}
 	}
-	return nil
+	return out, nil
 }

@@ -14,10 +14,11 @@ import (
 )
 
 // TestAppRulesReduce shrinks a failing seed of TestAppRulesProperty to
-// the fewest operations and devices that still make devices diverge, and
+// the fewest operations and devices that still make devices diverge (or
+// still lose a link with no conflict logged), and
 // prints them as Go code for a deterministic test. A tool, not a test:
-// ROWDROP_REDUCE_SEED=n runs it (ROWDROP_APPPROP_DELETES=1 for the
-// deletes variant; ROWDROP_REDUCE_MATCH=text shrinks to the fewest that
+// ROWDROP_REDUCE_SEED=n runs it (ROWDROP_APPPROP_DELETES=1 or =restrict
+// for those variants; ROWDROP_REDUCE_MATCH=text shrinks to the fewest that
 // still fail with a message holding text, such as "held").
 func TestAppRulesReduce(t *testing.T) {
 	s := os.Getenv("ROWDROP_REDUCE_SEED")
@@ -28,8 +29,11 @@ func TestAppRulesReduce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("TestAppRulesProperty/seed=%d", seed)
-	deletes := os.Getenv("ROWDROP_APPPROP_DELETES") != ""
+	v := appVariants[0]
+	if s := os.Getenv("ROWDROP_APPPROP_DELETES"); s != "" {
+		v = appVariantFor(s)
+	}
+	name := v.testName(seed) // device ids derive from it: the same as the run's
 	if f := os.Getenv("ROWDROP_REDUCE_REPLAY"); f != "" {
 		// Replay a shrunk run saved before, with diagnostics.
 		var saved struct {
@@ -47,22 +51,28 @@ func TestAppRulesReduce(t *testing.T) {
 		for _, o := range saved.Ops {
 			ops = append(ops, appOp{tick: o.Tick, dev: o.Dev, to: o.To, q: o.Q, args: o.Args})
 		}
-		t.Log(probe(t, name, func(tb testing.TB) { replayApp(tb, saved.Batches, saved.Devs, ops, true) }))
+		t.Log(probe(t, name, func(tb testing.TB) { replayApp(tb, v, saved.Batches, saved.Devs, ops, true) }))
 		return
 	}
 	rec := &appRecord{}
-	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, deletes, rec) })
-	interesting := interesting
-	if m := os.Getenv("ROWDROP_REDUCE_MATCH"); m != "" {
-		interesting = func(msg string) bool { return strings.Contains(msg, m) }
+	msg := probe(t, name, func(tb testing.TB) { runAppPropRec(tb, seed, v, rec) })
+	interesting := func(msg string) bool { return diverges(msg) || lost(msg) }
+	match := os.Getenv("ROWDROP_REDUCE_MATCH")
+	if match != "" {
+		interesting = func(msg string) bool { return strings.Contains(msg, match) }
 	}
 	if !interesting(msg) {
 		t.Fatalf("seed %d does not diverge: %q", seed, msg)
 	}
+	if match == "" && !diverges(msg) {
+		// A link lost with no conflict logged: shrink to that, not to
+		// some other failure a shrunk run may hit.
+		interesting = lost
+	}
 	ops := rec.ops
 	devs := []int{0, 1, 2, 3}
 	try := func(ops []appOp, devs []int) bool {
-		return interesting(probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops) }))
+		return interesting(probe(t, name, func(tb testing.TB) { replayApp(tb, v, rec.batches, devs, ops) }))
 	}
 	if !try(ops, devs) {
 		t.Fatalf("the replay of seed %d does not diverge", seed)
@@ -135,7 +145,7 @@ func TestAppRulesReduce(t *testing.T) {
 			fmt.Fprintf(&b, "tick %d; d%d: %s %v\n", op.tick, op.dev, op.q, op.args)
 		}
 	}
-	t.Logf("minimal:\n%s\n%s", b.String(), probe(t, name, func(tb testing.TB) { replayApp(tb, rec.batches, devs, ops, true) }))
+	t.Logf("minimal:\n%s\n%s", b.String(), probe(t, name, func(tb testing.TB) { replayApp(tb, v, rec.batches, devs, ops, true) }))
 }
 
 // savedOp is an appOp as JSON.
@@ -146,17 +156,22 @@ type savedOp struct {
 	Args    []any
 }
 
-// interesting: the devices diverged (not another failure of a shrunk run).
-func interesting(msg string) bool {
+// diverges: the devices diverged (not another failure of a shrunk run).
+func diverges(msg string) bool {
 	return strings.Contains(msg, "devices differ") || strings.Contains(msg, "base copy differs")
 }
 
+// lost: a link was lost with no conflict logged (appProp.check).
+func lost(msg string) bool { return strings.Contains(msg, "is in no conflict log") }
+
 // replayApp replays recorded operations on the devices devs (indexes into
 // batches), then quiesces and checks convergence.
-func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bool) {
-	w := scenario.NewWorld(tb, appPropSchema)
+func replayApp(tb testing.TB, v appVariant, batches []int, devs []int, ops []appOp, diag ...bool) {
+	w := scenario.NewWorld(tb, v.schema())
 	w.Quiet = len(diag) == 0
 	verbose := len(diag) > 0 && os.Getenv("ROWDROP_REDUCE_LOG") != ""
+	p := &appProp{t: tb, w: w, created: map[appLink]bool{}, deleted: map[appLink]bool{},
+		pending: map[*scenario.Device]map[string]string{}, renamed: map[string]string{}, ids: map[string]map[string]bool{}}
 	byIdx := map[int]*scenario.Device{}
 	for _, i := range devs {
 		b := batches[i]
@@ -171,6 +186,7 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 			tb.Fatal(err)
 		}
 		byIdx[i] = d
+		p.devs = append(p.devs, d)
 	}
 	for _, op := range ops {
 		w.Tick(op.tick)
@@ -179,15 +195,18 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 			fmt.Fprintf(os.Stderr, "--- op %+v\n", op)
 		}
 		if op.q != "" {
-			d.Exec(op.q, op.args...)
+			p.exec(d, op.q, op.args...)
+			p.observe()
 			continue
 		}
 		to := byIdx[op.to]
 		d.Export()
+		p.exported(d)
 		if to != d {
 			w.DeliverAll(d, to)
 			to.Import()
 		}
+		p.observe()
 	}
 	w.Tick(1000)
 	w.Quiesce(12)
@@ -199,6 +218,7 @@ func replayApp(tb testing.TB, batches []int, devs []int, ops []appOp, diag ...bo
 		}
 	}
 	w.AssertConverged()
+	p.check()
 }
 
 // probeTB is a testing.TB whose failures end the run (by panic) and are

@@ -360,3 +360,184 @@ func TestCascadeOfRemoteDeleteIsLogged(t *testing.T) {
 		t.Fatalf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
 	}
 }
+
+// An app that refuses to delete a book while links still refer to it (a
+// BEFORE DELETE trigger that RAISEs) and checks a link's book on insert.
+// One device deletes a book while another links it. Where the link comes
+// after the delete, the app refuses the link: it is taken out and logged
+// (parent-deleted). Where the delete comes after the link, the app refuses
+// the delete in every order: before the fix that file was held for ever
+// (and, with the rest of its import committed to live, this device's own
+// exports waited behind it). Now the link is taken out there too, logged,
+// and the delete applies: the same end on every device, whatever the
+// order, whether the linker had exported its link or not, no file held.
+func TestRestrictedDeleteConcurrentLink(t *testing.T) {
+	const schema = `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+END;
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM links WHERE book = OLD.id);
+END;
+`
+	for _, exported := range []bool{true, false} {
+		for _, order := range []string{"link,delete", "delete,link"} {
+			name := order
+			if !exported {
+				name = "link-not-exported/" + order
+			}
+			t.Run(name, func(t *testing.T) {
+				w := scenario.NewWorld(t, schema)
+				a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+				b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: true})
+				c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+				b.Exec(`INSERT INTO books VALUES(1, 'Dune'), (2, 'Emma')`)
+				b.Exec(`INSERT INTO links VALUES(2, 'kept')`)
+				book := b.Export().Seq
+				w.DeliverAll(b, a)
+				a.Import()
+				w.Deliver(b, book, c)
+				c.Import()
+				w.Tick(1000)
+				a.Exec(`DELETE FROM books WHERE id = 1`) // a has no link to it
+				del := a.Export().Seq
+				w.Tick(1000)
+				b.Exec(`INSERT INTO links VALUES(1, 'new')`)
+				var link uint64
+				if exported {
+					link = b.Export().Seq
+				}
+				w.Tick(1000)
+				// b meets the delete with its link there.
+				w.DeliverAll(a, b)
+				if r := b.Import(); r.Held != 0 || r.Waiting != 0 {
+					t.Fatalf("b: the delete is not applied: %+v\n%+v", r, b.Status().Files)
+				}
+				b.Export()
+				for _, f := range strings.Split(order, ",") {
+					if f == "delete" {
+						w.Deliver(a, del, c)
+					} else if link != 0 {
+						w.Deliver(b, link, c)
+					}
+					if r := c.Import(); r.Held != 0 {
+						t.Fatalf("c: a file is held: %+v\n%+v", r, c.Status().Files)
+					}
+				}
+				w.Tick(1000)
+				w.Quiesce(8)
+				w.AssertConverged()
+				for _, d := range w.Devs {
+					if got := d.Value(`SELECT group_concat(title || ':' || coalesce(tag, '-')) FROM books LEFT JOIN links ON links.book = books.id`); got != "Emma:kept" {
+						t.Errorf("%s: books and links %q, want Emma:kept only:\n%s", d.Name, got, d.Dump())
+					}
+				}
+				found := false
+				for _, cf := range b.Conflicts() {
+					found = found || cf.Kind == "parent-deleted" && cf.Table == "links" && strings.Contains(fmt.Sprint(cf.Loser), "new")
+				}
+				if !found {
+					t.Errorf("b took its link out without logging it: %+v", b.Conflicts())
+				}
+			})
+		}
+	}
+}
+
+// The same, but the app refuses to remove the link too (it is locked):
+// taking it out is tried in a savepoint and undone, the delete stays held
+// with its reason, and nothing is taken out or logged.
+func TestRestrictedDeleteHeldWhenLinkRefused(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM links WHERE book = OLD.id);
+END;
+CREATE TRIGGER links_locked BEFORE DELETE ON links WHEN OLD.tag = 'locked' BEGIN SELECT RAISE(ABORT, 'link locked'); END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	b.Exec(`INSERT INTO books VALUES(1, 'Dune')`)
+	b.Export()
+	w.DeliverAll(b, a)
+	a.Import()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 1`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES(1, 'free'), (1, 'locked')`)
+	b.Export()
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 1 {
+		t.Fatalf("want a's file held on b: %+v", r)
+	}
+	if got := b.Value(`SELECT group_concat(tag) FROM (SELECT tag FROM links ORDER BY tag)`); got != "free,locked" {
+		t.Errorf("b: links %q, want both kept while the delete is held", got)
+	}
+	if got := b.Value(`SELECT count(*) FROM books`); got != "1" {
+		t.Errorf("b: the book is gone while its delete is held")
+	}
+	if cs := b.Conflicts(); len(cs) != 0 {
+		t.Errorf("b logged a removal it undid: %+v", cs)
+	}
+	reason := ""
+	for _, f := range b.Status().Files {
+		reason += f.Reason
+	}
+	if !strings.Contains(reason, "books_restrict") || !strings.Contains(reason, "table books, key (1)") {
+		t.Errorf("the held file's reason does not name the trigger and row: %s", reason)
+	}
+}
+
+// A book's delete that the app first refuses (its notes are still there:
+// a file's changes apply parents first, and with one change per batch the
+// notes' deletes come after) goes in on a later try, and the app's cascade
+// then removes a link made here concurrently, which the deleting device
+// never saw. Before the fix a retried delete's cascade was not watched:
+// the link was gone on every device and nobody logged it.
+func TestRetriedDeleteCascadeIsLogged(t *testing.T) {
+	for _, batch := range []int{0, 1} {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, book INTEGER, body TEXT);
+CREATE TABLE links(book INTEGER, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book has notes') WHERE EXISTS (SELECT 1 FROM notes WHERE book = OLD.id);
+END;
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Config: func(c *rowdrop.Config) { c.MergeBatch = batch }})
+			a.Exec(`INSERT INTO books VALUES(1, 'Dune')`)
+			a.Exec(`INSERT INTO notes VALUES(1, 1, 'n')`)
+			a.Export()
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			a.Exec(`DELETE FROM notes WHERE id = 1`)
+			a.Exec(`DELETE FROM books WHERE id = 1`)
+			a.Export()
+			b.Exec(`INSERT INTO links VALUES(1, 'x')`)
+			b.Export()
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			if n := a.Value(`SELECT count(*) FROM links`); n != "0" {
+				t.Fatalf("links left: %s", n)
+			}
+			found := false
+			for _, c := range b.Conflicts() {
+				found = found || c.Kind == "cascaded" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "'x'")
+			}
+			if !found {
+				t.Errorf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
+			}
+		})
+	}
+}
