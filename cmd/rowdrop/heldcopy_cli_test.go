@@ -108,7 +108,9 @@ func TestCLIExcludedPartSurvivesCollection(t *testing.T) {
 	a.sync(t)
 	b.sync(t)
 	aID := a.status(t)["device"].(string)
-	bx := func(cmd string) []string { return append(append([]string{cmd}, b.flags()...), "--exclude", "note_tags") }
+	bx := func(cmd string) []string {
+		return append(append([]string{cmd}, b.flags()...), "--exclude", "note_tags")
+	}
 	ok(t, bx("sync")...)
 	a.execScript(t, "INSERT INTO note_tags VALUES('n1','while-excluded'); UPDATE notes SET title='two' WHERE id='n1';")
 	a.sync(t) // file 2
