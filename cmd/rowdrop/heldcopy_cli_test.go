@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"zombiezen.com/go/sqlite"
+	"zombiezen.com/go/sqlite/sqlitex"
+
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 )
 
@@ -48,7 +51,7 @@ func heldCopies(t *testing.T, d *device) []string {
 // beta writes a file touching notes and note_tags, then a later one.
 // Alpha applies both (notes' part of the first held), acknowledges, and
 // beta collects the first file. It returns beta's id.
-func heldPartSetup(t *testing.T, folder string, a, b *device) string {
+func heldPartSetup(t *testing.T, folder string, a, b *device, beforeCollect ...func()) string {
 	t.Helper()
 	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
 	a.sync(t)
@@ -69,6 +72,9 @@ func heldPartSetup(t *testing.T, folder string, a, b *device) string {
 	b.sync(t)
 	syncAny(t, a) // applies it and acknowledges both
 	syncAny(t, b) // reads alpha's ack
+	for _, fn := range beforeCollect {
+		fn()
+	}
 	collectOwn(t, b, folder, bID, 1)
 	return bID
 }
@@ -141,4 +147,119 @@ func TestCLIExcludedPartSurvivesCollection(t *testing.T) {
 	sameDB(t, a, b)
 }
 
-var _ = strings.Contains
+// A damaged copy is never applied: the part stays held, and status names
+// the copy and what to do.
+func TestCLIHeldCopyDamaged(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	heldPartSetup(t, folder, a, b)
+	c := heldCopies(t, a)
+	if len(c) != 1 {
+		t.Fatalf("alpha's held copies: %v, want one", c)
+	}
+	p := filepath.Join(a.state, "held", c[0])
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 0x55 // a flipped byte at the end of the payload
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+	r := runRD(t, append([]string{"sync"}, a.flags()...)...)
+	if r.code != 3 {
+		t.Fatalf("alpha's sync with a damaged copy: exit %d, want 3 (a table held)\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, p) {
+		t.Errorf("alpha's sync does not name the damaged copy %s:\n%s", p, r.stderr)
+	}
+	if got := a.query(t, "SELECT title || '/' || pinned FROM notes"); got != "one/0" {
+		t.Fatalf("alpha's notes: %q: a damaged copy must not be applied", got)
+	}
+	st, code := statusAny(t, a)
+	h := heldTable(st, "tables_held", "notes")
+	if h == nil || code != 3 {
+		t.Fatalf("alpha's status with a damaged copy: exit %d, held %v", code, st["tables_held"])
+	}
+	reason, _ := h["reason"].(string)
+	for _, want := range []string{p, "damaged", "not applied", "put file", "rowdrop snapshot"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("held reason %q lacks %q", reason, want)
+		}
+	}
+	if len(heldCopies(t, a)) != 1 {
+		t.Errorf("the damaged copy was removed: %v (it is the user's to judge)", heldCopies(t, a))
+	}
+}
+
+// A state directory from before held copies (held parts, no copies) gets
+// its copies on the first sync while the files are still in the folder.
+func TestCLIHeldCopyAddedOnUpgrade(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	heldPartSetup(t, folder, a, b, func() {
+		// What an older rowdrop left: no copy table, no copies.
+		conn, err := sqlite.OpenConn(filepath.Join(a.state, "base.db"), sqlite.OpenReadWrite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_held_copies", nil)
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(a.state, "held")); err != nil {
+			t.Fatal(err)
+		}
+		syncAny(t, a)
+		if len(heldCopies(t, a)) != 1 {
+			t.Fatalf("alpha's held copies after the first sync of the upgrade: %v, want one", heldCopies(t, a))
+		}
+	})
+	a.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+	syncAny(t, a)
+	if got := a.query(t, "SELECT title || '/' || pinned FROM notes"); got != "edited on beta/1" {
+		t.Fatalf("alpha's notes after upgrading: %q, want beta's edit from the copy", got)
+	}
+	if c := heldCopies(t, a); len(c) != 0 {
+		t.Errorf("alpha's held copies after the part applied: %v", c)
+	}
+}
+
+// A part inherited from a snapshot (the joiner holds what the snapshot's
+// writer held) survives the file's collection too.
+func TestCLIInheritedPartSurvivesCollection(t *testing.T) {
+	folder := t.TempDir()
+	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.sync(t)
+	b.sync(t)
+	b.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+	b.execScript(t, "UPDATE notes SET title='edited on beta', pinned=1 WHERE id='n1'; INSERT INTO note_tags VALUES('n1','beta');")
+	b.sync(t)
+	bID := b.status(t)["device"].(string)
+	syncAny(t, a)
+	if r := runRD(t, append([]string{"snapshot"}, a.flags()...)...); r.code != 0 && r.code != 3 {
+		t.Fatalf("alpha's snapshot: exit %d\n%s", r.code, r.stderr)
+	}
+	c := newDevice(t, folder, "gamma")
+	syncAny(t, c)
+	if heldTable(func() map[string]any { st, _ := statusAny(t, c); return st }(), "tables_held", "notes") == nil {
+		t.Fatalf("gamma does not hold beta's notes part after joining from alpha's snapshot")
+	}
+	if len(heldCopies(t, c)) != 1 {
+		t.Errorf("gamma's held copies after joining: %v, want one", heldCopies(t, c))
+	}
+	b.exec(t, "INSERT INTO note_tags VALUES('n1','later')")
+	b.sync(t)
+	syncAny(t, a)
+	syncAny(t, c)
+	syncAny(t, b)
+	collectOwn(t, b, folder, bID, 1)
+	c.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+	syncAny(t, c)
+	if got := c.query(t, "SELECT title || '/' || pinned FROM notes"); got != "edited on beta/1" {
+		t.Fatalf("gamma's notes after upgrading: %q, want beta's edit from the collected file", got)
+	}
+}
