@@ -251,7 +251,7 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, copies map
 			return keep(p.Kind, why)
 		}
 		if err := f.Verify(); err != nil {
-			return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and neither the file nor this device's copy %s verifies: %v", p.Path, p.Table, c.File, err))
+			return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and neither the file nor this device's copy %s verifies (%v), so it is not applied. To resume: %s", p.Path, p.Table, c.File, err, copyAdvice(p)))
 		}
 		h = f.Header
 		h.HLC = uint64(im.effectiveHLC(h))

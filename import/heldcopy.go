@@ -115,7 +115,7 @@ func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state
 // against its checksum first. A nil file comes with the reason, naming
 // the copy and what to do; a damaged copy is never applied.
 func (im *Importer) openCopy(p state.HeldPart, c state.HeldCopy) (*rdfile.File, string) {
-	rejoin := fmt.Sprintf("put file %s back into the shared folder (from a backup, or another device's copy of the folder) and sync; or, if it is gone for good, delete the copy and let table %s catch up from a snapshot: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the snapshot)", p.Path, p.Table)
+	rejoin := copyAdvice(p)
 	if err := state.CheckHeldCopy(c); err != nil {
 		im.log().Warn("held copy damaged: its table part is not applied", "copy", c.File, "file", p.Path, "table", p.Table, "err", err)
 		if errors.Is(err, state.ErrHeldCopyDamaged) {
@@ -131,4 +131,10 @@ func (im *Importer) openCopy(p state.HeldPart, c state.HeldCopy) (*rdfile.File, 
 		return nil, fmt.Sprintf("%s: its part for table %s is held here and the file is no longer in the folder; this device's copy %s is not that file (%v), so it is not applied. To resume: %s", p.Path, p.Table, c.File, err, rejoin)
 	}
 	return f, ""
+}
+
+// copyAdvice says what to do when held part p's copy cannot stand in for
+// its file.
+func copyAdvice(p state.HeldPart) string {
+	return fmt.Sprintf("put file %s back into the shared folder (from a backup, or another device's copy of the folder) and sync; or, if it is gone for good, delete the copy and let table %s catch up from a snapshot: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the snapshot)", p.Path, p.Table)
 }
