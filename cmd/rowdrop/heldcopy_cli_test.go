@@ -94,15 +94,22 @@ func TestCLIHeldPartSurvivesCollection(t *testing.T) {
 	if len(heldCopies(t, a)) != 1 {
 		t.Errorf("alpha's held copies: %v, want one", heldCopies(t, a))
 	}
+	st, _ := statusAny(t, a)
+	if hc, _ := st["held_copies"].(map[string]any); hc == nil || hc["files"] != 1.0 || hc["bytes"].(float64) <= 0 {
+		t.Errorf("alpha's status: held copies %v, want one file", st["held_copies"])
+	}
+	if text := runRD(t, append([]string{"status"}, a.flags()...)...).stdout; !strings.Contains(text, "held copies: 1 file(s)") {
+		t.Errorf("alpha's status text has no held-copies line:\n%s", text)
+	}
 	// alpha's app upgrades: the held part applies from alpha's copy.
 	a.exec(t, "ALTER TABLE notes ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
 	syncAny(t, a)
 	if got := a.query(t, "SELECT title || '/' || pinned FROM notes"); got != "edited on beta/1" {
 		t.Fatalf("alpha's notes after upgrading: %q, want beta's edit from the collected file", got)
 	}
-	st, _ := statusAny(t, a)
-	if heldTable(st, "tables_held", "notes") != nil {
-		t.Errorf("notes still held: %v", st["tables_held"])
+	st, _ = statusAny(t, a)
+	if heldTable(st, "tables_held", "notes") != nil || st["held_copies"] != nil {
+		t.Errorf("notes still held: %v, copies %v", st["tables_held"], st["held_copies"])
 	}
 	if c := heldCopies(t, a); len(c) != 0 {
 		t.Errorf("alpha's held copies after the part applied: %v, want none", c)

@@ -166,3 +166,15 @@ func (d *Dir) SweepHeldCopies() error {
 	}
 	return nil
 }
+
+// HeldCopyUsage counts the recorded held copies and their bytes.
+func (d *Dir) HeldCopyUsage() (files int, bytes int64, err error) {
+	err = sqlitex.Execute(d.conn, "SELECT count(*), coalesce(sum(size), 0) FROM rowdrop_held_copies", &sqlitex.ExecOptions{ResultFunc: func(s *sqlite.Stmt) error {
+		files, bytes = s.ColumnInt(0), s.ColumnInt64(1)
+		return nil
+	}})
+	if err != nil {
+		return 0, 0, fmt.Errorf("count held copies in %s: %w", d.Path, err)
+	}
+	return files, bytes, nil
+}
