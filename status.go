@@ -48,7 +48,11 @@ type Status struct {
 	// CatchingUp are the tables that entered this device's sync set
 	// (include, un-exclude, a profile change) and have not caught up yet
 	// with the changes others made meanwhile. Not in Synced.
-	CatchingUp []TableHeld    `json:"tables_catching_up,omitempty"`
+	CatchingUp []TableHeld `json:"tables_catching_up,omitempty"`
+	// HeldCopies are this device's copies of files with a held table
+	// part (kept so the part survives the file's collection; they go once
+	// it applies). A table excluded here for good keeps them.
+	HeldCopies *HeldCopies    `json:"held_copies,omitempty"`
 	Skipped    []SkippedTable `json:"tables_skipped"`
 	Conflicts  int            `json:"conflicts"`
 	Unknown    []string       `json:"unknown_files,omitempty"`
@@ -94,6 +98,13 @@ type TableHeld struct {
 	First  string `json:"first_file"`
 	Reason string `json:"reason"` // the first part's
 	Since  string `json:"since"`
+}
+
+// HeldCopies is what the held copies take in the state directory.
+type HeldCopies struct {
+	Files int    `json:"files"`
+	Bytes int64  `json:"bytes"`
+	Dir   string `json:"dir"`
 }
 
 // SkippedTable is a table rowdrop does not sync here, with the reason.
@@ -177,6 +188,9 @@ func (s *Syncer) Status(ctx context.Context) (*Status, error) {
 		st.Skipped = append(st.Skipped, SkippedTable{Name: p.Table, Kind: SkippedSchemaChanged, Reason: p.Reason})
 	}
 	notSynced, err := s.heldTables(st, tables)
+	if err == nil {
+		err = s.heldCopies(st)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -415,6 +429,16 @@ func (s *Syncer) checkFiles(scan *folder.Scan, applied map[string]uint64, known 
 		}
 	}
 	return out
+}
+
+// heldCopies fills st's held copies (none: nil).
+func (s *Syncer) heldCopies(st *Status) error {
+	n, b, err := s.st.HeldCopyUsage()
+	if err != nil || n == 0 {
+		return err
+	}
+	st.HeldCopies = &HeldCopies{Files: n, Bytes: b, Dir: s.st.HeldCopyDir()}
+	return nil
 }
 
 // heldTables fills st's held and catching-up tables from the held parts

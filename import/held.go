@@ -140,10 +140,28 @@ func columnList(cols []rdfile.Column) string {
 // naming the tables that still have a held part.
 func (im *Importer) releaseHeld(ctx context.Context, res *Result) error {
 	im.pending = map[string]map[string]bool{}
+	// Copies no part needs go (applied, or written by an import cut short
+	// before its commit); parts without a copy get one while their file
+	// is still in the folder.
+	if err := im.State.SweepHeldCopies(); err != nil {
+		return err
+	}
 	parts, err := im.State.HeldParts()
 	if err != nil {
 		return err
 	}
+	copies, err := im.State.HeldCopies()
+	if err != nil {
+		return err
+	}
+	if err := im.ensureCopies(parts, copies); err != nil {
+		return err
+	}
+	defer func() {
+		if err := im.State.SweepHeldCopies(); err != nil {
+			im.log().Warn("held copies not removed (tried again next sync)", "err", err)
+		}
+	}()
 	for _, p := range parts { // by device, table, sequence
 		if im.pending[p.Dev][p.Table] || im.retired[p.Dev] {
 			im.notePending([]state.HeldPart{p})
@@ -152,7 +170,7 @@ func (im *Importer) releaseHeld(ctx context.Context, res *Result) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		applied, err := im.releaseOne(ctx, p, res)
+		applied, err := im.releaseOne(ctx, p, copies, res)
 		if err != nil {
 			return err
 		}
@@ -163,8 +181,9 @@ func (im *Importer) releaseHeld(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// releaseOne applies held part p if its table takes it now.
-func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, res *Result) (bool, error) {
+// releaseOne applies held part p if its table takes it now, from the
+// folder's file, or from this device's copy (copies) once it is gone.
+func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, copies map[string]state.HeldCopy, res *Result) (bool, error) {
 	keep := func(kind, reason string) (bool, error) {
 		if kind == p.Kind && reason == p.Reason {
 			return false, nil
@@ -182,12 +201,31 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, res *Resul
 			e, found = x, true
 		}
 	}
-	if !found {
-		return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, but the file is no longer in the folder (collected by its device?): table %s can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the snapshot)", p.Path, p.Table, p.Table))
+	c, hasCopy := copies[p.Path]
+	fromCopy := func() (*rdfile.File, string) {
+		f, why := im.openCopy(p, c)
+		e = folder.Entry{Device: p.Dev, Seq: p.Seq, Rel: p.Path, Bytes: c.Size}
+		return f, why
 	}
-	f, err := im.Folder.Open(e.Rel)
-	if err != nil {
-		return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and the file cannot be read now: %v", e.Rel, p.Table, err))
+	var f *rdfile.File
+	switch {
+	case found:
+		var err error
+		if f, err = im.Folder.Open(e.Rel); err != nil {
+			if !hasCopy {
+				return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and the file cannot be read now: %v", e.Rel, p.Table, err))
+			}
+			f = nil
+		}
+	case !hasCopy:
+		return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, but the file is no longer in the folder (collected by its device?) and this device kept no copy of it: table %s can only catch up from a snapshot that includes it: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the snapshot)", p.Path, p.Table, p.Table))
+	}
+	if f == nil {
+		var why string
+		if f, why = fromCopy(); f == nil {
+			return keep(p.Kind, why)
+		}
+		hasCopy = false // the copy is in use: no second fallback
 	}
 	h := f.Header
 	var ht *rdfile.Table
@@ -204,7 +242,19 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, res *Resul
 		return keep(kind, e.Rel+": "+reason)
 	}
 	if err := f.Verify(); err != nil {
-		return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and the file no longer verifies: %v", e.Rel, p.Table, err))
+		if !hasCopy {
+			return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and the file no longer verifies: %v", e.Rel, p.Table, err))
+		}
+		// The folder's file is damaged: this device's copy stands in.
+		var why string
+		if f, why = fromCopy(); f == nil {
+			return keep(p.Kind, why)
+		}
+		if err := f.Verify(); err != nil {
+			return keep(p.Kind, fmt.Sprintf("%s: its part for table %s is held here, and neither the file nor this device's copy %s verifies (%v), so it is not applied. To resume: %s", p.Path, p.Table, c.File, err, copyAdvice(p)))
+		}
+		h = f.Header
+		h.HLC = uint64(im.effectiveHLC(h))
 	}
 	skip := map[string]bool{}
 	for _, t := range h.Tables {
@@ -213,6 +263,10 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, res *Resul
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := im.State.ReleasePart(p.Dev, p.Table, p.Seq); err != nil {
+			return err
+		}
+		// The copy's record goes with its last part (its file after).
+		if err := im.State.DropUnusedHeldCopies(); err != nil {
 			return err
 		}
 		return im.State.EndInflight()
@@ -226,7 +280,11 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, res *Resul
 		}
 		return false, err
 	}
-	im.log().Info("held table part applied", "file", e.Rel, "table", p.Table)
+	if found && f.Path == im.Folder.Path(e.Rel) {
+		im.log().Info("held table part applied", "file", e.Rel, "table", p.Table)
+	} else {
+		im.log().Info("held table part applied from this device's copy (the file left the folder)", "file", p.Path, "copy", c.File, "table", p.Table)
+	}
 	res.Released++
 	return true, nil
 }

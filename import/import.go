@@ -311,6 +311,16 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 	if err := f.Verify(); err != nil {
 		return classify(err), err.Error(), nil
 	}
+	// A held part outlives the file's collection in this device's copy,
+	// on disk before the commit that records the file applied.
+	var held *state.HeldCopy
+	if len(parts) > 0 {
+		c, reason, err := im.copyHeld(e.Rel, f)
+		if err != nil || reason != "" {
+			return StatusWaiting, reason, err
+		}
+		held = &c
+	}
 	finish := func() error {
 		im.Clock.Observe(hlc.Timestamp(h.HLC))
 		if err := im.State.MarkApplied(state.AppliedFiles{Dev: h.Device, Name: h.DeviceName, Seq: h.Seq, HLC: hlc.Timestamp(h.HLC),
@@ -324,6 +334,11 @@ func (im *Importer) applyOne(ctx context.Context, e folder.Entry, res *Result) (
 		// never stands without the other.
 		for _, p := range parts {
 			if err := im.State.HoldPart(p); err != nil {
+				return err
+			}
+		}
+		if held != nil {
+			if err := im.State.RecordHeldCopy(*held); err != nil {
 				return err
 			}
 		}

@@ -219,6 +219,9 @@ func printStatus(w io.Writer, st *rowdrop.Status) {
 			fmt.Fprintf(w, "  %s: %d file(s) of device %s from %s, since %s\n      %s\n", t.Table, t.Files, t.Device, t.First, t.Since, t.Reason)
 		}
 	}
+	if c := st.HeldCopies; c != nil {
+		fmt.Fprintf(w, "held copies: %d file(s), %.1f MB in %s (other devices' files with a held table part, kept until the part applies; a table excluded here for good keeps them)\n", c.Files, float64(c.Bytes)/1e6, c.Dir)
+	}
 	if len(st.Skipped) > 0 {
 		fmt.Fprintf(w, "tables not synced:\n")
 		for _, s := range st.Skipped {

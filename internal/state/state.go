@@ -130,6 +130,11 @@ CREATE TABLE IF NOT EXISTS rowdrop_held_tables(
 	dev TEXT NOT NULL, tbl TEXT NOT NULL, seq INTEGER NOT NULL, path TEXT NOT NULL,
 	kind TEXT NOT NULL, reason TEXT NOT NULL, first_ms INTEGER NOT NULL,
 	PRIMARY KEY(dev, tbl, seq)) WITHOUT ROWID;
+-- A checked copy, in held/ of the state directory, of each file with a
+-- held table part (held_copies.go): the part survives the file's
+-- collection. sum is the SHA-256 of the copy's bytes.
+CREATE TABLE IF NOT EXISTS rowdrop_held_copies(
+	path TEXT PRIMARY KEY, file TEXT NOT NULL, sum TEXT NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID;
 -- Devices this device's user retired (rowdrop devices forget): collection
 -- no longer waits for their acknowledgement.
 CREATE TABLE IF NOT EXISTS rowdrop_forgotten(id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL) WITHOUT ROWID;
