@@ -718,7 +718,7 @@ func (a *applier) releaseDeletes() error {
 		logs = logs[:0]
 		var left []*item
 		for _, it := range e.refusals.items {
-			if it.liveWant != nil || len(it.key) != 1 || it.key[0].Kind != changeset.KindInteger {
+			if it.liveWant != nil || len(it.key) != 1 {
 				left = append(left, it)
 				continue
 			}

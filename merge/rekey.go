@@ -738,7 +738,8 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 	return out, nil
 }
 
-// referencing lists the keys of child rows in base whose column references v.
+// referencing lists the keys of child rows in base whose column references v
+// (an INTEGER id, or a TEXT or BLOB key of a trigger-kept reference).
 func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset.Value, error) {
 	var cols []string
 	for _, i := range ref.child.PKCols() {
@@ -746,7 +747,7 @@ func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset
 	}
 	q := fmt.Sprintf("SELECT %s FROM main.%s WHERE %s = ?", strings.Join(cols, ","), db.Quote(ref.child.Name), db.Quote(ref.child.Columns[ref.col].Name))
 	var out [][]changeset.Value
-	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{v.Int}, ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{db.ArgOf(v)}, ResultFunc: func(s *sqlite.Stmt) error {
 		k := make([]changeset.Value, len(cols))
 		for i := range k {
 			k[i] = db.Column(s, i)
