@@ -401,6 +401,11 @@ type move struct {
 	col      int
 	val      changeset.Value
 	liveOnly bool // a reference made here and not exported yet
+	// old, for a merged reference re-pointed (mergedRefs), is the id it
+	// named: a live row whose column holds another value was re-pointed
+	// here since, not exported yet, and keeps that (base alone moves, so
+	// the re-point is exported).
+	old      *changeset.Value
 	metaOnly bool // a deleted or held row: only its metadata (and kept values) move
 	held     bool // a row held on a UNIQUE clash (unique.go)
 }
@@ -658,6 +663,7 @@ type refTarget struct {
 	key  []changeset.Value
 	want changeset.Value
 	held bool
+	old  changeset.Value // the id the reference names
 }
 
 // move is the move that makes the referencing row point at the id its
@@ -665,6 +671,7 @@ type refTarget struct {
 func (rt refTarget) move() move {
 	mv := refMove(rt.ref, rt.key, rt.want)
 	mv.metaOnly, mv.held = rt.held, rt.held
+	mv.old = &rt.old
 	return mv
 }
 
@@ -685,7 +692,7 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 		if err != nil {
 			return err
 		}
-		out = append(out, refTarget{ref, ck, want, held})
+		out = append(out, refTarget{ref, ck, want, held, v})
 		return nil
 	}
 	var heldRows []state.HeldRow
@@ -783,7 +790,7 @@ func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) er
 		if err != nil {
 			return err
 		}
-		if row == nil {
+		if row == nil || which == "live" && mv.old != nil && !row[mv.col].Equal(*mv.old) {
 			continue
 		}
 		if !sameRow(mv.from, mv.to) {

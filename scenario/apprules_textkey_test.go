@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rowdrop/rowdrop"
 	"github.com/rowdrop/rowdrop/scenario"
 )
 
@@ -103,5 +104,59 @@ END;
 	}
 	if !found {
 		t.Errorf("b took its link out without logging it: %+v", b.Conflicts())
+	}
+}
+
+// Three devices insert tags A, B, C under id 1 (exported in that order).
+// A link made on b to its tag B, exported; b hears of c's tag
+// C under id 1 too (C moves) and re-points the link to C, not exported
+// yet; then b hears of a's tag A under id 1, inserted before either: B
+// moves, and the links merged to id 1 by writers who meant B follow it.
+// b's link was merged (exported by b) naming B, but live holds b's later
+// re-point to C: the move must re-point base alone, so the re-point is
+// exported. Before the fix the move overwrote it in live too, and the
+// link ended on B everywhere, with nothing logged (seed 407331122).
+func TestIntegerKeyCollisionKeepsUnexportedRepoint(t *testing.T) {
+	for _, hints := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hints=%v", hints), func(t *testing.T) {
+			w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL);
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END;
+CREATE TRIGGER tags_cascade AFTER DELETE ON tags BEGIN DELETE FROM links WHERE tag = OLD.id; END;
+`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: hints, Config: func(c *rowdrop.Config) { c.MergeBatch = 2 }})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+			a.Exec(`INSERT INTO tags VALUES(1, 'A')`)
+			a.Export() // the first insert: it keeps id 1 wherever it meets the others
+			w.Tick(100)
+			b.Exec(`INSERT INTO tags VALUES(1, 'B')`)
+			w.Tick(100)
+			c.Exec(`INSERT INTO tags VALUES(1, 'C')`)
+			w.Tick(100)
+			b.Exec(`INSERT INTO links VALUES(1, 1)`)
+			b.Export()
+			w.Tick(100)
+			c.Export()
+			w.DeliverAll(c, b)
+			b.Import()
+			w.Tick(1000)
+			b.Exec(`DELETE FROM links WHERE id = 1`)
+			b.Exec(`INSERT INTO links SELECT 1, id FROM tags WHERE name = 'C'`)
+			w.Tick(1000)
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			for _, d := range w.Devs {
+				if got := d.Value(`SELECT group_concat(t.name) FROM links l JOIN tags t ON t.id = l.tag`); got != "C" {
+					t.Errorf("%s: the link is on %q, want C (b's re-point):\n%s", d.Name, got, d.Dump())
+				}
+			}
+		})
 	}
 }
