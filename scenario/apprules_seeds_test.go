@@ -9,6 +9,8 @@ import (
 	"github.com/rowdrop/rowdrop/scenario"
 )
 
+// Issue #14 seeds and the trigger-kept references they found broken.
+//
 // The app's trigger-kept references to a TEXT key (books keyed by a uuid
 // string, links keyed by book and tag): the cascade of a remote delete is
 // logged, and a restrict that refuses a delete while a concurrent link
@@ -158,5 +160,50 @@ CREATE TRIGGER tags_cascade AFTER DELETE ON tags BEGIN DELETE FROM links WHERE t
 				}
 			}
 		})
+	}
+}
+
+// The cascade of a remote delete is logged when the reference it follows
+// is also kept by another trigger read first (by name): the link table's
+// insert check names the book too. Before the fix the reference named the check
+// only, which is no delete trigger of books, so the cascaded link went
+// unlogged (seed 795632871 of TestAppRulesProperty's deletes variant).
+func TestCascadeOfRemoteDeleteIsLoggedWithInsertCheck(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(id INTEGER PRIMARY KEY, book INTEGER NOT NULL, tag TEXT);
+CREATE TRIGGER a_links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+END;
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	a.Exec(`INSERT INTO books VALUES(1, 'A-book')`)
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES(1, 1, 'b1')`)
+	b.Export()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 1`) // a has not seen b's link
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	if n := a.Value(`SELECT count(*) FROM links`); n != "0" {
+		t.Fatalf("links left: %s", n)
+	}
+	found := false
+	for _, c := range b.Conflicts() {
+		if c.Kind == "cascaded" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "b1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
 	}
 }
