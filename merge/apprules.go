@@ -258,16 +258,24 @@ func findTable(tables map[string]*schema.Table, name string) *schema.Table {
 // tables: a comparison of a column with another table's single-column key.
 func triggerRefs(trs []appTrigger, tables map[string]*schema.Table) []tableRef {
 	var out []tableRef
-	has := map[string]bool{}
-	add := func(child *schema.Table, col string, parent *schema.Table, pcol, trig string) {
+	has := map[string]int{}
+	add := func(child *schema.Table, col string, parent *schema.Table, pcol string, tr appTrigger) {
 		ci, pi := child.ColIndex(col), parent.ColIndex(pcol)
 		if child == parent || ci < 0 || pi < 0 || pi != singleKey(parent) || ci == singleKey(child) {
 			return
 		}
 		k := child.Name + "\x00" + fmt.Sprint(ci) + "\x00" + parent.Name
-		if !has[k] {
-			has[k] = true
-			out = append(out, tableRef{child: child, col: ci, parent: parent, trigger: trig})
+		i, ok := has[k]
+		if !ok {
+			has[k] = len(out)
+			out = append(out, tableRef{child: child, col: ci, parent: parent, trigger: tr.name})
+			return
+		}
+		// One reference kept by several triggers (a child's insert check
+		// and the parent's cascade): it names the parent's delete trigger
+		// if there is one, which is what cascadeWatch looks for.
+		if tr.event == "DELETE" && strings.EqualFold(tr.table, parent.Name) {
+			out[i].trigger = tr.name
 		}
 	}
 	for _, tr := range trs {
@@ -280,8 +288,8 @@ func triggerRefs(trs []appTrigger, tables map[string]*schema.Table) []tableRef {
 			if o == nil {
 				continue
 			}
-			add(t, p.col, o, p.oCol, tr.name) // the trigger's table references o
-			add(o, p.oCol, t, p.col, tr.name) // o references the trigger's table
+			add(t, p.col, o, p.oCol, tr) // the trigger's table references o
+			add(o, p.oCol, t, p.col, tr) // o references the trigger's table
 		}
 	}
 	return out
@@ -718,7 +726,7 @@ func (a *applier) releaseDeletes() error {
 		logs = logs[:0]
 		var left []*item
 		for _, it := range e.refusals.items {
-			if it.liveWant != nil || len(it.key) != 1 || it.key[0].Kind != changeset.KindInteger {
+			if it.liveWant != nil || len(it.key) != 1 {
 				left = append(left, it)
 				continue
 			}

@@ -401,6 +401,11 @@ type move struct {
 	col      int
 	val      changeset.Value
 	liveOnly bool // a reference made here and not exported yet
+	// old, for a merged reference re-pointed (mergedRefs), is the id it
+	// named: a live row whose column holds another value was re-pointed
+	// here since, not exported yet, and keeps that (base alone moves, so
+	// the re-point is exported).
+	old      *changeset.Value
 	metaOnly bool // a deleted or held row: only its metadata (and kept values) move
 	held     bool // a row held on a UNIQUE clash (unique.go)
 }
@@ -658,6 +663,7 @@ type refTarget struct {
 	key  []changeset.Value
 	want changeset.Value
 	held bool
+	old  changeset.Value // the id the reference names
 }
 
 // move is the move that makes the referencing row point at the id its
@@ -665,6 +671,7 @@ type refTarget struct {
 func (rt refTarget) move() move {
 	mv := refMove(rt.ref, rt.key, rt.want)
 	mv.metaOnly, mv.held = rt.held, rt.held
+	mv.old = &rt.old
 	return mv
 }
 
@@ -685,7 +692,7 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 		if err != nil {
 			return err
 		}
-		out = append(out, refTarget{ref, ck, want, held})
+		out = append(out, refTarget{ref, ck, want, held, v})
 		return nil
 	}
 	var heldRows []state.HeldRow
@@ -738,7 +745,8 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 	return out, nil
 }
 
-// referencing lists the keys of child rows in base whose column references v.
+// referencing lists the keys of child rows in base whose column references v
+// (an INTEGER id, or a TEXT or BLOB key of a trigger-kept reference).
 func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset.Value, error) {
 	var cols []string
 	for _, i := range ref.child.PKCols() {
@@ -746,7 +754,7 @@ func referencing(conn *sqlite.Conn, ref fkRef, v changeset.Value) ([][]changeset
 	}
 	q := fmt.Sprintf("SELECT %s FROM main.%s WHERE %s = ?", strings.Join(cols, ","), db.Quote(ref.child.Name), db.Quote(ref.child.Columns[ref.col].Name))
 	var out [][]changeset.Value
-	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{v.Int}, ResultFunc: func(s *sqlite.Stmt) error {
+	err := sqlitex.Execute(conn, q, &sqlitex.ExecOptions{Args: []any{db.ArgOf(v)}, ResultFunc: func(s *sqlite.Stmt) error {
 		k := make([]changeset.Value, len(cols))
 		for i := range k {
 			k[i] = db.Column(s, i)
@@ -782,7 +790,7 @@ func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) er
 		if err != nil {
 			return err
 		}
-		if row == nil {
+		if row == nil || which == "live" && mv.old != nil && !row[mv.col].Equal(*mv.old) {
 			continue
 		}
 		if !sameRow(mv.from, mv.to) {

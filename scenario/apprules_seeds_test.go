@@ -1,0 +1,209 @@
+package scenario_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/rowdrop/rowdrop"
+	"github.com/rowdrop/rowdrop/scenario"
+)
+
+// Issue #14 seeds and the trigger-kept references they found broken.
+//
+// The app's trigger-kept references to a TEXT key (books keyed by a uuid
+// string, links keyed by book and tag): the cascade of a remote delete is
+// logged, and a restrict that refuses a delete while a concurrent link
+// remains releases it, as for INTEGER keys. Before the fix both read the
+// referencing rows by the key's integer value only, and so found none.
+
+// A device deletes a TEXT-keyed book that another device has since linked:
+// the app's cascade removes the link there, which is logged (cascaded) and
+// exported.
+func TestCascadeOfRemoteDeleteIsLoggedTextKey(t *testing.T) {
+	const schema = `
+CREATE TABLE books(id TEXT PRIMARY KEY, title TEXT);
+CREATE TABLE links(book TEXT, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`
+	w := scenario.NewWorld(t, schema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	a.Exec(`INSERT INTO books VALUES('u-1', 'A-book')`)
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES('u-1', 'b1')`)
+	b.Export()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 'u-1'`) // a has not seen b's link
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	if n := a.Value(`SELECT count(*) FROM links`); n != "0" {
+		t.Fatalf("links left: %s", n)
+	}
+	found := false
+	for _, c := range b.Conflicts() {
+		if c.Kind == "cascaded" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "b1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
+	}
+}
+
+// A device deletes a TEXT-keyed book while another links it, for an app
+// that refuses the delete while links remain: where the delete comes
+// after the link, the link is taken out and logged, the delete applies,
+// and no file is held.
+func TestRestrictedDeleteConcurrentLinkTextKey(t *testing.T) {
+	const schema = `
+CREATE TABLE books(id TEXT PRIMARY KEY, title TEXT);
+CREATE TABLE links(book TEXT, tag TEXT, PRIMARY KEY(book, tag));
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+END;
+CREATE TRIGGER books_restrict BEFORE DELETE ON books BEGIN
+  SELECT RAISE(ABORT, 'book still linked') WHERE EXISTS (SELECT 1 FROM links WHERE book = OLD.id);
+END;
+`
+	w := scenario.NewWorld(t, schema)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	b.Exec(`INSERT INTO books VALUES('u-1', 'Dune'), ('u-2', 'Emma')`)
+	b.Exec(`INSERT INTO links VALUES('u-2', 'kept')`)
+	b.Export()
+	w.DeliverAll(b, a)
+	a.Import()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 'u-1'`)
+	a.Export()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES('u-1', 'new')`)
+	b.Export()
+	w.Tick(1000)
+	w.DeliverAll(a, b)
+	if r := b.Import(); r.Held != 0 || r.Waiting != 0 {
+		t.Fatalf("b: the delete is not applied: %+v\n%+v", r, b.Status().Files)
+	}
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT group_concat(title || ':' || coalesce(tag, '-')) FROM books LEFT JOIN links ON links.book = books.id`); got != "Emma:kept" {
+			t.Errorf("%s: books and links %q, want Emma:kept only:\n%s", d.Name, got, d.Dump())
+		}
+	}
+	found := false
+	for _, cf := range b.Conflicts() {
+		found = found || cf.Kind == "parent-deleted" && cf.Table == "links" && strings.Contains(fmt.Sprint(cf.Loser), "new")
+	}
+	if !found {
+		t.Errorf("b took its link out without logging it: %+v", b.Conflicts())
+	}
+}
+
+// Three devices insert tags A, B, C under id 1 (exported in that order).
+// A link made on b to its tag B, exported; b hears of c's tag
+// C under id 1 too (C moves) and re-points the link to C, not exported
+// yet; then b hears of a's tag A under id 1, inserted before either: B
+// moves, and the links merged to id 1 by writers who meant B follow it.
+// b's link was merged (exported by b) naming B, but live holds b's later
+// re-point to C: the move must re-point base alone, so the re-point is
+// exported. Before the fix the move overwrote it in live too, and the
+// link ended on B everywhere, with nothing logged (seed 407331122).
+func TestIntegerKeyCollisionKeepsUnexportedRepoint(t *testing.T) {
+	for _, hints := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hints=%v", hints), func(t *testing.T) {
+			w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL);
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END;
+CREATE TRIGGER tags_cascade AFTER DELETE ON tags BEGIN DELETE FROM links WHERE tag = OLD.id; END;
+`)
+			a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+			b := w.AddDevice(scenario.Options{Name: "b", Initialised: true, Hints: hints, Config: func(c *rowdrop.Config) { c.MergeBatch = 2 }})
+			c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+			a.Exec(`INSERT INTO tags VALUES(1, 'A')`)
+			a.Export() // the first insert: it keeps id 1 wherever it meets the others
+			w.Tick(100)
+			b.Exec(`INSERT INTO tags VALUES(1, 'B')`)
+			w.Tick(100)
+			c.Exec(`INSERT INTO tags VALUES(1, 'C')`)
+			w.Tick(100)
+			b.Exec(`INSERT INTO links VALUES(1, 1)`)
+			b.Export()
+			w.Tick(100)
+			c.Export()
+			w.DeliverAll(c, b)
+			b.Import()
+			w.Tick(1000)
+			b.Exec(`DELETE FROM links WHERE id = 1`)
+			b.Exec(`INSERT INTO links SELECT 1, id FROM tags WHERE name = 'C'`)
+			w.Tick(1000)
+			w.DeliverAll(a, b)
+			b.Import()
+			w.Tick(1000)
+			w.Quiesce(8)
+			w.AssertConverged()
+			for _, d := range w.Devs {
+				if got := d.Value(`SELECT group_concat(t.name) FROM links l JOIN tags t ON t.id = l.tag`); got != "C" {
+					t.Errorf("%s: the link is on %q, want C (b's re-point):\n%s", d.Name, got, d.Dump())
+				}
+			}
+		})
+	}
+}
+
+// The cascade of a remote delete is logged when the reference it follows
+// is also kept by another trigger read first (by name): the link table's
+// insert check names the book too. Before the fix the reference named the check
+// only, which is no delete trigger of books, so the cascaded link went
+// unlogged (seed 795632871 of TestAppRulesProperty's deletes variant).
+func TestCascadeOfRemoteDeleteIsLoggedWithInsertCheck(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(id INTEGER PRIMARY KEY, book INTEGER NOT NULL, tag TEXT);
+CREATE TRIGGER a_links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+END;
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	a.Exec(`INSERT INTO books VALUES(1, 'A-book')`)
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links VALUES(1, 1, 'b1')`)
+	b.Export()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 1`) // a has not seen b's link
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	if n := a.Value(`SELECT count(*) FROM links`); n != "0" {
+		t.Fatalf("links left: %s", n)
+	}
+	found := false
+	for _, c := range b.Conflicts() {
+		if c.Kind == "cascaded" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "b1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the cascaded link is not in b's conflict log: %+v", b.Conflicts())
+	}
+}
