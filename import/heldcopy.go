@@ -138,3 +138,36 @@ func (im *Importer) openCopy(p state.HeldPart, c state.HeldCopy) (*rdfile.File, 
 func copyAdvice(p state.HeldPart) string {
 	return fmt.Sprintf("put file %s back into the shared folder (from a backup, or another device's copy of the folder) and sync; or, if it is gone for good, delete the copy and let table %s catch up from a snapshot: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the snapshot)", p.Path, p.Table)
 }
+
+// openFile opens folder file rel, or the held copy standing in for it
+// while a held part is read from it (copyFor).
+func (im *Importer) openFile(rel string) (*rdfile.File, error) {
+	if p, ok := im.copyFor[rel]; ok {
+		return im.Folder.OpenCopy(rel, p)
+	}
+	return im.Folder.Open(rel)
+}
+
+// copySnapshot keeps a copy of snapshot snap, whose rows of a table not
+// synced here are kept as that table's part (inheritHeld, in the base
+// transaction of its merge, so the copy is on disk before that commit).
+func (im *Importer) copySnapshot(snap *Snapshot) error {
+	rel := snap.Entry.Rel
+	if _, ok := im.copyFor[rel]; ok {
+		return nil // read from its copy already, which stays recorded
+	}
+	r, err := im.Folder.OpenRaw(rel)
+	if err != nil {
+		return fmt.Errorf("keep a copy of snapshot %s for the tables not synced here: %w", rel, err)
+	}
+	c, err := im.State.WriteHeldCopy(rel, r)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	if why := im.sameFile(rel, c, snap.Header.Device, snap.Header.Seq, ""); why != "" {
+		os.Remove(c.File)
+		return fmt.Errorf("keep a copy of snapshot %s for the tables not synced here: %s; sync again", rel, why)
+	}
+	return im.State.RecordHeldCopy(c)
+}
