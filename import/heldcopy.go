@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/state"
@@ -62,14 +61,22 @@ func (im *Importer) sameFile(rel string, c state.HeldCopy, dev string, seq uint6
 // sync; err is a local failure.
 func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state.HeldCopy) error {
 	for _, p := range parts {
-		if _, ok := copies[p.Path]; ok || im.retired[p.Dev] || strings.HasSuffix(p.Path, rdfile.SnapshotExt) {
+		if _, ok := copies[p.Path]; ok || im.retired[p.Dev] {
 			continue
 		}
-		found := false
-		for _, x := range im.files[p.Dev] {
-			found = found || (x.Seq == p.Seq && x.Rel == p.Path)
+		// A changeset's part names its sequence; a snapshot's part (its
+		// tables not synced here) has 0, and the snapshot's number is in
+		// its name.
+		kind, dev, seq := rdfile.Classify(p.Path)
+		list := im.files[p.Dev]
+		if kind == rdfile.NameSnapshot {
+			list = im.scan.Snapshots
 		}
-		if !found {
+		found := false
+		for _, x := range list {
+			found = found || x.Rel == p.Path
+		}
+		if !found || (kind != rdfile.NameChangeset && kind != rdfile.NameSnapshot) {
 			continue // gone already: releaseOne says so
 		}
 		f, err := im.Folder.Open(p.Path)
@@ -78,12 +85,15 @@ func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state
 			continue
 		}
 		// The file applied here, if its sum was recorded (a part inherited
-		// from a snapshot has none: the file's own checksums decide).
-		sum, err := im.State.Sum(p.Dev, p.Seq)
-		if err != nil {
-			return err
+		// from a snapshot, or a snapshot's, has none: the file's own
+		// checksums decide).
+		sum := ""
+		if kind == rdfile.NameChangeset {
+			if sum, err = im.State.Sum(p.Dev, p.Seq); err != nil {
+				return err
+			}
 		}
-		if f.Header.Device != p.Dev || f.Header.Seq != p.Seq || (sum != "" && f.Sum() != sum) {
+		if f.Header.Device != dev || f.Header.Seq != seq || (sum != "" && f.Sum() != sum) {
 			im.log().Warn("no copy kept of a held table part's file: the folder's file is not the one applied here", "file", p.Path, "table", p.Table)
 			continue
 		}
@@ -97,7 +107,7 @@ func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state
 		if err != nil {
 			return err
 		}
-		if why := im.sameFile(p.Path, c, p.Dev, p.Seq, sum); why != "" {
+		if why := im.sameFile(p.Path, c, dev, seq, sum); why != "" {
 			os.Remove(c.File)
 			im.log().Warn("no copy kept of a held table part's file: it does not verify; tried again next sync", "file", p.Path, "table", p.Table, "why", why)
 			continue

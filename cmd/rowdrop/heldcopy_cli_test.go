@@ -211,19 +211,7 @@ func TestCLIHeldCopyAddedOnUpgrade(t *testing.T) {
 	folder := t.TempDir()
 	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
 	heldPartSetup(t, folder, a, b, func() {
-		// What an older rowdrop left: no copy table, no copies.
-		conn, err := sqlite.OpenConn(filepath.Join(a.state, "base.db"), sqlite.OpenReadWrite)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_held_copies", nil)
-		conn.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.RemoveAll(filepath.Join(a.state, "held")); err != nil {
-			t.Fatal(err)
-		}
+		dropHeldCopies(t, a)
 		syncAny(t, a)
 		if len(heldCopies(t, a)) != 1 {
 			t.Fatalf("alpha's held copies after the first sync of the upgrade: %v, want one", heldCopies(t, a))
@@ -378,7 +366,32 @@ func TestCLIHeldCopyKilled(t *testing.T) {
 // A joiner that excluded a table the snapshot it joined from carries
 // keeps a copy of that snapshot: once its writer collected it (a newer
 // snapshot replaced it), including the table still brings its rows.
+// Also from a state directory of before held copies: the copy is made on
+// the next sync while the snapshot is still in the folder.
 func TestCLIJoinerSnapshotPartSurvivesCollection(t *testing.T) {
+	t.Run("joined", func(t *testing.T) { joinerSnapshotPart(t, false) })
+	t.Run("upgraded", func(t *testing.T) { joinerSnapshotPart(t, true) })
+}
+
+// dropHeldCopies makes d's state directory what an older rowdrop left:
+// no copy table, no copies.
+func dropHeldCopies(t *testing.T, d *device) {
+	t.Helper()
+	conn, err := sqlite.OpenConn(filepath.Join(d.state, "base.db"), sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_held_copies", nil)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(d.state, "held")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func joinerSnapshotPart(t *testing.T, upgrade bool) {
 	folder := t.TempDir()
 	a := newDevice(t, folder, "alpha")
 	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
@@ -392,6 +405,12 @@ func TestCLIJoinerSnapshotPartSurvivesCollection(t *testing.T) {
 		t.Fatalf("gamma's tags while excluded: %q", got)
 	}
 	first := mustReadDir(t, filepath.Join(folder, aID))
+	if len(heldCopies(t, c)) != 1 {
+		t.Fatalf("gamma's held copies after joining: %v, want the snapshot's", heldCopies(t, c))
+	}
+	if upgrade {
+		dropHeldCopies(t, c)
+	}
 	a.exec(t, "INSERT INTO note_tags VALUES('n1','t2')")
 	a.sync(t)
 	ok(t, append(append([]string{"sync"}, c.flags()...), "--exclude", "note_tags")...)
