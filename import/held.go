@@ -192,7 +192,7 @@ func (im *Importer) releaseOne(ctx context.Context, p state.HeldPart, copies map
 		return false, im.State.HoldPart(p)
 	}
 	if strings.HasSuffix(p.Path, rdfile.SnapshotExt) {
-		return im.releaseSnapshotPart(ctx, p, res, keep)
+		return im.releaseSnapshotPart(ctx, p, copies, res, keep)
 	}
 	var e folder.Entry
 	found := false
@@ -319,8 +319,16 @@ func (im *Importer) inheritHeld(snap *Snapshot) error {
 	// The tables the snapshot carries that are not synced here: their
 	// rows are left out of this merge, so the snapshot itself is kept as
 	// their part, merged for that table alone once it syncs here.
+	copied := false
 	for _, t := range snap.Header.Tables {
 		if im.Excluded[t.Name] {
+			// The snapshot may be collected before the table syncs here.
+			if !copied {
+				if err := im.copySnapshot(snap); err != nil {
+					return err
+				}
+				copied = true
+			}
 			if err := im.State.HoldPart(state.HeldPart{Dev: snap.Header.Device, Table: t.Name, Seq: 0, Path: snap.Entry.Rel, Kind: state.PartExcluded,
 				Reason: fmt.Sprintf("table %s is not synced here: its rows in snapshot %s are kept for when it is", t.Name, snap.Entry.Rel), FirstMS: im.now().UnixMilli()}); err != nil {
 				return err
@@ -355,7 +363,7 @@ func (im *Importer) inheritHeld(snap *Snapshot) error {
 
 // releaseSnapshotPart merges table p.Table alone from snapshot p.Path
 // (a per-table join) once the table syncs here in the snapshot's shape.
-func (im *Importer) releaseSnapshotPart(ctx context.Context, p state.HeldPart, res *Result, keep func(kind, reason string) (bool, error)) (bool, error) {
+func (im *Importer) releaseSnapshotPart(ctx context.Context, p state.HeldPart, copies map[string]state.HeldCopy, res *Result, keep func(kind, reason string) (bool, error)) (bool, error) {
 	if im.Excluded[p.Table] {
 		return keep(state.PartExcluded, p.Reason)
 	}
@@ -365,6 +373,17 @@ func (im *Importer) releaseSnapshotPart(ctx context.Context, p state.HeldPart, r
 		if x.Rel == p.Path {
 			e, found = x, true
 		}
+	}
+	if c, ok := copies[p.Path]; !found && ok {
+		// Collected from the folder: this device's copy stands in.
+		if err := state.CheckHeldCopy(c); err != nil {
+			im.log().Warn("held copy damaged: its table part is not applied", "copy", c.File, "file", p.Path, "table", p.Table, "err", err)
+			return keep(p.Kind, fmt.Sprintf("table %s syncs here now, and its rows were to come from snapshot %s, which is no longer in the folder; this device's copy of it cannot be used, so it is not applied (%v). To resume: %s", p.Table, p.Path, err, copyAdvice(p)))
+		}
+		_, dev, n := rdfile.Classify(p.Path)
+		e, found = folder.Entry{Device: dev, Seq: n, Rel: p.Path, Bytes: c.Size}, true
+		im.copyFor = map[string]string{p.Path: c.File}
+		defer func() { im.copyFor = nil }()
 	}
 	if !found {
 		return keep(p.Kind, fmt.Sprintf("table %s syncs here now, and its rows were to come from snapshot %s, which is no longer in the folder: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the new snapshot)", p.Table, p.Path))
@@ -394,6 +413,9 @@ func (im *Importer) releaseSnapshotPart(ctx context.Context, p state.HeldPart, r
 	st, err := im.Engine.Rebase(ctx, src, in, func() error {
 		im.Clock.Observe(max(snap.MaxClock, hlc.Timestamp(h.HLC)))
 		if err := im.State.ReleasePart(p.Dev, p.Table, p.Seq); err != nil {
+			return err
+		}
+		if err := im.State.DropUnusedHeldCopies(); err != nil {
 			return err
 		}
 		return im.State.EndInflight()

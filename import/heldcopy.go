@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/rowdrop/rowdrop/internal/rdfile"
 	"github.com/rowdrop/rowdrop/internal/state"
@@ -62,14 +61,22 @@ func (im *Importer) sameFile(rel string, c state.HeldCopy, dev string, seq uint6
 // sync; err is a local failure.
 func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state.HeldCopy) error {
 	for _, p := range parts {
-		if _, ok := copies[p.Path]; ok || im.retired[p.Dev] || strings.HasSuffix(p.Path, rdfile.SnapshotExt) {
+		if _, ok := copies[p.Path]; ok || im.retired[p.Dev] {
 			continue
 		}
-		found := false
-		for _, x := range im.files[p.Dev] {
-			found = found || (x.Seq == p.Seq && x.Rel == p.Path)
+		// A changeset's part names its sequence; a snapshot's part (its
+		// tables not synced here) has 0, and the snapshot's number is in
+		// its name.
+		kind, dev, seq := rdfile.Classify(p.Path)
+		list := im.files[p.Dev]
+		if kind == rdfile.NameSnapshot {
+			list = im.scan.Snapshots
 		}
-		if !found {
+		found := false
+		for _, x := range list {
+			found = found || x.Rel == p.Path
+		}
+		if !found || (kind != rdfile.NameChangeset && kind != rdfile.NameSnapshot) {
 			continue // gone already: releaseOne says so
 		}
 		f, err := im.Folder.Open(p.Path)
@@ -78,12 +85,15 @@ func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state
 			continue
 		}
 		// The file applied here, if its sum was recorded (a part inherited
-		// from a snapshot has none: the file's own checksums decide).
-		sum, err := im.State.Sum(p.Dev, p.Seq)
-		if err != nil {
-			return err
+		// from a snapshot, or a snapshot's, has none: the file's own
+		// checksums decide).
+		sum := ""
+		if kind == rdfile.NameChangeset {
+			if sum, err = im.State.Sum(p.Dev, p.Seq); err != nil {
+				return err
+			}
 		}
-		if f.Header.Device != p.Dev || f.Header.Seq != p.Seq || (sum != "" && f.Sum() != sum) {
+		if f.Header.Device != dev || f.Header.Seq != seq || (sum != "" && f.Sum() != sum) {
 			im.log().Warn("no copy kept of a held table part's file: the folder's file is not the one applied here", "file", p.Path, "table", p.Table)
 			continue
 		}
@@ -97,7 +107,7 @@ func (im *Importer) ensureCopies(parts []state.HeldPart, copies map[string]state
 		if err != nil {
 			return err
 		}
-		if why := im.sameFile(p.Path, c, p.Dev, p.Seq, sum); why != "" {
+		if why := im.sameFile(p.Path, c, dev, seq, sum); why != "" {
 			os.Remove(c.File)
 			im.log().Warn("no copy kept of a held table part's file: it does not verify; tried again next sync", "file", p.Path, "table", p.Table, "why", why)
 			continue
@@ -137,4 +147,37 @@ func (im *Importer) openCopy(p state.HeldPart, c state.HeldCopy) (*rdfile.File, 
 // its file.
 func copyAdvice(p state.HeldPart) string {
 	return fmt.Sprintf("put file %s back into the shared folder (from a backup, or another device's copy of the folder) and sync; or, if it is gone for good, delete the copy and let table %s catch up from a snapshot: run `rowdrop snapshot` on a device that is up to date, let the folder sync, then move this device's state directory aside and sync (it rejoins from the snapshot)", p.Path, p.Table)
+}
+
+// openFile opens folder file rel, or the held copy standing in for it
+// while a held part is read from it (copyFor).
+func (im *Importer) openFile(rel string) (*rdfile.File, error) {
+	if p, ok := im.copyFor[rel]; ok {
+		return im.Folder.OpenCopy(rel, p)
+	}
+	return im.Folder.Open(rel)
+}
+
+// copySnapshot keeps a copy of snapshot snap, whose rows of a table not
+// synced here are kept as that table's part (inheritHeld, in the base
+// transaction of its merge, so the copy is on disk before that commit).
+func (im *Importer) copySnapshot(snap *Snapshot) error {
+	rel := snap.Entry.Rel
+	if _, ok := im.copyFor[rel]; ok {
+		return nil // read from its copy already, which stays recorded
+	}
+	r, err := im.Folder.OpenRaw(rel)
+	if err != nil {
+		return fmt.Errorf("keep a copy of snapshot %s for the tables not synced here: %w", rel, err)
+	}
+	c, err := im.State.WriteHeldCopy(rel, r)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	if why := im.sameFile(rel, c, snap.Header.Device, snap.Header.Seq, ""); why != "" {
+		os.Remove(c.File)
+		return fmt.Errorf("keep a copy of snapshot %s for the tables not synced here: %s; sync again", rel, why)
+	}
+	return im.State.RecordHeldCopy(c)
 }

@@ -61,6 +61,7 @@ type Importer struct {
 	files   map[string][]folder.Entry      // during Import: the scan's changesets, by device
 	pending map[string]map[string]bool     // during Import: device → tables with a held part (held.go)
 	retired map[string]bool                // during Import: devices retired here (devices forget)
+	copyFor map[string]string              // while a held part is read from its copy: folder path → the copy (heldcopy.go)
 
 	orderWindow int // tests: index entries sorted at a time (0: orderWindow)
 }

@@ -54,7 +54,7 @@ func (s *Snapshot) Close() {
 // SnapshotHeader reads a snapshot's header only (cheap): for choosing
 // among snapshots before validating one fully.
 func (im *Importer) SnapshotHeader(e folder.Entry) (rdfile.Header, string, string) {
-	f, err := im.Folder.Open(e.Rel)
+	f, err := im.openFile(e.Rel)
 	if err != nil {
 		return rdfile.Header{}, classify(err), err.Error()
 	}
@@ -100,7 +100,7 @@ func (im *Importer) OpenSnapshot(ctx context.Context, e folder.Entry) (snap *Sna
 			return nil, StatusHeld, fmt.Sprintf("%s: the snapshot does not carry table %s, which this device syncs (the device that wrote it excludes the table or lacks it): not usable here", e.Rel, name), nil
 		}
 	}
-	f, err := im.Folder.Open(e.Rel)
+	f, err := im.openFile(e.Rel)
 	if err != nil {
 		return nil, classify(err), err.Error(), nil
 	}

@@ -50,7 +50,40 @@ func TestTableFlipProperty(t *testing.T) {
 	for _, seed := range list {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			t.Logf("seed %d (rerun with ROWDROP_FLIP_SEED=%d)", seed, seed)
-			runTableFlip(t, seed)
+			runTableFlip(t, seed, false)
+		})
+	}
+}
+
+// TestTableFlipCollectProperty is TestTableFlipProperty with collection:
+// at random steps (a separate random stream, so each seed's edits and
+// flips are TestTableFlipProperty's) every device acknowledges, one takes
+// a snapshot and one collects its own files, and the deletions reach
+// every copy of the folder. The held and excluded parts of collected
+// files must still arrive (held copies, issue 21 item 1): the same
+// properties hold. Seeds: 1..12 by default (4 with -short), or
+// ROWDROP_FLIP_SEED / ROWDROP_FLIP_SEEDS as above.
+func TestTableFlipCollectProperty(t *testing.T) {
+	seeds := envInt("ROWDROP_FLIP_SEEDS", 12)
+	if testing.Short() {
+		seeds = min(seeds, 4)
+	}
+	var list []uint64
+	if v := os.Getenv("ROWDROP_FLIP_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("ROWDROP_FLIP_SEED=%q: %v", v, err)
+		}
+		list = []uint64{n}
+	} else {
+		for i := 1; i <= seeds; i++ {
+			list = append(list, uint64(i))
+		}
+	}
+	for _, seed := range list {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Logf("seed %d (rerun with ROWDROP_FLIP_SEED=%d)", seed, seed)
+			runTableFlip(t, seed, true)
 		})
 	}
 }
@@ -61,8 +94,10 @@ CREATE TABLE u(id TEXT PRIMARY KEY, v TEXT, w INTEGER);
 CREATE TABLE s(id TEXT PRIMARY KEY, x TEXT);
 `
 
-func runTableFlip(t *testing.T, seed uint64) {
+func runTableFlip(t *testing.T, seed uint64, collect bool) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x7461626c65))
+	crng := rand.New(rand.NewPCG(seed, seed^0x636f6c6c)) // collection's own stream
+	collected := 0
 	w := scenario.NewWorld(t, flipSchema)
 	w.Quiet = true
 	devs := []*scenario.Device{
@@ -78,6 +113,9 @@ func runTableFlip(t *testing.T, seed uint64) {
 	n := 0
 	steps := 30 + rng.IntN(20)
 	for step := 0; step < steps; step++ {
+		if collect && crng.IntN(3) == 0 {
+			collected += flipCollect(t, w, devs[crng.IntN(len(devs))], devs[crng.IntN(len(devs))])
+		}
 		w.Tick(int64(100 + rng.IntN(900)))
 		d := devs[rng.IntN(len(devs))]
 		switch k := rng.IntN(20); {
@@ -136,6 +174,11 @@ func runTableFlip(t *testing.T, seed uint64) {
 				}
 			}
 		}
+	}
+	if collect {
+		// A last collection while s may still be out of f's sync set.
+		collected += flipCollect(t, w, devs[crng.IntN(len(devs))], devs[crng.IntN(len(devs))])
+		t.Logf("%d file(s) collected", collected)
 	}
 	if excluded {
 		flipS(f, false)
@@ -198,6 +241,25 @@ func runTableFlip(t *testing.T, seed uint64) {
 			t.Fatalf("%s: tables still catching up after a full delivery: %+v", d.Name, st.CatchingUp)
 		}
 	}
+}
+
+// flipCollect: every device imports what reached it (acknowledging it),
+// snap takes a snapshot, and owner collects its own files; acks,
+// snapshots and deletions reach every copy of the folder. It returns how
+// many files went.
+func flipCollect(t *testing.T, w *scenario.World, snap, owner *scenario.Device) int {
+	t.Helper()
+	for _, d := range w.Devs {
+		d.Import()
+	}
+	w.MirrorAll()
+	if len(snap.Published()) > 0 || snap.Import().Applied > 0 || len(snap.Snapshots()) > 0 {
+		snap.Snapshot()
+	}
+	w.MirrorAll()
+	r := owner.Collect(false)
+	w.MirrorAll()
+	return len(r.Deleted)
 }
 
 // flipS takes table s out of f's sync set, or puts it back.

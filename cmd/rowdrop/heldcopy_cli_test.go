@@ -211,19 +211,7 @@ func TestCLIHeldCopyAddedOnUpgrade(t *testing.T) {
 	folder := t.TempDir()
 	a, b := newDevice(t, folder, "alpha"), newDevice(t, folder, "beta")
 	heldPartSetup(t, folder, a, b, func() {
-		// What an older rowdrop left: no copy table, no copies.
-		conn, err := sqlite.OpenConn(filepath.Join(a.state, "base.db"), sqlite.OpenReadWrite)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_held_copies", nil)
-		conn.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.RemoveAll(filepath.Join(a.state, "held")); err != nil {
-			t.Fatal(err)
-		}
+		dropHeldCopies(t, a)
 		syncAny(t, a)
 		if len(heldCopies(t, a)) != 1 {
 			t.Fatalf("alpha's held copies after the first sync of the upgrade: %v, want one", heldCopies(t, a))
@@ -373,4 +361,78 @@ func TestCLIHeldCopyKilled(t *testing.T) {
 		sameDB(t, a, b)
 	}
 	t.Logf("%d of 12 syncs killed mid-run; what they left: %v", kills, landed)
+}
+
+// A joiner that excluded a table the snapshot it joined from carries
+// keeps a copy of that snapshot: once its writer collected it (a newer
+// snapshot replaced it), including the table still brings its rows.
+// Also from a state directory of before held copies: the copy is made on
+// the next sync while the snapshot is still in the folder.
+func TestCLIJoinerSnapshotPartSurvivesCollection(t *testing.T) {
+	t.Run("joined", func(t *testing.T) { joinerSnapshotPart(t, false) })
+	t.Run("upgraded", func(t *testing.T) { joinerSnapshotPart(t, true) })
+}
+
+// dropHeldCopies makes d's state directory what an older rowdrop left:
+// no copy table, no copies.
+func dropHeldCopies(t *testing.T, d *device) {
+	t.Helper()
+	conn, err := sqlite.OpenConn(filepath.Join(d.state, "base.db"), sqlite.OpenReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sqlitex.ExecuteTransient(conn, "DROP TABLE rowdrop_held_copies", nil)
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(d.state, "held")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func joinerSnapshotPart(t *testing.T, upgrade bool) {
+	folder := t.TempDir()
+	a := newDevice(t, folder, "alpha")
+	a.exec(t, "INSERT INTO notes(id,title) VALUES('n1','one')")
+	a.exec(t, "INSERT INTO note_tags VALUES('n1','t1')")
+	a.sync(t)
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	aID := a.status(t)["device"].(string)
+	c := newDevice(t, folder, "gamma")
+	ok(t, append(append([]string{"sync"}, c.flags()...), "--exclude", "note_tags")...)
+	if got := c.query(t, "SELECT count(*) FROM note_tags"); got != "0" {
+		t.Fatalf("gamma's tags while excluded: %q", got)
+	}
+	first := mustReadDir(t, filepath.Join(folder, aID))
+	if len(heldCopies(t, c)) != 1 {
+		t.Fatalf("gamma's held copies after joining: %v, want the snapshot's", heldCopies(t, c))
+	}
+	if upgrade {
+		dropHeldCopies(t, c)
+	}
+	a.exec(t, "INSERT INTO note_tags VALUES('n1','t2')")
+	a.sync(t)
+	ok(t, append(append([]string{"sync"}, c.flags()...), "--exclude", "note_tags")...)
+	a.sync(t)
+	ok(t, append([]string{"snapshot"}, a.flags()...)...)
+	if r := runRD(t, append([]string{"gc"}, a.flags()...)...); r.code != 0 {
+		t.Fatalf("alpha's gc: exit %d\n%s", r.code, r.stderr)
+	}
+	var snap string
+	for _, n := range first {
+		if strings.HasSuffix(n, rdfile.SnapshotExt) {
+			snap = n
+		}
+	}
+	if _, err := os.Stat(filepath.Join(folder, aID, snap)); snap == "" || !os.IsNotExist(err) {
+		t.Fatalf("alpha's first snapshot %q is still in the folder (%v): the test needs it collected", snap, err)
+	}
+	c.sync(t) // note_tags included again
+	if got := c.query(t, "SELECT group_concat(tag) FROM (SELECT tag FROM note_tags ORDER BY tag)"); got != "t1,t2" {
+		t.Fatalf("gamma's tags after including the table: %q, want t1 (from the collected snapshot) and t2", got)
+	}
+	if st := c.status(t); st["tables_catching_up"] != nil || st["held_copies"] != nil {
+		t.Errorf("gamma still catching up: %v, copies %v", st["tables_catching_up"], st["held_copies"])
+	}
 }
