@@ -791,6 +791,14 @@ func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) er
 			return err
 		}
 		if row == nil || which == "live" && mv.old != nil && !row[mv.col].Equal(*mv.old) {
+			// Live keeps what was done here since (deleted, or
+			// re-pointed), not exported yet; base moves to mv.to, which
+			// the hints must name so that capture compares it too.
+			if which == "live" {
+				if err := hintMoved(conn, mv.t, mv.to); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if !sameRow(mv.from, mv.to) {
