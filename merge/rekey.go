@@ -321,7 +321,59 @@ func (r *rekeyer) resolve(w writer, t *schema.Table, v changeset.Value) (changes
 			return v, err
 		}
 		if seen {
+			if c == cands[0] {
+				return r.reuseMeant(w, t, v, c)
+			}
 			return idFor(t, v, cands, c), nil
+		}
+	}
+	return v, nil
+}
+
+// reuseMeant is the id w meant by v when the first row it had seen there
+// is the lineage's first, ins: v, unless w had seen a row that reused the
+// lineage and lost, to a concurrent reuse w had not seen, the id (rows
+// reusing one lineage concurrently collide by their own inserts, see
+// detect): that row is the one w saw last under v, and it lives under its
+// mover key.
+func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins state.Clock) (changeset.Value, error) {
+	for _, rk := range r.lookup(t, v) {
+		if rk.Keeper.Compare(ins) <= 0 || rk.Mover.Compare(ins) <= 0 {
+			continue
+		}
+		if seen, err := r.hadSeen(w, rk.Mover); err != nil || !seen {
+			if err != nil {
+				return v, err
+			}
+			continue
+		}
+		if seen, err := r.hadSeen(w, rk.Keeper); err != nil || seen {
+			if err != nil {
+				return v, err
+			}
+			continue
+		}
+		// Both rows carry on ins's lineage: each one's writer had seen it.
+		same := true
+		for _, c := range []state.Clock{rk.Keeper, rk.Mover} {
+			iw, err := r.writerOf(c)
+			if err != nil {
+				return v, err
+			}
+			if iw == nil {
+				same = false
+				break
+			}
+			if seen, err := r.hadSeen(*iw, ins); err != nil || !seen {
+				if err != nil {
+					return v, err
+				}
+				same = false
+				break
+			}
+		}
+		if same {
+			return moverKey(t, []changeset.Value{v}, rk.Mover), nil
 		}
 	}
 	return v, nil

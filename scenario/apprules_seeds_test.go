@@ -246,3 +246,57 @@ func TestIntegerKeyCollisionExportsLocalDeleteOfMovedRow(t *testing.T) {
 		})
 	}
 }
+
+// a inserts book L0 under id 1 and deletes it (both exported, c hears of
+// them), then reuses id 1 for book A and links it; c reuses id 1 for book
+// C; b, which never saw L0, inserts B under id 1. A and C carry on L0's
+// lineage and collide by their own inserts (C first: C keeps id 1, A
+// moves); B's lineage is later and moves. a's link meant A. Where B's
+// collision with L0's lineage was known, resolving the link's id stopped
+// at L0, the first row a had seen under id 1, and so gave id 1, C's: the
+// link moved to C and A lost it, with nothing logged (seed 314764527).
+func TestIntegerKeyReusedLineageLinkFollowsItsRow(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE books(id INTEGER PRIMARY KEY, title TEXT);
+CREATE TABLE links(id INTEGER PRIMARY KEY, book INTEGER NOT NULL, tag TEXT);
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such book') WHERE NOT EXISTS (SELECT 1 FROM books WHERE id = NEW.book);
+END;
+CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE book = OLD.id; END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	a.Exec(`INSERT INTO books VALUES(1, 'L0')`)
+	a.Export()
+	w.Tick(1000)
+	a.Exec(`DELETE FROM books WHERE id = 1`)
+	a.Export()
+	w.DeliverAll(a, c)
+	c.Import()
+	w.Tick(1000)
+	a.Exec(`INSERT INTO books VALUES(1, 'A')`)
+	w.Tick(1000)
+	b.Exec(`INSERT INTO books VALUES(1, 'B')`)
+	w.Tick(1000)
+	c.Exec(`INSERT INTO books VALUES(1, 'C')`)
+	w.Tick(1000)
+	a.Exec(`INSERT INTO links VALUES(1, 1, 'of A')`)
+	w.Tick(1000)
+	c.Export() // C's insert is earlier than A's: C keeps id 1
+	w.Tick(1000)
+	b.Export()
+	w.Tick(1000)
+	a.Export()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT group_concat(b.title || ':' || l.tag) FROM links l JOIN books b ON b.id = l.book`); got != "A:of A" {
+			t.Errorf("%s: links %q, want A:of A:\n%s", d.Name, got, d.Dump())
+		}
+		if got := d.Value(`SELECT title FROM books WHERE id = 1`); got != "C" {
+			t.Errorf("%s: id 1 holds %q, want C:\n%s", d.Name, got, d.Dump())
+		}
+	}
+}
