@@ -527,7 +527,7 @@ func (a *applier) end(finish func() error) error {
 	if err := a.openBase(); err != nil {
 		return err
 	}
-	if err := e.fixLocalMoves(a.ctx, a.baseAcc, a.liveAcc); err != nil {
+	if err := e.fixLocalMoves(a.ctx, a.fixups()); err != nil {
 		return err
 	}
 	if finish != nil {

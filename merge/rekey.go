@@ -1011,7 +1011,7 @@ func (e *Engine) FixLocalMoves(ctx context.Context) error {
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
-	return e.fixLocalMoves(ctx, baseAcc, liveAcc)
+	return e.fixLocalMoves(ctx, &uctx{baseAcc: baseAcc, liveAcc: liveAcc, st: &Stats{}})
 }
 
 type localMove struct {
@@ -1020,7 +1020,7 @@ type localMove struct {
 	hlc int64
 }
 
-func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) error {
+func (e *Engine) fixLocalMoves(ctx context.Context, u *uctx) error {
 	recorded, err := e.State.LocalMoves()
 	if err != nil || len(recorded) == 0 {
 		return err
@@ -1047,7 +1047,7 @@ func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) er
 	for _, lm := range todo {
 		delete(pending, tableName(lm.t)+"\x00"+string(lm.pk))
 		if lm.t != nil && integerKey(lm.t) {
-			if err := e.fixLocalMove(ctx, baseAcc, liveAcc, r, pending, lm); err != nil {
+			if err := e.fixLocalMove(ctx, u, r, pending, lm); err != nil {
 				return err
 			}
 		}
@@ -1065,8 +1065,9 @@ func tableName(t *schema.Table) string {
 	return t.Name
 }
 
-func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *rekeyer, pending map[string]bool, lm localMove) (err error) {
+func (e *Engine) fixLocalMove(ctx context.Context, u *uctx, r *rekeyer, pending map[string]bool, lm localMove) (err error) {
 	t := lm.t
+	baseAcc, liveAcc := u.baseAcc, u.liveAcc
 	key, err := changeset.DecodeKey(lm.pk)
 	if err != nil || len(key) != 1 {
 		return nil // not a key of this table: nothing to move
@@ -1101,7 +1102,10 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 	if b != nil {
 		// The merged row, as an ordinary apply writes it: the app's
 		// insert triggers run, and what they changed in it is put back.
-		if err := lt.Insert(b); err != nil {
+		// A row or edit made here and not exported that holds one of its
+		// UNIQUE values loses, logged, as at any merged write (a link
+		// made on both devices, one of them moving here).
+		if err := e.writeLive(t, key, nil, b, u, 0); err != nil {
 			return fmt.Errorf("write the merged row of %s: %w", t.Name, err)
 		}
 		got, err := lt.Get(key)

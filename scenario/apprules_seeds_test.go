@@ -300,3 +300,57 @@ CREATE TRIGGER books_cascade AFTER DELETE ON books BEGIN DELETE FROM links WHERE
 		}
 	}
 }
+
+// a and b insert tags A and B under id 1 (B exported first: it keeps id
+// 1, A moves). a, not having heard of B, links A twice (links 1 and 2);
+// b, which has A under its new id, links it too (link 1), with the same
+// UNIQUE value as a's link 2. When b's file comes to a, a's link 1 is a
+// local row under a merged row's id: it moves, and the merged link goes
+// in under id 1, where a's link 2 holds its UNIQUE value. Before the fix
+// that write failed and the import stayed interrupted for ever (no
+// export on a); now a's unexported link loses, logged, as at any merged
+// write (seed 561705199).
+func TestIntegerKeyLocalMoveUniqueClashLocalLoses(t *testing.T) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL, label TEXT NOT NULL, UNIQUE(tag, label));
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	a.Exec(`INSERT INTO tags VALUES(1, 'A')`)
+	w.Tick(100)
+	b.Exec(`INSERT INTO tags VALUES(1, 'B')`)
+	b.Export() // first: B keeps id 1
+	w.Tick(100)
+	a.Export()
+	w.DeliverAll(a, b)
+	b.Import()
+	w.Tick(1000)
+	a.Exec(`INSERT INTO links VALUES(1, 1, 'other'), (2, 1, 'same')`)
+	w.Tick(1000)
+	b.Exec(`INSERT INTO links SELECT 1, id, 'same' FROM tags WHERE name = 'A'`)
+	w.Tick(1000)
+	b.Export()
+	w.DeliverAll(b, a)
+	if r := a.Import(); r.Held != 0 || r.Broken != 0 {
+		t.Fatalf("a: b's file is not applied: %+v\n%+v", r, a.Status().Files)
+	}
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT group_concat(t.name || ':' || l.label) FROM (SELECT * FROM links ORDER BY label) l JOIN tags t ON t.id = l.tag`); got != "A:other,A:same" {
+			t.Errorf("%s: links %q, want A:other,A:same:\n%s", d.Name, got, d.Dump())
+		}
+	}
+	found := false
+	for _, c := range a.Conflicts() {
+		found = found || c.Kind == "unique" && c.Table == "links" && strings.Contains(fmt.Sprint(c.Loser), "same")
+	}
+	if !found {
+		t.Errorf("a undid its link without logging it: %+v", a.Conflicts())
+	}
+}
