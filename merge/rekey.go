@@ -321,35 +321,32 @@ func (r *rekeyer) resolve(w writer, t *schema.Table, v changeset.Value) (changes
 			return v, err
 		}
 		if seen {
-			if c == cands[0] {
-				return r.reuseMeant(w, t, v, c)
-			}
-			return idFor(t, v, cands, c), nil
+			return r.reuseMeant(w, t, v, c, idFor(t, v, cands, c))
 		}
 	}
 	return v, nil
 }
 
 // reuseMeant is the id w meant by v when the first row it had seen there
-// is the lineage's first, ins: v, unless w had seen a row that reused the
-// lineage and lost, to a concurrent reuse w had not seen, the id (rows
-// reusing one lineage concurrently collide by their own inserts, see
-// detect): that row is the one w saw last under v, and it lives under its
-// mover key.
-func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins state.Clock) (changeset.Value, error) {
+// is lineage ins's first, living under id: id, unless w had seen a row
+// that reused the lineage and lost, to a concurrent reuse w had not seen,
+// the lineage's id (rows reusing one lineage concurrently collide by their
+// own inserts, see detect and detectReuse): that row is the one w saw
+// last under v, and it lives under its mover key.
+func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins state.Clock, id changeset.Value) (changeset.Value, error) {
 	for _, rk := range r.lookup(t, v) {
 		if rk.Keeper.Compare(ins) <= 0 || rk.Mover.Compare(ins) <= 0 {
 			continue
 		}
 		if seen, err := r.hadSeen(w, rk.Mover); err != nil || !seen {
 			if err != nil {
-				return v, err
+				return id, err
 			}
 			continue
 		}
 		if seen, err := r.hadSeen(w, rk.Keeper); err != nil || seen {
 			if err != nil {
-				return v, err
+				return id, err
 			}
 			continue
 		}
@@ -358,7 +355,7 @@ func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins s
 		for _, c := range []state.Clock{rk.Keeper, rk.Mover} {
 			iw, err := r.writerOf(c)
 			if err != nil {
-				return v, err
+				return id, err
 			}
 			if iw == nil {
 				same = false
@@ -366,7 +363,7 @@ func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins s
 			}
 			if seen, err := r.hadSeen(*iw, ins); err != nil || !seen {
 				if err != nil {
-					return v, err
+					return id, err
 				}
 				same = false
 				break
@@ -376,7 +373,7 @@ func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins s
 			return moverKey(t, []changeset.Value{v}, rk.Mover), nil
 		}
 	}
-	return v, nil
+	return id, nil
 }
 
 // ValidRekey reports whether a re-keying record of table t is one rowdrop
@@ -552,6 +549,11 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		c.New[pkc] = nk
 		it.key = []changeset.Value{nk}
 		it.pk = rk.NewPK
+		if inc != cl {
+			if err := e.detectReuse(r, meta, acc, it, old, inc, w); err != nil {
+				return false, err
+			}
+		}
 	} else {
 		// A deleted or held mover has no row to move, only its metadata
 		// (live may hold a row created here under the id: FixLocalMoves
@@ -614,6 +616,62 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	e.log().Info("two devices inserted different rows under one id: both kept, the later one under a new id",
 		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
 	return true, nil
+}
+
+// detectReuse checks an insert that carries on lineage inc, which lost id
+// old and moved whole to it.key, against the row there: another row
+// reusing the same lineage, which this insert's writer w had not seen,
+// collides with it as under old (detect: the row inserted first keeps the
+// lineage's id, the other moves to the new id its insert names under
+// old). So a device that met the two reuses before the lineage lost old
+// and one that met them after keep the same rows under the same ids.
+func (e *Engine) detectReuse(r *rekeyer, meta *state.Meta, acc *access, it *item, old []changeset.Value, inc state.Clock, w writer) error {
+	t, c, cl := it.table, it.change, r.src.Clock
+	m, err := meta.Get(t.Name, it.pk)
+	if err != nil || m == nil || m.Ins.IsZero() || m.Ins == cl || m.Lineage() != inc {
+		return err
+	}
+	if seen, err := r.hadSeen(w, m.Ins); err != nil || seen {
+		return err // reused after seeing it deleted: the lineage goes on
+	}
+	b, err := acc.get(e.State.Conn(), "base", t).Get(it.key)
+	if err != nil {
+		return err
+	}
+	dead, held := b == nil && !m.Alive(), b == nil && m.Alive()
+	if b == nil && m.Dead == nil {
+		return nil // incomplete: no row to collide with
+	}
+	keeper, mover, incMoves := m.Ins, cl, true
+	if cl.Compare(m.Ins) < 0 {
+		keeper, mover, incMoves = cl, m.Ins, false
+	}
+	pkc := t.PKCols()[0]
+	nk := moverKey(t, old, mover)
+	rk := &state.Rekey{Table: t.Name, OldPK: changeset.EncodeKey(old), NewPK: changeset.EncodeKey([]changeset.Value{nk}), Keeper: keeper, Mover: mover}
+	r.add(rk)
+	it.rekeyReuse = rk
+	if incMoves {
+		c.New[pkc] = nk
+		it.key = []changeset.Value{nk}
+		it.pk = rk.NewPK
+		return nil
+	}
+	it.moves = append(it.moves, move{t: t, from: it.key, to: []changeset.Value{nk}, col: pkc, val: nk, metaOnly: dead || held, held: held})
+	it.keyVacated = true
+	// References merged here to the row that moves follow it.
+	refs, err := r.mergedRefsAt(e.State.Conn(), meta, t, it.key[0], old[0])
+	if err != nil {
+		return err
+	}
+	for _, rt := range refs {
+		if !rt.want.Equal(it.key[0]) {
+			it.moves = append(it.moves, rt.move())
+		}
+	}
+	e.log().Info("two devices reused one moved lineage's id concurrently: both kept, the later one under a new id",
+		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev)
+	return nil
 }
 
 // lineageOf is the first insert clock of the lineage that writer w's
@@ -734,6 +792,13 @@ func (rt refTarget) move() move {
 // its writer meant, resolveHeld brings it back, as on a device that met
 // the collision before the clash).
 func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Table, v changeset.Value) ([]refTarget, error) {
+	return r.mergedRefsAt(base, meta, t, v, v)
+}
+
+// mergedRefsAt is mergedRefs for the rows referencing id named of t, each
+// with the id its writer meant by v (detectReuse: named is where v's
+// lineage moved).
+func (r *rekeyer) mergedRefsAt(base *sqlite.Conn, meta *state.Meta, t *schema.Table, named, v changeset.Value) ([]refTarget, error) {
 	var out []refTarget
 	add := func(ref fkRef, ck []changeset.Value, cm *state.RowMeta, held bool) error {
 		w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
@@ -744,12 +809,12 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 		if err != nil {
 			return err
 		}
-		out = append(out, refTarget{ref, ck, want, held, v})
+		out = append(out, refTarget{ref, ck, want, held, named})
 		return nil
 	}
 	var heldRows []state.HeldRow
 	for i, ref := range r.refsTo(t) {
-		keys, err := referencing(base, ref, v)
+		keys, err := referencing(base, ref, named)
 		if err != nil {
 			return nil, err
 		}
@@ -782,7 +847,7 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 				continue
 			}
 			vals, err := changeset.DecodeKey(cm.Dead)
-			if err != nil || len(vals) != len(ref.child.Columns) || !vals[ref.col].Equal(v) {
+			if err != nil || len(vals) != len(ref.child.Columns) || !vals[ref.col].Equal(named) {
 				continue
 			}
 			ck, err := changeset.DecodeKey(h.PK)

@@ -354,3 +354,70 @@ END;
 		t.Errorf("a undid its link without logging it: %+v", a.Conflicts())
 	}
 }
+
+// c inserts tag L under id 1, a tag K (exported first: K keeps id 1, L's
+// lineage moves whole). b deletes L; then b and c both reuse id 1 (R1, R2:
+// L's lineage, neither seen by the other), b links R1. A device that met
+// the reuses before K collided them under id 1 (R1, exported first, keeps
+// the lineage's id; R2 moves); a, which had K under id 1, sent both to
+// L's new id, where the second replaced the first as one row edited twice
+// (a "key" conflict): the devices diverged (seed 724084297). Now they
+// collide there as under id 1, and the link follows R1, whichever keeps.
+func TestIntegerKeyConcurrentReusesOfMovedLineage(t *testing.T) {
+	for _, r1First := range []bool{true, false} {
+		t.Run(fmt.Sprintf("r1-first=%v", r1First), func(t *testing.T) { concurrentReusesOfMovedLineage(t, r1First) })
+	}
+}
+
+func concurrentReusesOfMovedLineage(t *testing.T, r1First bool) {
+	w := scenario.NewWorld(t, `
+CREATE TABLE tags(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE links(id INTEGER PRIMARY KEY, tag INTEGER NOT NULL, label TEXT);
+CREATE TRIGGER links_check BEFORE INSERT ON links BEGIN
+  SELECT RAISE(ABORT, 'no such tag') WHERE NOT EXISTS (SELECT 1 FROM tags WHERE id = NEW.tag);
+END;
+`)
+	a := w.AddDevice(scenario.Options{Name: "a", Initialised: true})
+	b := w.AddDevice(scenario.Options{Name: "b", Initialised: true})
+	c := w.AddDevice(scenario.Options{Name: "c", Initialised: true})
+	c.Exec(`INSERT INTO tags VALUES(1, 'L')`)
+	w.Tick(1000)
+	a.Exec(`INSERT INTO tags VALUES(1, 'K')`)
+	a.Export() // first: K keeps id 1
+	w.Tick(1000)
+	c.Export()
+	w.DeliverAll(c, b)
+	b.Import()
+	w.Tick(1000)
+	b.Exec(`DELETE FROM tags WHERE id = 1`)
+	b.Export()
+	w.DeliverAll(b, c)
+	c.Import()
+	w.Tick(1000)
+	c.Exec(`INSERT INTO tags VALUES(1, 'R2')`)
+	w.Tick(1000)
+	b.Exec(`INSERT INTO tags VALUES(1, 'R1')`)
+	b.Exec(`INSERT INTO links VALUES(1, 1, 'of R1')`)
+	w.Tick(1000)
+	first, second := b, c // the first exported keeps the lineage's id
+	if !r1First {
+		first, second = c, b
+	}
+	first.Export()
+	w.Tick(1000)
+	second.Export()
+	w.Tick(1000)
+	w.Quiesce(8)
+	w.AssertConverged()
+	for _, d := range w.Devs {
+		if got := d.Value(`SELECT group_concat(name) FROM (SELECT name FROM tags ORDER BY name)`); got != "K,R1,R2" {
+			t.Errorf("%s: tags %q, want K,R1,R2:\n%s", d.Name, got, d.Dump())
+		}
+		if got := d.Value(`SELECT group_concat(t.name || ':' || l.label) FROM links l JOIN tags t ON t.id = l.tag`); got != "R1:of R1" {
+			t.Errorf("%s: links %q, want R1:of R1:\n%s", d.Name, got, d.Dump())
+		}
+		if got := d.Value(`SELECT name FROM tags WHERE id = 1`); got != "K" {
+			t.Errorf("%s: id 1 holds %q, want K:\n%s", d.Name, got, d.Dump())
+		}
+	}
+}
