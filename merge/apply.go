@@ -132,6 +132,7 @@ type item struct {
 	// whether the key was vacated for this insert (so no metadata, no row).
 	moves       []move
 	rekeyRecord *state.Rekey
+	rekeyReuse  *state.Rekey // a second one: rows reusing a moved lineage (detectReuse)
 	keyVacated  bool
 	// lin: the first insert clock of the id's lineage that an insert
 	// carries on (detect; zero: its own).
@@ -527,7 +528,7 @@ func (a *applier) end(finish func() error) error {
 	if err := a.openBase(); err != nil {
 		return err
 	}
-	if err := e.fixLocalMoves(a.ctx, a.baseAcc, a.liveAcc); err != nil {
+	if err := e.fixLocalMoves(a.ctx, a.fixups()); err != nil {
 		return err
 	}
 	if finish != nil {
@@ -1185,8 +1186,11 @@ func (e *Engine) applyBase(items []*item, meta *state.Meta, acc *access) (err er
 				}
 			}
 		}
-		if it.rekeyRecord != nil {
-			if err = e.State.AddRekey(it.rekeyRecord); err != nil {
+		for _, rk := range []*state.Rekey{it.rekeyRecord, it.rekeyReuse} {
+			if rk == nil {
+				continue
+			}
+			if err = e.State.AddRekey(rk); err != nil {
 				return err
 			}
 		}

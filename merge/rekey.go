@@ -321,10 +321,59 @@ func (r *rekeyer) resolve(w writer, t *schema.Table, v changeset.Value) (changes
 			return v, err
 		}
 		if seen {
-			return idFor(t, v, cands, c), nil
+			return r.reuseMeant(w, t, v, c, idFor(t, v, cands, c))
 		}
 	}
 	return v, nil
+}
+
+// reuseMeant is the id w meant by v when the first row it had seen there
+// is lineage ins's first, living under id: id, unless w had seen a row
+// that reused the lineage and lost, to a concurrent reuse w had not seen,
+// the lineage's id (rows reusing one lineage concurrently collide by their
+// own inserts, see detect and detectReuse): that row is the one w saw
+// last under v, and it lives under its mover key.
+func (r *rekeyer) reuseMeant(w writer, t *schema.Table, v changeset.Value, ins state.Clock, id changeset.Value) (changeset.Value, error) {
+	for _, rk := range r.lookup(t, v) {
+		if rk.Keeper.Compare(ins) <= 0 || rk.Mover.Compare(ins) <= 0 {
+			continue
+		}
+		if seen, err := r.hadSeen(w, rk.Mover); err != nil || !seen {
+			if err != nil {
+				return id, err
+			}
+			continue
+		}
+		if seen, err := r.hadSeen(w, rk.Keeper); err != nil || seen {
+			if err != nil {
+				return id, err
+			}
+			continue
+		}
+		// Both rows carry on ins's lineage: each one's writer had seen it.
+		same := true
+		for _, c := range []state.Clock{rk.Keeper, rk.Mover} {
+			iw, err := r.writerOf(c)
+			if err != nil {
+				return id, err
+			}
+			if iw == nil {
+				same = false
+				break
+			}
+			if seen, err := r.hadSeen(*iw, ins); err != nil || !seen {
+				if err != nil {
+					return id, err
+				}
+				same = false
+				break
+			}
+		}
+		if same {
+			return moverKey(t, []changeset.Value{v}, rk.Mover), nil
+		}
+	}
+	return id, nil
 }
 
 // ValidRekey reports whether a re-keying record of table t is one rowdrop
@@ -500,6 +549,11 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 		c.New[pkc] = nk
 		it.key = []changeset.Value{nk}
 		it.pk = rk.NewPK
+		if inc != cl {
+			if err := e.detectReuse(r, meta, acc, it, old, inc, w); err != nil {
+				return false, err
+			}
+		}
 	} else {
 		// A deleted or held mover has no row to move, only its metadata
 		// (live may hold a row created here under the id: FixLocalMoves
@@ -562,6 +616,62 @@ func (e *Engine) detect(r *rekeyer, meta *state.Meta, acc *access, it *item) (bo
 	e.log().Info("two devices inserted different rows under one id: both kept, the later one under a new id",
 		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev, "moved_references", len(it.moves))
 	return true, nil
+}
+
+// detectReuse checks an insert that carries on lineage inc, which lost id
+// old and moved whole to it.key, against the row there: another row
+// reusing the same lineage, which this insert's writer w had not seen,
+// collides with it as under old (detect: the row inserted first keeps the
+// lineage's id, the other moves to the new id its insert names under
+// old). So a device that met the two reuses before the lineage lost old
+// and one that met them after keep the same rows under the same ids.
+func (e *Engine) detectReuse(r *rekeyer, meta *state.Meta, acc *access, it *item, old []changeset.Value, inc state.Clock, w writer) error {
+	t, c, cl := it.table, it.change, r.src.Clock
+	m, err := meta.Get(t.Name, it.pk)
+	if err != nil || m == nil || m.Ins.IsZero() || m.Ins == cl || m.Lineage() != inc {
+		return err
+	}
+	if seen, err := r.hadSeen(w, m.Ins); err != nil || seen {
+		return err // reused after seeing it deleted: the lineage goes on
+	}
+	b, err := acc.get(e.State.Conn(), "base", t).Get(it.key)
+	if err != nil {
+		return err
+	}
+	dead, held := b == nil && !m.Alive(), b == nil && m.Alive()
+	if b == nil && m.Dead == nil {
+		return nil // incomplete: no row to collide with
+	}
+	keeper, mover, incMoves := m.Ins, cl, true
+	if cl.Compare(m.Ins) < 0 {
+		keeper, mover, incMoves = cl, m.Ins, false
+	}
+	pkc := t.PKCols()[0]
+	nk := moverKey(t, old, mover)
+	rk := &state.Rekey{Table: t.Name, OldPK: changeset.EncodeKey(old), NewPK: changeset.EncodeKey([]changeset.Value{nk}), Keeper: keeper, Mover: mover}
+	r.add(rk)
+	it.rekeyReuse = rk
+	if incMoves {
+		c.New[pkc] = nk
+		it.key = []changeset.Value{nk}
+		it.pk = rk.NewPK
+		return nil
+	}
+	it.moves = append(it.moves, move{t: t, from: it.key, to: []changeset.Value{nk}, col: pkc, val: nk, metaOnly: dead || held, held: held})
+	it.keyVacated = true
+	// References merged here to the row that moves follow it.
+	refs, err := r.mergedRefsAt(e.State.Conn(), meta, t, it.key[0], old[0])
+	if err != nil {
+		return err
+	}
+	for _, rt := range refs {
+		if !rt.want.Equal(it.key[0]) {
+			it.moves = append(it.moves, rt.move())
+		}
+	}
+	e.log().Info("two devices reused one moved lineage's id concurrently: both kept, the later one under a new id",
+		"table", t.Name, "id", old[0].String(), "new_id", nk.String(), "keeper", keeper.Dev, "mover", mover.Dev)
+	return nil
 }
 
 // lineageOf is the first insert clock of the lineage that writer w's
@@ -682,6 +792,13 @@ func (rt refTarget) move() move {
 // its writer meant, resolveHeld brings it back, as on a device that met
 // the collision before the clash).
 func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Table, v changeset.Value) ([]refTarget, error) {
+	return r.mergedRefsAt(base, meta, t, v, v)
+}
+
+// mergedRefsAt is mergedRefs for the rows referencing id named of t, each
+// with the id its writer meant by v (detectReuse: named is where v's
+// lineage moved).
+func (r *rekeyer) mergedRefsAt(base *sqlite.Conn, meta *state.Meta, t *schema.Table, named, v changeset.Value) ([]refTarget, error) {
 	var out []refTarget
 	add := func(ref fkRef, ck []changeset.Value, cm *state.RowMeta, held bool) error {
 		w, err := r.writerOf(cm.CellClock(ref.child.Columns[ref.col].Name))
@@ -692,12 +809,12 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 		if err != nil {
 			return err
 		}
-		out = append(out, refTarget{ref, ck, want, held, v})
+		out = append(out, refTarget{ref, ck, want, held, named})
 		return nil
 	}
 	var heldRows []state.HeldRow
 	for i, ref := range r.refsTo(t) {
-		keys, err := referencing(base, ref, v)
+		keys, err := referencing(base, ref, named)
 		if err != nil {
 			return nil, err
 		}
@@ -730,7 +847,7 @@ func (r *rekeyer) mergedRefs(base *sqlite.Conn, meta *state.Meta, t *schema.Tabl
 				continue
 			}
 			vals, err := changeset.DecodeKey(cm.Dead)
-			if err != nil || len(vals) != len(ref.child.Columns) || !vals[ref.col].Equal(v) {
+			if err != nil || len(vals) != len(ref.child.Columns) || !vals[ref.col].Equal(named) {
 				continue
 			}
 			ck, err := changeset.DecodeKey(h.PK)
@@ -791,6 +908,14 @@ func applyMovesOn(conn *sqlite.Conn, which string, acc *access, moves []move) er
 			return err
 		}
 		if row == nil || which == "live" && mv.old != nil && !row[mv.col].Equal(*mv.old) {
+			// Live keeps what was done here since (deleted, or
+			// re-pointed), not exported yet; base moves to mv.to, which
+			// the hints must name so that capture compares it too.
+			if which == "live" {
+				if err := hintMoved(conn, mv.t, mv.to); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if !sameRow(mv.from, mv.to) {
@@ -951,7 +1076,7 @@ func (e *Engine) FixLocalMoves(ctx context.Context) error {
 	baseAcc, liveAcc := newAccess(), newAccess()
 	defer baseAcc.close()
 	defer liveAcc.close()
-	return e.fixLocalMoves(ctx, baseAcc, liveAcc)
+	return e.fixLocalMoves(ctx, &uctx{baseAcc: baseAcc, liveAcc: liveAcc, st: &Stats{}})
 }
 
 type localMove struct {
@@ -960,7 +1085,7 @@ type localMove struct {
 	hlc int64
 }
 
-func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) error {
+func (e *Engine) fixLocalMoves(ctx context.Context, u *uctx) error {
 	recorded, err := e.State.LocalMoves()
 	if err != nil || len(recorded) == 0 {
 		return err
@@ -987,7 +1112,7 @@ func (e *Engine) fixLocalMoves(ctx context.Context, baseAcc, liveAcc *access) er
 	for _, lm := range todo {
 		delete(pending, tableName(lm.t)+"\x00"+string(lm.pk))
 		if lm.t != nil && integerKey(lm.t) {
-			if err := e.fixLocalMove(ctx, baseAcc, liveAcc, r, pending, lm); err != nil {
+			if err := e.fixLocalMove(ctx, u, r, pending, lm); err != nil {
 				return err
 			}
 		}
@@ -1005,8 +1130,9 @@ func tableName(t *schema.Table) string {
 	return t.Name
 }
 
-func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *rekeyer, pending map[string]bool, lm localMove) (err error) {
+func (e *Engine) fixLocalMove(ctx context.Context, u *uctx, r *rekeyer, pending map[string]bool, lm localMove) (err error) {
 	t := lm.t
+	baseAcc, liveAcc := u.baseAcc, u.liveAcc
 	key, err := changeset.DecodeKey(lm.pk)
 	if err != nil || len(key) != 1 {
 		return nil // not a key of this table: nothing to move
@@ -1041,7 +1167,10 @@ func (e *Engine) fixLocalMove(ctx context.Context, baseAcc, liveAcc *access, r *
 	if b != nil {
 		// The merged row, as an ordinary apply writes it: the app's
 		// insert triggers run, and what they changed in it is put back.
-		if err := lt.Insert(b); err != nil {
+		// A row or edit made here and not exported that holds one of its
+		// UNIQUE values loses, logged, as at any merged write (a link
+		// made on both devices, one of them moving here).
+		if err := e.writeLive(t, key, nil, b, u, 0); err != nil {
 			return fmt.Errorf("write the merged row of %s: %w", t.Name, err)
 		}
 		got, err := lt.Get(key)
