@@ -267,6 +267,11 @@ func encodeJSON(h Header, ver uint16) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// EncodeHeader is what Build writes before the payload for the final
+// header h (magic, version, header, checksum): for tools and tests that
+// rewrite a file's header and keep its payload.
+func EncodeHeader(h Header) ([]byte, error) { return encodePrefix(h) }
+
 // SumOf is the file sum (File.Sum) of a file with the final header h, as
 // Build returns it: the writer records it, and names it as the next file's
 // Prev, without reading the file back.
