@@ -501,6 +501,10 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add(craft(2, []byte("{}"), nil))
 	f.Add([]byte("SQLite format 3\x00"))
 	f.Add([]byte{})
+	if v4, err := os.ReadFile(filepath.Join("testdata", "example-v4.rdc")); err == nil {
+		f.Add(v4)
+		f.Add(v4[:40])
+	}
 	check := func(t *testing.T, data []byte) {
 		h, off, err := ReadHeader(bytes.NewReader(data), int64(len(data)), Limits{MaxHeader: MaxHeader})
 		if err != nil {
@@ -517,6 +521,13 @@ func FuzzReadHeader(f *testing.F) {
 		}
 		if off+h.PayloadLen != int64(len(data)) || off < prefixLen+sha256.Size || h.validate(binary.BigEndian.Uint16(data[4:6])) != nil {
 			t.Fatalf("accepted an inconsistent header: %+v at %d of %d", h, off, len(data))
+		}
+		// A version-4 header has one encoding: the header read encodes
+		// back to the very bytes.
+		if binary.BigEndian.Uint16(data[4:6]) == v4 {
+			if pre, err := encodePrefix(h); err != nil || !bytes.Equal(pre, data[:off]) {
+				t.Fatalf("version-4 header re-encodes differently (%v): %x vs %x", err, pre, data[:off])
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
