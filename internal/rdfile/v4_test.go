@@ -172,3 +172,25 @@ func TestV4Example(t *testing.T) {
 		t.Fatalf("version-4 example reads as %+v", f.Header)
 	}
 }
+
+// A version-4 prev or payload checksum matches the full sum it starts,
+// and nothing shorter or different.
+func TestSumsMatch(t *testing.T) {
+	full := strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{full, full, true},
+		{full[:32], full, true},
+		{full, full[:32], true},
+		{full[:31], full, false},
+		{"", "", false},
+		{strings.Repeat("ab", 15) + "ac", full, false},
+		{strings.Repeat("cd", 32), full, false},
+	} {
+		if got := SumsMatch(c.a, c.b); got != c.want {
+			t.Errorf("SumsMatch(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+}
