@@ -90,7 +90,7 @@ func (im *Importer) checkChain(e folder.Entry, f *rdfile.File) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if prev != "" && prev != h.Prev {
+		if prev != "" && !rdfile.SumsMatch(prev, h.Prev) {
 			return replacedReason(e.Rel, h.Device, fmt.Sprintf("it names as its predecessor a file with sum %s, but file %d as applied here has sum %s", shortSum(h.Prev), h.Seq-1, shortSum(prev)), refused), nil
 		}
 	}
@@ -105,7 +105,7 @@ func (im *Importer) checkChain(e folder.Entry, f *rdfile.File) (string, error) {
 				continue
 			}
 			nf, err := im.Folder.Open(next.Rel)
-			if err == nil && nf.Header.Prev != "" && nf.Header.Prev != sum {
+			if err == nil && nf.Header.Prev != "" && !rdfile.SumsMatch(nf.Header.Prev, sum) {
 				return replacedReason(e.Rel, h.Device, fmt.Sprintf("its content (sum %s) is not the predecessor its device's next file %s names (sum %s)", shortSum(sum), next.Rel, shortSum(nf.Header.Prev)), refused), nil
 			}
 		}

@@ -3,9 +3,7 @@ package scenario_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -499,24 +497,18 @@ func rebuildSnapshot(t *testing.T, dir, rel string, edit func([]byte) []byte) {
 func patchHeader(t *testing.T, p string, edit func(*rdfile.Header)) {
 	t.Helper()
 	data := readFile(t, p)
-	hl := int(binary.BigEndian.Uint32(data[6:10]))
-	var h rdfile.Header
-	if err := json.Unmarshal(data[10:10+hl], &h); err != nil {
-		t.Fatal(err)
-	}
-	edit(&h)
-	js, err := json.Marshal(h)
+	f, err := rdfile.Open(p, rdfile.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	b.Write(data[:6])
-	binary.Write(&b, binary.BigEndian, uint32(len(js)))
-	b.Write(js)
-	sum := sha256.Sum256(b.Bytes())
-	b.Write(sum[:])
-	b.Write(data[10+hl+sha256.Size:])
-	writeFile(t, p, b.Bytes())
+	payload := data[len(data)-int(f.Header.PayloadLen):]
+	h := f.Header
+	edit(&h)
+	pre, err := rdfile.EncodeHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, append(pre, payload...))
 }
 
 // seedOf is a per-test seed that stays fixed across runs.

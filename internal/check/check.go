@@ -256,7 +256,7 @@ func (c *checker) chain(id string) {
 	for _, seq := range d.present {
 		prev, ok := d.prevs[seq]
 		before, okb := d.sums[seq-1]
-		if ok && okb && prev != "" && prev != before {
+		if ok && okb && prev != "" && !rdfile.SumsMatch(prev, before) {
 			c.problem(Problem{File: rdfile.RelPath(id, seq-1), Device: id, Kind: Replaced,
 				What: fmt.Sprintf("its file sum is %s…, but changeset %d of the device names %s… as its predecessor: one of the two was replaced under its own name", short(before), seq, short(prev)), Fix: fix})
 		}

@@ -277,7 +277,7 @@ func (c *checker) conflictCopy(rel string) {
 	case !ok:
 		p.What = fmt.Sprintf("a sync tool's conflict copy of %s, which is missing or unreadable", orig)
 		p.Fix = "rowdrop never applies a conflict copy; if it is whole and " + orig + " is missing, renaming it to " + orig + " restores the file; " + twoInstalls
-	case sum != "" && theirs == sum:
+	case sum != "" && rdfile.SumsMatch(theirs, sum):
 		p.What = "a sync tool's conflict copy identical to " + orig
 		p.Fix = "harmless: delete it"
 	default:

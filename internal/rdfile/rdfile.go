@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -28,13 +29,27 @@ const Magic = "RDCS"
 // Version is the newest format version this build reads. Version 2 differs
 // from 1 only in what a snapshot's payload may hold (the writer's schema,
 // docs/FORMAT.md §14.2); version 3 adds the hash chain (a changeset's
-// `prev`, a snapshot's `heads`, §5.1). A file is written as the lowest
-// version that has every member it holds, so older readers keep reading
-// what they can.
-const Version = 3
+// `prev`, a snapshot's `heads`, §5.1); version 4 is the compact binary
+// header, for changesets (§5.2). Snapshots are written as the lowest
+// JSON version that has every member they hold (their header is small
+// beside their payload, and older readers keep joining from them);
+// changesets as version 4.
+const Version = 4
 
 // versionOf is the version a file with header h is written as.
 func versionOf(h Header) uint16 {
+	switch {
+	case h.Kind != KindSnapshot:
+		return v4
+	case len(h.Heads) > 0 || h.Prev != "":
+		return 3
+	}
+	return 2
+}
+
+// jsonVersion is the version a JSON header (versions 1 to 3) with h's
+// members needs: what a version-3 writer wrote.
+func jsonVersion(h Header) uint16 {
 	switch {
 	case h.Prev != "" || len(h.Heads) > 0:
 		return 3
@@ -204,6 +219,10 @@ func Build(path string, h Header, cs io.Reader) (Header, error) {
 	h.RawLen = raw
 	h.PayloadLen = cw.n
 	h.PayloadSHA256 = hex.EncodeToString(sum.Sum(nil))
+	if versionOf(h) == v4 {
+		// What the file holds, so the header returned is the one read.
+		h.PayloadSHA256, h.Prev = truncHex(h.PayloadSHA256, v4Payload), truncHex(h.Prev, v4Prev)
+	}
 	if _, err := stage.Seek(0, io.SeekStart); err != nil {
 		return h, err
 	}
@@ -224,21 +243,34 @@ func Build(path string, h Header, cs io.Reader) (Header, error) {
 }
 
 // encodePrefix returns magic, version, header length, header and the
-// header's SHA-256.
+// header's checksum: the file's bytes before its payload.
 func encodePrefix(h Header) ([]byte, error) {
+	if v := versionOf(h); v == v4 {
+		return encodeV4(h)
+	}
+	return encodeJSON(h, jsonVersion(h))
+}
+
+// encodeJSON is encodePrefix for a JSON header (versions 1 to 3).
+func encodeJSON(h Header, ver uint16) ([]byte, error) {
 	js, err := json.Marshal(h)
 	if err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
 	b.WriteString(Magic)
-	_ = binary.Write(&b, binary.BigEndian, versionOf(h))
+	_ = binary.Write(&b, binary.BigEndian, ver)
 	_ = binary.Write(&b, binary.BigEndian, uint32(len(js)))
 	b.Write(js)
 	s := sha256.Sum256(b.Bytes())
 	b.Write(s[:])
 	return b.Bytes(), nil
 }
+
+// EncodeHeader is what Build writes before the payload for the final
+// header h (magic, version, header, checksum): for tools and tests that
+// rewrite a file's header and keep its payload.
+func EncodeHeader(h Header) ([]byte, error) { return encodePrefix(h) }
 
 // SumOf is the file sum (File.Sum) of a file with the final header h, as
 // Build returns it: the writer records it, and names it as the next file's
@@ -247,6 +279,10 @@ func SumOf(h Header) (string, error) {
 	pre, err := encodePrefix(h)
 	if err != nil {
 		return "", err
+	}
+	if versionOf(h) == v4 {
+		s := sha256.Sum256(pre[:len(pre)-v4Check])
+		return hex.EncodeToString(s[:]), nil
 	}
 	return hex.EncodeToString(pre[len(pre)-sha256.Size:]), nil
 }
@@ -391,6 +427,9 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	if ver == 0 {
 		return h, 0, fmt.Errorf("format version 0: %w", ErrInvalid)
 	}
+	if ver == v4 {
+		return readV4(r, pre, size, lim, sum)
+	}
 	hl := int64(binary.BigEndian.Uint32(pre[6:10]))
 	if hl > MaxHeader {
 		return h, 0, fmt.Errorf("header of %d bytes exceeds the format's %d: %w", hl, MaxHeader, ErrInvalid)
@@ -426,13 +465,62 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	if dec.More() {
 		return h, 0, fmt.Errorf("header JSON: data after the object: %w", ErrInvalid)
 	}
-	if err := h.validate(); err != nil {
+	if err := h.validate(ver); err != nil {
 		return h, 0, err
 	}
+	return checkSizes(h, prefixLen+hl+sha256.Size, size, lim)
+}
+
+// readV4 reads the rest of a version-4 header (docs/FORMAT.md §4.1) after
+// its first prefixLen bytes, pre, into h and sum.
+func readV4(r io.Reader, pre [prefixLen]byte, size int64, lim Limits, sum *[sha256.Size]byte) (Header, int64, error) {
+	var h Header
+	// The length is a uvarint of at most 4 bytes (the format's 16 MiB
+	// needs 4), so it lies within the bytes already read.
+	u, n := binary.Uvarint(pre[6:])
+	if n <= 0 || n != len(binary.AppendUvarint(nil, u)) {
+		return h, 0, fmt.Errorf("header length malformed: %w", ErrInvalid)
+	}
+	hl := int64(u)
+	if hl > MaxHeader || hl == 0 {
+		return h, 0, fmt.Errorf("header of %d bytes is outside the format's 1 to %d: %w", hl, MaxHeader, ErrInvalid)
+	}
+	if hl > lim.maxHeader() {
+		return h, 0, fmt.Errorf("header of %d bytes exceeds this reader's limit of %d (setting max_header; the format allows up to %d): refused: %w", hl, lim.maxHeader(), MaxHeader, ErrInvalid)
+	}
+	start := int64(6 + n) // where the header starts
+	end := start + hl + v4Check
+	if end > size {
+		return h, 0, fmt.Errorf("file is %d bytes, header alone needs %d: %w", size, end, ErrIncomplete)
+	}
+	buf := make([]byte, end)
+	copy(buf, pre[:])
+	if _, err := io.ReadFull(r, buf[prefixLen:]); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return h, 0, err
+		}
+		return h, 0, fmt.Errorf("read header: %w", ErrIncomplete)
+	}
+	*sum = sha256.Sum256(buf[:start+hl])
+	if !bytes.Equal(sum[:v4Check], buf[start+hl:]) {
+		return h, 0, fmt.Errorf("header checksum mismatch: %w", ErrIncomplete)
+	}
+	h, err := decodeV4Body(buf[start : start+hl])
+	if err != nil {
+		return h, 0, fmt.Errorf("header: %v: %w", err, ErrInvalid)
+	}
+	if err := h.validate(v4); err != nil {
+		return h, 0, err
+	}
+	return checkSizes(h, end, size, lim)
+}
+
+// checkSizes checks a validated header h against the reader's limits and
+// the file's size, its payload starting at off.
+func checkSizes(h Header, off, size int64, lim Limits) (Header, int64, error) {
 	if h.RawLen > lim.maxRaw() {
 		return h, 0, fmt.Errorf("decompressed payload of %d bytes exceeds this reader's limit of %d (setting max_changeset): refused: %w", h.RawLen, lim.maxRaw(), ErrInvalid)
 	}
-	off := prefixLen + hl + sha256.Size
 	switch want := off + h.PayloadLen; {
 	case size < want:
 		return h, 0, fmt.Errorf("file is %d bytes, header announces %d: %w", size, want, ErrIncomplete)
@@ -444,7 +532,12 @@ func readHeaderInto(r io.Reader, size int64, lim Limits, sum *[sha256.Size]byte)
 	return h, off, nil
 }
 
-func (h *Header) validate() error {
+// validate checks h's members, read from a file of version ver.
+func (h *Header) validate(ver uint16) error {
+	sumLen, prevLen := 64, 64
+	if ver == v4 {
+		sumLen, prevLen = 2*v4Payload, 2*v4Prev
+	}
 	bad := func(f string, a ...any) error {
 		return fmt.Errorf("%s: %w", fmt.Sprintf(f, a...), ErrInvalid)
 	}
@@ -463,7 +556,7 @@ func (h *Header) validate() error {
 		return bad("compression %q unsupported", short(h.Compression))
 	case h.PayloadLen < 0 || h.RawLen < 0 || h.Changes < 0:
 		return bad("negative length")
-	case !isLowerHex(h.PayloadSHA256, 64):
+	case !isLowerHex(h.PayloadSHA256, sumLen):
 		return bad("payload checksum malformed")
 	}
 	for dev, n := range h.Seen {
@@ -471,7 +564,7 @@ func (h *Header) validate() error {
 			return bad("seen entry %q: %d is malformed", short(dev), n)
 		}
 	}
-	if h.Prev != "" && (h.Kind != KindChangeset || h.Seq == 1 || !isLowerHex(h.Prev, 64)) {
+	if h.Prev != "" && (h.Kind != KindChangeset || h.Seq == 1 || !isLowerHex(h.Prev, prevLen)) {
 		return bad("prev %q is not the file sum of a previous changeset", short(h.Prev))
 	}
 	if len(h.Heads) > 0 && h.Kind != KindSnapshot {
@@ -588,7 +681,7 @@ func (f *File) Verify() error {
 	if err != nil {
 		return fmt.Errorf("%s: read payload: %w", f.Path, err)
 	}
-	if n != f.Header.PayloadLen || hex.EncodeToString(s.Sum(nil)) != f.Header.PayloadSHA256 {
+	if got := hex.EncodeToString(s.Sum(nil)); n != f.Header.PayloadLen || len(f.Header.PayloadSHA256) < 2*v4Payload || !strings.HasPrefix(got, f.Header.PayloadSHA256) {
 		return fmt.Errorf("%s: payload checksum mismatch: %w", f.Path, ErrIncomplete)
 	}
 	return nil

@@ -77,7 +77,7 @@ func readAll(t *testing.T, f *File) ([]byte, error) {
 func TestBuildOpenRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	p, h, cs := buildFile(t, dir)
-	if h.Kind != "changeset" || h.Compression != "zstd" || h.RawLen != int64(len(cs)) || h.PayloadLen <= 0 || len(h.PayloadSHA256) != 64 {
+	if h.Kind != "changeset" || h.Compression != "zstd" || h.RawLen != int64(len(cs)) || h.PayloadLen <= 0 || len(h.PayloadSHA256) != 32 {
 		t.Fatalf("built header: %+v", h)
 	}
 	f, err := Open(p, Limits{})
@@ -99,19 +99,24 @@ func TestBuildOpenRoundTrip(t *testing.T) {
 	if len(ents) != 1 {
 		t.Fatalf("directory holds %d entries", len(ents))
 	}
-	// The documented layout, decoded by hand.
+	// The documented layout (version 4, docs/FORMAT.md §4.1), decoded
+	// by hand.
 	raw, _ := os.ReadFile(p)
-	if string(raw[:4]) != "RDCS" || binary.BigEndian.Uint16(raw[4:6]) != 1 {
+	if string(raw[:4]) != "RDCS" || binary.BigEndian.Uint16(raw[4:6]) != 4 {
 		t.Fatalf("prefix %x", raw[:10])
 	}
-	hl := int(binary.BigEndian.Uint32(raw[6:10]))
-	sum := sha256.Sum256(raw[:10+hl])
-	if !bytes.Equal(sum[:], raw[10+hl:10+hl+32]) {
-		t.Fatal("header checksum is not SHA-256 of prefix and JSON")
+	hl, n := binary.Uvarint(raw[6:])
+	end := 6 + n + int(hl)
+	sum := sha256.Sum256(raw[:end])
+	if !bytes.Equal(sum[:8], raw[end:end+8]) || f.Sum() != hex.EncodeToString(sum[:]) {
+		t.Fatal("header checksum is not the first 8 bytes of the SHA-256 of prefix and header, or the file sum not all of it")
 	}
-	payload := raw[10+hl+32:]
+	if raw[6+n] != 0 || idString(raw[7+n:17+n]) != dev {
+		t.Fatalf("flags %#x or device %x", raw[6+n], raw[7+n:17+n])
+	}
+	payload := raw[end+8:]
 	psum := sha256.Sum256(payload)
-	if int64(len(payload)) != h.PayloadLen || hex.EncodeToString(psum[:]) != h.PayloadSHA256 {
+	if int64(len(payload)) != h.PayloadLen || hex.EncodeToString(psum[:16]) != h.PayloadSHA256 {
 		t.Fatal("payload length or checksum")
 	}
 	dec, _ := zstd.NewReader(nil)
@@ -496,6 +501,10 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add(craft(2, []byte("{}"), nil))
 	f.Add([]byte("SQLite format 3\x00"))
 	f.Add([]byte{})
+	if v4, err := os.ReadFile(filepath.Join("testdata", "example-v4.rdc")); err == nil {
+		f.Add(v4)
+		f.Add(v4[:40])
+	}
 	check := func(t *testing.T, data []byte) {
 		h, off, err := ReadHeader(bytes.NewReader(data), int64(len(data)), Limits{MaxHeader: MaxHeader})
 		if err != nil {
@@ -510,8 +519,15 @@ func FuzzReadHeader(f *testing.F) {
 			}
 			return
 		}
-		if off+h.PayloadLen != int64(len(data)) || off < prefixLen+sha256.Size || h.validate() != nil {
+		if off+h.PayloadLen != int64(len(data)) || off < prefixLen+sha256.Size || h.validate(binary.BigEndian.Uint16(data[4:6])) != nil {
 			t.Fatalf("accepted an inconsistent header: %+v at %d of %d", h, off, len(data))
+		}
+		// A version-4 header has one encoding: the header read encodes
+		// back to the very bytes.
+		if binary.BigEndian.Uint16(data[4:6]) == v4 {
+			if pre, err := encodePrefix(h); err != nil || !bytes.Equal(pre, data[:off]) {
+				t.Fatalf("version-4 header re-encodes differently (%v): %x vs %x", err, pre, data[:off])
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -522,12 +538,14 @@ func FuzzReadHeader(f *testing.F) {
 	})
 }
 
-// Changesets stay version 1, so rowdrop versions that read only 1 keep
-// reading them; snapshots (whose payload may carry the writer's schema)
-// are version 2.
+// Changesets are version 4 (the binary header); snapshots (whose payload
+// may carry the writer's schema) stay JSON, version 2, so older readers
+// keep joining from them.
 func TestVersionWrittenPerKind(t *testing.T) {
-	for kind, want := range map[string]uint16{KindChangeset: 1, KindSnapshot: 2} {
-		pre, err := encodePrefix(Header{Kind: kind})
+	for kind, want := range map[string]uint16{KindChangeset: 4, KindSnapshot: 2} {
+		h := testHeader()
+		h.Kind, h.PayloadSHA256 = kind, strings.Repeat("0", 64)
+		pre, err := encodePrefix(h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -555,8 +573,15 @@ func TestChainMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(p)
-	if v := uint16(data[4])<<8 | uint16(data[5]); v != 3 || f.Header.Prev != h.Prev {
+	if v := uint16(data[4])<<8 | uint16(data[5]); v != 4 || f.Header.Prev != h.Prev[:32] || !SumsMatch(f.Header.Prev, h.Prev) {
 		t.Fatalf("version %d, prev %q", v, f.Header.Prev)
+	}
+	// Version 3: the same chain member in JSON, read whole.
+	m3, payload3 := validParts(t, testChangeset(t))
+	m3["prev"] = h.Prev
+	d3 := craft(3, mustJSON(m3), payload3)
+	if f3, err := open(t, d3); err != nil || f3.Header.Prev != h.Prev {
+		t.Fatalf("version-3 file with prev: %v", err)
 	}
 	if want, _ := SumOf(built); f.Sum() != want {
 		t.Fatalf("Sum %s, SumOf %s", f.Sum(), want)
@@ -577,7 +602,7 @@ func TestChainMembers(t *testing.T) {
 		x := testHeader()
 		x.Kind, x.Compression, x.PayloadSHA256, x.Prev = KindChangeset, "zstd", strings.Repeat("0", 64), h.Prev
 		mod(&x)
-		if err := x.validate(); !errors.Is(err, ErrInvalid) {
+		if err := x.validate(3); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
