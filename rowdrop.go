@@ -57,7 +57,7 @@ type Config struct {
 	// MaxChangeset caps the decompressed size of a file read from the
 	// folder (0: 4 GiB).
 	MaxChangeset int64
-	// MaxHeader caps the JSON header of a file read from the folder (0:
+	// MaxHeader caps the header of a file read from the folder (0:
 	// 1 MiB; the format allows up to 16 MiB).
 	MaxHeader int64
 	// MaxValue caps each TEXT or BLOB value in a file read from the

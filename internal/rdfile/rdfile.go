@@ -1,7 +1,8 @@
 // Package rdfile is rowdrop's file format: one immutable, self-validating
-// file per export, holding a standard SQLite changeset (zstd-compressed) and a
-// JSON header with everything a reader needs to tell whole from partial and
-// applicable from not-yet-applicable. docs/FORMAT.md is the normative spec.
+// file per export, holding a standard SQLite changeset (zstd-compressed) and
+// a header (JSON in versions 1-3, binary in version 4) with everything a
+// reader needs to tell whole from partial and applicable from
+// not-yet-applicable. docs/FORMAT.md is the normative spec.
 package rdfile
 
 import (
@@ -62,7 +63,8 @@ func jsonVersion(h Header) uint16 {
 // prefixLen is magic (4) + version (2) + header length (4).
 const prefixLen = 10
 
-// MaxHeader is the format's bound on the JSON header (docs/FORMAT.md §4).
+// MaxHeader is the format's bound on the header, JSON or binary
+// (docs/FORMAT.md §4).
 const MaxHeader = 16 << 20
 
 // Limits on header members (docs/FORMAT.md §11), fixed: no writer needs
@@ -77,7 +79,7 @@ const (
 
 // Default reader limits (Limits' zero fields).
 const (
-	DefaultMaxHeader = 1 << 20   // JSON header bytes
+	DefaultMaxHeader = 1 << 20   // header bytes
 	DefaultMaxRaw    = 4 << 30   // decompressed bytes per file
 	DefaultMaxValue  = 256 << 20 // bytes per TEXT or BLOB value
 )
@@ -114,7 +116,8 @@ type Table struct {
 	Fingerprint string   `json:"fingerprint"`
 }
 
-// Header is the JSON header of a changeset file.
+// Header is the header of a changeset or snapshot file, as read from JSON
+// (versions 1-3) or binary (version 4).
 type Header struct {
 	Kind       string `json:"kind"` // "changeset"
 	Device     string `json:"device"`
@@ -160,7 +163,7 @@ const (
 // is refused (ErrInvalid) with the limit named.
 type Limits struct {
 	MaxRaw    int64 // largest decompressed payload (max_changeset); 0 = DefaultMaxRaw
-	MaxHeader int64 // largest JSON header (max_header); 0 = DefaultMaxHeader, never above MaxHeader
+	MaxHeader int64 // largest header (max_header); 0 = DefaultMaxHeader, never above MaxHeader
 	MaxValue  int64 // largest TEXT or BLOB value in a changeset (max_value); 0 = DefaultMaxValue
 }
 
